@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make reproduce` and `make test`. Both create .venv
+# from the pins in pyproject.toml first (once), so nothing needs installing by hand.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+OUT    ?= results
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: venv reproduce test test-fast notebooks lab seeds clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: qlab needs Python 3.11 (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (qlab)" >/dev/null
+	touch $(STAMP)
+
+reproduce: venv
+	$(PY) -m qlab reproduce --out $(OUT)
+
+test: venv
+	$(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=600
+
+test-fast: venv
+	$(PY) -m pytest tests -m "not slow"
+
+notebooks: venv
+	$(PY) -m pytest notebooks --nbmake --nbmake-timeout=600
+
+seeds: venv
+	$(PY) -m qlab seeds --out $(OUT)
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf data/cache $(OUT) .pytest_cache

@@ -1,0 +1,99 @@
+"""Content-addressed artifacts (trained weights, .tflite bytes) under data/cache/.
+
+An entry is a payload file plus a small JSON record of what produced it and the
+payload's SHA-256. Both are written atomically (temp file + rename), the record last,
+so an entry is either whole or absent. On read the hash is checked: a truncated or
+corrupt entry is reported, deleted and rebuilt, never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+FORMAT = 1  # bump to invalidate every entry when the payload layout changes
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def cache_dir() -> Path:
+    """$QLAB_CACHE, else data/cache/ of this checkout, else ~/.cache/qlab."""
+    if os.environ.get("QLAB_CACHE"):
+        return Path(os.environ["QLAB_CACHE"])
+    if (REPO_ROOT / "pyproject.toml").exists():
+        return REPO_ROOT / "data" / "cache"
+    return Path.home() / ".cache" / "qlab"
+
+
+def key(kind: str, config: dict) -> str:
+    """A stable hash of everything that produced an artifact, with the stack's versions."""
+    import tensorflow as tf
+
+    record = {"kind": kind, "format": FORMAT, "tensorflow": tf.__version__, "config": config}
+    text = json.dumps(record, sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write `payload` to `path` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _paths(name: str, root: Path | None) -> tuple[Path, Path]:
+    root = root or cache_dir()
+    return root / f"{name}.bin", root / f"{name}.json"
+
+
+def get(name: str, root: Path | None = None) -> bytes | None:
+    """The payload of entry `name` if it is whole and matches its recorded hash, else None."""
+    payload_path, record_path = _paths(name, root)
+    if not record_path.exists():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        payload = payload_path.read_bytes()
+    except (OSError, ValueError):
+        payload, record = None, {}
+    if payload is None or hashlib.sha256(payload).hexdigest() != record.get("sha256"):
+        print(f"qlab cache: entry {name} is corrupt or incomplete; rebuilding it", file=sys.stderr)
+        remove(name, root)
+        return None
+    return payload
+
+
+def put(name: str, payload: bytes, config: dict | None = None, root: Path | None = None) -> None:
+    """Store `payload` as entry `name`; the record (written last) makes it visible."""
+    payload_path, record_path = _paths(name, root)
+    write_atomic(payload_path, payload)
+    record = {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload), "config": config}
+    write_atomic(record_path, json.dumps(record, indent=1, sort_keys=True, default=str).encode())
+
+
+def remove(name: str, root: Path | None = None) -> None:
+    for path in _paths(name, root):
+        path.unlink(missing_ok=True)
+
+
+def cached(kind: str, config: dict, build: Callable[[], bytes], root: Path | None = None,
+           use_cache: bool = True) -> bytes:
+    """The artifact for (`kind`, `config`): from the cache if whole, else built and stored."""
+    name = key(kind, config)
+    payload = get(name, root) if use_cache else None
+    if payload is None:
+        payload = build()
+        put(name, payload, {"kind": kind, **config}, root)
+    return payload

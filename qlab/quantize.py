@@ -1,0 +1,240 @@
+"""`quantize(model, mode, calibration)`: one Keras model in, the bytes of a .tflite out."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+import numpy as np
+
+import qlab  # noqa: F401  (the Keras-2 switch must happen before TensorFlow loads Keras)
+from qlab import modes
+
+
+class ConversionError(RuntimeError):
+    """The TFLite converter refused the model; the message says which layer and why."""
+
+
+def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None:
+    """Validate the calibration samples before the converter sees them."""
+    if not mode.needs_calibration:
+        return None
+    if calibration is None:
+        raise ValueError(
+            f"mode {mode.name!r} needs calibration data: pass calibration= a float array "
+            f"of representative inputs, e.g. qlab.data.calibration() (100 training images)"
+        )
+    calibration = np.asarray(calibration)
+    expected = tuple(model.input_shape[1:])
+    if calibration.ndim == len(expected) and calibration.shape == expected:
+        raise ValueError(
+            f"calibration has the shape of one sample {calibration.shape}; "
+            f"pass a batch of samples, shape (n,) + {expected}"
+        )
+    if calibration.size == 0 or len(calibration) == 0:
+        raise ValueError(
+            f"calibration set for mode {mode.name!r} is empty: pass at least one sample "
+            f"of shape {expected} (a few dozen to a few hundred is typical)"
+        )
+    if tuple(calibration.shape[1:]) != expected:
+        raise ValueError(
+            f"calibration samples have shape {tuple(calibration.shape[1:])}, but the model "
+            f"takes {expected}: pass an array of shape (n,) + {expected}"
+        )
+    if not np.issubdtype(calibration.dtype, np.number):
+        raise ValueError(f"calibration must be numeric, got dtype {calibration.dtype}")
+    calibration = calibration.astype(np.float32)
+    if not np.all(np.isfinite(calibration)):
+        raise ValueError("calibration contains NaN or infinite values")
+    return calibration
+
+
+def converter_for(model, mode: modes.Mode, calibration: np.ndarray | None):
+    """A TFLiteConverter set up from the mode's row of the table."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode.supported_types:
+        converter.target_spec.supported_types = [getattr(tf, t) for t in mode.supported_types]
+    if mode.supported_ops:
+        converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, o) for o in mode.supported_ops]
+    if mode.io != "float32":
+        converter.inference_input_type = getattr(tf, mode.io)
+        converter.inference_output_type = getattr(tf, mode.io)
+    if calibration is not None:
+        def representative_dataset():
+            for sample in calibration:
+                yield [sample[np.newaxis]]
+
+        converter.representative_dataset = representative_dataset
+    return converter
+
+
+def quantize(model, mode: str = "float32", calibration=None) -> bytes:
+    """Convert `model` in `mode` (see qlab.modes) and return the .tflite bytes."""
+    mode = modes.get(mode)
+    if is_qat(model) and not mode.qat:
+        valid = ", ".join(m.name for m in modes.MODES.values() if m.qat)
+        raise ValueError(
+            f"mode {mode.name!r} does not apply to a quantization-aware-trained model: the "
+            f"converter turns its fake-quant ops into an int8 model whatever the mode asks. "
+            f"Use one of: {valid}"
+        )
+    calibration = check_calibration(model, calibration, mode)
+    converter = converter_for(model, mode, calibration)
+    with captured_stderr() as log:
+        try:
+            tflite = bytes(converter.convert())
+        except Exception as exc:  # the converter raises several types; all mean the same here
+            error = ConversionError(explain(exc, model, mode))
+            error.log = log.read()  # what the converter printed, for whoever needs it
+            raise error from exc
+    if "TFLITE_BUILTINS_INT8" in mode.supported_ops:
+        check_integer_only(tflite, model, mode)
+    return tflite
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """Hold back what the converter's C++ prints to stderr (pages of it per model).
+
+    Yields a file from which the captured text can be read, e.g. when conversion fails.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        reader = _Reader(tmp)
+        try:
+            yield reader
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _Reader:
+    def __init__(self, tmp):
+        self.tmp = tmp
+
+    def read(self) -> str:
+        sys.stderr.flush()
+        self.tmp.seek(0)
+        return self.tmp.read().decode(errors="replace")
+
+
+def is_qat(model) -> bool:
+    """True if `model` carries tfmot's fake-quant wrappers."""
+    return any(type(layer).__name__ in ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
+               for layer in getattr(model, "layers", []))
+
+
+def check_integer_only(tflite: bytes, model, mode: modes.Mode) -> None:
+    """The converter keeps float ops (wrapped in DEQUANTIZE/QUANTIZE) even when asked for
+    int8 only; an integer-only device cannot run them, so refuse the model and say where."""
+    from qlab.runtime import Runtime
+
+    rt = Runtime(tflite, kernels="builtin")
+    tensors = {t["index"]: t for t in rt.tensors()}
+    offenders = []
+    for op in rt.ops():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        outs = [tensors[i] for i in op["outputs"] if i in tensors]
+        if any(np.dtype(t["dtype"]).kind == "f" for t in outs):
+            offenders.append((op["op_name"], [t["name"] for t in outs]))
+    if offenders:
+        names = [layer.name for layer in model.layers]
+        parts = []
+        for op_name, tensor_names in offenders:
+            layers = layers_named_in(" ".join(tensor_names), names)
+            parts.append(f"{op_name} (layer {', '.join(map(repr, layers)) or 'unknown'})")
+        raise ConversionError(
+            f"converting to {mode.name!r}: {'; '.join(parts)} has no int8 kernel, so the "
+            "converter left it in float, which an integer-only device cannot run. Use mode "
+            "'full_integer' (int8 with float fallback), or replace the layer with one that has "
+            "an int8 kernel."
+        )
+
+
+def layers_named_in(text: str, layer_names: list[str]) -> list[str]:
+    """Layer names that appear as a path segment (…/name/…) in converter or tensor names."""
+    return sorted(n for n in layer_names if re.search(rf"(^|/)(quant_)?{re.escape(n)}(/|$|;|\b)", text))
+
+
+def layers_with_op(model, op_type: str) -> list[str]:
+    """Layers whose TensorFlow graph contains an op of `op_type` (e.g. 'Erf')."""
+    import tensorflow as tf
+
+    try:
+        spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
+        graph = tf.function(model).get_concrete_function(spec).graph
+    except Exception:  # tracing is best effort: it only improves the message
+        return []
+    names = [layer.name for layer in model.layers]
+    found = set()
+    for op in graph.get_operations():
+        if op.type == op_type:
+            found.update(layers_named_in(op.name, names))
+    return sorted(found)
+
+
+_OP_RE = re.compile(r"'(tfl\.[a-z_0-9]+|tf\.[A-Za-z0-9_]+)' op")
+
+
+def explain(exc: Exception, model, mode: modes.Mode) -> str:
+    """Name the op and the Keras layer the converter complained about, and what to do."""
+    text = str(exc)
+    ops = sorted(set(_OP_RE.findall(text)))
+    layers = layers_named_in(text, [layer.name for layer in model.layers])
+    if not layers:
+        for op in ops:
+            if op.startswith("tf."):
+                layers += layers_with_op(model, op[3:])
+    what = f"converting to {mode.name!r} failed"
+    if ops:
+        what += f": op {', '.join(ops)}"
+    if layers:
+        what += f" in layer {', '.join(repr(n) for n in sorted(set(layers)))}"
+    if any(op.startswith("tf.") for op in ops):
+        what += " has no TFLite builtin kernel; replace the layer, or remove it from the model"
+    elif "TFLITE_BUILTINS_INT8" in mode.supported_ops:
+        what += (" has no int8 kernel. Use mode 'full_integer' (int8 with float fallback for "
+                 "such ops), or replace the layer with one that has an int8 kernel")
+    first_error = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), text[:300])
+    return f"{what}.\nConverter said: {first_error[-400:]}"
+
+
+def quantized(config, mode: str, calibration=None, data=None, progress: bool = True,
+              use_cache: bool = True) -> bytes:
+    """The .tflite of the model `config` (a qlab.train.TrainConfig) in `mode`, cached.
+
+    Trains the model only if its .tflite is not in the cache already.
+    """
+    from dataclasses import asdict
+
+    from qlab import cache, train
+    from qlab.data import fingerprint
+
+    mode = modes.get(mode)
+    if mode.needs_calibration and calibration is None:
+        from qlab import data as qdata
+
+        calibration = qdata.calibration()
+    calibration = calibration if mode.needs_calibration else None
+    key = {
+        "model": config.key(),
+        "mode": asdict(mode),
+        "calibration": None if calibration is None else fingerprint(np.asarray(calibration, np.float32)),
+    }
+
+    def build() -> bytes:
+        model = train.trained(config, data, progress, use_cache)
+        return quantize(model, mode, calibration)
+
+    return cache.cached("tflite", key, build, use_cache=use_cache)

@@ -1,0 +1,235 @@
+"""Training: the `float` baseline and quantization-aware training (`qat`).
+
+QAT comes in the three forms the articles describe: the whole model, selected layers
+only (annotate + apply), and a delayed start (train N steps in float, then switch the
+fake-quant ops on: the `quant_delay` of the TF1 API, which tfmot 2.x lacks).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
+import tf_keras as keras
+
+from qlab import cache, models
+from qlab import data as qdata
+from qlab.data import Digits
+from qlab.modes import TRAININGS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model; its hash keys the cache."""
+
+    training: str = "float"  # "float" or "qat"
+    model: str = "digits_cnn"
+    seed: int = 0
+    epochs: int = 10  # float epochs (the article: adam, batch 32, 10 epochs)
+    batch_size: int = 32
+    qat_epochs: int = 3  # QAT fine-tuning epochs on top of the float model
+    qat_learning_rate: float = 3e-4
+    qat_layers: tuple[str, ...] | None = None  # None: the whole model
+    quant_delay: int | None = None  # steps of float training before fake-quant switches on
+
+    def key(self) -> dict:
+        """The fields that matter for this training (a float model ignores the QAT ones)."""
+        fields = asdict(self)
+        if self.training == "float":
+            fields = {k: v for k, v in fields.items() if not k.startswith("qat") and k != "quant_delay"}
+        return fields
+
+    def __post_init__(self):
+        if self.training not in TRAININGS:
+            raise ValueError(f"unknown training {self.training!r}; valid: {', '.join(TRAININGS)}")
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same weights: seed Python, NumPy and TF, and make TF ops deterministic."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def check_keras2(model) -> None:
+    """tfmot only wraps tf_keras (Keras 2) models; say so plainly for anything else."""
+    if not isinstance(model, keras.Model):
+        kind = f"{type(model).__module__}.{type(model).__name__}"
+        raise TypeError(
+            f"quantization-aware training needs a tf_keras (Keras 2) model, got {kind}. "
+            "tensorflow-model-optimization does not support Keras 3. Build the model with "
+            "`import tf_keras as keras` (or qlab.models.build()), or import qlab before "
+            "TensorFlow so that tf.keras is Keras 2."
+        )
+
+
+class _Progress(keras.callbacks.Callback):
+    """One line per epoch, so long runs show they are alive without Keras' progress bars."""
+
+    def __init__(self, label: str, every: int = 1):
+        super().__init__()
+        self.label, self.every = label, every
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0 or epoch + 1 == self.params.get("epochs"):
+            logs = logs or {}
+            print(
+                f"  {self.label} epoch {epoch + 1}/{self.params.get('epochs')}: "
+                f"loss {logs.get('loss', float('nan')):.4f}, "
+                f"train accuracy {logs.get('accuracy', float('nan')):.4f}",
+                flush=True,
+            )
+
+
+class _StopAfterSteps(keras.callbacks.Callback):
+    """Stop training after exactly `steps` batches."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.steps, self.seen = steps, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen >= self.steps:
+            self.model.stop_training = True
+
+
+def compile_model(model, learning_rate: float = 1e-3) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def fit(model, data: Digits, epochs: int, batch_size: int, label: str, progress: bool, steps=None):
+    callbacks = [_Progress(label)] if progress else []
+    if steps is not None:
+        callbacks.append(_StopAfterSteps(steps))
+        epochs = math.ceil(steps / math.ceil(len(data.x_train) / batch_size))
+    if epochs > 0:
+        model.fit(data.x_train, data.y_train, batch_size=batch_size, epochs=epochs,
+                  verbose=0, callbacks=callbacks, shuffle=True)
+    return model
+
+
+def train_float(data: Digits, config: TrainConfig = TrainConfig(), progress: bool = True):
+    """Train the float baseline from scratch."""
+    seed_everything(config.seed)
+    model = models.build(config.model)
+    compile_model(model)
+    return fit(model, data, config.epochs, config.batch_size, "float", progress)
+
+
+def quantize_aware(model, layers: tuple[str, ...] | None = None):
+    """Wrap `model` for QAT: every supported layer, or only the named ones."""
+    import tensorflow_model_optimization as tfmot
+
+    check_keras2(model)
+    qk = tfmot.quantization.keras
+    if layers is None:
+        return qk.quantize_model(model)
+    names = {layer.name for layer in model.layers}
+    unknown = sorted(set(layers) - names)
+    if unknown:
+        raise ValueError(f"no layer named {', '.join(unknown)}; the model's layers: {', '.join(sorted(names))}")
+    annotated = keras.models.clone_model(
+        model,
+        clone_function=lambda layer: qk.quantize_annotate_layer(layer) if layer.name in layers else layer,
+    )
+    annotated.set_weights(model.get_weights())
+    return qk.quantize_apply(annotated)
+
+
+def train_qat(data: Digits, float_model=None, config: TrainConfig = TrainConfig(training="qat"),
+              progress: bool = True):
+    """Quantization-aware training.
+
+    With `config.quant_delay=None`, fine-tune `float_model` (trained already) with fake-quant
+    on for `config.qat_epochs`. With `quant_delay=N`, start from scratch: N steps in float,
+    then fake-quant on for the rest of `config.epochs` worth of steps.
+    """
+    seed_everything(config.seed)
+    if config.quant_delay is None:
+        if float_model is None:
+            raise ValueError("QAT fine-tuning needs the trained float model (float_model=...)")
+        check_keras2(float_model)
+        qat_model = quantize_aware(float_model, config.qat_layers)
+        compile_model(qat_model, config.qat_learning_rate)
+        return fit(qat_model, data, config.qat_epochs, config.batch_size, "qat", progress)
+
+    total_steps = config.epochs * math.ceil(len(data.x_train) / config.batch_size)
+    if not 0 <= config.quant_delay <= total_steps:
+        raise ValueError(f"quant_delay={config.quant_delay} must be between 0 and {total_steps} "
+                         f"(the steps in {config.epochs} epochs)")
+    model = models.build(config.model)
+    compile_model(model)
+    if config.quant_delay:
+        fit(model, data, 0, config.batch_size, "float (before quant_delay)", progress, steps=config.quant_delay)
+    qat_model = quantize_aware(model, config.qat_layers)
+    compile_model(qat_model)
+    remaining = total_steps - config.quant_delay
+    if remaining:
+        fit(qat_model, data, 0, config.batch_size, "qat (after quant_delay)", progress, steps=remaining)
+    return qat_model
+
+
+def keras_accuracy(model, data: Digits) -> float:
+    """Test accuracy of a Keras model (float or fake-quantized), in [0, 1]."""
+    probs = model.predict(data.x_test, batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(probs, axis=1) == data.y_test))
+
+
+def architecture(config: TrainConfig):
+    """The untrained model `config` describes (QAT: wrapped for fake-quant)."""
+    model = models.build(config.model)
+    return model if config.training == "float" else quantize_aware(model, config.qat_layers)
+
+
+def weights_to_bytes(model) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, *model.get_weights())
+    return buffer.getvalue()
+
+
+def load_weights(model, payload: bytes) -> None:
+    with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
+        weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    model.set_weights(weights)
+
+
+def trained(config: TrainConfig = TrainConfig(), data: Digits | None = None,
+            progress: bool = True, use_cache: bool = True):
+    """The model `config` describes, trained: from the cache if there, else trained and stored."""
+    data = data or qdata.load()
+    cache_config = {**config.key(), "data": qdata.fingerprint(data.x_train, data.y_train)}
+    name = cache.key("model", cache_config)
+    payload = cache.get(name) if use_cache else None
+    if payload is not None:
+        model = architecture(config)
+        try:
+            load_weights(model, payload)
+            return model
+        except (ValueError, KeyError, OSError):
+            cache.remove(name)  # a whole file whose weights do not fit: stale, retrain
+    if progress:
+        print(f"training {config.training} model (seed {config.seed})", flush=True)
+    if config.training == "float":
+        model = train_float(data, config, progress)
+    elif config.quant_delay is None:
+        float_model = trained(float_config(config), data, progress, use_cache)
+        model = train_qat(data, float_model, config, progress)
+    else:
+        model = train_qat(data, None, config, progress)
+    cache.put(name, weights_to_bytes(model), cache_config)
+    return model
+
+
+def float_config(config: TrainConfig) -> TrainConfig:
+    """The float model a QAT config fine-tunes."""
+    return replace(config, training="float")

@@ -1,0 +1,36 @@
+"""Shared fixtures. Trained models come from qlab's cache (data/cache/), so the suite and the
+notebooks train each model once; `tiny_model` is a 1-epoch model for plumbing tests."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+import qlab  # noqa: E402,F401
+from qlab import data, train  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return data.load()
+
+
+@pytest.fixture(scope="session")
+def calibration(digits):
+    return data.calibration(digits.x_train)
+
+
+@pytest.fixture(scope="session")
+def float_model(digits):
+    return train.trained(train.TrainConfig(), digits, progress=False)
+
+
+@pytest.fixture(scope="session")
+def qat_model(digits):
+    return train.trained(train.TrainConfig(training="qat"), digits, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(digits):
+    return train.trained(train.TrainConfig(epochs=1), digits, progress=False)

@@ -1,0 +1,56 @@
+"""`python -m qlab reproduce` writes the tables and models; a seed gives the same table twice."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from qlab import reproduce
+from qlab.runtime import Runtime
+
+
+def run_cli(*args, env_cache=None):
+    import os
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if env_cache:
+        env["QLAB_CACHE"] = str(env_cache)
+    return subprocess.run([sys.executable, "-m", "qlab", "reproduce", "--runs", "50", *args],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    result = run_cli("--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout
+
+
+def test_writes_tables_and_models(first_run):
+    out, stdout = first_run
+    results = pd.read_csv(out / "results.csv")
+    assert list(zip(results.training, results["mode"])) == [(t, m.name) for t, m in reproduce.plan()]
+    for column in ("training", "mode", "accuracy", "latency_us", "loop_ms", "size_bytes"):
+        assert results[column].notna().all(), column
+    for row in results.itertuples():
+        tflite = (out / "models" / f"{row.training}-{row.mode}.tflite").read_bytes()
+        assert len(tflite) == row.size_bytes
+        Runtime(tflite)  # every measured model loads as written
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert list(comparison["mode"]) == ["float32", "dynamic_range", "full_integer", "integer_only", "float16"]
+    assert comparison.loc[comparison["mode"] == "integer_only", "accuracy_pub"].item() == 26.12
+    md = (out / "results.md").read_text()
+    assert "Beside the published table" in md and "accuracy_pub" in md
+    assert "[10/10] qat/integer_only_uint8" in stdout and "accuracy_delta" in stdout
+
+
+def test_same_seed_same_accuracy_and_size_when_retrained(first_run, tmp_path):
+    out, _ = first_run
+    again = tmp_path / "again"
+    result = run_cli("--out", str(again), "--no-cache", env_cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    a, b = pd.read_csv(out / "results.csv"), pd.read_csv(again / "results.csv")
+    pd.testing.assert_frame_equal(a[["training", "mode", "accuracy", "size_bytes"]],
+                                  b[["training", "mode", "accuracy", "size_bytes"]])
