@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--epochs", type=int, default=10, help="float training epochs (article: 10)")
     rep.add_argument("--calibration-size", type=int, default=100)
     rep.add_argument("--runs", type=int, default=200, help="timed invokes per latency figure")
-    rep.add_argument("--no-cache", action="store_true", help="retrain and reconvert everything")
+    rep.add_argument("--no-cache", action="store_true",
+                     help="retrain and reconvert everything in a scratch cache (the shared one is untouched)")
 
     seeds = sub.add_parser("seeds", help="accuracy of every model over several seeds, with medians")
     seeds.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])

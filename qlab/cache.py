@@ -8,6 +8,7 @@ corrupt entry is reported, deleted and rebuilt, never loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,10 +19,13 @@ from typing import Callable
 
 FORMAT = 1  # bump to invalidate every entry when the payload layout changes
 REPO_ROOT = Path(__file__).resolve().parents[1]
+_override: list[Path] = []  # set by use(); innermost last
 
 
 def cache_dir() -> Path:
-    """$QLAB_CACHE, else data/cache/ of this checkout, else ~/.cache/qlab."""
+    """The folder in use: see use(); else $QLAB_CACHE, data/cache/ of this checkout, ~/.cache/qlab."""
+    if _override:
+        return _override[-1]
     if os.environ.get("QLAB_CACHE"):
         return Path(os.environ["QLAB_CACHE"])
     if (REPO_ROOT / "pyproject.toml").exists():
@@ -88,11 +92,28 @@ def remove(name: str, root: Path | None = None) -> None:
         path.unlink(missing_ok=True)
 
 
-def cached(kind: str, config: dict, build: Callable[[], bytes], root: Path | None = None,
-           use_cache: bool = True) -> bytes:
+@contextlib.contextmanager
+def use(root: str | Path):
+    """Use `root` as the cache inside the block, e.g. a scratch folder to rebuild everything once."""
+    _override.append(Path(root))
+    try:
+        yield Path(root)
+    finally:
+        _override.pop()
+
+
+@contextlib.contextmanager
+def scratch():
+    """A fresh, empty cache for the block, deleted afterwards: nothing is read from or written
+    to the shared one, and each artifact is still built only once inside the block."""
+    with tempfile.TemporaryDirectory(prefix="qlab-cache-") as tmp, use(tmp):
+        yield Path(tmp)
+
+
+def cached(kind: str, config: dict, build: Callable[[], bytes], root: Path | None = None) -> bytes:
     """The artifact for (`kind`, `config`): from the cache if whole, else built and stored."""
     name = key(kind, config)
-    payload = get(name, root) if use_cache else None
+    payload = get(name, root)
     if payload is None:
         payload = build()
         put(name, payload, {"kind": kind, **config}, root)

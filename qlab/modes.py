@@ -95,3 +95,12 @@ def for_training(training: str) -> list[Mode]:
     if training not in TRAININGS:
         raise ValueError(f"unknown training {training!r}; valid: {', '.join(TRAININGS)}")
     return [m for m in MODES.values() if training == "float" or m.qat]
+
+
+def table():
+    """The mode table as a pandas DataFrame, one row per mode."""
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    return pd.DataFrame([asdict(m) for m in MODES.values()]).set_index("name")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
-import tempfile
 
 import numpy as np
 
 import qlab  # noqa: F401  (the Keras-2 switch must happen before TensorFlow loads Keras)
-from qlab import modes
+from qlab import modes, quiet
 
 
 class ConversionError(RuntimeError):
@@ -87,7 +83,7 @@ def quantize(model, mode: str = "float32", calibration=None) -> bytes:
         )
     calibration = check_calibration(model, calibration, mode)
     converter = converter_for(model, mode, calibration)
-    with captured_stderr() as log:
+    with quiet.stderr() as log:
         try:
             tflite = bytes(converter.convert())
         except Exception as exc:  # the converter raises several types; all mean the same here
@@ -97,35 +93,6 @@ def quantize(model, mode: str = "float32", calibration=None) -> bytes:
     if "TFLITE_BUILTINS_INT8" in mode.supported_ops:
         check_integer_only(tflite, model, mode)
     return tflite
-
-
-@contextlib.contextmanager
-def captured_stderr():
-    """Hold back what the converter's C++ prints to stderr (pages of it per model).
-
-    Yields a file from which the captured text can be read, e.g. when conversion fails.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        os.dup2(tmp.fileno(), 2)
-        reader = _Reader(tmp)
-        try:
-            yield reader
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-class _Reader:
-    def __init__(self, tmp):
-        self.tmp = tmp
-
-    def read(self) -> str:
-        sys.stderr.flush()
-        self.tmp.seek(0)
-        return self.tmp.read().decode(errors="replace")
 
 
 def is_qat(model) -> bool:
@@ -210,8 +177,7 @@ def explain(exc: Exception, model, mode: modes.Mode) -> str:
     return f"{what}.\nConverter said: {first_error[-400:]}"
 
 
-def quantized(config, mode: str, calibration=None, data=None, progress: bool = True,
-              use_cache: bool = True) -> bytes:
+def quantized(config, mode: str, calibration=None, data=None, progress: bool = True) -> bytes:
     """The .tflite of the model `config` (a qlab.train.TrainConfig) in `mode`, cached.
 
     Trains the model only if its .tflite is not in the cache already.
@@ -234,7 +200,7 @@ def quantized(config, mode: str, calibration=None, data=None, progress: bool = T
     }
 
     def build() -> bytes:
-        model = train.trained(config, data, progress, use_cache)
+        model = train.trained(config, data, progress)
         return quantize(model, mode, calibration)
 
-    return cache.cached("tflite", key, build, use_cache=use_cache)
+    return cache.cached("tflite", key, build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from pathlib import Path
@@ -16,31 +17,44 @@ def plan() -> list[tuple[str, modes.Mode]]:
     return [(t, m) for t in modes.TRAININGS for m in modes.for_training(t)]
 
 
-def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
-              calibration_size: int = 100, runs: int = 200, use_cache: bool = True,
-              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Measure every model of `plan()` and write results.csv/.md and models/ under `out`.
+def measure_models(pairs=None, seed: int = 0, epochs: int = 10, calibration_size: int = 100,
+                   runs: int = 200, progress: bool = True,
+                   models_dir: Path | None = None) -> pd.DataFrame:
+    """Convert (or load from the cache) and measure each (training, mode) of `pairs`.
 
-    Returns (results, comparison with the article's published table).
+    One row per model; with `models_dir`, each .tflite is also written there as measured.
     """
-    out = Path(out)
-    (out / "models").mkdir(parents=True, exist_ok=True)
+    pairs = plan() if pairs is None else [(t, modes.get(m)) for t, m in pairs]
     digits = data.load()
     calibration = data.calibration(digits.x_train, n=calibration_size, seed=seed)
-    started = time.perf_counter()
-    rows, pairs = [], plan()
+    rows = []
     for i, (training, mode) in enumerate(pairs, 1):
         config = train.TrainConfig(training=training, seed=seed, epochs=epochs)
-        tflite = quantize.quantized(config, mode.name, calibration, digits, progress, use_cache)
-        cache.write_atomic(out / "models" / f"{training}-{mode.name}.tflite", tflite)
+        tflite = quantize.quantized(config, mode.name, calibration, digits, progress)
+        if models_dir is not None:
+            cache.write_atomic(Path(models_dir) / f"{training}-{mode.name}.tflite", tflite)
         row = {"training": training, "mode": mode.name, "seed": seed, "epochs": epochs}
         row.update(measure.measure(tflite, digits.x_test, digits.y_test, runs=runs))
         rows.append(row)
         if progress:
             print(f"[{i:2d}/{len(pairs)}] {training}/{mode.name}: accuracy {100 * row['accuracy']:.2f} %, "
-                  f"{row['latency_us']:.1f} µs, "
-                  f"{row['size_bytes']:,} bytes", flush=True)
-    results = tables.results(rows)
+                  f"{row['latency_us']:.1f} µs, {row['size_bytes']:,} bytes", flush=True)
+    return tables.results(rows)
+
+
+def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
+              calibration_size: int = 100, runs: int = 200, use_cache: bool = True,
+              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measure every model of `plan()` and write results.csv/.md, comparison.csv and models/.
+
+    With `use_cache=False` everything is retrained and reconverted in a scratch cache.
+    Returns (results, comparison with the article's published table).
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    with contextlib.nullcontext() if use_cache else cache.scratch():
+        results = measure_models(plan(), seed, epochs, calibration_size, runs, progress,
+                                 models_dir=out / "models")
     comparison = tables.comparison(results)
     results.to_csv(out / "results.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
@@ -53,7 +67,7 @@ def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
               "_x: ratio to float32):\n")
         print(tables.to_text(comparison.drop(columns=["technique"])))
         print(f"\nWrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'comparison.csv'} "
-              f"and {len(pairs)} models under {out / 'models'}")
+              f"and {len(results)} models under {out / 'models'}")
     return results, comparison
 
 

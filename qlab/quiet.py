@@ -1,0 +1,49 @@
+"""Hold back what TensorFlow prints to stderr (start-up banners, pages of converter log).
+
+Used around the converter by qlab.quantize, and by notebooks around the first TensorFlow
+import. The text is kept, not lost: read it from the yielded object, e.g. after an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import tempfile
+
+
+class Captured:
+    """What was printed while the context was active."""
+
+    def __init__(self, fd_file, py_stream: io.StringIO):
+        self._fd_file, self._py = fd_file, py_stream
+
+    def read(self) -> str:
+        sys.stderr.flush()
+        self._fd_file.seek(0)
+        return self._fd_file.read().decode(errors="replace") + self._py.getvalue()
+
+
+@contextlib.contextmanager
+def stderr():
+    """Redirect file descriptor 2, sys.stderr and TensorFlow's Python loggers for a while."""
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl")]
+    levels = [lg.level for lg in loggers]
+    with tempfile.TemporaryFile(mode="w+b") as fd_file:
+        py_stream = io.StringIO()
+        os.dup2(fd_file.fileno(), 2)
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stderr(py_stream):
+                yield Captured(fd_file, py_stream)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
