@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= results
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv reproduce test test-fast notebooks lab seeds clean
+.PHONY: venv reproduce test test-fast notebooks lab seeds bench clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,9 @@ notebooks: venv
 
 seeds: venv
 	$(PY) -m qlab seeds --out $(OUT)
+
+bench: venv
+	$(PY) -m qlab bench --out $(OUT)
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     seeds.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     seeds.add_argument("--out", default="results", help="writes OUT/seeds.csv")
 
+    ben = sub.add_parser("bench", help="latency under every kernel choice, threads and batch; size; work")
+    ben.add_argument("--out", default="results", help="writes OUT/bench.csv, sizes.csv, work.csv, *.png")
+    ben.add_argument("--kernels", nargs="+", default=None, help="xnnpack builtin reference (default: all)")
+    ben.add_argument("--threads", type=int, nargs="+", default=None, help="default: 1 2")
+    ben.add_argument("--batches", type=int, nargs="+", default=None, help="default: 1 32")
+    ben.add_argument("--rounds", type=int, default=None, help="interleaved rounds per setting (default 15)")
+    ben.add_argument("--quick", action="store_true", help="a few iterations only (a smoke test)")
+
     sub.add_parser("modes", help="list the post-training modes")
     args = parser.parse_args(argv)
 
@@ -40,6 +48,22 @@ def main(argv: list[str] | None = None) -> int:
         reproduce.reproduce(args.out, seed=args.seed, epochs=args.epochs,
                             calibration_size=args.calibration_size, runs=args.runs,
                             use_cache=not args.no_cache)
+        return 0
+    if args.command == "bench":
+        import dataclasses
+
+        from qlab import bench
+
+        config = bench.QUICK if args.quick else bench.BenchConfig()
+        chosen = {"kernels": args.kernels, "threads": args.threads, "batches": args.batches,
+                  "rounds": args.rounds}
+        config = dataclasses.replace(config, **{k: (tuple(v) if isinstance(v, list) else v)
+                                                for k, v in chosen.items() if v is not None})
+        try:
+            config.check()
+        except ValueError as exc:
+            parser.error(str(exc))
+        bench.bench_command(args.out, config)
         return 0
     if args.command == "seeds":
         from qlab import seeds

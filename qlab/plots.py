@@ -128,3 +128,50 @@ def comparison_bars(table: pd.DataFrame, label: str, value: str, title: str = ""
     ax.set_xlim(lo - 2, min(100.5, table[value].max() + 1))
     ax.set(xlabel=value, title=title)
     return fig
+
+
+def bench_ratios(bench: pd.DataFrame, training: str = "float") -> Figure:
+    """Each mode's latency over float32's on the same kernels and threads, one panel per batch
+    size; whiskers span p10–p90 of the per-round ratios. Log scale: 1 means as fast as float32."""
+    batches = sorted(bench.batch.unique())
+    fig, axes = _figure(6 * len(batches), 3.8, len(batches))
+    axes = np.atleast_1d(axes)
+    sub = bench[bench.training == training]
+    modes = [m for m in dict.fromkeys(sub["mode"]) if m != "float32"]
+    for ax, batch in zip(axes, batches):
+        part = sub[sub.batch == batch]
+        settings = list(dict.fromkeys(zip(part.kernels, part.threads)))
+        width = 0.8 / len(modes)
+        for j, mode in enumerate(modes):
+            rows = [part[(part.kernels == k) & (part.threads == t) & (part["mode"] == mode)].iloc[0]
+                    for k, t in settings]
+            x = np.arange(len(settings)) + (j - (len(modes) - 1) / 2) * width
+            med = np.array([r.ratio_vs_float32 for r in rows])
+            err = np.array([[r.ratio_vs_float32 - r.ratio_p10 for r in rows],
+                            [r.ratio_p90 - r.ratio_vs_float32 for r in rows]])
+            ax.bar(x, med, width, yerr=err, label=mode, capsize=2)
+        ax.axhline(1, color="black", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(settings)), [f"{k}\n{t} thread{'s' if t > 1 else ''}" for k, t in settings],
+                      fontsize=8)
+        ax.set(ylabel="latency / float32's", title=f"batch {batch}")
+    axes[0].legend(fontsize=7, ncols=2)
+    return fig
+
+
+def size_breakdown(sizes: pd.DataFrame) -> Figure:
+    """Stacked bytes of each part of every file, with the ideal size (parameters × bytes each)."""
+    parts = [c for c in sizes.columns if c not in ("training", "mode", "size_bytes", "ideal_bytes", "size_vs_ideal")]
+    labels = [f"{t}/{m}" if t != "float" else m for t, m in zip(sizes.training, sizes["mode"])]
+    fig, ax = _figure(9, 3.8)
+    bottom = np.zeros(len(sizes))
+    for part in parts:
+        values = sizes[part].to_numpy() / 1024
+        ax.bar(range(len(sizes)), values, bottom=bottom, label=part)
+        bottom += values
+    ax.scatter(range(len(sizes)), sizes.ideal_bytes / 1024, marker="_", s=400, color="black", zorder=3,
+               label="ideal (params × bytes)")
+    ax.set_xticks(range(len(sizes)), labels, rotation=40, ha="right", fontsize=8)
+    ax.set(ylabel="KB (1024 bytes)", title="where the bytes of each .tflite go")
+    ax.legend(fontsize=7, ncols=2)
+    return fig

@@ -1,0 +1,191 @@
+"""`python -m qlab bench`: latency of every model under each LiteRT kernel choice, thread
+count and batch size, measured interleaved so that machine drift cancels in the ratios."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from qlab import measure
+from qlab.runtime import KERNELS, Runtime
+
+BASELINE = ("float", "float32")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to measure. Every (kernels, threads, batch) is one setting; each setting times every
+    model in `rounds` interleaved rounds of blocks lasting about `block_ms` each."""
+
+    kernels: tuple[str, ...] = tuple(KERNELS)
+    threads: tuple[int, ...] = (1, 2)
+    batches: tuple[int, ...] = (1, 32)
+    rounds: int = 15
+    block_ms: float = 2.0
+    warmup: int = 5
+    loop: bool = True  # also time the article's loop over all test images (batch 1 settings)
+
+    def check(self) -> None:
+        """Refuse settings that cannot be measured, saying what is valid."""
+        for k in self.kernels:
+            if k not in KERNELS:
+                raise ValueError(f"unknown kernels {k!r}; valid: {', '.join(KERNELS)}")
+        cores = os.cpu_count() or 1
+        for t in self.threads:
+            if not isinstance(t, int) or not 1 <= t <= cores:
+                raise ValueError(f"threads {t!r} not valid on this machine; valid: "
+                                 f"{', '.join(map(str, range(1, cores + 1)))}")
+        for b in self.batches:
+            if not isinstance(b, int) or b < 1:
+                raise ValueError(f"batch {b!r}: the models take a batch of 1 or more images")
+        if self.rounds < 1 or self.warmup < 0 or self.block_ms <= 0:
+            raise ValueError(f"rounds must be >= 1 (got {self.rounds}), warmup >= 0 (got {self.warmup}), "
+                             f"block_ms > 0 (got {self.block_ms}): nothing would be timed")
+
+
+QUICK = BenchConfig(batches=(1, 4), rounds=3, block_ms=0.3, warmup=1, loop=False)  # CI smoke test
+
+
+def _runtime(tflite: bytes, kernels: str, threads: int, batch: int, x: np.ndarray) -> tuple[Runtime, np.ndarray]:
+    rt = Runtime(tflite, kernels=kernels, num_threads=threads)
+    if batch > len(x):
+        raise ValueError(f"batch {batch} is larger than the {len(x)} test images available")
+    signature = rt.input.get("shape_signature")
+    if signature is not None and len(signature) and signature[0] not in (-1, batch):
+        raise ValueError(f"this model takes batches of exactly {signature[0]} images, not {batch}")
+    q = rt.quantize_input(x[:batch])
+    rt.invoke_raw(q)  # resizes to the batch and runs once
+    return rt, q
+
+
+def _time_block(rt: Runtime, n: int) -> np.ndarray:
+    interp = rt.interpreter
+    out = np.empty(n)
+    for i in range(n):
+        start = time.perf_counter_ns()
+        interp.invoke()
+        out[i] = (time.perf_counter_ns() - start) / 1e3
+    return out
+
+
+def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
+                    config: BenchConfig) -> pd.DataFrame:
+    """All models under one setting, interleaved; one row per model with ratios to float32."""
+    keys = list(models)
+    runtimes = {k: _runtime(models[k], kernels, threads, batch, x)[0] for k in keys}
+    estimate = {}
+    for k in keys:
+        rt = runtimes[k]
+        warm = _time_block(rt, max(config.warmup, 1))
+        estimate[k] = float(np.median(warm))
+    block = {k: int(min(500, max(1, math.ceil(config.block_ms * 1e3 / max(estimate[k], 0.1))))) for k in keys}
+    times = {k: [] for k in keys}
+    round_medians = {k: [] for k in keys}
+    for r in range(config.rounds):
+        shift = r % len(keys)  # rotate the order so no model always goes first
+        for k in keys[shift:] + keys[:shift]:
+            t = _time_block(runtimes[k], block[k])
+            times[k].append(t)
+            round_medians[k].append(float(np.median(t)))
+    rows = []
+    base = np.array(round_medians[BASELINE]) if BASELINE in keys else None
+    for k in keys:
+        t = np.concatenate(times[k])
+        p10, med, p90 = np.percentile(t, [10, 50, 90])
+        row = {"training": k[0], "mode": k[1], "kernels": kernels, "threads": threads, "batch": batch,
+               "median_us": med, "p10_us": p10, "p90_us": p90, "count": len(t),
+               "per_image_us": med / batch}
+        if base is not None:
+            ratios = np.array(round_medians[k]) / base
+            row.update({"ratio_vs_float32": float(np.median(ratios)),
+                        "ratio_p10": float(np.percentile(ratios, 10)),
+                        "ratio_p90": float(np.percentile(ratios, 90))})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run(models: dict, x: np.ndarray, config: BenchConfig = BenchConfig(), progress: bool = True) -> pd.DataFrame:
+    """Every setting of `config` for every model in `models` ({(training, mode): tflite})."""
+    config.check()
+    if max(config.batches) > len(x):
+        raise ValueError(f"batch {max(config.batches)} is larger than the {len(x)} test images available")
+    settings = [(k, t, b) for k in config.kernels for t in config.threads for b in config.batches]
+    frames = []
+    started = time.perf_counter()
+    for i, (kernels, threads, batch) in enumerate(settings, 1):
+        frame = measure_setting(models, x, kernels, threads, batch, config)
+        if config.loop and batch == 1:
+            frame["loop_ms"] = [measure.loop_ms(models[(r.training, r.mode)], x, kernels, threads, repeats=1)
+                                for r in frame.itertuples()]
+        frames.append(frame)
+        if progress:
+            base = frame[(frame.training == BASELINE[0]) & (frame["mode"] == BASELINE[1])]
+            note = f"float32 {base.median_us.iloc[0]:.1f} µs" if len(base) else ""
+            print(f"[{i:2d}/{len(settings)}] {kernels:9s} threads {threads} batch {batch:3d}: {note} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def summary(bench: pd.DataFrame, batch: int = 1) -> pd.DataFrame:
+    """Compact view: each model's ratio to float32 (median [p10–p90]) per kernels × threads."""
+    sub = bench[bench.batch == batch].copy()
+    sub["setting"] = sub.kernels + "/" + sub.threads.astype(str) + "t"
+    sub["model"] = sub.training + "/" + sub["mode"]
+    sub["ratio"] = [f"{r.ratio_vs_float32:.2f} [{r.ratio_p10:.2f}–{r.ratio_p90:.2f}]" for r in sub.itertuples()]
+    order = list(dict.fromkeys(sub.model))
+    table = sub.pivot(index="model", columns="setting", values="ratio").reindex(order)
+    return table[list(dict.fromkeys(sub.setting))]
+
+
+def models_of_plan(seed: int = 0) -> dict:
+    """Every (training, mode) model of the reproduce table, from the cache (built if missing)."""
+    from qlab import quantize, reproduce, train
+
+    return {(t, m.name): quantize.quantized(train.TrainConfig(training=t, seed=seed), m.name, progress=False)
+            for t, m in reproduce.plan()}
+
+
+def bench_command(out="results", config: BenchConfig = BenchConfig(), seed: int = 0,
+                  progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Latency grid, size breakdown and work floor for every model; files under `out`."""
+    from pathlib import Path
+
+    from qlab import data, models as qmodels, plots, sizes, work
+
+    config.check()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    models = models_of_plan(seed)
+    x = data.load().x_test
+    results = {"bench": run(models, x, config, progress)}
+    results["sizes"] = sizes.table(models, qmodels.DIGITS_CNN_PARAMS)
+    results["work"] = work.floor_table(models, results["bench"])
+    for name, frame in results.items():
+        frame.to_csv(out / f"{name}.csv", index=False)
+    plots.bench_ratios(results["bench"]).savefig(out / "bench.png", dpi=120)
+    plots.size_breakdown(results["sizes"]).savefig(out / "sizes.png", dpi=120)
+    if progress:
+        from qlab import measure
+
+        m = measure.machine()
+        print(f"\nLatency relative to float/float32 on the same kernels and threads, batch 1 "
+              f"(median [p10–p90] over {config.rounds} interleaved rounds):\n")
+        print(summary(results["bench"], 1).to_string())
+        for b in config.batches:
+            if b != 1:
+                print(f"\nBatch {b}:\n")
+                print(summary(results["bench"], b).to_string())
+        print("\nSize breakdown (bytes):\n")
+        print(results["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print("\nWork and the floor it implies (XNNPACK, 1 thread, batch 1):\n")
+        print(results["work"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"\n{m['cpu']}, {m['cores']} cores, LiteRT {m['ai_edge_litert']}; "
+              f"took {time.perf_counter() - started:.0f} s. Wrote bench.csv, sizes.csv, work.csv, "
+              f"bench.png, sizes.png under {out}")
+    return results

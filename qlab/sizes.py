@@ -1,0 +1,132 @@
+"""Where the bytes of a .tflite go: weights (by dtype), biases, other constants, quantization
+parameters, tensor names, metadata, and the flatbuffer's own structure.
+
+Every byte of the file is assigned to exactly one part (a byte map is kept, and overlaps
+are an error), so the parts add up to the file size by construction *and* by check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from ai_edge_litert import schema_py_generated as schema
+
+from qlab import tflite_file
+
+BYTES_PER_PARAM = {"float32": 4, "float16": 2, "int8": 1}
+_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+class _ByteMap:
+    """Assigns file byte ranges to parts; refuses to assign a byte twice."""
+
+    def __init__(self, size: int):
+        self.owner = np.full(size, -1, dtype=np.int16)
+        self.parts: list[str] = []
+
+    def claim(self, part: str, start: int, end: int) -> None:
+        if part not in self.parts:
+            self.parts.append(part)
+        code = self.parts.index(part)
+        taken = self.owner[start:end]
+        clash = taken[(taken != -1) & (taken != code)]
+        if clash.size:
+            raise AssertionError(f"bytes {start}..{end} claimed by {part} and {self.parts[clash[0]]}")
+        taken[:] = code
+
+    def totals(self) -> dict[str, int]:
+        counts = np.bincount(self.owner + 1, minlength=len(self.parts) + 1)
+        out = {part: int(counts[i + 1]) for i, part in enumerate(self.parts)}
+        out["structure"] = int(counts[0])
+        return out
+
+
+def _vector_span(tab, slot: int, elem_size: int) -> tuple[int, int] | None:
+    """Byte range of a flatbuffer vector field, its 4-byte length prefix included."""
+    o = tab.Offset(slot)
+    if not o:
+        return None
+    start = tab.Vector(o)
+    return start - 4, start + tab.VectorLen(o) * elem_size
+
+
+def _string_span(tab, slot: int) -> tuple[int, int] | None:
+    span = _vector_span(tab, slot, 1)
+    return None if span is None else (span[0], span[1] + 1)  # the terminating NUL
+
+
+def _constant_roles(model: tflite_file.ModelFile) -> dict[int, str]:
+    """Buffer index -> part name, following DEQUANTIZE ops (float16 weights are stored that way)."""
+    produced_by = {out: op for op in model.ops for out in op.outputs}
+    roles: dict[int, str] = {}
+
+    def source(tensor_index: int) -> tflite_file.Tensor:
+        op = produced_by.get(tensor_index)
+        if op is not None and op.name == "DEQUANTIZE":
+            return model.tensors[op.inputs[0]]
+        return model.tensors[tensor_index]
+
+    for op in model.ops:
+        if op.name not in _WEIGHT_OPS:
+            continue
+        for position, label in ((1, "weights"), (2, "biases")):
+            if position < len(op.inputs) and op.inputs[position] >= 0:
+                t = source(op.inputs[position])
+                if t.data is not None:
+                    roles[t.buffer] = f"weights_{t.type.lower()}" if label == "weights" else "biases"
+    return roles
+
+
+def breakdown(tflite: bytes) -> dict[str, int]:
+    """Bytes of each part of the file; the values sum to len(tflite) exactly."""
+    model = tflite_file.read(tflite)
+    buf = bytearray(tflite)
+    root = schema.Model.GetRootAs(buf, 0)
+    graph = root.Subgraphs(0)
+    parts = _ByteMap(len(buf))
+    roles = _constant_roles(model)
+    metadata_buffers = {root.Metadata(i).Buffer() for i in range(root.MetadataLength())}
+
+    for i in range(root.BuffersLength()):
+        span = _vector_span(root.Buffers(i)._tab, 4, 1)
+        if span is None or span[1] - span[0] <= 4:
+            continue
+        part = "metadata" if i in metadata_buffers else roles.get(i, "other_constants")
+        parts.claim(part, *span)
+    for i in range(graph.TensorsLength()):
+        tensor = graph.Tensors(i)
+        name = _string_span(tensor._tab, 10)
+        if name:
+            parts.claim("names", *name)
+        q = tensor.Quantization()
+        if q is not None:
+            for slot, size in ((4, 4), (6, 4), (8, 4), (10, 8)):  # min, max, scale, zero_point
+                span = _vector_span(q._tab, slot, size)
+                if span:
+                    parts.claim("quantization", *span)
+    totals = parts.totals()
+    assert sum(totals.values()) == len(tflite)
+    return totals
+
+
+def ideal_bytes(num_params: int, mode_weights: str) -> int:
+    """Parameter count × bytes per parameter of the mode's weight type: the floor to beat."""
+    return num_params * BYTES_PER_PARAM[mode_weights]
+
+
+def table(models: dict[tuple[str, str], bytes], num_params: int) -> pd.DataFrame:
+    """One row per (training, mode): the parts in bytes, the file size, ideal size and ratio."""
+    from qlab import modes
+
+    rows = []
+    for (training, mode), tflite in models.items():
+        row = {"training": training, "mode": mode, **breakdown(tflite)}
+        row["size_bytes"] = len(tflite)
+        row["ideal_bytes"] = ideal_bytes(num_params, modes.get(mode).weights)
+        row["size_vs_ideal"] = len(tflite) / row["ideal_bytes"]
+        rows.append(row)
+    df = pd.DataFrame(rows).fillna(0)
+    part_columns = [c for c in df.columns if c not in ("training", "mode", "size_bytes", "ideal_bytes", "size_vs_ideal")]
+    df[part_columns] = df[part_columns].astype(int)
+    ordered = sorted(part_columns, key=lambda c: (not c.startswith("weights"), c != "biases", c))
+    return df[["training", "mode", *ordered, "size_bytes", "ideal_bytes", "size_vs_ideal"]]

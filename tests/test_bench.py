@@ -1,0 +1,103 @@
+"""The latency grid, the size breakdown and the work floor: structure, exactness, bad input.
+No assertion here is about speed (timings are for the bench command, not for tests)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qlab import bench, modes, quantize, sizes, train, work
+
+
+@pytest.fixture(scope="module")
+def two_models(calibration):
+    return {("float", "float32"): quantize.quantized(train.TrainConfig(), "float32", progress=False),
+            ("float", "integer_only"): quantize.quantized(train.TrainConfig(), "integer_only", calibration,
+                                                          progress=False)}
+
+
+def test_grid_rows_counts_and_ratios(two_models, digits):
+    config = bench.BenchConfig(kernels=("xnnpack", "reference"), threads=(1,), batches=(1, 3),
+                               rounds=2, block_ms=0.2, warmup=1, loop=True)
+    frame = bench.run(two_models, digits.x_test, config, progress=False)
+    assert len(frame) == 2 * 2 * 2  # models x kernels x batches
+    assert (frame["count"] >= config.rounds).all()
+    assert (frame.p10_us <= frame.median_us).all() and (frame.median_us <= frame.p90_us).all()
+    base = frame[frame["mode"] == "float32"]
+    np.testing.assert_allclose(base.ratio_vs_float32, 1.0)
+    np.testing.assert_allclose(frame.per_image_us, frame.median_us / frame.batch)
+    assert frame[frame.batch == 1].loop_ms.notna().all() and frame[frame.batch == 3].loop_ms.isna().all()
+    table = bench.summary(frame, 1)
+    assert list(table.columns) == ["xnnpack/1t", "reference/1t"] and "[" in table.iloc[0, 0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"kernels": ("gpu",)}, "valid: xnnpack, builtin, reference"),
+    ({"threads": (0,)}, "valid: 1"),
+    ({"threads": (999,)}, "valid: 1"),
+    ({"batches": (0,)}, "batch of 1 or more"),
+    ({"rounds": 0}, "nothing would be timed"),
+])
+def test_bad_settings_are_refused(change, message):
+    import dataclasses
+
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(bench.BenchConfig(), **change).check()
+
+
+def test_batch_larger_than_the_test_set(two_models, digits):
+    with pytest.raises(ValueError, match="larger than the 450 test images"):
+        bench.run(two_models, digits.x_test, bench.BenchConfig(batches=(451,)), progress=False)
+
+
+@pytest.mark.parametrize("mode", list(modes.MODES))
+def test_size_breakdown_adds_up_exactly(mode, calibration):
+    tflite = quantize.quantized(train.TrainConfig(), mode, calibration, progress=False)
+    parts = sizes.breakdown(tflite)
+    assert sum(parts.values()) == len(tflite)
+    assert all(v >= 0 for v in parts.values())
+    weights = {k: v for k, v in parts.items() if k.startswith("weights_")}
+    expected_type = {"float32": "weights_float32", "float16": "weights_float16"}.get(mode, "weights_int8")
+    assert expected_type in weights
+    if modes.get(mode).weights == "int8" and mode != "dynamic_range":
+        # 32,640 kernel weights of one byte each, plus a 4-byte length prefix per kernel (5 layers)
+        assert weights == {"weights_int8": 32_640 + 5 * 4}
+
+
+def test_byte_map_refuses_double_counting():
+    byte_map = sizes._ByteMap(10)
+    byte_map.claim("a", 0, 5)
+    with pytest.raises(AssertionError, match="claimed by b and a"):
+        byte_map.claim("b", 4, 6)
+
+
+def test_macs_of_the_digits_cnn(two_models):
+    table = work.macs(two_models[("float", "integer_only")])
+    assert list(table.macs) == [6 * 6 * 64 * 9, 4 * 4 * 32 * 9 * 64, 2 * 2 * 32 * 9 * 32, 128 * 32, 32 * 10]
+    assert table.macs.sum() == 356_928
+    assert (work.macs(two_models[("float", "float32")]).macs == table.macs).all()
+
+
+def test_floor_table_covers_every_model(two_models, digits):
+    config = bench.BenchConfig(kernels=("xnnpack",), threads=(1,), batches=(1,), rounds=2, block_ms=0.5,
+                               warmup=2, loop=False)
+    frame = bench.run(two_models, digits.x_test, config, progress=False)
+    floor = work.floor_table(two_models, frame)
+    assert (floor.peak_gmacs > 0).all() and (floor.floor_us > 0).all()
+    assert (floor.measured_vs_floor > 0).all()
+
+
+def test_bench_command_smoke(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "qlab", "bench", "--quick", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("bench.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "Latency relative to float/float32" in result.stdout
+
+
+def test_bench_command_rejects_unknown_kernels():
+    result = subprocess.run([sys.executable, "-m", "qlab", "bench", "--kernels", "gpu"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "valid: xnnpack, builtin, reference" in result.stderr
