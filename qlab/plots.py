@@ -175,3 +175,23 @@ def size_breakdown(sizes: pd.DataFrame) -> Figure:
     ax.set(ylabel="KB (1024 bytes)", title="where the bytes of each .tflite go")
     ax.legend(fontsize=7, ncols=2)
     return fig
+
+
+def lsb_differences(tables: dict[str, pd.DataFrame], title: str = "") -> Figure:
+    """Per layer, the share of int8 values two runs disagree on (log scale), labelled with the
+    largest difference in LSB; one bar colour per comparison (tables from qlab.intmath.compare)."""
+    fig, ax = _figure(8, 3.4)
+    names = list(tables)
+    layers = list(next(iter(tables.values())).layer)
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        t = tables[name]
+        share = 100 * t.different / t["values"]
+        x = np.arange(len(t)) + (k - (len(names) - 1) / 2) * width
+        bars = ax.bar(x, share.where(share > 0, np.nan), width, label=name)
+        ax.bar_label(bars, labels=[f"±{m}" if m else "" for m in t.max_lsb], fontsize=7)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(layers)), layers)
+    ax.set(ylabel="% of values that differ", title=title or "where two int8 runs disagree (label: max LSB)")
+    ax.legend(fontsize=8)
+    return fig
