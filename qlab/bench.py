@@ -51,16 +51,14 @@ class BenchConfig:
 QUICK = BenchConfig(batches=(1, 4), rounds=3, block_ms=0.3, warmup=1, loop=False)  # CI smoke test
 
 
-def _runtime(tflite: bytes, kernels: str, threads: int, batch: int, x: np.ndarray) -> tuple[Runtime, np.ndarray]:
+def _runtime(tflite: bytes, kernels: str, threads: int, batch: int, x: np.ndarray) -> Runtime:
+    """A runtime resized to `batch` and run once on the first `batch` test images."""
     rt = Runtime(tflite, kernels=kernels, num_threads=threads)
-    if batch > len(x):
-        raise ValueError(f"batch {batch} is larger than the {len(x)} test images available")
     signature = rt.input.get("shape_signature")
     if signature is not None and len(signature) and signature[0] not in (-1, batch):
         raise ValueError(f"this model takes batches of exactly {signature[0]} images, not {batch}")
-    q = rt.quantize_input(x[:batch])
-    rt.invoke_raw(q)  # resizes to the batch and runs once
-    return rt, q
+    rt.invoke_raw(rt.quantize_input(x[:batch]))  # resizes to the batch and runs once
+    return rt
 
 
 def _time_block(rt: Runtime, n: int) -> np.ndarray:
@@ -77,12 +75,8 @@ def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, bat
                     config: BenchConfig) -> pd.DataFrame:
     """All models under one setting, interleaved; one row per model with ratios to float32."""
     keys = list(models)
-    runtimes = {k: _runtime(models[k], kernels, threads, batch, x)[0] for k in keys}
-    estimate = {}
-    for k in keys:
-        rt = runtimes[k]
-        warm = _time_block(rt, max(config.warmup, 1))
-        estimate[k] = float(np.median(warm))
+    runtimes = {k: _runtime(models[k], kernels, threads, batch, x) for k in keys}
+    estimate = {k: float(np.median(_time_block(runtimes[k], max(config.warmup, 1)))) for k in keys}
     block = {k: int(min(500, max(1, math.ceil(config.block_ms * 1e3 / max(estimate[k], 0.1))))) for k in keys}
     times = {k: [] for k in keys}
     round_medians = {k: [] for k in keys}
@@ -142,26 +136,18 @@ def summary(bench: pd.DataFrame, batch: int = 1) -> pd.DataFrame:
     return table[list(dict.fromkeys(sub.setting))]
 
 
-def models_of_plan(seed: int = 0) -> dict:
-    """Every (training, mode) model of the reproduce table, from the cache (built if missing)."""
-    from qlab import quantize, reproduce, train
-
-    return {(t, m.name): quantize.quantized(train.TrainConfig(training=t, seed=seed), m.name, progress=False)
-            for t, m in reproduce.plan()}
-
-
 def bench_command(out="results", config: BenchConfig = BenchConfig(), seed: int = 0,
                   progress: bool = True) -> dict[str, pd.DataFrame]:
     """Latency grid, size breakdown and work floor for every model; files under `out`."""
     from pathlib import Path
 
-    from qlab import data, models as qmodels, plots, sizes, work
+    from qlab import data, models as qmodels, plots, reproduce, sizes, work
 
     config.check()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    models = models_of_plan(seed)
+    models = reproduce.convert_plan(seed=seed, progress=progress)
     x = data.load().x_test
     results = {"bench": run(models, x, config, progress)}
     results["sizes"] = sizes.table(models, qmodels.DIGITS_CNN_PARAMS)

@@ -57,14 +57,14 @@ def write_atomic(path: Path, payload: bytes) -> None:
         raise
 
 
-def _paths(name: str, root: Path | None) -> tuple[Path, Path]:
-    root = root or cache_dir()
+def _paths(name: str) -> tuple[Path, Path]:
+    root = cache_dir()
     return root / f"{name}.bin", root / f"{name}.json"
 
 
-def get(name: str, root: Path | None = None) -> bytes | None:
+def get(name: str) -> bytes | None:
     """The payload of entry `name` if it is whole and matches its recorded hash, else None."""
-    payload_path, record_path = _paths(name, root)
+    payload_path, record_path = _paths(name)
     if not record_path.exists():
         return None
     try:
@@ -74,21 +74,21 @@ def get(name: str, root: Path | None = None) -> bytes | None:
         payload, record = None, {}
     if payload is None or hashlib.sha256(payload).hexdigest() != record.get("sha256"):
         print(f"qlab cache: entry {name} is corrupt or incomplete; rebuilding it", file=sys.stderr)
-        remove(name, root)
+        remove(name)
         return None
     return payload
 
 
-def put(name: str, payload: bytes, config: dict | None = None, root: Path | None = None) -> None:
+def put(name: str, payload: bytes, config: dict | None = None) -> None:
     """Store `payload` as entry `name`; the record (written last) makes it visible."""
-    payload_path, record_path = _paths(name, root)
+    payload_path, record_path = _paths(name)
     write_atomic(payload_path, payload)
     record = {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload), "config": config}
     write_atomic(record_path, json.dumps(record, indent=1, sort_keys=True, default=str).encode())
 
 
-def remove(name: str, root: Path | None = None) -> None:
-    for path in _paths(name, root):
+def remove(name: str) -> None:
+    for path in _paths(name):
         path.unlink(missing_ok=True)
 
 
@@ -110,11 +110,11 @@ def scratch():
         yield Path(tmp)
 
 
-def cached(kind: str, config: dict, build: Callable[[], bytes], root: Path | None = None) -> bytes:
+def cached(kind: str, config: dict, build: Callable[[], bytes]) -> bytes:
     """The artifact for (`kind`, `config`): from the cache if whole, else built and stored."""
     name = key(kind, config)
-    payload = get(name, root)
+    payload = get(name)
     if payload is None:
         payload = build()
-        put(name, payload, {"kind": kind, **config}, root)
+        put(name, payload, {"kind": kind, **config})
     return payload

@@ -104,17 +104,16 @@ def is_qat(model) -> bool:
 def check_integer_only(tflite: bytes, model, mode: modes.Mode) -> None:
     """The converter keeps float ops (wrapped in DEQUANTIZE/QUANTIZE) even when asked for
     int8 only; an integer-only device cannot run them, so refuse the model and say where."""
-    from qlab.runtime import Runtime
+    from qlab import tflite_file
 
-    rt = Runtime(tflite, kernels="builtin")
-    tensors = {t["index"]: t for t in rt.tensors()}
+    file = tflite_file.read(tflite)
     offenders = []
-    for op in rt.ops():
-        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
+    for op in file.ops:
+        if op.name in ("QUANTIZE", "DEQUANTIZE"):
             continue
-        outs = [tensors[i] for i in op["outputs"] if i in tensors]
-        if any(np.dtype(t["dtype"]).kind == "f" for t in outs):
-            offenders.append((op["op_name"], [t["name"] for t in outs]))
+        outs = [file.tensors[i] for i in op.outputs]
+        if any(t.type.startswith("FLOAT") for t in outs):
+            offenders.append((op.name, [t.name for t in outs]))
     if offenders:
         names = [layer.name for layer in model.layers]
         parts = []

@@ -17,6 +17,19 @@ def plan() -> list[tuple[str, modes.Mode]]:
     return [(t, m) for t in modes.TRAININGS for m in modes.for_training(t)]
 
 
+def convert_plan(pairs=None, seed: int = 0, epochs: int = 10, calibration_size: int = 100,
+                 progress: bool = True) -> dict[tuple[str, str], bytes]:
+    """The .tflite of each (training, mode) of `pairs` (default: the whole plan), from the cache
+    or trained and converted now; calibration is drawn from the training split with `seed`."""
+    pairs = plan() if pairs is None else [(t, modes.get(m)) for t, m in pairs]
+    digits = data.load()
+    calibration = data.calibration(digits.x_train, n=calibration_size, seed=seed)
+    return {(training, mode.name): quantize.quantized(
+                train.TrainConfig(training=training, seed=seed, epochs=epochs),
+                mode.name, calibration, digits, progress)
+            for training, mode in pairs}
+
+
 def measure_models(pairs=None, seed: int = 0, epochs: int = 10, calibration_size: int = 100,
                    runs: int = 200, progress: bool = True,
                    models_dir: Path | None = None) -> pd.DataFrame:
@@ -24,20 +37,17 @@ def measure_models(pairs=None, seed: int = 0, epochs: int = 10, calibration_size
 
     One row per model; with `models_dir`, each .tflite is also written there as measured.
     """
-    pairs = plan() if pairs is None else [(t, modes.get(m)) for t, m in pairs]
+    tflites = convert_plan(pairs, seed, epochs, calibration_size, progress)
     digits = data.load()
-    calibration = data.calibration(digits.x_train, n=calibration_size, seed=seed)
     rows = []
-    for i, (training, mode) in enumerate(pairs, 1):
-        config = train.TrainConfig(training=training, seed=seed, epochs=epochs)
-        tflite = quantize.quantized(config, mode.name, calibration, digits, progress)
+    for i, ((training, mode), tflite) in enumerate(tflites.items(), 1):
         if models_dir is not None:
-            cache.write_atomic(Path(models_dir) / f"{training}-{mode.name}.tflite", tflite)
-        row = {"training": training, "mode": mode.name, "seed": seed, "epochs": epochs}
+            cache.write_atomic(Path(models_dir) / f"{training}-{mode}.tflite", tflite)
+        row = {"training": training, "mode": mode, "seed": seed, "epochs": epochs}
         row.update(measure.measure(tflite, digits.x_test, digits.y_test, runs=runs))
         rows.append(row)
         if progress:
-            print(f"[{i:2d}/{len(pairs)}] {training}/{mode.name}: accuracy {100 * row['accuracy']:.2f} %, "
+            print(f"[{i:2d}/{len(tflites)}] {training}/{mode}: accuracy {100 * row['accuracy']:.2f} %, "
                   f"{row['latency_us']:.1f} µs, {row['size_bytes']:,} bytes", flush=True)
     return tables.results(rows)
 

@@ -137,10 +137,6 @@ class Runtime:
         """The interpreter's details of every tensor (name, index, dtype, shape, quantization)."""
         return self.interpreter.get_tensor_details()
 
-    def ops(self) -> list[dict]:
-        """Every op in execution order: name, input and output tensor indices."""
-        return self.interpreter._get_ops_details()  # pinned LiteRT; no public equivalent
-
 
 def quantize_array(x: np.ndarray, detail: dict) -> np.ndarray:
     """Float -> the tensor's dtype with its scale and zero point (identity for float tensors)."""

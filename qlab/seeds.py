@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qlab import data, measure, quantize, reproduce, train
+from qlab import data, measure, reproduce
 
 INT8_MODES = ("dynamic_range", "full_integer", "integer_only", "integer_only_uint8")
 
@@ -29,11 +29,8 @@ def sweep(seeds=(0, 1, 2, 3, 4), out: str | Path | None = None, progress: bool =
     digits = data.load()
     rows = []
     for seed in seeds:
-        calibration = data.calibration(digits.x_train, seed=seed)
-        for training, mode in reproduce.plan():
-            config = train.TrainConfig(training=training, seed=seed)
-            tflite = quantize.quantized(config, mode.name, calibration, digits, progress=False)
-            rows.append({"training": training, "mode": mode.name, "seed": seed,
+        for (training, mode), tflite in reproduce.convert_plan(seed=seed, progress=False).items():
+            rows.append({"training": training, "mode": mode, "seed": seed,
                          "accuracy": measure.accuracy(tflite, digits.x_test, digits.y_test),
                          "size_bytes": len(tflite)})
         if progress:
