@@ -23,6 +23,7 @@ import numpy as np
 
 from qlab import intmath_ops as ops
 from qlab import tflite_file
+from qlab.capture import layer_name
 from qlab.runtime import Runtime, dequantize_array, quantize_array, round_half_away
 
 KERNELS = ("builtin", "reference", "xnnpack")
@@ -160,30 +161,18 @@ class IntegerModel:
         return np.clip(scaled + p["output_zero_point"], info.min, info.max).astype(step.output.dtype)
 
     def _apply_float(self, step: Step, x: np.ndarray, dtype) -> np.ndarray:
-        name, p = step.op.name, step.params
-        if name == "RESHAPE":
+        if step.op.name == "RESHAPE":
             return _reshape(x, step.output)
         real = _dequantize(x, step.inputs[0], dtype)
-        if name in ("CONV_2D", "FULLY_CONNECTED"):
+        weights = bias = None
+        if step.op.name in ("CONV_2D", "FULLY_CONNECTED"):
             w = step.inputs[1]
             axes = (-1,) + (1,) * (len(w.shape) - 1)
             weights = ((w.data.astype(dtype) - w.zero_point.reshape(axes).astype(dtype))
                        * w.scale.reshape(axes).astype(dtype))
             b = step.inputs[2]
             bias = None if b is None else b.data.astype(dtype) * b.scale.astype(dtype)
-            if name == "CONV_2D":
-                cols, shape = ops.im2col(real, weights.shape[1:3], p["stride"], p["dilation"], p["padding"])
-                real = (cols @ weights.reshape(len(weights), -1).T).reshape(*shape, len(weights))
-            else:
-                real = (real.reshape(-1, weights.shape[1]) @ weights.T).reshape(len(x), *step.output.shape[1:])
-            real = real + (0 if bias is None else bias)
-            low, high = {"NONE": (None, None), "RELU": (0, None), "RELU6": (0, 6),
-                         "RELU_N1_TO_1": (-1, 1)}[step.op.activation]
-            if low is not None:
-                real = np.clip(real, low, high)
-        elif name == "SOFTMAX":
-            e = np.exp(p["beta"] * (real - real.max(axis=-1, keepdims=True)))
-            real = e / e.sum(axis=-1, keepdims=True)
+        real = ops.float_op(step.op, real, weights, bias, step.output.shape)
         return quantize_array(real, _detail(step.output))
 
 
@@ -318,13 +307,6 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op) -> Step:
         multiplier, shift = ops.quantize_multiplier(s_in / s_out)
         p.update(input_zero_point=zp_in, output_zero_point=zp_out, multiplier=multiplier, shift=shift)
     return step
-
-
-def layer_name(model: tflite_file.ModelFile, op: tflite_file.Op) -> str:
-    """The Keras layer an op came from, read from its output tensor's name (conv1, dense, ...)."""
-    parts = model.tensors[op.outputs[0]].name.split(";")[0].split("/")
-    name = parts[1] if len(parts) > 1 else op.name.lower()
-    return name.removeprefix("quant_")
 
 
 def _detail(t: tflite_file.Tensor) -> dict:

@@ -265,3 +265,37 @@ def softmax_fixed_point(q, input_scale: float, beta: float, dtype=np.int8) -> np
     info = np.iinfo(dtype)
     probs = rounding_divide_by_pot(_srdhm(scale[..., None], exps), exponent[..., None]) + info.min
     return np.where(used, np.clip(probs, info.min, info.max), info.min).astype(dtype)
+
+
+# -- the float computation each integer op approximates ------------------------------------------
+ACTIVATION_BOUNDS = {"NONE": (None, None), "RELU": (0, None), "RELU6": (0, 6), "RELU_N1_TO_1": (-1, 1)}
+FLOAT_OPS = ("CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX")
+
+
+def float_op(op, x: np.ndarray, weights=None, bias=None, output_shape=None) -> np.ndarray:
+    """One op of a .tflite (a qlab.tflite_file.Op) computed in float on real values `x`.
+
+    `weights` are (out, kh, kw, in) for CONV_2D and (out, in) for FULLY_CONNECTED; the fused
+    activation is applied. The arithmetic stays in x's dtype.
+    """
+    name = op.name
+    if name == "RESHAPE":
+        return x.reshape(len(x), *output_shape[1:])
+    if name == "SOFTMAX":
+        beta = float(op.option("beta", 1.0))
+        e = np.exp(beta * (x - x.max(axis=-1, keepdims=True)))
+        return e / e.sum(axis=-1, keepdims=True)
+    if name == "CONV_2D":
+        from qlab.tflite_file import PADDINGS
+
+        cols, shape = im2col(x, weights.shape[1:3], (op.option("strideH"), op.option("strideW")),
+                             (op.option("dilationHFactor"), op.option("dilationWFactor")),
+                             PADDINGS[op.option("padding")])
+        y = (cols @ weights.reshape(len(weights), -1).T).reshape(*shape, len(weights))
+    elif name == "FULLY_CONNECTED":
+        y = (x.reshape(-1, weights.shape[1]) @ weights.T).reshape(len(x), *output_shape[1:])
+    else:
+        raise NotImplementedError(f"qlab has no float version of op {name}; it has: {', '.join(FLOAT_OPS)}")
+    y = y + (0 if bias is None else bias)
+    low, high = ACTIVATION_BOUNDS[op.activation]
+    return y if low is None else np.clip(y, low, high)

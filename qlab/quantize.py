@@ -71,9 +71,18 @@ def converter_for(model, mode: modes.Mode, calibration: np.ndarray | None):
     return converter
 
 
-def quantize(model, mode: str = "float32", calibration=None) -> bytes:
-    """Convert `model` in `mode` (see qlab.modes) and return the .tflite bytes."""
+def quantize(model, mode: str = "float32", calibration=None, *, per_channel: bool = True,
+             keep_float: tuple[str, ...] = ()) -> bytes:
+    """Convert `model` in `mode` (see qlab.modes) and return the .tflite bytes.
+
+    `per_channel=False` gives weights one scale per tensor instead of one per output channel (the
+    converter's switch for older accelerators). `keep_float` names layers (as the layer-error
+    tables name them: conv1, ..., softmax) to leave in float in a `full_integer` model, the
+    QuantizationDebugger's denylist.
+    """
     mode = modes.get(mode)
+    if keep_float:
+        return _quantize_keeping_float(model, mode, calibration, tuple(keep_float), per_channel)
     if is_qat(model) and not mode.qat:
         valid = ", ".join(m.name for m in modes.MODES.values() if m.qat)
         raise ValueError(
@@ -83,6 +92,8 @@ def quantize(model, mode: str = "float32", calibration=None) -> bytes:
         )
     calibration = check_calibration(model, calibration, mode)
     converter = converter_for(model, mode, calibration)
+    if not per_channel:
+        converter._experimental_disable_per_channel = True  # the converter's per-tensor switch
     with quiet.stderr() as log:
         try:
             tflite = bytes(converter.convert())
@@ -93,6 +104,44 @@ def quantize(model, mode: str = "float32", calibration=None) -> bytes:
     if "TFLITE_BUILTINS_INT8" in mode.supported_ops:
         check_integer_only(tflite, model, mode)
     return tflite
+
+
+def _quantize_keeping_float(model, mode: modes.Mode, calibration, keep_float: tuple[str, ...],
+                            per_channel: bool) -> bytes:
+    """full_integer with the named layers left in float, via the QuantizationDebugger's denylist."""
+    import tensorflow as tf
+
+    if mode.name != "full_integer":
+        raise ValueError(f"keep_float applies to mode 'full_integer' only (int8 with float fallback, "
+                         f"float I/O), not {mode.name!r}: other modes cannot run a float layer")
+    if is_qat(model):
+        raise ValueError("keep_float applies to float-trained models; a QAT model's fake-quant "
+                         "ops make the converter quantize every layer")
+    calibration = check_calibration(model, calibration, mode)
+    nodes = denylisted_nodes(model, keep_float)
+    converter = converter_for(model, mode, calibration)
+    converter._experimental_disable_per_channel = not per_channel
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    with quiet.stderr():
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=lambda: ([s[np.newaxis]] for s in calibration[:1]),
+            debug_options=options)
+        return bytes(debugger.get_nondebug_quantized_model())
+
+
+def denylisted_nodes(model, layers: tuple[str, ...]) -> list[str]:
+    """The converter's output tensor names of the ops of `layers` (names as in layer-error tables)."""
+    from qlab import capture, tflite_file
+
+    twin = tflite_file.read(quantize(model, "float32"))
+    by_layer: dict[str, list[str]] = {}
+    for op in capture.compute_ops(twin):
+        by_layer.setdefault(capture.layer_name(twin, op), []).append(twin.tensors[op.outputs[0]].name)
+    unknown = [name for name in layers if name not in by_layer]
+    if unknown:
+        raise ValueError(f"no layer {', '.join(map(repr, unknown))} to keep in float; "
+                         f"the model's layers are: {', '.join(by_layer)}")
+    return [tensor for name in layers for tensor in by_layer[name]]
 
 
 def is_qat(model) -> bool:
@@ -176,7 +225,8 @@ def explain(exc: Exception, model, mode: modes.Mode) -> str:
     return f"{what}.\nConverter said: {first_error[-400:]}"
 
 
-def quantized(config, mode: str, calibration=None, data=None, progress: bool = True) -> bytes:
+def quantized(config, mode: str, calibration=None, data=None, progress: bool = True, *,
+              per_channel: bool = True, keep_float: tuple[str, ...] = ()) -> bytes:
     """The .tflite of the model `config` (a qlab.train.TrainConfig) in `mode`, cached.
 
     Trains the model only if its .tflite is not in the cache already.
@@ -197,9 +247,11 @@ def quantized(config, mode: str, calibration=None, data=None, progress: bool = T
         "mode": asdict(mode),
         "calibration": None if calibration is None else fingerprint(np.asarray(calibration, np.float32)),
     }
+    if not per_channel or keep_float:  # variants only: the plain models keep their old keys
+        key.update(per_channel=per_channel, keep_float=sorted(keep_float))
 
     def build() -> bytes:
         model = train.trained(config, data, progress)
-        return quantize(model, mode, calibration)
+        return quantize(model, mode, calibration, per_channel=per_channel, keep_float=tuple(keep_float))
 
     return cache.cached("tflite", key, build)

@@ -1,0 +1,159 @@
+"""Run models and keep what every layer computed: the deployed .tflite, its float twin, a Keras model.
+
+The *float twin* of a deployed model is the float32 .tflite of the same Keras model. The converter
+lays both out with the same compute ops in the same order (the quantized one adds QUANTIZE and
+DEQUANTIZE at its edges, and around any op kept in float), so `pair` lines them up op by op, and
+each `Layer` knows its op in both files. Layers are named after the Keras layer they came from.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from qlab import tflite_file
+from qlab.runtime import Runtime, dequantize_array
+
+EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")  # added by quantization; everything else is a compute op
+
+
+@dataclass
+class Layer:
+    """One compute op of the deployed model and the same op in its float twin."""
+
+    name: str  # the Keras layer (conv1, ..., probs), or 'softmax' for the final SOFTMAX op
+    op: str  # CONV_2D, FULLY_CONNECTED, RESHAPE, SOFTMAX, ...
+    deployed: tflite_file.Op
+    twin: tflite_file.Op
+
+    def output(self, model: "Pair") -> tflite_file.Tensor:
+        return model.deployed.tensors[self.deployed.outputs[0]]
+
+
+@dataclass
+class Pair:
+    """A deployed .tflite and its float twin, read and lined up."""
+
+    deployed: tflite_file.ModelFile
+    twin: tflite_file.ModelFile
+    layers: list[Layer]
+    tflite: bytes
+    twin_tflite: bytes
+
+    @property
+    def names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def layer(self, name: str) -> Layer:
+        """The layer called `name`; an unknown name gets the list of the ones that exist."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer {name!r} in this model; its layers are: {', '.join(self.names)}")
+
+
+def layer_name(model: tflite_file.ModelFile, op: tflite_file.Op) -> str:
+    """The Keras layer an op came from, read from its output tensor's name (conv1, dense, ...)."""
+    return layer_of(model.tensors[op.outputs[0]].name, op.name)
+
+
+def layer_of(tensor_name: str, op_name: str) -> str:
+    """'digits_cnn/conv1/Relu;...' -> 'conv1'; a name without a layer path -> the op, lower case."""
+    parts = tensor_name.split(";")[0].split("/")
+    name = parts[1] if len(parts) > 1 else op_name.lower()
+    return name.removeprefix("quant_")
+
+
+def compute_ops(model: tflite_file.ModelFile) -> list[tflite_file.Op]:
+    return [op for op in model.ops if op.name not in EDGE_OPS]
+
+
+def pair(tflite: bytes, twin_tflite: bytes) -> Pair:
+    """Line up the compute ops of a deployed model with those of its float twin."""
+    deployed, twin = tflite_file.read(tflite), tflite_file.read(twin_tflite)
+    if any(t.quantized for t in twin.tensors):
+        raise ValueError("the float twin must be a float32 .tflite (mode 'float32'); this one is quantized")
+    ours, theirs = compute_ops(deployed), compute_ops(twin)
+    if [op.name for op in ours] != [op.name for op in theirs]:
+        raise ValueError(
+            "the two models do not have the same ops, so they are not the same Keras model: "
+            f"deployed {[op.name for op in ours]}, float {[op.name for op in theirs]}")
+    layers = []
+    for op, twin_op in zip(ours, theirs):
+        name = layer_name(twin, twin_op)
+        layers.append(Layer(name, op.name, op, twin_op))
+    return Pair(deployed, twin, layers, tflite, twin_tflite)
+
+
+def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin") -> dict[int, np.ndarray]:
+    """Every non-constant tensor of the model for inputs `x`, stacked over samples, by tensor index.
+
+    Samples are run one at a time, as a deployed model sees them (dynamic-range kernels quantize
+    each batch on the fly, so batching would change what they compute). Float inputs are quantized
+    with the input tensor's own scale and zero point first, as `Runtime.predict` does.
+    """
+    with warnings.catch_warnings():  # keeping intermediates is the point here
+        warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
+        rt = Runtime(tflite, kernels=kernels, keep_intermediates=True)
+    x = rt._check_batch(np.asarray(x, np.float32))
+    details = [d for d in rt.tensors() if _is_activation(rt, d)]
+    kept: dict[int, list] = {d["index"]: [] for d in details}
+    for sample in x:
+        rt.invoke_raw(rt.quantize_input(sample[np.newaxis]))
+        for index, values in kept.items():
+            values.append(rt.interpreter.get_tensor(index)[0].copy())
+    return {index: np.stack(values) for index, values in kept.items()}
+
+
+def _is_activation(rt: Runtime, detail: dict) -> bool:
+    """A tensor computed at run time (not a constant), with a batch axis."""
+    shape = detail["shape"]
+    if len(shape) == 0 or shape[0] != 1:
+        return False
+    try:
+        rt.interpreter.get_tensor(detail["index"])
+    except ValueError:  # tensors with no data (e.g. freed scratch) cannot be read
+        return False
+    return True
+
+
+def real(model: tflite_file.ModelFile, index: int, values: np.ndarray) -> np.ndarray:
+    """A captured tensor as real numbers: dequantized with its own scale and zero point."""
+    t = model.tensors[index]
+    if not t.quantized:
+        return np.asarray(values, np.float32)
+    return dequantize_array(values, {"dtype": t.dtype, "quantization": (float(t.scale[0]), int(t.zero_point[0]))})
+
+
+def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Each named Keras layer's output for inputs `x` (default: every layer but the input)."""
+    import tf_keras as keras
+
+    names = layers or [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    known = [layer.name for layer in model.layers]
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise KeyError(f"no layer {', '.join(map(repr, missing))} in model {model.name!r}; "
+                       f"its layers are: {', '.join(known)}")
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    outputs = probe.predict(np.asarray(x, np.float32), verbose=0, batch_size=256)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return dict(zip(names, outputs))
+
+
+def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
+    """A Keras layer's output before its activation (conv or dense + bias, no ReLU), for inputs x."""
+    import tf_keras as keras
+
+    target = model.get_layer(layer) if layer in [l.name for l in model.layers] else None
+    if target is None or not hasattr(target, "activation"):
+        with_activation = [l.name for l in model.layers if hasattr(l, "activation")]
+        raise KeyError(f"no layer {layer!r} with an activation; those with one: {', '.join(with_activation)}")
+    inbound = keras.Model(model.inputs, target.input).predict(np.asarray(x, np.float32), verbose=0,
+                                                              batch_size=256)
+    linear = type(target).from_config({**target.get_config(), "activation": "linear"})
+    linear.build(inbound.shape)
+    linear.set_weights(target.get_weights())
+    return np.asarray(linear(inbound))

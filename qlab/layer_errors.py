@@ -1,0 +1,140 @@
+"""Per-layer error of a deployed model, in two views, with the QuantizationDebugger's columns.
+
+- *local*: each op of the deployed model against the same op in float, fed the same input (the
+  deployed op's input, dequantized): the error that one layer adds. This is what
+  `tf.lite.experimental.QuantizationDebugger` reports; like it, the first op's float copy gets the
+  model's float input, so the input's own rounding counts against the first layer.
+- *accumulated*: the deployed model and its float twin run on the same inputs, every layer output
+  compared: how error builds up through the network.
+
+Both work for any deployed model whose ops qlab can compute in float (full integer, integer
+only, 16x8, dynamic range, and models with some layers kept in float); the debugger covers
+full-integer models only. Metrics follow the debugger exactly: each is computed per sample on
+diff = deployed − float, then averaged over samples. `rmse/scale` is √mean_squared_error over
+the output's scale; it is 1/√12 ≈ 0.289 when rounding to the output grid is the only error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from qlab import capture, intmath_ops
+
+METRICS = ("num_elements", "stddev", "mean_error", "max_abs_error", "mean_squared_error")
+COLUMNS = ("view", "layer", "op", "tensor", *METRICS, "scale", "zero_point", "rmse/scale")
+VIEWS = ("local", "accumulated")
+ROUNDING_ONLY = 1 / np.sqrt(12)  # rmse/scale of uniform rounding error
+
+
+def metrics(diffs: np.ndarray) -> dict[str, float]:
+    """The debugger's five metrics of `diffs` (samples on axis 0): per sample, then the mean."""
+    d = np.asarray(diffs, np.float64).reshape(len(diffs), -1)
+    if d.shape[1] == 0:
+        raise ValueError("the tensor is empty: there is no error to measure")
+    per_sample = {
+        "num_elements": np.full(len(d), d.shape[1], np.float64),
+        "stddev": d.std(axis=1),
+        "mean_error": d.mean(axis=1),
+        "max_abs_error": np.abs(d).max(axis=1),
+        "mean_squared_error": (d ** 2).mean(axis=1),
+    }
+    return {name: float(np.nanmean(v)) for name, v in per_sample.items()}
+
+
+def _row(view: str, layer: capture.Layer, pair: capture.Pair, diffs: np.ndarray) -> dict:
+    out = layer.output(pair)
+    scale = float(out.scale[0]) if out.quantized else np.nan
+    row = {"view": view, "layer": layer.name, "op": layer.op, "tensor": out.name}
+    row.update(metrics(diffs))
+    row.update({"scale": scale, "zero_point": int(out.zero_point[0]) if out.quantized else np.nan,
+                "rmse/scale": np.sqrt(row["mean_squared_error"]) / scale})
+    return row
+
+
+def float_input(pair: capture.Pair, index: int, captured: dict[int, np.ndarray]) -> np.ndarray:
+    """The real value a deployed op's input stands for: dequantized, or, where it was quantized
+    from a float tensor by a QUANTIZE op (the model input), that float tensor itself."""
+    model = pair.deployed
+    for op in model.ops:
+        if op.name == "QUANTIZE" and op.outputs[0] == index and not model.tensors[op.inputs[0]].quantized:
+            return captured[op.inputs[0]]
+    return capture.real(model, index, captured[index])
+
+
+def local(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
+          captured: dict[int, np.ndarray] | None = None) -> pd.DataFrame:
+    """The local view: each deployed op against its float op fed the same (dequantized) input."""
+    captured = capture.run(pair.tflite, x, kernels) if captured is None else captured
+    rows = []
+    for layer in pair.layers:
+        op, twin_op = layer.deployed, layer.twin
+        inputs = float_input(pair, op.inputs[0], captured).astype(np.float32)
+        w = pair.twin.tensors[twin_op.inputs[1]].data if len(twin_op.inputs) > 1 else None
+        b_index = twin_op.inputs[2] if len(twin_op.inputs) > 2 else -1
+        b = pair.twin.tensors[b_index].data if b_index >= 0 else None
+        if layer.op == "RESHAPE":
+            w = b = None
+        expected = intmath_ops.float_op(twin_op, inputs, w, b, pair.twin.tensors[twin_op.outputs[0]].shape)
+        got = capture.real(pair.deployed, op.outputs[0], captured[op.outputs[0]])
+        rows.append(_row("local", layer, pair, got - expected))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def accumulated(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
+                captured: dict[int, np.ndarray] | None = None) -> pd.DataFrame:
+    """The accumulated view: each layer output of the deployed model against its float twin's."""
+    captured = capture.run(pair.tflite, x, kernels) if captured is None else captured
+    twin = capture.run(pair.twin_tflite, x, kernels)
+    rows = []
+    for layer in pair.layers:
+        got = capture.real(pair.deployed, layer.deployed.outputs[0], captured[layer.deployed.outputs[0]])
+        rows.append(_row("accumulated", layer, pair, got - twin[layer.twin.outputs[0]]))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str = "xnnpack",
+                 views=VIEWS) -> pd.DataFrame:
+    """Both views (or those named in `views`) for a deployed model and its float32 twin, one row
+    per layer output and view."""
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown:
+        raise ValueError(f"unknown view {unknown[0]!r}; valid views: {', '.join(VIEWS)}")
+    pair = capture.pair(tflite, twin_tflite)
+    if not any(t.quantized for t in pair.deployed.tensors):
+        raise ValueError("this model has nothing quantized (a float32 or float16 model?): "
+                         "per-layer error needs a quantized model beside its float twin")
+    x = np.asarray(x, np.float32)
+    captured = capture.run(tflite, x, kernels)
+    frames = [{"local": local, "accumulated": accumulated}[v](pair, x, kernels, captured) for v in views]
+    return pd.concat(frames, ignore_index=True)
+
+
+def debugger(model, calibration: np.ndarray, x: np.ndarray, keep_float: tuple[str, ...] = ()) -> pd.DataFrame:
+    """TFLite's QuantizationDebugger on `model` (full integer, calibrated on `calibration`),
+    fed `x` one sample at a time, as a table in the same columns (view 'debugger')."""
+    import io
+
+    import tensorflow as tf
+
+    from qlab import modes, quantize, quiet
+
+    calibration = quantize.check_calibration(model, calibration, modes.get("full_integer"))
+    converter = quantize.converter_for(model, modes.get("full_integer"), calibration)
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=quantize.denylisted_nodes(model, keep_float) if keep_float else None)
+    samples = np.asarray(x, np.float32)
+    with quiet.stderr():
+        debug = tf.lite.experimental.QuantizationDebugger(
+            converter=converter, debug_dataset=lambda: ([s[np.newaxis]] for s in samples),
+            debug_options=options)
+        debug.run()
+    text = io.StringIO()
+    debug.layer_statistics_dump(text)
+    text.seek(0)
+    table = pd.read_csv(text)
+    table.insert(0, "view", "debugger")
+    table = table.rename(columns={"op_name": "op", "tensor_name": "tensor"}).drop(columns="tensor_idx")
+    table.insert(1, "layer", [capture.layer_of(t, o) for t, o in zip(table["tensor"], table["op"])])
+    table["rmse/scale"] = np.sqrt(table["mean_squared_error"]) / table["scale"]
+    return table[list(COLUMNS)]
