@@ -150,6 +150,9 @@ def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
     target = model.get_layer(layer) if layer in [l.name for l in model.layers] else None
     if target is None or not hasattr(target, "activation"):
         with_activation = [l.name for l in model.layers if hasattr(l, "activation")]
+        if not with_activation:
+            raise KeyError(f"model {model.name!r} has no plain layer with an activation (a QAT model's "
+                           "layers are wrapped): pass the float model, or train.float_copy(qat_model)")
         raise KeyError(f"no layer {layer!r} with an activation; those with one: {', '.join(with_activation)}")
     inbound = keras.Model(model.inputs, target.input).predict(np.asarray(x, np.float32), verbose=0,
                                                               batch_size=256)
