@@ -110,6 +110,40 @@ def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str 
     return pd.concat(frames, ignore_index=True)
 
 
+def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnnpack") -> pd.DataFrame:
+    """The QAT Keras model's fake-quantized layer outputs against the deployed int8 model's, layer
+    by layer on the same inputs (view 'qat'). `lsb_off` is the fraction of values more than half
+    a level apart, `max_lsb` the largest gap in levels: where training and deployment disagree."""
+    from qlab import tflite_file
+
+    file = tflite_file.read(tflite)
+    keras_names = {layer.name.removeprefix("quant_"): layer.name for layer in qat_model.layers}
+    producer = {op.outputs[0]: op for op in file.ops}
+    last: dict[str, tflite_file.Op] = {}  # Keras layer -> the last op computing it
+    for op in capture.compute_ops(file):
+        name = capture.layer_name(file, op)
+        source = op
+        while name not in keras_names and source.inputs[0] in producer:  # e.g. the final SOFTMAX
+            source = producer[source.inputs[0]]
+            name = capture.layer_name(file, source)
+        if name in keras_names:
+            last[name] = op
+    x = np.asarray(x, np.float32)
+    captured = capture.run(tflite, x, kernels)
+    outputs = capture.keras_outputs(qat_model, x, [keras_names[n] for n in last])
+    rows = []
+    for name, op in last.items():
+        out = file.tensors[op.outputs[0]]
+        got = capture.real(file, out.index, captured[out.index])
+        diffs = got - outputs[keras_names[name]].reshape(got.shape)
+        layer = capture.Layer(name, op.name, op, op)
+        row = _row("qat", layer, capture.Pair(file, file, [], tflite, tflite), diffs)
+        levels = np.abs(diffs) / row["scale"]
+        row.update(lsb_off=float(np.mean(levels > 0.5)), max_lsb=float(levels.max()))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*COLUMNS, "lsb_off", "max_lsb"])
+
+
 def debugger(model, calibration: np.ndarray, x: np.ndarray, keep_float: tuple[str, ...] = ()) -> pd.DataFrame:
     """TFLite's QuantizationDebugger on `model` (full integer, calibrated on `calibration`),
     fed `x` one sample at a time, as a table in the same columns (view 'debugger')."""

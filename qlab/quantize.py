@@ -82,7 +82,10 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
     """
     mode = modes.get(mode)
     if keep_float:
-        return _quantize_keeping_float(model, mode, calibration, tuple(keep_float), per_channel)
+        if mode.name != "full_integer":
+            raise ValueError(f"keep_float applies to mode 'full_integer' only (int8 with float fallback, "
+                             f"float I/O), not {mode.name!r}: other modes cannot run a float layer")
+        return quantize_keeping_float(model, calibration, tuple(keep_float), per_channel)
     if is_qat(model) and not mode.qat:
         valid = ", ".join(m.name for m in modes.MODES.values() if m.qat)
         raise ValueError(
@@ -106,19 +109,19 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
     return tflite
 
 
-def _quantize_keeping_float(model, mode: modes.Mode, calibration, keep_float: tuple[str, ...],
-                            per_channel: bool) -> bytes:
-    """full_integer with the named layers left in float, via the QuantizationDebugger's denylist."""
+def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
+                           per_channel: bool = True) -> bytes:
+    """`full_integer` with the named layers left in float, through the QuantizationDebugger's
+    denylist (its public route to the converter's quantizer). With nothing kept in float this
+    is the plain full_integer model, less the converter's metadata."""
     import tensorflow as tf
 
-    if mode.name != "full_integer":
-        raise ValueError(f"keep_float applies to mode 'full_integer' only (int8 with float fallback, "
-                         f"float I/O), not {mode.name!r}: other modes cannot run a float layer")
+    mode = modes.get("full_integer")
     if is_qat(model):
         raise ValueError("keep_float applies to float-trained models; a QAT model's fake-quant "
                          "ops make the converter quantize every layer")
     calibration = check_calibration(model, calibration, mode)
-    nodes = denylisted_nodes(model, keep_float)
+    nodes = denylisted_nodes(model, keep_float) if keep_float else None
     converter = converter_for(model, mode, calibration)
     converter._experimental_disable_per_channel = not per_channel
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)

@@ -236,3 +236,20 @@ def trained(config: TrainConfig = TrainConfig(), data: Digits | None = None, pro
 def float_config(config: TrainConfig) -> TrainConfig:
     """The float model a QAT config fine-tunes."""
     return replace(config, training="float")
+
+
+def float_copy(qat_model, name: str = "digits_cnn"):
+    """The plain float model holding a QAT model's float (shadow) weights, without fake-quant.
+
+    Its float32 .tflite is the QAT model's *float twin*: what the network computes before any
+    rounding, so that per-layer error can be measured for QAT models too.
+    """
+    plain = models.build(name)
+    wrappers = {layer.name.removeprefix("quant_"): layer for layer in qat_model.layers}
+    for layer in plain.layers:
+        count = len(layer.weights)
+        if count:
+            shadow = [w for w in wrappers[layer.name].weights
+                      if w.name.split("/")[-1].split(":")[0] in ("kernel", "bias")]
+            layer.set_weights([w.numpy() for w in shadow[:count]])
+    return plain

@@ -1,0 +1,141 @@
+"""Per-layer error: qlab's local view equals the QuantizationDebugger's; both views exist for
+full-integer, 16x8 and dynamic-range models; layers kept in float; QAT against deployed."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qlab import capture, layer_errors, quantize, reproduce, tflite_file, train, variants
+
+MODES = ("full_integer", "integer_only", "integer_only_uint8", "int16x8", "dynamic_range")
+
+
+@pytest.fixture(scope="module")
+def tflites():
+    pairs = [("float", m) for m in ("float32", "float16", *MODES)] + [("qat", "integer_only")]
+    return reproduce.convert_plan(pairs, progress=False)
+
+
+@pytest.fixture(scope="module")
+def twin(tflites):
+    return tflites[("float", "float32")]
+
+
+@pytest.fixture(scope="module")
+def errors(tflites, twin, digits):
+    return {m: layer_errors.layer_errors(tflites[("float", m)], twin, digits.x_test) for m in MODES}
+
+
+def test_local_view_agrees_with_the_quantization_debugger(float_model, calibration, digits, errors):
+    ours = layer_errors.layer_errors(
+        quantize.quantize(float_model, "full_integer", calibration), quantize.quantize(float_model, "float32"),
+        digits.x_test, views=("local",))
+    theirs = layer_errors.debugger(float_model, calibration, digits.x_test)
+    assert list(ours["layer"]) == list(theirs["layer"]) == ["conv1", "conv2", "conv3", "flatten", "dense",
+                                                            "probs", "softmax"]
+    for column in (*layer_errors.METRICS, "scale", "zero_point", "rmse/scale"):
+        a, b = ours[column].to_numpy(float), theirs[column].to_numpy(float)
+        # the debugger's float32 dequantize leaves ~1e-7 of noise where there is no error at all
+        # (the RESHAPE); below 1e-5 of a level both count as zero
+        noise = 1e-5 * theirs["scale"].to_numpy(float) * (1 if column != "mean_squared_error"
+                                                           else theirs["scale"].to_numpy(float))
+        close = np.abs(a - b) <= 1e-4 * np.abs(b)
+        both_zero = (np.abs(a) <= noise) & (np.abs(b) <= noise) if column != "rmse/scale" else \
+            (np.abs(a) <= 1e-4) & (np.abs(b) <= 1e-4)
+        assert np.all(close | both_zero), (column, a, b)
+
+
+def test_both_views_for_every_quantized_mode(errors):
+    for mode, table in errors.items():
+        assert list(table.columns) == list(layer_errors.COLUMNS)
+        assert set(table["view"]) == {"local", "accumulated"}, mode
+        assert (table["num_elements"] > 0).all() and table["mean_squared_error"].notna().all()
+        local = table[table.view == "local"].set_index("layer")
+        accumulated = table[table.view == "accumulated"].set_index("layer")
+        assert local.loc["flatten", "mean_squared_error"] < 1e-12  # a reshape adds nothing
+        if mode not in ("integer_only", "integer_only_uint8"):
+            # with float input, conv1's float copy sees the same float image in both views
+                assert local.loc["conv1", "mean_squared_error"] == pytest.approx(
+                accumulated.loc["conv1", "mean_squared_error"], rel=1e-3, abs=1e-12)
+        # error builds up: by the logits the accumulated error exceeds what the layer adds
+        assert accumulated.loc["probs", "mean_squared_error"] > local.loc["probs", "mean_squared_error"]
+
+
+def test_int8_convs_add_about_rounding_alone_and_int16_far_less_in_real_terms(errors):
+    int8 = errors["full_integer"].query("view == 'local'").set_index("layer")
+    int16 = errors["int16x8"].query("view == 'local'").set_index("layer")
+    for layer in ("conv1", "conv2", "conv3"):
+        assert 0.2 < int8.loc[layer, "rmse/scale"] < 0.5  # ≈ 1/√12 = 0.289 plus weight rounding
+        assert int16.loc[layer, "mean_squared_error"] < int8.loc[layer, "mean_squared_error"]
+        assert int16.loc[layer, "rmse/scale"] > 5  # a 16-bit level is far below the weights' error
+
+
+def test_dynamic_range_layers_with_float_weights_add_no_error(errors, tflites):
+    table = errors["dynamic_range"].query("view == 'local'").set_index("layer")
+    assert table["scale"].isna().all()  # float outputs: no grid
+    assert table.loc["conv1", "max_abs_error"] < 1e-5  # under 1024 weights: kept in float
+    assert table.loc["conv2", "max_abs_error"] > 1e-3  # int8 weights
+
+
+def test_float_models_and_bad_names_are_refused(tflites, twin, digits):
+    for mode in ("float32", "float16"):
+        with pytest.raises(ValueError, match="nothing quantized"):
+            layer_errors.layer_errors(tflites[("float", mode)], twin, digits.x_test[:5])
+    with pytest.raises(ValueError, match="valid views: local, accumulated"):
+        layer_errors.layer_errors(tflites[("float", "full_integer")], twin, digits.x_test[:5], views=("global",))
+    with pytest.raises(ValueError, match="must be a float32 .tflite"):
+        capture.pair(tflites[("float", "full_integer")], tflites[("float", "full_integer")])
+    pair = capture.pair(tflites[("float", "full_integer")], twin)
+    with pytest.raises(KeyError, match="its layers are: conv1, conv2, conv3, flatten, dense, probs, softmax"):
+        pair.layer("conv4")
+    with pytest.raises(ValueError, match="empty"):
+        layer_errors.metrics(np.zeros((3, 0)))
+
+
+def test_keep_float_leaves_the_named_layers_in_float(float_model, calibration, digits, twin):
+    tflite = quantize.quantize(float_model, "full_integer", calibration, keep_float=("conv2", "dense"))
+    file = tflite_file.read(tflite)
+    kinds = {capture.layer_name(file, op): file.tensors[op.outputs[0]].type for op in capture.compute_ops(file)}
+    assert kinds["conv2"] == kinds["dense"] == "FLOAT32" and kinds["conv3"] == "INT8"
+    table = layer_errors.layer_errors(tflite, twin, digits.x_test, views=("local",)).set_index("layer")
+    assert table.loc["conv2", "max_abs_error"] < 1e-4 and table.loc["conv3", "max_abs_error"] > 1e-3
+    with pytest.raises(ValueError, match="the model's layers are: conv1, conv2"):
+        quantize.quantize(float_model, "full_integer", calibration, keep_float=("conv9",))
+    with pytest.raises(ValueError, match="'full_integer' only"):
+        quantize.quantize(float_model, "integer_only", calibration, keep_float=("conv1",))
+
+
+def test_keep_float_sweep_pays_size_for_each_float_layer(float_model, calibration, digits):
+    sweep = variants.keep_float_sweep(float_model, calibration, digits.x_test, digits.y_test,
+                                      choices=[(), ("conv2",)])
+    assert list(sweep["keep_float"]) == ["(none)", "conv2"]
+    assert sweep.loc[1, "size_bytes"] > sweep.loc[0, "size_bytes"] + 3 * 18432 * 0.9  # 4 bytes, not 1
+    assert (sweep["accuracy"] > 0.95).all() and (sweep["agreement"] > 0.98).all()
+
+
+def test_per_tensor_conversion_and_channel_ranges(float_model, calibration, digits, twin):
+    summary, local = variants.per_channel_vs_per_tensor(float_model, calibration, digits.x_test, digits.y_test)
+    assert list(summary["weights"]) == ["per-channel", "per-tensor"]
+    assert summary.loc[1, "size_bytes"] < summary.loc[0, "size_bytes"]  # one scale per tensor
+    assert (summary["accuracy"] > 0.95).all()
+    # a conv shares one scale among channels of different reach: its rounding error grows
+    assert local.loc["conv1", "per-tensor"] > local.loc["conv1", "per-channel"]
+    ranges = variants.channel_ranges(twin)
+    assert set(ranges["layer"]) == {"conv1", "conv2", "conv3", "dense", "probs"}
+    widest = ranges.loc[ranges.groupby("layer")["max_abs"].idxmax()]
+    assert (widest["levels_per_tensor"] == 255).all() and ranges["levels_per_tensor"].min() < 200
+
+
+def test_qat_keras_and_deployed_mostly_land_on_the_same_levels(qat_model, tflites, digits):
+    table = layer_errors.qat_vs_deployed(qat_model, tflites[("qat", "integer_only")], digits.x_test)
+    assert list(table["layer"]) == ["conv1", "conv2", "conv3", "flatten", "dense", "probs"]
+    assert (table["lsb_off"] < 0.1).all()
+    convs = table.set_index("layer").loc[["conv1", "conv2", "conv3"]]
+    assert (convs["max_lsb"] < 1.5).all()  # at most one level apart where the two differ
+
+
+def test_float_copy_of_a_qat_model_holds_its_float_weights(qat_model, digits):
+    plain = train.float_copy(qat_model)
+    assert not quantize.is_qat(plain)
+    accuracy = train.keras_accuracy(plain, digits)
+    assert accuracy > 0.95 and isinstance(pd.DataFrame([accuracy]), pd.DataFrame)
