@@ -65,6 +65,7 @@ def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
     with contextlib.nullcontext() if use_cache else cache.scratch():
         results = measure_models(plan(), seed, epochs, calibration_size, runs, progress,
                                  models_dir=out / "models")
+        written = inside(out, seed, epochs, calibration_size, progress)
     comparison = tables.comparison(results)
     results.to_csv(out / "results.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
@@ -76,9 +77,69 @@ def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
         print("\nBeside the article's table (accuracy %, loop ms over 450 images, size KB; "
               "_x: ratio to float32):\n")
         print(tables.to_text(comparison.drop(columns=["technique"])))
-        print(f"\nWrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'comparison.csv'} "
-              f"and {len(results)} models under {out / 'models'}")
+        print(f"\nWrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'comparison.csv'}, "
+              f"{len(results)} models under {out / 'models'}, {len(written)} layer-error tables "
+              f"and figures under {out / 'figures'}")
     return results, comparison
+
+
+def twin_of(training: str, seed: int = 0, epochs: int = 10) -> bytes:
+    """The float twin for models of `training`: float32 of the float model, or of the QAT
+    model's float weights with fake-quant taken out."""
+    config = train.TrainConfig(training=training, seed=seed, epochs=epochs)
+    if training == "float":
+        return quantize.quantized(config, "float32", progress=False)
+    return quantize.quantize(train.float_copy(train.trained(config, progress=False)), "float32")
+
+
+def inside(out: str | Path, seed: int = 0, epochs: int = 10, calibration_size: int = 100,
+           progress: bool = True) -> list[Path]:
+    """Per-layer error of every quantized model of the plan on the test images, one CSV each
+    (OUT/layer_errors_<training>-<mode>.csv: local and accumulated views, plus QAT against
+    deployed for QAT models), and the key figures under OUT/figures/."""
+    from qlab import capture, layer_errors, plots_layers
+
+    out = Path(out)
+    digits = data.load()
+    tflites = convert_plan(plan(), seed, epochs, calibration_size, progress=False)
+    twins = {t: twin_of(t, seed, epochs) for t in modes.TRAININGS}
+    written, tables = [], {}
+    for (training, mode), tflite in tflites.items():
+        if modes.get(mode).weights != "int8":
+            continue  # float32 and float16 have nothing quantized to compare
+        table = layer_errors.layer_errors(tflite, twins[training], digits.x_test)
+        if training == "qat":
+            qat_model = train.trained(train.TrainConfig(training="qat", seed=seed, epochs=epochs), progress=False)
+            table = pd.concat([table, layer_errors.qat_vs_deployed(qat_model, tflite, digits.x_test)],
+                              ignore_index=True)
+        tables[(training, mode)] = table
+        path = out / f"layer_errors_{training}-{mode}.csv"
+        cache.write_atomic(path, table.to_csv(index=False).encode())
+        written.append(path)
+    pair = capture.pair(tflites[("float", "full_integer")], twins["float"])
+    figures = {
+        "layer_errors_float-full_integer": plots_layers.layer_errors(
+            tables[("float", "full_integer")], "float/full_integer: error per layer, in output levels"),
+        "error_growth_float": plots_layers.error_growth(
+            {m: t for (tr, m), t in tables.items() if tr == "float"}),
+        "qat_vs_deployed": plots_layers.qat_vs_deployed(
+            tables[("qat", "integer_only")].query("view == 'qat'")),
+        **grid_figures(pair, digits.x_test),
+    }
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        fig.savefig(out / "figures" / f"{name}.png", dpi=110)
+    if progress:
+        print(f"per-layer error of {len(written)} models and {len(figures)} figures written")
+    return written
+
+
+def grid_figures(pair, x) -> dict:
+    """Weight histograms over the int8 grid and rounding vs clipping per layer (notebook 04)."""
+    from qlab import buckets, plots_grid
+
+    return {"weight_histograms": plots_grid.weight_histograms(pair),
+            "rounding_vs_clipping": plots_grid.rounding_vs_clipping(buckets.activation_table(pair, x))}
 
 
 def report(results: pd.DataFrame, comparison: pd.DataFrame, seed: int, epochs: int,

@@ -46,6 +46,24 @@ def test_writes_tables_and_models(first_run):
     assert "[10/10] qat/integer_only_uint8" in stdout and "accuracy_delta" in stdout
 
 
+def test_writes_layer_errors_of_every_quantized_model_and_the_figures(first_run):
+    from qlab import layer_errors, modes
+
+    out, _ = first_run
+    quantized = [(t, m.name) for t, m in reproduce.plan() if m.weights == "int8"]
+    assert len(quantized) == 8
+    for training, mode in quantized:
+        table = pd.read_csv(out / f"layer_errors_{training}-{mode}.csv")
+        assert list(table.columns[:len(layer_errors.COLUMNS)]) == list(layer_errors.COLUMNS)
+        views = {"local", "accumulated"} | ({"qat"} if training == "qat" else set())
+        assert set(table["view"]) == views, (training, mode)
+        assert table["mean_squared_error"].notna().all()
+    for name in ("layer_errors_float-full_integer", "error_growth_float", "qat_vs_deployed",
+                 "weight_histograms", "rounding_vs_clipping"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000, name
+    assert not list(out.glob("layer_errors_*-float*.csv"))  # float32/float16: nothing quantized
+
+
 def test_same_seed_same_accuracy_and_size_when_retrained(first_run, tmp_path):
     out, _ = first_run
     again = tmp_path / "again"
@@ -54,3 +72,5 @@ def test_same_seed_same_accuracy_and_size_when_retrained(first_run, tmp_path):
     a, b = pd.read_csv(out / "results.csv"), pd.read_csv(again / "results.csv")
     pd.testing.assert_frame_equal(a[["training", "mode", "accuracy", "size_bytes"]],
                                   b[["training", "mode", "accuracy", "size_bytes"]])
+    for name in ("layer_errors_float-full_integer.csv", "layer_errors_qat-integer_only.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(again / name))
