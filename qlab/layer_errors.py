@@ -42,10 +42,10 @@ def metrics(diffs: np.ndarray) -> dict[str, float]:
     return {name: float(np.nanmean(v)) for name, v in per_sample.items()}
 
 
-def _row(view: str, layer: capture.Layer, pair: capture.Pair, diffs: np.ndarray) -> dict:
-    out = layer.output(pair)
+def _row(view: str, layer: str, op: str, out, diffs: np.ndarray) -> dict:
+    """One table row: the metrics of `diffs` and the grid of the output tensor `out`."""
     scale = float(out.scale[0]) if out.quantized else np.nan
-    row = {"view": view, "layer": layer.name, "op": layer.op, "tensor": out.name}
+    row = {"view": view, "layer": layer, "op": op, "tensor": out.name}
     row.update(metrics(diffs))
     row.update({"scale": scale, "zero_point": int(out.zero_point[0]) if out.quantized else np.nan,
                 "rmse/scale": np.sqrt(row["mean_squared_error"]) / scale})
@@ -77,7 +77,7 @@ def local(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
             w = b = None
         expected = intmath_ops.float_op(twin_op, inputs, w, b, pair.twin.tensors[twin_op.outputs[0]].shape)
         got = capture.real(pair.deployed, op.outputs[0], captured[op.outputs[0]])
-        rows.append(_row("local", layer, pair, got - expected))
+        rows.append(_row("local", layer.name, layer.op, layer.output(pair), got - expected))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -89,7 +89,7 @@ def accumulated(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
     rows = []
     for layer in pair.layers:
         got = capture.real(pair.deployed, layer.deployed.outputs[0], captured[layer.deployed.outputs[0]])
-        rows.append(_row("accumulated", layer, pair, got - twin[layer.twin.outputs[0]]))
+        rows.append(_row("accumulated", layer.name, layer.op, layer.output(pair), got - twin[layer.twin.outputs[0]]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -136,8 +136,7 @@ def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnn
         out = file.tensors[op.outputs[0]]
         got = capture.real(file, out.index, captured[out.index])
         diffs = got - outputs[keras_names[name]].reshape(got.shape)
-        layer = capture.Layer(name, op.name, op, op)
-        row = _row("qat", layer, capture.Pair(file, file, [], tflite, tflite), diffs)
+        row = _row("qat", name, op.name, out, diffs)
         levels = np.abs(diffs) / row["scale"]
         row.update(lsb_off=float(np.mean(levels > 0.5)), max_lsb=float(levels.max()))
         rows.append(row)

@@ -228,8 +228,7 @@ def explain(exc: Exception, model, mode: modes.Mode) -> str:
     return f"{what}.\nConverter said: {first_error[-400:]}"
 
 
-def quantized(config, mode: str, calibration=None, data=None, progress: bool = True, *,
-              per_channel: bool = True, keep_float: tuple[str, ...] = ()) -> bytes:
+def quantized(config, mode: str, calibration=None, data=None, progress: bool = True) -> bytes:
     """The .tflite of the model `config` (a qlab.train.TrainConfig) in `mode`, cached.
 
     Trains the model only if its .tflite is not in the cache already.
@@ -250,11 +249,9 @@ def quantized(config, mode: str, calibration=None, data=None, progress: bool = T
         "mode": asdict(mode),
         "calibration": None if calibration is None else fingerprint(np.asarray(calibration, np.float32)),
     }
-    if not per_channel or keep_float:  # variants only: the plain models keep their old keys
-        key.update(per_channel=per_channel, keep_float=sorted(keep_float))
 
     def build() -> bytes:
         model = train.trained(config, data, progress)
-        return quantize(model, mode, calibration, per_channel=per_channel, keep_float=tuple(keep_float))
+        return quantize(model, mode, calibration)
 
     return cache.cached("tflite", key, build)

@@ -83,13 +83,14 @@ def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
     return results, comparison
 
 
-def twin_of(training: str, seed: int = 0, epochs: int = 10) -> bytes:
+def twin_of(training: str, seed: int = 0, epochs: int = 10, qat_model=None) -> bytes:
     """The float twin for models of `training`: float32 of the float model, or of the QAT
     model's float weights with fake-quant taken out."""
     config = train.TrainConfig(training=training, seed=seed, epochs=epochs)
     if training == "float":
         return quantize.quantized(config, "float32", progress=False)
-    return quantize.quantize(train.float_copy(train.trained(config, progress=False)), "float32")
+    qat_model = qat_model or train.trained(config, progress=False)
+    return quantize.quantize(train.float_copy(qat_model), "float32")
 
 
 def inside(out: str | Path, seed: int = 0, epochs: int = 10, calibration_size: int = 100,
@@ -102,14 +103,14 @@ def inside(out: str | Path, seed: int = 0, epochs: int = 10, calibration_size: i
     out = Path(out)
     digits = data.load()
     tflites = convert_plan(plan(), seed, epochs, calibration_size, progress=False)
-    twins = {t: twin_of(t, seed, epochs) for t in modes.TRAININGS}
+    qat_model = train.trained(train.TrainConfig(training="qat", seed=seed, epochs=epochs), progress=False)
+    twins = {"float": twin_of("float", seed, epochs), "qat": twin_of("qat", seed, epochs, qat_model)}
     written, tables = [], {}
     for (training, mode), tflite in tflites.items():
         if modes.get(mode).weights != "int8":
             continue  # float32 and float16 have nothing quantized to compare
         table = layer_errors.layer_errors(tflite, twins[training], digits.x_test)
         if training == "qat":
-            qat_model = train.trained(train.TrainConfig(training="qat", seed=seed, epochs=epochs), progress=False)
             table = pd.concat([table, layer_errors.qat_vs_deployed(qat_model, tflite, digits.x_test)],
                               ignore_index=True)
         tables[(training, mode)] = table
