@@ -121,10 +121,7 @@ def _is_activation(rt: Runtime, detail: dict) -> bool:
 
 def real(model: tflite_file.ModelFile, index: int, values: np.ndarray) -> np.ndarray:
     """A captured tensor as real numbers: dequantized with its own scale and zero point."""
-    t = model.tensors[index]
-    if not t.quantized:
-        return np.asarray(values, np.float32)
-    return dequantize_array(values, {"dtype": t.dtype, "quantization": (float(t.scale[0]), int(t.zero_point[0]))})
+    return dequantize_array(values, model.tensors[index].detail)
 
 
 def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:

@@ -71,11 +71,11 @@ class IntegerModel:
     # -- input and output -------------------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Float pixels -> the input tensor's integers: q = round(x / scale) + zero_point."""
-        return quantize_array(x, _detail(self.input))
+        return quantize_array(x, self.input.detail)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
         """The output integers -> probabilities: real = (q - zero_point) * scale."""
-        return dequantize_array(q, _detail(self.output))
+        return dequantize_array(q, self.output.detail)
 
     def check_input(self, q_input) -> np.ndarray:
         """A batch of the input tensor's dtype and shape (one sample gets a batch axis)."""
@@ -173,7 +173,7 @@ class IntegerModel:
             b = step.inputs[2]
             bias = None if b is None else b.data.astype(dtype) * b.scale.astype(dtype)
         real = ops.float_op(step.op, real, weights, bias, step.output.shape)
-        return quantize_array(real, _detail(step.output))
+        return quantize_array(real, step.output.detail)
 
 
 def run_integer(tflite: bytes, q_input, kernels: str = "builtin",
@@ -307,11 +307,6 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op) -> Step:
         multiplier, shift = ops.quantize_multiplier(s_in / s_out)
         p.update(input_zero_point=zp_in, output_zero_point=zp_out, multiplier=multiplier, shift=shift)
     return step
-
-
-def _detail(t: tflite_file.Tensor) -> dict:
-    """The interpreter-style detail dict that qlab.runtime's quantize helpers read."""
-    return {"dtype": t.dtype, "quantization": (float(t.scale[0]), int(t.zero_point[0]))}
 
 
 def _dequantize(q: np.ndarray, t: tflite_file.Tensor, dtype) -> np.ndarray:

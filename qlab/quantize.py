@@ -110,10 +110,11 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
 
 
 def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
-                           per_channel: bool = True) -> bytes:
+                           per_channel: bool = True, twin: bytes | None = None) -> bytes:
     """`full_integer` with the named layers left in float, through the QuantizationDebugger's
     denylist (its public route to the converter's quantizer). With nothing kept in float this
-    is the plain full_integer model, less the converter's metadata."""
+    is the plain full_integer model, less the converter's metadata. `twin`: the model's float32
+    .tflite, if at hand (it names the layers' tensors)."""
     import tensorflow as tf
 
     mode = modes.get("full_integer")
@@ -121,7 +122,7 @@ def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
         raise ValueError("keep_float applies to float-trained models; a QAT model's fake-quant "
                          "ops make the converter quantize every layer")
     calibration = check_calibration(model, calibration, mode)
-    nodes = denylisted_nodes(model, keep_float) if keep_float else None
+    nodes = denylisted_nodes(model, keep_float, twin) if keep_float else None
     converter = converter_for(model, mode, calibration)
     converter._experimental_disable_per_channel = not per_channel
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
@@ -132,11 +133,12 @@ def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
         return bytes(debugger.get_nondebug_quantized_model())
 
 
-def denylisted_nodes(model, layers: tuple[str, ...]) -> list[str]:
-    """The converter's output tensor names of the ops of `layers` (names as in layer-error tables)."""
+def denylisted_nodes(model, layers: tuple[str, ...], twin: bytes | None = None) -> list[str]:
+    """The converter's output tensor names of the ops of `layers` (names as in layer-error tables),
+    read from the model's float32 .tflite (`twin`, converted here if not given)."""
     from qlab import capture, tflite_file
 
-    twin = tflite_file.read(quantize(model, "float32"))
+    twin = tflite_file.read(quantize(model, "float32") if twin is None else twin)
     by_layer: dict[str, list[str]] = {}
     for op in capture.compute_ops(twin):
         by_layer.setdefault(capture.layer_name(twin, op), []).append(twin.tensors[op.outputs[0]].name)

@@ -51,6 +51,13 @@ class Tensor:
     def per_axis(self) -> bool:
         return self.scale.size > 1
 
+    @property
+    def detail(self) -> dict:
+        """The interpreter-style detail (dtype, first scale and zero point) that qlab.runtime's
+        quantize_array and dequantize_array read."""
+        return {"dtype": self.dtype, "quantization": (float(self.scale[0]), int(self.zero_point[0]))
+                if self.quantized else (0.0, 0)}
+
 
 @dataclass
 class Op:

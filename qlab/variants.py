@@ -37,7 +37,7 @@ def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarra
         choices = [(), *[(name,) for name in layers], tuple(layers[-2:])]
     rows = []
     for keep in choices:
-        tflite = quantize.quantize_keeping_float(model, calibration, tuple(keep))
+        tflite = quantize.quantize_keeping_float(model, calibration, tuple(keep), twin=twin_tflite)
         rows.append({"keep_float": "+".join(keep) or "(none)", **_outcome(tflite, twin_tflite, x, y)})
     table = pd.DataFrame(rows)
     table["size_vs_int8"] = table["size_bytes"] / table["size_bytes"].iloc[0]
