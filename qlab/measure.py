@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import time
+from importlib.metadata import version
 
 import numpy as np
 
@@ -10,16 +13,30 @@ from qlab.runtime import Runtime
 
 
 def accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray, kernels: str = "xnnpack") -> float:
-    """Fraction of `x` the model classifies as `y` (one batched invoke)."""
+    """The fraction of `x` the model classifies as `y` (one batched invoke on LiteRT).
+
+    Returns:
+        accuracy in [0, 1].
+
+    Raises:
+        ValueError, InvalidModelError: as `qlab.runtime.Runtime` and its `predict`.
+    """
     probs = Runtime(tflite, kernels=kernels).predict(x)
     return float(np.mean(np.argmax(probs, axis=1) == y))
 
 
 def latency(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads: int = 1,
             warmup: int = 20, runs: int = 200) -> dict:
-    """Per-invoke time of one sample (batch 1) after `warmup` invokes: median, p10, p90 in µs.
+    """Per-invoke time of one sample (batch 1) after `warmup` invokes.
 
     Only `invoke()` is timed; inputs are quantized beforehand, so every mode pays the same.
+
+    Returns:
+        {"latency_us": median, "latency_p10_us", "latency_p90_us": 10th and 90th percentiles,
+        all in microseconds, "latency_runs": runs}.
+
+    Raises:
+        ValueError: runs below 1 or a negative warmup.
     """
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
@@ -40,7 +57,11 @@ def latency(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads:
 
 def loop_ms(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads: int = 1,
             repeats: int = 3) -> float:
-    """The article's loop: set_tensor, invoke, get_tensor for each test image; median total ms."""
+    """The article's loop: set_tensor, invoke, get_tensor for each image of `x`, one at a time.
+
+    Returns:
+        the median over `repeats` loops of the whole loop's time, in milliseconds.
+    """
     rt = Runtime(tflite, kernels=kernels, num_threads=num_threads)
     samples = rt.quantize_input(np.asarray(x, dtype=np.float32))
     interp, inp, out = rt.interpreter, rt.input["index"], rt.output["index"]
@@ -56,11 +77,20 @@ def loop_ms(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads:
 
 
 def size_bytes(tflite: bytes) -> int:
+    """The size of a .tflite file.
+
+    Returns:
+        bytes: what a device stores and loads.
+    """
     return len(tflite)
 
 
 def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, runs: int = 200) -> dict:
-    """One result row's measured columns for one .tflite."""
+    """One result row's measured columns for one .tflite on `x_test`, `y_test`.
+
+    Returns:
+        {"accuracy" in [0, 1], the `latency` columns in µs, "loop_ms", "size_bytes"}.
+    """
     row = {"accuracy": accuracy(tflite, x_test, y_test)}
     row.update(latency(tflite, x_test, runs=runs))
     row["loop_ms"] = loop_ms(tflite, x_test)
@@ -69,22 +99,20 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, runs: int = 2
 
 
 def machine() -> dict:
-    """What the figures were measured on: CPU, cores, and the stack's versions."""
-    import os
-    import platform
+    """What the figures were measured on.
 
-    import tensorflow as tf
-
+    Returns:
+        {"cpu": model name, "cores": count, "python", "tensorflow", "ai_edge_litert",
+        "tensorflow_model_optimization": versions as strings}.
+    """
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from importlib.metadata import version
-
     return {
         "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-        "tensorflow": tf.__version__, "ai_edge_litert": version("ai-edge-litert"),
+        "tensorflow": version("tensorflow"), "ai_edge_litert": version("ai-edge-litert"),
         "tensorflow_model_optimization": version("tensorflow-model-optimization"),
     }

@@ -6,7 +6,11 @@ Each row says what the mode means and how to set the TFLite converter for it;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from qlab.vocabulary import TRAININGS
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,15 @@ MODES: dict[str, Mode] = {
     )
 }
 
-TRAININGS = ("float", "qat")
-
-
 def get(name: str) -> Mode:
-    """The mode called `name`; a typo gets the list of valid names."""
+    """The mode called `name` (a `Mode` is returned as it is).
+
+    Returns:
+        the `Mode` row.
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones).
+    """
     if isinstance(name, Mode):
         return name
     try:
@@ -91,16 +99,23 @@ def get(name: str) -> Mode:
 
 
 def for_training(training: str) -> list[Mode]:
-    """The modes a model of this training converts in (QAT models: the integer modes)."""
+    """The modes a model of this training converts in (QAT models: the integer modes).
+
+    Returns:
+        the `Mode` rows in table order.
+
+    Raises:
+        ValueError: a training other than those of `qlab.vocabulary.TRAININGS`.
+    """
     if training not in TRAININGS:
         raise ValueError(f"unknown training {training!r}; valid: {', '.join(TRAININGS)}")
     return [m for m in MODES.values() if training == "float" or m.qat]
 
 
-def table():
-    """The mode table as a pandas DataFrame, one row per mode."""
-    from dataclasses import asdict
+def table() -> pd.DataFrame:
+    """The mode table.
 
-    import pandas as pd
-
+    Returns:
+        a DataFrame, one row per mode indexed by name, a column per `Mode` field.
+    """
     return pd.DataFrame([asdict(m) for m in MODES.values()]).set_index("name")

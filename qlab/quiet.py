@@ -28,6 +28,11 @@ class Captured:
         self._fd_file, self._py = fd_file, py_stream
 
     def read(self) -> str:
+        """Everything printed so far inside the block.
+
+        Returns:
+            the file descriptor 2 output (decoded, undecodable bytes replaced), then sys.stderr's.
+        """
         sys.stderr.flush()
         self._fd_file.seek(0)
         return self._fd_file.read().decode(errors="replace") + self._py.getvalue()

@@ -2,8 +2,8 @@
 
 `predict` takes float data and handles the model's I/O types itself: it quantizes
 inputs and dequantizes outputs with each tensor's own scale and zero point
-(real = (q - zero_point) * scale). `invoke_raw` hands the interpreter whatever array
-you give it, for teaching what happens when you skip that step.
+(`qlab.arith`). `invoke_raw` hands the interpreter whatever array you give it, for
+teaching what happens when you skip that step.
 """
 
 from __future__ import annotations
@@ -11,33 +11,34 @@ from __future__ import annotations
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-KERNELS = {
-    "xnnpack": OpResolverType.AUTO,  # builtin kernels + the default XNNPACK delegate
-    "builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,  # optimized kernels, no delegate
-    "reference": OpResolverType.BUILTIN_REF,  # reference kernels: slow, simple, for checking
-}
+from qlab import arith, vocabulary
+from qlab.tflite_file import InvalidModelError, as_batch, check_tflite
 
+__all__ = ["KERNELS", "InvalidModelError", "Runtime"]
 
-class InvalidModelError(ValueError):
-    """The bytes are not a .tflite flatbuffer the interpreter can load."""
-
-
-def check_tflite(tflite: bytes) -> bytes:
-    """Cheap structural check of a .tflite before the interpreter sees it."""
-    if isinstance(tflite, (bytearray, memoryview)):
-        tflite = bytes(tflite)
-    if not isinstance(tflite, bytes):
-        raise TypeError(f"expected the bytes of a .tflite, got {type(tflite).__name__}")
-    if len(tflite) < 8 or tflite[4:8] != b"TFL3":
-        raise InvalidModelError(
-            f"not a .tflite model ({len(tflite)} bytes, no 'TFL3' identifier): "
-            "the file is corrupt or not a TFLite flatbuffer; convert the model again"
-        )
-    return tflite
+KERNELS = dict(zip(vocabulary.KERNELS, (
+    OpResolverType.AUTO,  # builtin kernels + the default XNNPACK delegate
+    OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,  # optimized kernels, no delegate
+    OpResolverType.BUILTIN_REF,  # reference kernels: slow, simple, for checking
+)))
+"""Each kernel choice of `qlab.vocabulary.KERNELS` as LiteRT's op resolver type."""
 
 
 class Runtime:
-    """One loaded .tflite model, ready to run."""
+    """One loaded .tflite model, ready to run on LiteRT.
+
+    Args:
+        tflite: the model's bytes.
+        kernels: a name from `qlab.vocabulary.KERNELS` ("xnnpack", "builtin", "reference").
+        num_threads: threads the interpreter may use (1 or more).
+        keep_intermediates: keep every tensor after `invoke` (LiteRT's
+            `experimental_preserve_all_tensors`), for reading intermediate activations.
+
+    Raises:
+        ValueError: unknown kernels, or a thread count below 1.
+        TypeError: `tflite` is not bytes-like.
+        InvalidModelError: bytes LiteRT cannot load (truncated, corrupt, not a .tflite).
+    """
 
     def __init__(self, tflite: bytes, kernels: str = "xnnpack", num_threads: int = 1,
                  keep_intermediates: bool = False):
@@ -67,14 +68,17 @@ class Runtime:
     # -- shapes and types -------------------------------------------------------------
     @property
     def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one input sample (the input tensor's shape without its batch axis)."""
         return tuple(int(d) for d in self.input["shape"][1:])
 
     @property
     def input_dtype(self) -> np.dtype:
+        """The input tensor's dtype: float32, int8 or uint8."""
         return np.dtype(self.input["dtype"])
 
     @property
     def output_dtype(self) -> np.dtype:
+        """The output tensor's dtype: float32, int8 or uint8."""
         return np.dtype(self.output["dtype"])
 
     def _resize(self, batch: int) -> None:
@@ -85,32 +89,38 @@ class Runtime:
             self.output = self.interpreter.get_output_details()[0]
             self._batch = batch
 
-    def _check_batch(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x)
-        if x.ndim == len(self.sample_shape) and x.shape == self.sample_shape:
-            x = x[np.newaxis]
-        if x.ndim != len(self.sample_shape) + 1 or x.shape[1:] != self.sample_shape:
-            raise ValueError(
-                f"input has shape {x.shape}; this model takes a batch of shape "
-                f"(n, {', '.join(map(str, self.sample_shape))}) or one sample of shape {self.sample_shape}"
-            )
-        if len(x) == 0:
-            raise ValueError("input batch is empty")
-        return x
-
     # -- quantization of I/O ----------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float data -> what the input tensor holds (q = round(x / scale) + zero_point)."""
-        return quantize_array(x, self.input)
+        """Float data to what the input tensor holds: q = round(x / scale) + zero_point.
+
+        Returns:
+            array of the input tensor's dtype, the shape of `x` (float inputs: `x` as float32).
+        """
+        return _quantize_io(x, self.input)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
-        """What the output tensor holds -> float (real = (q - zero_point) * scale)."""
-        return dequantize_array(q, self.output)
+        """What the output tensor holds to float: real = (q - zero_point) * scale.
+
+        Returns:
+            float32 array of the shape of `q`.
+        """
+        return _dequantize_io(q, self.output)
 
     # -- running ----------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Run float data through the model and return float outputs, whatever its I/O types."""
-        x = self._check_batch(x)
+        """Run float data through the model, whatever its I/O types.
+
+        Args:
+            x: a batch (n,) + sample_shape, or one sample, of real values.
+
+        Returns:
+            float32 array of the outputs, (n,) + the output's sample shape.
+
+        Raises:
+            ValueError: the wrong shape, an empty batch, non-numeric data, or integer data for
+                a model with integer input (quantize it yourself and call `invoke_raw`).
+        """
+        x = as_batch(x, self.sample_shape)
         if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
             raise ValueError(f"input must be numeric (float pixels), got dtype {x.dtype}")
         if np.issubdtype(x.dtype, np.integer) and self.input_dtype != np.float32:
@@ -121,8 +131,15 @@ class Runtime:
         return self.dequantize_output(self.invoke_raw(self.quantize_input(x.astype(np.float32))))
 
     def invoke_raw(self, x: np.ndarray) -> np.ndarray:
-        """Set the input tensor to `x` as it is (dtype must match), invoke, return the raw output."""
-        x = self._check_batch(x)
+        """Set the input tensor to `x` as it is, invoke, return the raw output.
+
+        Returns:
+            a copy of the output tensor: its own dtype, (n,) + the output's sample shape.
+
+        Raises:
+            ValueError: the wrong shape, an empty batch, or a dtype other than the input tensor's.
+        """
+        x = as_batch(x, self.sample_shape)
         if x.dtype != self.input_dtype:
             raise ValueError(
                 f"invoke_raw() needs input of dtype {self.input_dtype} (this model's input tensor), "
@@ -134,29 +151,25 @@ class Runtime:
         return self.interpreter.get_tensor(self.output["index"]).copy()
 
     def tensors(self) -> list[dict]:
-        """The interpreter's details of every tensor (name, index, dtype, shape, quantization)."""
+        """The interpreter's details of every tensor.
+
+        Returns:
+            one dict per tensor: name, index, dtype, shape, quantization (scale, zero point) and
+            quantization_parameters (per-axis scales and zero points), as LiteRT reports them.
+        """
         return self.interpreter.get_tensor_details()
 
 
-def quantize_array(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Float -> the tensor's dtype with its scale and zero point (identity for float tensors)."""
+def _quantize_io(x: np.ndarray, detail: dict) -> np.ndarray:
     dtype = np.dtype(detail["dtype"])
     if dtype.kind == "f":
         return np.asarray(x, dtype=dtype)
     scale, zero_point = detail["quantization"]
-    info = np.iinfo(dtype)
-    q = round_half_away(np.asarray(x, dtype=np.float64) / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
+    return arith.quantize(x, scale, zero_point, *arith.integer_range(dtype)).astype(dtype)
 
 
-def dequantize_array(q: np.ndarray, detail: dict) -> np.ndarray:
-    """The tensor's integers -> float32 with its scale and zero point (identity for floats)."""
+def _dequantize_io(q: np.ndarray, detail: dict) -> np.ndarray:
     if np.dtype(detail["dtype"]).kind == "f":
         return np.asarray(q, dtype=np.float32)
     scale, zero_point = detail["quantization"]
-    return ((np.asarray(q, dtype=np.int64) - zero_point) * scale).astype(np.float32)
-
-
-def round_half_away(v: np.ndarray) -> np.ndarray:
-    """Round half away from zero, as TFLite's kernels do (NumPy rounds half to even)."""
-    return np.sign(v) * np.floor(np.abs(v) + 0.5)
+    return arith.dequantize(q, scale, zero_point).astype(np.float32)

@@ -1,13 +1,17 @@
-"""Result tables as pandas DataFrames, the published tables beside them, CSV/Markdown out."""
+"""Result tables as pandas DataFrames, the published tables beside them, CSV/Markdown out.
+
+The published tables ship inside the package (`qlab/published/*.csv`, package data) and are
+read with `importlib.resources`, so they are there in any install, editable or not.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib import resources
 
 import numpy as np
 import pandas as pd
 
-PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "data" / "published"
+PUBLISHED = "qlab.published"  # the package that holds the published tables
 ARTICLE = "optimizing-tf-models-with-quantization"
 KB = 1024  # the article does not say; 1 KB = 1024 bytes here
 
@@ -18,7 +22,19 @@ RESULT_COLUMNS = [
 
 
 def results(rows: list[dict]) -> pd.DataFrame:
-    """One row per measured model, with size and latency relative to float/float32."""
+    """One row per measured model, with size and latency relative to float/float32.
+
+    Args:
+        rows: dicts with at least `RESULT_COLUMNS` (accuracy in [0, 1], latency in µs, loop in
+            ms, size in bytes).
+
+    Returns:
+        the rows as a DataFrame, `RESULT_COLUMNS` first, plus size_vs_float32 and
+        latency_vs_float32 when a float/float32 row is present.
+
+    Raises:
+        ValueError: rows that lack some of `RESULT_COLUMNS`.
+    """
     df = pd.DataFrame(rows)
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
     if missing:
@@ -31,13 +47,30 @@ def results(rows: list[dict]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def published_names() -> list[str]:
+    """The published tables that ship with qlab.
+
+    Returns:
+        their names (the CSV file names without .csv), sorted.
+    """
+    return sorted(p.name.removesuffix(".csv") for p in resources.files(PUBLISHED).iterdir()
+                  if p.name.endswith(".csv"))
+
+
 def published(name: str = ARTICLE) -> pd.DataFrame:
-    """A published table from data/published/, with its source column."""
-    path = PUBLISHED_DIR / f"{name}.csv"
-    if not path.exists():
-        known = sorted(p.stem for p in PUBLISHED_DIR.glob("*.csv"))
-        raise FileNotFoundError(f"no published table {name!r} in {PUBLISHED_DIR}; known: {known}")
-    return pd.read_csv(path)
+    """A published table, with its `source` column (which article, which table).
+
+    Returns:
+        the table as the CSV in `qlab/published/` holds it.
+
+    Raises:
+        FileNotFoundError: no table of that name (the message lists the known ones).
+    """
+    path = resources.files(PUBLISHED) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no published table {name!r} in qlab/published/; known: {published_names()}")
+    with path.open("r", encoding="utf-8") as f:
+        return pd.read_csv(f)
 
 
 def comparison(measured: pd.DataFrame, pub: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -45,6 +78,13 @@ def comparison(measured: pd.DataFrame, pub: pd.DataFrame | None = None) -> pd.Da
 
     Latency is the article's whole-test-set loop (ms); the `_x` columns are ratios to the
     float baseline, the fair way to compare across machines. Sizes in KB (1024 bytes).
+
+    Returns:
+        one row per mode the article reports (float32 first): accuracy in %, loop_ms, size_kb,
+        each as `_pub`, measured and `_delta`, and latency_x and size_x as `_pub` and measured.
+
+    Raises:
+        ValueError: `measured` has no float/float32 row to take ratios to.
     """
     pub = published() if pub is None else pub
     float_rows = measured[measured.training == "float"].set_index("mode")
@@ -80,7 +120,11 @@ def comparison(measured: pd.DataFrame, pub: pd.DataFrame | None = None) -> pd.Da
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    """A GitHub-flavoured Markdown table (no extra dependency).
+
+    Returns:
+        the table's lines joined by newlines: floats with `digits` decimals, ints with commas.
+    """
     def cell(v):
         if isinstance(v, (float, np.floating)):
             return f"{v:,.{digits}f}"
@@ -94,5 +138,9 @@ def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
 
 
 def to_text(df: pd.DataFrame, digits: int = 2) -> str:
-    """A plain-text table for the terminal."""
+    """A plain-text table for the terminal: floats with `digits` decimals, no index.
+
+    Returns:
+        the table as one string.
+    """
     return df.to_string(index=False, float_format=lambda v: f"{v:,.{digits}f}")

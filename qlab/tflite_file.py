@@ -1,19 +1,23 @@
 """Read a .tflite flatbuffer into plain Python: tensors (with their constant data and
-quantization), ops (with their builtin options) and buffers.
+quantization), ops (with their builtin options) and buffers; and name each op after the Keras
+layer it came from.
 
 The interpreter reports tensors once they are allocated; this reads the file itself, so
 it also sees constant data, per-axis parameters and op options exactly as stored. It uses
-the flatbuffer schema that LiteRT ships (`ai_edge_litert.schema_py_generated`).
+the flatbuffer schema that LiteRT ships (`ai_edge_litert.schema_py_generated`) and never
+builds an interpreter: a damaged file is caught while parsing.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from qlab.runtime import Runtime
+from qlab import arith
+from qlab.vocabulary import EDGE_OPS
 
 OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -26,8 +30,63 @@ ACTIVATIONS = {v: k for k, v in vars(schema.ActivationFunctionType).items() if n
 PADDINGS = {v: k for k, v in vars(schema.Padding).items() if not k.startswith("_")}
 
 
+class InvalidModelError(ValueError):
+    """The bytes are not a .tflite flatbuffer: truncated, corrupt, or something else."""
+
+
+def check_tflite(tflite) -> bytes:
+    """A cheap structural check before anything parses or runs the bytes.
+
+    Returns:
+        the model as `bytes` (a bytearray or memoryview is copied).
+
+    Raises:
+        TypeError: not bytes-like (e.g. a file name: read the file first).
+        InvalidModelError: too short, or without the flatbuffer's "TFL3" file identifier.
+    """
+    if isinstance(tflite, (bytearray, memoryview)):
+        tflite = bytes(tflite)
+    if not isinstance(tflite, bytes):
+        raise TypeError(f"expected the bytes of a .tflite, got {type(tflite).__name__}")
+    if len(tflite) < 8 or tflite[4:8] != b"TFL3":
+        raise InvalidModelError(
+            f"not a .tflite model ({len(tflite)} bytes, no 'TFL3' identifier): "
+            "the file is corrupt or not a TFLite flatbuffer; convert the model again"
+        )
+    return tflite
+
+
+def as_batch(x, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """`x` as a batch for a model input whose samples have `sample_shape`: one sample gets a
+    batch axis of length 1, a batch is checked.
+
+    Returns:
+        `x` as an array of shape (n,) + sample_shape, n >= 1, its dtype unchanged.
+
+    Raises:
+        ValueError: any other shape, or an empty batch.
+    """
+    x = np.asarray(x)
+    sample_shape = tuple(int(d) for d in sample_shape)
+    if x.shape == sample_shape:
+        x = x[np.newaxis]
+    wanted = (f"this model takes a non-empty batch of shape (n, {', '.join(map(str, sample_shape))}) "
+              f"or one sample of shape {sample_shape}")
+    if x.ndim != len(sample_shape) + 1 or x.shape[1:] != sample_shape:
+        raise ValueError(f"input has shape {x.shape}; {wanted}")
+    if len(x) == 0:
+        raise ValueError(f"input batch is empty: {wanted}")
+    return x
+
+
 @dataclass
 class Tensor:
+    """One tensor of a .tflite as stored: its type, shape, constant data and quantization.
+
+    `scale` (float32) and `zero_point` (int64) hold one value per tensor, or one per slice
+    along `quantized_dimension` for per-axis tensors; both are empty for float tensors.
+    """
+
     index: int
     name: str
     shape: tuple[int, ...]
@@ -40,27 +99,62 @@ class Tensor:
 
     @property
     def dtype(self) -> np.dtype | None:
+        """The NumPy dtype of the tensor's type (None for types NumPy lacks, e.g. STRING)."""
         t = NUMPY_TYPES.get(self.type)
         return None if t is None else np.dtype(t)
 
     @property
     def quantized(self) -> bool:
+        """True if the tensor has a scale and zero point."""
         return self.scale.size > 0
 
     @property
     def per_axis(self) -> bool:
+        """True if it has one scale per slice along `quantized_dimension`."""
         return self.scale.size > 1
 
     @property
-    def detail(self) -> dict:
-        """The interpreter-style detail (dtype, first scale and zero point) that qlab.runtime's
-        quantize_array and dequantize_array read."""
-        return {"dtype": self.dtype, "quantization": (float(self.scale[0]), int(self.zero_point[0]))
-                if self.quantized else (0.0, 0)}
+    def axis(self) -> int | None:
+        """The quantized axis of a per-axis tensor; None for per-tensor and float tensors."""
+        return self.quantized_dimension if self.per_axis else None
+
+    def quantize(self, x) -> np.ndarray:
+        """Real values to what this tensor holds, with its own scale and zero point.
+
+        Returns:
+            array of the tensor's dtype and the shape of `x` (float tensors: `x` cast).
+
+        Raises:
+            ValueError: per-axis parameters that do not fit `x` (see `qlab.arith.along`).
+        """
+        if not self.quantized:
+            return np.asarray(x, dtype=self.dtype)
+        qmin, qmax = arith.integer_range(self.dtype)
+        return arith.quantize(x, self._params(self.scale), self._params(self.zero_point), qmin, qmax,
+                              self.axis).astype(self.dtype)
+
+    def dequantize(self, q, dtype=np.float32) -> np.ndarray:
+        """What this tensor's integers stand for: (q - zero_point) * scale, computed in `dtype`.
+
+        Returns:
+            array of `dtype` and the shape of `q` (float tensors: `q` cast).
+
+        Raises:
+            ValueError: per-axis parameters that do not fit `q` (see `qlab.arith.along`).
+        """
+        if not self.quantized:
+            return np.asarray(q, dtype=dtype)
+        return arith.dequantize(q, self._params(self.scale), self._params(self.zero_point),
+                                self.axis, dtype)
+
+    def _params(self, values: np.ndarray) -> np.ndarray:
+        return values if self.per_axis else values[:1]
 
 
 @dataclass
 class Op:
+    """One operator of a .tflite: its builtin name, its tensors (by index) and its options."""
+
     index: int
     name: str  # CONV_2D, FULLY_CONNECTED, ...
     inputs: list[int]  # tensor indices; -1 marks an absent optional input
@@ -68,6 +162,12 @@ class Op:
     options: object | None  # the schema's options object (e.g. Conv2DOptionsT), or None
 
     def option(self, name: str, default=None):
+        """One field of the op's builtin options.
+
+        Returns:
+            the field's value (e.g. "strideH" -> 1, "beta" -> 1.0), or `default` if the op has
+            no such option.
+        """
         return getattr(self.options, name, default)
 
     @property
@@ -79,6 +179,9 @@ class Op:
 
 @dataclass
 class ModelFile:
+    """A whole .tflite (its one subgraph): tensors and ops in file order, the graph's input and
+    output tensor indices, and the bytes each buffer holds."""
+
     tensors: list[Tensor]
     ops: list[Op]
     inputs: list[int]
@@ -88,6 +191,14 @@ class ModelFile:
     raw: object  # schema.ModelT, for anything not surfaced above
 
     def tensor(self, name_or_index) -> Tensor:
+        """The tensor with this index or name.
+
+        Returns:
+            the `Tensor`.
+
+        Raises:
+            KeyError: no tensor has that name (the message lists them).
+        """
         if isinstance(name_or_index, (int, np.integer)):
             return self.tensors[int(name_or_index)]
         for t in self.tensors:
@@ -97,13 +208,28 @@ class ModelFile:
 
 
 def read(tflite: bytes) -> ModelFile:
-    """Parse the .tflite bytes (one subgraph models, as the converter writes for Keras models)."""
-    Runtime(tflite, kernels="builtin")  # the interpreter verifies the flatbuffer (clear error if not)
-    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    if len(model.subgraphs) != 1:
-        raise ValueError(f"expected one subgraph, found {len(model.subgraphs)}")
+    """Parse the .tflite bytes (one-subgraph models, as the converter writes for Keras models).
+
+    Returns:
+        the `ModelFile`, its constant data as read-only NumPy views typed and shaped as stored.
+
+    Raises:
+        TypeError: `tflite` is not bytes-like.
+        InvalidModelError: not a .tflite, or cut off or damaged so that the flatbuffer's
+            tables or buffers point outside the file.
+        ValueError: a model with more or fewer than one subgraph.
+    """
+    tflite = check_tflite(tflite)
+    try:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+        buffers = [_buffer_bytes(b, tflite) for b in model.buffers or []]
+    except (struct.error, IndexError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise InvalidModelError(
+            f"this .tflite ({len(tflite)} bytes) is truncated or corrupt: its flatbuffer points "
+            f"outside the file ({type(exc).__name__}: {exc}); convert the model again") from exc
+    if not model.subgraphs or len(model.subgraphs) != 1:
+        raise ValueError(f"expected one subgraph, found {len(model.subgraphs or [])}")
     graph = model.subgraphs[0]
-    buffers = [_buffer_bytes(b, tflite) for b in model.buffers]
     tensors = []
     for i, t in enumerate(graph.tensors):
         type_name = TYPE_NAMES.get(t.type, str(t.type))
@@ -132,8 +258,40 @@ def _buffer_bytes(buffer, tflite: bytes) -> bytes:
     if buffer.data is not None and len(buffer.data):
         return np.asarray(buffer.data, dtype=np.uint8).tobytes()
     if buffer.offset > 1 and buffer.size:  # data stored after the flatbuffer (large models)
+        if buffer.offset + buffer.size > len(tflite):
+            raise ValueError(f"a buffer ends at byte {buffer.offset + buffer.size}, past the file's end")
         return tflite[buffer.offset: buffer.offset + buffer.size]
     return b""
+
+
+# -- which Keras layer an op came from ---------------------------------------------------------
+def compute_ops(model: ModelFile) -> list[Op]:
+    """The ops that compute: every op but the QUANTIZE and DEQUANTIZE that quantization adds.
+
+    Returns:
+        the model's `Op`s in file order, edge ops left out.
+    """
+    return [op for op in model.ops if op.name not in EDGE_OPS]
+
+
+def layer_name(model: ModelFile, op: Op) -> str:
+    """The Keras layer an op came from, read from its output tensor's name (conv1, dense, ...).
+
+    Returns:
+        the layer name; for an op whose tensor name has no layer path, the op's name in lower case.
+    """
+    return layer_of(model.tensors[op.outputs[0]].name, op.name)
+
+
+def layer_of(tensor_name: str, op_name: str) -> str:
+    """'digits_cnn/conv1/Relu;...' -> 'conv1' (QAT's 'quant_' prefix removed).
+
+    Returns:
+        the second path segment of the tensor's first name, or `op_name` in lower case.
+    """
+    parts = tensor_name.split(";")[0].split("/")
+    name = parts[1] if len(parts) > 1 else op_name.lower()
+    return name.removeprefix("quant_")
 
 
 def _text(value) -> str:

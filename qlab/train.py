@@ -3,28 +3,32 @@
 QAT comes in the three forms the articles describe: the whole model, selected layers
 only (annotate + apply), and a delayed start (train N steps in float, then switch the
 fake-quant ops on: the `quant_delay` of the TF1 API, which tfmot 2.x lacks).
+Trained models are cached by `qlab.artifacts.trained`; this module trains.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
+import tensorflow as tf
 import tf_keras as keras
 
-from qlab import cache, models
-from qlab import data as qdata
+from qlab import models, progress
 from qlab.data import Digits
-from qlab.modes import TRAININGS
+from qlab.vocabulary import TRAININGS
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a trained model; its hash keys the cache."""
+    """Everything that determines a trained model; its hash keys the cache.
+
+    Raises:
+        ValueError: a training other than those of `qlab.vocabulary.TRAININGS`.
+    """
 
     training: str = "float"  # "float" or "qat"
     model: str = "digits_cnn"
@@ -37,7 +41,11 @@ class TrainConfig:
     quant_delay: int | None = None  # steps of float training before fake-quant switches on
 
     def key(self) -> dict:
-        """The fields that matter for this training (a float model ignores the QAT ones)."""
+        """The fields that matter for this training (a float model ignores the QAT ones).
+
+        Returns:
+            a dict of field name to value, for cache keys.
+        """
         fields = asdict(self)
         if self.training == "float":
             fields = {k: v for k, v in fields.items() if not k.startswith("qat") and k != "quant_delay"}
@@ -50,14 +58,16 @@ class TrainConfig:
 
 def seed_everything(seed: int) -> None:
     """Same seed, same weights: seed Python, NumPy and TF, and make TF ops deterministic."""
-    import tensorflow as tf
-
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
 
 def check_keras2(model) -> None:
-    """tfmot only wraps tf_keras (Keras 2) models; say so plainly for anything else."""
+    """Refuse anything but a tf_keras (Keras 2) model, which is all tfmot can wrap.
+
+    Raises:
+        TypeError: a Keras 3 model or any other object, with how to build a Keras 2 one.
+    """
     if not isinstance(model, keras.Model):
         kind = f"{type(model).__module__}.{type(model).__name__}"
         raise TypeError(
@@ -68,23 +78,25 @@ def check_keras2(model) -> None:
         )
 
 
-class _Progress(keras.callbacks.Callback):
-    """One line per epoch, so long runs show they are alive without Keras' progress bars."""
+class _EpochBar(keras.callbacks.Callback):
+    """A progress bar over epochs (qlab.progress), with the last epoch's loss and accuracies."""
 
-    def __init__(self, label: str, every: int = 1):
+    def __init__(self, label: str):
         super().__init__()
-        self.label, self.every = label, every
+        self.label, self.bar = label, None
+
+    def on_train_begin(self, logs=None):
+        self.bar = progress.bar(desc=self.label, total=self.params.get("epochs"), unit="epoch")
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0 or epoch + 1 == self.params.get("epochs"):
-            logs = logs or {}
-            print(
-                f"  {self.label} epoch {epoch + 1}/{self.params.get('epochs')}: "
-                f"loss {logs.get('loss', float('nan')):.4f}, "
-                f"train accuracy {logs.get('accuracy', float('nan')):.4f}, "
-                f"test accuracy {logs.get('val_accuracy', float('nan')):.4f}",
-                flush=True,
-            )
+        logs = logs or {}
+        self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}",
+                             train=f"{logs.get('accuracy', float('nan')):.4f}",
+                             test=f"{logs.get('val_accuracy', float('nan')):.4f}", refresh=False)
+        self.bar.update(1)
+
+    def on_train_end(self, logs=None):
+        self.bar.close()
 
 
 class _StopAfterSteps(keras.callbacks.Callback):
@@ -101,6 +113,8 @@ class _StopAfterSteps(keras.callbacks.Callback):
 
 
 def compile_model(model, learning_rate: float = 1e-3) -> None:
+    """Compile `model` in place as the article does: Adam at `learning_rate`, sparse categorical
+    cross-entropy on probabilities (the last layer's softmax), accuracy as the metric."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -108,10 +122,21 @@ def compile_model(model, learning_rate: float = 1e-3) -> None:
     )
 
 
-def fit(model, data: Digits, epochs: int, batch_size: int, label: str, progress: bool, steps=None):
-    """model.fit on the training split; test accuracy per epoch lands in model.history, as
-    in the article's run (validation only reports, it never steers training)."""
-    callbacks = [_Progress(label)] if progress else []
+def fit(model, data: Digits, epochs: int, batch_size: int, label: str, show: bool = True,
+        steps: int | None = None):
+    """`model.fit` on the training split, with test accuracy per epoch in `model.history`, as in
+    the article's run (validation only reports, it never steers training).
+
+    Args:
+        epochs: epochs to train (ignored when `steps` is given).
+        label: the progress bar's description.
+        show: False hides the progress bar.
+        steps: train exactly this many batches instead.
+
+    Returns:
+        `model`, trained in place.
+    """
+    callbacks = [_EpochBar(label)] if show and progress.enabled() else []
     if steps is not None:
         callbacks.append(_StopAfterSteps(steps))
         epochs = math.ceil(steps / math.ceil(len(data.x_train) / batch_size))
@@ -123,7 +148,11 @@ def fit(model, data: Digits, epochs: int, batch_size: int, label: str, progress:
 
 
 def train_float(data: Digits, config: TrainConfig = TrainConfig(), progress: bool = True):
-    """Train the float baseline from scratch."""
+    """Train the float baseline from scratch, seeded.
+
+    Returns:
+        the trained tf_keras model; `model.history.history` holds loss and accuracy per epoch.
+    """
     seed_everything(config.seed)
     model = models.build(config.model)
     compile_model(model)
@@ -131,23 +160,34 @@ def train_float(data: Digits, config: TrainConfig = TrainConfig(), progress: boo
 
 
 def quantize_aware(model, layers: tuple[str, ...] | None = None):
-    """Wrap `model` for QAT: every supported layer, or only the named ones."""
-    import tensorflow_model_optimization as tfmot
+    """Wrap `model` for QAT (tfmot's default 8-bit scheme): every supported layer, or only the
+    named ones (annotate + apply). Built with fresh Keras names (`qlab.models.fresh_names`).
+
+    Returns:
+        a new tf_keras model with fake-quant wrappers; `model` is left as it is.
+
+    Raises:
+        TypeError: `model` is not a tf_keras model.
+        ValueError: a name in `layers` that the model does not have.
+    """
+    import tensorflow_model_optimization as tfmot  # TF's optional stack: loaded when QAT is asked for
 
     check_keras2(model)
     qk = tfmot.quantization.keras
     if layers is None:
-        return qk.quantize_model(model)
+        with models.fresh_names():
+            return qk.quantize_model(model)
     names = {layer.name for layer in model.layers}
     unknown = sorted(set(layers) - names)
     if unknown:
         raise ValueError(f"no layer named {', '.join(unknown)}; the model's layers: {', '.join(sorted(names))}")
-    annotated = keras.models.clone_model(
-        model,
-        clone_function=lambda layer: qk.quantize_annotate_layer(layer) if layer.name in layers else layer,
-    )
-    annotated.set_weights(model.get_weights())
-    return qk.quantize_apply(annotated)
+    with models.fresh_names():
+        annotated = keras.models.clone_model(
+            model,
+            clone_function=lambda layer: qk.quantize_annotate_layer(layer) if layer.name in layers else layer,
+        )
+        annotated.set_weights(model.get_weights())
+        return qk.quantize_apply(annotated)
 
 
 def train_qat(data: Digits, float_model=None, config: TrainConfig = TrainConfig(training="qat"),
@@ -157,6 +197,13 @@ def train_qat(data: Digits, float_model=None, config: TrainConfig = TrainConfig(
     With `config.quant_delay=None`, fine-tune `float_model` (trained already) with fake-quant
     on for `config.qat_epochs`. With `quant_delay=N`, start from scratch: N steps in float,
     then fake-quant on for the rest of `config.epochs` worth of steps.
+
+    Returns:
+        the trained QAT (fake-quantized) tf_keras model.
+
+    Raises:
+        ValueError: fine-tuning without `float_model`, or a quant_delay outside 0..total steps.
+        TypeError: `float_model` is not a tf_keras model.
     """
     seed_everything(config.seed)
     if config.quant_delay is None:
@@ -184,57 +231,31 @@ def train_qat(data: Digits, float_model=None, config: TrainConfig = TrainConfig(
 
 
 def keras_accuracy(model, data: Digits) -> float:
-    """Test accuracy of a Keras model (float or fake-quantized), in [0, 1]."""
+    """Test accuracy of a Keras model (float or fake-quantized).
+
+    Returns:
+        the fraction of `data.x_test` classified as `data.y_test`, in [0, 1].
+    """
     probs = model(data.x_test, training=False).numpy()  # no predict(): it retraces per model
     return float(np.mean(np.argmax(probs, axis=1) == data.y_test))
 
 
 def architecture(config: TrainConfig):
-    """The untrained model `config` describes (QAT: wrapped for fake-quant)."""
+    """The untrained model `config` describes (QAT: wrapped for fake-quant).
+
+    Returns:
+        a tf_keras model with the layers and names a trained one of `config` has.
+    """
     model = models.build(config.model)
     return model if config.training == "float" else quantize_aware(model, config.qat_layers)
 
 
-def weights_to_bytes(model) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, *model.get_weights())
-    return buffer.getvalue()
-
-
-def load_weights(model, payload: bytes) -> None:
-    with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
-        weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
-    model.set_weights(weights)
-
-
-def trained(config: TrainConfig = TrainConfig(), data: Digits | None = None, progress: bool = True):
-    """The model `config` describes, trained: from the cache if there, else trained and stored."""
-    data = data or qdata.load()
-    cache_config = {**config.key(), "data": qdata.fingerprint(data.x_train, data.y_train)}
-    name = cache.key("model", cache_config)
-    payload = cache.get(name)
-    if payload is not None:
-        model = architecture(config)
-        try:
-            load_weights(model, payload)
-            return model
-        except (ValueError, KeyError, OSError):
-            cache.remove(name)  # a whole file whose weights do not fit: stale, retrain
-    if progress:
-        print(f"training {config.training} model (seed {config.seed})", flush=True)
-    if config.training == "float":
-        model = train_float(data, config, progress)
-    elif config.quant_delay is None:
-        float_model = trained(float_config(config), data, progress)
-        model = train_qat(data, float_model, config, progress)
-    else:
-        model = train_qat(data, None, config, progress)
-    cache.put(name, weights_to_bytes(model), cache_config)
-    return model
-
-
 def float_config(config: TrainConfig) -> TrainConfig:
-    """The float model a QAT config fine-tunes."""
+    """The float model a QAT config fine-tunes.
+
+    Returns:
+        the same `TrainConfig` with training="float".
+    """
     return replace(config, training="float")
 
 
@@ -243,6 +264,13 @@ def float_copy(qat_model, name: str = "digits_cnn"):
 
     Its float32 .tflite is the QAT model's *float twin*: what the network computes before any
     rounding, so that per-layer error can be measured for QAT models too.
+
+    Args:
+        qat_model: a QAT model whose plain architecture is `qlab.models.build(name)`.
+        name: the model builder's name.
+
+    Returns:
+        a new tf_keras model of that architecture with the QAT model's kernels and biases.
     """
     plain = models.build(name)
     wrappers = {layer.name.removeprefix("quant_"): layer for layer in qat_model.layers}

@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 import qlab  # noqa: E402,F401
-from qlab import data, train  # noqa: E402
+from qlab import artifacts, data, train  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +23,14 @@ def calibration(digits):
 
 @pytest.fixture(scope="session")
 def float_model(digits):
-    return train.trained(train.TrainConfig(), digits, progress=False)
+    return artifacts.trained(train.TrainConfig(), digits, progress=False)
 
 
 @pytest.fixture(scope="session")
 def qat_model(digits):
-    return train.trained(train.TrainConfig(training="qat"), digits, progress=False)
+    return artifacts.trained(train.TrainConfig(training="qat"), digits, progress=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(digits):
-    return train.trained(train.TrainConfig(epochs=1), digits, progress=False)
+    return artifacts.trained(train.TrainConfig(epochs=1), digits, progress=False)

@@ -7,13 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from qlab import bench, modes, quantize, sizes, train, work
+from qlab import artifacts, modes, train
+from qlab.perf import bench, sizes, work
 
 
 @pytest.fixture(scope="module")
 def two_models(calibration):
-    return {("float", "float32"): quantize.quantized(train.TrainConfig(), "float32", progress=False),
-            ("float", "integer_only"): quantize.quantized(train.TrainConfig(), "integer_only", calibration,
+    return {("float", "float32"): artifacts.quantized(train.TrainConfig(), "float32", progress=False),
+            ("float", "integer_only"): artifacts.quantized(train.TrainConfig(), "integer_only", calibration,
                                                           progress=False)}
 
 
@@ -53,7 +54,7 @@ def test_batch_larger_than_the_test_set(two_models, digits):
 
 @pytest.mark.parametrize("mode", list(modes.MODES))
 def test_size_breakdown_adds_up_exactly(mode, calibration):
-    tflite = quantize.quantized(train.TrainConfig(), mode, calibration, progress=False)
+    tflite = artifacts.quantized(train.TrainConfig(), mode, calibration, progress=False)
     parts = sizes.breakdown(tflite)
     assert sum(parts.values()) == len(tflite)
     assert all(v >= 0 for v in parts.values())

@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from qlab import buckets, capture, grid, plots_grid, reproduce
+from qlab import artifacts
+from qlab import plots as plots_grid
+from qlab.analysis import buckets, capture, grid
 
 
 @pytest.fixture(scope="module")
 def models():
-    return reproduce.convert_plan([("float", "float32"), ("float", "full_integer"), ("float", "dynamic_range")],
+    return artifacts.convert_plan([("float", "float32"), ("float", "full_integer"), ("float", "dynamic_range")],
                                   progress=False)
 
 
@@ -113,7 +115,7 @@ def test_clip_sweep_trades_rounding_for_clipping(pair):
 
 def test_a_grid_fitted_after_the_relu_has_more_levels_for_its_outputs(pair, float_model, calibration):
     table = buckets.before_after(float_model, calibration).set_index("layer")
-    assert list(table.index) == list(buckets.RELU_LAYERS)
+    assert list(table.index) == buckets.relu_layers(float_model) == ["conv1", "conv2", "conv3", "dense"]
     assert (table.usable_before < table.usable_after).all() and (table.usable_after == 256).all()
     assert (table.used_before <= table.usable_before).all() and (table.used_before < table.used_after).all()
     assert (table.rmse_before > table.rmse_after).all() and (table.scale_ratio > 1).all()

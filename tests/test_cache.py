@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from qlab import cache, quantize, train
+from qlab import artifacts, cache, train
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def test_roundtrip_and_no_temp_files_left(root):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "drop_payload", "bad_record", "empty_record"])
-def test_damaged_entry_is_rebuilt(root, damage, capsys):
+def test_damaged_entry_is_rebuilt(root, damage, caplog):
     builds = []
 
     def build():
@@ -45,7 +45,7 @@ def test_damaged_entry_is_rebuilt(root, damage, capsys):
         record.write_text("")
     assert cache.cached("k", {"x": 1}, build) == b"0123456789" * 10
     assert len(builds) == 2
-    assert "rebuilding" in capsys.readouterr().err
+    assert "rebuilding" in caplog.text
     assert cache.cached("k", {"x": 1}, build) and len(builds) == 2  # whole again: served
 
 
@@ -76,18 +76,18 @@ def test_keys_separate_configs():
 
 def test_cut_off_model_entry_is_retrained_to_the_same_weights(root, digits):
     config = train.TrainConfig(epochs=1, seed=7)
-    first = train.trained(config, digits, progress=False)
+    first = artifacts.trained(config, digits, progress=False)
     name = cache.key("model", {**config.key(), "data": __import__("qlab").data.fingerprint(digits.x_train, digits.y_train)})
     path = root / f"{name}.bin"
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
-    again = train.trained(config, digits, progress=False)
+    again = artifacts.trained(config, digits, progress=False)
     for a, b in zip(first.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
 def test_quantized_is_served_from_cache(root, digits, calibration):
     config = train.TrainConfig(epochs=1, seed=7)
-    a = quantize.quantized(config, "integer_only", calibration, digits, progress=False)
+    a = artifacts.quantized(config, "integer_only", calibration, digits, progress=False)
     entries = len(list(root.glob("tflite-*.bin")))
-    b = quantize.quantized(config, "integer_only", calibration, digits, progress=False)
+    b = artifacts.quantized(config, "integer_only", calibration, digits, progress=False)
     assert a == b and entries == 1 == len(list(root.glob("tflite-*.bin")))

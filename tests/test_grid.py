@@ -3,25 +3,35 @@
 import numpy as np
 import pytest
 
-from qlab import capture, grid, quantize, reproduce, tflite_file
+from qlab import artifacts, quantize, tflite_file
+from qlab.analysis import capture, converter_grids, grid
 
 MODES = ("full_integer", "integer_only", "integer_only_uint8", "int16x8", "dynamic_range")
 
 
 @pytest.fixture(scope="module")
 def tflites():
-    return reproduce.convert_plan([("float", m) for m in ("float32", *MODES)], progress=False)
+    return artifacts.convert_plan([("float", m) for m in ("float32", *MODES)], progress=False)
+
+
+# Weights are fitted to the same constants the converter reads: their scales agree to float32
+# storage. Activation ranges come from running the float model on the calibration images, which
+# the converter does on TensorFlow's own copy of the TFLite interpreter and qlab on LiteRT; on
+# CPUs where the two builds sum dot products in a different order (seen on AVX-512 machines)
+# the ranges, and so the activation and bias scales, differ by a few float32 ulp.
+WEIGHT_RTOL, ACTIVATION_RTOL = 2e-7, 1e-6
 
 
 def assert_grids_equal(tflite, twin, calibration):
     pair = capture.pair(tflite, twin)
-    predicted = grid.converter_grids(pair, calibration)
+    predicted = converter_grids.converter_grids(pair, calibration)
     quantized = [t for t in pair.deployed.tensors if t.quantized]
     assert quantized and sorted(predicted) == sorted(t.index for t in quantized)
     for t in quantized:
         ours, theirs = predicted[t.index], grid.of_tensor(t)
         assert ours.scale.shape == theirs.scale.shape, t.name
-        np.testing.assert_allclose(ours.scale, theirs.scale, rtol=2e-7, err_msg=t.name)
+        rtol = WEIGHT_RTOL if t.data is not None and t.type == "INT8" else ACTIVATION_RTOL
+        np.testing.assert_allclose(ours.scale, theirs.scale, rtol=rtol, err_msg=t.name)
         np.testing.assert_array_equal(ours.zero_point, theirs.zero_point, err_msg=t.name)
         assert ours.bits == theirs.bits and ours.signed == theirs.signed, t.name
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import qlab  # noqa: F401
-from qlab import data, intmath, quantize, train
-from qlab import intmath_ops as ops
+from qlab import artifacts, data, intmath, quantize, train
+from qlab.intmath import fixedpoint, integer_ops
 from qlab.intmath import IntegerModelError
 from qlab.runtime import Runtime
 
@@ -14,7 +14,7 @@ SEED0 = train.TrainConfig(seed=0)
 
 @pytest.fixture(scope="module")
 def int8_tflite():
-    return quantize.quantized(SEED0, "integer_only", progress=False)
+    return artifacts.quantized(SEED0, "integer_only", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,8 @@ def models(int8_tflite):
     zero points other than -128)."""
     return {
         "integer_only": int8_tflite,
-        "integer_only_uint8": quantize.quantized(SEED0, "integer_only_uint8", progress=False),
-        "qat": quantize.quantized(train.TrainConfig(training="qat", seed=0), "integer_only",
+        "integer_only_uint8": artifacts.quantized(SEED0, "integer_only_uint8", progress=False),
+        "qat": artifacts.quantized(train.TrainConfig(training="qat", seed=0), "integer_only",
                                   progress=False),
     }
 
@@ -105,8 +105,8 @@ def test_both_softmax_rules_match_litert_on_random_logits():
             np.testing.assert_array_equal(intmath.run_integer(tflite, logits, kernels).output,
                                           Runtime(tflite, kernels=kernels).invoke_raw(logits))
         scale = float(intmath.IntegerModel(tflite).input.scale[0])
-        lut = ops.softmax_lut(logits, scale, 1.0, 1 / 256, -128).astype(int)
-        lut_vs_fixed.append(np.abs(lut - ops.softmax_fixed_point(logits, scale, 1.0)))
+        lut = integer_ops.softmax_lut(logits, scale, 1.0, 1 / 256, -128).astype(int)
+        lut_vs_fixed.append(np.abs(lut - integer_ops.softmax_fixed_point(logits, scale, 1.0)))
     # the float32 table (builtin) and the fixed-point exp (reference) disagree rarely, by 1 LSB
     assert max(d.max() for d in lut_vs_fixed) <= 1
     assert sum(np.count_nonzero(d) for d in lut_vs_fixed) < 0.001 * logits.size * 2
@@ -120,27 +120,27 @@ def test_one_sample_gives_the_same_integers_as_a_batch(int8_tflite, q_test):
 
 # -- the arithmetic, by hand ----------------------------------------------------------------------
 def test_quantize_multiplier_and_the_fixed_point_rescale():
-    m, shift = ops.quantize_multiplier([0.5, 1.0, 0.75, 2.0**-40, 0.0])
+    m, shift = fixedpoint.quantize_multiplier([0.5, 1.0, 0.75, 2.0**-40, 0.0])
     assert m.tolist() == [2**30, 2**30, 3 * 2**29, 0, 0] and shift.tolist() == [0, 1, 0, 0, 0]
     rng = np.random.default_rng(1)
     real = rng.uniform(1e-4, 1e-3, 200)  # right shifts of 9 to 13 bits, as in the digits model
     acc = rng.integers(-2**20, 2**20, (1000, 200))
-    m, shift = ops.quantize_multiplier(real)
+    m, shift = fixedpoint.quantize_multiplier(real)
     exact = acc * (m * 2.0 ** (shift - 31))  # exact in float64 for these magnitudes
     for ties in ("away", "up"):
-        scaled = ops.multiply_by_quantized_multiplier(acc, m, shift, ties)
+        scaled = fixedpoint.multiply_by_quantized_multiplier(acc, m, shift, ties)
         assert np.abs(scaled - exact).max() <= 0.5 + 2**-10  # two roundings: 1/2 + 2^-(right shift + 1) LSB
         assert np.mean(scaled != np.round(exact)) < 0.01  # and rarely differs from rounding once
     # the two tie rules differ only on negative halves
-    assert ops.rounding_divide_by_pot(np.array([-5, 5, -6]), 1, "away").tolist() == [-3, 3, -3]
-    assert ops.rounding_divide_by_pot(np.array([-5, 5, -6]), 1, "up").tolist() == [-2, 3, -3]
+    assert fixedpoint.rounding_divide_by_pot(np.array([-5, 5, -6]), 1, "away").tolist() == [-3, 3, -3]
+    assert fixedpoint.rounding_divide_by_pot(np.array([-5, 5, -6]), 1, "up").tolist() == [-2, 3, -3]
 
 
 def test_activation_range_is_a_clamp_at_the_zero_point():
-    assert ops.activation_range("RELU", 0.05, -128, np.int8) == (-128, 127)
-    assert ops.activation_range("RELU", 0.05, -9, np.int8) == (-9, 127)
-    assert ops.activation_range("RELU6", 0.05, -128, np.int8) == (-128, -8)
-    assert ops.activation_range("NONE", 0.05, 3, np.uint8) == (0, 255)
+    assert fixedpoint.activation_range("RELU", 0.05, -128, np.int8) == (-128, 127)
+    assert fixedpoint.activation_range("RELU", 0.05, -9, np.int8) == (-9, 127)
+    assert fixedpoint.activation_range("RELU6", 0.05, -128, np.int8) == (-128, -8)
+    assert fixedpoint.activation_range("NONE", 0.05, 3, np.uint8) == (0, 255)
 
 
 def test_walking_conv1_by_hand_gives_the_engines_integers(int8_tflite, q_test):
@@ -150,7 +150,7 @@ def test_walking_conv1_by_hand_gives_the_engines_integers(int8_tflite, q_test):
     acc = engine.accumulate(conv1, q_test[:1])
     patch = q_test[0, 2:5, 3:6, 0].astype(np.int64) - p["input_zero_point"]
     assert acc[0, 2, 3, 7] == np.sum(patch * p["weights"][7, :, :, 0]) + p["bias"][7]
-    out = np.clip(ops.multiply_by_quantized_multiplier(acc, p["multiplier"], p["shift"], "up")
+    out = np.clip(fixedpoint.multiply_by_quantized_multiplier(acc, p["multiplier"], p["shift"], "up")
                   + p["output_zero_point"], p["act_min"], p["act_max"])
     np.testing.assert_array_equal(out, engine.run(q_test[:1]).tensors[conv1.output.index])
 
@@ -200,7 +200,7 @@ def test_raw_pixels_cast_to_int8_collapse_and_quantizing_fixes_it(int8_tflite, d
                                         ("dynamic_range", "a dynamic_range model"),
                                         ("full_integer", "a full_integer model")])
 def test_models_that_are_not_integer_only_are_refused(mode, kind, q_test):
-    tflite = quantize.quantized(SEED0, mode, progress=False)
+    tflite = artifacts.quantized(SEED0, mode, progress=False)
     with pytest.raises(IntegerModelError, match=rf"needs an integer-only model .*float32 input .*{kind}"):
         intmath.run_integer(tflite, q_test)
 
@@ -228,5 +228,5 @@ def test_wrong_input_is_refused(int8_tflite, q_test, make, message):
 
 
 def test_unknown_kernels_are_refused(int8_tflite, q_test):
-    with pytest.raises(ValueError, match="unknown kernels 'gpu'; valid: builtin, reference, xnnpack"):
+    with pytest.raises(ValueError, match="unknown kernels 'gpu'; valid: xnnpack, builtin, reference"):
         intmath.run_integer(int8_tflite, q_test, kernels="gpu")

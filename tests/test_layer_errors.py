@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qlab import capture, layer_errors, quantize, reproduce, tflite_file, train, variants
+from qlab import artifacts, converter, debugger, quantize, tflite_file, train
+from qlab.analysis import capture, layer_errors, variants
 
 MODES = ("full_integer", "integer_only", "integer_only_uint8", "int16x8", "dynamic_range")
 
@@ -13,7 +14,7 @@ MODES = ("full_integer", "integer_only", "integer_only_uint8", "int16x8", "dynam
 @pytest.fixture(scope="module")
 def tflites():
     pairs = [("float", m) for m in ("float32", "float16", *MODES)] + [("qat", "integer_only")]
-    return reproduce.convert_plan(pairs, progress=False)
+    return artifacts.convert_plan(pairs, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +96,7 @@ def test_float_models_and_bad_names_are_refused(tflites, twin, digits):
 def test_keep_float_leaves_the_named_layers_in_float(float_model, calibration, digits, twin):
     tflite = quantize.quantize(float_model, "full_integer", calibration, keep_float=("conv2", "dense"))
     file = tflite_file.read(tflite)
-    kinds = {capture.layer_name(file, op): file.tensors[op.outputs[0]].type for op in capture.compute_ops(file)}
+    kinds = {tflite_file.layer_name(file, op): file.tensors[op.outputs[0]].type for op in tflite_file.compute_ops(file)}
     assert kinds["conv2"] == kinds["dense"] == "FLOAT32" and kinds["conv3"] == "INT8"
     table = layer_errors.layer_errors(tflite, twin, digits.x_test, views=("local",)).set_index("layer")
     assert table.loc["conv2", "max_abs_error"] < 1e-4 and table.loc["conv3", "max_abs_error"] > 1e-3
@@ -136,6 +137,6 @@ def test_qat_keras_and_deployed_mostly_land_on_the_same_levels(qat_model, tflite
 
 def test_float_copy_of_a_qat_model_holds_its_float_weights(qat_model, digits):
     plain = train.float_copy(qat_model)
-    assert not quantize.is_qat(plain)
+    assert not converter.is_qat(plain)
     accuracy = train.keras_accuracy(plain, digits)
     assert accuracy > 0.95 and isinstance(pd.DataFrame([accuracy]), pd.DataFrame)

@@ -1,18 +1,18 @@
 """`python -m qlab reproduce` writes the tables and models; a seed gives the same table twice."""
 
+import os
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from qlab import reproduce
+from qlab import artifacts
+from qlab.analysis import layer_errors
 from qlab.runtime import Runtime
 
 
 def run_cli(*args, env_cache=None):
-    import os
-
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     if env_cache:
         env["QLAB_CACHE"] = str(env_cache)
@@ -31,7 +31,7 @@ def first_run(tmp_path_factory):
 def test_writes_tables_and_models(first_run):
     out, stdout = first_run
     results = pd.read_csv(out / "results.csv")
-    assert list(zip(results.training, results["mode"])) == [(t, m.name) for t, m in reproduce.plan()]
+    assert list(zip(results.training, results["mode"])) == [(t, m.name) for t, m in artifacts.plan()]
     for column in ("training", "mode", "accuracy", "latency_us", "loop_ms", "size_bytes"):
         assert results[column].notna().all(), column
     for row in results.itertuples():
@@ -43,14 +43,12 @@ def test_writes_tables_and_models(first_run):
     assert comparison.loc[comparison["mode"] == "integer_only", "accuracy_pub"].item() == 26.12
     md = (out / "results.md").read_text()
     assert "Beside the published table" in md and "accuracy_pub" in md
-    assert "[10/10] qat/integer_only_uint8" in stdout and "accuracy_delta" in stdout
+    assert "integer_only_uint8" in stdout and "accuracy_delta" in stdout and "10 models under" in stdout
 
 
 def test_writes_layer_errors_of_every_quantized_model_and_the_figures(first_run):
-    from qlab import layer_errors, modes
-
     out, _ = first_run
-    quantized = [(t, m.name) for t, m in reproduce.plan() if m.weights == "int8"]
+    quantized = [(t, m.name) for t, m in artifacts.plan() if m.weights == "int8"]
     assert len(quantized) == 8
     for training, mode in quantized:
         table = pd.read_csv(out / f"layer_errors_{training}-{mode}.csv")
@@ -74,3 +72,5 @@ def test_same_seed_same_accuracy_and_size_when_retrained(first_run, tmp_path):
                                   b[["training", "mode", "accuracy", "size_bytes"]])
     for name in ("layer_errors_float-full_integer.csv", "layer_errors_qat-integer_only.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(out / name), pd.read_csv(again / name))
+    for path in sorted((out / "models").glob("*.tflite")):  # the same bytes, cache warm or cold
+        assert path.read_bytes() == (again / "models" / path.name).read_bytes(), path.name

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qlab import quantize, runtime
+from qlab import arith, quantize
 from qlab.runtime import InvalidModelError, Runtime
 
 
@@ -48,7 +48,7 @@ def test_raw_pixels_cast_to_int8_reproduce_the_articles_collapse(int8_tflite, di
 
 
 def test_round_half_away_from_zero():
-    np.testing.assert_array_equal(runtime.round_half_away(np.array([-2.5, -0.5, 0.5, 1.5, 2.5])),
+    np.testing.assert_array_equal(arith.round_half_away(np.array([-2.5, -0.5, 0.5, 1.5, 2.5])),
                                   [-3, -1, 1, 2, 3])
 
 

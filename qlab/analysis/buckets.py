@@ -5,6 +5,8 @@ The error x − round_trip(x) splits exactly in two: *clipping*, x − clip(x), 
 grid's range [low, high], and *rounding*, the rest, at most scale/2 for values inside the range.
 A grid's *buckets* are its levels: level q collects the values that round to it. For a ReLU layer,
 `before_after` compares a grid fitted before the activation with the one fitted after it.
+Errors are in real units (mse: squared), in steps where a name says /scale. Given values `x`,
+a function raises ValueError if `x` is empty or not finite, or a per-axis grid does not fit it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import capture, grid, quiet
+from qlab import quiet
+from qlab.analysis import capture, grid
+from qlab.vocabulary import DATA_INPUT_FIRST, WEIGHT_INPUTS
 
 SLACK = 1e-3  # in steps: float32 scales leave the extreme weight ~1e-5 step over the range; not clipping
-WEIGHTED = ("CONV_2D", "FULLY_CONNECTED")
-RELU_LAYERS = ("conv1", "conv2", "conv3", "dense")
 
 
 def _values(x) -> np.ndarray:
@@ -49,7 +51,8 @@ def _steps(x: np.ndarray, g: grid.Grid) -> np.ndarray:
 
 
 def errors(x, g: grid.Grid) -> tuple[np.ndarray, np.ndarray]:
-    """(rounding, clipping) error of every value; they add up to x − round_trip(x)."""
+    """Returns (rounding, clipping), the error of every value: two float64 arrays of x's shape, real
+    units; they add up to x − round_trip(x); clipping is 0 within SLACK steps of [low, high]."""
     x = _check(x, g)
     overhang = x - g.clip(x)
     clipping = np.where(np.abs(overhang) > SLACK * _steps(x, g), overhang, 0.0)
@@ -58,7 +61,11 @@ def errors(x, g: grid.Grid) -> tuple[np.ndarray, np.ndarray]:
 
 def split(x, g: grid.Grid) -> dict[str, float]:
     """Mean squared rounding and clipping error (they sum to the total), the share of values
-    clipped, and the total rmse in steps (1/√12 ≈ 0.289 when rounding is uniform and alone)."""
+    clipped, and the total rmse in steps (1/√12 ≈ 0.289 when rounding is uniform and alone).
+
+    Returns:
+        dict of float: rounding_mse, clipping_mse, total_mse, clipped_fraction (0..1), rmse/scale.
+    """
     x = _check(x, g)
     rounding, clipping = errors(x, g)
     total = rounding + clipping
@@ -68,23 +75,28 @@ def split(x, g: grid.Grid) -> dict[str, float]:
 
 
 def used_levels(x, g: grid.Grid) -> np.ndarray:
-    """How many distinct levels the values use: one count per channel (one in all for per-tensor)."""
+    """Returns how many distinct levels the values use: int64 array, one per channel ((1,) per tensor)."""
     q = g.quantize(_check(x, g))
     rows = np.moveaxis(q, g.axis, 0).reshape(g.scale.size, -1) if g.per_axis else q.reshape(1, -1)
     return np.array([np.unique(r).size for r in rows])
 
 
 def occupancy(x, g: grid.Grid) -> dict[str, float]:
-    """Levels the grid has, levels the whole tensor uses (in level units: q, whatever the channel),
-    and for per-axis grids the least and median used by one channel."""
+    """Returns a dict: levels the grid has, levels the whole tensor uses (in level units: q, whatever
+    the channel), and for per-axis grids the least and median used by one channel: levels, used,
+    used_min (int), used_median (float); for a per-tensor grid used_min = used_median = used."""
     per_channel = used_levels(x, g)
     return {"levels": g.levels, "used": int(np.unique(g.quantize(_check(x, g))).size),
             "used_min": int(per_channel.min()), "used_median": float(np.median(per_channel))}
 
 
 def one_channel(x, g: grid.Grid, channel: int | None) -> tuple[np.ndarray, grid.Grid]:
-    """The values of one channel of a per-axis grid and that channel's own (per-tensor) grid;
-    a per-tensor grid's values and grid come back as they are."""
+    """Returns (values, grid): the float64 values of one channel of a per-axis grid (its axis
+    removed) and that channel's own per-tensor grid; a per-tensor grid's come back as they are.
+
+    Raises:
+        ValueError: a per-axis grid and no `channel`, or one out of range (or `x` refused).
+    """
     x = _check(x, g)
     if not g.per_axis:
         return x, g
@@ -96,7 +108,12 @@ def one_channel(x, g: grid.Grid, channel: int | None) -> tuple[np.ndarray, grid.
 
 def bucket_table(x, g: grid.Grid, channel: int | None = None) -> pd.DataFrame:
     """One row per level: its value, how many values land there, their mean and max |error|, and
-    how many were clipped into it (only the two end levels can collect clipped values)."""
+    how many were clipped into it (only the two end levels can collect clipped values).
+
+    Returns:
+        DataFrame, one row per level qmin..qmax: level, value (real), count, mean_abs_error and
+        max_abs_error (real units, NaN for an empty level), clipped (int). ValueError as `one_channel`.
+    """
     x, g = one_channel(x, g, channel)
     rounding, clipping = errors(x, g)
     idx = (g.quantize(x) - g.qmin).ravel()
@@ -113,20 +130,38 @@ def bucket_table(x, g: grid.Grid, channel: int | None = None) -> pd.DataFrame:
 
 
 # -- the layers of a deployed model ------------------------------------------------------------
+def _weights_index(layer: capture.Layer) -> int:
+    return layer.deployed.inputs[WEIGHT_INPUTS[layer.op][0]]
+
+
+def _with_quantized_weights(pair: capture.Pair) -> list[str]:
+    return [l.name for l in pair.layers
+            if l.op in DATA_INPUT_FIRST and pair.deployed.tensors[_weights_index(l)].quantized]
+
+
 def layer_weights(pair: capture.Pair, name: str) -> tuple[np.ndarray, grid.Grid]:
-    """A layer's float weights (from the float twin) and the grid its deployed weights sit on."""
+    """A layer's float weights (from the float twin) and the grid its deployed weights sit on.
+
+    Returns:
+        (float64 weights in the file's layout, e.g. (out, kh, kw, in) for CONV_2D; the `Grid`).
+
+    Raises:
+        KeyError: no layer of that name.
+        ValueError: a layer without weights, or whose weights the model keeps in float (the
+            message lists the layers with quantized weights).
+    """
     layer = pair.layer(name)
-    quantized = [l.name for l in pair.layers
-                 if l.op in WEIGHTED and pair.deployed.tensors[l.deployed.inputs[1]].quantized]
-    if layer.op not in WEIGHTED:
+    quantized = _with_quantized_weights(pair)
+    if layer.op not in DATA_INPUT_FIRST:
         raise ValueError(f"{name!r} is a {layer.op} op and has no weights; layers with quantized "
                          f"weights: {', '.join(quantized) or 'none'}")
-    tensor = pair.deployed.tensors[layer.deployed.inputs[1]]
+    tensor = pair.deployed.tensors[_weights_index(layer)]
     if not tensor.quantized:
         raise ValueError(f"{name!r} keeps its weights in {tensor.type} in this model, so they have no "
                          "grid (dynamic_range leaves tensors under 1,024 elements in float); pick one "
                          f"of: {', '.join(quantized) or 'none'}, or use a full_integer model")
-    return pair.twin.tensors[layer.twin.inputs[1]].data.astype(np.float64), grid.of_tensor(tensor)
+    twin_weights = pair.twin.tensors[layer.twin.inputs[WEIGHT_INPUTS[layer.op][0]]]
+    return twin_weights.data.astype(np.float64), grid.of_tensor(tensor)
 
 
 def _runs(pair: capture.Pair, x) -> tuple[dict, dict]:
@@ -149,8 +184,12 @@ def _activation(pair: capture.Pair, layer: capture.Layer, runs) -> tuple[np.ndar
 
 
 def layer_activations(pair: capture.Pair, name: str, x) -> tuple[np.ndarray, np.ndarray, grid.Grid]:
-    """A layer's output for inputs `x`: from the float twin, from the deployed model (dequantized),
-    and the deployed output grid the converter chose from calibration."""
+    """Returns a layer's output for inputs `x` from the float twin and from the deployed model (dequantized),
+    float64 (n,) + its sample shape, and the deployed output grid the converter chose from calibration.
+
+    Raises:
+        KeyError: no layer of that name. ValueError: no samples, or an output not quantized.
+    """
     return _activation(pair, pair.layer(name), _runs(pair, x))
 
 
@@ -162,9 +201,16 @@ def _row(name: str, kind: str, x: np.ndarray, g: grid.Grid) -> dict:
 
 def weight_table(pair: capture.Pair) -> pd.DataFrame:
     """One row per layer with quantized weights: occupancy and rounding vs clipping on its grid
-    (scale: the median over channels)."""
-    names = [l.name for l in pair.layers
-             if l.op in WEIGHTED and pair.deployed.tensors[l.deployed.inputs[1]].quantized]
+    (scale: the median over channels).
+
+    Returns:
+        DataFrame: layer, tensor ("weights"), grid (per-axis or per-tensor), values (count),
+        scale, low, high (the grid's range), min, max (the values'), then `occupancy` and `split`.
+
+    Raises:
+        ValueError: no layer with quantized weights (a float32 or float16 model).
+    """
+    names = _with_quantized_weights(pair)
     if not names:
         raise ValueError("no layer of this model has quantized weights (a float32 or float16 model?): "
                          "pass a pair whose deployed model is int8")
@@ -172,8 +218,13 @@ def weight_table(pair: capture.Pair) -> pd.DataFrame:
 
 
 def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
-    """One row per quantized layer output: the float twin's outputs for `x` on the deployed grid.
-    Test data can overshoot the range calibration set (RESHAPE shares its input's grid: left out)."""
+    """Returns a DataFrame in `weight_table`'s columns (tensor "activations"), one row per quantized
+    layer output: the float twin's outputs for `x` on the deployed grid. Test data can overshoot
+    the range calibration set (RESHAPE shares its input's grid: left out).
+
+    Raises:
+        ValueError: no samples, or no quantized layer output (a dynamic_range or float model).
+    """
     runs = _runs(pair, x)
     layers = [l for l in pair.layers if l.op != "RESHAPE" and l.output(pair).quantized]
     if not layers:
@@ -188,7 +239,14 @@ def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
 # -- choosing a range: the sweep, and before vs after the activation ----------------------------
 def clip_sweep(x, bits: int = 8, symmetric: bool = False, fractions=None) -> pd.DataFrame:
     """Shrink a per-tensor grid's range from the tensor's full (min, max) to a fraction of it:
-    rounding error falls with the scale while clipping error grows. One row per fraction."""
+    rounding error falls with the scale while clipping error grows. One row per fraction.
+
+    Returns:
+        DataFrame: fraction, low, high, scale (real units), then `split`'s columns.
+
+    Raises:
+        ValueError: fractions outside (0, 1], or none; bits outside 2..16; `x` refused.
+    """
     x = _values(x)
     fractions = np.linspace(0.4, 1.0, 61) if fractions is None else np.asarray(fractions, np.float64)
     if fractions.size == 0 or np.any(fractions <= 0) or np.any(fractions > 1):
@@ -201,20 +259,34 @@ def clip_sweep(x, bits: int = 8, symmetric: bool = False, fractions=None) -> pd.
     return pd.DataFrame(rows)
 
 
-def before_after(model, x, layers=RELU_LAYERS, bits: int = 8) -> pd.DataFrame:
+def relu_layers(model) -> list[str]:
+    """Returns the names (list of str) of the model's layers whose `activation` is relu."""
+    return [l.name for l in model.layers if getattr(getattr(l, "activation", None), "__name__", "") == "relu"]
+
+
+def before_after(model, x, layers=None, bits: int = 8) -> pd.DataFrame:
     """For each ReLU layer, an asymmetric grid fitted to its output before the ReLU against one fitted
     after it (as the converter does, the ReLU fused): levels the ReLU output can use (those at or
-    above the zero point), levels it does use, the scales, and its rounding error (rmse) on each."""
+    above the zero point), levels it does use, the scales, and its rounding error (rmse) on each.
+
+    Returns:
+        DataFrame, one row per layer: layer, min_before, max, then for each of before and after:
+        scale_*, zero_point_*, usable_*, used_*, rmse_* (real units); scale_ratio = before / after.
+
+    Raises:
+        KeyError: a layer without an activation. ValueError: no samples, or not a ReLU layer.
+    """
     x = np.asarray(x, np.float32)
     if x.size == 0:
         raise ValueError(f"no input samples (shape {x.shape}): pass calibration images")
+    layers = relu_layers(model) if layers is None else layers
     rows = []
     for name in layers:
         with quiet.stderr():  # a probe model per layer: TensorFlow warns of retracing; harmless here
             pre = capture.preactivation(model, name, x).astype(np.float64)  # KeyError lists the layers
         activation = model.get_layer(name).activation.__name__
         if activation != "relu":
-            raise ValueError(f"{name!r} ends in {activation}, not relu; ReLU layers: {', '.join(RELU_LAYERS)}")
+            raise ValueError(f"{name!r} ends in {activation}, not relu; ReLU layers: {', '.join(relu_layers(model))}")
         post = np.maximum(pre, 0.0)
         row = {"layer": name, "min_before": pre.min(), "max": post.max()}
         for when, values in (("before", pre), ("after", post)):

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qlab import tflite_file
-from qlab.runtime import Runtime, dequantize_array
-
-EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")  # added by quantization; everything else is a compute op
+from qlab.runtime import Runtime
+from qlab.tflite_file import compute_ops, layer_name
 
 
 @dataclass
@@ -29,12 +28,22 @@ class Layer:
     twin: tflite_file.Op
 
     def output(self, model: "Pair") -> tflite_file.Tensor:
+        """The deployed op's (first) output tensor in `model`, the pair this layer belongs to.
+
+        Returns:
+            the `qlab.tflite_file.Tensor` as the deployed file stores it (its type, shape, and
+            scale and zero point if quantized).
+        """
         return model.deployed.tensors[self.deployed.outputs[0]]
 
 
 @dataclass
 class Pair:
-    """A deployed .tflite and its float twin, read and lined up."""
+    """A deployed .tflite and its float twin, read and lined up.
+
+    `deployed` and `twin` are the parsed files, `tflite` and `twin_tflite` their bytes, and
+    `layers` one `Layer` per compute op, in op order.
+    """
 
     deployed: tflite_file.ModelFile
     twin: tflite_file.ModelFile
@@ -44,34 +53,39 @@ class Pair:
 
     @property
     def names(self) -> list[str]:
+        """The layers' names (list of str), in op order."""
         return [layer.name for layer in self.layers]
 
     def layer(self, name: str) -> Layer:
-        """The layer called `name`; an unknown name gets the list of the ones that exist."""
+        """The layer called `name`.
+
+        Returns:
+            its `Layer`.
+
+        Raises:
+            KeyError: an unknown name (the message lists the ones that exist).
+        """
         for layer in self.layers:
             if layer.name == name:
                 return layer
         raise KeyError(f"no layer {name!r} in this model; its layers are: {', '.join(self.names)}")
 
 
-def layer_name(model: tflite_file.ModelFile, op: tflite_file.Op) -> str:
-    """The Keras layer an op came from, read from its output tensor's name (conv1, dense, ...)."""
-    return layer_of(model.tensors[op.outputs[0]].name, op.name)
-
-
-def layer_of(tensor_name: str, op_name: str) -> str:
-    """'digits_cnn/conv1/Relu;...' -> 'conv1'; a name without a layer path -> the op, lower case."""
-    parts = tensor_name.split(";")[0].split("/")
-    name = parts[1] if len(parts) > 1 else op_name.lower()
-    return name.removeprefix("quant_")
-
-
-def compute_ops(model: tflite_file.ModelFile) -> list[tflite_file.Op]:
-    return [op for op in model.ops if op.name not in EDGE_OPS]
-
-
 def pair(tflite: bytes, twin_tflite: bytes) -> Pair:
-    """Line up the compute ops of a deployed model with those of its float twin."""
+    """Line up the compute ops of a deployed model with those of its float twin.
+
+    Args:
+        tflite: the deployed (quantized) model's bytes.
+        twin_tflite: the float32 .tflite of the same Keras model.
+
+    Returns:
+        the `Pair`, one `Layer` per compute op, named after its Keras layer.
+
+    Raises:
+        ValueError: a twin that is quantized, or two files whose compute ops differ (not the
+            same Keras model).
+        qlab.tflite_file.InvalidModelError: bytes that are not a .tflite.
+    """
     deployed, twin = tflite_file.read(tflite), tflite_file.read(twin_tflite)
     if any(t.quantized for t in twin.tensors):
         raise ValueError("the float twin must be a float32 .tflite (mode 'float32'); this one is quantized")
@@ -88,16 +102,31 @@ def pair(tflite: bytes, twin_tflite: bytes) -> Pair:
 
 
 def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin") -> dict[int, np.ndarray]:
-    """Every non-constant tensor of the model for inputs `x`, stacked over samples, by tensor index.
+    """Every tensor the model computes for inputs `x`, stacked over samples, by tensor index.
 
     Samples are run one at a time, as a deployed model sees them (dynamic-range kernels quantize
     each batch on the fly, so batching would change what they compute). Float inputs are quantized
-    with the input tensor's own scale and zero point first, as `Runtime.predict` does.
+    with the input tensor's own scale and zero point first, as `Runtime.predict` does. A tensor is
+    kept if the interpreter can read it and its first dimension is 1 (the batch axis); a constant
+    whose first dimension is 1 (e.g. depthwise filters, (1, kh, kw, c)) is kept too, repeated.
+
+    Args:
+        tflite: the model's bytes (deployed or float twin).
+        x: real-valued inputs, (n,) + the input's sample shape, or one sample.
+        kernels: a `qlab.vocabulary.KERNELS` name; "builtin" (no delegate) by default.
+
+    Returns:
+        {tensor index: array (n,) + the tensor's sample shape, in the tensor's own dtype (raw
+        integers for quantized tensors: see `real`)}.
+
+    Raises:
+        ValueError: inputs of the wrong shape, or none; unknown kernels.
+        qlab.tflite_file.InvalidModelError: bytes LiteRT cannot load.
     """
     with warnings.catch_warnings():  # keeping intermediates is the point here
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
         rt = Runtime(tflite, kernels=kernels, keep_intermediates=True)
-    x = rt._check_batch(np.asarray(x, np.float32))
+    x = tflite_file.as_batch(np.asarray(x, np.float32), rt.sample_shape)
     details = [d for d in rt.tensors() if _is_activation(rt, d)]
     kept: dict[int, list] = {d["index"]: [] for d in details}
     for sample in x:
@@ -120,13 +149,32 @@ def _is_activation(rt: Runtime, detail: dict) -> bool:
 
 
 def real(model: tflite_file.ModelFile, index: int, values: np.ndarray) -> np.ndarray:
-    """A captured tensor as real numbers: dequantized with its own scale and zero point."""
-    return dequantize_array(values, model.tensors[index].detail)
+    """A captured tensor as real numbers: dequantized with its own scale and zero point.
+
+    Args:
+        model: the parsed file the tensor belongs to (`Pair.deployed` or `Pair.twin`).
+        index: the tensor's index in `model`; `values` are what `run` captured for it.
+
+    Returns:
+        float32 array of the shape of `values` (float tensors: `values` as float32).
+    """
+    return model.tensors[index].dequantize(values)
 
 
 def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Each named Keras layer's output for inputs `x` (default: every layer but the input)."""
-    import tf_keras as keras
+    """Each named Keras layer's output for inputs `x` (default: every layer but the input).
+
+    Args:
+        model: a tf_keras model (float or QAT: a QAT model's layers are named quant_<name>).
+        layers: Keras layer names; None (or empty) for every layer but the input.
+
+    Returns:
+        {layer name: float32 array (n,) + the layer's output shape}.
+
+    Raises:
+        KeyError: a name the model has no layer of (the message lists them).
+    """
+    import tf_keras as keras  # lazily: the .tflite half of this module needs no TensorFlow
 
     names = layers or [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     known = [layer.name for layer in model.layers]
@@ -141,8 +189,19 @@ def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict
 
 
 def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
-    """A Keras layer's output before its activation (conv or dense + bias, no ReLU), for inputs x."""
-    import tf_keras as keras
+    """A Keras layer's output before its activation (conv or dense + bias, no ReLU), for inputs x.
+
+    The layer is rebuilt from its config with a linear activation and its own weights, and fed
+    the layer's input as the model computes it.
+
+    Returns:
+        float32 array (n,) + the layer's output shape.
+
+    Raises:
+        KeyError: no layer of that name with an activation (the message lists those that have
+            one; a QAT model's layers are wrapped, so it has none).
+    """
+    import tf_keras as keras  # lazily: the .tflite half of this module needs no TensorFlow
 
     target = model.get_layer(layer) if layer in [l.name for l in model.layers] else None
     if target is None or not hasattr(target, "activation"):

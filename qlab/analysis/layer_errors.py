@@ -10,8 +10,10 @@
 Both work for any deployed model whose ops qlab can compute in float (full integer, integer
 only, 16x8, dynamic range, and models with some layers kept in float); the debugger covers
 full-integer models only. Metrics follow the debugger exactly: each is computed per sample on
-diff = deployed − float, then averaged over samples. `rmse/scale` is √mean_squared_error over
-the output's scale; it is 1/√12 ≈ 0.289 when rounding to the output grid is the only error.
+diff = deployed − float, then averaged over samples (`_DEFAULT_LAYER_DEBUG_METRICS` and
+`_collect_layer_statistics` in tensorflow/lite/tools/optimize/debugging/python/debugger.py).
+`rmse/scale` is √mean_squared_error over the output's scale; it is 1/√12 ≈ 0.289 when rounding
+to the output grid is the only error.
 """
 
 from __future__ import annotations
@@ -19,16 +21,37 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import capture, intmath_ops
+from qlab import debugger as tf_debugger
+from qlab import tflite_file
+from qlab.analysis import capture
+from qlab.intmath import float_ops
+from qlab.vocabulary import WEIGHT_INPUTS
 
 METRICS = ("num_elements", "stddev", "mean_error", "max_abs_error", "mean_squared_error")
 COLUMNS = ("view", "layer", "op", "tensor", *METRICS, "scale", "zero_point", "rmse/scale")
+"""The tables' columns: view; layer (Keras name); op (CONV_2D, ...); tensor (the op's output);
+num_elements (per sample); stddev, mean_error, max_abs_error (real units) and mean_squared_error
+(real units squared) of diff = deployed − float; scale (real units per step) and zero_point of
+the output tensor (both NaN if it is float); rmse/scale (in steps, LSB)."""
 VIEWS = ("local", "accumulated")
 ROUNDING_ONLY = 1 / np.sqrt(12)  # rmse/scale of uniform rounding error
 
 
 def metrics(diffs: np.ndarray) -> dict[str, float]:
-    """The debugger's five metrics of `diffs` (samples on axis 0): per sample, then the mean."""
+    """The debugger's five metrics of `diffs` (samples on axis 0): per sample, then the mean.
+
+    Source: `_DEFAULT_LAYER_DEBUG_METRICS` (np.std, np.average, ...) and the np.nanmean over
+    samples in `_collect_layer_statistics`, tensorflow/lite/tools/optimize/debugging/python/debugger.py.
+
+    Args:
+        diffs: deployed − float, real units, (n,) + the tensor's sample shape.
+
+    Returns:
+        dict {name in `METRICS`: float}, errors in real units (mean_squared_error: squared).
+
+    Raises:
+        ValueError: a tensor with no elements per sample.
+    """
     d = np.asarray(diffs, np.float64).reshape(len(diffs), -1)
     if d.shape[1] == 0:
         raise ValueError("the tensor is empty: there is no error to measure")
@@ -54,7 +77,15 @@ def _row(view: str, layer: str, op: str, out, diffs: np.ndarray) -> dict:
 
 def float_input(pair: capture.Pair, index: int, captured: dict[int, np.ndarray]) -> np.ndarray:
     """The real value a deployed op's input stands for: dequantized, or, where it was quantized
-    from a float tensor by a QUANTIZE op (the model input), that float tensor itself."""
+    from a float tensor by a QUANTIZE op (the model input), that float tensor itself.
+
+    Args:
+        index: the input tensor's index in `pair.deployed`.
+        captured: what `capture.run` kept of the deployed model, by tensor index.
+
+    Returns:
+        float32 array (n,) + the tensor's sample shape, real units.
+    """
     model = pair.deployed
     for op in model.ops:
         if op.name == "QUANTIZE" and op.outputs[0] == index and not model.tensors[op.inputs[0]].quantized:
@@ -64,18 +95,34 @@ def float_input(pair: capture.Pair, index: int, captured: dict[int, np.ndarray])
 
 def local(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
           captured: dict[int, np.ndarray] | None = None) -> pd.DataFrame:
-    """The local view: each deployed op against its float op fed the same (dequantized) input."""
+    """The local view: each deployed op against its float op fed the same (dequantized) input.
+
+    The float op runs in NumPy (`qlab.intmath.float_ops.float_op`) on the float twin's weights
+    and bias, with the op's fused activation.
+
+    Args:
+        x: real-valued inputs, (n,) + the input's sample shape.
+        kernels: the `qlab.vocabulary.KERNELS` the deployed model runs on.
+        captured: `capture.run(pair.tflite, x, kernels)`, if already at hand.
+
+    Returns:
+        DataFrame, one row per layer, `COLUMNS`, view "local".
+
+    Raises:
+        NotImplementedError: an op qlab has no float version of (see `float_ops.FLOAT_OPS`).
+    """
     captured = capture.run(pair.tflite, x, kernels) if captured is None else captured
     rows = []
     for layer in pair.layers:
         op, twin_op = layer.deployed, layer.twin
         inputs = float_input(pair, op.inputs[0], captured).astype(np.float32)
-        w = pair.twin.tensors[twin_op.inputs[1]].data if len(twin_op.inputs) > 1 else None
-        b_index = twin_op.inputs[2] if len(twin_op.inputs) > 2 else -1
-        b = pair.twin.tensors[b_index].data if b_index >= 0 else None
-        if layer.op == "RESHAPE":
-            w = b = None
-        expected = intmath_ops.float_op(twin_op, inputs, w, b, pair.twin.tensors[twin_op.outputs[0]].shape)
+        w = b = None
+        if layer.op in WEIGHT_INPUTS:
+            w_input, b_input = WEIGHT_INPUTS[layer.op]
+            w = pair.twin.tensors[twin_op.inputs[w_input]].data
+            b_index = twin_op.inputs[b_input] if len(twin_op.inputs) > b_input else -1
+            b = pair.twin.tensors[b_index].data if b_index >= 0 else None
+        expected = float_ops.float_op(twin_op, inputs, w, b, pair.twin.tensors[twin_op.outputs[0]].shape)
         got = capture.real(pair.deployed, op.outputs[0], captured[op.outputs[0]])
         rows.append(_row("local", layer.name, layer.op, layer.output(pair), got - expected))
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -83,7 +130,16 @@ def local(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
 
 def accumulated(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
                 captured: dict[int, np.ndarray] | None = None) -> pd.DataFrame:
-    """The accumulated view: each layer output of the deployed model against its float twin's."""
+    """The accumulated view: each layer output of the deployed model against its float twin's.
+
+    Args:
+        x: real-valued inputs, (n,) + the input's sample shape; both models run on them.
+        kernels: the `qlab.vocabulary.KERNELS` both models run on.
+        captured: `capture.run(pair.tflite, x, kernels)`, if already at hand.
+
+    Returns:
+        DataFrame, one row per layer, `COLUMNS`, view "accumulated".
+    """
     captured = capture.run(pair.tflite, x, kernels) if captured is None else captured
     twin = capture.run(pair.twin_tflite, x, kernels)
     rows = []
@@ -96,7 +152,23 @@ def accumulated(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
 def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str = "xnnpack",
                  views=VIEWS) -> pd.DataFrame:
     """Both views (or those named in `views`) for a deployed model and its float32 twin, one row
-    per layer output and view."""
+    per layer output and view.
+
+    Args:
+        tflite: the deployed model's bytes.
+        twin_tflite: its float32 twin's bytes (mode "float32").
+        x: real-valued inputs, (n,) + the input's sample shape (e.g. test images).
+        kernels: the `qlab.vocabulary.KERNELS` the models run on.
+        views: a tuple of names from `VIEWS`.
+
+    Returns:
+        DataFrame, `COLUMNS`: the rows of each view in turn (see `local`, `accumulated`).
+
+    Raises:
+        ValueError: an unknown view; a model with nothing quantized; twin and model that do not
+            pair (see `capture.pair`); inputs of the wrong shape.
+        NotImplementedError: the local view of an op qlab cannot compute in float.
+    """
     unknown = [v for v in views if v not in VIEWS]
     if unknown:
         raise ValueError(f"unknown view {unknown[0]!r}; valid views: {', '.join(VIEWS)}")
@@ -113,19 +185,29 @@ def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str 
 def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnnpack") -> pd.DataFrame:
     """The QAT Keras model's fake-quantized layer outputs against the deployed int8 model's, layer
     by layer on the same inputs (view 'qat'). `lsb_off` is the fraction of values more than half
-    a level apart, `max_lsb` the largest gap in levels: where training and deployment disagree."""
-    from qlab import tflite_file
+    a level apart, `max_lsb` the largest gap in levels: where training and deployment disagree.
 
+    Each Keras layer is compared at the last op computing it (an op without a Keras name of its
+    own, like the final SOFTMAX, counts for the layer feeding it); diff = deployed (dequantized)
+    − Keras output.
+
+    Args:
+        qat_model: the tfmot quantization-aware tf_keras model `tflite` was converted from.
+
+    Returns:
+        DataFrame, one row per Keras layer found in the file: `COLUMNS`, then lsb_off (0..1)
+        and max_lsb (steps); for a float output, max_lsb is NaN and lsb_off 0.
+    """
     file = tflite_file.read(tflite)
     keras_names = {layer.name.removeprefix("quant_"): layer.name for layer in qat_model.layers}
     producer = {op.outputs[0]: op for op in file.ops}
     last: dict[str, tflite_file.Op] = {}  # Keras layer -> the last op computing it
-    for op in capture.compute_ops(file):
-        name = capture.layer_name(file, op)
+    for op in tflite_file.compute_ops(file):
+        name = tflite_file.layer_name(file, op)
         source = op
         while name not in keras_names and source.inputs[0] in producer:  # e.g. the final SOFTMAX
             source = producer[source.inputs[0]]
-            name = capture.layer_name(file, source)
+            name = tflite_file.layer_name(file, source)
         if name in keras_names:
             last[name] = op
     x = np.asarray(x, np.float32)
@@ -145,29 +227,22 @@ def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnn
 
 def debugger(model, calibration: np.ndarray, x: np.ndarray, keep_float: tuple[str, ...] = ()) -> pd.DataFrame:
     """TFLite's QuantizationDebugger on `model` (full integer, calibrated on `calibration`),
-    fed `x` one sample at a time, as a table in the same columns (view 'debugger')."""
-    import io
+    fed `x` one sample at a time, as a table in the same columns (view 'debugger').
 
-    import tensorflow as tf
+    Args:
+        model: the float tf_keras model.
+        keep_float: layers (named as in these tables) the debugger's denylist leaves in float.
 
-    from qlab import modes, quantize, quiet
+    Returns:
+        DataFrame, one row per quantized op, `COLUMNS`, errors in real units averaged over
+        samples; rmse/scale is computed here from the debugger's mean_squared_error and scale.
 
-    calibration = quantize.check_calibration(model, calibration, modes.get("full_integer"))
-    converter = quantize.converter_for(model, modes.get("full_integer"), calibration)
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=quantize.denylisted_nodes(model, keep_float) if keep_float else None)
-    samples = np.asarray(x, np.float32)
-    with quiet.stderr():
-        debug = tf.lite.experimental.QuantizationDebugger(
-            converter=converter, debug_dataset=lambda: ([s[np.newaxis]] for s in samples),
-            debug_options=options)
-        debug.run()
-    text = io.StringIO()
-    debug.layer_statistics_dump(text)
-    text.seek(0)
-    table = pd.read_csv(text)
+    Raises:
+        ValueError: bad calibration, or an unknown layer in `keep_float`.
+    """
+    table = tf_debugger.layer_statistics(model, calibration, x, keep_float)
     table.insert(0, "view", "debugger")
     table = table.rename(columns={"op_name": "op", "tensor_name": "tensor"}).drop(columns="tensor_idx")
-    table.insert(1, "layer", [capture.layer_of(t, o) for t, o in zip(table["tensor"], table["op"])])
+    table.insert(1, "layer", [tflite_file.layer_of(t, o) for t, o in zip(table["tensor"], table["op"])])
     table["rmse/scale"] = np.sqrt(table["mean_squared_error"]) / table["scale"]
     return table[list(COLUMNS)]

@@ -5,7 +5,8 @@ and whether the most negative level is left out (`narrow_range`, as int8 weights
 grid is symmetric about zero). real = (q - zero_point) * scale, as everywhere in qlab.
 
 `fit` chooses a grid for a tensor the way TFLite's converter does, so that its scales equal the
-ones written into the .tflite; `of_tensor` reads the grid a .tflite stores.
+ones written into the .tflite; `of_tensor` reads the grid a .tflite stores. The arithmetic is
+`qlab.arith`'s; `qlab.analysis.converter_grids` predicts every grid of a converted model.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qlab.runtime import round_half_away
+from qlab import arith
 
 BITS = range(2, 17)  # what `fit` accepts: 2..16 bits
 
@@ -24,7 +25,7 @@ class Grid:
     """Integer levels qmin..qmax and their real values, per tensor or per channel along `axis`."""
 
     bits: int
-    scale: np.ndarray  # float64 copies of the float32 scales, one per channel (or one)
+    scale: np.ndarray  # real units per step (LSB): float64 copies of float32 scales, one per channel (or one)
     zero_point: np.ndarray  # int64, same length as scale
     signed: bool = True
     narrow_range: bool = False
@@ -32,20 +33,23 @@ class Grid:
 
     @property
     def qmin(self) -> int:
+        """The lowest level (int): -2^(bits-1) signed, 0 unsigned, one more with narrow_range."""
         low = -(1 << (self.bits - 1)) if self.signed else 0
         return low + int(self.narrow_range)
 
     @property
     def qmax(self) -> int:
+        """The highest level (int): 2^(bits-1) - 1 signed, 2^bits - 1 unsigned."""
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
     @property
     def levels(self) -> int:
-        """How many integers the grid has (255 for narrow int8, 256 for int8)."""
+        """How many integers the grid has (int: 255 for narrow int8, 256 for int8)."""
         return self.qmax - self.qmin + 1
 
     @property
     def per_axis(self) -> bool:
+        """True if the grid has one scale and zero point per channel along `axis`."""
         return self.axis is not None
 
     @property
@@ -56,70 +60,92 @@ class Grid:
 
     @property
     def low(self) -> np.ndarray:
-        """The smallest real value on the grid (per channel)."""
-        return (self.qmin - self.zero_point) * self.scale
+        """The smallest real value on the grid: float64, one per channel (one for per-tensor)."""
+        return arith.dequantize(np.full(self.scale.size, self.qmin), self.scale, self.zero_point, axis=0)
 
     @property
     def high(self) -> np.ndarray:
-        """The largest real value on the grid (per channel)."""
-        return (self.qmax - self.zero_point) * self.scale
+        """The largest real value on the grid: float64, one per channel (one for per-tensor)."""
+        return arith.dequantize(np.full(self.scale.size, self.qmax), self.scale, self.zero_point, axis=0)
 
     def channel(self, c: int) -> "Grid":
-        """The per-tensor grid of channel `c` of a per-axis grid."""
+        """Returns channel `c` of a per-axis grid as a per-tensor `Grid` (a per-tensor grid: itself)."""
         if not self.per_axis:
             return self
         return Grid(self.bits, self.scale[c:c + 1], self.zero_point[c:c + 1], self.signed,
                     self.narrow_range, None)
 
-    def _broadcast(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not self.per_axis:
-            return self.scale[0], self.zero_point[0]
-        if x.ndim <= self.axis or x.shape[self.axis] != self.scale.size:
+    def _check(self, x: np.ndarray) -> None:
+        if self.per_axis and (x.ndim <= self.axis or x.shape[self.axis] != self.scale.size):
             raise ValueError(
                 f"this grid has {self.scale.size} channels along axis {self.axis}; the tensor has "
                 f"shape {x.shape}")
-        shape = [1] * x.ndim
-        shape[self.axis] = self.scale.size
-        return self.scale.reshape(shape), self.zero_point.reshape(shape)
+
+    def _params(self, values: np.ndarray) -> np.ndarray:
+        return values if self.per_axis else values[:1]
 
     def quantize(self, x) -> np.ndarray:
-        """Real values -> integers: round half away from zero (as TFLite), clip to qmin..qmax."""
+        """Real values to integers: round half away from zero (TFLite's `TfLiteRound`), clip to qmin..qmax.
+
+        Returns:
+            int64 array of the shape of `x`.
+
+        Raises:
+            ValueError: a per-axis grid and a tensor without one slice per channel on its axis.
+        """
         x = np.asarray(x, np.float64)
-        scale, zero_point = self._broadcast(x)
-        return np.clip(round_half_away(x / scale) + zero_point, self.qmin, self.qmax).astype(np.int64)
+        self._check(x)
+        return arith.quantize(x, self._params(self.scale), self._params(self.zero_point),
+                              self.qmin, self.qmax, self.axis)
 
     def dequantize(self, q) -> np.ndarray:
-        """Integers -> the real values they stand for."""
+        """Integers to the real values they stand for: (q - zero_point) * scale.
+
+        Returns:
+            float64 array of the shape of `q`.
+
+        Raises:
+            ValueError: as `quantize`.
+        """
         q = np.asarray(q, np.int64)
-        scale, zero_point = self._broadcast(q)
-        return (q - zero_point) * scale
+        self._check(q)
+        return arith.dequantize(q, self._params(self.scale), self._params(self.zero_point), self.axis)
 
     def round_trip(self, x) -> np.ndarray:
-        """What `x` becomes after quantize then dequantize."""
+        """Returns what `x` becomes after quantize then dequantize (fake-quant): float64, x's shape."""
         return self.dequantize(self.quantize(x))
 
     def clip(self, x) -> np.ndarray:
-        """`x` limited to the grid's real range [low, high]: what clipping alone does."""
+        """Returns `x` clipped to [low, high] (clipping alone): float64, x's shape; errors as `quantize`."""
         x = np.asarray(x, np.float64)
         if not self.per_axis:
             return np.clip(x, self.low[0], self.high[0])
-        scale, zero_point = self._broadcast(x)
-        return np.clip(x, (self.qmin - zero_point) * scale, (self.qmax - zero_point) * scale)
+        self._check(x)
+        return np.clip(x, arith.along(self.low, x.ndim, self.axis), arith.along(self.high, x.ndim, self.axis))
 
     def edges(self, channel: int | None = None) -> np.ndarray:
-        """Bucket edges, levels + 1 of them: level q collects the reals in [edge[i], edge[i + 1])."""
+        """Bucket edges: level qmin + i collects the reals between edge[i] and edge[i + 1] (a real on
+        an edge goes away from zero, as rounding does; the end levels also collect what is clipped).
+
+        Returns:
+            float64 array (levels + 1,), real units, ascending: the midpoints between levels.
+
+        Raises:
+            ValueError: a per-axis grid without `channel`.
+        """
         if self.per_axis and channel is None:
             raise ValueError(f"this grid is per-axis ({self.scale.size} channels): pass channel=")
         c = 0 if channel is None else channel
-        k = np.arange(self.qmin, self.qmax + 2, dtype=np.float64) - 0.5
-        return (k - self.zero_point[c]) * self.scale[c]
+        halfway = np.arange(self.qmin, self.qmax + 2, dtype=np.float64) - 0.5  # between two levels
+        return arith.dequantize(halfway, self.scale[c], self.zero_point[c])
 
     def centers(self, channel: int | None = None) -> np.ndarray:
-        """The real value of every level, qmin..qmax."""
+        """Returns the real value of every level qmin..qmax: float64 (levels,); ValueError as `edges`."""
         edges = self.edges(channel)
         return (edges[:-1] + edges[1:]) / 2
 
     def describe(self) -> str:
+        """Returns one line (str) for people: type, symmetry, per-tensor or per-axis, scale, range."""
         kind = f"{'int' if self.signed else 'uint'}{self.bits}"
         where = f"per-axis (axis {self.axis}, {self.scale.size} channels)" if self.per_axis else "per-tensor"
         sym = "symmetric" if self.symmetric else "asymmetric"
@@ -134,13 +160,25 @@ class Grid:
 
 
 def check_bits(bits) -> int:
+    """Returns `bits` as a Python int, once checked to be an integer (not a bool) from 2 to 16.
+
+    Raises:
+        ValueError: anything else.
+    """
     if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or bits not in BITS:
         raise ValueError(f"bits must be an integer from 2 to 16, got {bits!r}")
     return int(bits)
 
 
 def value_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(min, max) of a tensor, or of each channel along `axis`; an empty tensor is refused."""
+    """(min, max) of a tensor, or of each channel along `axis`; an empty tensor is refused.
+
+    Returns:
+        (min, max): float64 arrays, (1,) per tensor or one value per channel along `axis`.
+
+    Raises:
+        ValueError: an empty, non-numeric or non-finite tensor, or an axis it does not have.
+    """
     x = np.asarray(x)
     if x.size == 0:
         raise ValueError(f"the tensor is empty (shape {x.shape}): there is no range to fit a grid to")
@@ -163,9 +201,20 @@ def fit(x=None, bits: int = 8, symmetric: bool = False, axis: int | None = None,
 
     Asymmetric: the range is widened to include 0, scale = (max - min) / (levels - 1), and the
     zero point is the integer nearest to where 0 falls (so 0 is exact: ReLU zeros and padding
-    cost nothing). Symmetric: scale = max(|min|, |max|) / qmax with zero at the middle level.
+    cost nothing), nudged by tflite's `ChooseQuantizationParams` rule (`_nudged_zero_point`).
+    Symmetric: scale = max(|min|, |max|) / qmax with zero at the middle level, as the converter's
+    weights (`GetSymmetricScalesFromMaxMin`, tensorflow/lite/tools/optimize/quantization_utils.cc).
     `narrow_range` (default: True for symmetric grids of 8 bits or fewer, as int8 weights) drops
-    the most negative level. With `axis`, one scale per channel along that axis.
+    the most negative level. With `axis`, one scale per channel along that axis. An all-zero
+    range gets scale 1.0. `x`: weights, or an activation over the calibration dataset.
+
+    Returns:
+        `Grid`: float64 scales holding float32 values (as a .tflite stores them), int64 zero
+        points; one of each, or one per channel along `axis`.
+
+    Raises:
+        ValueError: bits outside 2..16; neither `x` nor `range`; a range not finite, min above
+            max, or per-channel without `axis`; an `x` that `value_range` refuses.
     """
     bits = check_bits(bits)
     if range is not None:
@@ -198,25 +247,29 @@ def fit(x=None, bits: int = 8, symmetric: bool = False, axis: int | None = None,
 
 
 def _nudged_zero_point(rmin: float, rmax: float, scale: float, qmin: int, qmax: int) -> int:
-    """The converter's zero point: from whichever end loses less precision, rounded, clamped."""
+    """The converter's zero point: from whichever end loses less precision, rounded, clamped, as
+    tflite's `ChooseQuantizationParams` (tensorflow/lite/kernels/internal/quantization_util.h)."""
     from_min, from_max = qmin - rmin / scale, qmax - rmax / scale
     zp = from_min if abs(qmin) + abs(rmin / scale) < abs(qmax) + abs(rmax / scale) else from_max
-    return int(np.clip(round_half_away(np.float64(zp)), qmin, qmax))
+    return int(np.clip(arith.round_half_away(np.float64(zp)), qmin, qmax))
 
 
 def weights(w, bits: int = 8, axis: int | None = 0) -> Grid:
-    """The converter's weight grid: symmetric, narrow range, per output channel (axis 0) by default."""
+    """Returns the converter's weight `Grid`: symmetric, narrow up to 8 bits, per output channel (axis 0)."""
     return fit(w, bits, symmetric=True, axis=axis)
 
 
 def activations(x=None, bits: int = 8, range: tuple | None = None) -> Grid:
-    """The converter's activation grid: asymmetric for 8 bits, symmetric for 16 (zero point 0)."""
+    """Returns the converter's activation `Grid` for `x` (or its `range`) over the calibration dataset:
+    per-tensor, asymmetric up to 8 bits, symmetric above (16: zero point 0); ValueError as `fit`."""
     return fit(x, bits, symmetric=bits > 8, range=range, narrow_range=False)
 
 
 def bias(input_grid: Grid, weight_grid: Grid, bits: int = 32) -> Grid:
     """A bias grid is not fitted: its scale is input scale × weight scale, so that the bias adds
-    straight into the integer accumulator; zero point 0."""
+    straight into the integer accumulator; zero point 0. Returns a `Grid` of `bits` (int32; int64
+    in 16x8), one float32 product per weight channel, per-axis on axis 0 if the weights are, as
+    `SymmetricPerChannelBiasQuantize` computes it (tensorflow/lite/tools/optimize/quantization_utils.cc)."""
     scale = (np.float32(input_grid.scale[0]) * weight_grid.scale.astype(np.float32)).astype(np.float64)
     return Grid(bits, scale, np.zeros(scale.size, np.int64), True, False,
                 0 if weight_grid.per_axis else None)
@@ -227,6 +280,13 @@ def of_tensor(tensor, narrow_range: bool | None = None) -> Grid:
 
     The file does not record narrow range; by default constant int8 tensors (weights) are taken
     to be narrow, as the converter makes them.
+
+    Returns:
+        `Grid` of the tensor's dtype (float64 scales, int64 zero points), per-axis along
+        `quantized_dimension` if it has several scales.
+
+    Raises:
+        ValueError: a tensor that is not quantized, or not of an integer type.
     """
     if not tensor.quantized:
         raise ValueError(f"tensor {tensor.name!r} is {tensor.type}, not quantized: it has no grid")
@@ -238,71 +298,3 @@ def of_tensor(tensor, narrow_range: bool | None = None) -> Grid:
     axis = tensor.quantized_dimension if tensor.per_axis else None
     return Grid(dtype.itemsize * 8, tensor.scale.astype(np.float64), tensor.zero_point.astype(np.int64),
                 dtype.kind == "i", bool(narrow_range), axis)
-
-
-# -- the converter's choices for a whole model ---------------------------------------------------
-FIXED_OUTPUT = {  # ops whose output grid the kernel fixes, whatever the data: (scale, zero point)
-    ("SOFTMAX", 8): (1 / 256, -128),
-    ("SOFTMAX", 16): (1 / 32768, 0),
-}
-SAME_AS_INPUT = ("RESHAPE",)  # ops that move values without changing them share their input's grid
-
-
-def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
-    """The grid qlab predicts for every quantized tensor of `pair.deployed`, by tensor index.
-
-    Weights come from the float twin's constants and activation ranges from running the float
-    twin on `calibration`, the data the converter calibrated with; each grid is then chosen by
-    the rules above. Comparing these with `of_tensor` checks that qlab's grids are the converter's.
-    """
-    from qlab import capture
-
-    calibration = np.asarray(calibration, np.float32)
-    if calibration.size == 0:
-        raise ValueError("the calibration set is empty: pass the samples the model was calibrated with")
-    captured = capture.run(pair.twin_tflite, calibration)
-    deployed, twin = pair.deployed, pair.twin
-    predicted: dict[int, Grid] = {}
-
-    def activation(index: int, twin_index: int) -> None:
-        t = deployed.tensors[index]
-        if t.quantized and index not in predicted:
-            values = captured[twin_index]
-            bits = t.dtype.itemsize * 8
-            predicted[index] = activations(range=(values.min(), values.max()), bits=bits)
-
-    for layer in pair.layers:
-        op, twin_op = layer.deployed, layer.twin
-        activation(op.inputs[0], twin_op.inputs[0])
-        out = deployed.tensors[op.outputs[0]]
-        if out.quantized:
-            bits = out.dtype.itemsize * 8
-            if (layer.op, bits) in FIXED_OUTPUT:
-                scale, zero_point = FIXED_OUTPUT[(layer.op, bits)]
-                predicted[out.index] = Grid(bits, np.array([scale]), np.array([zero_point]))
-            elif layer.op in SAME_AS_INPUT and op.inputs[0] in predicted:
-                predicted[out.index] = predicted[op.inputs[0]]
-            else:
-                activation(out.index, twin_op.outputs[0])
-        if layer.op in ("CONV_2D", "FULLY_CONNECTED"):
-            w = deployed.tensors[op.inputs[1]]
-            if w.quantized:
-                w_grid = weights(twin.tensors[twin_op.inputs[1]].data, w.dtype.itemsize * 8,
-                                 axis=w.quantized_dimension if w.per_axis else None)
-                predicted[w.index] = w_grid
-                b_index = op.inputs[2] if len(op.inputs) > 2 else -1
-                if b_index >= 0 and deployed.tensors[b_index].quantized and op.inputs[0] in predicted:
-                    b = deployed.tensors[b_index]
-                    predicted[b_index] = bias(predicted[op.inputs[0]], w_grid, b.dtype.itemsize * 8)
-    for op in deployed.ops:  # QUANTIZE between integer types only changes the zero point
-        if op.name != "QUANTIZE":
-            continue
-        src, dst = (deployed.tensors[op.inputs[0]], deployed.tensors[op.outputs[0]])
-        if src.quantized and dst.quantized:
-            known, unknown = (src, dst) if src.index in predicted else (dst, src)
-            if known.index in predicted and unknown.index not in predicted:
-                g = predicted[known.index]
-                shift = (1 << (g.bits - 1)) * (1 if known.dtype.kind == "i" else -1)
-                predicted[unknown.index] = Grid(g.bits, g.scale, g.zero_point + shift,
-                                                unknown.dtype.kind == "i", g.narrow_range, g.axis)
-    return predicted

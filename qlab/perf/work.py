@@ -6,17 +6,34 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import cache, measure, tflite_file
+import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
+import tf_keras as keras
+
+from qlab import cache, measure, models, quantize, tflite_file
+from qlab.vocabulary import WEIGHTED_OPS
 
 PROBE = {"size": 16, "channels": 64, "kernel": 3}  # a 3x3 conv, 64->64 channels on 16x16
+"""The probe layer: input height and width, channels in and out, kernel size."""
 
 
 def macs(tflite: bytes) -> pd.DataFrame:
-    """Multiply-accumulates per image of every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED op."""
+    """Multiply-accumulates per image of every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op.
+
+    Counted from the stored shapes: CONV_2D out_h·out_w·out_c·kh·kw·in_c, DEPTHWISE_CONV_2D
+    out_h·out_w·out_c·kh·kw, FULLY_CONNECTED units·depth (one input row per image).
+    TRANSPOSE_CONV is not counted.
+
+    Returns:
+        DataFrame, one row per op: op (index), op_name, output (tensor name), output_shape
+        (tuple, as stored), macs (MACs per image, int).
+
+    Raises:
+        InvalidModelError: bytes that are not a readable .tflite.
+    """
     model = tflite_file.read(tflite)
     rows = []
     for op in model.ops:
-        if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        if op.name not in WEIGHTED_OPS or op.name == "TRANSPOSE_CONV":
             continue
         out = model.tensors[op.outputs[0]].shape
         w = model.tensors[op.inputs[1]].shape
@@ -32,21 +49,31 @@ def macs(tflite: bytes) -> pd.DataFrame:
 
 
 def probe_model():
-    """A compute-bound model: enough MACs per byte of weights that arithmetic, not memory, limits it."""
-    import qlab  # noqa: F401
-    import tf_keras as keras
+    """A compute-bound model: enough MACs per byte of weights that arithmetic, not memory, limits it.
 
+    Returns:
+        a tf_keras model of one 3x3 conv, 64 to 64 channels on 16x16 inputs, seeded weights.
+    """
     s, c, k = PROBE["size"], PROBE["channels"], PROBE["kernel"]
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((s, s, c))
-    outputs = keras.layers.Conv2D(c, k, padding="same", name="probe")(inputs)
-    return keras.Model(inputs, outputs)
+    with models.fresh_names():
+        inputs = keras.Input((s, s, c), name="probe_input")
+        outputs = keras.layers.Conv2D(c, k, padding="same", name="probe")(inputs)
+        return keras.Model(inputs, outputs, name="probe_model")
 
 
 def probe_tflite(mode: str) -> bytes:
-    """The probe converted in `mode` (cached): float32 or an int8 mode."""
-    from qlab import quantize
+    """The probe converted in `mode` (cached): float32 or an int8 mode.
 
+    Args:
+        mode: a mode name of `qlab.modes` (calibrated on 16 seeded normal samples).
+
+    Returns:
+        the .tflite bytes.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
     def build() -> bytes:
         model = probe_model()
         calibration = np.random.default_rng(0).normal(size=(16, *model.input_shape[1:])).astype(np.float32)
@@ -56,7 +83,19 @@ def probe_tflite(mode: str) -> bytes:
 
 
 def peak_macs_per_s(mode: str, kernels: str = "xnnpack", num_threads: int = 1, runs: int = 50) -> float:
-    """MACs per second LiteRT reaches on the probe in `mode`: a practical peak for this CPU."""
+    """MACs per second LiteRT reaches on the probe in `mode`: a practical peak for this CPU.
+
+    Args:
+        mode: the probe's mode ("float32", "integer_only", ...).
+        kernels, num_threads: the LiteRT setting (XNNPACK, one thread by default).
+        runs: timed invokes, after 5 warmup invokes (`qlab.measure.latency`).
+
+    Returns:
+        MACs per second, a float: the probe's MACs over its median single-image latency.
+
+    Raises:
+        ValueError: an unknown mode or kernels, or runs below 1.
+    """
     tflite = probe_tflite(mode)
     x = np.random.default_rng(0).normal(size=(1, PROBE["size"], PROBE["size"], PROBE["channels"]))
     t = measure.latency(tflite, x.astype(np.float32), kernels=kernels, num_threads=num_threads,
@@ -66,7 +105,21 @@ def peak_macs_per_s(mode: str, kernels: str = "xnnpack", num_threads: int = 1, r
 
 def floor_table(models: dict[tuple[str, str], bytes], bench: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per model: MACs per image, the floor MACs / peak (XNNPACK, 1 thread), and the measured
-    median beside it when a bench table (batch 1, xnnpack, 1 thread) is given."""
+    median beside it when a bench table (batch 1, xnnpack, 1 thread) is given.
+
+    float32 and float16 models are held to the float32 peak, every other mode (dynamic range
+    included: int8 math) to the int8 peak of the integer_only probe. Both peaks are measured
+    on each call.
+
+    Args:
+        models: {(training, mode): .tflite bytes}.
+        bench: a table from `qlab.perf.bench.run`, or None.
+
+    Returns:
+        DataFrame, one row per model: training, mode, macs (MACs per image), peak_kind
+        (float32 or int8), peak_gmacs (GMAC/s), floor_us (µs); with `bench`, measured_us
+        (median per invoke, µs) and measured_vs_floor (ratio) where it has that model.
+    """
     peaks = {"float32": peak_macs_per_s("float32"), "int8": peak_macs_per_s("integer_only")}
     rows = []
     for (training, mode), tflite in models.items():

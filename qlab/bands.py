@@ -1,62 +1,80 @@
 """Accuracy and size of every (training, mode) over several seeds, checked against the bands
-the project promises (float >= 97 %, quantized modes close to float, int8 small)."""
+the project promises (float >= 97 %, quantized modes close to float, int8 small).
+
+The bands are code: `python -m qlab seeds` prints these checks, and the test suite runs them.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from qlab import data, measure, reproduce
+from qlab import artifacts, data, measure, modes, progress
 
-INT8_MODES = ("dynamic_range", "full_integer", "integer_only", "integer_only_uint8")
+log = logging.getLogger(__name__)
+INT8_MODES = tuple(m.name for m in modes.MODES.values() if m.weights == "int8" and m.activations != "int16")
+"""Modes with int8 weights and int8 (or float) activations: the ones held to the int8 size band."""
 
 
 @dataclass
 class SweepReport:
+    """Accuracy and size of every model over seeds, and the promised bands checked on them."""
+
     per_seed: pd.DataFrame  # training, mode, seed, accuracy, size_bytes
-    medians: pd.DataFrame  # training, mode, accuracy (median), size_bytes
+    medians: pd.DataFrame  # training, mode, accuracy (median, min, max), size_bytes
     checks: pd.DataFrame  # check, value, bound, passed
 
     @property
     def passed(self) -> bool:
+        """True if every check is within its band."""
         return bool(self.checks.passed.all())
 
 
-def sweep(seeds=(0, 1, 2, 3, 4), out: str | Path | None = None, progress: bool = True) -> SweepReport:
-    """Train, convert and measure accuracy for every seed; return medians and band checks."""
+def sweep(seeds=(0, 1, 2, 3, 4), progress: bool = True) -> SweepReport:
+    """Train, convert and measure accuracy of every model of the plan for every seed.
+
+    Returns:
+        the `SweepReport`: per-seed rows (accuracy in [0, 1], size in bytes), medians with
+        min and max over seeds, and `checks`.
+
+    Raises:
+        ValueError: no seeds.
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("no seeds: pass at least one")
     digits = data.load()
     rows = []
-    for seed in seeds:
-        for (training, mode), tflite in reproduce.convert_plan(seed=seed, progress=False).items():
+    for seed in _bar(seeds, progress):
+        for (training, mode), tflite in artifacts.convert_plan(seed=seed, progress=False).items():
             rows.append({"training": training, "mode": mode, "seed": seed,
                          "accuracy": measure.accuracy(tflite, digits.x_test, digits.y_test),
                          "size_bytes": len(tflite)})
-        if progress:
-            got = {(r["training"], r["mode"]): r["accuracy"] for r in rows if r["seed"] == seed}
-            print(f"seed {seed}: float {100 * got['float', 'float32']:.2f} %, "
-                  f"integer_only {100 * got['float', 'integer_only']:.2f} %, "
-                  f"qat integer_only {100 * got['qat', 'integer_only']:.2f} %", flush=True)
+        got = {(r["training"], r["mode"]): r["accuracy"] for r in rows if r["seed"] == seed}
+        log.info("seed %d: float %.2f %%, integer_only %.2f %%, qat integer_only %.2f %%", seed,
+                 100 * got["float", "float32"], 100 * got["float", "integer_only"],
+                 100 * got["qat", "integer_only"])
     per_seed = pd.DataFrame(rows)
     medians = (per_seed.groupby(["training", "mode"], sort=False)
                .agg(accuracy=("accuracy", "median"), accuracy_min=("accuracy", "min"),
                     accuracy_max=("accuracy", "max"), size_bytes=("size_bytes", "median"))
                .reset_index())
-    report = SweepReport(per_seed, medians, checks(medians))
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        per_seed.to_csv(Path(out) / "seeds.csv", index=False)
-    if progress:
-        print(f"\nMedians over seeds {list(seeds)}:\n")
-        print(medians.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        print("\nChecks:\n")
-        print(report.checks.to_string(index=False))
-    return report
+    return SweepReport(per_seed, medians, checks(medians))
+
+
+def _bar(seeds: list[int], show: bool):
+    return progress.bar(seeds, desc="seeds", total=len(seeds), show=show, unit="seed")
 
 
 def checks(medians: pd.DataFrame) -> pd.DataFrame:
-    """The promised bands, each as (check, value, bound, passed)."""
+    """The promised bands checked on the medians over seeds.
+
+    Returns:
+        one row per check: check (what), value (accuracy in %, a difference in percentage
+        points, or a size ratio), bound (as text), passed (bool).
+    """
     acc = {(r.training, r.mode): 100 * r.accuracy for r in medians.itertuples()}
     size = {(r.training, r.mode): r.size_bytes for r in medians.itertuples()}
     base = acc["float", "float32"]

@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 from ai_edge_litert import schema_py_generated as schema
 
-from qlab import tflite_file
+from qlab import modes, tflite_file
+from qlab.vocabulary import WEIGHT_INPUTS
 
 BYTES_PER_PARAM = {"float32": 4, "float16": 2, "int8": 1}
-_WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+"""Bytes per stored weight, by a mode's weight type (`qlab.modes.Mode.weights`)."""
 
 
 class _ByteMap:
@@ -67,9 +68,9 @@ def _constant_roles(model: tflite_file.ModelFile) -> dict[int, str]:
         return model.tensors[tensor_index]
 
     for op in model.ops:
-        if op.name not in _WEIGHT_OPS:
+        if op.name not in WEIGHT_INPUTS:
             continue
-        for position, label in ((1, "weights"), (2, "biases")):
+        for position, label in zip(WEIGHT_INPUTS[op.name], ("weights", "biases")):
             if position < len(op.inputs) and op.inputs[position] >= 0:
                 t = source(op.inputs[position])
                 if t.data is not None:
@@ -78,7 +79,24 @@ def _constant_roles(model: tflite_file.ModelFile) -> dict[int, str]:
 
 
 def breakdown(tflite: bytes) -> dict[str, int]:
-    """Bytes of each part of the file; the values sum to len(tflite) exactly."""
+    """Bytes of each part of the file, every byte counted once.
+
+    Parts: weights_<type> (e.g. weights_int8, weights_float16: the buffers of conv, depthwise,
+    fully connected and transpose conv weights, followed through DEQUANTIZE), biases,
+    other_constants, metadata (buffers named by the model's metadata), names (tensor names),
+    quantization (min, max, scale and zero_point vectors) and structure (everything else:
+    tables, vtables, offsets, padding). Buffer spans include their 4-byte length prefix; a part
+    that is absent has no key (structure is always there).
+
+    Returns:
+        {part: bytes}, ints; the values sum to len(tflite) exactly (checked).
+
+    Raises:
+        InvalidModelError: not a readable .tflite.
+        TypeError: `tflite` is not bytes-like.
+        AssertionError: two parts claim the same byte, or the parts do not add up to the size
+            (a bug here, not in the file).
+    """
     model = tflite_file.read(tflite)
     buf = bytearray(tflite)
     root = schema.Model.GetRootAs(buf, 0)
@@ -110,14 +128,35 @@ def breakdown(tflite: bytes) -> dict[str, int]:
 
 
 def ideal_bytes(num_params: int, mode_weights: str) -> int:
-    """Parameter count × bytes per parameter of the mode's weight type: the floor to beat."""
+    """Parameter count × bytes per parameter of the mode's weight type: the floor to beat.
+
+    Returns:
+        bytes, an int.
+
+    Raises:
+        KeyError: a weight type other than float32, float16 or int8.
+    """
     return num_params * BYTES_PER_PARAM[mode_weights]
 
 
 def table(models: dict[tuple[str, str], bytes], num_params: int) -> pd.DataFrame:
-    """One row per (training, mode): the parts in bytes, the file size, ideal size and ratio."""
-    from qlab import modes
+    """One row per (training, mode): the parts in bytes, the file size, ideal size and ratio.
 
+    Args:
+        models: {(training, mode name): .tflite bytes}.
+        num_params: the Keras model's parameter count, for the ideal size.
+
+    Returns:
+        DataFrame, one row per model: training, mode, one int column per part in bytes
+        (weights_<type>, biases, then metadata, names, other_constants, quantization,
+        structure; 0 where a file lacks the part), size_bytes (the file), ideal_bytes and
+        size_vs_ideal (size_bytes / ideal_bytes).
+
+    Raises:
+        ValueError: an unknown mode name.
+        KeyError: a mode whose weight type has no entry in `BYTES_PER_PARAM`.
+        InvalidModelError: bytes that are not a readable .tflite.
+    """
     rows = []
     for (training, mode), tflite in models.items():
         row = {"training": training, "mode": mode, **breakdown(tflite)}

@@ -12,15 +12,29 @@ import numpy as np
 import pandas as pd
 
 from qlab import measure
+from qlab.progress import bar as progress_bar
 from qlab.runtime import KERNELS, Runtime
 
 BASELINE = ("float", "float32")
+"""The (training, mode) every ratio is taken against."""
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """What to measure. Every (kernels, threads, batch) is one setting; each setting times every
-    model in `rounds` interleaved rounds of blocks lasting about `block_ms` each."""
+    model in `rounds` interleaved rounds of blocks lasting about `block_ms` each.
+
+    Attributes:
+        kernels: LiteRT kernel choices ("xnnpack", "builtin", "reference").
+        threads: thread counts, each from 1 to this machine's cores.
+        batches: batch sizes (images per invoke).
+        rounds: interleaved rounds per setting; the ratios' spread is over rounds.
+        block_ms: the length of one model's block of invokes in a round, in ms (at most 500
+            invokes).
+        warmup: invokes per model before the rounds, not counted (at least 1: their median
+            sizes the blocks).
+        loop: also time the article's loop over all test images (batch 1 settings), in ms.
+    """
 
     kernels: tuple[str, ...] = tuple(KERNELS)
     threads: tuple[int, ...] = (1, 2)
@@ -31,7 +45,12 @@ class BenchConfig:
     loop: bool = True  # also time the article's loop over all test images (batch 1 settings)
 
     def check(self) -> None:
-        """Refuse settings that cannot be measured, saying what is valid."""
+        """Refuse settings that cannot be measured, saying what is valid.
+
+        Raises:
+            ValueError: unknown kernels, a thread count outside 1 to the machine's cores, a
+                batch below 1, rounds below 1, a negative warmup or block_ms <= 0.
+        """
         for k in self.kernels:
             if k not in KERNELS:
                 raise ValueError(f"unknown kernels {k!r}; valid: {', '.join(KERNELS)}")
@@ -49,6 +68,7 @@ class BenchConfig:
 
 
 QUICK = BenchConfig(batches=(1, 4), rounds=3, block_ms=0.3, warmup=1, loop=False)  # CI smoke test
+"""A few seconds of timing, for tests and smoke runs: numbers too noisy to quote."""
 
 
 def _runtime(tflite: bytes, kernels: str, threads: int, batch: int, x: np.ndarray) -> Runtime:
@@ -73,7 +93,28 @@ def _time_block(rt: Runtime, n: int) -> np.ndarray:
 
 def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
                     config: BenchConfig) -> pd.DataFrame:
-    """All models under one setting, interleaved; one row per model with ratios to float32."""
+    """All models under one setting, interleaved; one row per model with ratios to float32.
+
+    Each model's block size is set from its warmup median so that a block lasts about
+    `config.block_ms`; each round times one block per model, the order rotated every round.
+    Only `invoke()` is timed (`time.perf_counter_ns`).
+
+    Args:
+        models: {(training, mode): .tflite bytes}.
+        x: test inputs (float); the first `batch` are the input.
+        kernels, threads, batch: the setting.
+
+    Returns:
+        DataFrame, one row per model: training, mode, kernels, threads, batch, median_us,
+        p10_us, p90_us (per invoke, µs, over all timed invokes), count (invokes timed),
+        per_image_us (median_us / batch); when `BASELINE` is among `models`, also
+        ratio_vs_float32, ratio_p10, ratio_p90 (median, 10th and 90th percentile over rounds
+        of the round medians' ratio to the baseline's).
+
+    Raises:
+        ValueError: a model with a fixed batch size other than `batch`, or unknown kernels.
+        InvalidModelError: bytes LiteRT cannot load.
+    """
     keys = list(models)
     runtimes = {k: _runtime(models[k], kernels, threads, batch, x) for k in keys}
     estimate = {k: float(np.median(_time_block(runtimes[k], max(config.warmup, 1)))) for k in keys}
@@ -104,29 +145,51 @@ def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, bat
 
 
 def run(models: dict, x: np.ndarray, config: BenchConfig = BenchConfig(), progress: bool = True) -> pd.DataFrame:
-    """Every setting of `config` for every model in `models` ({(training, mode): tflite})."""
+    """Every setting of `config` for every model in `models` ({(training, mode): tflite}).
+
+    Args:
+        x: inputs to time on (the first `batch` of them per setting).
+        progress: False hides the progress bar over settings.
+
+    Returns:
+        one row per (model, setting): training, mode, kernels, threads, batch, median_us,
+        p10_us, p90_us (per invoke, µs), count (invokes timed), per_image_us, and the ratio to
+        float/float32 (median, p10, p90 over rounds) if that model is among them; plus loop_ms
+        (the article's loop over `x`, ms) for batch 1 when `config.loop`.
+
+    Raises:
+        ValueError: settings `config.check` refuses, a batch larger than `x`, or a model with
+            a fixed batch size other than a setting's.
+    """
     config.check()
     if max(config.batches) > len(x):
         raise ValueError(f"batch {max(config.batches)} is larger than the {len(x)} test images available")
     settings = [(k, t, b) for k in config.kernels for t in config.threads for b in config.batches]
     frames = []
-    started = time.perf_counter()
-    for i, (kernels, threads, batch) in enumerate(settings, 1):
+    for kernels, threads, batch in progress_bar(settings, desc="settings", total=len(settings), show=progress,
+                                                unit="setting"):
         frame = measure_setting(models, x, kernels, threads, batch, config)
         if config.loop and batch == 1:
             frame["loop_ms"] = [measure.loop_ms(models[(r.training, r.mode)], x, kernels, threads, repeats=1)
                                 for r in frame.itertuples()]
         frames.append(frame)
-        if progress:
-            base = frame[(frame.training == BASELINE[0]) & (frame["mode"] == BASELINE[1])]
-            note = f"float32 {base.median_us.iloc[0]:.1f} µs" if len(base) else ""
-            print(f"[{i:2d}/{len(settings)}] {kernels:9s} threads {threads} batch {batch:3d}: {note} "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
     return pd.concat(frames, ignore_index=True)
 
 
 def summary(bench: pd.DataFrame, batch: int = 1) -> pd.DataFrame:
-    """Compact view: each model's ratio to float32 (median [p10–p90]) per kernels × threads."""
+    """Compact view: each model's ratio to float32 (median [p10–p90]) per kernels × threads.
+
+    Args:
+        bench: the table `run` returns, with the ratio columns (float/float32 was measured).
+        batch: the batch size to show.
+
+    Returns:
+        DataFrame of strings "ratio [p10–p90]": one row per model ("training/mode", in the
+        order of `bench`), one column per setting ("kernels/<threads>t").
+
+    Raises:
+        AttributeError: a table without ratio columns.
+    """
     sub = bench[bench.batch == batch].copy()
     sub["setting"] = sub.kernels + "/" + sub.threads.astype(str) + "t"
     sub["model"] = sub.training + "/" + sub["mode"]
@@ -134,44 +197,3 @@ def summary(bench: pd.DataFrame, batch: int = 1) -> pd.DataFrame:
     order = list(dict.fromkeys(sub.model))
     table = sub.pivot(index="model", columns="setting", values="ratio").reindex(order)
     return table[list(dict.fromkeys(sub.setting))]
-
-
-def bench_command(out="results", config: BenchConfig = BenchConfig(), seed: int = 0,
-                  progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Latency grid, size breakdown and work floor for every model; files under `out`."""
-    from pathlib import Path
-
-    from qlab import data, models as qmodels, plots, reproduce, sizes, work
-
-    config.check()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    models = reproduce.convert_plan(seed=seed, progress=progress)
-    x = data.load().x_test
-    results = {"bench": run(models, x, config, progress)}
-    results["sizes"] = sizes.table(models, qmodels.DIGITS_CNN_PARAMS)
-    results["work"] = work.floor_table(models, results["bench"])
-    for name, frame in results.items():
-        frame.to_csv(out / f"{name}.csv", index=False)
-    plots.bench_ratios(results["bench"]).savefig(out / "bench.png", dpi=120)
-    plots.size_breakdown(results["sizes"]).savefig(out / "sizes.png", dpi=120)
-    if progress:
-        from qlab import measure
-
-        m = measure.machine()
-        print(f"\nLatency relative to float/float32 on the same kernels and threads, batch 1 "
-              f"(median [p10–p90] over {config.rounds} interleaved rounds):\n")
-        print(summary(results["bench"], 1).to_string())
-        for b in config.batches:
-            if b != 1:
-                print(f"\nBatch {b}:\n")
-                print(summary(results["bench"], b).to_string())
-        print("\nSize breakdown (bytes):\n")
-        print(results["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print("\nWork and the floor it implies (XNNPACK, 1 thread, batch 1):\n")
-        print(results["work"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print(f"\n{m['cpu']}, {m['cores']} cores, LiteRT {m['ai_edge_litert']}; "
-              f"took {time.perf_counter() - started:.0f} s. Wrote bench.csv, sizes.csv, work.csv, "
-              f"bench.png, sizes.png under {out}")
-    return results

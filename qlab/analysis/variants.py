@@ -1,0 +1,122 @@
+"""Converter variants that show where accuracy goes: layers kept in float, per-tensor weights.
+
+Each function converts the same float model several ways, runs every result on LiteRT and
+returns one row per variant, so that accuracy, output error and size sit side by side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from qlab import debugger, quantize, tflite_file
+from qlab.analysis import layer_errors
+from qlab.runtime import Runtime
+from qlab.vocabulary import DATA_INPUT_FIRST, OUTPUT_CHANNEL_AXIS, WEIGHT_INPUTS
+
+
+def _outcome(tflite: bytes, twin_tflite: bytes, x: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy, top-1 agreement with the float twin, output rmse against it, and size."""
+    probs, float_probs = Runtime(tflite).predict(x), Runtime(twin_tflite).predict(x)
+    return {
+        "accuracy": float(np.mean(probs.argmax(1) == y)),
+        "agreement": float(np.mean(probs.argmax(1) == float_probs.argmax(1))),
+        "output_rmse": float(np.sqrt(np.mean((probs - float_probs) ** 2))),
+        "size_bytes": len(tflite),
+    }
+
+
+def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarray,
+                     choices: list[tuple[str, ...]] | None = None) -> pd.DataFrame:
+    """`full_integer` with each choice of layers kept in float (default: none, then each conv and
+    dense layer alone, then the two last ones): what each costs in size and buys in accuracy.
+
+    Layers are kept in float through the QuantizationDebugger's denylist
+    (`qlab.debugger.quantize_keeping_float`); the float32 twin is converted once.
+
+    Args:
+        model: the float tf_keras model.
+        calibration: the calibration (representative) dataset, (n,) + the input's sample shape.
+        x, y: evaluation inputs and their integer labels (n,).
+        choices: tuples of layer names (as the layer-error tables name them); () keeps none.
+
+    Returns:
+        DataFrame, one row per choice: keep_float ("conv1+dense", or "(none)"), accuracy and
+        agreement (top-1 with the float twin, 0..1), output_rmse (of the output probabilities
+        against the float twin's), size_bytes, size_vs_int8 (against the first row, the plain
+        int8 model by default), size_vs_float32 (against the float32 twin).
+
+    Raises:
+        ValueError: a QAT model, bad calibration, or an unknown layer in a choice.
+    """
+    twin_tflite = quantize.quantize(model, "float32")
+    if choices is None:
+        twin = tflite_file.read(twin_tflite)
+        layers = [tflite_file.layer_name(twin, op) for op in tflite_file.compute_ops(twin)
+                  if op.name in DATA_INPUT_FIRST]
+        choices = [(), *[(name,) for name in layers], tuple(layers[-2:])]
+    rows = []
+    for keep in choices:
+        tflite = debugger.quantize_keeping_float(model, calibration, tuple(keep), twin=twin_tflite)
+        rows.append({"keep_float": "+".join(keep) or "(none)", **_outcome(tflite, twin_tflite, x, y)})
+    table = pd.DataFrame(rows)
+    table["size_vs_int8"] = table["size_bytes"] / table["size_bytes"].iloc[0]
+    table["size_vs_float32"] = table["size_bytes"] / len(twin_tflite)
+    return table
+
+
+def per_channel_vs_per_tensor(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarray,
+                              mode: str = "full_integer") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Convert with weights per output channel (the default) and per tensor (the converter's
+    switch): accuracy, agreement, output error and size of each, and the local layer error of
+    both schemes side by side.
+
+    Args:
+        model: the float tf_keras model.
+        calibration: the calibration (representative) dataset, (n,) + the input's sample shape.
+        x, y: evaluation inputs and their integer labels (n,).
+        mode: a quantized mode of `qlab.modes`.
+
+    Returns:
+        (schemes, layers): schemes, one row per scheme: weights ("per-channel" or "per-tensor"),
+        accuracy, agreement, output_rmse, size_bytes (as `keep_float_sweep`); layers, indexed by
+        layer, columns per-channel and per-tensor: the local view's rmse/scale (steps) per layer.
+
+    Raises:
+        ValueError: an unknown mode, a QAT model, bad calibration, or a mode that quantizes nothing.
+        qlab.quantize.ConversionError: the converter failed.
+    """
+    twin_tflite = quantize.quantize(model, "float32")
+    rows, errors = [], {}
+    for scheme, per_channel in (("per-channel", True), ("per-tensor", False)):
+        tflite = quantize.quantize(model, mode, calibration, per_channel=per_channel)
+        rows.append({"weights": scheme, **_outcome(tflite, twin_tflite, x, y)})
+        local = layer_errors.layer_errors(tflite, twin_tflite, x, views=("local",))
+        errors[scheme] = local.set_index("layer")["rmse/scale"]
+    return pd.DataFrame(rows), pd.DataFrame(errors)
+
+
+def channel_ranges(twin_tflite: bytes) -> pd.DataFrame:
+    """Per conv/dense layer and output channel: the largest |weight|, and how many of the 255
+    int8 levels that channel spans with its own scale (all of them) and with the tensor's one.
+
+    Args:
+        twin_tflite: the float32 .tflite (its weights are read, nothing is run).
+
+    Returns:
+        DataFrame, one row per (layer, channel): layer, channel, max_abs (real units),
+        levels_per_channel (255), levels_per_tensor (2·round(127·max_abs / the layer's largest
+        max_abs) + 1: the narrow symmetric int8 levels from -q to q the channel reaches).
+    """
+    twin = tflite_file.read(twin_tflite)
+    rows = []
+    for op in tflite_file.compute_ops(twin):
+        if op.name not in DATA_INPUT_FIRST:
+            continue
+        w = np.moveaxis(twin.tensors[op.inputs[WEIGHT_INPUTS[op.name][0]]].data, OUTPUT_CHANNEL_AXIS[op.name], 0)
+        reach = np.abs(w.reshape(len(w), -1)).max(axis=1)
+        for channel, m in enumerate(reach):
+            rows.append({"layer": tflite_file.layer_name(twin, op), "channel": channel, "max_abs": float(m),
+                         "levels_per_channel": 255,
+                         "levels_per_tensor": int(2 * np.floor(127 * m / reach.max() + 0.5) + 1)})
+    return pd.DataFrame(rows)

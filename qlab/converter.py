@@ -1,0 +1,188 @@
+"""The TFLite converter, set from one row of the mode table: the calibration checks before it
+runs, the settings, the conversion itself, and what its failures mean in Keras terms.
+
+`qlab.quantize.quantize` is the one call users make; this module is what it and the
+QuantizationDebugger route (`qlab.debugger`) share. TensorFlow is imported lazily here, so
+that modules which only read or run `.tflite` files never pay for loading it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from qlab import modes, quiet
+
+QAT_LAYER_TYPES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
+"""tfmot's fake-quant wrapper classes: a model holding one is quantization-aware trained."""
+
+
+class ConversionError(RuntimeError):
+    """The TFLite converter refused the model, or produced one the mode does not allow.
+
+    The message names the op and the Keras layer where it can; `log` holds what the converter
+    printed, when it printed anything.
+    """
+
+
+def is_qat(model) -> bool:
+    """True if `model` carries tfmot's fake-quant wrappers (`QAT_LAYER_TYPES`)."""
+    return any(type(layer).__name__ in QAT_LAYER_TYPES for layer in getattr(model, "layers", []))
+
+
+def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None:
+    """Validate the calibration (representative) samples before the converter sees them.
+
+    Returns:
+        None for modes that need no calibration; else the samples as a float32 array
+        (n,) + the model's input sample shape.
+
+    Raises:
+        ValueError: missing, empty, one sample instead of a batch, the wrong sample shape,
+            non-numeric, or containing NaN or infinity; the message says what to pass instead.
+    """
+    if not mode.needs_calibration:
+        return None
+    if calibration is None:
+        raise ValueError(
+            f"mode {mode.name!r} needs calibration data: pass calibration= a float array "
+            f"of representative inputs, e.g. qlab.data.calibration() (100 training images)"
+        )
+    calibration = np.asarray(calibration)
+    expected = tuple(model.input_shape[1:])
+    if calibration.ndim == len(expected) and calibration.shape == expected:
+        raise ValueError(
+            f"calibration has the shape of one sample {calibration.shape}; "
+            f"pass a batch of samples, shape (n,) + {expected}"
+        )
+    if calibration.size == 0 or len(calibration) == 0:
+        raise ValueError(
+            f"calibration set for mode {mode.name!r} is empty: pass at least one sample "
+            f"of shape {expected} (a few dozen to a few hundred is typical)"
+        )
+    if tuple(calibration.shape[1:]) != expected:
+        raise ValueError(
+            f"calibration samples have shape {tuple(calibration.shape[1:])}, but the model "
+            f"takes {expected}: pass an array of shape (n,) + {expected}"
+        )
+    if not np.issubdtype(calibration.dtype, np.number):
+        raise ValueError(f"calibration must be numeric, got dtype {calibration.dtype}")
+    calibration = calibration.astype(np.float32)
+    if not np.all(np.isfinite(calibration)):
+        raise ValueError("calibration contains NaN or infinite values")
+    return calibration
+
+
+def converter_for(model, mode: modes.Mode, calibration: np.ndarray | None, per_channel: bool = True):
+    """A `tf.lite.TFLiteConverter` set up from the mode's row of the table.
+
+    Args:
+        calibration: checked samples (see `check_calibration`), fed one at a time as the
+            representative dataset; None for modes without calibration.
+        per_channel: False sets the converter's private per-tensor switch
+            (`_experimental_disable_per_channel`): one weight scale per tensor.
+
+    Returns:
+        the converter, not yet run.
+    """
+    import tensorflow as tf  # lazily: see the module docstring
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if mode.optimize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode.supported_types:
+        converter.target_spec.supported_types = [getattr(tf, t) for t in mode.supported_types]
+    if mode.supported_ops:
+        converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, o) for o in mode.supported_ops]
+    if mode.io != "float32":
+        converter.inference_input_type = getattr(tf, mode.io)
+        converter.inference_output_type = getattr(tf, mode.io)
+    if calibration is not None:
+        def representative_dataset():
+            for sample in calibration:
+                yield [sample[np.newaxis]]
+
+        converter.representative_dataset = representative_dataset
+    if not per_channel:
+        converter._experimental_disable_per_channel = True  # the converter's per-tensor switch
+    return converter
+
+
+def convert(converter, model, mode: modes.Mode) -> bytes:
+    """Run `converter` with its log held back (`qlab.quiet`).
+
+    Returns:
+        the .tflite bytes.
+
+    Raises:
+        ConversionError: the converter failed; the message names the op and Keras layer and
+            what to do (`explain`), `.log` holds the converter's own output.
+    """
+    with quiet.stderr() as log:
+        try:
+            return bytes(converter.convert())
+        except Exception as exc:  # the converter raises several types; all mean the same here
+            error = ConversionError(explain(exc, model, mode))
+            error.log = log.read()  # what the converter printed, for whoever needs it
+            raise error from exc
+
+
+def layers_named_in(text: str, layer_names: list[str]) -> list[str]:
+    """Layer names that appear as a path segment (…/name/…) in converter or tensor names.
+
+    Returns:
+        the matching names, sorted.
+    """
+    return sorted(n for n in layer_names if re.search(rf"(^|/)(quant_)?{re.escape(n)}(/|$|;|\b)", text))
+
+
+def layers_with_op(model, op_type: str) -> list[str]:
+    """Layers whose TensorFlow graph contains an op of `op_type` (e.g. 'Erf').
+
+    Returns:
+        the layer names, sorted; empty if the model cannot be traced (this only improves messages).
+    """
+    import tensorflow as tf  # lazily: see the module docstring
+
+    try:
+        spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
+        graph = tf.function(model).get_concrete_function(spec).graph
+    except Exception:  # tracing is best effort: it only improves the message
+        return []
+    names = [layer.name for layer in model.layers]
+    found = set()
+    for op in graph.get_operations():
+        if op.type == op_type:
+            found.update(layers_named_in(op.name, names))
+    return sorted(found)
+
+
+_OP_RE = re.compile(r"'(tfl\.[a-z_0-9]+|tf\.[A-Za-z0-9_]+)' op")
+
+
+def explain(exc: Exception, model, mode: modes.Mode) -> str:
+    """Name the op and the Keras layer the converter complained about, and what to do.
+
+    Returns:
+        a message of two lines: the diagnosis, then the converter's first error line.
+    """
+    text = str(exc)
+    ops = sorted(set(_OP_RE.findall(text)))
+    layers = layers_named_in(text, [layer.name for layer in model.layers])
+    if not layers:
+        for op in ops:
+            if op.startswith("tf."):
+                layers += layers_with_op(model, op[3:])
+    what = f"converting to {mode.name!r} failed"
+    if ops:
+        what += f": op {', '.join(ops)}"
+    if layers:
+        what += f" in layer {', '.join(repr(n) for n in sorted(set(layers)))}"
+    if any(op.startswith("tf.") for op in ops):
+        what += " has no TFLite builtin kernel; replace the layer, or remove it from the model"
+    elif "TFLITE_BUILTINS_INT8" in mode.supported_ops:
+        what += (" has no int8 kernel. Use mode 'full_integer' (int8 with float fallback for "
+                 "such ops), or replace the layer with one that has an int8 kernel")
+    first_error = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), text[:300])
+    return f"{what}.\nConverter said: {first_error[-400:]}"

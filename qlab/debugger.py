@@ -1,0 +1,117 @@
+"""TFLite's QuantizationDebugger, set up in one place, for its two uses in qlab.
+
+- Its denylist is the public route into the converter's quantizer for keeping chosen layers in
+  float in a `full_integer` model (`quantize_keeping_float`).
+- Its per-layer statistics are the reference qlab's local view of per-layer error is checked
+  against (`layer_statistics`).
+
+The debugger runs on TensorFlow's deprecated `tf.lite.Interpreter`; its deprecation warning is
+held back by `qlab.quiet`. TensorFlow is imported lazily, as in `qlab.converter`.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+from qlab import converter, modes, quiet, tflite_file
+
+
+def denylisted_nodes(model, layers: tuple[str, ...], twin: bytes | None = None) -> list[str]:
+    """The converter's output tensor names of the ops of `layers` (named as in layer-error
+    tables), read from the model's float32 .tflite.
+
+    Args:
+        twin: the model's float32 .tflite if at hand; else it is converted here.
+
+    Returns:
+        tensor names, the debugger's `denylisted_nodes`.
+
+    Raises:
+        ValueError: a layer the model's ops do not come from (the message lists those that exist).
+    """
+    if twin is None:
+        float32 = modes.get("float32")
+        twin = converter.convert(converter.converter_for(model, float32, None), model, float32)
+    file = tflite_file.read(twin)
+    by_layer: dict[str, list[str]] = {}
+    for op in tflite_file.compute_ops(file):
+        by_layer.setdefault(tflite_file.layer_name(file, op), []).append(file.tensors[op.outputs[0]].name)
+    unknown = [name for name in layers if name not in by_layer]
+    if unknown:
+        raise ValueError(f"no layer {', '.join(map(repr, unknown))} to keep in float; "
+                         f"the model's layers are: {', '.join(by_layer)}")
+    return [tensor for name in layers for tensor in by_layer[name]]
+
+
+def quantization_debugger(model, calibration, samples, keep_float: tuple[str, ...] = (),
+                          per_channel: bool = True, twin: bytes | None = None):
+    """`tf.lite.experimental.QuantizationDebugger` for `model` in `full_integer`, calibrated on
+    `calibration`, fed `samples` one at a time, with the ops of `keep_float` denylisted.
+
+    Returns:
+        the debugger, built (its model quantized) but not yet run.
+
+    Raises:
+        ValueError: bad calibration (see `qlab.converter.check_calibration`), or an unknown layer
+            in `keep_float`.
+    """
+    import tensorflow as tf  # lazily: see the module docstring
+
+    mode = modes.get("full_integer")
+    calibration = converter.check_calibration(model, calibration, mode)
+    nodes = denylisted_nodes(model, keep_float, twin) if keep_float else None
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    samples = np.asarray(samples, np.float32)
+    with quiet.stderr():
+        return tf.lite.experimental.QuantizationDebugger(
+            converter=converter.converter_for(model, mode, calibration, per_channel),
+            debug_dataset=lambda: ([s[np.newaxis]] for s in samples), debug_options=options)
+
+
+def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
+                           per_channel: bool = True, twin: bytes | None = None) -> bytes:
+    """`full_integer` with the named layers left in float, through the debugger's denylist.
+
+    With nothing kept in float this is the plain full_integer model, less the converter's
+    metadata.
+
+    Args:
+        twin: the model's float32 .tflite, if at hand (it names the layers' tensors).
+
+    Returns:
+        the .tflite bytes.
+
+    Raises:
+        ValueError: a QAT model (its fake-quant ops make the converter quantize every layer),
+            bad calibration, or an unknown layer.
+    """
+    if converter.is_qat(model):
+        raise ValueError("keep_float applies to float-trained models; a QAT model's fake-quant "
+                         "ops make the converter quantize every layer")
+    calibration = converter.check_calibration(model, calibration, modes.get("full_integer"))
+    debug = quantization_debugger(model, calibration, calibration[:1], keep_float, per_channel, twin)
+    with quiet.stderr():
+        return bytes(debug.get_nondebug_quantized_model())
+
+
+def layer_statistics(model, calibration, samples, keep_float: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The debugger's own per-layer statistics of `model` in `full_integer` over `samples`.
+
+    Returns:
+        the table `layer_statistics_dump` writes: one row per quantized op, with op_name,
+        tensor_idx, tensor_name, num_elements, stddev, mean_error, max_abs_error,
+        mean_squared_error, scale and zero_point (errors in real units, averaged over samples).
+
+    Raises:
+        ValueError: as `quantization_debugger`.
+    """
+    debug = quantization_debugger(model, calibration, samples, keep_float)
+    with quiet.stderr():
+        debug.run()
+    text = io.StringIO()
+    debug.layer_statistics_dump(text)
+    text.seek(0)
+    return pd.read_csv(text)

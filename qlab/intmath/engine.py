@@ -1,0 +1,292 @@
+"""Run an integer-only .tflite in NumPy, op by op, with the runtime's own integer rules.
+
+`run_integer(tflite, q_input)` returns the int8 output and every intermediate int8 tensor.
+`kernels` picks whose rules to follow, with the names `qlab.runtime.Runtime` uses:
+
+- "builtin": LiteRT's builtin kernels on x86-64. Conv and fully connected requantize with a
+  31-bit multiplier and a shift in ruy (ties rounded up); softmax reads a float32 exp table.
+- "reference": TFLite's reference kernels. gemmlowp's fixed point (ties away from zero), except
+  int8 fully connected, which rescales in double; softmax is integer-only fixed point.
+- "xnnpack": the XNNPACK delegate. Accumulators are scaled by a float32 scale and rounded half to
+  even; int8 softmax is not delegated, so it follows "builtin".
+
+`run_float_shortcut` computes the same model as dequantize → float math → quantize, and
+`qlab.intmath.compare.run_litert` reads every tensor LiteRT computed, so that `compare` can set
+them side by side. Models are read and checked by `qlab.intmath.prepare`; the arithmetic is in
+`fixedpoint` (rescaling rules) and `integer_ops` (accumulation, softmax).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qlab import arith, tflite_file, vocabulary
+from qlab.intmath import fixedpoint, float_ops, integer_ops
+from qlab.intmath.prepare import Step, check_integer_only, prepare
+from qlab.vocabulary import WEIGHTED_OPS
+
+KERNELS = tuple(vocabulary.KERNELS)
+"""Whose integer rules the engine can follow (the names of `qlab.vocabulary.KERNELS`)."""
+
+
+@dataclass
+class IntegerRun:
+    """What one run computed: the output, and every activation tensor by its index in the file.
+
+    Attributes:
+        output: the output tensor's integers, its dtype (int8 or uint8), (n,) + sample shape.
+        tensors: {tensor index: array} for the input and every op's output, batch axis first.
+        kernels: whose rules computed it.
+    """
+
+    output: np.ndarray
+    tensors: dict[int, np.ndarray]
+    kernels: str  # whose rules computed it: builtin, reference, xnnpack, float shortcut, LiteRT ...
+
+
+class IntegerModel:
+    """An integer-only .tflite, read and prepared for running in NumPy.
+
+    Args:
+        tflite: the model's bytes (mode `integer_only` or `integer_only_uint8`).
+        kernels: whose integer rules to follow: "builtin", "reference" or "xnnpack".
+
+    Attributes:
+        kernels: the rules this model follows.
+        model: the parsed file (`qlab.tflite_file.ModelFile`).
+        input, output: its input and output `qlab.tflite_file.Tensor`.
+        steps: one prepared `Step` per op, in execution order (`qlab.intmath.prepare`).
+
+    Raises:
+        ValueError: unknown kernels, or a file with more or fewer than one subgraph.
+        TypeError: `tflite` is not bytes-like.
+        IntegerModelError: a model that is not integer-only, or an op the engine lacks.
+        InvalidModelError: bytes that are not a .tflite.
+    """
+
+    def __init__(self, tflite: bytes, kernels: str = "builtin"):
+        if kernels not in KERNELS:
+            raise ValueError(f"unknown kernels {kernels!r}; valid: {', '.join(KERNELS)}")
+        self.kernels = kernels
+        self.model = tflite_file.read(tflite)
+        check_integer_only(self.model)
+        self.input = self.model.tensors[self.model.inputs[0]]
+        self.output = self.model.tensors[self.model.outputs[0]]
+        self.steps = [prepare(self.model, op) for op in self.model.ops]
+
+    # -- input and output -------------------------------------------------------------------------
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Real inputs to the input tensor's integers: q = round(x / scale) + zero_point.
+
+        Returns:
+            array of the input tensor's dtype (int8 or uint8), the shape of `x`.
+
+        Raises:
+            ValueError: per-axis input parameters that do not fit `x` (see `qlab.arith.along`).
+        """
+        return self.input.quantize(x)
+
+    def dequantize_output(self, q: np.ndarray) -> np.ndarray:
+        """The output integers to real values (probabilities): (q - zero_point) * scale.
+
+        Returns:
+            float32 array of the shape of `q`.
+        """
+        return self.output.dequantize(q)
+
+    def check_input(self, q_input) -> np.ndarray:
+        """A batch of the input tensor's dtype and shape (one sample gets a batch axis).
+
+        Returns:
+            `q_input` as an array of the input tensor's dtype, (n,) + its sample shape, n >= 1.
+
+        Raises:
+            ValueError: another dtype (the message shows how to quantize), another shape, or
+                an empty batch.
+        """
+        q = np.asarray(q_input)
+        if q.dtype != self.input.dtype:
+            zp = int(self.input.zero_point[0])
+            raise ValueError(
+                f"run_integer needs input of dtype {self.input.dtype} (this model's input tensor "
+                f"{self.input.name!r}), got {q.dtype}. Quantize float data first: "
+                f"q = round(x / {float(self.input.scale[0]):.6g}) {'-' if zp < 0 else '+'} {abs(zp)}, "
+                "e.g. IntegerModel(tflite).quantize_input(x)")
+        return tflite_file.as_batch(q, self.input.shape[1:])
+
+    # -- running ----------------------------------------------------------------------------------
+    def run(self, q_input, inputs_from: dict | None = None) -> IntegerRun:
+        """Every op in order with this model's integer rules.
+
+        With `inputs_from` (the tensors of another run), each op reads its input from there
+        instead of from the previous op here: the differences then belong to each op alone.
+
+        Args:
+            q_input: the input tensor's integers (its dtype), a batch or one sample.
+            inputs_from: {tensor index: array} of another run (`IntegerRun.tensors`), or None.
+
+        Returns:
+            `IntegerRun` labelled with `kernels`: the output, of the output tensor's dtype and
+            (n,) + its sample shape, and every tensor this run computed.
+
+        Raises:
+            ValueError: an input of another dtype or shape, or an empty batch (`check_input`).
+            KeyError: `inputs_from` lacks a tensor an op reads.
+        """
+        return self._run(q_input, inputs_from, self._apply, self.kernels)
+
+    def run_float_shortcut(self, q_input, inputs_from: dict | None = None,
+                           dtype=np.float32) -> IntegerRun:
+        """Each op as dequantize -> float math -> quantize, int8 tensors in between.
+
+        Real values are (q - zero_point) * scale in `dtype`; each op's float result is
+        quantized to its output tensor's scale and zero_point (round half away from zero,
+        clamped), so the only differences from `run` are the integer rules themselves.
+
+        Returns:
+            `IntegerRun` labelled "float shortcut", tensors of their tensors' integer dtypes.
+
+        Raises:
+            ValueError: as for `run`.
+            NotImplementedError: an op without a float version (`float_ops.float_op`).
+        """
+        return self._run(q_input, inputs_from, lambda step, x: self._apply_float(step, x, dtype),
+                         "float shortcut")
+
+    def _run(self, q_input, inputs_from, apply, label) -> IntegerRun:
+        q = self.check_input(q_input)
+        tensors = {self.input.index: q}
+        for step in self.steps:
+            source = tensors if inputs_from is None else inputs_from
+            tensors[step.output.index] = apply(step, source[step.op.inputs[0]])
+        return IntegerRun(tensors[self.output.index], tensors, label)
+
+    def accumulate(self, step: Step, x: np.ndarray) -> np.ndarray:
+        """The int32 accumulators of a conv or fully connected step (before requantization).
+
+        Σ (q - input_zero_point) · (w - weights_zero_point) + bias, computed in int32 as the
+        kernels do (`integer_ops.conv2d_accumulate`, `integer_ops.fully_connected_accumulate`).
+
+        Returns:
+            int64 array of the int32 values: (n, out_h, out_w, out_channels) for CONV_2D,
+            (rows, units) for FULLY_CONNECTED (rows = x.size // input depth).
+
+        Raises:
+            ValueError: a conv input whose channels do not match the weights.
+            NotImplementedError: a conv padding other than SAME or VALID.
+        """
+        p = step.params
+        if step.op.name == "CONV_2D":
+            return integer_ops.conv2d_accumulate(x, p["input_zero_point"], p["weights"], p["bias"],
+                                                 p["stride"], p["dilation"], p["padding"])
+        return integer_ops.fully_connected_accumulate(x, p["input_zero_point"], p["weights"], p["bias"],
+                                                      p["weights_zero_point"])
+
+    def requantize(self, step: Step, acc: np.ndarray) -> np.ndarray:
+        """int32 accumulators -> the output type: rescale by this model's rule, add the zero
+        point, clamp to the fused activation's range (a ReLU is the lower clamp).
+
+        The rescale, per `kernels`:
+
+        - "builtin": multiplier and shift, double rounding with ties up (ruy's x86 kernels,
+          ruy/kernel_avx2_fma.cc, kernel_avx512.cc).
+        - "reference": multiplier and shift, ties away (MultiplyByQuantizedMultiplier,
+          tflite/kernels/internal/common.cc; reference_integer_ops::ConvPerChannel in
+          reference/integer_ops/conv.h); int8 FULLY_CONNECTED instead multiplies by the real
+          multiplier in double and rounds half away (the reference_integer_ops::FullyConnected
+          and FullyConnectedPerChannel overloads that take the float scales, called from
+          tflite/kernels/fully_connected.cc).
+        - "xnnpack": float32 scale, ties to even (XNNPACK src/operators/convolution-nhwc.c,
+          fully-connected-nc.c; `fixedpoint.requantize_fp32`).
+
+        Returns:
+            array of the output tensor's dtype (int8 or uint8) and the shape of `acc`, each
+            value in [act_min, act_max].
+        """
+        p = step.params
+        if self.kernels == "xnnpack":
+            scaled = fixedpoint.requantize_fp32(acc, p["fp32_scale"])
+        elif self.kernels == "reference" and step.op.name == "FULLY_CONNECTED":
+            # reference_integer_ops::FullyConnected(PerChannel) rescales in double, rounds half away
+            scaled = arith.round_half_away(acc * p["real_multiplier"]).astype(np.int64)
+        else:
+            ties = "up" if self.kernels == "builtin" else "away"
+            scaled = fixedpoint.multiply_by_quantized_multiplier(acc, p["multiplier"], p["shift"], ties)
+        return np.clip(scaled + p["output_zero_point"], p["act_min"], p["act_max"]).astype(step.output.dtype)
+
+    def _apply(self, step: Step, x: np.ndarray) -> np.ndarray:
+        name, p = step.op.name, step.params
+        if name == "CONV_2D":
+            return self.requantize(step, self.accumulate(step, x))
+        if name == "FULLY_CONNECTED":  # (batch, units), or the input's leading axes with keepNumDims
+            return self.requantize(step, self.accumulate(step, x)).reshape(len(x), *step.output.shape[1:])
+        if name == "RESHAPE":
+            return _reshape(x, step.output)
+        if name == "SOFTMAX":
+            if self.kernels == "reference":
+                return integer_ops.softmax_fixed_point(x, p["input_scale"], p["beta"], step.output.dtype)
+            return integer_ops.softmax_lut(x, p["input_scale"], p["beta"], p["output_scale"],
+                                   p["output_zero_point"], step.output.dtype)
+        # QUANTIZE between int8 and uint8: MultiplyByQuantizedMultiplier (common.cc) in every kernel
+        scaled = fixedpoint.multiply_by_quantized_multiplier(x.astype(np.int64) - p["input_zero_point"],
+                                                      p["multiplier"], p["shift"], "away")
+        return np.clip(scaled + p["output_zero_point"], *arith.integer_range(step.output.dtype)).astype(
+            step.output.dtype)
+
+    def _apply_float(self, step: Step, x: np.ndarray, dtype) -> np.ndarray:
+        if step.op.name == "RESHAPE":
+            return _reshape(x, step.output)
+        real = step.inputs[0].dequantize(x, dtype)
+        weights = bias = None
+        if step.op.name in WEIGHTED_OPS:
+            w, b = step.inputs[1], step.inputs[2]
+            weights = w.dequantize(w.data, dtype)
+            bias = None if b is None else b.dequantize(b.data, dtype)
+        real = float_ops.float_op(step.op, real, weights, bias, step.output.shape)
+        return step.output.quantize(real)
+
+
+def run_integer(tflite: bytes, q_input, kernels: str = "builtin",
+                inputs_from: dict | None = None) -> IntegerRun:
+    """Run an integer-only .tflite on `q_input` (its input dtype, already quantized) in NumPy.
+
+    Args:
+        tflite: the model's bytes (mode `integer_only` or `integer_only_uint8`).
+        q_input: the input tensor's integers, a batch or one sample.
+        kernels: whose integer rules to follow: "builtin", "reference" or "xnnpack".
+        inputs_from: the tensors of another run, to feed each op from there (see
+            `IntegerModel.run`).
+
+    Returns:
+        `IntegerRun`: the output integers, of the output tensor's dtype and (n,) + its sample
+        shape, and every activation tensor by index.
+
+    Raises:
+        ValueError: unknown kernels, or an input of another dtype or shape, or an empty batch.
+        IntegerModelError: a model that is not integer-only, or an op the engine lacks.
+        InvalidModelError: bytes that are not a .tflite.
+    """
+    return IntegerModel(tflite, kernels).run(q_input, inputs_from)
+
+
+def run_float_shortcut(tflite: bytes, q_input, inputs_from: dict | None = None,
+                       dtype=np.float32) -> IntegerRun:
+    """The same model as dequantize -> float math -> quantize, for comparison with the integer rules.
+
+    Returns:
+        `IntegerRun` labelled "float shortcut": the output and every tensor, each of its
+        tensor's integer dtype.
+
+    Raises:
+        ValueError: an input of another dtype or shape, or an empty batch.
+        IntegerModelError: a model that is not integer-only, or an op the engine lacks.
+        InvalidModelError: bytes that are not a .tflite.
+    """
+    return IntegerModel(tflite).run_float_shortcut(q_input, inputs_from, dtype)
+
+
+def _reshape(x: np.ndarray, out: tflite_file.Tensor) -> np.ndarray:
+    """RESHAPE copies the integers as they are; the stored shape's batch becomes the run's."""
+    return x.reshape(len(x), *out.shape[1:])

@@ -1,0 +1,188 @@
+"""The integer kernels of an int8 .tflite in NumPy: accumulation (convolution, fully connected)
+and softmax (the builtin kernels' float table and the reference kernels' fixed point).
+
+Every function works on whole batches, int64 arrays throughout. Each names the LiteRT source
+it follows; none of their code is copied. The rescaling rules are in `fixedpoint`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from qlab.arith import round_half_away
+from qlab.intmath.fixedpoint import (exp_on_negative_values, one_over_one_plus_x, quantize_multiplier,
+                                     rounding_divide_by_pot, srdhm, wrap32)
+
+# -- accumulation -------------------------------------------------------------------------------
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int, int]:
+    """Output size and (before, after) padding of SAME padding along one spatial axis.
+
+    Follows ComputePaddingWithOffset (tflite/kernels/padding.h): out = ceil(size / stride),
+    the total padding split with the odd pixel after.
+
+    Returns:
+        (out, before, after) in pixels, Python ints.
+    """
+    effective = (kernel - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def im2col(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1),
+           padding: str = "VALID") -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Every receptive field of an (n, h, w, c) array as one row of kh·kw·c values.
+
+    The builtin conv kernel lays its input out the same way before one matrix multiply
+    (optimized_ops::Im2col, then cpu_backend_gemm). SAME padding pads with zeros, which is the
+    zero point once the zero point is subtracted.
+
+    Args:
+        x: (n, h, w, c) array, any dtype.
+        kernel, stride, dilation: (height, width) pairs.
+        padding: "SAME" or "VALID", as `qlab.tflite_file.PADDINGS` names them.
+
+    Returns:
+        (cols, (n, out_h, out_w)): cols of x's dtype and shape (n·out_h·out_w, kh·kw·c), each
+        row ordered (kh, kw, c) like the weights' (out_channels, kh, kw, c).
+
+    Raises:
+        NotImplementedError: any other padding.
+    """
+    n, h, wd, c = x.shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    if padding == "SAME":
+        oh, top, bottom = same_padding(h, kh, sh, dh)
+        ow, left, right = same_padding(wd, kw, sw, dw)
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    elif padding == "VALID":
+        oh, ow = (h - (kh - 1) * dh - 1) // sh + 1, (wd - (kw - 1) * dw - 1) // sw + 1
+    else:
+        raise NotImplementedError(f"padding {padding} is not implemented by qlab.intmath")
+    patches = [x[:, i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw: j * dw + (ow - 1) * sw + 1: sw, :]
+               for i in range(kh) for j in range(kw)]
+    return np.stack(patches, axis=3).reshape(n * oh * ow, kh * kw * c), (n, oh, ow)
+
+
+def conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1),
+                      padding: str = "VALID") -> np.ndarray:
+    """int32 accumulators of a 2-D convolution: Σ (q − input_zero_point) · w + bias.
+
+    q is (n, h, w, c) int8, weights (out_channels, kh, kw, c) int8 with zero point 0 (TFLite's
+    spec for int8 weights), bias int32. The products and sums stay in int32, as in the kernel:
+    |acc| ≤ 255 · 128 · kh·kw·c + |bias|, far below 2^31 for any layer here. Follows
+    reference_integer_ops::ConvPerChannel (tflite/kernels/internal/reference/integer_ops/conv.h)
+    up to the requantization, which is `fixedpoint`'s.
+
+    Args:
+        stride, dilation: (height, width) pairs.
+        padding: "SAME" or "VALID".
+
+    Returns:
+        int64 array of shape (n, out_h, out_w, out_channels), int32 values.
+
+    Raises:
+        ValueError: weights whose input channels differ from q's.
+        NotImplementedError: a padding other than SAME or VALID.
+    """
+    w = np.asarray(weights, np.int32)
+    x = np.asarray(q, np.int32) - np.int32(input_zero_point)
+    if w.shape[3] != x.shape[3]:
+        raise ValueError(f"conv input has {x.shape[3]} channels, its weights expect {w.shape[3]}")
+    cols, shape = im2col(x, w.shape[1:3], stride, dilation, padding)
+    acc = cols @ w.reshape(len(w), -1).T
+    if bias is not None:
+        acc += np.asarray(bias, np.int32)
+    return acc.reshape(*shape, len(w)).astype(np.int64)
+
+
+def fully_connected_accumulate(q, input_zero_point: int, weights, bias, weights_zero_point: int = 0):
+    """int32 accumulators of a fully connected layer: Σ (q − input_zero_point) · (w − w_zp) + bias.
+
+    Follows reference_integer_ops::FullyConnected (tflite/kernels/internal/reference/
+    integer_ops/fully_connected.h) up to the requantization: the input is flattened to rows of
+    the weights' depth, products and sums stay in int32.
+
+    Args:
+        q: int8 input, any shape whose size is a multiple of the weights' depth.
+        weights: (units, depth) int8.
+        bias: (units,) int32, or None.
+        weights_zero_point: per-tensor weights' zero_point (0 for per-axis weights).
+
+    Returns:
+        int64 array of shape (q.size // depth, units), int32 values.
+    """
+    w = np.asarray(weights, np.int32) - np.int32(weights_zero_point)
+    x = np.asarray(q, np.int32).reshape(-1, w.shape[1]) - np.int32(input_zero_point)
+    acc = x @ w.T
+    if bias is not None:
+        acc += np.asarray(bias, np.int32)
+    return acc.astype(np.int64)
+
+
+# -- softmax ------------------------------------------------------------------------------------
+def softmax_lut(q, input_scale: float, beta: float, output_scale: float, output_zero_point: int,
+                dtype=np.int8) -> np.ndarray:
+    """LiteRT's builtin int8 softmax on x86: a float32 table of exp(−scale·d) for d = max − q.
+
+    Follows PopulateSoftmaxLookupTable and Softmax<int8> in tflite/kernels/internal/optimized/
+    optimized_ops.h (the uint16 LUT variant exists only for aarch64 clang builds). The sum runs
+    left to right in float32 and the result rounds half away from zero, as the kernel does
+    (QuantizeSoftmaxOutput: std::round, for int8 output; uint8 output on x86 truncates
+    prob + 0.5f instead, which this does not reproduce). Prepare: SoftmaxPrepare in
+    tflite/kernels/activations.cc.
+
+    Args:
+        q: integers of the input, softmax over the last axis.
+        input_scale, beta: the input's scale and the op's beta.
+        output_scale, output_zero_point: the output grid (1/256 and -128 for int8).
+        dtype: the output's integer dtype.
+
+    Returns:
+        array of `dtype` and the shape of `q`.
+    """
+    q = np.asarray(q, np.int64)
+    scale = np.float32(-np.float32(input_scale) * np.float32(beta))
+    table = np.exp((scale * np.arange(256, dtype=np.float32)).astype(np.float64)).astype(np.float32)
+    exps = table[q.max(axis=-1, keepdims=True) - q]  # exp(scale · (max − q))
+    total = np.zeros(q.shape[:-1], np.float32)
+    for j in range(q.shape[-1]):  # sequential float32 sum, not NumPy's pairwise sum
+        total += exps[..., j]
+    inv = np.float32(1.0) / (total * np.float32(output_scale))
+    probs = round_half_away((exps * inv[..., None]).astype(np.float64)).astype(np.int64) + output_zero_point
+    info = np.iinfo(dtype)
+    return np.clip(probs, info.min, info.max).astype(dtype)
+
+
+def softmax_fixed_point(q, input_scale: float, beta: float, dtype=np.int8) -> np.ndarray:
+    """TFLite's reference int8 softmax: integers only, output scale 1/256, zero point −128.
+
+    Follows reference_ops::Softmax (tflite/kernels/internal/reference/softmax.h) with
+    PreprocessSoftmaxScaling and CalculateInputRadius (quantization_util.cc): the differences to
+    the row maximum become Q5.26, exp runs in fixed point, the sum is a Q12.19, and its
+    reciprocal comes from GetReciprocal (common.h). Prepare: SoftmaxPrepare in
+    tflite/kernels/activations.cc (kReference). Differences below the input radius (diff_min)
+    give the dtype's minimum, as in the kernel.
+
+    Args:
+        q: integers of the input, softmax over the last axis.
+        input_scale, beta: the input's scale and the op's beta.
+        dtype: the output's integer dtype (int8; uint8 gives the same steps from 0).
+
+    Returns:
+        array of `dtype` and the shape of `q`.
+    """
+    q = np.asarray(q, np.int64)
+    real = min(float(beta) * float(input_scale) * 2.0**26, 2.0**31 - 1.0)
+    multiplier, left_shift = (int(v[0]) for v in quantize_multiplier(real))
+    diff_min = -int(np.floor(31.0 * 2**26 / 2**left_shift))
+    diff = q - q.max(axis=-1, keepdims=True)
+    used = diff >= diff_min
+    exps = exp_on_negative_values(srdhm(wrap32(diff << left_shift), multiplier))
+    total = np.where(used, rounding_divide_by_pot(exps, 12), 0).sum(axis=-1)  # Q12.19
+    headroom = 32 - np.frexp(total.astype(np.float64))[1].astype(np.int64)  # leading zeros
+    scale = one_over_one_plus_x(wrap32((total << headroom) - 2**31))
+    exponent = (12 - headroom) + 31 - 8
+    info = np.iinfo(dtype)
+    probs = rounding_divide_by_pot(srdhm(scale[..., None], exps), exponent[..., None]) + info.min
+    return np.where(used, np.clip(probs, info.min, info.max), info.min).astype(dtype)

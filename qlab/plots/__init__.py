@@ -1,0 +1,27 @@
+"""One function per figure, each returning a matplotlib Figure; one shared helper (`figure`).
+
+Every figure function is importable from here (`from qlab import plots; plots.weight_histograms(...)`);
+they live in `results` (training and result tables: `qlab.tables`, Keras histories, predictions),
+`histograms` (values counted on a quantization grid: `qlab.analysis.buckets`, `capture.Pair`),
+`errors` (the error a grid makes and choosing its range: `qlab.analysis.buckets` tables),
+`layers` (per-layer error, integer runs: `qlab.analysis.layer_errors`, `qlab.analysis.variants`,
+`qlab.intmath.compare`) and `perf` (latency and size: `qlab.perf.bench`, `qlab.perf.sizes`).
+"""
+
+from qlab.plots.errors import before_after, before_after_ranges, bucket_errors, clip_sweep, rounding_vs_clipping
+from qlab.plots.histograms import (activation_histogram, activation_histograms, weight_histogram,
+                                   weight_histograms)
+from qlab.plots.layers import (channel_ranges, error_growth, keep_float_tradeoff, layer_errors,
+                               lsb_differences, qat_vs_deployed)
+from qlab.plots.perf import bench_ratios, size_breakdown
+from qlab.plots.results import (comparison_bars, confusion, digits, measured_vs_published, output_error,
+                                results_bars, training_curves)
+
+__all__ = [
+    "activation_histogram", "activation_histograms", "before_after", "before_after_ranges", "bucket_errors",
+    "clip_sweep", "rounding_vs_clipping", "weight_histogram", "weight_histograms",
+    "channel_ranges", "error_growth", "keep_float_tradeoff", "layer_errors", "lsb_differences",
+    "qat_vs_deployed", "bench_ratios", "size_breakdown",
+    "comparison_bars", "confusion", "digits", "measured_vs_published", "output_error", "results_bars",
+    "training_curves",
+]

@@ -1,0 +1,232 @@
+"""Figures of the results: the data, training curves, confusion matrices, each mode's accuracy,
+size and latency, the published table beside ours, output error. Each returns a matplotlib Figure.
+
+The figures take the digits arrays of `qlab.data.load` (`digits`, `confusion`), a Keras
+`History.history` dict (`training_curves`), the table of `qlab.tables.results`
+(`results_bars`), the table of `qlab.tables.comparison` (`measured_vs_published`), each mode's
+difference from float32's output probabilities (`output_error`), and any table with a label
+column and a number column (`comparison_bars`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from qlab.plots.figure import figure
+
+
+def digits(x: np.ndarray, labels, predictions=None, n: int = 16) -> Figure:
+    """A row of images with their labels (and predictions, red where wrong).
+
+    One panel per image, the first `n` of `x` in order, drawn in gray with the digits' fixed pixel
+    scale (0 white, 16 black) and no axes. Each title is the label, or "label→prediction" when
+    `predictions` is given, in red where the two differ.
+
+    Args:
+        x: images of shape (N, 8, 8, 1) or (N, 8, 8), pixels 0..16, e.g. `qlab.data.load().x_test`.
+        labels: the true digit of each image, e.g. `y_test`.
+        predictions: the predicted digit of each image, in the same order, e.g.
+            `Runtime(tflite).predict(x).argmax(axis=1)`; None titles the images with labels alone.
+        n: how many images to show; at most len(x).
+
+    Returns:
+        The matplotlib Figure: min(n, len(x)) panels in one row, one inch wide each.
+    """
+    n = min(n, len(x))
+    fig, axes = figure(n, width=1.0, height=1.4)
+    for i, ax in enumerate(axes):
+        ax.imshow(x[i].squeeze(), cmap="gray_r", vmin=0, vmax=16)
+        title = f"{labels[i]}"
+        color = "black"
+        if predictions is not None:
+            title += f"→{predictions[i]}"
+            color = "black" if predictions[i] == labels[i] else "red"
+        ax.set_title(title, fontsize=9, color=color)
+        ax.set_axis_off()
+    return fig
+
+
+def training_curves(history: dict, title: str = "") -> Figure:
+    """Loss and accuracy per epoch, training split beside test split (Keras history dict).
+
+    Two panels against the epoch (1, 2, ...): the cross-entropy loss, and the accuracy in %;
+    the training split as circles, the test split as squares when the history has it.
+
+    Args:
+        history: a Keras `History.history` dict (e.g. `model.history.history` after
+            `qlab.train.train_float`); reads loss and accuracy (a fraction, drawn in %), and
+            val_loss and val_accuracy when val_loss is there.
+        title: the figure's title; none when empty.
+
+    Returns:
+        The matplotlib Figure: 2 panels side by side, loss then accuracy.
+    """
+    fig, (loss_ax, acc_ax) = figure(2, width=4, height=3)
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    loss_ax.plot(epochs, history["loss"], "o-", label="train")
+    acc_ax.plot(epochs, 100 * np.array(history["accuracy"]), "o-", label="train")
+    if "val_loss" in history:
+        loss_ax.plot(epochs, history["val_loss"], "s-", label="test")
+        acc_ax.plot(epochs, 100 * np.array(history["val_accuracy"]), "s-", label="test")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def confusion(y_true, y_pred, num_classes: int = 10, title: str = "") -> Figure:
+    """Confusion matrix: rows are true digits, columns predicted; off-diagonal cells are errors.
+
+    One panel: how many images of each true class (row) went to each predicted class (column),
+    in blue shades (darker: more; scale in the colour bar), every nonzero cell labelled with its
+    count.
+
+    Args:
+        y_true: the true labels, integers 0..num_classes − 1, e.g. `qlab.data.load().y_test`.
+        y_pred: the predicted labels, same length and order, e.g. the argmax of
+            `Runtime(tflite).predict(x_test)`.
+        num_classes: the number of rows and columns (10 digits).
+        title: the panel's title; by default how many of all the images are right.
+
+    Returns:
+        The matplotlib Figure: 1 panel with its colour bar.
+    """
+    counts = np.zeros((num_classes, num_classes), dtype=int)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    fig, (ax,) = figure(1, width=4.2, height=3.8)
+    im = ax.imshow(counts, cmap="Blues")
+    for (i, j), c in np.ndenumerate(counts):
+        if c:
+            ax.text(j, i, str(c), ha="center", va="center", fontsize=7,
+                    color="white" if c > counts.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="true", xticks=range(num_classes), yticks=range(num_classes),
+           title=title or f"{np.trace(counts)} of {counts.sum()} right")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def results_bars(results: pd.DataFrame) -> Figure:
+    """Accuracy, size and median latency of every measured model, side by side.
+
+    Three panels, one bar per row of `results` (labelled "training" over "mode", or the mode
+    alone for float training): accuracy in % (the axis starting 5 points below the lowest), the
+    size of the .tflite in KB (1024 bytes), and the median latency in µs per image. Blue bars are
+    float-trained models, orange the others (QAT); each bar is labelled with its value.
+
+    Args:
+        results: from `qlab.tables.results`, one row per measured model; reads training, mode,
+            accuracy (in [0, 1]), size_bytes and latency_us (measured with 1 thread).
+
+    Returns:
+        The matplotlib Figure: 3 panels side by side.
+    """
+    labels = [f"{t}\n{m}" if t != "float" else m for t, m in zip(results.training, results["mode"])]
+    fig, axes = figure(3, width=4, height=3.6)
+    panels = [
+        (100 * results.accuracy, "accuracy (%)", "accuracy on 450 test images"),
+        (results.size_bytes / 1024, "size (KB)", "size of the .tflite"),
+        (results.latency_us, "µs per image", "median latency, 1 thread"),
+    ]
+    colors = ["tab:blue" if t == "float" else "tab:orange" for t in results.training]
+    for ax, (values, ylabel, title) in zip(axes, panels):
+        bars = ax.bar(range(len(values)), values, color=colors)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=8)
+        ax.set(ylabel=ylabel, title=title)
+        if ylabel.startswith("accuracy"):
+            ax.set_ylim(max(0, values.min() - 5), 100)
+    return fig
+
+
+def measured_vs_published(comparison: pd.DataFrame) -> Figure:
+    """Each mode's size and latency relative to float32: the article's ratio beside ours.
+
+    Three panels, one pair of bars per mode (x), the published value gray and ours green, each
+    bar labelled: accuracy in %, latency over float32's, and size over float32's. On the latency
+    panel a black line marks 1, as fast as float32.
+
+    Args:
+        comparison: from `qlab.tables.comparison`, one row per mode; reads mode, accuracy and
+            accuracy_pub (%), latency_x and latency_x_pub, size_x and size_x_pub (ratios to
+            float32).
+
+    Returns:
+        The matplotlib Figure: 3 panels side by side.
+    """
+    fig, axes = figure(3, width=10 / 3, height=3.4)
+    x = np.arange(len(comparison))
+    panels = [("accuracy", "accuracy (%)"), ("latency_x", "latency / float32"), ("size_x", "size / float32")]
+    for ax, (column, ylabel) in zip(axes, panels):
+        pub = ax.bar(x - 0.2, comparison[f"{column}_pub"], 0.4, label="published", color="tab:gray")
+        ours = ax.bar(x + 0.2, comparison[column], 0.4, label="measured here", color="tab:green")
+        for bars in (pub, ours):
+            ax.bar_label(bars, fmt="%.2g" if column != "accuracy" else "%.1f", fontsize=7)
+        ax.set_xticks(x, comparison["mode"], rotation=30, ha="right", fontsize=8)
+        ax.set(ylabel=ylabel)
+        if column == "latency_x":
+            ax.axhline(1, color="black", lw=0.8)
+    axes[0].legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def output_error(errors: dict[str, np.ndarray]) -> Figure:
+    """Distribution of |p_mode - p_float32| over all test outputs, one box per mode (log scale).
+
+    One panel: for each mode a box plot (median, quartiles, whiskers at 1.5 × the interquartile
+    range, the rest as small dots) of how far each output probability, every image and class,
+    lies from float32's. Differences under 1e-9, exact zeros included, are drawn at 1e-9.
+
+    Args:
+        errors: {mode name: that mode's output probabilities minus float32's, any shape}, e.g.
+            `Runtime(tflite).predict(x_test) - reference` per mode as notebook 02 builds it;
+            the sign is dropped here.
+
+    Returns:
+        The matplotlib Figure: 1 panel.
+    """
+    fig, (ax,) = figure(1, width=7, height=3.2)
+    names = list(errors)
+    data = [np.maximum(np.abs(errors[n]).ravel(), 1e-9) for n in names]
+    ax.boxplot(data, tick_labels=names, showfliers=True, flierprops={"markersize": 2})
+    ax.set_yscale("log")
+    ax.set(ylabel="|probability − float32's|", title="how far each mode's outputs move from float32")
+    ax.tick_params(axis="x", rotation=30)
+    return fig
+
+
+def comparison_bars(table: pd.DataFrame, label: str, value: str, title: str = "",
+                    reference: float | None = None) -> Figure:
+    """Horizontal bars of one column, e.g. accuracy per training variant, with a reference line.
+
+    One panel: one purple bar per row of `table`, the first row on top, its length the `value`
+    column, labelled with two decimals; a dashed vertical line at `reference`. The x axis runs
+    from 2 below the smallest of the values and the reference to 1 above the largest, at most
+    100.5: made for percentages.
+
+    Args:
+        table: any DataFrame, one bar per row, e.g. notebook 03's table of training variants;
+            reads the columns named by `label` and `value`.
+        label: the column that names the bars.
+        value: the column of numbers to draw; also the x axis label.
+        title: the panel's title.
+        reference: where to draw the dashed line, e.g. the baseline's value; None for no line.
+
+    Returns:
+        The matplotlib Figure: 1 panel, 0.45 inch high per row.
+    """
+    fig, (ax,) = figure(1, width=7, height=0.45 * len(table) + 1)
+    bars = ax.barh(range(len(table)), table[value], color="tab:purple")
+    ax.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax.set_yticks(range(len(table)), table[label])
+    ax.invert_yaxis()
+    if reference is not None:
+        ax.axvline(reference, color="black", lw=0.8, ls="--")
+    lo = min(table[value].min(), reference if reference is not None else np.inf)
+    ax.set_xlim(lo - 2, min(100.5, table[value].max() + 1))
+    ax.set(xlabel=value, title=title)
+    return fig
