@@ -83,13 +83,24 @@ def quantize(x, scale, zero_point, qmin: int, qmax: int, axis: int | None = None
         int64 array of the shape of `x`, each value in [qmin, qmax].
 
     Raises:
-        ValueError: parameters that do not fit the tensor (see `along`).
+        ValueError: NaN in `x`; a scale that is not finite and positive; a zero point that is not
+            a whole number; qmin above qmax; parameters that do not fit the tensor (see `along`).
     """
     x = np.asarray(x, np.float64)
+    if np.isnan(x).any():
+        raise ValueError("cannot quantize NaN: it has no integer; check the input for NaN first")
+    scale, zero_point = np.asarray(scale, np.float64), np.asarray(zero_point)
+    if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise ValueError(f"a scale must be finite and positive, got {scale}")
+    if not np.all(np.mod(zero_point, 1) == 0):
+        raise ValueError(f"a zero point must be a whole number, got {zero_point}")
+    if qmin > qmax:
+        raise ValueError(f"qmin {qmin} is above qmax {qmax}")
     size = x.shape[axis] if axis is not None and -x.ndim <= axis < x.ndim else None
-    s = along(np.asarray(scale, np.float64), x.ndim, axis, size)
-    z = along(np.asarray(zero_point, np.int64), x.ndim, axis, size)
-    return np.clip(round_half_away(x / s) + z, qmin, qmax).astype(np.int64)
+    s = along(scale, x.ndim, axis, size)
+    z = along(zero_point.astype(np.int64), x.ndim, axis, size)
+    with np.errstate(over="ignore"):  # ±inf rounds to ±inf and clamps to qmin or qmax, as intended
+        return np.clip(round_half_away(x / s) + z, qmin, qmax).astype(np.int64)
 
 
 def dequantize(q, scale, zero_point, axis: int | None = None, dtype=np.float64) -> np.ndarray:

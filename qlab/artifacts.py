@@ -38,6 +38,10 @@ def trained(config: TrainConfig = TrainConfig(), digits: data.Digits | None = No
 
     Returns:
         the trained tf_keras model (QAT: with its fake-quant wrappers).
+
+    Raises:
+        ValueError: as `qlab.train.train_float` and `train_qat` (e.g. a quant_delay beyond the steps).
+        OSError: the cache folder cannot be written.
     """
     digits = digits or data.load()
     key = {**config.key(), "data": data.fingerprint(digits.x_train, digits.y_train)}
@@ -148,6 +152,10 @@ def twin(training: str, seed: int = 0, epochs: int = 10, qat_model=None) -> byte
 
     Returns:
         the float32 .tflite bytes.
+
+    Raises:
+        ValueError: an unknown training.
+        ConversionError: the converter refused the model.
     """
     config = TrainConfig(training=training, seed=seed, epochs=epochs)
     if training == "float":
@@ -165,6 +173,9 @@ def measure_models(pairs=None, seed: int = 0, epochs: int = 10, calibration_size
     Returns:
         `qlab.tables.results` of one row per model: training, mode, seed, epochs, accuracy on
         the test split, latency in µs (median, p10, p90), the article's loop in ms, size in bytes.
+
+    Raises:
+        ValueError: as `convert_plan`, or runs below 1.
     """
     tflites = convert_plan(pairs, seed, epochs, calibration_size, progress)
     digits = data.load()

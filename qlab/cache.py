@@ -155,6 +155,9 @@ def cached(kind: str, config: dict, build: Callable[[], T], dump: Callable[[T], 
 
     Returns:
         the artifact, loaded or built.
+
+    Raises:
+        OSError: the cache folder cannot be written; whatever `build` raises.
     """
     name = key(kind, config)
     payload = get(name)

@@ -64,10 +64,12 @@ def calibration(x: np.ndarray | None = None, n: int = 100, seed: int = 0) -> np.
         float32 array (n,) + the pool's sample shape, a copy.
 
     Raises:
-        ValueError: n below 1 or above the pool size.
+        ValueError: n not a whole number, below 1 or above the pool size.
     """
     if x is None:
         x = load().x_train
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise ValueError(f"calibration size n must be a whole number, got {n!r}")
     if not 1 <= n <= len(x):
         raise ValueError(f"calibration size n={n} must be between 1 and {len(x)} (the pool size)")
     order = np.random.default_rng(seed).permutation(len(x))[:n]

@@ -16,7 +16,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from qlab import converter, modes, quiet, tflite_file
+from qlab import converter, modes, naming, quiet, tflite_file
 
 
 def denylisted_nodes(model, layers: tuple[str, ...], twin: bytes | None = None) -> list[str]:
@@ -37,8 +37,8 @@ def denylisted_nodes(model, layers: tuple[str, ...], twin: bytes | None = None) 
         twin = converter.convert(converter.converter_for(model, float32, None), model, float32)
     file = tflite_file.read(twin)
     by_layer: dict[str, list[str]] = {}
-    for op in tflite_file.compute_ops(file):
-        by_layer.setdefault(tflite_file.layer_name(file, op), []).append(file.tensors[op.outputs[0]].name)
+    for op in naming.compute_ops(file):
+        by_layer.setdefault(naming.layer_name(file, op), []).append(file.tensors[op.outputs[0]].name)
     unknown = [name for name in layers if name not in by_layer]
     if unknown:
         raise ValueError(f"no layer {', '.join(map(repr, unknown))} to keep in float; "
@@ -88,6 +88,7 @@ def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
         ValueError: a QAT model (its fake-quant ops make the converter quantize every layer),
             bad calibration, or an unknown layer.
     """
+    keep_float = (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
     if converter.is_qat(model):
         raise ValueError("keep_float applies to float-trained models; a QAT model's fake-quant "
                          "ops make the converter quantize every layer")

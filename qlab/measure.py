@@ -61,7 +61,12 @@ def loop_ms(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads:
 
     Returns:
         the median over `repeats` loops of the whole loop's time, in milliseconds.
+
+    Raises:
+        ValueError: repeats below 1, or inputs `qlab.runtime.Runtime` refuses.
     """
+    if repeats < 1:
+        raise ValueError(f"repeats must be 1 or more, got {repeats}: nothing would be timed")
     rt = Runtime(tflite, kernels=kernels, num_threads=num_threads)
     samples = rt.quantize_input(np.asarray(x, dtype=np.float32))
     interp, inp, out = rt.interpreter, rt.input["index"], rt.output["index"]
@@ -90,6 +95,9 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, runs: int = 2
 
     Returns:
         {"accuracy" in [0, 1], the `latency` columns in µs, "loop_ms", "size_bytes"}.
+
+    Raises:
+        ValueError, InvalidModelError: as `accuracy` and `latency`.
     """
     row = {"accuracy": accuracy(tflite, x_test, y_test)}
     row.update(latency(tflite, x_test, runs=runs))

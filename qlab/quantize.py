@@ -26,19 +26,24 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
             that need them.
         per_channel: False gives weights one scale per tensor instead of one per output
             channel (the converter's switch for older accelerators).
-        keep_float: layers (named as the layer-error tables name them: conv1, ..., softmax) to
+        keep_float: a layer or layers (named as the layer-error tables name them: conv1, ..., softmax) to
             leave in float in a `full_integer` model, through the QuantizationDebugger's denylist.
 
     Returns:
         the .tflite bytes.
 
     Raises:
+        TypeError: `model` is not a Keras model (a file name, say).
         ValueError: an unknown mode, bad calibration, `keep_float` outside `full_integer` or on
             a QAT model, or a QAT model in a mode its fake-quant ops would silently override.
         ConversionError: the converter failed, or an integer-only result kept a float op;
             the message names the op and the layer.
     """
+    if not hasattr(model, "layers") or not hasattr(model, "input_shape"):
+        raise TypeError(f"quantize takes a tf_keras model, got {type(model).__name__}; load a saved one "
+                        "first, e.g. tf_keras.models.load_model(path)")
     mode = modes.get(mode)
+    keep_float = (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
     if keep_float:
         if mode.name != "full_integer":
             raise ValueError(f"keep_float applies to mode 'full_integer' only (int8 with float fallback, "

@@ -44,14 +44,14 @@ class Runtime:
                  keep_intermediates: bool = False):
         if kernels not in KERNELS:
             raise ValueError(f"unknown kernels {kernels!r}; valid: {', '.join(KERNELS)}")
-        if not isinstance(num_threads, int) or num_threads < 1:
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
             raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
         self.tflite = check_tflite(tflite)
-        self.kernels, self.num_threads = kernels, num_threads
+        self.kernels, self.num_threads = kernels, int(num_threads)
         try:
             self.interpreter = Interpreter(
                 model_content=self.tflite,
-                num_threads=num_threads,
+                num_threads=self.num_threads,
                 experimental_op_resolver_type=KERNELS[kernels],
                 experimental_preserve_all_tensors=keep_intermediates,
             )
@@ -95,6 +95,9 @@ class Runtime:
 
         Returns:
             array of the input tensor's dtype, the shape of `x` (float inputs: `x` as float32).
+
+        Raises:
+            ValueError: NaN in `x`, for an integer input tensor (see `qlab.arith.quantize`).
         """
         return _quantize_io(x, self.input)
 
@@ -117,12 +120,14 @@ class Runtime:
             float32 array of the outputs, (n,) + the output's sample shape.
 
         Raises:
-            ValueError: the wrong shape, an empty batch, non-numeric data, or integer data for
-                a model with integer input (quantize it yourself and call `invoke_raw`).
+            ValueError: the wrong shape, an empty batch, non-numeric data, NaN, or integer data
+                for a model with integer input (quantize it yourself and call `invoke_raw`).
         """
         x = as_batch(x, self.sample_shape)
         if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
             raise ValueError(f"input must be numeric (float pixels), got dtype {x.dtype}")
+        if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
+            raise ValueError("input contains NaN: a model has no meaningful output for it; clean the data first")
         if np.issubdtype(x.dtype, np.integer) and self.input_dtype != np.float32:
             raise ValueError(
                 f"predict() takes real-valued (float) input and quantizes it itself; got {x.dtype}. "

@@ -1,6 +1,5 @@
 """Read a .tflite flatbuffer into plain Python: tensors (with their constant data and
-quantization), ops (with their builtin options) and buffers; and name each op after the Keras
-layer it came from.
+quantization), ops (with their builtin options) and buffers.
 
 The interpreter reports tensors once they are allocated; this reads the file itself, so
 it also sees constant data, per-axis parameters and op options exactly as stored. It uses
@@ -17,7 +16,6 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from qlab import arith
-from qlab.vocabulary import EDGE_OPS
 
 OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
@@ -215,23 +213,37 @@ def read(tflite: bytes) -> ModelFile:
 
     Raises:
         TypeError: `tflite` is not bytes-like.
-        InvalidModelError: not a .tflite, or cut off or damaged so that the flatbuffer's
-            tables or buffers point outside the file.
-        ValueError: a model with more or fewer than one subgraph.
+        InvalidModelError: not a .tflite, no subgraph, or cut off or damaged so that the
+            flatbuffer's tables, buffers, names or shapes do not hold together.
+        ValueError: a model with more than one subgraph (qlab reads one).
     """
     tflite = check_tflite(tflite)
+    damage = (struct.error, IndexError, ValueError, TypeError, AttributeError, UnicodeDecodeError)
     try:
         model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-        buffers = [_buffer_bytes(b, tflite) for b in model.buffers or []]
-    except (struct.error, IndexError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise InvalidModelError(
-            f"this .tflite ({len(tflite)} bytes) is truncated or corrupt: its flatbuffer points "
-            f"outside the file ({type(exc).__name__}: {exc}); convert the model again") from exc
-    if not model.subgraphs or len(model.subgraphs) != 1:
-        raise ValueError(f"expected one subgraph, found {len(model.subgraphs or [])}")
+        count = len(model.subgraphs or [])
+        if count == 1:
+            buffers = [_buffer_bytes(b, tflite) for b in model.buffers or []]
+            tensors, ops = _parse(model, buffers)
+    except damage as exc:
+        raise InvalidModelError(f"this .tflite ({len(tflite)} bytes) is truncated or corrupt: its flatbuffer "
+                                f"does not hold together ({type(exc).__name__}: {exc}); convert the model again"
+                                ) from exc
+    if count == 0:
+        raise InvalidModelError(f"this .tflite ({len(tflite)} bytes) has no subgraph: it is corrupt or empty; "
+                                "convert the model again")
+    if count > 1:
+        raise ValueError(f"qlab reads models of one subgraph, as the converter writes for Keras models; "
+                         f"this one has {count}")
+    graph = model.subgraphs[0]
+    return ModelFile(tensors, ops, [int(x) for x in graph.inputs], [int(x) for x in graph.outputs],
+                     [len(b) for b in buffers], len(tflite), model)
+
+
+def _parse(model, buffers: list[bytes]) -> tuple[list[Tensor], list[Op]]:
     graph = model.subgraphs[0]
     tensors = []
-    for i, t in enumerate(graph.tensors):
+    for i, t in enumerate(graph.tensors or []):
         type_name = TYPE_NAMES.get(t.type, str(t.type))
         shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
         raw = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else b""
@@ -244,14 +256,13 @@ def read(tflite: bytes) -> ModelFile:
         tensors.append(Tensor(i, _text(t.name), shape, type_name, t.buffer, data, scale, zero_point,
                               int(q.quantizedDimension) if q is not None else 0))
     ops = []
-    for i, op in enumerate(graph.operators):
+    for i, op in enumerate(graph.operators or []):
         code = model.operatorCodes[op.opcodeIndex]
         name = OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
         if name == "CUSTOM" and code.customCode:
             name = f"CUSTOM:{_text(code.customCode)}"
         ops.append(Op(i, name, [int(x) for x in op.inputs], [int(x) for x in op.outputs], op.builtinOptions))
-    return ModelFile(tensors, ops, [int(x) for x in graph.inputs], [int(x) for x in graph.outputs],
-                     [len(b) for b in buffers], len(tflite), model)
+    return tensors, ops
 
 
 def _buffer_bytes(buffer, tflite: bytes) -> bytes:
@@ -262,36 +273,6 @@ def _buffer_bytes(buffer, tflite: bytes) -> bytes:
             raise ValueError(f"a buffer ends at byte {buffer.offset + buffer.size}, past the file's end")
         return tflite[buffer.offset: buffer.offset + buffer.size]
     return b""
-
-
-# -- which Keras layer an op came from ---------------------------------------------------------
-def compute_ops(model: ModelFile) -> list[Op]:
-    """The ops that compute: every op but the QUANTIZE and DEQUANTIZE that quantization adds.
-
-    Returns:
-        the model's `Op`s in file order, edge ops left out.
-    """
-    return [op for op in model.ops if op.name not in EDGE_OPS]
-
-
-def layer_name(model: ModelFile, op: Op) -> str:
-    """The Keras layer an op came from, read from its output tensor's name (conv1, dense, ...).
-
-    Returns:
-        the layer name; for an op whose tensor name has no layer path, the op's name in lower case.
-    """
-    return layer_of(model.tensors[op.outputs[0]].name, op.name)
-
-
-def layer_of(tensor_name: str, op_name: str) -> str:
-    """'digits_cnn/conv1/Relu;...' -> 'conv1' (QAT's 'quant_' prefix removed).
-
-    Returns:
-        the second path segment of the tensor's first name, or `op_name` in lower case.
-    """
-    parts = tensor_name.split(";")[0].split("/")
-    name = parts[1] if len(parts) > 1 else op_name.lower()
-    return name.removeprefix("quant_")
 
 
 def _text(value) -> str:

@@ -27,7 +27,9 @@ class TrainConfig:
     """Everything that determines a trained model; its hash keys the cache.
 
     Raises:
-        ValueError: a training other than those of `qlab.vocabulary.TRAININGS`.
+        ValueError: a training other than those of `qlab.vocabulary.TRAININGS`, an unknown model,
+            a seed outside 0..2**32 - 1, epochs or batch size below 1, QAT epochs or a quant_delay
+            below 0, or a learning rate that is not positive.
     """
 
     training: str = "float"  # "float" or "qat"
@@ -54,6 +56,19 @@ class TrainConfig:
     def __post_init__(self):
         if self.training not in TRAININGS:
             raise ValueError(f"unknown training {self.training!r}; valid: {', '.join(TRAININGS)}")
+        if self.model not in models.BUILDERS:
+            raise ValueError(f"unknown model {self.model!r}; valid models: {', '.join(models.BUILDERS)}")
+        whole = {"seed": (self.seed, 0), "epochs": (self.epochs, 1), "batch_size": (self.batch_size, 1),
+                 "qat_epochs": (self.qat_epochs, 0)}
+        if self.quant_delay is not None:
+            whole["quant_delay"] = (self.quant_delay, 0)
+        for name, (value, low) in whole.items():
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be a whole number of {low} or more, got {value!r}")
+        if self.seed >= 2**32:
+            raise ValueError(f"seed must be below 2**32, got {self.seed}")
+        if not self.qat_learning_rate > 0:
+            raise ValueError(f"qat_learning_rate must be positive, got {self.qat_learning_rate!r}")
 
 
 def seed_everything(seed: int) -> None:

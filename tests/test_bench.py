@@ -1,6 +1,7 @@
 """The latency grid, the size breakdown and the work floor: structure, exactness, bad input.
 No assertion here is about speed (timings are for the bench command, not for tests)."""
 
+import os
 import subprocess
 import sys
 
@@ -89,13 +90,16 @@ def test_floor_table_covers_every_model(two_models, digits):
     assert (floor.measured_vs_floor > 0).all()
 
 
-def test_bench_command_smoke(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "qlab", "bench", "--quick", "--out", str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
+def test_bench_command_smoke_and_quiet_means_nothing_on_stderr(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # TensorFlow's chatter on
+    result = subprocess.run([sys.executable, "-m", "qlab", "bench", "--quick", "-q", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("bench.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png"):
         assert (tmp_path / name).stat().st_size > 0, name
-    assert "Latency relative to float/float32" in result.stdout
+    assert "Latency relative to float/float32" in result.stdout and "Batch 4:" in result.stdout
+    assert result.stderr == ""
+
 
 
 def test_bench_command_rejects_unknown_kernels():

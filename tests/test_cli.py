@@ -16,38 +16,59 @@ def a_file(tmp_path):
     return path
 
 
+@pytest.fixture
+def a_dir(tmp_path):
+    """An --out folder whose output names are taken by the wrong kind of entry."""
+    out = tmp_path / "taken"
+    (out / "bench.csv").mkdir(parents=True)
+    (out / "models").write_text("a file where reproduce writes a folder")
+    return out
+
+
 BAD = [
-    (["reproduce", "--seed", "-1"], "a seed must be from 0 to"),
-    (["reproduce", "--seed", "abc"], "a seed must be an integer, got 'abc'"),
-    (["reproduce", "--seed", str(2**32)], "a seed must be from 0 to 4294967295"),
-    (["reproduce", "--runs", "0"], "--runs must be 1 or more, got 0"),
-    (["reproduce", "--epochs", "0"], "--epochs must be 1 or more, got 0"),
-    (["reproduce", "--epochs", "-3"], "--epochs must be 1 or more"),
-    (["reproduce", "--calibration-size", "0"], "--calibration-size must be 1 or more"),
+    (["reproduce", "--seed", "-1"], "argument --seed: must be from 0 to 4,294,967,295, got -1"),
+    (["reproduce", "--seed", "abc"], "argument --seed: must be a whole number, got 'abc'"),
+    (["reproduce", "--seed", "1e3"], "must be a whole number, got '1e3'"),
+    (["reproduce", "--seed", "٣"], "must be a whole number"),
+    (["reproduce", "--seed", ""], "must be a whole number, got ''"),
+    (["reproduce", "--seed", str(2**32)], "must be from 0 to 4,294,967,295"),
+    (["reproduce", "--runs", "0"], "argument --runs: must be from 1 to 1,000,000, got 0"),
+    (["reproduce", "--runs", "10000000000000"], "argument --runs: must be from 1 to 1,000,000"),
+    (["reproduce", "--epochs", "0"], "argument --epochs: must be from 1 to 1,000, got 0"),
+    (["reproduce", "--epochs", "-3"], "argument --epochs: must be from 1 to 1,000"),
+    (["reproduce", "--epochs", "10" * 20], "argument --epochs: must be from 1 to 1,000"),
+    (["reproduce", "--calibration-size", "0"], "argument --calibration-size: must be 1 or more"),
     (["reproduce", "--calibration-size", "5000"], "--calibration-size must be from 1 to 1347"),
     (["reproduce", "--out", "{file}"], "is a file, not a folder"),
-    (["reproduce", "--out", "{file}/sub"], "cannot write there"),
-    (["reproduce", "--out", "/proc/qlab-results"], "cannot write there"),
+    (["reproduce", "--out", "{file}/sub"], "cannot write to"),
+    (["reproduce", "--out", "/proc/qlab-results"], "cannot write to"),
+    (["reproduce", "--out", "x" * 300], "cannot write to"),
+    (["reproduce", "--out", ""], "--out is empty"),
+    (["reproduce", "--out", "{dir}"], "is a file, but reproduce writes a folder there"),
     (["reproduce", "--frobnicate"], "unrecognized arguments: --frobnicate"),
-    (["seeds", "--seeds", "-1", "2"], "a seed must be from 0 to"),
+    (["seeds", "--seeds", "-1", "2"], "argument --seeds: must be from 0 to"),
     (["seeds", "--seeds"], "expected at least one argument"),
-    (["seeds", "--seeds", "1", "1"], "--seeds: each seed once, got 1 1"),
-    (["seeds", "--seeds", "x"], "a seed must be an integer"),
+    (["seeds", "--seeds", "1", "1"], "--seeds: each value once, got 1 1"),
+    (["seeds", "--seeds", "x"], "must be a whole number"),
     (["bench", "--kernels", "gpu"], "unknown kernels 'gpu'; valid: xnnpack, builtin, reference"),
-    (["bench", "--threads", "0"], "a thread count on this"),
-    (["bench", "--threads", "999"], "a thread count on this"),
-    (["bench", "--batches", "0"], "a batch size must be 1 or more"),
+    (["bench", "--kernels", "xnnpack", "xnnpack"], "--kernels: each value once"),
+    (["bench", "--threads", "0"], "argument --threads: must be from 1 to"),
+    (["bench", "--threads", "999"], "argument --threads: must be from 1 to"),
+    (["bench", "--threads", "1", "1"], "--threads: each value once, got 1 1"),
+    (["bench", "--batches", "0"], "argument --batches: must be 1 or more"),
     (["bench", "--batches", "451"], "--batches: at most 450"),
-    (["bench", "--rounds", "0"], "--rounds must be 1 or more"),
+    (["bench", "--batches", "1", "1"], "--batches: each value once"),
+    (["bench", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000"),
     (["bench", "--out", "{file}"], "is a file, not a folder"),
+    (["bench", "--out", "{dir}"], "is a folder, but bench writes a file there"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND"),
 ]
 
 
 @pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
-def test_bad_arguments_are_one_error_line_and_status_2(argv, message, a_file, capsys):
-    argv = [a.replace("{file}", str(a_file)) for a in argv]
+def test_bad_arguments_are_one_error_line_and_status_2(argv, message, a_file, a_dir, capsys):
+    argv = [a.replace("{file}", str(a_file)).replace("{dir}", str(a_dir)) for a in argv]
     with pytest.raises(SystemExit) as exit_info:
         status = main(argv)
         raise SystemExit(status)
@@ -58,6 +79,7 @@ def test_bad_arguments_are_one_error_line_and_status_2(argv, message, a_file, ca
     assert message in lines[0]
     assert captured.out == ""
     assert a_file.read_text() == "not a folder"  # loses nothing
+    assert (a_dir / "models").read_text().startswith("a file")
 
 
 @pytest.mark.parametrize("argv", [["reproduce", "--seed", "-1"], ["reproduce", "--out", "{file}"],
@@ -81,6 +103,20 @@ def test_refused_library_input_is_an_error_line_too(capsys, tmp_path, monkeypatc
     assert main(["bench", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == "error: batch 451 is larger than the 450 test images available\n"
+
+
+def test_an_unwritable_cache_is_named(monkeypatch, tmp_path, capsys, a_file):
+    monkeypatch.setenv("QLAB_CACHE", str(a_file))
+    assert main(["bench", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the cache folder (set QLAB_CACHE") and len(err.splitlines()) == 1
+
+
+def test_quiet_before_or_after_the_command(capsys):
+    from qlab.__main__ import parser
+
+    assert parser().parse_args(["-q", "modes"]).quiet and parser().parse_args(["modes", "-q"]).quiet
+    assert not parser().parse_args(["modes"]).quiet
 
 
 def test_modes_lists_every_mode(capsys):

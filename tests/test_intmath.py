@@ -6,6 +6,7 @@ import pytest
 import qlab  # noqa: F401
 from qlab import artifacts, data, intmath, quantize, train
 from qlab.intmath import fixedpoint, integer_ops
+from qlab.intmath.litert import run_litert
 from qlab.intmath import IntegerModelError
 from qlab.runtime import Runtime
 
@@ -55,7 +56,7 @@ def assert_same_tensors(tflite, ours, theirs):
 def test_every_tensor_matches_litert_builtin_on_all_test_images(models, digits, name):
     tflite = models[name]
     q = intmath.IntegerModel(tflite).quantize_input(digits.x_test)
-    ours, theirs = intmath.run_integer(tflite, q), intmath.run_litert(tflite, q, "builtin")
+    ours, theirs = intmath.run_integer(tflite, q), run_litert(tflite, q, "builtin")
     assert len(ours.tensors) == len(theirs.tensors) == len(intmath.IntegerModel(tflite).steps) + 1
     assert ours.output.dtype == theirs.output.dtype and ours.output.shape == (450, 10)
     assert_same_tensors(tflite, ours, theirs)
@@ -67,7 +68,7 @@ def test_reference_and_xnnpack_rules_match_their_kernels_too(models, digits, nam
     tflite = models[name]
     q = intmath.IntegerModel(tflite).quantize_input(digits.x_test)
     assert_same_tensors(tflite, intmath.run_integer(tflite, q, kernels),
-                        intmath.run_litert(tflite, q, kernels))
+                        run_litert(tflite, q, kernels))
 
 
 def test_padding_strides_and_relu6_match(calibration, digits):
@@ -85,7 +86,7 @@ def test_padding_strides_and_relu6_match(calibration, digits):
     q = intmath.IntegerModel(tflite).quantize_input(digits.x_test)
     for kernels in intmath.KERNELS:
         assert_same_tensors(tflite, intmath.run_integer(tflite, q, kernels),
-                            intmath.run_litert(tflite, q, kernels))
+                            run_litert(tflite, q, kernels))
 
 
 def test_both_softmax_rules_match_litert_on_random_logits():
@@ -157,8 +158,8 @@ def test_walking_conv1_by_hand_gives_the_engines_integers(int8_tflite, q_test):
 
 # -- how far other rules land ----------------------------------------------------------------------
 def test_xnnpack_differs_from_builtin_by_at_most_one_lsb_per_op(int8_tflite, q_test):
-    builtin = intmath.run_litert(int8_tflite, q_test, "builtin")
-    xnnpack = intmath.run_litert(int8_tflite, q_test, "xnnpack")
+    builtin = run_litert(int8_tflite, q_test, "builtin")
+    xnnpack = run_litert(int8_tflite, q_test, "xnnpack")
     # keeping intermediates splits XNNPACK's partition per op; the output must not change
     np.testing.assert_array_equal(xnnpack.output, Runtime(int8_tflite, "xnnpack").invoke_raw(q_test))
     local = intmath.compare(int8_tflite, intmath.run_integer(int8_tflite, q_test, "xnnpack",

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qlab import artifacts, converter, debugger, quantize, tflite_file, train
+from qlab import artifacts, converter, naming, quantize, tflite_file, train
 from qlab.analysis import capture, layer_errors, variants
 
 MODES = ("full_integer", "integer_only", "integer_only_uint8", "int16x8", "dynamic_range")
@@ -96,7 +96,7 @@ def test_float_models_and_bad_names_are_refused(tflites, twin, digits):
 def test_keep_float_leaves_the_named_layers_in_float(float_model, calibration, digits, twin):
     tflite = quantize.quantize(float_model, "full_integer", calibration, keep_float=("conv2", "dense"))
     file = tflite_file.read(tflite)
-    kinds = {tflite_file.layer_name(file, op): file.tensors[op.outputs[0]].type for op in tflite_file.compute_ops(file)}
+    kinds = {naming.layer_name(file, op): file.tensors[op.outputs[0]].type for op in naming.compute_ops(file)}
     assert kinds["conv2"] == kinds["dense"] == "FLOAT32" and kinds["conv3"] == "INT8"
     table = layer_errors.layer_errors(tflite, twin, digits.x_test, views=("local",)).set_index("layer")
     assert table.loc["conv2", "max_abs_error"] < 1e-4 and table.loc["conv3", "max_abs_error"] > 1e-3

@@ -5,6 +5,8 @@ import ast
 import io
 import json
 import re
+import subprocess
+import sys
 import tokenize
 from pathlib import Path
 
@@ -21,7 +23,7 @@ MAX_LINES = 300
 LAYERS = [
     ("bottom", ["qlab.vocabulary", "qlab.arith"]),
     ("pipeline", ["qlab", "qlab.progress", "qlab.quiet", "qlab.tflite_file", "qlab.runtime", "qlab.data",
-                  "qlab.models", "qlab.modes", "qlab.train", "qlab.converter", "qlab.debugger",
+                  "qlab.naming", "qlab.models", "qlab.modes", "qlab.train", "qlab.converter", "qlab.debugger",
                   "qlab.quantize", "qlab.measure", "qlab.cache", "qlab.tables", "qlab.published"]),
     ("artifacts", ["qlab.artifacts", "qlab.bands"]),
     ("intmath", ["qlab.intmath"]),
@@ -116,6 +118,15 @@ def test_arithmetic_never_imports_the_runtime_or_tensorflow(module):
     deps = closure(module)
     assert "qlab.runtime" not in deps, deps
     assert not any(d.split(".")[-1] in ("models", "train", "quantize", "converter") for d in deps), deps
+
+
+def test_importing_the_arithmetic_loads_neither_runtime_nor_tensorflow():
+    probe = (f"import sys, {', '.join(ARITHMETIC)}; "
+             "print(sorted(m for m in ('qlab.runtime', 'ai_edge_litert.interpreter', 'tensorflow', 'tf_keras') "
+             "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def test_rounding_quantize_and_dequantize_are_defined_once():

@@ -15,7 +15,7 @@ import numpy as np
 
 from qlab import tflite_file
 from qlab.runtime import Runtime
-from qlab.tflite_file import compute_ops, layer_name
+from qlab.naming import compute_ops, layer_name
 
 
 @dataclass

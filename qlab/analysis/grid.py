@@ -69,9 +69,12 @@ class Grid:
         return arith.dequantize(np.full(self.scale.size, self.qmax), self.scale, self.zero_point, axis=0)
 
     def channel(self, c: int) -> "Grid":
-        """Returns channel `c` of a per-axis grid as a per-tensor `Grid` (a per-tensor grid: itself)."""
+        """Returns channel `c` of a per-axis grid as a per-tensor `Grid` (a per-tensor grid: itself).
+        Raises IndexError for a channel the grid does not have."""
         if not self.per_axis:
             return self
+        if not 0 <= c < self.scale.size:
+            raise IndexError(f"no channel {c}: this grid has {self.scale.size}, 0 to {self.scale.size - 1}")
         return Grid(self.bits, self.scale[c:c + 1], self.zero_point[c:c + 1], self.signed,
                     self.narrow_range, None)
 
@@ -124,15 +127,10 @@ class Grid:
         return np.clip(x, arith.along(self.low, x.ndim, self.axis), arith.along(self.high, x.ndim, self.axis))
 
     def edges(self, channel: int | None = None) -> np.ndarray:
-        """Bucket edges: level qmin + i collects the reals between edge[i] and edge[i + 1] (a real on
-        an edge goes away from zero, as rounding does; the end levels also collect what is clipped).
-
-        Returns:
-            float64 array (levels + 1,), real units, ascending: the midpoints between levels.
-
-        Raises:
-            ValueError: a per-axis grid without `channel`.
-        """
+        """Returns the bucket edges, float64 (levels + 1,), real units, ascending: level qmin + i
+        collects the reals between edge[i] and edge[i + 1] (a real on an edge goes away from zero, as
+        rounding does; the end levels also collect what is clipped). Raises ValueError for a per-axis
+        grid without `channel`."""
         if self.per_axis and channel is None:
             raise ValueError(f"this grid is per-axis ({self.scale.size} channels): pass channel=")
         c = 0 if channel is None else channel
@@ -160,25 +158,17 @@ class Grid:
 
 
 def check_bits(bits) -> int:
-    """Returns `bits` as a Python int, once checked to be an integer (not a bool) from 2 to 16.
-
-    Raises:
-        ValueError: anything else.
-    """
+    """Returns `bits` as a Python int, once checked to be an integer (not a bool) from 2 to 16;
+    raises ValueError for anything else."""
     if not isinstance(bits, (int, np.integer)) or isinstance(bits, bool) or bits not in BITS:
         raise ValueError(f"bits must be an integer from 2 to 16, got {bits!r}")
     return int(bits)
 
 
 def value_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(min, max) of a tensor, or of each channel along `axis`; an empty tensor is refused.
-
-    Returns:
-        (min, max): float64 arrays, (1,) per tensor or one value per channel along `axis`.
-
-    Raises:
-        ValueError: an empty, non-numeric or non-finite tensor, or an axis it does not have.
-    """
+    """Returns (min, max) of a tensor, or of each channel along `axis`: float64 arrays, (1,) per
+    tensor or one value per channel. Raises ValueError for an empty, non-numeric or non-finite
+    tensor, or an axis it does not have."""
     x = np.asarray(x)
     if x.size == 0:
         raise ValueError(f"the tensor is empty (shape {x.shape}): there is no range to fit a grid to")
@@ -213,11 +203,16 @@ def fit(x=None, bits: int = 8, symmetric: bool = False, axis: int | None = None,
         points; one of each, or one per channel along `axis`.
 
     Raises:
-        ValueError: bits outside 2..16; neither `x` nor `range`; a range not finite, min above
-            max, or per-channel without `axis`; an `x` that `value_range` refuses.
+        ValueError: bits outside 2..16; neither `x` nor `range`, or both; a range that is not a
+            pair, not finite, min above max, or per-channel without `axis`; an `x` that
+            `value_range` refuses; a range too wide for a float32 scale.
     """
     bits = check_bits(bits)
+    if range is not None and x is not None:
+        raise ValueError("pass the tensor x or its range=(min, max), not both")
     if range is not None:
+        if not isinstance(range, (tuple, list)) or len(range) != 2:
+            raise ValueError(f"range must be a pair (min, max), got {range!r}")
         lo, hi = (np.atleast_1d(np.asarray(v, np.float64)) for v in range)
         if lo.shape != hi.shape or not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)):
             raise ValueError(f"range must be finite (min, max) of matching shapes, got {range!r}")
@@ -243,6 +238,8 @@ def fit(x=None, bits: int = 8, symmetric: bool = False, axis: int | None = None,
         zero_point = np.array([_nudged_zero_point(a, b, s, qmin, qmax)
                                for a, b, s in zip(lo, hi, scale)], np.int64)
     scale = scale.astype(np.float32).astype(np.float64)  # a .tflite stores float32 scales
+    if not np.all(np.isfinite(scale)):
+        raise ValueError("the range is too wide for a float32 scale; these values cannot share a grid")
     return Grid(bits, scale, zero_point, signed, narrow_range, axis)
 
 
@@ -276,10 +273,9 @@ def bias(input_grid: Grid, weight_grid: Grid, bits: int = 32) -> Grid:
 
 
 def of_tensor(tensor, narrow_range: bool | None = None) -> Grid:
-    """The grid a .tflite stores for `tensor` (a qlab.tflite_file.Tensor).
-
-    The file does not record narrow range; by default constant int8 tensors (weights) are taken
-    to be narrow, as the converter makes them.
+    """The grid a .tflite stores for `tensor` (a qlab.tflite_file.Tensor). The file does not record
+    narrow range; by default constant int8 tensors (weights) are taken to be narrow, as the
+    converter makes them.
 
     Returns:
         `Grid` of the tensor's dtype (float64 scales, int64 zero points), per-axis along

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from qlab import debugger as tf_debugger
-from qlab import tflite_file
+from qlab import naming, tflite_file
 from qlab.analysis import capture
 from qlab.intmath import float_ops
 from qlab.vocabulary import WEIGHT_INPUTS
@@ -202,12 +202,12 @@ def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnn
     keras_names = {layer.name.removeprefix("quant_"): layer.name for layer in qat_model.layers}
     producer = {op.outputs[0]: op for op in file.ops}
     last: dict[str, tflite_file.Op] = {}  # Keras layer -> the last op computing it
-    for op in tflite_file.compute_ops(file):
-        name = tflite_file.layer_name(file, op)
+    for op in naming.compute_ops(file):
+        name = naming.layer_name(file, op)
         source = op
         while name not in keras_names and source.inputs[0] in producer:  # e.g. the final SOFTMAX
             source = producer[source.inputs[0]]
-            name = tflite_file.layer_name(file, source)
+            name = naming.layer_name(file, source)
         if name in keras_names:
             last[name] = op
     x = np.asarray(x, np.float32)
@@ -243,6 +243,6 @@ def debugger(model, calibration: np.ndarray, x: np.ndarray, keep_float: tuple[st
     table = tf_debugger.layer_statistics(model, calibration, x, keep_float)
     table.insert(0, "view", "debugger")
     table = table.rename(columns={"op_name": "op", "tensor_name": "tensor"}).drop(columns="tensor_idx")
-    table.insert(1, "layer", [tflite_file.layer_of(t, o) for t, o in zip(table["tensor"], table["op"])])
+    table.insert(1, "layer", [naming.layer_of(t, o) for t, o in zip(table["tensor"], table["op"])])
     table["rmse/scale"] = np.sqrt(table["mean_squared_error"]) / table["scale"]
     return table[list(COLUMNS)]

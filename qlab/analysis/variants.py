@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import debugger, quantize, tflite_file
+from qlab import debugger, naming, quantize, tflite_file
 from qlab.analysis import layer_errors
 from qlab.runtime import Runtime
 from qlab.vocabulary import DATA_INPUT_FIRST, OUTPUT_CHANNEL_AXIS, WEIGHT_INPUTS
@@ -52,7 +52,7 @@ def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarra
     twin_tflite = quantize.quantize(model, "float32")
     if choices is None:
         twin = tflite_file.read(twin_tflite)
-        layers = [tflite_file.layer_name(twin, op) for op in tflite_file.compute_ops(twin)
+        layers = [naming.layer_name(twin, op) for op in naming.compute_ops(twin)
                   if op.name in DATA_INPUT_FIRST]
         choices = [(), *[(name,) for name in layers], tuple(layers[-2:])]
     rows = []
@@ -110,13 +110,13 @@ def channel_ranges(twin_tflite: bytes) -> pd.DataFrame:
     """
     twin = tflite_file.read(twin_tflite)
     rows = []
-    for op in tflite_file.compute_ops(twin):
+    for op in naming.compute_ops(twin):
         if op.name not in DATA_INPUT_FIRST:
             continue
         w = np.moveaxis(twin.tensors[op.inputs[WEIGHT_INPUTS[op.name][0]]].data, OUTPUT_CHANNEL_AXIS[op.name], 0)
         reach = np.abs(w.reshape(len(w), -1)).max(axis=1)
         for channel, m in enumerate(reach):
-            rows.append({"layer": tflite_file.layer_name(twin, op), "channel": channel, "max_abs": float(m),
+            rows.append({"layer": naming.layer_name(twin, op), "channel": channel, "max_abs": float(m),
                          "levels_per_channel": 255,
                          "levels_per_tensor": int(2 * np.floor(127 * m / reach.max() + 0.5) + 1)})
     return pd.DataFrame(rows)

@@ -68,12 +68,10 @@ def summary(result: Benched) -> str:
     """
     m = measure.machine()
     bench_table = result.tables["bench"]
-    parts = [f"Latency relative to float/float32 on the same kernels and threads, batch 1 "
-             f"(median [p10–p90] over {result.config.rounds} interleaved rounds):\n",
-             perf_bench.summary(bench_table, 1).to_string()]
+    parts = [f"Latency relative to float/float32 on the same kernels and threads (median [p10–p90] over "
+             f"{result.config.rounds} interleaved rounds):"]
     for b in result.config.batches:
-        if b != 1:
-            parts += [f"\nBatch {b}:\n", perf_bench.summary(bench_table, b).to_string()]
+        parts += [f"\nBatch {b}:\n", perf_bench.summary(bench_table, b).to_string()]
     parts += ["\nSize breakdown (bytes):\n",
               result.tables["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
               "\nWork and the floor it implies (XNNPACK, 1 thread, batch 1):\n",

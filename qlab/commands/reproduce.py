@@ -62,7 +62,7 @@ def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
     results.to_csv(out / "results.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
     elapsed = time.perf_counter() - started
-    (out / "results.md").write_text(report(results, comparison, seed, epochs, elapsed))
+    (out / "results.md").write_text(report(results, comparison, seed, epochs, calibration_size, runs, elapsed))
     return Reproduced(results, comparison, out, written, layer_tables, figures, elapsed)
 
 
@@ -110,7 +110,8 @@ def _bar(items: list, show: bool):
     return progress.bar(items, desc="per-layer error", total=len(items), show=show, unit="model")
 
 
-def report(results: pd.DataFrame, comparison: pd.DataFrame, seed: int, epochs: int, elapsed: float) -> str:
+def report(results: pd.DataFrame, comparison: pd.DataFrame, seed: int, epochs: int, calibration_size: int,
+           runs: int, elapsed: float) -> str:
     """results.md: both tables and what they were measured on.
 
     Returns:
@@ -123,7 +124,8 @@ def report(results: pd.DataFrame, comparison: pd.DataFrame, seed: int, epochs: i
         "",
         f"Measured {when} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
         f"TensorFlow {m['tensorflow']}, tfmot {m['tensorflow_model_optimization']}, "
-        f"LiteRT {m['ai_edge_litert']}. Seed {seed}, {epochs} float epochs; took {elapsed:.0f} s.",
+        f"LiteRT {m['ai_edge_litert']}. Seed {seed}, {epochs} float epochs, {calibration_size} calibration "
+        f"images, {runs} timed invokes per latency; took {elapsed:.0f} s.",
         "",
         "Accuracy on the 450 test images; latency: median of single-image invokes after warm-up "
         "(LiteRT, default XNNPACK delegate, 1 thread), p10/p90 beside it; `loop_ms`: the article's "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qlab import tflite_file
+from qlab import naming, tflite_file
 from qlab.intmath import fixedpoint
 from qlab.vocabulary import WEIGHTED_OPS
 
@@ -115,7 +115,7 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op) -> Step:
         NotImplementedError: a fused activation other than NONE, RELU, RELU6, RELU_N1_TO_1.
     """
     inputs = [model.tensors[i] if i >= 0 else None for i in op.inputs]
-    step = Step(op, tflite_file.layer_name(model, op), inputs, model.tensors[op.outputs[0]])
+    step = Step(op, naming.layer_name(model, op), inputs, model.tensors[op.outputs[0]])
     x, out = inputs[0], step.output
     if x.type not in INTEGER_TYPES or not x.quantized:
         raise IntegerModelError(f"{op.name} (op {op.index}) has input {x.name!r} of type {x.type}; "

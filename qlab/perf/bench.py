@@ -26,7 +26,8 @@ class BenchConfig:
 
     Attributes:
         kernels: LiteRT kernel choices ("xnnpack", "builtin", "reference").
-        threads: thread counts, each from 1 to this machine's cores.
+        threads: thread counts, each from 1 to this machine's cores (default: 1 and 2, as far
+            as the machine has cores).
         batches: batch sizes (images per invoke).
         rounds: interleaved rounds per setting; the ratios' spread is over rounds.
         block_ms: the length of one model's block of invokes in a round, in ms (at most 500
@@ -37,7 +38,7 @@ class BenchConfig:
     """
 
     kernels: tuple[str, ...] = tuple(KERNELS)
-    threads: tuple[int, ...] = (1, 2)
+    threads: tuple[int, ...] = tuple(t for t in (1, 2) if t <= (os.cpu_count() or 1))
     batches: tuple[int, ...] = (1, 32)
     rounds: int = 15
     block_ms: float = 2.0
@@ -48,19 +49,24 @@ class BenchConfig:
         """Refuse settings that cannot be measured, saying what is valid.
 
         Raises:
-            ValueError: unknown kernels, a thread count outside 1 to the machine's cores, a
-                batch below 1, rounds below 1, a negative warmup or block_ms <= 0.
+            ValueError: no kernels, threads or batches, or one of them twice; unknown kernels, a
+                thread count outside 1 to the machine's cores, a batch below 1, rounds below 1,
+                a negative warmup or block_ms <= 0.
         """
+        for name in ("kernels", "threads", "batches"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"{name} must name each value once and at least one, got {values!r}")
         for k in self.kernels:
             if k not in KERNELS:
                 raise ValueError(f"unknown kernels {k!r}; valid: {', '.join(KERNELS)}")
         cores = os.cpu_count() or 1
         for t in self.threads:
-            if not isinstance(t, int) or not 1 <= t <= cores:
+            if not isinstance(t, (int, np.integer)) or not 1 <= t <= cores:
                 raise ValueError(f"threads {t!r} not valid on this machine; valid: "
                                  f"{', '.join(map(str, range(1, cores + 1)))}")
         for b in self.batches:
-            if not isinstance(b, int) or b < 1:
+            if not isinstance(b, (int, np.integer)) or b < 1:
                 raise ValueError(f"batch {b!r}: the models take a batch of 1 or more images")
         if self.rounds < 1 or self.warmup < 0 or self.block_ms <= 0:
             raise ValueError(f"rounds must be >= 1 (got {self.rounds}), warmup >= 0 (got {self.warmup}), "

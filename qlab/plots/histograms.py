@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from qlab.analysis import buckets, grid
-from qlab.plots.figure import CLIP, DEPLOYED, FLOAT, figure, range_lines, zoom_buckets
+from qlab.plots.figure import DEPLOYED, FLOAT, figure, range_lines, zoom_buckets
 
 
 

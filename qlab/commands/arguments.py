@@ -1,0 +1,162 @@
+"""The command line's argument types and checks: each refuses a bad value with a message that says
+what is valid. argparse turns an `ArgumentTypeError` into one `error:` line; `UsageError` is
+for checks that need more than one argument, the data, or the file system.
+
+Loads no TensorFlow, so that argument mistakes are answered at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from qlab import cache, vocabulary
+
+SEED_LIMIT = 2**32  # Keras' set_random_seed and NumPy's generators take seeds below this
+LIMITS = {"epochs": 1000, "runs": 1_000_000, "rounds": 1000}  # beyond these a run would not finish today
+OUTPUTS = {  # what each command writes under --out: (folders, files)
+    "reproduce": (("models", "figures"), ("results.csv", "results.md", "comparison.csv")),
+    "bench": ((), ("bench.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png")),
+    "seeds": ((), ("seeds.csv",)),
+}
+
+
+class UsageError(Exception):
+    """An argument that parses but cannot be used (e.g. an --out that is a file)."""
+
+
+def integer(text: str, low: int, high: int | None) -> int:
+    """A whole number written in ASCII digits, low <= value <= high.
+
+    Returns:
+        the value.
+
+    Raises:
+        argparse.ArgumentTypeError: not such a number, or out of range.
+    """
+    text = text.strip()
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}")
+    value = int(text)
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high:,}" if high is not None else f"{low} or more"
+        raise argparse.ArgumentTypeError(f"must be {bound}, got {value:,}")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, 0 <= seed < 2**32.
+
+    Returns:
+        the seed.
+
+    Raises:
+        argparse.ArgumentTypeError: not a whole number, or out of range.
+    """
+    return integer(text, 0, SEED_LIMIT - 1)
+
+
+def positive(limit: int | None = None):
+    """argparse type: a whole number from 1 to `limit` (no limit: None).
+
+    Returns:
+        a function of the argument's text that returns the number (or raises
+        argparse.ArgumentTypeError).
+    """
+    return lambda text: integer(text, 1, limit)
+
+
+def threads(text: str) -> int:
+    """argparse type: a thread count this machine has, 1..cores.
+
+    Returns:
+        the count.
+
+    Raises:
+        argparse.ArgumentTypeError: not a whole number, or not between 1 and the core count.
+    """
+    return integer(text, 1, os.cpu_count() or 1)
+
+
+def kernels(text: str) -> str:
+    """argparse type: a kernel choice of `qlab.vocabulary.KERNELS`.
+
+    Returns:
+        the name.
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown name (the message lists the valid ones).
+    """
+    if text not in vocabulary.KERNELS:
+        raise argparse.ArgumentTypeError(f"unknown kernels {text!r}; valid: {', '.join(vocabulary.KERNELS)}")
+    return text
+
+
+def writable(path: Path, what: str) -> None:
+    """Create the folder `path` if needed and check that a file can be written in it.
+
+    Raises:
+        UsageError: it is a file, or cannot be created or written; `what` names it in the message.
+    """
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{what}: {path} is a file, not a folder; pass a folder (it is created if missing)")
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot write to {path} ({exc.strerror or exc}); pass a writable folder") from None
+
+
+def check_out(out: str, command: str) -> Path:
+    """The --out folder, created if needed, once files can be written in it and the names the
+    command writes there are free for it (a folder where it writes a file, or the reverse, is not).
+
+    Returns:
+        its path.
+
+    Raises:
+        UsageError: empty, a file, not writable, or an output name taken by the wrong kind of entry.
+    """
+    if not out.strip():
+        raise UsageError("--out is empty; pass a folder, e.g. --out results")
+    path = Path(out)
+    writable(path, "--out")
+    folders, files = OUTPUTS.get(command, ((), ()))
+    for name in folders:
+        if (path / name).exists() and not (path / name).is_dir():
+            raise UsageError(f"--out {out}: {path / name} is a file, but {command} writes a folder there; "
+                             "move it or pick another --out")
+    for name in files:
+        if (path / name).is_dir():
+            raise UsageError(f"--out {out}: {path / name} is a folder, but {command} writes a file there; "
+                             "move it or pick another --out")
+    return path
+
+
+def check(args, test_images: int, training_images: int) -> None:
+    """The checks that need more than one argument, the data or the file system.
+
+    Args:
+        args: the parsed arguments.
+        test_images, training_images: the sizes of the data split.
+
+    Raises:
+        UsageError: naming the argument and what is valid.
+    """
+    for name in ("seeds", "kernels", "threads", "batches"):
+        values = getattr(args, name, None)
+        if values and len(set(values)) != len(values):
+            raise UsageError(f"--{name}: each value once, got {' '.join(map(str, values))}")
+    if getattr(args, "batches", None) and max(args.batches) > test_images:
+        raise UsageError(f"--batches: at most {test_images}, the test images there are; got {max(args.batches)}")
+    if getattr(args, "calibration_size", None) and args.calibration_size > training_images:
+        raise UsageError(f"--calibration-size must be from 1 to {training_images}, the training images there "
+                         f"are; got {args.calibration_size}")
+    if getattr(args, "out", None) is not None:
+        check_out(args.out, args.command)
+    if args.command != "modes" and not getattr(args, "no_cache", False):
+        writable(cache.cache_dir(), "the cache folder (set QLAB_CACHE to a writable folder, or unset it)")
