@@ -1,11 +1,12 @@
 """What notebooks, commands and tests ask for: trained models and converted `.tflite` files for a
 (model, data, training, mode), each built once and then served from the cache (`qlab.cache`).
 
-- `trained(config)`: the Keras model a `TrainConfig` describes.
-- `quantized(config, mode)`: its `.tflite` in a mode.
-- `plan()` and `convert_plan(...)`: every (training, mode) pair of the reproduce table.
-- `twin(training)`: the float twin the per-layer views compare a deployed model with.
-- `measure_models(...)`: the plan measured on LiteRT, one row per model.
+- `trained(config)` and `quantized(config, mode)`: a zoo model a `TrainConfig` describes, and its
+  `.tflite` in a mode.
+- `trained_model(model, dataset)` and `quantized_model(model, mode)`: your own model, cached under
+  a key of its architecture and weights (or not at all: `cache=False`).
+- `plan()`, `convert_plan(...)`, `measure_models(...)`: every (training, mode) of the reproduce table.
+- `twin(config)`: the float twin the per-layer views compare a deployed model with.
 
 The same configuration gives the same weights and the same `.tflite` bytes whatever the
 process built before (`qlab.models.fresh_names`), cache warm or cold.
@@ -14,36 +15,38 @@ process built before (`qlab.models.fresh_names`), cache warm or cold.
 from __future__ import annotations
 
 import io
+import json
 import logging
 from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
-from qlab import cache, data, measure, modes, progress, quantize, tables, train
+from qlab import cache, converter, data, measure, models, modes, progress, quantize, tables, train
 from qlab.train import TrainConfig
 from qlab.vocabulary import TRAININGS
 
 log = logging.getLogger(__name__)
 
 
-def trained(config: TrainConfig = TrainConfig(), digits: data.Digits | None = None, progress: bool = True):
-    """The model `config` describes, trained: from the cache if there, else trained and stored.
+def trained(config: TrainConfig = TrainConfig(), digits: data.Dataset | None = None, progress: bool = True):
+    """The zoo model `config` describes, trained: from the cache if there, else trained and stored.
 
     A QAT model that fine-tunes a float one trains (or loads) that float model first.
 
     Args:
-        digits: the data to train on (default: the article's split).
+        digits: the data to train on (default: the config's data set).
         progress: False hides the training progress bars.
 
     Returns:
         the trained tf_keras model (QAT: with its fake-quant wrappers).
 
     Raises:
-        ValueError: as `qlab.train.train_float` and `train_qat` (e.g. a quant_delay beyond the steps).
+        ValueError: as `qlab.train.train_float` and `train_qat` (e.g. a quant_delay beyond the steps,
+            or layers tfmot cannot wrap).
         OSError: the cache folder cannot be written.
     """
-    digits = digits or data.load()
+    digits = digits or data.load(config.dataset)
     key = {**config.key(), "data": data.fingerprint(digits.x_train, digits.y_train)}
 
     def build():
@@ -63,15 +66,26 @@ def trained(config: TrainConfig = TrainConfig(), digits: data.Digits | None = No
     return cache.cached("model", key, build, dump=weights_to_bytes, load=load)
 
 
-def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Digits | None = None,
-              progress: bool = True) -> bytes:
-    """The .tflite of the model `config` describes, in `mode`, cached.
+def convertible(model):
+    """The model as the converter takes it.
 
-    The model is trained (or loaded) only if its .tflite is not in the cache already.
+    Returns:
+        a recurrent model with a dynamic batch: a copy with a fixed batch of 1
+        (`qlab.models.with_batch_size`); any other model: itself.
+    """
+    return models.with_batch_size(model, 1) if models.recurrent_layers(model) and model.input_shape[0] is None else model
+
+
+def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dataset | None = None,
+              progress: bool = True) -> bytes:
+    """The .tflite of the zoo model `config` describes, in `mode`, cached.
+
+    The model is trained (or loaded) only if its .tflite is not in the cache already; a recurrent
+    model converts with a batch of 1 (`convertible`).
 
     Args:
-        calibration: representative samples for the modes that need them (default: 100
-            training images, `qlab.data.calibration()`); ignored by the others.
+        calibration: representative samples for the modes that need them (default: 100 images
+            of the config's training split, `qlab.data.calibration`); ignored by the others.
 
     Returns:
         the .tflite bytes.
@@ -81,15 +95,93 @@ def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dig
     """
     mode = modes.get(mode)
     if mode.needs_calibration and calibration is None:
-        calibration = data.calibration()
+        calibration = data.calibration((digits or data.load(config.dataset)).x_train)
     calibration = calibration if mode.needs_calibration else None
     key = {
         "model": config.key(),
         "mode": asdict(mode),
         "calibration": None if calibration is None else data.fingerprint(np.asarray(calibration, np.float32)),
     }
-    return cache.cached("tflite", key, lambda: quantize.quantize(trained(config, digits, progress), mode,
-                                                                 calibration))
+    return cache.cached("tflite", key, lambda: quantize.quantize(convertible(trained(config, digits, progress)),
+                                                                 mode, calibration))
+
+
+def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate: float = 1e-3,
+                  batch_size: int = 32, seed: int = 0, use_cache: bool = True, progress: bool = True):
+    """Your own (untrained) model, trained in place on `dataset` with its own loss, cached under a
+    key of its architecture, its initial weights, the data and the settings.
+
+    Args:
+        use_cache: False trains every time and stores nothing.
+
+    Returns:
+        `model`, trained (or given the cached trained weights).
+
+    Raises:
+        TypeError, ValueError: as `qlab.train.train_model`.
+    """
+    key = {"architecture": architecture_key(model), "initial": weights_key(model), "epochs": epochs,
+           "data": data.fingerprint(dataset.x_train, dataset.y_train), "learning_rate": learning_rate,
+           "batch_size": batch_size, "seed": seed}
+
+    def build():
+        return train.train_model(model, dataset, epochs, learning_rate, batch_size, seed, progress)
+
+    def load(payload: bytes):
+        load_weights(model, payload)
+        return model
+
+    if not use_cache:
+        return build()
+    return cache.cached("user-model", key, build, dump=weights_to_bytes, load=load)
+
+
+def quantized_model(model, mode: str, calibration=None, per_channel: bool = True, use_cache: bool = True) -> bytes:
+    """Your own (trained) model's .tflite in `mode`, cached under a key of its architecture and
+    weights, the mode, the calibration samples and `per_channel`.
+
+    Args:
+        calibration: representative samples (an array, or any form `qlab.converter.as_samples`
+            takes) for the modes that need them.
+        use_cache: False converts every time and stores nothing.
+
+    Returns:
+        the .tflite bytes.
+
+    Raises:
+        ValueError, ConversionError: as `qlab.quantize.quantize`.
+    """
+    mode = modes.get(mode)
+    calibration = converter.check_calibration(model, calibration, mode)
+
+    def build() -> bytes:
+        return quantize.quantize(model, mode, calibration, per_channel=per_channel)
+
+    if not use_cache:
+        return build()
+    key = {"architecture": architecture_key(model), "weights": weights_key(model), "mode": asdict(mode),
+           "per_channel": per_channel,
+           "calibration": None if calibration is None else data.fingerprint(calibration)}
+    return cache.cached("user-tflite", key, build)
+
+
+def architecture_key(model) -> str:
+    """A fingerprint of a Keras model's architecture (its config, layer names included).
+
+    Returns:
+        16 hex digits.
+    """
+    text = json.dumps(model.get_config(), sort_keys=True, default=str)
+    return data.fingerprint(np.frombuffer(text.encode(), np.uint8))
+
+
+def weights_key(model) -> str:
+    """A fingerprint of a Keras model's weights.
+
+    Returns:
+        16 hex digits (`qlab.data.fingerprint` of every weight array, in order).
+    """
+    return data.fingerprint(*model.get_weights()) if model.weights else "no weights"
 
 
 def weights_to_bytes(model) -> bytes:
@@ -123,29 +215,32 @@ def plan() -> list[tuple[str, modes.Mode]]:
     return [(t, m) for t in TRAININGS for m in modes.for_training(t)]
 
 
-def convert_plan(pairs=None, seed: int = 0, epochs: int = 10, calibration_size: int = 100,
-                 progress: bool = True) -> dict[tuple[str, str], bytes]:
-    """The .tflite of each (training, mode) of `pairs` (default: the whole plan), from the cache
-    or trained and converted now; calibration is drawn from the training split with `seed`.
+def convert_plan(pairs=None, seed: int = 0, epochs: int | None = None, calibration_size: int = 100,
+                 progress: bool = True, model: str = "digits_cnn") -> dict[tuple[str, str], bytes]:
+    """The .tflite of each (training, mode) of `pairs` (default: the whole plan) for a zoo model,
+    from the cache or trained and converted now; calibration is drawn from the model's training
+    split with `seed`.
+
+    Args:
+        epochs: float training epochs (None: the model's own).
 
     Returns:
         {(training, mode name): .tflite bytes}, in the order of `pairs`.
 
     Raises:
-        ValueError: an unknown mode, or a calibration size outside 1..the training split.
+        ValueError: an unknown mode or model, or a calibration size outside 1..the training split.
     """
     pairs = plan() if pairs is None else [(t, modes.get(m)) for t, m in pairs]
-    digits = data.load()
-    calibration = data.calibration(digits.x_train, n=calibration_size, seed=seed)
-    bar = _bar(pairs, "converting", progress)
-    return {(training, mode.name): quantized(TrainConfig(training=training, seed=seed, epochs=epochs),
-                                             mode.name, calibration, digits, progress)
-            for training, mode in bar}
+    configs = {t: TrainConfig(training=t, model=model, seed=seed, epochs=epochs) for t in TRAININGS}
+    dataset = data.load(configs["float"].dataset)
+    calibration = data.calibration(dataset.x_train, n=calibration_size, seed=seed)
+    return {(training, mode.name): quantized(configs[training], mode.name, calibration, dataset, progress)
+            for training, mode in _bar(pairs, "converting", progress)}
 
 
-def twin(training: str, seed: int = 0, epochs: int = 10, qat_model=None) -> bytes:
-    """The float twin for models of `training`: the float32 .tflite of the float model, or of the
-    QAT model's float weights with fake-quant taken out (`qlab.train.float_copy`).
+def twin(config: TrainConfig, qat_model=None) -> bytes:
+    """The float twin for models of `config`: the float32 .tflite of the float model, or of the
+    QAT model's float weights with fake-quant taken out (`qlab.qat.float_copy`).
 
     Args:
         qat_model: the trained QAT model, if at hand (else it is loaded).
@@ -154,18 +249,17 @@ def twin(training: str, seed: int = 0, epochs: int = 10, qat_model=None) -> byte
         the float32 .tflite bytes.
 
     Raises:
-        ValueError: an unknown training.
         ConversionError: the converter refused the model.
     """
-    config = TrainConfig(training=training, seed=seed, epochs=epochs)
-    if training == "float":
+    if config.training == "float":
         return quantized(config, "float32", progress=False)
     qat_model = qat_model or trained(config, progress=False)
-    return quantize.quantize(train.float_copy(qat_model, config.model), "float32")
+    template = models.build(config.model, data.load(config.dataset))
+    return quantize.quantize(convertible(train.float_copy(qat_model, template)), "float32")
 
 
-def measure_models(pairs=None, seed: int = 0, epochs: int = 10, calibration_size: int = 100,
-                   runs: int = 200, progress: bool = True) -> pd.DataFrame:
+def measure_models(pairs=None, seed: int = 0, epochs: int | None = None, calibration_size: int = 100,
+                   runs: int = 200, progress: bool = True, model: str = "digits_cnn") -> pd.DataFrame:
     """Convert (or load from the cache) and measure each (training, mode) of `pairs` on LiteRT.
 
     One function serves the reproduce command and the notebooks, so their tables agree.
@@ -177,12 +271,13 @@ def measure_models(pairs=None, seed: int = 0, epochs: int = 10, calibration_size
     Raises:
         ValueError: as `convert_plan`, or runs below 1.
     """
-    tflites = convert_plan(pairs, seed, epochs, calibration_size, progress)
-    digits = data.load()
+    tflites = convert_plan(pairs, seed, epochs, calibration_size, progress, model)
+    dataset = data.load(TrainConfig(model=model).dataset)
+    epochs = TrainConfig(model=model, epochs=epochs).epochs
     rows = []
     for (training, mode), tflite in _bar(tflites.items(), "measuring", progress):
         row = {"training": training, "mode": mode, "seed": seed, "epochs": epochs}
-        row.update(measure.measure(tflite, digits.x_test, digits.y_test, runs=runs))
+        row.update(measure.measure(tflite, dataset.x_test, dataset.y_test, runs=runs))
         rows.append(row)
         log.info("%s/%s: accuracy %.2f %%, %.1f µs, %s bytes", training, mode, 100 * row["accuracy"],
                  row["latency_us"], f"{row['size_bytes']:,}")

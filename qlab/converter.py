@@ -12,9 +12,10 @@ import re
 
 import numpy as np
 
-from qlab import modes, quiet
+from qlab import modes, naming, quiet
 
 QAT_LAYER_TYPES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
+MAX_CALIBRATION = 100_000  # samples a calibration generator may yield before it counts as endless
 """tfmot's fake-quant wrapper classes: a model holding one is quantization-aware trained."""
 
 
@@ -31,8 +32,52 @@ def is_qat(model) -> bool:
     return any(type(layer).__name__ in QAT_LAYER_TYPES for layer in getattr(model, "layers", []))
 
 
+def as_samples(calibration, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """Calibration in any of TensorFlow's forms as one array of samples.
+
+    Takes an array; a representative-dataset function (called); a generator; or a `tf.data.Dataset`.
+    The converter's convention is that each item is a list holding one batch (`[x[i:i+1]]`); bare
+    arrays, tuples of one array, single samples and batches of any size are accepted too.
+
+    Args:
+        sample_shape: the model's input sample shape: items of this shape are single samples,
+            others are batches.
+
+    Returns:
+        the samples as an array, batch axis first.
+
+    Raises:
+        ValueError: an empty or endless generator, or items with more than one array (a model
+            with several inputs).
+    """
+    if hasattr(calibration, "as_numpy_iterator"):  # a tf.data.Dataset
+        calibration = calibration.as_numpy_iterator()
+    elif callable(calibration):
+        calibration = calibration()
+    if calibration is None or isinstance(calibration, (np.ndarray, list)) or not hasattr(calibration, "__next__"):
+        return np.asarray(calibration)
+    batches = []
+    for item in calibration:
+        if isinstance(item, dict) or (isinstance(item, (list, tuple)) and len(item) != 1):
+            raise ValueError("each calibration item must hold one array (a model with one input); got "
+                             f"{type(item).__name__} of {len(item)}")
+        item = np.asarray(item[0] if isinstance(item, (list, tuple)) else item)
+        batches.append(item[np.newaxis] if item.shape == tuple(sample_shape) else item)
+        if sum(len(b) for b in batches) > MAX_CALIBRATION:
+            raise ValueError(f"the calibration generator yielded more than {MAX_CALIBRATION:,} samples; pass a "
+                             "finite one (e.g. dataset.take(100))")
+    if not batches:
+        raise ValueError("the calibration generator yielded nothing: pass at least one sample")
+    if len({b.shape[1:] for b in batches}) != 1:
+        raise ValueError(f"calibration items have different shapes: {sorted({b.shape for b in batches})}")
+    return np.concatenate(batches)
+
+
 def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None:
     """Validate the calibration (representative) samples before the converter sees them.
+
+    `calibration` may be an array, or any form `as_samples` takes (a representative-dataset
+    function, a generator, a `tf.data.Dataset`).
 
     Returns:
         None for modes that need no calibration; else the samples as a float32 array
@@ -49,7 +94,7 @@ def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None
             f"mode {mode.name!r} needs calibration data: pass calibration= a float array "
             f"of representative inputs, e.g. qlab.data.calibration() (100 training images)"
         )
-    calibration = np.asarray(calibration)
+    calibration = as_samples(calibration, tuple(model.input_shape[1:]))
     expected = tuple(model.input_shape[1:])
     if calibration.ndim == len(expected) and calibration.shape == expected:
         raise ValueError(
@@ -107,6 +152,22 @@ def converter_for(model, mode: modes.Mode, calibration: np.ndarray | None, per_c
     if not per_channel:
         converter._experimental_disable_per_channel = True  # the converter's per-tensor switch
     return converter
+
+
+def check_convertible(model, mode: modes.Mode) -> None:
+    """Refuse, with the fix, models the converter is known to fail on: recurrent layers with a
+    dynamic batch (the converter lowers an LSTM to UNIDIRECTIONAL_SEQUENCE_LSTM only for a fixed
+    batch; otherwise it fails on tf.TensorListReserve).
+
+    Raises:
+        ConversionError: naming the layers and what to do.
+    """
+    recurrent = naming.recurrent_layers(model)
+    if recurrent and model.input_shape[0] is None:
+        raise ConversionError(
+            f"converting to {mode.name!r}: recurrent layer {', '.join(map(repr, recurrent))} needs a fixed "
+            "batch size; convert qlab.models.with_batch_size(model, 1) (same weights, batch 1), or build the "
+            "model with keras.Input(..., batch_size=1). Train on batches with the model as it is.")
 
 
 def convert(converter, model, mode: modes.Mode) -> bytes:
@@ -184,5 +245,12 @@ def explain(exc: Exception, model, mode: modes.Mode) -> str:
     elif "TFLITE_BUILTINS_INT8" in mode.supported_ops:
         what += (" has no int8 kernel. Use mode 'full_integer' (int8 with float fallback for "
                  "such ops), or replace the layer with one that has an int8 kernel")
+    unsupported = re.search(r"not yet supported for op: '([A-Z_0-9]+)'", text)
+    if unsupported:
+        kind = unsupported.group(1)
+        owners = naming.recurrent_layers(model) if "LSTM" in kind or "RNN" in kind else []
+        what += (f": the quantizer has no {mode.name} rule for op {kind}"
+                 + (f" (layer {', '.join(map(repr, owners))})" if owners else "")
+                 + "; use another mode for this model")
     first_error = next((ln.strip() for ln in text.splitlines() if "error" in ln.lower()), text[:300])
     return f"{what}.\nConverter said: {first_error[-400:]}"

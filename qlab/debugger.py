@@ -20,8 +20,9 @@ from qlab import converter, modes, naming, quiet, tflite_file
 
 
 def denylisted_nodes(model, layers: tuple[str, ...], twin: bytes | None = None) -> list[str]:
-    """The converter's output tensor names of the ops of `layers` (named as in layer-error
-    tables), read from the model's float32 .tflite.
+    """The converter's output tensor names of the ops of `layers`, read from the model's float32
+    .tflite. A name is a Keras layer (all its ops) or an op's label in layer-error tables
+    ('probs/softmax': that op only).
 
     Args:
         twin: the model's float32 .tflite if at hand; else it is converted here.
@@ -36,9 +37,13 @@ def denylisted_nodes(model, layers: tuple[str, ...], twin: bytes | None = None) 
         float32 = modes.get("float32")
         twin = converter.convert(converter.converter_for(model, float32, None), model, float32)
     file = tflite_file.read(twin)
+    labels, owners = naming.labels(file, model), naming.layer_names(file, model)
     by_layer: dict[str, list[str]] = {}
-    for op in naming.compute_ops(file):
-        by_layer.setdefault(naming.layer_name(file, op), []).append(file.tensors[op.outputs[0]].name)
+    for index, label in labels.items():
+        tensor = file.tensors[file.ops[index].outputs[0]].name
+        by_layer.setdefault(owners[index], []).append(tensor)
+        if label != owners[index]:
+            by_layer.setdefault(label, []).append(tensor)
     unknown = [name for name in layers if name not in by_layer]
     if unknown:
         raise ValueError(f"no layer {', '.join(map(repr, unknown))} to keep in float; "
@@ -98,13 +103,14 @@ def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
         return bytes(debug.get_nondebug_quantized_model())
 
 
-def layer_statistics(model, calibration, samples, keep_float: tuple[str, ...] = ()) -> pd.DataFrame:
+def layer_statistics(model, calibration, samples, keep_float: tuple[str, ...] = ()) -> tuple[pd.DataFrame, bytes]:
     """The debugger's own per-layer statistics of `model` in `full_integer` over `samples`.
 
     Returns:
-        the table `layer_statistics_dump` writes: one row per quantized op, with op_name,
+        (the table `layer_statistics_dump` writes: one row per quantized op, with op_name,
         tensor_idx, tensor_name, num_elements, stddev, mean_error, max_abs_error,
-        mean_squared_error, scale and zero_point (errors in real units, averaged over samples).
+        mean_squared_error, scale and zero_point, errors in real units averaged over samples;
+        the debugger's quantized model without its debug ops, whose tensors carry the same names).
 
     Raises:
         ValueError: as `quantization_debugger`.
@@ -112,7 +118,8 @@ def layer_statistics(model, calibration, samples, keep_float: tuple[str, ...] = 
     debug = quantization_debugger(model, calibration, samples, keep_float)
     with quiet.stderr():
         debug.run()
+        tflite = bytes(debug.get_nondebug_quantized_model())
     text = io.StringIO()
     debug.layer_statistics_dump(text)
     text.seek(0)
-    return pd.read_csv(text)
+    return pd.read_csv(text), tflite

@@ -45,6 +45,7 @@ def latency(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads:
     interp, index = rt.interpreter, rt.input["index"]
     times = np.empty(runs)
     for i in range(warmup + runs):
+        rt.reset()  # a stateful model (an LSTM) starts every sample from its initial state
         interp.set_tensor(index, samples[i % len(samples)][np.newaxis])
         start = time.perf_counter_ns()
         interp.invoke()
@@ -74,6 +75,8 @@ def loop_ms(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads:
     for _ in range(repeats):
         start = time.perf_counter()
         for sample in samples:
+            if rt.stateful:  # the article's loop, plus the reset a stateful model needs per sample
+                interp.reset_all_variables()
             interp.set_tensor(inp, sample[np.newaxis])
             interp.invoke()
             interp.get_tensor(out)

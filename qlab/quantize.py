@@ -9,7 +9,8 @@ for float ops the converter left behind. Cached conversions of trained models ar
 from __future__ import annotations
 
 from qlab import debugger, modes, tflite_file
-from qlab.converter import ConversionError, check_calibration, converter_for, convert, is_qat, layers_named_in
+from qlab.converter import (ConversionError, check_calibration, check_convertible, convert, converter_for, is_qat,
+                            layers_named_in)
 from qlab.vocabulary import EDGE_OPS
 
 __all__ = ["ConversionError", "check_integer_only", "quantize"]
@@ -35,9 +36,10 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
     Raises:
         TypeError: `model` is not a Keras model (a file name, say).
         ValueError: an unknown mode, bad calibration, `keep_float` outside `full_integer` or on
-            a QAT model, or a QAT model in a mode its fake-quant ops would silently override.
-        ConversionError: the converter failed, or an integer-only result kept a float op;
-            the message names the op and the layer.
+            a QAT model, a QAT model in a mode its fake-quant ops would silently override, or
+            `per_channel=False` on a QAT model (its scales are fixed per channel).
+        ConversionError: the converter failed, an integer-only result kept a float op, or a
+            recurrent model has a dynamic batch; the message names the op, the layer and the fix.
     """
     if not hasattr(model, "layers") or not hasattr(model, "input_shape"):
         raise TypeError(f"quantize takes a tf_keras model, got {type(model).__name__}; load a saved one "
@@ -56,6 +58,13 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
             f"converter turns its fake-quant ops into an int8 model whatever the mode asks. "
             f"Use one of: {valid}"
         )
+    if is_qat(model) and not per_channel:
+        raise ValueError(
+            "per_channel=False does not apply to a quantization-aware-trained model: its fake-quant ops "
+            "already fixed one weight scale per output channel, and the converter keeps them. For per-tensor "
+            "weights, train QAT with tfmot's Default8BitQuantizeScheme(disable_per_axis=True), or quantize "
+            "the float model after training with per_channel=False")
+    check_convertible(model, mode)
     calibration = check_calibration(model, calibration, mode)
     tflite = convert(converter_for(model, mode, calibration, per_channel), model, mode)
     if "TFLITE_BUILTINS_INT8" in mode.supported_ops:

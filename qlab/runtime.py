@@ -4,6 +4,10 @@
 inputs and dequantizes outputs with each tensor's own scale and zero point
 (`qlab.arith`). `invoke_raw` hands the interpreter whatever array you give it, for
 teaching what happens when you skip that step.
+
+A file whose input has a fixed batch (its shape signature) runs batches of that size; a batch-1
+file (as an LSTM converts) runs any batch one sample at a time. A file with state (variable
+tensors, as an LSTM's) has it reset before every invoke, so the same input gives the same output.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from qlab import arith, vocabulary
-from qlab.tflite_file import InvalidModelError, as_batch, check_tflite
+from qlab.tflite_file import InvalidModelError, as_batch, check_tflite, variable_tensors
 
 __all__ = ["KERNELS", "InvalidModelError", "Runtime"]
 
@@ -64,6 +68,9 @@ class Runtime:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
+        signature = self.input.get("shape_signature")
+        self.fixed_batch = int(signature[0]) if signature is not None and len(signature) and signature[0] > 0 else None
+        self.stateful = variable_tensors(self.tflite) > 0
 
     # -- shapes and types -------------------------------------------------------------
     @property
@@ -81,8 +88,13 @@ class Runtime:
         """The output tensor's dtype: float32, int8 or uint8."""
         return np.dtype(self.output["dtype"])
 
+    def reset(self) -> None:
+        """Reset the model's state (its variable tensors) to the initial values, if it has any."""
+        if self.stateful:
+            self.interpreter.reset_all_variables()
+
     def _resize(self, batch: int) -> None:
-        if batch != self._batch:
+        if batch != self._batch and self.fixed_batch is None:
             self.interpreter.resize_tensor_input(self.input["index"], [batch, *self.sample_shape])
             self.interpreter.allocate_tensors()
             self.input = self.interpreter.get_input_details()[0]
@@ -135,14 +147,19 @@ class Runtime:
             )
         return self.dequantize_output(self.invoke_raw(self.quantize_input(x.astype(np.float32))))
 
-    def invoke_raw(self, x: np.ndarray) -> np.ndarray:
+    def invoke_raw(self, x: np.ndarray, reset: bool = True) -> np.ndarray:
         """Set the input tensor to `x` as it is, invoke, return the raw output.
+
+        The model's state, if it has any, is reset first (unless `reset` is False: then each
+        invoke starts from the state the previous one left); a batch-1 file runs `x` one sample
+        at a time.
 
         Returns:
             a copy of the output tensor: its own dtype, (n,) + the output's sample shape.
 
         Raises:
-            ValueError: the wrong shape, an empty batch, or a dtype other than the input tensor's.
+            ValueError: the wrong shape, an empty batch, a dtype other than the input tensor's, or a
+                batch the file's fixed batch size does not allow.
         """
         x = as_batch(x, self.sample_shape)
         if x.dtype != self.input_dtype:
@@ -150,7 +167,17 @@ class Runtime:
                 f"invoke_raw() needs input of dtype {self.input_dtype} (this model's input tensor), "
                 f"got {x.dtype}; quantize float data with quantize_input(), or call predict()"
             )
+        if self.fixed_batch is None or len(x) == self.fixed_batch:
+            return self._invoke(x, reset)
+        if self.fixed_batch == 1:
+            return np.concatenate([self._invoke(sample[np.newaxis], reset) for sample in x])
+        raise ValueError(f"this model takes batches of exactly {self.fixed_batch} samples (its input's shape "
+                         f"signature), got {len(x)}")
+
+    def _invoke(self, x: np.ndarray, reset: bool = True) -> np.ndarray:
         self._resize(len(x))
+        if reset:
+            self.reset()
         self.interpreter.set_tensor(self.input["index"], np.ascontiguousarray(x))
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output["index"]).copy()

@@ -77,6 +77,27 @@ def as_batch(x, sample_shape: tuple[int, ...]) -> np.ndarray:
     return x
 
 
+def variable_tensors(tflite: bytes) -> int:
+    """How many variable tensors (state kept between invokes, as an LSTM's) the file has.
+
+    Reads the flatbuffer's tables lazily, without unpacking the model, so it is cheap enough to
+    ask for every file a runtime loads.
+
+    Returns:
+        the count (0 for models without state).
+
+    Raises:
+        InvalidModelError: bytes whose tables cannot be read.
+    """
+    try:
+        root = schema.Model.GetRootAs(bytearray(check_tflite(tflite)), 0)
+        return sum(bool(graph.Tensors(i).IsVariable()) for graph in (root.Subgraphs(k) for k in
+                   range(root.SubgraphsLength())) for i in range(graph.TensorsLength()))
+    except (struct.error, IndexError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidModelError(f"this .tflite is truncated or corrupt ({type(exc).__name__}: {exc}); "
+                                "convert the model again") from exc
+
+
 @dataclass
 class Tensor:
     """One tensor of a .tflite as stored: its type, shape, constant data and quantization.

@@ -2,8 +2,9 @@
 
 QAT comes in the three forms the articles describe: the whole model, selected layers
 only (annotate + apply), and a delayed start (train N steps in float, then switch the
-fake-quant ops on: the `quant_delay` of the TF1 API, which tfmot 2.x lacks).
-Trained models are cached by `qlab.artifacts.trained`; this module trains.
+fake-quant ops on: the `quant_delay` of the TF1 API, which tfmot 2.x lacks). The wrapping is
+`qlab.qat`'s. A zoo model trains from a `TrainConfig`; any other model with `train_model`, with
+its own loss. Trained models are cached by `qlab.artifacts`; this module trains.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads
 import tensorflow as tf
 import tf_keras as keras
 
+from qlab import data as datasets
 from qlab import models, progress
-from qlab.data import Digits
+from qlab.data import Dataset
+from qlab.qat import check_keras2, float_copy, quantize_aware  # noqa: F401  (train's QAT API)
 from qlab.vocabulary import TRAININGS
 
 
@@ -29,14 +32,17 @@ class TrainConfig:
     Raises:
         ValueError: a training other than those of `qlab.vocabulary.TRAININGS`, an unknown model,
             a seed outside 0..2**32 - 1, epochs or batch size below 1, QAT epochs or a quant_delay
-            below 0, or a learning rate that is not positive.
+            below 0, or a learning rate that is not positive. (The data set's name is checked
+            when it is loaded.)
     """
 
     training: str = "float"  # "float" or "qat"
-    model: str = "digits_cnn"
+    model: str = "digits_cnn"  # a zoo model (qlab.models.ZOO)
     seed: int = 0
-    epochs: int = 10  # float epochs (the article: adam, batch 32, 10 epochs)
+    epochs: int | None = None  # float epochs; None: the model's own (digits_cnn: 10, the article's)
     batch_size: int = 32
+    learning_rate: float | None = None  # Adam's; None: the model's own (digits_cnn: 1e-3)
+    dataset: str | None = None  # a built-in data set (qlab.data); None: the model's own
     qat_epochs: int = 3  # QAT fine-tuning epochs on top of the float model
     qat_learning_rate: float = 3e-4
     qat_layers: tuple[str, ...] | None = None  # None: the whole model
@@ -56,8 +62,11 @@ class TrainConfig:
     def __post_init__(self):
         if self.training not in TRAININGS:
             raise ValueError(f"unknown training {self.training!r}; valid: {', '.join(TRAININGS)}")
-        if self.model not in models.BUILDERS:
-            raise ValueError(f"unknown model {self.model!r}; valid models: {', '.join(models.BUILDERS)}")
+        zoo = models.get(self.model)  # an unknown model: ValueError listing the zoo
+        for name, default in (("epochs", zoo.epochs), ("learning_rate", zoo.learning_rate),
+                              ("dataset", zoo.dataset)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)  # frozen: resolve the model's own once
         whole = {"seed": (self.seed, 0), "epochs": (self.epochs, 1), "batch_size": (self.batch_size, 1),
                  "qat_epochs": (self.qat_epochs, 0)}
         if self.quant_delay is not None:
@@ -67,30 +76,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a whole number of {low} or more, got {value!r}")
         if self.seed >= 2**32:
             raise ValueError(f"seed must be below 2**32, got {self.seed}")
-        if not self.qat_learning_rate > 0:
-            raise ValueError(f"qat_learning_rate must be positive, got {self.qat_learning_rate!r}")
+        if not (self.qat_learning_rate > 0 and self.learning_rate > 0):
+            raise ValueError(f"learning rates must be positive, got {self.learning_rate!r} and "
+                             f"{self.qat_learning_rate!r}")
 
 
 def seed_everything(seed: int) -> None:
     """Same seed, same weights: seed Python, NumPy and TF, and make TF ops deterministic."""
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
-
-
-def check_keras2(model) -> None:
-    """Refuse anything but a tf_keras (Keras 2) model, which is all tfmot can wrap.
-
-    Raises:
-        TypeError: a Keras 3 model or any other object, with how to build a Keras 2 one.
-    """
-    if not isinstance(model, keras.Model):
-        kind = f"{type(model).__module__}.{type(model).__name__}"
-        raise TypeError(
-            f"quantization-aware training needs a tf_keras (Keras 2) model, got {kind}. "
-            "tensorflow-model-optimization does not support Keras 3. Build the model with "
-            "`import tf_keras as keras` (or qlab.models.build()), or import qlab before "
-            "TensorFlow so that tf.keras is Keras 2."
-        )
 
 
 class _EpochBar(keras.callbacks.Callback):
@@ -127,17 +121,32 @@ class _StopAfterSteps(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def compile_model(model, learning_rate: float = 1e-3) -> None:
-    """Compile `model` in place as the article does: Adam at `learning_rate`, sparse categorical
-    cross-entropy on probabilities (the last layer's softmax), accuracy as the metric."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+def compile_model(model, learning_rate: float = 1e-3, loss=None) -> None:
+    """Compile `model` in place: Adam at `learning_rate`, accuracy as the metric, and `loss` (default:
+    `loss_for(model)`, the model's own)."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss or loss_for(model),
+                  metrics=["accuracy"])
 
 
-def fit(model, data: Digits, epochs: int, batch_size: int, label: str, show: bool = True,
+def loss_for(model):
+    """The loss to train `model` with: the one it was compiled with, else sparse categorical
+    cross-entropy, on probabilities if the model's output layer ends in softmax (as the article's
+    does), on logits otherwise.
+
+    Returns:
+        a Keras loss (a name or a loss object).
+    """
+    if getattr(model, "loss", None):
+        return model.loss
+    layer = model.outputs[0]._keras_history.layer  # the layer that computes the output
+    while isinstance(layer, keras.Model):  # an output computed inside a nested model
+        layer = layer.outputs[0]._keras_history.layer
+    activation = getattr(getattr(layer, "activation", None), "__name__", "")
+    probabilities = activation == "softmax" or isinstance(layer, keras.layers.Softmax)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
+
+
+def fit(model, data: Dataset, epochs: int, batch_size: int, label: str, show: bool = True,
         steps: int | None = None):
     """`model.fit` on the training split, with test accuracy per epoch in `model.history`, as in
     the article's run (validation only reports, it never steers training).
@@ -162,50 +171,39 @@ def fit(model, data: Digits, epochs: int, batch_size: int, label: str, show: boo
     return model
 
 
-def train_float(data: Digits, config: TrainConfig = TrainConfig(), progress: bool = True):
-    """Train the float baseline from scratch, seeded.
+def train_float(data: Dataset, config: TrainConfig = TrainConfig(), progress: bool = True):
+    """Train the float zoo model `config` names from scratch, seeded, on `data`.
 
     Returns:
         the trained tf_keras model; `model.history.history` holds loss and accuracy per epoch.
     """
     seed_everything(config.seed)
-    model = models.build(config.model)
-    compile_model(model)
+    model = models.build(config.model, data)
+    compile_model(model, config.learning_rate)
     return fit(model, data, config.epochs, config.batch_size, "float", progress)
 
 
-def quantize_aware(model, layers: tuple[str, ...] | None = None):
-    """Wrap `model` for QAT (tfmot's default 8-bit scheme): every supported layer, or only the
-    named ones (annotate + apply). Built with fresh Keras names (`qlab.models.fresh_names`).
+def train_model(model, data: Dataset, epochs: int = 10, learning_rate: float = 1e-3, batch_size: int = 32,
+                seed: int = 0, progress: bool = True):
+    """Train your own model in place, seeded, with its own loss (`loss_for`) and Adam.
 
     Returns:
-        a new tf_keras model with fake-quant wrappers; `model` is left as it is.
+        `model`, trained; `model.history.history` holds loss and accuracy per epoch.
 
     Raises:
-        TypeError: `model` is not a tf_keras model.
-        ValueError: a name in `layers` that the model does not have.
+        TypeError: not a tf_keras model.
+        ValueError: data whose samples do not fit the model's input.
     """
-    import tensorflow_model_optimization as tfmot  # TF's optional stack: loaded when QAT is asked for
-
     check_keras2(model)
-    qk = tfmot.quantization.keras
-    if layers is None:
-        with models.fresh_names():
-            return qk.quantize_model(model)
-    names = {layer.name for layer in model.layers}
-    unknown = sorted(set(layers) - names)
-    if unknown:
-        raise ValueError(f"no layer named {', '.join(unknown)}; the model's layers: {', '.join(sorted(names))}")
-    with models.fresh_names():
-        annotated = keras.models.clone_model(
-            model,
-            clone_function=lambda layer: qk.quantize_annotate_layer(layer) if layer.name in layers else layer,
-        )
-        annotated.set_weights(model.get_weights())
-        return qk.quantize_apply(annotated)
+    if tuple(model.input_shape[1:]) != data.sample_shape:
+        raise ValueError(f"model {model.name!r} takes samples of shape {tuple(model.input_shape[1:])}, the data "
+                         f"set {data.name!r} has {data.sample_shape}")
+    seed_everything(seed)
+    compile_model(model, learning_rate, loss_for(model))
+    return fit(model, data, epochs, batch_size, model.name, progress)
 
 
-def train_qat(data: Digits, float_model=None, config: TrainConfig = TrainConfig(training="qat"),
+def train_qat(data: Dataset, float_model=None, config: TrainConfig = TrainConfig(training="qat"),
               progress: bool = True):
     """Quantization-aware training.
 
@@ -226,26 +224,26 @@ def train_qat(data: Digits, float_model=None, config: TrainConfig = TrainConfig(
             raise ValueError("QAT fine-tuning needs the trained float model (float_model=...)")
         check_keras2(float_model)
         qat_model = quantize_aware(float_model, config.qat_layers)
-        compile_model(qat_model, config.qat_learning_rate)
+        compile_model(qat_model, config.qat_learning_rate, loss_for(float_model))
         return fit(qat_model, data, config.qat_epochs, config.batch_size, "qat", progress)
 
     total_steps = config.epochs * math.ceil(len(data.x_train) / config.batch_size)
     if not 0 <= config.quant_delay <= total_steps:
         raise ValueError(f"quant_delay={config.quant_delay} must be between 0 and {total_steps} "
                          f"(the steps in {config.epochs} epochs)")
-    model = models.build(config.model)
-    compile_model(model)
+    model = models.build(config.model, data)
+    compile_model(model, config.learning_rate)
     if config.quant_delay:
         fit(model, data, 0, config.batch_size, "float (before quant_delay)", progress, steps=config.quant_delay)
     qat_model = quantize_aware(model, config.qat_layers)
-    compile_model(qat_model)
+    compile_model(qat_model, config.learning_rate, loss_for(model))
     remaining = total_steps - config.quant_delay
     if remaining:
         fit(qat_model, data, 0, config.batch_size, "qat (after quant_delay)", progress, steps=remaining)
     return qat_model
 
 
-def keras_accuracy(model, data: Digits) -> float:
+def keras_accuracy(model, data: Dataset) -> float:
     """Test accuracy of a Keras model (float or fake-quantized).
 
     Returns:
@@ -261,7 +259,7 @@ def architecture(config: TrainConfig):
     Returns:
         a tf_keras model with the layers and names a trained one of `config` has.
     """
-    model = models.build(config.model)
+    model = models.build(config.model, datasets.load(config.dataset))
     return model if config.training == "float" else quantize_aware(model, config.qat_layers)
 
 
@@ -272,27 +270,3 @@ def float_config(config: TrainConfig) -> TrainConfig:
         the same `TrainConfig` with training="float".
     """
     return replace(config, training="float")
-
-
-def float_copy(qat_model, name: str = "digits_cnn"):
-    """The plain float model holding a QAT model's float (shadow) weights, without fake-quant.
-
-    Its float32 .tflite is the QAT model's *float twin*: what the network computes before any
-    rounding, so that per-layer error can be measured for QAT models too.
-
-    Args:
-        qat_model: a QAT model whose plain architecture is `qlab.models.build(name)`.
-        name: the model builder's name.
-
-    Returns:
-        a new tf_keras model of that architecture with the QAT model's kernels and biases.
-    """
-    plain = models.build(name)
-    wrappers = {layer.name.removeprefix("quant_"): layer for layer in qat_model.layers}
-    for layer in plain.layers:
-        count = len(layer.weights)
-        if count:
-            shadow = [w for w in wrappers[layer.name].weights
-                      if w.name.split("/")[-1].split(":")[0] in ("kernel", "bias")]
-            layer.set_weights([w.numpy() for w in shadow[:count]])
-    return plain

@@ -31,8 +31,31 @@ OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 
 """The axis of each weighted op's weights that holds its output channels: where the converter
 puts per-axis scales (`quantized_dimension`). Depthwise filters are (1, kh, kw, channels)."""
 
-SAME_GRID_OPS = ("RESHAPE",)
-"""Ops that move values without changing them: the converter gives the output its input's grid."""
+RECURRENT_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "LSTM",
+                 "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "RNN")
+"""Ops that carry state over time steps: what a Keras LSTM, GRU or RNN layer converts to."""
+
+LSTM_INPUTS = {
+    "weights": tuple(range(1, 9)),  # input-to-{input, forget, cell, output}, recurrent-to-{...}
+    "peephole": (9, 10, 11),  # cell-to-{input, forget, output}
+    "biases": (12, 13, 14, 15),  # {input, forget, cell, output} gate biases
+    "projection": (16, 17),  # projection weights and bias
+    "states": (18, 19),  # output state and cell state: variable tensors, carried between invokes
+    "layer_norm": (20, 21, 22, 23),
+}
+"""The inputs of UNIDIRECTIONAL_SEQUENCE_LSTM by role (input 0 is the sequence). Source: the tensor
+indices in tflite/kernels/lstm_shared.h (kInputToInputWeightsTensor = 1, ...,
+kOutputLayerNormCoefficientsTensor = 23)."""
+
+SAME_GRID_OPS = ("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "MAX_POOL_2D", "AVERAGE_POOL_2D")
+"""Ops whose int8 output the converter puts on the grid of their (first) input, and the input on
+the output's: values are moved, picked or averaged, never rescaled."""
+
+SHARED_GRID_OPS = ("CONCATENATION",)
+"""Ops whose inputs and output all share one grid (fitted to the output's range)."""
+
+INPLACE_OPS = ("ADD", "SUB", "MUL")
+"""Element-wise ops TFLite may run in place, writing the output over one of its inputs."""
 
 FIXED_OUTPUT_GRIDS = {("SOFTMAX", 8): (1 / 256, -128), ("SOFTMAX", 16): (1 / 32768, 0)}
 """Ops whose kernel fixes the output grid whatever the data: (op, bits) -> (scale, zero_point).

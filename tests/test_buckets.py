@@ -83,7 +83,7 @@ def test_weight_table_every_quantized_layer_on_its_per_channel_grid(pair):
 
 
 def test_deployed_activations_sit_on_the_levels_of_their_grid(pair, digits):
-    for name in ("conv1", "conv2", "conv3", "dense", "probs", "softmax"):
+    for name in ("conv1", "conv2", "conv3", "dense", "probs", "probs/softmax"):
         values, deployed, g = buckets.layer_activations(pair, name, digits.x_test[:50])
         assert values.shape == deployed.shape
         off = np.abs(deployed - g.round_trip(deployed))
@@ -93,10 +93,10 @@ def test_deployed_activations_sit_on_the_levels_of_their_grid(pair, digits):
 
 def test_calibration_data_fits_the_grid_and_test_data_overshoots(pair, calibration, digits):
     on_calibration = buckets.activation_table(pair, calibration).set_index("layer")
-    assert list(on_calibration.index) == ["conv1", "conv2", "conv3", "dense", "probs", "softmax"]
+    assert list(on_calibration.index) == ["conv1", "conv2", "conv3", "dense", "probs", "probs/softmax"]
     relu = on_calibration.loc[["conv1", "conv2", "conv3", "dense"]]
     assert (relu.clipped_fraction == 0).all() and (relu.levels == 256).all()
-    assert on_calibration.loc["softmax", "clipped_fraction"] > 0  # 1.0 lies above 255/256
+    assert on_calibration.loc["probs/softmax", "clipped_fraction"] > 0  # 1.0 lies above 255/256
     on_test = buckets.activation_table(pair, digits.x_test).set_index("layer")
     overshoot = on_test["max"] > on_test["high"] + on_test["scale"]
     assert overshoot.any()

@@ -33,7 +33,7 @@ def test_local_view_agrees_with_the_quantization_debugger(float_model, calibrati
         digits.x_test, views=("local",))
     theirs = layer_errors.debugger(float_model, calibration, digits.x_test)
     assert list(ours["layer"]) == list(theirs["layer"]) == ["conv1", "conv2", "conv3", "flatten", "dense",
-                                                            "probs", "softmax"]
+                                                            "probs", "probs/softmax"]
     for column in (*layer_errors.METRICS, "scale", "zero_point", "rmse/scale"):
         a, b = ours[column].to_numpy(float), theirs[column].to_numpy(float)
         # the debugger's float32 dequantize leaves ~1e-7 of noise where there is no error at all
@@ -87,7 +87,7 @@ def test_float_models_and_bad_names_are_refused(tflites, twin, digits):
     with pytest.raises(ValueError, match="must be a float32 .tflite"):
         capture.pair(tflites[("float", "full_integer")], tflites[("float", "full_integer")])
     pair = capture.pair(tflites[("float", "full_integer")], twin)
-    with pytest.raises(KeyError, match="its layers are: conv1, conv2, conv3, flatten, dense, probs, softmax"):
+    with pytest.raises(KeyError, match="its layers are: conv1, conv2, conv3, flatten, dense, probs, probs/softmax"):
         pair.layer("conv4")
     with pytest.raises(ValueError, match="empty"):
         layer_errors.metrics(np.zeros((3, 0)))

@@ -13,19 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qlab import tflite_file
+from qlab import naming, tflite_file
+from qlab.naming import compute_ops
 from qlab.runtime import Runtime
-from qlab.naming import compute_ops, layer_name
 
 
 @dataclass
 class Layer:
     """One compute op of the deployed model and the same op in its float twin."""
 
-    name: str  # the Keras layer (conv1, ..., probs), or 'softmax' for the final SOFTMAX op
+    name: str  # a unique label: the Keras layer (conv1, ..., probs), 'probs/softmax' for its second op
     op: str  # CONV_2D, FULLY_CONNECTED, RESHAPE, SOFTMAX, ...
     deployed: tflite_file.Op
     twin: tflite_file.Op
+    keras: str = ""  # the Keras layer the op comes from (repeats when one layer gives several ops)
 
     def output(self, model: "Pair") -> tflite_file.Tensor:
         """The deployed op's (first) output tensor in `model`, the pair this layer belongs to.
@@ -71,12 +72,14 @@ class Pair:
         raise KeyError(f"no layer {name!r} in this model; its layers are: {', '.join(self.names)}")
 
 
-def pair(tflite: bytes, twin_tflite: bytes) -> Pair:
+def pair(tflite: bytes, twin_tflite: bytes, keras_model=None) -> Pair:
     """Line up the compute ops of a deployed model with those of its float twin.
 
     Args:
         tflite: the deployed (quantized) model's bytes.
         twin_tflite: the float32 .tflite of the same Keras model.
+        keras_model: that Keras model, if at hand: it names the layers of nested models and the
+            recurrent ops (see `qlab.naming`).
 
     Returns:
         the `Pair`, one `Layer` per compute op, named after its Keras layer.
@@ -94,26 +97,26 @@ def pair(tflite: bytes, twin_tflite: bytes) -> Pair:
         raise ValueError(
             "the two models do not have the same ops, so they are not the same Keras model: "
             f"deployed {[op.name for op in ours]}, float {[op.name for op in theirs]}")
-    layers = []
-    for op, twin_op in zip(ours, theirs):
-        name = layer_name(twin, twin_op)
-        layers.append(Layer(name, op.name, op, twin_op))
+    labels, owners = naming.labels(twin, keras_model), naming.layer_names(twin, keras_model)
+    layers = [Layer(labels[t.index], op.name, op, t, owners[t.index]) for op, t in zip(ours, theirs)]
     return Pair(deployed, twin, layers, tflite, twin_tflite)
 
 
-def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin") -> dict[int, np.ndarray]:
+def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin", carry_state: bool = False) -> dict[int, np.ndarray]:
     """Every tensor the model computes for inputs `x`, stacked over samples, by tensor index.
 
     Samples are run one at a time, as a deployed model sees them (dynamic-range kernels quantize
     each batch on the fly, so batching would change what they compute). Float inputs are quantized
-    with the input tensor's own scale and zero point first, as `Runtime.predict` does. A tensor is
-    kept if the interpreter can read it and its first dimension is 1 (the batch axis); a constant
-    whose first dimension is 1 (e.g. depthwise filters, (1, kh, kw, c)) is kept too, repeated.
+    with the input tensor's own scale and zero point first, as `Runtime.predict` does. Kept are the
+    model's input and every op's output that the interpreter can read with a batch axis of 1;
+    constants (weights, biases) and state are not.
 
     Args:
         tflite: the model's bytes (deployed or float twin).
         x: real-valued inputs, (n,) + the input's sample shape, or one sample.
         kernels: a `qlab.vocabulary.KERNELS` name; "builtin" (no delegate) by default.
+        carry_state: a stateful model (an LSTM) starts each sample from the state the previous
+            one left, as the converter's calibration runs it, instead of from its initial state.
 
     Returns:
         {tensor index: array (n,) + the tensor's sample shape, in the tensor's own dtype (raw
@@ -127,17 +130,19 @@ def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin") -> dict[int, np.
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
         rt = Runtime(tflite, kernels=kernels, keep_intermediates=True)
     x = tflite_file.as_batch(np.asarray(x, np.float32), rt.sample_shape)
-    details = [d for d in rt.tensors() if _is_activation(rt, d)]
+    model = tflite_file.read(tflite)
+    computed = set(model.inputs) | {o for op in model.ops for o in op.outputs}
+    details = [d for d in rt.tensors() if d["index"] in computed and _is_activation(rt, d)]
     kept: dict[int, list] = {d["index"]: [] for d in details}
     for sample in x:
-        rt.invoke_raw(rt.quantize_input(sample[np.newaxis]))
+        rt.invoke_raw(rt.quantize_input(sample[np.newaxis]), reset=not carry_state)
         for index, values in kept.items():
             values.append(rt.interpreter.get_tensor(index)[0].copy())
     return {index: np.stack(values) for index, values in kept.items()}
 
 
 def _is_activation(rt: Runtime, detail: dict) -> bool:
-    """A tensor computed at run time (not a constant), with a batch axis."""
+    """A tensor the interpreter can read, with a batch axis (of 1)."""
     shape = detail["shape"]
     if len(shape) == 0 or shape[0] != 1:
         return False

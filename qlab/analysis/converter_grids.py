@@ -1,12 +1,24 @@
 """The converter's choices for a whole model: the grid of every quantized tensor, predicted from
 the float model and the calibration data alone, to be checked against the grids the file holds.
 
-The rules: activations get `grid.activations` fitted to the range the float twin reaches on the
-calibration data; weights get `grid.weights` (per channel, along the axis the file quantizes);
-biases get scale input scale x weight scale (`grid.bias`); some ops fix their output grid
-(`qlab.vocabulary.FIXED_OUTPUT_GRIDS`, set by the kernels) or share their input's
-(`SAME_GRID_OPS`); and a QUANTIZE between int8 and uint8 (the converter's uint8 input and
-output) keeps the scale and shifts the zero point by 128.
+The rules, each checked tensor by tensor on every zoo model (`tests/test_zoo.py`):
+
+- an activation gets `grid.activations` fitted to the range the float twin reaches on the
+  calibration data (min/max calibration);
+- the calibration reads an op's inputs after the op ran, and TFLite runs ADD, SUB and MUL in place
+  over their first input that no other op reads (of the output's shape): that input's recorded
+  range also covers the op's output (`INPLACE_OPS`);
+- a recurrent model is calibrated with its state carried from one sample to the next, as the
+  calibration invokes the model sample after sample without a reset;
+- ops that move values share one grid between input and output (`SAME_GRID_OPS`), concatenation
+  among all its inputs and its output (`SHARED_GRID_OPS`): the union of their ranges;
+- some ops fix their output grid (`FIXED_OUTPUT_GRIDS`: softmax);
+- weights get `grid.weights` (per channel along the axis the file quantizes; an LSTM's per tensor),
+  biases scale input scale × weight scale (`grid.bias`);
+- an LSTM's output state shares its output's grid, its cell state is int16 with a power-of-two
+  scale 2^ceil(log2 max|c|) / 2^15 (tensorflow/lite/tools/optimize/quantization_utils.cc,
+  the int16 power-of-two rule for LSTM cell state);
+- a QUANTIZE between int8 and uint8 (the uint8 I/O) shifts the zero point by 128.
 """
 
 from __future__ import annotations
@@ -15,27 +27,23 @@ import numpy as np
 
 from qlab.analysis import capture
 from qlab.analysis.grid import Grid, activations, bias, weights
-from qlab.vocabulary import DATA_INPUT_FIRST, FIXED_OUTPUT_GRIDS, SAME_GRID_OPS, WEIGHT_INPUTS
+from qlab.intmath import float_ops
+from qlab.vocabulary import (DATA_INPUT_FIRST, FIXED_OUTPUT_GRIDS, INPLACE_OPS, LSTM_INPUTS, SAME_GRID_OPS,
+                             SHARED_GRID_OPS, WEIGHT_INPUTS)
 
 
 def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
     """The grid qlab predicts for every quantized tensor of `pair.deployed`, by tensor index.
 
-    Weights come from the float twin's constants and activation ranges from running the float
-    twin on `calibration`, the data the converter calibrated with; each grid is then chosen by
-    the rules above. Comparing these with `grid.of_tensor` checks that qlab's grids are the
-    converter's.
-
     Args:
         pair: a `qlab.analysis.capture.Pair` (the deployed model and its float twin).
         calibration: the calibration (representative) dataset the converter used, float
-            samples (n,) + the input's sample shape; an activation's range is its min and max
-            over all of them (the converter's min/max calibration).
+            samples (n,) + the input's sample shape, in the order the converter saw them.
 
     Returns:
         dict {tensor index in the deployed file: the predicted `Grid`} (float64 scales holding
         float32 values, int64 zero points): the quantized inputs and outputs of the compute ops,
-        their weights and biases, and the tensors across int8/uint8 QUANTIZE ops. Quantized
+        their weights, biases and state, and the tensors across int8/uint8 QUANTIZE ops. Quantized
         tensors no rule reaches are absent.
 
     Raises:
@@ -44,44 +52,144 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
     calibration = np.asarray(calibration, np.float32)
     if calibration.size == 0:
         raise ValueError("the calibration set is empty: pass the samples the model was calibrated with")
-    captured = capture.run(pair.twin_tflite, calibration)
     deployed, twin = pair.deployed, pair.twin
+    recurrent = any(layer.op in ("UNIDIRECTIONAL_SEQUENCE_LSTM",) for layer in pair.layers)
+    captured = capture.run(pair.twin_tflite, calibration, carry_state=recurrent)
+    ranges = _ranges(pair, captured)
+    groups = _groups(pair, ranges)
     predicted: dict[int, Grid] = {}
-
-    def activation(index: int, twin_index: int) -> None:  # the grid of the twin tensor's range
+    for index in ranges:
         t = deployed.tensors[index]
-        if t.quantized and index not in predicted:
-            values = captured[twin_index]
-            bits = t.dtype.itemsize * 8
-            predicted[index] = activations(range=(values.min(), values.max()), bits=bits)
-
+        if t.quantized:
+            predicted[index] = activations(range=groups[index], bits=t.dtype.itemsize * 8)
     for layer in pair.layers:
         op, twin_op = layer.deployed, layer.twin
-        activation(op.inputs[0], twin_op.inputs[0])
         out = deployed.tensors[op.outputs[0]]
-        if out.quantized:
-            bits = out.dtype.itemsize * 8
-            if (layer.op, bits) in FIXED_OUTPUT_GRIDS:
-                scale, zero_point = FIXED_OUTPUT_GRIDS[(layer.op, bits)]
-                predicted[out.index] = Grid(bits, np.array([scale]), np.array([zero_point]))
-            elif layer.op in SAME_GRID_OPS and op.inputs[0] in predicted:
-                predicted[out.index] = predicted[op.inputs[0]]
-            else:
-                activation(out.index, twin_op.outputs[0])
+        key = (layer.op, out.dtype.itemsize * 8 if out.quantized else 0)
+        if key in FIXED_OUTPUT_GRIDS:
+            scale, zero_point = FIXED_OUTPUT_GRIDS[key]
+            predicted[out.index] = Grid(key[1], np.array([scale]), np.array([zero_point]))
         if layer.op in DATA_INPUT_FIRST:
-            w_input, b_input = WEIGHT_INPUTS[layer.op]
-            w = deployed.tensors[op.inputs[w_input]]
-            if w.quantized:
-                w_grid = weights(twin.tensors[twin_op.inputs[w_input]].data, w.dtype.itemsize * 8, axis=w.axis)
-                predicted[w.index] = w_grid
-                b_index = op.inputs[b_input] if len(op.inputs) > b_input else -1
-                if b_index >= 0 and deployed.tensors[b_index].quantized and op.inputs[0] in predicted:
-                    b = deployed.tensors[b_index]
-                    predicted[b_index] = bias(predicted[op.inputs[0]], w_grid, b.dtype.itemsize * 8)
-    for op in deployed.ops:  # QUANTIZE between integer types only changes the zero point
+            _weights_and_bias(pair, layer, predicted)
+        if layer.op == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+            _lstm(pair, layer, calibration, captured, predicted)
+    _quantize_shifts(deployed, predicted)
+    return predicted
+
+
+def _ranges(pair, captured: dict[int, np.ndarray]) -> dict[int, tuple[float, float]]:
+    """The calibrated (min, max) of every deployed activation tensor the twin computed, with the
+    in-place rule applied."""
+    ranges = {}
+    for layer in pair.layers:
+        ends = zip(layer.deployed.inputs + layer.deployed.outputs, layer.twin.inputs + layer.twin.outputs)
+        for index, twin_index in ends:
+            if index >= 0 and twin_index in captured and pair.deployed.tensors[index].data is None:
+                values = captured[twin_index]
+                ranges[index] = (float(values.min()), float(values.max()))
+    readers = {}
+    for op in pair.twin.ops:
+        for i in op.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    graph_ends = set(pair.twin.inputs) | set(pair.twin.outputs)
+    for layer in pair.layers:
+        if layer.op not in INPLACE_OPS:
+            continue
+        out, twin_out = layer.deployed.outputs[0], layer.twin.outputs[0]
+        for index, twin_index in zip(layer.deployed.inputs, layer.twin.inputs):
+            source = pair.twin.tensors[twin_index]
+            if (source.data is None and twin_index not in graph_ends and readers.get(twin_index) == 1
+                    and source.shape == pair.twin.tensors[twin_out].shape and index in ranges):
+                ranges[index] = (min(ranges[index][0], ranges[out][0]), max(ranges[index][1], ranges[out][1]))
+                break
+    return ranges
+
+
+def _groups(pair, ranges: dict) -> dict[int, tuple[float, float]]:
+    """Each tensor's range after tying the tensors that share a grid: the union over its group."""
+    parent = {index: index for index in ranges}
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for layer in pair.layers:
+        op = layer.deployed
+        if layer.op in SAME_GRID_OPS:
+            tied = [op.inputs[0], op.outputs[0]]
+        elif layer.op in SHARED_GRID_OPS:
+            tied = [i for i in op.inputs if i >= 0] + [op.outputs[0]]
+        else:
+            continue
+        tied = [i for i in tied if i in parent]
+        for i in tied[1:]:
+            parent[root(i)] = root(tied[0])
+    union: dict[int, tuple[float, float]] = {}
+    for index, (lo, hi) in ranges.items():
+        r = root(index)
+        union[r] = (min(lo, union[r][0]), max(hi, union[r][1])) if r in union else (lo, hi)
+    return {index: union[root(index)] for index in ranges}
+
+
+def _weights_and_bias(pair, layer, predicted: dict) -> None:
+    op, twin_op = layer.deployed, layer.twin
+    w_input, b_input = WEIGHT_INPUTS[layer.op]
+    w = pair.deployed.tensors[op.inputs[w_input]]
+    if not w.quantized:
+        return
+    w_grid = weights(pair.twin.tensors[twin_op.inputs[w_input]].data, w.dtype.itemsize * 8, axis=w.axis)
+    predicted[w.index] = w_grid
+    b_index = op.inputs[b_input] if len(op.inputs) > b_input else -1
+    if b_index >= 0 and pair.deployed.tensors[b_index].quantized and op.inputs[0] in predicted:
+        predicted[b_index] = bias(predicted[op.inputs[0]], w_grid, pair.deployed.tensors[b_index].dtype.itemsize * 8)
+
+
+def _lstm(pair, layer, calibration, captured, predicted: dict) -> None:
+    """An LSTM's weights (per tensor), gate biases, output state, cell state and the intermediate
+    tensor on the output's grid."""
+    op, twin_op, deployed = layer.deployed, layer.twin, pair.deployed
+    gate_weights = {}
+    for position in LSTM_INPUTS["weights"]:
+        w = deployed.tensors[op.inputs[position]]
+        if w.quantized:
+            gate_weights[position] = predicted[w.index] = weights(
+                pair.twin.tensors[twin_op.inputs[position]].data, w.dtype.itemsize * 8, axis=None)
+    source = op.inputs[0]
+    for gate, position in enumerate(LSTM_INPUTS["biases"]):
+        b = deployed.tensors[op.inputs[position]]
+        if b.quantized and source in predicted and position - 11 in gate_weights:
+            predicted[b.index] = bias(predicted[source], gate_weights[position - 11], b.dtype.itemsize * 8)
+    out = op.outputs[0]
+    output_state, cell_state = (op.inputs[i] for i in LSTM_INPUTS["states"])
+    if out in predicted and deployed.tensors[output_state].quantized:
+        predicted[output_state] = predicted[out]
+    for index in _intermediates(pair, op):
+        t = deployed.tensors[index]
+        if t.quantized and t.name.startswith("effective_hidden_scale") and out in predicted:
+            predicted[index] = predicted[out]
+    cell = deployed.tensors[cell_state]
+    if cell.quantized:
+        inputs = [pair.twin.tensors[i].data if i >= 0 else None for i in twin_op.inputs]
+        inputs[0] = captured[twin_op.inputs[0]]
+        cells = float_ops.lstm_steps(twin_op, inputs[0].astype(np.float32), inputs, carry=True)[1]
+        reach = float(np.abs(cells).max())
+        scale = 2.0 ** np.ceil(np.log2(reach)) / 2**15 if reach > 0 else 2.0**-15
+        predicted[cell_state] = Grid(16, np.array([scale]), np.zeros(1, np.int64))
+
+
+def _intermediates(pair, op) -> list[int]:
+    raw = pair.deployed.raw.subgraphs[0].operators[op.index].intermediates
+    return [int(i) for i in raw] if raw is not None else []
+
+
+def _quantize_shifts(deployed, predicted: dict) -> None:
+    """QUANTIZE between integer types only changes the zero point (int8 <-> uint8 I/O)."""
+    for op in deployed.ops:
         if op.name != "QUANTIZE":
             continue
-        src, dst = (deployed.tensors[op.inputs[0]], deployed.tensors[op.outputs[0]])
+        src, dst = deployed.tensors[op.inputs[0]], deployed.tensors[op.outputs[0]]
         if src.quantized and dst.quantized:
             known, unknown = (src, dst) if src.index in predicted else (dst, src)
             if known.index in predicted and unknown.index not in predicted:
@@ -89,4 +197,3 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
                 shift = (1 << (g.bits - 1)) * (1 if known.dtype.kind == "i" else -1)
                 predicted[unknown.index] = Grid(g.bits, g.scale, g.zero_point + shift,
                                                 unknown.dtype.kind == "i", g.narrow_range, g.axis)
-    return predicted

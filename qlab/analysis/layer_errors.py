@@ -28,11 +28,12 @@ from qlab.intmath import float_ops
 from qlab.vocabulary import WEIGHT_INPUTS
 
 METRICS = ("num_elements", "stddev", "mean_error", "max_abs_error", "mean_squared_error")
-COLUMNS = ("view", "layer", "op", "tensor", *METRICS, "scale", "zero_point", "rmse/scale")
-"""The tables' columns: view; layer (Keras name); op (CONV_2D, ...); tensor (the op's output);
-num_elements (per sample); stddev, mean_error, max_abs_error (real units) and mean_squared_error
-(real units squared) of diff = deployed − float; scale (real units per step) and zero_point of
-the output tensor (both NaN if it is float); rmse/scale (in steps, LSB)."""
+COLUMNS = ("view", "layer", "op", "tensor", *METRICS, "scale", "zero_point", "rmse/scale", "note")
+"""The tables' columns: view; layer (a unique label from the Keras layer name, `qlab.naming.labels`:
+one row per op); op (CONV_2D, ...); tensor (the op's output); num_elements (per sample); stddev,
+mean_error, max_abs_error (real units) and mean_squared_error (real units squared) of
+diff = deployed − float; scale (real units per step) and zero_point of the output tensor (both NaN
+if it is float); rmse/scale (in steps, LSB); note: empty, or why a row's metrics were not computed."""
 VIEWS = ("local", "accumulated")
 ROUNDING_ONLY = 1 / np.sqrt(12)  # rmse/scale of uniform rounding error
 
@@ -71,8 +72,46 @@ def _row(view: str, layer: str, op: str, out, diffs: np.ndarray) -> dict:
     row = {"view": view, "layer": layer, "op": op, "tensor": out.name}
     row.update(metrics(diffs))
     row.update({"scale": scale, "zero_point": int(out.zero_point[0]) if out.quantized else np.nan,
-                "rmse/scale": np.sqrt(row["mean_squared_error"]) / scale})
+                "rmse/scale": np.sqrt(row["mean_squared_error"]) / scale, "note": ""})
     return row
+
+
+def _not_computed(view: str, layer: str, op: str, out, why: str) -> dict:
+    """A row whose metrics are NaN, saying why."""
+    row = {"view": view, "layer": layer, "op": op, "tensor": out.name, **{m: np.nan for m in METRICS}}
+    row.update({"scale": float(out.scale[0]) if out.quantized else np.nan,
+                "zero_point": int(out.zero_point[0]) if out.quantized else np.nan, "rmse/scale": np.nan,
+                "note": f"not computed, because {why}"})
+    return row
+
+
+def op_inputs(pair: capture.Pair, layer: capture.Layer, captured: dict[int, np.ndarray]) -> list:
+    """What the float copy of a deployed op is fed: for each input, the float twin's constant
+    (weights, bias, axes, shapes), or the deployed input as a real value (`float_input`), or None
+    (an absent input, or state the file keeps between invokes).
+
+    Returns:
+        one entry per input of the twin's op, in order.
+    """
+    inputs = []
+    for deployed, twin in zip(layer.deployed.inputs, layer.twin.inputs):
+        tensor = pair.twin.tensors[twin] if twin >= 0 else None
+        if tensor is None:
+            inputs.append(None)
+        elif tensor.data is not None:
+            inputs.append(tensor.data)
+        elif deployed in captured or _quantized_from_float(pair, deployed) is not None:
+            inputs.append(float_input(pair, deployed, captured).astype(np.float32))
+        else:
+            inputs.append(None)
+    return inputs
+
+
+def _quantized_from_float(pair: capture.Pair, index: int):
+    for op in pair.deployed.ops:
+        if op.name == "QUANTIZE" and op.outputs[0] == index and not pair.deployed.tensors[op.inputs[0]].quantized:
+            return op
+    return None
 
 
 def float_input(pair: capture.Pair, index: int, captured: dict[int, np.ndarray]) -> np.ndarray:
@@ -86,19 +125,19 @@ def float_input(pair: capture.Pair, index: int, captured: dict[int, np.ndarray])
     Returns:
         float32 array (n,) + the tensor's sample shape, real units.
     """
-    model = pair.deployed
-    for op in model.ops:
-        if op.name == "QUANTIZE" and op.outputs[0] == index and not model.tensors[op.inputs[0]].quantized:
-            return captured[op.inputs[0]]
-    return capture.real(model, index, captured[index])
+    source = _quantized_from_float(pair, index)
+    if source is not None:
+        return captured[source.inputs[0]]
+    return capture.real(pair.deployed, index, captured[index])
 
 
 def local(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
           captured: dict[int, np.ndarray] | None = None) -> pd.DataFrame:
     """The local view: each deployed op against its float op fed the same (dequantized) input.
 
-    The float op runs in NumPy (`qlab.intmath.float_ops.float_op`) on the float twin's weights
-    and bias, with the op's fused activation.
+    The float op runs in NumPy (`qlab.intmath.float_ops.compute`) on the float twin's constants
+    (weights, bias, axes, ...) and the deployed op's inputs made real, with the op's fused
+    activation. An op qlab has no float version of gets a row of NaN metrics saying so.
 
     Args:
         x: real-valued inputs, (n,) + the input's sample shape.
@@ -106,25 +145,20 @@ def local(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
         captured: `capture.run(pair.tflite, x, kernels)`, if already at hand.
 
     Returns:
-        DataFrame, one row per layer, `COLUMNS`, view "local".
-
-    Raises:
-        NotImplementedError: an op qlab has no float version of (see `float_ops.FLOAT_OPS`).
+        DataFrame, one row per op, `COLUMNS`, view "local".
     """
     captured = capture.run(pair.tflite, x, kernels) if captured is None else captured
     rows = []
     for layer in pair.layers:
-        op, twin_op = layer.deployed, layer.twin
-        inputs = float_input(pair, op.inputs[0], captured).astype(np.float32)
-        w = b = None
-        if layer.op in WEIGHT_INPUTS:
-            w_input, b_input = WEIGHT_INPUTS[layer.op]
-            w = pair.twin.tensors[twin_op.inputs[w_input]].data
-            b_index = twin_op.inputs[b_input] if len(twin_op.inputs) > b_input else -1
-            b = pair.twin.tensors[b_index].data if b_index >= 0 else None
-        expected = float_ops.float_op(twin_op, inputs, w, b, pair.twin.tensors[twin_op.outputs[0]].shape)
+        op, twin_op, out = layer.deployed, layer.twin, layer.output(pair)
+        try:
+            expected = float_ops.compute(twin_op, op_inputs(pair, layer, captured),
+                                         pair.twin.tensors[twin_op.outputs[0]].shape)
+        except NotImplementedError as exc:
+            rows.append(_not_computed("local", layer.name, layer.op, out, str(exc)))
+            continue
         got = capture.real(pair.deployed, op.outputs[0], captured[op.outputs[0]])
-        rows.append(_row("local", layer.name, layer.op, layer.output(pair), got - expected))
+        rows.append(_row("local", layer.name, layer.op, out, got - expected.reshape(got.shape)))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -150,7 +184,7 @@ def accumulated(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
 
 
 def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str = "xnnpack",
-                 views=VIEWS) -> pd.DataFrame:
+                 views=VIEWS, keras_model=None) -> pd.DataFrame:
     """Both views (or those named in `views`) for a deployed model and its float32 twin, one row
     per layer output and view.
 
@@ -159,7 +193,8 @@ def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str 
         twin_tflite: its float32 twin's bytes (mode "float32").
         x: real-valued inputs, (n,) + the input's sample shape (e.g. test images).
         kernels: the `qlab.vocabulary.KERNELS` the models run on.
-        views: a tuple of names from `VIEWS`.
+        views: a view name from `VIEWS`, or a tuple of them.
+        keras_model: the Keras model, if at hand, for its layer names (see `capture.pair`).
 
     Returns:
         DataFrame, `COLUMNS`: the rows of each view in turn (see `local`, `accumulated`).
@@ -167,12 +202,12 @@ def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str 
     Raises:
         ValueError: an unknown view; a model with nothing quantized; twin and model that do not
             pair (see `capture.pair`); inputs of the wrong shape.
-        NotImplementedError: the local view of an op qlab cannot compute in float.
     """
+    views = (views,) if isinstance(views, str) else tuple(views)
     unknown = [v for v in views if v not in VIEWS]
-    if unknown:
-        raise ValueError(f"unknown view {unknown[0]!r}; valid views: {', '.join(VIEWS)}")
-    pair = capture.pair(tflite, twin_tflite)
+    if unknown or not views:
+        raise ValueError(f"unknown view {unknown[0] if unknown else '(none)'}; valid views: {', '.join(VIEWS)}")
+    pair = capture.pair(tflite, twin_tflite, keras_model)
     if not any(t.quantized for t in pair.deployed.tensors):
         raise ValueError("this model has nothing quantized (a float32 or float16 model?): "
                          "per-layer error needs a quantized model beside its float twin")
@@ -200,16 +235,10 @@ def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnn
     """
     file = tflite_file.read(tflite)
     keras_names = {layer.name.removeprefix("quant_"): layer.name for layer in qat_model.layers}
-    producer = {op.outputs[0]: op for op in file.ops}
     last: dict[str, tflite_file.Op] = {}  # Keras layer -> the last op computing it
-    for op in naming.compute_ops(file):
-        name = naming.layer_name(file, op)
-        source = op
-        while name not in keras_names and source.inputs[0] in producer:  # e.g. the final SOFTMAX
-            source = producer[source.inputs[0]]
-            name = naming.layer_name(file, source)
+    for index, name in naming.layer_names(file, qat_model).items():
         if name in keras_names:
-            last[name] = op
+            last[name] = file.ops[index]
     x = np.asarray(x, np.float32)
     captured = capture.run(tflite, x, kernels)
     outputs = capture.keras_outputs(qat_model, x, [keras_names[n] for n in last])
@@ -240,9 +269,17 @@ def debugger(model, calibration: np.ndarray, x: np.ndarray, keep_float: tuple[st
     Raises:
         ValueError: bad calibration, or an unknown layer in `keep_float`.
     """
-    table = tf_debugger.layer_statistics(model, calibration, x, keep_float)
+    table, tflite = tf_debugger.layer_statistics(model, calibration, x, keep_float)
+    file = tflite_file.read(tflite)
+    labels = naming.labels(file, model)
+    ops = iter([op for op in naming.compute_ops(file) if file.tensors[op.outputs[0]].quantized])
+    layers = []  # the debugger lists the quantized ops in file order: match them by op name
+    for op_name in table["op_name"]:
+        op = next((op for op in ops if op.name == op_name), None)
+        layers.append(labels[op.index] if op is not None else op_name.lower())
     table.insert(0, "view", "debugger")
     table = table.rename(columns={"op_name": "op", "tensor_name": "tensor"}).drop(columns="tensor_idx")
-    table.insert(1, "layer", [naming.layer_of(t, o) for t, o in zip(table["tensor"], table["op"])])
+    table.insert(1, "layer", layers)
     table["rmse/scale"] = np.sqrt(table["mean_squared_error"]) / table["scale"]
+    table["note"] = ""
     return table[list(COLUMNS)]

@@ -76,9 +76,9 @@ def inside(out: Path, tflites: dict[tuple[str, str], bytes], seed: int = 0, epoc
         (the CSV paths, the figure paths).
     """
     digits = data.load()
-    qat_model = artifacts.trained(TrainConfig(training="qat", seed=seed, epochs=epochs), progress=False)
-    twins = {"float": artifacts.twin("float", seed, epochs),
-             "qat": artifacts.twin("qat", seed, epochs, qat_model)}
+    configs = {t: TrainConfig(training=t, seed=seed, epochs=epochs) for t in ("float", "qat")}
+    qat_model = artifacts.trained(configs["qat"], progress=False)
+    twins = {"float": artifacts.twin(configs["float"]), "qat": artifacts.twin(configs["qat"], qat_model)}
     quantized = [key for key in tflites if modes.get(key[1]).weights == "int8"]  # float ones: nothing to compare
     written, by_model = [], {}
     for training, mode in _bar(quantized, progress):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qlab import arith, tflite_file, vocabulary
+from qlab import arith, naming, tflite_file, vocabulary
 from qlab.intmath import fixedpoint, float_ops, integer_ops
 from qlab.intmath.prepare import Step, check_integer_only, prepare
 from qlab.vocabulary import WEIGHTED_OPS
@@ -74,7 +74,8 @@ class IntegerModel:
         check_integer_only(self.model)
         self.input = self.model.tensors[self.model.inputs[0]]
         self.output = self.model.tensors[self.model.outputs[0]]
-        self.steps = [prepare(self.model, op) for op in self.model.ops]
+        labels = naming.labels(self.model)
+        self.steps = [prepare(self.model, op, labels.get(op.index, op.name.lower())) for op in self.model.ops]
 
     # -- input and output -------------------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:

@@ -29,22 +29,21 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[in
     return out, total // 2, total - total // 2
 
 
-def im2col(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1),
-           padding: str = "VALID") -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Every receptive field of an (n, h, w, c) array as one row of kh·kw·c values.
+def windows(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1), padding: str = "VALID",
+            pad_value=0) -> np.ndarray:
+    """Every receptive field of an (n, h, w, c) array: the windows a conv, depthwise conv or pool
+    reads, SAME padding filled with `pad_value`.
 
-    The builtin conv kernel lays its input out the same way before one matrix multiply
-    (optimized_ops::Im2col, then cpu_backend_gemm). SAME padding pads with zeros, which is the
-    zero point once the zero point is subtracted.
+    Output size and padding follow ComputePaddingWithOffset (tflite/kernels/padding.h).
 
     Args:
         x: (n, h, w, c) array, any dtype.
         kernel, stride, dilation: (height, width) pairs.
         padding: "SAME" or "VALID", as `qlab.tflite_file.PADDINGS` names them.
+        pad_value: what padded positions hold (0; -inf for max pooling, which ignores them).
 
     Returns:
-        (cols, (n, out_h, out_w)): cols of x's dtype and shape (n·out_h·out_w, kh·kw·c), each
-        row ordered (kh, kw, c) like the weights' (out_channels, kh, kw, c).
+        array of x's dtype (or of pad_value's), (n, out_h, out_w, kh·kw, c), windows ordered (kh, kw).
 
     Raises:
         NotImplementedError: any other padding.
@@ -54,14 +53,34 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1
     if padding == "SAME":
         oh, top, bottom = same_padding(h, kh, sh, dh)
         ow, left, right = same_padding(wd, kw, sw, dw)
-        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
     elif padding == "VALID":
         oh, ow = (h - (kh - 1) * dh - 1) // sh + 1, (wd - (kw - 1) * dw - 1) // sw + 1
     else:
         raise NotImplementedError(f"padding {padding} is not implemented by qlab.intmath")
     patches = [x[:, i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw: j * dw + (ow - 1) * sw + 1: sw, :]
                for i in range(kh) for j in range(kw)]
-    return np.stack(patches, axis=3).reshape(n * oh * ow, kh * kw * c), (n, oh, ow)
+    return np.stack(patches, axis=3)
+
+
+def im2col(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1),
+           padding: str = "VALID") -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Every receptive field of an (n, h, w, c) array as one row of kh·kw·c values.
+
+    The builtin conv kernel lays its input out the same way before one matrix multiply
+    (optimized_ops::Im2col, then cpu_backend_gemm). SAME padding pads with zeros, which is the
+    zero point once the zero point is subtracted.
+
+    Returns:
+        (cols, (n, out_h, out_w)): cols of x's dtype and shape (n·out_h·out_w, kh·kw·c), each
+        row ordered (kh, kw, c) like the weights' (out_channels, kh, kw, c).
+
+    Raises:
+        NotImplementedError: a padding other than SAME or VALID.
+    """
+    patches = windows(x, kernel, stride, dilation, padding)
+    n, oh, ow = patches.shape[:3]
+    return patches.reshape(n * oh * ow, -1), (n, oh, ow)
 
 
 def conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1),

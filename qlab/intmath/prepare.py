@@ -89,7 +89,7 @@ def _kind(model: tflite_file.ModelFile) -> str:
     return " (a float32 model)"
 
 
-def prepare(model: tflite_file.ModelFile, op: tflite_file.Op) -> Step:
+def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None = None) -> Step:
     """The parameters each kernel computes in its Prepare, before any input arrives.
 
     For conv and fully connected ops: the real multiplier S_in·S_w/S_out per output channel
@@ -115,7 +115,8 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op) -> Step:
         NotImplementedError: a fused activation other than NONE, RELU, RELU6, RELU_N1_TO_1.
     """
     inputs = [model.tensors[i] if i >= 0 else None for i in op.inputs]
-    step = Step(op, naming.layer_name(model, op), inputs, model.tensors[op.outputs[0]])
+    label = label or naming.labels(model).get(op.index, op.name.lower())
+    step = Step(op, label, inputs, model.tensors[op.outputs[0]])
     x, out = inputs[0], step.output
     if x.type not in INTEGER_TYPES or not x.quantized:
         raise IntegerModelError(f"{op.name} (op {op.index}) has input {x.name!r} of type {x.type}; "
