@@ -36,7 +36,7 @@ def parser() -> Parser:
     """The whole command line.
 
     Returns:
-        the `Parser`, with subcommands reproduce, seeds, bench and modes.
+        the `Parser`, with subcommands reproduce, seeds, bench, zoo and modes.
     """
     main = Parser(prog="python -m qlab", description="qlab: see quantization happen on a model you can "
                   "train in seconds. Each command writes its files under --out and prints a summary.")
@@ -76,6 +76,12 @@ def parser() -> Parser:
                      help="interleaved rounds per setting (default 15)")
     ben.add_argument("--quick", action="store_true", help="a few iterations only (a smoke test)")
 
+    zoo = command("zoo", "every zoo model in every mode over seeds, beside the articles' ImageNet table")
+    zoo.add_argument("--out", default="results", help="writes OUT/zoo.csv, zoo_seeds.csv, zoo.md")
+    zoo.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
+    zoo.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
+                     help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
+
     command("modes", "list the post-training modes")
     return main
 
@@ -106,6 +112,11 @@ def run(args) -> int:
         config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v
                                                 for k, v in chosen.items() if v is not None})
         print(bench.summary(bench.bench(args.out, config, progress=show)))
+        return 0
+    if args.command == "zoo":
+        from qlab.commands import zoo
+
+        print(zoo.summary(zoo.run(args.out, args.models, args.seeds, progress=show)))
         return 0
     from qlab.commands import seeds
 

@@ -77,7 +77,7 @@ def convertible(model):
 
 
 def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dataset | None = None,
-              progress: bool = True) -> bytes:
+              progress: bool = True, per_channel: bool = True) -> bytes:
     """The .tflite of the zoo model `config` describes, in `mode`, cached.
 
     The model is trained (or loaded) only if its .tflite is not in the cache already; a recurrent
@@ -86,6 +86,7 @@ def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dat
     Args:
         calibration: representative samples for the modes that need them (default: 100 images
             of the config's training split, `qlab.data.calibration`); ignored by the others.
+        per_channel: False gives the weights one scale per tensor (see `qlab.quantize.quantize`).
 
     Returns:
         the .tflite bytes.
@@ -102,8 +103,10 @@ def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dat
         "mode": asdict(mode),
         "calibration": None if calibration is None else data.fingerprint(np.asarray(calibration, np.float32)),
     }
+    if not per_channel:
+        key["per_channel"] = False  # absent when True: the keys of every per-channel file stay as they were
     return cache.cached("tflite", key, lambda: quantize.quantize(convertible(trained(config, digits, progress)),
-                                                                 mode, calibration))
+                                                                 mode, calibration, per_channel=per_channel))
 
 
 def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate: float = 1e-3,

@@ -98,9 +98,15 @@ def quantize_keeping_float(model, calibration, keep_float: tuple[str, ...] = (),
         raise ValueError("keep_float applies to float-trained models; a QAT model's fake-quant "
                          "ops make the converter quantize every layer")
     calibration = converter.check_calibration(model, calibration, modes.get("full_integer"))
-    debug = quantization_debugger(model, calibration, calibration[:1], keep_float, per_channel, twin)
-    with quiet.stderr():
-        return bytes(debug.get_nondebug_quantized_model())
+    try:
+        debug = quantization_debugger(model, calibration, calibration[:1], keep_float, per_channel, twin)
+        with quiet.stderr():
+            return bytes(debug.get_nondebug_quantized_model())
+    except ValueError as exc:
+        if "debug mode" not in str(exc):
+            raise
+        raise ValueError(f"the QuantizationDebugger found nothing left to quantize with {', '.join(keep_float)} "
+                         "kept in float (every op would stay float); keep fewer layers in float") from None
 
 
 def layer_statistics(model, calibration, samples, keep_float: tuple[str, ...] = ()) -> tuple[pd.DataFrame, bytes]:

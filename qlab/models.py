@@ -181,7 +181,7 @@ class ZooModel:
 
 ZOO: dict[str, ZooModel] = {z.name: z for z in (
     ZooModel("digits_cnn", digits_cnn, "digits"),  # the article's: 10 epochs, Adam at 1e-3
-    ZooModel("mobilenet_mini", mobilenet_mini, "digits", learning_rate=3e-3, family="MobileNet v1 (1.0, 224)"),
+    ZooModel("mobilenet_mini", mobilenet_mini, "digits", learning_rate=3e-3, family="MobileNet v1 (1.0 224)"),
     ZooModel("resnet_mini", resnet_mini, "digits", family="ResNet v2"),
     ZooModel("inception_mini", inception_mini, "digits", family="Inception v3"),
     ZooModel("lstm_rows", lstm_rows, "digits_rows", epochs=30, learning_rate=3e-3),

@@ -108,6 +108,24 @@ def layer_names(model: ModelFile, keras_model=None) -> dict[int, str]:
     return names
 
 
+def output_layers(model: ModelFile, keras_model=None) -> dict[int, str]:
+    """The Keras layer whose output each compute op's output holds: for a conv fused with its
+    BatchNorm and ReLU, the ReLU layer (the first path of the fused name list); for a model
+    output, the signature's output layer. Where the file names none, the op is left out.
+
+    Returns:
+        {op index: Keras layer name}.
+    """
+    leaves = keras_layers(keras_model)[0] if keras_model is not None else None
+    outputs = _signature_outputs(model)
+    found = {}
+    for op in compute_ops(model):
+        name = outputs.get(op.outputs[0]) or _layer_in(model.tensors[op.outputs[0]].name, leaves, first=True)
+        if name is not None:
+            found[op.index] = name
+    return found
+
+
 def labels(model: ModelFile, keras_model=None) -> dict[int, str]:
     """A unique label per compute op: its Keras layer's name for the layer's first op, and
     'layer/op' for any further op of the same layer (a Dense with softmax gives 'probs' and
@@ -164,10 +182,12 @@ def _source(model: ModelFile, producer: dict, index: int) -> str:
     return model.tensors[index].name
 
 
-def _layer_in(tensor_name: str, leaves: list[str] | None) -> str | None:
-    """The layer of the last path in a fused name list that names one, or None. QAT's fake-quant
-    nodes (…/MovingAvgQuant, …/LastValueQuant/…) belong to the layer before, and are passed over."""
-    for part in reversed(tensor_name.split(";")):
+def _layer_in(tensor_name: str, leaves: list[str] | None, first: bool = False) -> str | None:
+    """The layer of the last (or `first`) path in a fused name list that names one, or None. QAT's
+    fake-quant nodes (…/MovingAvgQuant, …/LastValueQuant/…) belong to the layer before, and are
+    passed over."""
+    parts = tensor_name.split(";")
+    for part in (parts if first else reversed(parts)):
         segments = part.split("/")
         if len(segments) < 2 or any(FAKE_QUANT in segment for segment in segments[2:]):
             continue

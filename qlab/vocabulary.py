@@ -47,6 +47,10 @@ LSTM_INPUTS = {
 indices in tflite/kernels/lstm_shared.h (kInputToInputWeightsTensor = 1, ...,
 kOutputLayerNormCoefficientsTensor = 23)."""
 
+LSTM_WEIGHT_NAMES = ("input_to_input", "input_to_forget", "input_to_cell", "input_to_output",
+                     "recurrent_to_input", "recurrent_to_forget", "recurrent_to_cell", "recurrent_to_output")
+"""The eight gate weight matrices of an LSTM, in the order of `LSTM_INPUTS["weights"]`."""
+
 SAME_GRID_OPS = ("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "MAX_POOL_2D", "AVERAGE_POOL_2D")
 """Ops whose int8 output the converter puts on the grid of their (first) input, and the input on
 the output's: values are moved, picked or averaged, never rescaled."""

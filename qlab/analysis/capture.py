@@ -194,7 +194,8 @@ def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict
 
 
 def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
-    """A Keras layer's output before its activation (conv or dense + bias, no ReLU), for inputs x.
+    """A Keras layer's output before its activation (conv or dense + bias, no ReLU), for inputs x;
+    for a ReLU or Activation layer, its input.
 
     The layer is rebuilt from its config with a linear activation and its own weights, and fed
     the layer's input as the model computes it.
@@ -209,6 +210,8 @@ def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
     import tf_keras as keras  # lazily: the .tflite half of this module needs no TensorFlow
 
     target = model.get_layer(layer) if layer in [l.name for l in model.layers] else None
+    if target is not None and type(target).__name__ in ("ReLU", "Activation"):  # the activation is the layer
+        return keras.Model(model.inputs, target.input).predict(np.asarray(x, np.float32), verbose=0, batch_size=256)
     if target is None or not hasattr(target, "activation"):
         with_activation = [l.name for l in model.layers if hasattr(l, "activation")]
         if not with_activation:

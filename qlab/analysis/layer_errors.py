@@ -222,9 +222,9 @@ def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnn
     by layer on the same inputs (view 'qat'). `lsb_off` is the fraction of values more than half
     a level apart, `max_lsb` the largest gap in levels: where training and deployment disagree.
 
-    Each Keras layer is compared at the last op computing it (an op without a Keras name of its
-    own, like the final SOFTMAX, counts for the layer feeding it); diff = deployed (dequantized)
-    − Keras output.
+    Each op is compared with the Keras layer whose output it holds (`qlab.naming.output_layers`: a
+    conv fused with BatchNorm and ReLU, with the ReLU layer; the final SOFTMAX, with the output
+    layer), the last op where several hold one; diff = deployed (dequantized) − Keras output.
 
     Args:
         qat_model: the tfmot quantization-aware tf_keras model `tflite` was converted from.
@@ -236,7 +236,7 @@ def qat_vs_deployed(qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnn
     file = tflite_file.read(tflite)
     keras_names = {layer.name.removeprefix("quant_"): layer.name for layer in qat_model.layers}
     last: dict[str, tflite_file.Op] = {}  # Keras layer -> the last op computing it
-    for index, name in naming.layer_names(file, qat_model).items():
+    for index, name in naming.output_layers(file, qat_model).items():  # the layer whose output the op holds
         if name in keras_names:
             last[name] = file.ops[index]
     x = np.asarray(x, np.float32)

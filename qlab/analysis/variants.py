@@ -12,7 +12,8 @@ import pandas as pd
 from qlab import debugger, naming, quantize, tflite_file
 from qlab.analysis import layer_errors
 from qlab.runtime import Runtime
-from qlab.vocabulary import DATA_INPUT_FIRST, OUTPUT_CHANNEL_AXIS, WEIGHT_INPUTS
+from qlab.vocabulary import (DATA_INPUT_FIRST, LSTM_INPUTS, LSTM_WEIGHT_NAMES, OUTPUT_CHANNEL_AXIS, RECURRENT_OPS,
+                             WEIGHT_INPUTS)
 
 
 def _outcome(tflite: bytes, twin_tflite: bytes, x: np.ndarray, y: np.ndarray) -> dict:
@@ -38,7 +39,10 @@ def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarra
         model: the float tf_keras model.
         calibration: the calibration (representative) dataset, (n,) + the input's sample shape.
         x, y: evaluation inputs and their integer labels (n,).
-        choices: tuples of layer names (as the layer-error tables name them); () keeps none.
+        choices: tuples of layer names (Keras layers, or labels as the layer-error tables name
+            them; a single name may be given as a string); () keeps none. Default: none, then each
+            layer with weights alone (conv, depthwise, dense, LSTM), then the last two if there
+            are more than two.
 
     Returns:
         DataFrame, one row per choice: keep_float ("conv1+dense", or "(none)"), accuracy and
@@ -52,9 +56,11 @@ def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarra
     twin_tflite = quantize.quantize(model, "float32")
     if choices is None:
         twin = tflite_file.read(twin_tflite)
-        layers = [naming.layer_name(twin, op) for op in naming.compute_ops(twin)
-                  if op.name in DATA_INPUT_FIRST]
-        choices = [(), *[(name,) for name in layers], tuple(layers[-2:])]
+        labels = naming.labels(twin, model)
+        layers = [labels[op.index] for op in naming.compute_ops(twin)
+                  if op.name in DATA_INPUT_FIRST or op.name in RECURRENT_OPS]
+        choices = [(), *[(name,) for name in layers]] + ([tuple(layers[-2:])] if len(layers) > 2 else [])
+    choices = [(keep,) if isinstance(keep, str) else tuple(keep) for keep in choices]
     rows = []
     for keep in choices:
         tflite = debugger.quantize_keeping_float(model, calibration, tuple(keep), twin=twin_tflite)
@@ -91,32 +97,43 @@ def per_channel_vs_per_tensor(model, calibration: np.ndarray, x: np.ndarray, y: 
     for scheme, per_channel in (("per-channel", True), ("per-tensor", False)):
         tflite = quantize.quantize(model, mode, calibration, per_channel=per_channel)
         rows.append({"weights": scheme, **_outcome(tflite, twin_tflite, x, y)})
-        local = layer_errors.layer_errors(tflite, twin_tflite, x, views=("local",))
+        local = layer_errors.layer_errors(tflite, twin_tflite, x, views=("local",), keras_model=model)
         errors[scheme] = local.set_index("layer")["rmse/scale"]
     return pd.DataFrame(rows), pd.DataFrame(errors)
 
 
-def channel_ranges(twin_tflite: bytes) -> pd.DataFrame:
-    """Per conv/dense layer and output channel: the largest |weight|, and how many of the 255
-    int8 levels that channel spans with its own scale (all of them) and with the tensor's one.
+def channel_ranges(twin_tflite: bytes, keras_model=None) -> pd.DataFrame:
+    """Per weight tensor and output channel: the largest |weight|, and how many of the 255 int8
+    levels that channel spans with its own scale (all of them) and with the tensor's one.
 
     Args:
         twin_tflite: the float32 .tflite (its weights are read, nothing is run).
+        keras_model: the Keras model, if at hand, for its layer names (see `qlab.naming`).
 
     Returns:
-        DataFrame, one row per (layer, channel): layer, channel, max_abs (real units),
-        levels_per_channel (255), levels_per_tensor (2·round(127·max_abs / the layer's largest
-        max_abs) + 1: the narrow symmetric int8 levels from -q to q the channel reaches).
+        DataFrame, one row per (layer, tensor, channel): layer, tensor ("weights", or an LSTM gate
+        matrix's name), channel (along the axis the converter quantizes per channel; an LSTM
+        matrix's rows), max_abs (real units), levels_per_channel (255, 1 for an all-zero channel),
+        levels_per_tensor (2·round(127·max_abs / the tensor's largest max_abs) + 1: the narrow
+        symmetric int8 levels from -q to q the channel reaches).
     """
     twin = tflite_file.read(twin_tflite)
+    labels = naming.labels(twin, keras_model)
     rows = []
     for op in naming.compute_ops(twin):
-        if op.name not in DATA_INPUT_FIRST:
+        if op.name in DATA_INPUT_FIRST:
+            tensors = {"weights": np.moveaxis(twin.tensors[op.inputs[WEIGHT_INPUTS[op.name][0]]].data,
+                                              OUTPUT_CHANNEL_AXIS[op.name], 0)}
+        elif op.name in RECURRENT_OPS:
+            tensors = {name: twin.tensors[op.inputs[i]].data for name, i in
+                       zip(LSTM_WEIGHT_NAMES, LSTM_INPUTS["weights"]) if op.inputs[i] >= 0}
+        else:
             continue
-        w = np.moveaxis(twin.tensors[op.inputs[WEIGHT_INPUTS[op.name][0]]].data, OUTPUT_CHANNEL_AXIS[op.name], 0)
-        reach = np.abs(w.reshape(len(w), -1)).max(axis=1)
-        for channel, m in enumerate(reach):
-            rows.append({"layer": naming.layer_name(twin, op), "channel": channel, "max_abs": float(m),
-                         "levels_per_channel": 255,
-                         "levels_per_tensor": int(2 * np.floor(127 * m / reach.max() + 0.5) + 1)})
+        for tensor, w in tensors.items():
+            reach = np.abs(w.reshape(len(w), -1)).max(axis=1)
+            widest = reach.max() if reach.max() > 0 else 1.0
+            for channel, m in enumerate(reach):
+                rows.append({"layer": labels[op.index], "tensor": tensor, "channel": channel, "max_abs": float(m),
+                             "levels_per_channel": 255 if m > 0 else 1,
+                             "levels_per_tensor": int(2 * np.floor(127 * m / widest + 0.5) + 1)})
     return pd.DataFrame(rows)

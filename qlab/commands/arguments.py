@@ -16,11 +16,15 @@ from pathlib import Path
 from qlab import cache, vocabulary
 
 SEED_LIMIT = 2**32  # Keras' set_random_seed and NumPy's generators take seeds below this
-LIMITS = {"epochs": 1000, "runs": 1_000_000, "rounds": 1000}  # beyond these a run would not finish today
+LIMITS = {"epochs": 1000, "runs": 1_000_000, "rounds": 1000}
+ZOO_NAMES = ("digits_cnn", "mobilenet_mini", "resnet_mini", "inception_mini", "lstm_rows", "wine_mlp")
+"""The zoo's names, as `qlab.models.ZOO` has them (a test checks they agree): kept here so that
+argument mistakes are answered without loading TensorFlow."""  # beyond these a run would not finish today
 OUTPUTS = {  # what each command writes under --out: (folders, files)
     "reproduce": (("models", "figures"), ("results.csv", "results.md", "comparison.csv")),
     "bench": ((), ("bench.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png")),
     "seeds": ((), ("seeds.csv",)),
+    "zoo": ((), ("zoo.csv", "zoo_seeds.csv", "zoo.md")),
 }
 
 
@@ -95,6 +99,20 @@ def kernels(text: str) -> str:
     return text
 
 
+def zoo_model(text: str) -> str:
+    """argparse type: a model of the zoo (`qlab.models.ZOO`).
+
+    Returns:
+        the name.
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown name (the message lists the zoo).
+    """
+    if text not in ZOO_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown model {text!r}; the zoo: {', '.join(ZOO_NAMES)}")
+    return text
+
+
 def writable(path: Path, what: str) -> None:
     """Create the folder `path` if needed and check that a file can be written in it.
 
@@ -147,7 +165,7 @@ def check(args, test_images: int, training_images: int) -> None:
     Raises:
         UsageError: naming the argument and what is valid.
     """
-    for name in ("seeds", "kernels", "threads", "batches"):
+    for name in ("seeds", "kernels", "threads", "batches", "models"):
         values = getattr(args, name, None)
         if values and len(set(values)) != len(values):
             raise UsageError(f"--{name}: each value once, got {' '.join(map(str, values))}")

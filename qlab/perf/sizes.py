@@ -12,7 +12,7 @@ import pandas as pd
 from ai_edge_litert import schema_py_generated as schema
 
 from qlab import modes, tflite_file
-from qlab.vocabulary import WEIGHT_INPUTS
+from qlab.vocabulary import LSTM_INPUTS, RECURRENT_OPS, WEIGHT_INPUTS
 
 BYTES_PER_PARAM = {"float32": 4, "float16": 2, "int8": 1}
 """Bytes per stored weight, by a mode's weight type (`qlab.modes.Mode.weights`)."""
@@ -68,9 +68,14 @@ def _constant_roles(model: tflite_file.ModelFile) -> dict[int, str]:
         return model.tensors[tensor_index]
 
     for op in model.ops:
-        if op.name not in WEIGHT_INPUTS:
+        if op.name in RECURRENT_OPS:  # an LSTM: gate and projection weights, gate and projection biases
+            places = [(p, "weights") for p in LSTM_INPUTS["weights"] + LSTM_INPUTS["projection"][:1]]
+            places += [(p, "biases") for p in LSTM_INPUTS["biases"] + LSTM_INPUTS["projection"][1:]]
+        elif op.name in WEIGHT_INPUTS:
+            places = list(zip(WEIGHT_INPUTS[op.name], ("weights", "biases")))
+        else:
             continue
-        for position, label in zip(WEIGHT_INPUTS[op.name], ("weights", "biases")):
+        for position, label in places:
             if position < len(op.inputs) and op.inputs[position] >= 0:
                 t = source(op.inputs[position])
                 if t.data is not None:

@@ -10,18 +10,20 @@ import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads
 import tf_keras as keras
 
 from qlab import cache, measure, models, quantize, tflite_file
-from qlab.vocabulary import WEIGHTED_OPS
+from qlab.vocabulary import LSTM_INPUTS, WEIGHTED_OPS
 
 PROBE = {"size": 16, "channels": 64, "kernel": 3}  # a 3x3 conv, 64->64 channels on 16x16
 """The probe layer: input height and width, channels in and out, kernel size."""
 
 
 def macs(tflite: bytes) -> pd.DataFrame:
-    """Multiply-accumulates per image of every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED op.
+    """Multiply-accumulates per image of every CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and
+    UNIDIRECTIONAL_SEQUENCE_LSTM op.
 
     Counted from the stored shapes: CONV_2D out_h·out_w·out_c·kh·kw·in_c, DEPTHWISE_CONV_2D
-    out_h·out_w·out_c·kh·kw, FULLY_CONNECTED units·depth (one input row per image).
-    TRANSPOSE_CONV is not counted.
+    out_h·out_w·out_c·kh·kw, FULLY_CONNECTED units·depth per input row (rows per image: the
+    input's elements / depth), LSTM time steps × the elements of its eight gate weight matrices
+    (and its projection). TRANSPOSE_CONV is not counted.
 
     Returns:
         DataFrame, one row per op: op (index), op_name, output (tensor name), output_shape
@@ -33,19 +35,30 @@ def macs(tflite: bytes) -> pd.DataFrame:
     model = tflite_file.read(tflite)
     rows = []
     for op in model.ops:
-        if op.name not in WEIGHTED_OPS or op.name == "TRANSPOSE_CONV":
+        if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM":  # input (batch, steps, features)
+            steps = model.tensors[op.inputs[0]].shape[1]
+            matrices = [i for i in LSTM_INPUTS["weights"] + LSTM_INPUTS["projection"][:1]
+                        if i < len(op.inputs) and op.inputs[i] >= 0]
+            n = steps * sum(int(np.prod(model.tensors[op.inputs[i]].shape)) for i in matrices)
+        elif op.name not in WEIGHTED_OPS or op.name == "TRANSPOSE_CONV":
             continue
+        else:
+            n = _weighted_macs(model, op)
         out = model.tensors[op.outputs[0]].shape
-        w = model.tensors[op.inputs[1]].shape
-        if op.name == "CONV_2D":  # out (1, H, W, Cout), filter (Cout, kh, kw, Cin)
-            n = int(np.prod(out[1:])) * int(np.prod(w[1:]))
-        elif op.name == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, Cout)
-            n = int(np.prod(out[1:])) * w[1] * w[2]
-        else:  # filter (out, in), one row per image
-            n = int(np.prod(w))
         rows.append({"op": op.index, "op_name": op.name, "output": model.tensors[op.outputs[0]].name,
                      "output_shape": out, "macs": n})
     return pd.DataFrame(rows)
+
+
+def _weighted_macs(model, op) -> int:
+    out = model.tensors[op.outputs[0]].shape
+    w = model.tensors[op.inputs[1]].shape
+    if op.name == "CONV_2D":  # out (1, H, W, Cout), filter (Cout, kh, kw, Cin)
+        return int(np.prod(out[1:])) * int(np.prod(w[1:]))
+    if op.name == "DEPTHWISE_CONV_2D":  # filter (1, kh, kw, Cout)
+        return int(np.prod(out[1:])) * w[1] * w[2]
+    rows = int(np.prod(model.tensors[op.inputs[0]].shape[1:])) // w[1]  # FULLY_CONNECTED: (out, in)
+    return rows * int(np.prod(w))
 
 
 def probe_model():

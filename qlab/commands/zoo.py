@@ -1,0 +1,113 @@
+"""`python -m qlab zoo`: every zoo model in every mode over seeds, beside the articles' ImageNet
+table. Writes OUT/zoo.csv (one row per model and mode), OUT/zoo_seeds.csv (one row per seed too)
+and OUT/zoo.md; `summary` is the terminal text, which `qlab.__main__` prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from qlab import cache, measure, tables, zoo
+
+
+@dataclass
+class Zooed:
+    """What `run` measured and wrote."""
+
+    per_seed: pd.DataFrame  # qlab.zoo.sweep
+    summary: pd.DataFrame  # qlab.zoo.table
+    published: pd.DataFrame  # qlab.zoo.beside_published
+    per_tensor: pd.DataFrame  # qlab.zoo.per_tensor_effect
+    out: Path
+    elapsed: float  # seconds
+
+
+def run(out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4), progress: bool = True) -> Zooed:
+    """Measure the zoo and write zoo.csv, zoo_seeds.csv and zoo.md under `out`.
+
+    Returns:
+        the `Zooed` tables.
+
+    Raises:
+        ValueError: an unknown model, or no seeds.
+        OSError: `out` cannot be written.
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    per_seed = zoo.sweep(names, seeds, progress=progress)
+    summary = zoo.table(per_seed)
+    result = Zooed(per_seed, summary, zoo.beside_published(summary), zoo.per_tensor_effect(summary), out,
+                   time.perf_counter() - started)
+    cache.write_atomic(out / "zoo.csv", summary.to_csv(index=False).encode())
+    cache.write_atomic(out / "zoo_seeds.csv", per_seed.to_csv(index=False).encode())
+    cache.write_atomic(out / "zoo.md", report(result).encode())
+    return result
+
+
+def per_tensor_finding(per_tensor: pd.DataFrame) -> str:
+    """One sentence on whether one weight scale per tensor hurts mobilenet_mini most, from the numbers.
+
+    Returns:
+        the sentence, with the costs it rests on.
+    """
+    costs = per_tensor.set_index("model").cost_pp.dropna()
+    if "mobilenet_mini" not in costs or len(costs) < 2:
+        return "Per-tensor weights: mobilenet_mini and another model are needed to compare."
+    others = costs.drop("mobilenet_mini")
+    mobile = costs["mobilenet_mini"]
+    verdict = ("hurts mobilenet_mini most, as the literature says of MobileNet" if mobile > others.max()
+               else "does not hurt mobilenet_mini most here, unlike what the literature says of MobileNet")
+    return (f"One weight scale per tensor {verdict}: it costs mobilenet_mini {mobile:+.2f} pp (median over "
+            f"seeds), the other models {others.min():+.2f} to {others.max():+.2f} pp.")
+
+
+def report(result: Zooed) -> str:
+    """zoo.md: the table, the published one beside it, and the per-tensor finding.
+
+    Returns:
+        the Markdown text.
+    """
+    m = measure.machine()
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    seeds = sorted(result.per_seed.seed.unique().tolist())
+    shown = result.summary.drop(columns=["note"]).assign(note=result.summary.note.str.slice(0, 120))
+    return "\n".join([
+        "# qlab zoo", "",
+        f"Measured {when} on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, tfmot "
+        f"{m['tensorflow_model_optimization']}, LiteRT {m['ai_edge_litert']}; seeds {seeds}; took "
+        f"{result.elapsed:.0f} s.", "",
+        "Accuracy on each model's test split: median over seeds [min, max]; `delta_pp` against the same "
+        "model's float32; size and latency (median single-image invoke, XNNPACK, 1 thread) as ratios to "
+        "float32 (median of per-seed ratios); `per_tensor_pct`: integer_only after training with one weight "
+        "scale per tensor.", "",
+        tables.to_markdown(shown), "",
+        "## Beside the published ImageNet table", "",
+        "The published figures (`_pub`, ImageNet top-1, from `qlab/published/tfmot-post-training-integer-"
+        "quantization.csv`) come from full-size networks; ours from miniatures on 8x8 digits. Compare the "
+        "deltas, not the accuracies.", "",
+        tables.to_markdown(result.published) if len(result.published) else "(no model of a published family)", "",
+        "## One weight scale per tensor", "",
+        tables.to_markdown(result.per_tensor), "",
+        per_tensor_finding(result.per_tensor), "",
+    ])
+
+
+def summary(result: Zooed) -> str:
+    """The terminal report: the zoo table, the published one, the per-tensor finding.
+
+    Returns:
+        multi-line text.
+    """
+    return "\n".join([
+        f"Zoo over seeds {sorted(result.per_seed.seed.unique().tolist())} ({result.elapsed:.0f} s):\n",
+        tables.to_text(result.summary.drop(columns=["note"])),
+        *(f"  {r.model} {r.training}/{r.mode}: {r.note[:160]}" for r in result.summary.itertuples() if r.note),
+        "\nBeside the published ImageNet table (compare the deltas):\n",
+        tables.to_text(result.published) if len(result.published) else "(none)",
+        "\n" + per_tensor_finding(result.per_tensor),
+        f"\nWrote {result.out / 'zoo.csv'}, {result.out / 'zoo_seeds.csv'} and {result.out / 'zoo.md'}",
+    ])

@@ -1,0 +1,187 @@
+"""The matrix: every public analysis on every zoo model (seed 0, kept small). Each cell is checked
+against an oracle (LiteRT, the QuantizationDebugger, the file's own grids, the Keras model) or is a
+clear error that names what is unsupported."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qlab import artifacts, data, debugger, models, naming, quiet, tflite_file
+from qlab.analysis import buckets, capture, converter_grids, grid, layer_errors, variants
+from qlab.intmath import float_ops
+from qlab.perf import sizes, work
+from qlab.runtime import Runtime
+from qlab.train import TrainConfig, keras_accuracy
+
+ZOO = tuple(models.ZOO)
+QUANTIZED = ("full_integer", "integer_only", "int16x8", "dynamic_range")
+N = 100  # test images per analysis: enough for every op, quick
+ACTIVATION_RTOL = 2e-6  # see tests/test_grid.py: TF's calibration interpreter and LiteRT sum in other orders
+
+
+class Zoo:
+    """One zoo model's trained Keras model, data, calibration and files (float32 twin and modes)."""
+
+    def __init__(self, name: str):
+        self.name, self.config = name, TrainConfig(model=name)
+        self.data = data.load(self.config.dataset)
+        self.calibration = data.calibration(self.data.x_train)
+        self.model = artifacts.convertible(artifacts.trained(self.config, progress=False))
+        self.twin = artifacts.twin(self.config)
+        self.files, self.refused = {}, {}
+        for mode in QUANTIZED:
+            try:
+                self.files[mode] = artifacts.quantized(self.config, mode, self.calibration, progress=False)
+            except Exception as exc:  # noqa: BLE001  (kept, and checked to be a clear refusal below)
+                self.refused[mode] = exc
+        self.x = self.data.x_test[:N]
+
+    def pair(self, mode: str) -> capture.Pair:
+        return capture.pair(self.files[mode], self.twin, self.model)
+
+
+@pytest.fixture(scope="module", params=ZOO)
+def zoo(request):
+    return Zoo(request.param)
+
+
+def test_refusals_name_what_is_unsupported(zoo):
+    for mode, exc in zoo.refused.items():
+        assert zoo.name == "lstm_rows" and mode == "int16x8", (zoo.name, mode, exc)
+        assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in str(exc) and "'lstm'" in str(exc)
+
+
+def test_float_file_on_litert_agrees_with_keras(zoo):
+    keras_acc = keras_accuracy(zoo.model, zoo.data)
+    assert abs(measure_accuracy(zoo.twin, zoo.data) - keras_acc) <= 1 / len(zoo.data.x_test)
+    assert keras_acc >= 0.95  # every zoo model passes 95 % (seed 0; the zoo command gives medians)
+    rt = Runtime(zoo.twin)
+    once, twice = rt.predict(zoo.x[:1]), rt.predict(zoo.x[:1])
+    np.testing.assert_array_equal(once, twice)  # stateful models are reset: same input, same output
+
+
+def measure_accuracy(tflite, dataset) -> float:
+    return float(np.mean(Runtime(tflite).predict(dataset.x_test).argmax(1) == dataset.y_test))
+
+
+def test_float_ops_equal_litert_float_kernels(zoo):
+    """The oracle of the local view's float copies: each op of the float32 file, computed by qlab
+    from the file's own inputs, equals what LiteRT computed."""
+    file = tflite_file.read(zoo.twin)
+    captured = capture.run(zoo.twin, zoo.x)
+    for op in naming.compute_ops(file):
+        inputs = [captured[i] if i in captured else (file.tensors[i].data if i >= 0 else None) for i in op.inputs]
+        expected = captured[op.outputs[0]]
+        got = float_ops.compute(op, inputs, file.tensors[op.outputs[0]].shape)
+        np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-5, err_msg=op.name)
+
+
+@pytest.mark.parametrize("mode", ("full_integer", "integer_only", "int16x8"))
+def test_every_predicted_grid_equals_the_file(zoo, mode):
+    if mode not in zoo.files:
+        pytest.skip(f"{zoo.name} does not convert to {mode} (checked in test_refusals)")
+    pair = zoo.pair(mode)
+    predicted = converter_grids.converter_grids(pair, zoo.calibration)
+    quantized = [t for t in pair.deployed.tensors if t.quantized]
+    assert sorted(predicted) == sorted(t.index for t in quantized)
+    for t in quantized:
+        ours, theirs = predicted[t.index], grid.of_tensor(t)
+        np.testing.assert_allclose(ours.scale, theirs.scale, rtol=ACTIVATION_RTOL, err_msg=t.name)
+        np.testing.assert_array_equal(ours.zero_point, theirs.zero_point, err_msg=t.name)
+
+
+def test_both_views_give_a_row_for_every_op(zoo):
+    for mode in ("full_integer", "int16x8", "dynamic_range"):
+        if mode not in zoo.files:
+            continue
+        if not any(t.quantized for t in tflite_file.read(zoo.files[mode]).tensors):
+            with pytest.raises(ValueError, match="nothing quantized"):
+                layer_errors.layer_errors(zoo.files[mode], zoo.twin, zoo.x, keras_model=zoo.model)
+            continue
+        table = layer_errors.layer_errors(zoo.files[mode], zoo.twin, zoo.x, keras_model=zoo.model)
+        labels = capture.pair(zoo.files[mode], zoo.twin, zoo.model).names
+        for view in layer_errors.VIEWS:
+            rows = table[table.view == view]
+            assert list(rows.layer) == labels, (mode, view)
+            computed = rows[rows.note == ""]
+            assert computed.mean_squared_error.notna().all()
+            assert (rows[rows.note != ""].note.str.startswith("not computed, because")).all()
+        assert len(table[table.view == "local"].query("note == ''")) == len(labels), (mode, "every op computed")
+
+
+def test_local_view_agrees_with_the_debugger(zoo):
+    if zoo.name == "lstm_rows":
+        pytest.skip("the QuantizationDebugger's float copy of a stateful LSTM op is not comparable (design notes)")
+    ours = layer_errors.layer_errors(zoo.files["full_integer"], zoo.twin, zoo.x, views="local", keras_model=zoo.model)
+    with quiet.stderr():
+        theirs = layer_errors.debugger(zoo.model, zoo.calibration, zoo.x)
+    assert list(ours.layer) == list(theirs.layer)
+    a, b = ours.mean_squared_error.to_numpy(float), theirs.mean_squared_error.to_numpy(float)
+    real = b > 1e-9 * theirs.scale.to_numpy(float) ** 2  # below that both are float noise around zero
+    np.testing.assert_allclose(a[real], b[real], rtol=1e-4)
+
+
+def test_weights_and_activations_on_their_grids(zoo):
+    pair = zoo.pair("full_integer")
+    table = buckets.weight_table(pair)
+    stored = [t for t in pair.deployed.tensors if t.data is not None and t.quantized and t.type == "INT8"]
+    assert len(table) == len(stored)  # every int8 weight tensor of the file has a row
+    assert (table.clipped_fraction == 0).all()  # a symmetric grid fitted to max |w| clips nothing
+    activations = buckets.activation_table(pair, zoo.x)
+    assert len(activations) and (activations["rmse/scale"] > 0).all()
+    for name in activations.layer[:3]:
+        _, deployed, g = buckets.layer_activations(pair, name, zoo.x)
+        np.testing.assert_allclose(g.round_trip(deployed), deployed, atol=1e-5 * g.scale[0])  # on the levels
+
+
+def test_before_after_for_relu_layers_or_a_clear_refusal(zoo):
+    relus = buckets.relu_layers(zoo.model)
+    if not relus:
+        with pytest.raises(ValueError, match="no layer ending in a ReLU"):
+            buckets.before_after(zoo.model, zoo.calibration[:20])
+        return
+    table = buckets.before_after(zoo.model, zoo.calibration[:20])
+    assert list(table.layer) == relus and (table.usable_after >= table.usable_before).all()
+
+
+def test_variants_and_channel_ranges(zoo):
+    ranges = variants.channel_ranges(zoo.twin, zoo.model)
+    weights = buckets.weight_table(zoo.pair("full_integer"))
+    assert set(zip(ranges.layer, ranges.tensor)) == set(zip(weights.layer, weights.tensor))
+    last = capture.pair(zoo.files["full_integer"], zoo.twin, zoo.model).layers[-1].keras
+    sweep = variants.keep_float_sweep(zoo.model, zoo.calibration, zoo.x, zoo.data.y_test[:N], choices=[(), last])
+    assert list(sweep.keep_float) == ["(none)", last] and sweep.accuracy.between(0, 1).all()
+    kept = tflite_file.read(debugger.quantize_keeping_float(zoo.model, zoo.calibration, last))
+    owners = naming.layer_names(kept, zoo.model)
+    for index, name in owners.items():  # the file computes that layer in float, and only that layer
+        assert kept.tensors[kept.ops[index].outputs[0]].type.startswith("FLOAT") == (name == last), name
+    schemes, per_layer = variants.per_channel_vs_per_tensor(zoo.model, zoo.calibration, zoo.x, zoo.data.y_test[:N])
+    assert list(schemes.weights) == ["per-channel", "per-tensor"]
+    assert list(per_layer.index) == zoo.pair("full_integer").names
+
+
+def test_sizes_and_work_count_every_weight(zoo):
+    tflite = zoo.files["full_integer"]
+    parts = sizes.breakdown(tflite)
+    assert sum(parts.values()) == len(tflite)
+    file = tflite_file.read(tflite)
+    int8_weights = sum(t.data.size for t in file.tensors if t.data is not None and t.type == "INT8")
+    assert parts.get("weights_int8", 0) >= int8_weights  # every int8 weight byte (plus 4-byte length prefixes)
+    assert parts.get("other_constants", 0) < 200  # nothing of weight left uncounted
+    macs = work.macs(tflite)
+    weighted = [op for op in file.ops if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+                                                     "UNIDIRECTIONAL_SEQUENCE_LSTM")]
+    assert len(macs) == len(weighted) and (macs.macs > 0).all()
+
+
+def test_qat_or_a_clear_refusal(zoo):
+    config = TrainConfig(training="qat", model=zoo.name)
+    if zoo.name == "lstm_rows":
+        with pytest.raises(ValueError, match=r"cannot wrap 'lstm' \(LSTM\)"):
+            artifacts.trained(config, progress=False)
+        return
+    qat_model = artifacts.trained(config, progress=False)
+    tflite = artifacts.quantized(config, "integer_only", progress=False)
+    gap = layer_errors.qat_vs_deployed(qat_model, tflite, zoo.x)
+    assert len(gap) and (gap.lsb_off < 0.25).all()
+    assert isinstance(pd.DataFrame(gap), pd.DataFrame)
