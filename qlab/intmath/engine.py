@@ -4,16 +4,20 @@
 `kernels` picks whose rules to follow, with the names `qlab.runtime.Runtime` uses:
 
 - "builtin": LiteRT's builtin kernels on x86-64. Conv and fully connected requantize with a
-  31-bit multiplier and a shift in ruy (ties rounded up); softmax reads a float32 exp table.
+  31-bit multiplier and a shift in ruy (ties rounded up); softmax reads a float32 exp table;
+  depthwise conv, ADD and the spatial MEAN run NEON loops (through NEON_2_SSE) whose vector
+  lanes and scalar tails round differently (`simd`).
 - "reference": TFLite's reference kernels. gemmlowp's fixed point (ties away from zero), except
   int8 fully connected, which rescales in double; softmax is integer-only fixed point.
 - "xnnpack": the XNNPACK delegate. Accumulators are scaled by a float32 scale and rounded half to
-  even; int8 softmax is not delegated, so it follows "builtin".
+  even; int8 softmax is not delegated, so it follows "builtin". The engine has no XNNPACK rules
+  for depthwise conv, ADD, pooling, CONCATENATION and MEAN (`prepare.KERNEL_RULES`).
 
 `run_float_shortcut` computes the same model as dequantize → float math → quantize, and
-`qlab.intmath.compare.run_litert` reads every tensor LiteRT computed, so that `compare` can set
-them side by side. Models are read and checked by `qlab.intmath.prepare`; the arithmetic is in
-`fixedpoint` (rescaling rules) and `integer_ops` (accumulation, softmax).
+`qlab.intmath.litert.run_litert` reads every tensor LiteRT computed, so that `compare` can set
+them side by side. Models are read and checked by `qlab.intmath.prepare`; the ops without
+weights run in `ops`; the arithmetic is in `fixedpoint` (rescaling rules), `integer_ops`
+(accumulation, softmax), `elementwise` (ADD), `pooling` (pooling, MEAN) and `simd`.
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from qlab import arith, naming, tflite_file, vocabulary
-from qlab.intmath import fixedpoint, float_ops, integer_ops
-from qlab.intmath.prepare import Step, check_integer_only, prepare
-from qlab.vocabulary import WEIGHTED_OPS
+from qlab.intmath import fixedpoint, float_ops, integer_ops, ops, simd
+from qlab.intmath.prepare import Step, check_integer_only, check_kernels, prepare
 
 KERNELS = tuple(vocabulary.KERNELS)
 """Whose integer rules the engine can follow (the names of `qlab.vocabulary.KERNELS`)."""
@@ -62,7 +65,8 @@ class IntegerModel:
     Raises:
         ValueError: unknown kernels, or a file with more or fewer than one subgraph.
         TypeError: `tflite` is not bytes-like.
-        IntegerModelError: a model that is not integer-only, or an op the engine lacks.
+        IntegerModelError: a model that is not integer-only, an op the engine lacks, or an op
+            whose rules it lacks for `kernels` (`prepare.KERNEL_RULES`).
         InvalidModelError: bytes that are not a .tflite.
     """
 
@@ -76,6 +80,7 @@ class IntegerModel:
         self.output = self.model.tensors[self.model.outputs[0]]
         labels = naming.labels(self.model)
         self.steps = [prepare(self.model, op, labels.get(op.index, op.name.lower())) for op in self.model.ops]
+        check_kernels(self.steps, kernels)
 
     # -- input and output -------------------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
@@ -121,8 +126,9 @@ class IntegerModel:
     def run(self, q_input, inputs_from: dict | None = None) -> IntegerRun:
         """Every op in order with this model's integer rules.
 
-        With `inputs_from` (the tensors of another run), each op reads its input from there
-        instead of from the previous op here: the differences then belong to each op alone.
+        With `inputs_from` (the tensors of another run), each op reads its inputs (all of them,
+        for ADD and CONCATENATION) from there instead of from the ops here: the differences then
+        belong to each op alone.
 
         Args:
             q_input: the input tensor's integers (its dtype), a batch or one sample.
@@ -151,9 +157,9 @@ class IntegerModel:
 
         Raises:
             ValueError: as for `run`.
-            NotImplementedError: an op without a float version (`float_ops.float_op`).
+            NotImplementedError: an op without a float version (`float_ops.compute`).
         """
-        return self._run(q_input, inputs_from, lambda step, x: self._apply_float(step, x, dtype),
+        return self._run(q_input, inputs_from, lambda step, xs: self._apply_float(step, xs, dtype),
                          "float shortcut")
 
     def _run(self, q_input, inputs_from, apply, label) -> IntegerRun:
@@ -161,27 +167,31 @@ class IntegerModel:
         tensors = {self.input.index: q}
         for step in self.steps:
             source = tensors if inputs_from is None else inputs_from
-            tensors[step.output.index] = apply(step, source[step.op.inputs[0]])
+            activations = [source[t.index] for t in step.inputs if t is not None and t.data is None]
+            tensors[step.output.index] = apply(step, activations)
         return IntegerRun(tensors[self.output.index], tensors, label)
 
     def accumulate(self, step: Step, x: np.ndarray) -> np.ndarray:
-        """The int32 accumulators of a conv or fully connected step (before requantization).
+        """The int32 accumulators of a conv, depthwise conv or fully connected step (before
+        requantization).
 
         Σ (q - input_zero_point) · (w - weights_zero_point) + bias, computed in int32 as the
-        kernels do (`integer_ops.conv2d_accumulate`, `integer_ops.fully_connected_accumulate`).
+        kernels do (`integer_ops.conv2d_accumulate`, `integer_ops.depthwise_conv2d_accumulate`,
+        `integer_ops.fully_connected_accumulate`).
 
         Returns:
-            int64 array of the int32 values: (n, out_h, out_w, out_channels) for CONV_2D,
-            (rows, units) for FULLY_CONNECTED (rows = x.size // input depth).
+            int64 array of the int32 values: (n, out_h, out_w, out_channels) for the
+            convolutions, (rows, units) for FULLY_CONNECTED (rows = x.size // input depth).
 
         Raises:
             ValueError: a conv input whose channels do not match the weights.
             NotImplementedError: a conv padding other than SAME or VALID.
         """
         p = step.params
-        if step.op.name == "CONV_2D":
-            return integer_ops.conv2d_accumulate(x, p["input_zero_point"], p["weights"], p["bias"],
-                                                 p["stride"], p["dilation"], p["padding"])
+        conv = {"CONV_2D": integer_ops.conv2d_accumulate,
+                "DEPTHWISE_CONV_2D": integer_ops.depthwise_conv2d_accumulate}.get(step.op.name)
+        if conv is not None:
+            return conv(x, p["input_zero_point"], p["weights"], p["bias"], p["stride"], p["dilation"], p["padding"])
         return integer_ops.fully_connected_accumulate(x, p["input_zero_point"], p["weights"], p["bias"],
                                                       p["weights_zero_point"])
 
@@ -195,12 +205,18 @@ class IntegerModel:
           ruy/kernel_avx2_fma.cc, kernel_avx512.cc).
         - "reference": multiplier and shift, ties away (MultiplyByQuantizedMultiplier,
           tflite/kernels/internal/common.cc; reference_integer_ops::ConvPerChannel in
-          reference/integer_ops/conv.h); int8 FULLY_CONNECTED instead multiplies by the real
+          reference/integer_ops/conv.h, reference_integer_ops::DepthwiseConvPerChannel in
+          depthwise_conv.h). int8 FULLY_CONNECTED instead multiplies by the real
           multiplier in double and rounds half away (the reference_integer_ops::FullyConnected
           and FullyConnectedPerChannel overloads that take the float scales, called from
           tflite/kernels/fully_connected.cc).
         - "xnnpack": float32 scale, ties to even (XNNPACK src/operators/convolution-nhwc.c,
           fully-connected-nc.c; `fixedpoint.requantize_fp32`).
+        - "builtin" DEPTHWISE_CONV_2D: not ruy. optimized_integer_ops::depthwise_conv::
+          DepthwiseConvGeneral (optimized/integer_ops/depthwise_conv.h) ends in
+          optimized_ops::Quantize (optimized/optimized_ops.h): its NEON loop (run on x86-64
+          through NEON_2_SSE) rescales 8 channels at a time with ties up, its scalar tail
+          the last out_channels % 8 channels with ties away (`simd`).
 
         Returns:
             array of the output tensor's dtype (int8 or uint8) and the shape of `acc`, each
@@ -209,6 +225,9 @@ class IntegerModel:
         p = step.params
         if self.kernels == "xnnpack":
             scaled = fixedpoint.requantize_fp32(acc, p["fp32_scale"])
+        elif self.kernels == "builtin" and step.op.name == "DEPTHWISE_CONV_2D":
+            vector = simd.vector_part(acc.shape[-1], simd.LANES["DEPTHWISE_CONV_2D"])
+            scaled = simd.multiply_by_quantized_multiplier_simd(acc, p["multiplier"], p["shift"], vector)
         elif self.kernels == "reference" and step.op.name == "FULLY_CONNECTED":
             # reference_integer_ops::FullyConnected(PerChannel) rescales in double, rounds half away
             scaled = arith.round_half_away(acc * p["real_multiplier"]).astype(np.int64)
@@ -217,36 +236,23 @@ class IntegerModel:
             scaled = fixedpoint.multiply_by_quantized_multiplier(acc, p["multiplier"], p["shift"], ties)
         return np.clip(scaled + p["output_zero_point"], p["act_min"], p["act_max"]).astype(step.output.dtype)
 
-    def _apply(self, step: Step, x: np.ndarray) -> np.ndarray:
-        name, p = step.op.name, step.params
-        if name == "CONV_2D":
+    def _apply(self, step: Step, inputs: list) -> np.ndarray:
+        name, p, x = step.op.name, step.params, inputs[0]
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             return self.requantize(step, self.accumulate(step, x))
         if name == "FULLY_CONNECTED":  # (batch, units), or the input's leading axes with keepNumDims
             return self.requantize(step, self.accumulate(step, x)).reshape(len(x), *step.output.shape[1:])
-        if name == "RESHAPE":
-            return _reshape(x, step.output)
-        if name == "SOFTMAX":
-            if self.kernels == "reference":
-                return integer_ops.softmax_fixed_point(x, p["input_scale"], p["beta"], step.output.dtype)
-            return integer_ops.softmax_lut(x, p["input_scale"], p["beta"], p["output_scale"],
-                                   p["output_zero_point"], step.output.dtype)
-        # QUANTIZE between int8 and uint8: MultiplyByQuantizedMultiplier (common.cc) in every kernel
-        scaled = fixedpoint.multiply_by_quantized_multiplier(x.astype(np.int64) - p["input_zero_point"],
-                                                      p["multiplier"], p["shift"], "away")
-        return np.clip(scaled + p["output_zero_point"], *arith.integer_range(step.output.dtype)).astype(
-            step.output.dtype)
+        return ops.apply(step, inputs, self.kernels)
 
-    def _apply_float(self, step: Step, x: np.ndarray, dtype) -> np.ndarray:
+    def _apply_float(self, step: Step, activations: list, dtype) -> np.ndarray:
         if step.op.name == "RESHAPE":
-            return _reshape(x, step.output)
-        real = step.inputs[0].dequantize(x, dtype)
-        weights = bias = None
-        if step.op.name in WEIGHTED_OPS:
-            w, b = step.inputs[1], step.inputs[2]
-            weights = w.dequantize(w.data, dtype)
-            bias = None if b is None else b.dequantize(b.data, dtype)
-        real = float_ops.float_op(step.op, real, weights, bias, step.output.shape)
-        return step.output.quantize(real)
+            return ops.reshape(activations[0], step.output)
+        given = iter(activations)  # every input real (constants too), in the op's order
+        inputs = [None if t is None else _real(t, next(given) if t.data is None else t.data, dtype)
+                  for t in step.inputs]
+        if step.op.name == "QUANTIZE":  # between two grids: the real values stay as they are
+            return step.output.quantize(inputs[0])
+        return step.output.quantize(float_ops.compute(step.op, inputs, step.output.shape))
 
 
 def run_integer(tflite: bytes, q_input, kernels: str = "builtin",
@@ -266,7 +272,8 @@ def run_integer(tflite: bytes, q_input, kernels: str = "builtin",
 
     Raises:
         ValueError: unknown kernels, or an input of another dtype or shape, or an empty batch.
-        IntegerModelError: a model that is not integer-only, or an op the engine lacks.
+        IntegerModelError: a model that is not integer-only, an op the engine lacks, or an op
+            whose rules it lacks for `kernels`.
         InvalidModelError: bytes that are not a .tflite.
     """
     return IntegerModel(tflite, kernels).run(q_input, inputs_from)
@@ -288,6 +295,6 @@ def run_float_shortcut(tflite: bytes, q_input, inputs_from: dict | None = None,
     return IntegerModel(tflite).run_float_shortcut(q_input, inputs_from, dtype)
 
 
-def _reshape(x: np.ndarray, out: tflite_file.Tensor) -> np.ndarray:
-    """RESHAPE copies the integers as they are; the stored shape's batch becomes the run's."""
-    return x.reshape(len(x), *out.shape[1:])
+def _real(tensor: tflite_file.Tensor, values: np.ndarray, dtype):
+    """A quantized tensor's real values in `dtype`; an unquantized one (axes, shapes) as it is."""
+    return tensor.dequantize(values, dtype) if tensor.quantized else values

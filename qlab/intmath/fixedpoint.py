@@ -67,7 +67,9 @@ def rounding_doubling_high_mul(a, b, ties: str = "away") -> np.ndarray:
     ties="away": gemmlowp's SaturatingRoundingDoublingHighMul (fixedpoint/fixedpoint.h), used by
     TFLite's reference kernels. ties="up": ruy's x86 kernels (ruy/kernel_avx2_fma.cc,
     kernel_avx512.cc add 2^30 and shift right by 31), used by LiteRT's builtin kernels on x86.
-    Only "away" saturates INT32_MIN × INT32_MIN to INT32_MAX, as gemmlowp does.
+    Only "away" saturates INT32_MIN × INT32_MIN to INT32_MAX, as gemmlowp does. Despite the
+    name, gemmlowp's nudge (1 − 2^30 for a negative product, then C's truncating division) also
+    sends an exact half up, so the two agree elsewhere; `rounding_divide_by_pot` is where they part.
 
     Args:
         a, b: int32 values (any integer arrays that broadcast), e.g. a value and a multiplier.

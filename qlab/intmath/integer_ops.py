@@ -1,5 +1,6 @@
-"""The integer kernels of an int8 .tflite in NumPy: accumulation (convolution, fully connected)
-and softmax (the builtin kernels' float table and the reference kernels' fixed point).
+"""The integer kernels of an int8 .tflite in NumPy: accumulation (convolution, depthwise
+convolution, fully connected) and softmax (the builtin kernels' float table and the reference
+kernels' fixed point).
 
 Every function works on whole batches, int64 arrays throughout. Each names the LiteRT source
 it follows; none of their code is copied. The rescaling rules are in `fixedpoint`.
@@ -113,6 +114,47 @@ def conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=(1, 1), di
     if bias is not None:
         acc += np.asarray(bias, np.int32)
     return acc.reshape(*shape, len(w)).astype(np.int64)
+
+
+def depthwise_conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1),
+                                padding: str = "VALID") -> np.ndarray:
+    """int32 accumulators of a depthwise convolution: each input channel convolved on its own.
+
+    Output channel ic·m + k (m = depth multiplier = out_channels / in_channels) sums
+    (q − input_zero_point) · w over its window of input channel ic, then adds its bias; padded
+    positions contribute nothing. Follows reference_integer_ops::DepthwiseConvPerChannel
+    (tflite/kernels/internal/reference/integer_ops/depthwise_conv.h) and, on x86-64, the
+    builtin kernel's generic path (optimized_integer_ops::depthwise_conv::DepthwiseConvGeneral,
+    tflite/kernels/internal/optimized/integer_ops/depthwise_conv.h: bias first, then the
+    rows), which give the same int32 sums; the depth multiplier comes from the shapes, as
+    ComputeDepthMultiplier in tflite/kernels/depthwise_conv.cc.
+
+    Args:
+        q: (n, h, w, in_channels) int8.
+        weights: (1, kh, kw, out_channels) int8, zero point 0.
+        bias: (out_channels,) int32, or None.
+        stride, dilation: (height, width) pairs.
+        padding: "SAME" or "VALID".
+
+    Returns:
+        int64 array of shape (n, out_h, out_w, out_channels), int32 values.
+
+    Raises:
+        ValueError: out_channels not a multiple of the input's channels.
+        NotImplementedError: a padding other than SAME or VALID.
+    """
+    w = np.asarray(weights, np.int32)
+    x = np.asarray(q, np.int32) - np.int32(input_zero_point)
+    channels = w.shape[3]
+    if channels % x.shape[3]:
+        raise ValueError(f"depthwise weights have {channels} channels, not a multiple of the "
+                         f"input's {x.shape[3]}")
+    x = np.repeat(x, channels // x.shape[3], axis=3)  # output channel ic·m + k reads input channel ic
+    patches = windows(x, w.shape[1:3], stride, dilation, padding)
+    acc = np.einsum("nhwkc,kc->nhwc", patches, w.reshape(-1, channels))
+    if bias is not None:
+        acc += np.asarray(bias, np.int32)
+    return acc.astype(np.int64)
 
 
 def fully_connected_accumulate(q, input_zero_point: int, weights, bias, weights_zero_point: int = 0):

@@ -9,11 +9,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qlab import naming, tflite_file
-from qlab.intmath import fixedpoint
-from qlab.vocabulary import WEIGHTED_OPS
+from qlab.intmath import elementwise, fixedpoint, pooling
+from qlab.vocabulary import OUTPUT_CHANNEL_AXIS, WEIGHTED_OPS
 
-IMPLEMENTED = ("CONV_2D", "FULLY_CONNECTED", "QUANTIZE", "RESHAPE", "SOFTMAX")
+IMPLEMENTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
+               "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESHAPE", "SOFTMAX")
 """The ops the engine runs."""
+KERNEL_RULES = {name: ("builtin", "reference") for name in
+                ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN")}
+"""Ops whose rules the engine has for some kernels only: op -> those kernels. The other ops of
+`IMPLEMENTED` follow all three ("builtin", "reference", "xnnpack")."""
 INTEGER_TYPES = ("INT8", "UINT8")
 """The tensor types the engine runs."""
 
@@ -31,13 +36,19 @@ class Step:
         layer: a short name for tables (conv1, dense, softmax, ...).
         inputs: a `qlab.tflite_file.Tensor` per input (None for an absent optional one).
         output: its output tensor.
-        params: what `prepare` computed; for CONV_2D and FULLY_CONNECTED: input_zero_point,
-            output_zero_point, weights (int8), bias (int32 or None), per_channel,
-            real_multiplier (float64, per output channel), multiplier and shift (int64, per
-            output channel), fp32_scale (float32, XNNPACK's), act_min and act_max; CONV_2D adds
-            stride, dilation, padding; FULLY_CONNECTED adds weights_zero_point. SOFTMAX:
-            input_scale, beta, output_scale, output_zero_point. QUANTIZE: input_zero_point,
-            output_zero_point, multiplier, shift. RESHAPE: nothing.
+        params: what `prepare` computed; for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED:
+            input_zero_point, output_zero_point, weights (int8), bias (int32 or None),
+            per_channel, real_multiplier (float64, per output channel), multiplier and shift
+            (int64, per output channel), fp32_scale (float32, XNNPACK's), act_min and act_max;
+            the convolutions add stride, dilation, padding; FULLY_CONNECTED adds
+            weights_zero_point. SOFTMAX: input_scale, beta, output_scale, output_zero_point.
+            QUANTIZE: input_zero_point, output_zero_point, multiplier, shift. ADD: zero_points,
+            rescale (three (multiplier, shift) pairs), output_zero_point, act_min, act_max.
+            CONCATENATION: axis. MAX_POOL_2D, AVERAGE_POOL_2D: kernel, stride, padding,
+            act_min, act_max. MEAN: axes, keep_dims, input_zero_point, output_zero_point,
+            multiplier and shift (the reference rule), spatial (whether the builtin kernels
+            take their 4-D spatial path) and spatial_rescale (its multiplier, shift, bias).
+            RESHAPE: nothing.
     """
 
     op: tflite_file.Op
@@ -75,6 +86,21 @@ def check_integer_only(model: tflite_file.ModelFile) -> None:
             "on LiteRT only (qlab.runtime.Runtime), or build it from layers that convert to these ops.")
 
 
+def check_kernels(steps: list, kernels: str) -> None:
+    """Refuse ops whose rules the engine lacks for `kernels` (see `KERNEL_RULES`), saying which.
+
+    Raises:
+        IntegerModelError: an op that follows other kernels only, named with the kernels it follows.
+    """
+    for step in steps:
+        follows = KERNEL_RULES.get(step.op.name)
+        if follows is not None and kernels not in follows:
+            raise IntegerModelError(
+                f"{step.op.name} (op {step.op.index}, {step.layer}) follows the {' and '.join(follows)} "
+                f"kernels' rules only in qlab.intmath, not {kernels!r}; run this model with kernels="
+                f"{follows[0]!r}, or on LiteRT (qlab.runtime.Runtime) for {kernels!r}")
+
+
 def _kind(model: tflite_file.ModelFile) -> str:
     constants = {t.type for t in model.tensors if t.data is not None and t.type != "INT32"}
     names = {op.name for op in model.ops}
@@ -92,16 +118,17 @@ def _kind(model: tflite_file.ModelFile) -> str:
 def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None = None) -> Step:
     """The parameters each kernel computes in its Prepare, before any input arrives.
 
-    For conv and fully connected ops: the real multiplier S_in·S_w/S_out per output channel
-    (float64, as PopulateConvolutionQuantizationParams in tflite/kernels/kernel_util.cc), its
-    31-bit multiplier and shift (`fixedpoint.quantize_multiplier`; per-tensor fully connected
-    takes S_in·S_w in float32 first, as GetQuantizedConvolutionMultipler in kernel_util.cc),
-    XNNPACK's float32 scale (S_in·S_w/S_out in float32, src/operators/convolution-nhwc.c,
-    fully-connected-nc.c), the fused activation's clamp range (CalculateActivationRangeQuantized,
-    kernel_util.cc), zero points, weights and bias. For SOFTMAX: input scale, beta and the
-    output grid (int8, 1/256 and -128, as SoftmaxPrepare in tflite/kernels/activations.cc). For
-    QUANTIZE: the multiplier and shift between the two grids (input scale / output scale in
-    double, as Prepare in tflite/kernels/quantize.cc).
+    For conv, depthwise conv and fully connected ops: the real multiplier S_in·S_w/S_out per
+    output channel (float64, as PopulateConvolutionQuantizationParams in tflite/kernels/
+    kernel_util.cc), its 31-bit multiplier and shift (`fixedpoint.quantize_multiplier`;
+    per-tensor fully connected takes S_in·S_w in float32 first, as GetQuantizedConvolutionMultipler
+    in kernel_util.cc), XNNPACK's float32 scale (S_in·S_w/S_out in float32, src/operators/
+    convolution-nhwc.c, fully-connected-nc.c), the fused activation's clamp range
+    (CalculateActivationRangeQuantized, kernel_util.cc), zero points, weights and bias. For
+    SOFTMAX: input scale, beta and the output grid (int8, 1/256 and -128, as SoftmaxPrepare in
+    tflite/kernels/activations.cc). For QUANTIZE: the multiplier and shift between the two grids
+    (input scale / output scale in double, as Prepare in tflite/kernels/quantize.cc). For ADD,
+    pooling, CONCATENATION and MEAN: see `_prepare_int8_op`.
 
     Returns:
         the `Step`, its `params` filled (keys listed on `Step`).
@@ -111,7 +138,7 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None 
             a float or unquantized input, conv or fully connected without int8 input and
             weights and an int32 bias, int8 conv weights with a non-zero zero_point, shuffled
             fully connected weights, a SOFTMAX whose output grid is not scale 1/256 and
-            zero_point -128.
+            zero_point -128, and the cases `_prepare_int8_op` refuses.
         NotImplementedError: a fused activation other than NONE, RELU, RELU6, RELU_N1_TO_1.
     """
     inputs = [model.tensors[i] if i >= 0 else None for i in op.inputs]
@@ -130,7 +157,7 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None 
             raise IntegerModelError(f"{op.name} (op {op.index}) must have int8 input and weights and an "
                                     f"int32 bias; it has {x.type}, {w.type}, {b.type if b else 'no bias'}")
         per_channel = w.per_axis
-        channels = w.shape[0]
+        channels = w.shape[OUTPUT_CHANNEL_AXIS[op.name]]
         w_scale = np.broadcast_to(w.scale.astype(np.float64), (channels,))
         real = s_in * w_scale / s_out  # PopulateConvolutionQuantizationParams: double throughout
         if op.name == "FULLY_CONNECTED" and not per_channel:
@@ -143,10 +170,10 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None 
                  bias=None if b is None else b.data, per_channel=per_channel, real_multiplier=real,
                  multiplier=multiplier, shift=shift, act_min=act_min, act_max=act_max,
                  fp32_scale=np.float32(x.scale[0]) * w.scale.astype(np.float32) / np.float32(out.scale[0]))
-        if op.name == "CONV_2D":
+        if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             if np.any(w.zero_point != 0):
                 raise IntegerModelError(
-                    f"CONV_2D (op {op.index}) has int8 weights with a non-zero zero point")
+                    f"{op.name} (op {op.index}) has int8 weights with a non-zero zero point")
             p.update(stride=(op.option("strideH"), op.option("strideW")),
                      dilation=(op.option("dilationHFactor"), op.option("dilationWFactor")),
                      padding=tflite_file.PADDINGS[op.option("padding")])
@@ -163,4 +190,76 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None 
     elif op.name == "QUANTIZE":
         multiplier, shift = fixedpoint.quantize_multiplier(s_in / s_out)
         p.update(input_zero_point=zp_in, output_zero_point=zp_out, multiplier=multiplier, shift=shift)
+    elif op.name in KERNEL_RULES:
+        _prepare_int8_op(step)
     return step
+
+
+def _prepare_int8_op(step: Step) -> None:
+    """ADD, CONCATENATION, MAX_POOL_2D, AVERAGE_POOL_2D and MEAN: int8 only (their uint8 kernels
+    differ), activation inputs only, the batch axis left alone.
+
+    ADD: Prepare in tflite/kernels/add.cc (`elementwise.add_rescale`); no broadcasting.
+    CONCATENATION: Prepare in tflite/kernels/concatenation.cc, which requires every int8 input on
+    the output's grid (the requantizing ConcatenationWithScaling is uint8's) and no activation.
+    Pooling: GenericPrepare in tflite/kernels/pooling.cc (input and output on one grid).
+    MEAN: PrepareMeanOrSum and EvalMean in tflite/kernels/reduce.cc (`pooling.mean_rescale`,
+    `pooling.mean_spatial_rescale`).
+
+    Raises:
+        IntegerModelError: naming the op and what it cannot do: a non-int8 tensor, a constant
+            input, ADD with broadcasting or scales outside its multiplier's range, inputs on
+            other grids than the output (CONCATENATION, pooling), a fused activation on a
+            CONCATENATION, a MEAN over the batch axis or with computed axes.
+    """
+    op, out, p = step.op, step.output, step.params
+    name = f"{op.name} (op {op.index})"
+    n_data = 1 if op.name == "MEAN" else len(op.inputs)  # MEAN's second input is its axes
+    data, constants = step.inputs[:n_data], step.inputs[n_data:]
+    if any(t.type != "INT8" for t in data + [out]):
+        raise IntegerModelError(f"{name} runs int8 tensors only in qlab.intmath (the uint8 kernels follow "
+                                f"other rules); it has {', '.join(t.type for t in data)} -> {out.type}")
+    if any(t.data is not None for t in data) or any(t is None or t.data is None for t in constants):
+        raise IntegerModelError(f"{name}: inputs that are constants (or axes that are computed) are not "
+                                "implemented by qlab.intmath")
+    zp_out = int(out.zero_point[0])
+    if op.name in ("ADD", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        p["act_min"], p["act_max"] = fixedpoint.activation_range(op.activation, out.scale[0], zp_out, out.dtype)
+    if op.name == "ADD":
+        if data[0].shape != data[1].shape:
+            raise IntegerModelError(f"{name} broadcasts {data[0].shape} with {data[1].shape}; "
+                                    "qlab.intmath adds inputs of one shape only")
+        try:
+            p["rescale"] = elementwise.add_rescale(data[0].scale[0], data[1].scale[0], out.scale[0])
+        except ValueError as exc:
+            raise IntegerModelError(f"{name}: {exc}") from exc
+        p.update(zero_points=tuple(int(t.zero_point[0]) for t in data), output_zero_point=zp_out)
+    elif op.name == "CONCATENATION":
+        axis = int(op.option("axis")) % len(out.shape)
+        if axis == 0 or op.activation != "NONE":
+            raise IntegerModelError(f"{name} along axis {axis} with activation {op.activation}: qlab.intmath "
+                                    "concatenates along a sample axis, without activation (as LiteRT)")
+        if any(t.scale[0] != out.scale[0] or t.zero_point[0] != zp_out for t in data):
+            raise IntegerModelError(f"{name} has inputs on other grids than its output: requantizing int8 "
+                                    "concatenation is refused by LiteRT (concatenation.cc) and by qlab.intmath")
+        p["axis"] = axis
+    elif op.name == "MEAN":
+        x = data[0]
+        axes = tuple(dict.fromkeys(int(a) % len(x.shape) for a in np.ravel(constants[0].data)))
+        if 0 in axes:
+            raise IntegerModelError(f"{name} averages over the batch axis; qlab.intmath averages within samples")
+        keep_dims = bool(op.option("keepDims", False))
+        count = int(np.prod([x.shape[a] for a in axes]))
+        multiplier, shift = pooling.mean_rescale(x.scale[0], out.scale[0], count)
+        p.update(axes=axes, keep_dims=keep_dims, input_zero_point=int(x.zero_point[0]), output_zero_point=zp_out,
+                 multiplier=multiplier, shift=shift, spatial=keep_dims and len(x.shape) == 4 and set(axes) == {1, 2},
+                 spatial_rescale=pooling.mean_spatial_rescale(x.scale[0], int(x.zero_point[0]), out.scale[0],
+                                                              zp_out, count))
+    else:  # pooling
+        x = data[0]
+        if abs(float(x.scale[0]) - float(out.scale[0])) > 1e-6 or x.zero_point[0] != zp_out:
+            raise IntegerModelError(f"{name} has its input and output on different grids; the pooling kernels "
+                                    "assume one grid (GenericPrepare in tflite/kernels/pooling.cc)")
+        p.update(kernel=(op.option("filterHeight"), op.option("filterWidth")),
+                 stride=(op.option("strideH"), op.option("strideW")),
+                 padding=tflite_file.PADDINGS[op.option("padding")])

@@ -1,0 +1,152 @@
+"""Bring your own model: the smallest inputs that used to fail, mislabel or mislead, each now
+handled (checked against an oracle) or refused with a message that names the layer and the fix."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from qlab import artifacts, converter, data, models, naming, plots, quantize, tflite_file, train
+from qlab.analysis import buckets, capture, converter_grids, grid, layer_errors, variants
+from qlab.perf import sizes, work
+from qlab.runtime import Runtime
+
+L = keras.layers
+
+
+def build(*layers, shape=(8, 8, 1), batch_size=None, name="mine"):
+    with models.fresh_names():
+        inputs = keras.Input(shape, batch_size=batch_size)
+        x = inputs
+        for layer in layers:
+            x = layer(x)
+        return keras.Model(inputs, x, name=name)
+
+
+def trained(model, digits, epochs=2):
+    return artifacts.trained_model(model, digits, epochs=epochs, use_cache=False, progress=False)
+
+
+def local_rows(model, digits, calibration, mode="full_integer"):
+    twin = quantize.quantize(model, "float32")
+    table = layer_errors.layer_errors(quantize.quantize(model, mode, calibration), twin, digits.x_test[:50],
+                                      keras_model=model)
+    return table[table.view == "local"]
+
+
+def test_max_pooling_and_friends_get_a_row_each(digits, calibration):
+    model = trained(build(L.Conv2D(4, 3), L.MaxPooling2D(), L.Flatten(), L.Dense(10, activation="softmax")), digits)
+    rows = local_rows(model, digits, calibration)
+    assert list(rows.op) == ["CONV_2D", "MAX_POOL_2D", "RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
+    assert (rows.note == "").all() and rows.mean_squared_error.notna().all()
+
+
+def test_a_separate_relu_does_not_take_the_convs_name(digits, calibration):
+    model = trained(build(L.Conv2D(4, 3, name="conv2d"), L.ReLU(name="re_lu"), L.Flatten(),
+                          L.Dense(10, activation="softmax")), digits)
+    assert local_rows(model, digits, calibration).layer.iloc[0] == "conv2d"
+    kept = tflite_file.read(quantize.quantize(model, "full_integer", calibration, keep_float=("conv2d",)))
+    assert kept.tensors[naming.compute_ops(kept)[0].outputs[0]].type == "FLOAT32"
+    pair = capture.pair(quantize.quantize(model, "full_integer", calibration), quantize.quantize(model, "float32"), model)
+    assert list(buckets.weight_table(pair).layer) == ["conv2d", model.layers[-1].name]
+
+
+def test_a_logits_output_keeps_its_name_and_its_loss(digits, calibration):
+    model = build(L.Conv2D(8, 3, activation="relu"), L.Flatten(), L.Dense(10, name="logits"))
+    assert train.loss_for(model).get_config()["from_logits"] is True
+    model = trained(model, digits, epochs=3)
+    assert local_rows(model, digits, calibration).layer.iloc[-1] == "logits"
+    qat_model = train.quantize_aware(model)
+    train.compile_model(qat_model, 3e-4, train.loss_for(model))
+    assert qat_model.loss.get_config()["from_logits"] is True
+    train.fit(qat_model, digits, 1, 32, "qat", show=False)
+    assert train.keras_accuracy(qat_model, digits) > 0.9
+
+
+def test_concatenation_shares_one_scale_and_depthwise_weights_are_per_channel_on_axis_3(digits, calibration):
+    inputs = keras.Input((8, 8, 1))
+    a, b = L.Conv2D(4, 3, padding="same")(inputs), L.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = L.DepthwiseConv2D(3)(L.Concatenate()([a, b]))
+    model = trained(keras.Model(inputs, L.Dense(10)(L.Flatten()(x))), digits)
+    tflite, twin = quantize.quantize(model, "full_integer", calibration), quantize.quantize(model, "float32")
+    pair = capture.pair(tflite, twin, model)
+    predicted = converter_grids.converter_grids(pair, calibration)
+    for t in pair.deployed.tensors:
+        if t.quantized:
+            np.testing.assert_allclose(predicted[t.index].scale, grid.of_tensor(t).scale, rtol=2e-6, err_msg=t.name)
+    depthwise = [l for l in pair.layers if l.op == "DEPTHWISE_CONV_2D"][0]
+    w = pair.deployed.tensors[depthwise.deployed.inputs[1]]
+    assert w.per_axis and w.quantized_dimension == 3
+    assert depthwise.name in set(buckets.weight_table(pair).layer)
+    assert depthwise.name in set(variants.channel_ranges(twin, model).layer)
+
+
+def test_a_fixed_batch_lstm_runs_sample_by_sample_from_its_initial_state(digits):
+    rows = data.load("digits_rows")
+    model = build(L.LSTM(8), L.Dense(10), shape=(8, 8), batch_size=1)
+    tflite = quantize.quantize(model, "float32")
+    rt = Runtime(tflite)
+    two = rt.predict(rows.x_test[:2])
+    np.testing.assert_array_equal(two[:1], rt.predict(rows.x_test[:1]))
+    np.testing.assert_array_equal(rt.predict(rows.x_test[:1]), rt.predict(rows.x_test[:1]))
+    np.testing.assert_allclose(two, model(rows.x_test[:2]).numpy(), atol=1e-5)  # the Keras model agrees
+    assert work.macs(tflite).macs.sum() == 4_176  # 8 steps × 4 × (8·8 + 8·8) + 8·10
+    assert sizes.breakdown(tflite)["weights_float32"] >= 4 * (4 * 8 * 8 * 2 + 8 * 10)
+
+
+def test_a_dynamic_batch_lstm_is_refused_with_the_fix():
+    model = build(L.LSTM(8, name="lstm"), L.Dense(10), shape=(8, 8))
+    with pytest.raises(converter.ConversionError, match=r"'lstm' needs a fixed batch size.*with_batch_size"):
+        quantize.quantize(model, "float32")
+    assert Runtime(quantize.quantize(models.with_batch_size(model, 1), "float32")).fixed_batch == 1
+
+
+@pytest.mark.parametrize("form", ["function", "generator", "dataset", "batched dataset"])
+def test_calibration_in_tensorflows_own_forms(float_model, calibration, form):
+    def representative_dataset():
+        for sample in calibration:
+            yield [sample[np.newaxis]]
+
+    given = {"function": representative_dataset, "generator": representative_dataset(),
+             "dataset": tf.data.Dataset.from_tensor_slices(calibration),
+             "batched dataset": tf.data.Dataset.from_tensor_slices(calibration).batch(8)}[form]
+    assert quantize.quantize(float_model, "full_integer", given) == quantize.quantize(float_model, "full_integer",
+                                                                                        calibration)
+
+
+def test_an_inline_tf_op_under_qat_is_named_and_the_other_layers_still_train(digits):
+    inputs = keras.Input((8, 8, 1))
+    x = L.Conv2D(4, 3, name="conv")(inputs)
+    x = x * keras.activations.relu(x + 3, max_value=6) / 6  # hard-swish, inline
+    model = keras.Model(inputs, L.Dense(10, name="dense")(L.Flatten(name="flatten")(x)))
+    with pytest.raises(ValueError, match=r"TFOpLambda, an inline TensorFlow op.*qat_layers"):
+        train.quantize_aware(model)
+    assert converter.is_qat(train.quantize_aware(model, layers=("conv", "dense")))
+
+
+def test_per_tensor_on_a_qat_model_is_refused_not_ignored(qat_model, calibration):
+    with pytest.raises(ValueError, match="per_channel=False does not apply to a quantization-aware"):
+        quantize.quantize(qat_model, "integer_only", calibration, per_channel=False)
+
+
+def test_a_nested_model_names_its_inner_layers(digits, calibration):
+    with models.fresh_names():
+        backbone = keras.Sequential([L.Conv2D(4, 3, name="conv_a"), L.ReLU(name="relu_a"),
+                                     L.Conv2D(4, 3, name="conv_b")], name="backbone")
+        inputs = keras.Input((8, 8, 1))
+        model = keras.Model(inputs, L.Dense(10, name="logits")(L.Flatten()(backbone(inputs))))
+    model = trained(model, digits)
+    assert list(local_rows(model, digits, calibration).layer) == ["conv_a", "conv_b", "flatten", "logits"]
+    kept = tflite_file.read(quantize.quantize(model, "full_integer", calibration, keep_float=("conv_b",)))
+    assert [kept.tensors[op.outputs[0]].type for op in naming.compute_ops(kept)][:2] == ["INT8", "FLOAT32"]
+
+
+def test_two_ops_from_one_layer_are_two_rows_and_plot(digits, calibration):
+    norm = L.Normalization()
+    norm.adapt(digits.x_train.reshape(len(digits.x_train), -1))
+    model = trained(build(L.Flatten(), norm, L.Dense(10, activation="softmax")), digits)
+    rows = local_rows(model, digits, calibration)
+    assert rows.layer.is_unique and {"normalization", "normalization/mul"} <= set(rows.layer)
+    table = layer_errors.layer_errors(quantize.quantize(model, "full_integer", calibration),
+                                      quantize.quantize(model, "float32"), digits.x_test[:50], keras_model=model)
+    assert plots.layer_errors(table).axes
