@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= results
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv reproduce test test-fast notebooks lab seeds bench clean
+.PHONY: venv reproduce test test-fast notebooks lab seeds bench zoo clean
 
 venv: $(STAMP)
 
@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml
 reproduce: venv
 	$(PY) -m qlab reproduce --out $(OUT)
 
+# -n auto: one worker per core (pytest-xdist); --dist loadfile keeps a file's tests, and the models
+# they share, on one worker.
 test: venv
-	$(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=600
+	$(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=600 -n auto --dist loadfile
 
 test-fast: venv
 	$(PY) -m pytest tests -m "not slow"
@@ -36,6 +38,9 @@ seeds: venv
 
 bench: venv
 	$(PY) -m qlab bench --out $(OUT)
+
+zoo: venv
+	$(PY) -m qlab zoo --out $(OUT)
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

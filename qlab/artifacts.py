@@ -29,13 +29,13 @@ from qlab.vocabulary import TRAININGS
 log = logging.getLogger(__name__)
 
 
-def trained(config: TrainConfig = TrainConfig(), digits: data.Dataset | None = None, progress: bool = True):
+def trained(config: TrainConfig = TrainConfig(), dataset: data.Dataset | None = None, progress: bool = True):
     """The zoo model `config` describes, trained: from the cache if there, else trained and stored.
 
     A QAT model that fine-tunes a float one trains (or loads) that float model first.
 
     Args:
-        digits: the data to train on (default: the config's data set).
+        dataset: the data to train on (default: the config's data set).
         progress: False hides the training progress bars.
 
     Returns:
@@ -46,17 +46,17 @@ def trained(config: TrainConfig = TrainConfig(), digits: data.Dataset | None = N
             or layers tfmot cannot wrap).
         OSError: the cache folder cannot be written.
     """
-    digits = digits or data.load(config.dataset)
-    key = {**config.key(), "data": data.fingerprint(digits.x_train, digits.y_train)}
+    dataset = dataset or data.load(config.dataset)
+    key = {**config.key(), "data": data.fingerprint(dataset.x_train, dataset.y_train)}
 
     def build():
         log.info("training %s model %s (seed %d)", config.training, config.model, config.seed)
         if config.training == "float":
-            return train.train_float(digits, config, progress)
+            return train.train_float(dataset, config, progress)
         if config.quant_delay is None:
-            float_model = trained(train.float_config(config), digits, progress)
-            return train.train_qat(digits, float_model, config, progress)
-        return train.train_qat(digits, None, config, progress)
+            float_model = trained(train.float_config(config), dataset, progress)
+            return train.train_qat(dataset, float_model, config, progress)
+        return train.train_qat(dataset, None, config, progress)
 
     def load(payload: bytes):
         model = train.architecture(config)
@@ -76,7 +76,7 @@ def convertible(model):
     return models.with_batch_size(model, 1) if models.recurrent_layers(model) and model.input_shape[0] is None else model
 
 
-def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dataset | None = None,
+def quantized(config: TrainConfig, mode: str, calibration=None, dataset: data.Dataset | None = None,
               progress: bool = True, per_channel: bool = True) -> bytes:
     """The .tflite of the zoo model `config` describes, in `mode`, cached.
 
@@ -86,6 +86,7 @@ def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dat
     Args:
         calibration: representative samples for the modes that need them (default: 100 images
             of the config's training split, `qlab.data.calibration`); ignored by the others.
+        dataset: the data to train on, if the model is not cached (default: the config's data set).
         per_channel: False gives the weights one scale per tensor (see `qlab.quantize.quantize`).
 
     Returns:
@@ -96,7 +97,7 @@ def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dat
     """
     mode = modes.get(mode)
     if mode.needs_calibration and calibration is None:
-        calibration = data.calibration((digits or data.load(config.dataset)).x_train)
+        calibration = data.calibration((dataset or data.load(config.dataset)).x_train)
     calibration = calibration if mode.needs_calibration else None
     key = {
         "model": config.key(),
@@ -105,7 +106,7 @@ def quantized(config: TrainConfig, mode: str, calibration=None, digits: data.Dat
     }
     if not per_channel:
         key["per_channel"] = False  # absent when True: the keys of every per-channel file stay as they were
-    return cache.cached("tflite", key, lambda: quantize.quantize(convertible(trained(config, digits, progress)),
+    return cache.cached("tflite", key, lambda: quantize.quantize(convertible(trained(config, dataset, progress)),
                                                                  mode, calibration, per_channel=per_channel))
 
 

@@ -61,6 +61,11 @@ BAD = [
     (["bench", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000"),
     (["bench", "--out", "{file}"], "is a file, not a folder"),
     (["bench", "--out", "{dir}"], "is a folder, but bench writes a file there"),
+    (["zoo", "--models", "alexnet"], "unknown model 'alexnet'; the zoo: digits_cnn, mobilenet_mini"),
+    (["zoo", "--models", "wine_mlp", "wine_mlp"], "--models: each value once, got wine_mlp wine_mlp"),
+    (["zoo", "--models"], "expected at least one argument"),
+    (["zoo", "--seeds", "1", "1"], "--seeds: each value once"),
+    (["zoo", "--out", "{file}"], "is a file, not a folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND"),
 ]
@@ -125,3 +130,10 @@ def test_modes_lists_every_mode(capsys):
     assert main(["modes"]) == 0
     out = capsys.readouterr().out
     assert [line.split()[0] for line in out.splitlines()] == list(modes.MODES)
+
+
+def test_the_zoo_names_the_command_line_knows_are_the_zoo():
+    from qlab import models
+    from qlab.commands import arguments
+
+    assert arguments.ZOO_NAMES == tuple(models.ZOO)

@@ -1,0 +1,83 @@
+"""`python -m qlab zoo` and the tables under it: the per-seed rows come from LiteRT runs of the
+files qlab builds, the summary is their median, min and max, and rows qlab cannot fill say why."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qlab import artifacts, data, measure, zoo
+from qlab.__main__ import main
+from qlab.commands import zoo as zoo_command
+from qlab.train import TrainConfig
+
+
+def test_the_command_on_two_models(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["-q", "zoo", "--out", str(out), "--models", "wine_mlp", "lstm_rows", "--seeds", "0"]) == 0
+    assert capsys.readouterr().err == ""
+    summary = pd.read_csv(out / "zoo.csv", keep_default_na=False, na_values=[""])
+    per_seed = pd.read_csv(out / "zoo_seeds.csv", keep_default_na=False, na_values=[""])
+    assert (out / "zoo.md").read_text().startswith("# qlab zoo")
+    assert len(summary) == 2 * len(zoo.ROWS) and len(per_seed) == 2 * len(zoo.ROWS)
+
+    # Oracle: the float32 row is the accuracy of the cached file on LiteRT.
+    wine = data.load("wine")
+    tflite = artifacts.quantized(TrainConfig(model="wine_mlp"), "float32", dataset=wine, progress=False)
+    row = summary[(summary.model == "wine_mlp") & (summary["mode"] == "float32")].iloc[0]
+    assert row.accuracy_pct == pytest.approx(100 * measure.accuracy(tflite, wine.x_test, wine.y_test))
+    assert row.size_x == 1 and row.delta_pp == 0
+
+    # The LSTM cannot be trained with QAT by tfmot: an empty row that says why, not a missing one.
+    qat = summary[(summary.model == "lstm_rows") & (summary.training == "qat")].iloc[0]
+    assert np.isnan(qat.accuracy_pct) and qat.note.startswith("not computed, because") and "LSTM" in qat.note
+    assert qat.seeds == 0
+    filled = summary[summary.note == ""]
+    assert filled.accuracy_pct.notna().all() and (filled.size_x > 0).all() and (filled.latency_x > 0).all()
+    assert summary[summary["mode"] == "integer_only"].query("training == 'float'").per_tensor_pct.notna().all()
+
+
+def per_seed_rows():
+    rows = []
+    for seed, (f32, i8, size, lat) in enumerate([(0.9, 0.8, 100, 10), (1.0, 0.9, 100, 20), (0.95, 0.95, 200, 10)]):
+        rows.append(dict(model="m", training="float", mode="float32", seed=seed, accuracy=f32, size_bytes=size,
+                         latency_us=lat, per_tensor_accuracy=np.nan, note=""))
+        rows.append(dict(model="m", training="float", mode="integer_only", seed=seed, accuracy=i8,
+                         size_bytes=size / 4, latency_us=lat / 2, per_tensor_accuracy=i8 - 0.1, note=""))
+        rows.append(dict(model="m", training="qat", mode="integer_only", seed=seed, accuracy=np.nan,
+                         size_bytes=np.nan, latency_us=np.nan, per_tensor_accuracy=np.nan,
+                         note="not computed, because reasons"))
+    return pd.DataFrame(rows)
+
+
+def test_table_is_median_min_max_and_ratios():
+    summary = zoo.table(per_seed_rows()).set_index(["training", "mode"])
+    i8 = summary.loc[("float", "integer_only")]
+    assert (i8.accuracy_pct, i8.accuracy_min_pct, i8.accuracy_max_pct) == pytest.approx((90, 80, 95))
+    assert i8.delta_pp == pytest.approx(90 - 95) and i8.size_x == 0.25 and i8.latency_x == 0.5
+    assert i8.per_tensor_pct == pytest.approx(80) and i8.seeds == 3
+    qat = summary.loc[("qat", "integer_only")]
+    assert qat.seeds == 0 and np.isnan(qat.accuracy_pct) and qat.note == "not computed, because reasons"
+
+
+def test_beside_published_and_the_per_tensor_finding_follow_the_numbers():
+    summary = pd.DataFrame([
+        dict(model=m, training=t, mode=mode, accuracy_pct=acc, per_tensor_pct=pt)
+        for m, base in (("mobilenet_mini", 97.0), ("resnet_mini", 98.0))
+        for t, mode, acc, pt in (("float", "float32", base, np.nan), ("float", "integer_only", base - 1, base - 3),
+                                 ("qat", "integer_only", base, np.nan))])
+    published = zoo.beside_published(summary).set_index("model")
+    assert published.loc["mobilenet_mini", "family"].startswith("MobileNet v1")
+    assert published.loc["mobilenet_mini", "ptq_delta_pp"] == pytest.approx(-1)
+    assert published.loc["resnet_mini", "qat_pct_pub"] == pytest.approx(76.7)
+    effect = zoo.per_tensor_effect(summary)
+    assert effect.cost_pp.tolist() == pytest.approx([2, 2])
+    assert "does not hurt mobilenet_mini most" in zoo_command.per_tensor_finding(effect)
+    effect.loc[effect.model == "mobilenet_mini", "cost_pp"] = 5
+    assert "hurts mobilenet_mini most" in zoo_command.per_tensor_finding(effect)
+
+
+def test_unknown_model_and_no_seeds_are_refused():
+    with pytest.raises(ValueError, match="alexnet"):
+        zoo.sweep(["alexnet"], progress=False)
+    with pytest.raises(ValueError, match="no seeds"):
+        zoo.sweep(["wine_mlp"], seeds=(), progress=False)
