@@ -36,7 +36,7 @@ def parser() -> Parser:
     """The whole command line.
 
     Returns:
-        the `Parser`, with subcommands reproduce, seeds, bench, zoo and modes.
+        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views and modes.
     """
     main = Parser(prog="python -m qlab", description="qlab: see quantization happen on a model you can "
                   "train in seconds. Each command writes its files under --out and prints a summary.")
@@ -82,6 +82,13 @@ def parser() -> Parser:
     zoo.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
                      help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
 
+    vws = command("views", "time the per-layer views of every zoo model over its test split")
+    vws.add_argument("--out", default="results", help="writes OUT/views.csv")
+    vws.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
+                     help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
+    vws.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
+                     help="interleaved rounds (default 3)")
+
     command("modes", "list the post-training modes")
     return main
 
@@ -117,6 +124,11 @@ def run(args) -> int:
         from qlab.commands import zoo
 
         print(zoo.summary(zoo.run(args.out, args.models, args.seeds, progress=show)))
+        return 0
+    if args.command == "views":
+        from qlab.commands import views
+
+        print(views.summary(views.run(args.out, args.models, args.rounds, progress=show)))
         return 0
     from qlab.commands import seeds
 

@@ -78,6 +78,11 @@ MODES: dict[str, Mode] = {
         ),
     )
 }
+NOTHING_QUANTIZED = ("the converter left every tensor of this file in float: a float32 or float16 file, or a "
+                     "dynamic_range one whose weights are all too small (that mode skips weight tensors under "
+                     "about 1,024 values: minimum_elements_for_weights, prepare_quantize_dynamic_range.cc)")
+"""Why a file has no quantized tensor; the text of every error and note that says so."""
+
 
 def get(name: str) -> Mode:
     """The mode called `name` (a `Mode` is returned as it is).

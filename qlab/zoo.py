@@ -4,7 +4,8 @@ training, over several seeds; accuracy, size and latency against float32; the ef
 scale per tensor; and the ImageNet figures of `tfmot-post-training-integer-quantization` beside.
 
 A row qlab cannot fill says why in its `note` (a recurrent model tfmot cannot train with QAT, a
-mode the converter refuses); nothing is left out silently.
+mode the converter refuses), and so does a row whose file the converter left all in float; nothing
+is left out silently.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, measure, models, progress, tables
+from qlab import artifacts, data, measure, models, modes, progress, tables, tflite_file
 from qlab.converter import ConversionError
 from qlab.train import TrainConfig
 
@@ -36,7 +37,7 @@ def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
         one dict per (training, mode) of `ROWS`: model, training, mode, seed, accuracy (0..1, on
         the test split), size_bytes, latency_us, per_tensor_accuracy (integer_only after
         training only: the same conversion with one weight scale per tensor), note (why a row
-        is empty, else "").
+        is empty, or that a quantizing mode quantized nothing; else "").
     """
     entry = models.get(name)
     dataset = data.load(entry.dataset)
@@ -50,6 +51,8 @@ def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
             tflite = artifacts.quantized(config, mode, calibration, dataset, progress=False)
             row.update(accuracy=measure.accuracy(tflite, dataset.x_test, dataset.y_test), size_bytes=len(tflite),
                        latency_us=measure.latency(tflite, dataset.x_test, runs=runs)["latency_us"])
+            if mode not in ("float32", "float16") and not any(t.quantized for t in tflite_file.read(tflite).tensors):
+                row["note"] = f"measured, but {modes.NOTHING_QUANTIZED}"
             if (training, mode) == ("float", "integer_only"):
                 per_tensor = artifacts.quantized(config, mode, calibration, dataset, False, per_channel=False)
                 row["per_tensor_accuracy"] = measure.accuracy(per_tensor, dataset.x_test, dataset.y_test)
@@ -151,6 +154,23 @@ def per_tensor_effect(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"model": rows.model, "per_channel_pct": rows.accuracy_pct,
                          "per_tensor_pct": rows.per_tensor_pct,
                          "cost_pp": rows.accuracy_pct - rows.per_tensor_pct}).reset_index(drop=True)
+
+
+def per_tensor_finding(per_tensor: pd.DataFrame) -> str:
+    """One sentence on whether one weight scale per tensor hurts mobilenet_mini most, from the numbers.
+
+    Returns:
+        the sentence, with the costs it rests on.
+    """
+    costs = per_tensor.set_index("model").cost_pp.dropna()
+    if "mobilenet_mini" not in costs or len(costs) < 2:
+        return "Per-tensor weights: mobilenet_mini and another model are needed to compare."
+    others = costs.drop("mobilenet_mini")
+    mobile = costs["mobilenet_mini"]
+    verdict = ("hurts mobilenet_mini most, as the literature says of MobileNet" if mobile > others.max()
+               else "does not hurt mobilenet_mini most here, unlike what the literature says of MobileNet")
+    return (f"One weight scale per tensor {verdict}: it costs mobilenet_mini {mobile:+.2f} pp (median over "
+            f"seeds), the other models {others.min():+.2f} to {others.max():+.2f} pp.")
 
 
 def _bar(cells: list, show: bool):

@@ -66,6 +66,9 @@ BAD = [
     (["zoo", "--models"], "expected at least one argument"),
     (["zoo", "--seeds", "1", "1"], "--seeds: each value once"),
     (["zoo", "--out", "{file}"], "is a file, not a folder"),
+    (["views", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000"),
+    (["views", "--models", "vgg"], "unknown model 'vgg'"),
+    (["views", "--out", "{file}"], "is a file, not a folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND"),
 ]

@@ -7,7 +7,6 @@ import pytest
 
 from qlab import artifacts, data, measure, zoo
 from qlab.__main__ import main
-from qlab.commands import zoo as zoo_command
 from qlab.train import TrainConfig
 
 
@@ -31,7 +30,10 @@ def test_the_command_on_two_models(tmp_path, capsys):
     qat = summary[(summary.model == "lstm_rows") & (summary.training == "qat")].iloc[0]
     assert np.isnan(qat.accuracy_pct) and qat.note.startswith("not computed, because") and "LSTM" in qat.note
     assert qat.seeds == 0
-    filled = summary[summary.note == ""]
+    # Dynamic range quantizes no weight of wine_mlp (all under 1,024 values): measured, and said.
+    small = summary[(summary.model == "wine_mlp") & (summary["mode"] == "dynamic_range")].iloc[0]
+    assert small.note.startswith("measured, but the converter left every tensor") and small.size_x == 1
+    filled = summary[summary.accuracy_pct.notna()]
     assert filled.accuracy_pct.notna().all() and (filled.size_x > 0).all() and (filled.latency_x > 0).all()
     assert summary[summary["mode"] == "integer_only"].query("training == 'float'").per_tensor_pct.notna().all()
 
@@ -71,9 +73,9 @@ def test_beside_published_and_the_per_tensor_finding_follow_the_numbers():
     assert published.loc["resnet_mini", "qat_pct_pub"] == pytest.approx(76.7)
     effect = zoo.per_tensor_effect(summary)
     assert effect.cost_pp.tolist() == pytest.approx([2, 2])
-    assert "does not hurt mobilenet_mini most" in zoo_command.per_tensor_finding(effect)
+    assert "does not hurt mobilenet_mini most" in zoo.per_tensor_finding(effect)
     effect.loc[effect.model == "mobilenet_mini", "cost_pp"] = 5
-    assert "hurts mobilenet_mini most" in zoo_command.per_tensor_finding(effect)
+    assert "hurts mobilenet_mini most" in zoo.per_tensor_finding(effect)
 
 
 def test_unknown_model_and_no_seeds_are_refused():
@@ -81,3 +83,14 @@ def test_unknown_model_and_no_seeds_are_refused():
         zoo.sweep(["alexnet"], progress=False)
     with pytest.raises(ValueError, match="no seeds"):
         zoo.sweep(["wine_mlp"], seeds=(), progress=False)
+
+
+def test_views_benchmark_times_every_mode_or_says_why(tmp_path, capsys):
+    assert main(["-q", "views", "--out", str(tmp_path), "--models", "wine_mlp", "--rounds", "2"]) == 0
+    assert "Slowest: wine_mlp/" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "views.csv", keep_default_na=False, na_values=[""]).set_index("mode")
+    assert list(table.index) == ["full_integer", "int16x8", "dynamic_range"]
+    timed = table.loc[["full_integer", "int16x8"]]
+    assert (timed.rows > 0).all() and (timed.min_s <= timed.median_s).all() and (timed.median_s <= timed.max_s).all()
+    assert (timed.images == len(data.load("wine").x_test)).all()
+    assert np.isnan(table.loc["dynamic_range", "median_s"]) and "nothing quantized" in table.loc["dynamic_range", "note"]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from qlab import debugger as tf_debugger
-from qlab import naming, tflite_file
+from qlab import modes, naming, tflite_file
 from qlab.analysis import capture
 from qlab.intmath import float_ops
 from qlab.vocabulary import WEIGHT_INPUTS
@@ -209,8 +209,8 @@ def layer_errors(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str 
         raise ValueError(f"unknown view {unknown[0] if unknown else '(none)'}; valid views: {', '.join(VIEWS)}")
     pair = capture.pair(tflite, twin_tflite, keras_model)
     if not any(t.quantized for t in pair.deployed.tensors):
-        raise ValueError("this model has nothing quantized (a float32 or float16 model?): "
-                         "per-layer error needs a quantized model beside its float twin")
+        raise ValueError(f"nothing quantized: {modes.NOTHING_QUANTIZED}; per-layer error needs a "
+                         "quantized model beside its float twin")
     x = np.asarray(x, np.float32)
     captured = capture.run(tflite, x, kernels)
     frames = [{"local": local, "accumulated": accumulated}[v](pair, x, kernels, captured) for v in views]

@@ -25,6 +25,7 @@ OUTPUTS = {  # what each command writes under --out: (folders, files)
     "bench": ((), ("bench.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png")),
     "seeds": ((), ("seeds.csv",)),
     "zoo": ((), ("zoo.csv", "zoo_seeds.csv", "zoo.md")),
+    "views": ((), ("views.csv",)),
 }
 
 

@@ -48,23 +48,6 @@ def run(out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4), progress
     return result
 
 
-def per_tensor_finding(per_tensor: pd.DataFrame) -> str:
-    """One sentence on whether one weight scale per tensor hurts mobilenet_mini most, from the numbers.
-
-    Returns:
-        the sentence, with the costs it rests on.
-    """
-    costs = per_tensor.set_index("model").cost_pp.dropna()
-    if "mobilenet_mini" not in costs or len(costs) < 2:
-        return "Per-tensor weights: mobilenet_mini and another model are needed to compare."
-    others = costs.drop("mobilenet_mini")
-    mobile = costs["mobilenet_mini"]
-    verdict = ("hurts mobilenet_mini most, as the literature says of MobileNet" if mobile > others.max()
-               else "does not hurt mobilenet_mini most here, unlike what the literature says of MobileNet")
-    return (f"One weight scale per tensor {verdict}: it costs mobilenet_mini {mobile:+.2f} pp (median over "
-            f"seeds), the other models {others.min():+.2f} to {others.max():+.2f} pp.")
-
-
 def report(result: Zooed) -> str:
     """zoo.md: the table, the published one beside it, and the per-tensor finding.
 
@@ -92,7 +75,7 @@ def report(result: Zooed) -> str:
         tables.to_markdown(result.published) if len(result.published) else "(no model of a published family)", "",
         "## One weight scale per tensor", "",
         tables.to_markdown(result.per_tensor), "",
-        per_tensor_finding(result.per_tensor), "",
+        zoo.per_tensor_finding(result.per_tensor), "",
     ])
 
 
@@ -108,6 +91,6 @@ def summary(result: Zooed) -> str:
         *(f"  {r.model} {r.training}/{r.mode}: {r.note[:160]}" for r in result.summary.itertuples() if r.note),
         "\nBeside the published ImageNet table (compare the deltas):\n",
         tables.to_text(result.published) if len(result.published) else "(none)",
-        "\n" + per_tensor_finding(result.per_tensor),
+        "\n" + zoo.per_tensor_finding(result.per_tensor),
         f"\nWrote {result.out / 'zoo.csv'}, {result.out / 'zoo_seeds.csv'} and {result.out / 'zoo.md'}",
     ])

@@ -1,0 +1,60 @@
+"""`python -m qlab views`: how long the per-layer views take on each zoo model over its test split
+(the rerunnable benchmark behind the README's figure). Writes OUT/views.csv; `summary` is the
+terminal text, which `qlab.__main__` prints."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from qlab import cache, measure, tables
+from qlab.perf import views
+
+
+@dataclass
+class Timed:
+    """What `run` measured and wrote."""
+
+    table: pd.DataFrame  # qlab.perf.views.time_views
+    out: Path
+    elapsed: float  # seconds
+
+
+def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool = True) -> Timed:
+    """Time the per-layer views of the zoo and write OUT/views.csv.
+
+    Returns:
+        the `Timed` table.
+
+    Raises:
+        ValueError: an unknown model, or rounds < 1.
+        OSError: `out` cannot be written.
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    table = views.time_views(names, rounds=rounds, progress_bar=progress)
+    cache.write_atomic(out / "views.csv", table.to_csv(index=False).encode())
+    return Timed(table, out, time.perf_counter() - started)
+
+
+def summary(result: Timed) -> str:
+    """The table, the slowest cell and the machine.
+
+    Returns:
+        multi-line text.
+    """
+    timed = result.table.dropna(subset=["median_s"])
+    m = measure.machine()
+    lines = [f"Per-layer views (local and accumulated, one layer_errors call) over each model's test split, "
+             f"median of the rounds [min, max], on {m['cpu']} ({m['cores']} cores):\n",
+             tables.to_text(result.table.drop(columns=["note"])),
+             *(f"  {r.model}/{r.mode}: {r.note[:160]}" for r in result.table.itertuples() if r.note)]
+    if len(timed):
+        slowest = timed.loc[timed.median_s.idxmax()]
+        lines.append(f"\nSlowest: {slowest.model}/{slowest['mode']}, {slowest.median_s:.2f} s "
+                     f"[{slowest.min_s:.2f}, {slowest.max_s:.2f}] for {slowest.images} images.")
+    lines.append(f"Took {result.elapsed:.0f} s; wrote {result.out / 'views.csv'}")
+    return "\n".join(lines)
