@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from qlab import artifacts, data, measure, models, modes, progress, tables, tflite_file
+from qlab.analysis import variants
 from qlab.converter import ConversionError
 from qlab.train import TrainConfig
 
@@ -35,9 +36,11 @@ def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
 
     Returns:
         one dict per (training, mode) of `ROWS`: model, training, mode, seed, accuracy (0..1, on
-        the test split), size_bytes, latency_us, per_tensor_accuracy (integer_only after
-        training only: the same conversion with one weight scale per tensor), note (why a row
-        is empty, or that a quantizing mode quantized nothing; else "").
+        the test split), size_bytes, latency_us, per_tensor_accuracy and per_tensor_min_levels
+        (integer_only after training only: the accuracy of the same conversion with one weight
+        scale per tensor, and the fewest int8 levels any weight channel then spans, from
+        `qlab.analysis.variants.channel_ranges`), note (why a row is empty, or that a quantizing
+        mode quantized nothing; else "").
     """
     entry = models.get(name)
     dataset = data.load(entry.dataset)
@@ -45,7 +48,8 @@ def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
     rows = []
     for training, mode in ROWS:
         row = {"model": name, "training": training, "mode": mode, "seed": seed, "accuracy": np.nan,
-               "size_bytes": np.nan, "latency_us": np.nan, "per_tensor_accuracy": np.nan, "note": ""}
+               "size_bytes": np.nan, "latency_us": np.nan, "per_tensor_accuracy": np.nan,
+               "per_tensor_min_levels": np.nan, "note": ""}
         config = TrainConfig(training=training, model=name, seed=seed)
         try:
             tflite = artifacts.quantized(config, mode, calibration, dataset, progress=False)
@@ -55,7 +59,9 @@ def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
                 row["note"] = f"measured, but {modes.NOTHING_QUANTIZED}"
             if (training, mode) == ("float", "integer_only"):
                 per_tensor = artifacts.quantized(config, mode, calibration, dataset, False, per_channel=False)
-                row["per_tensor_accuracy"] = measure.accuracy(per_tensor, dataset.x_test, dataset.y_test)
+                twin = artifacts.quantized(config, "float32", progress=False)
+                row.update(per_tensor_accuracy=measure.accuracy(per_tensor, dataset.x_test, dataset.y_test),
+                           per_tensor_min_levels=variants.channel_ranges(twin).levels_per_tensor.min())
         except (ValueError, ConversionError) as exc:
             row["note"] = f"not computed, because {' '.join(str(exc).split())}"
             log.info("%s %s/%s: %s", name, training, mode, row["note"])
@@ -143,34 +149,53 @@ def beside_published(summary: pd.DataFrame) -> pd.DataFrame:
     return result
 
 
-def per_tensor_effect(summary: pd.DataFrame) -> pd.DataFrame:
-    """What one weight scale per tensor costs each model, after training, in integer_only.
+def per_tensor_effect(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """What one weight scale per tensor costs each model, after training, in integer_only, paired
+    seed by seed (the same trained model converted both ways).
+
+    Args:
+        per_seed: `sweep`'s rows.
 
     Returns:
-        one row per model: model, per_channel_pct and per_tensor_pct (median accuracy %), cost_pp
-        (per-channel minus per-tensor, percentage points; positive: per-tensor is worse).
+        one row per model: model, seeds, per_channel_pct and per_tensor_pct (median accuracy %),
+        cost_pp, cost_min_pp, cost_max_pp (per-channel minus per-tensor accuracy of each seed,
+        in percentage points: median, min, max; positive: per-tensor is worse), min_levels (the
+        fewest int8 levels a weight channel spans under one scale per tensor, median over seeds).
     """
-    rows = summary[(summary.training == "float") & (summary["mode"] == "integer_only")]
-    return pd.DataFrame({"model": rows.model, "per_channel_pct": rows.accuracy_pct,
-                         "per_tensor_pct": rows.per_tensor_pct,
-                         "cost_pp": rows.accuracy_pct - rows.per_tensor_pct}).reset_index(drop=True)
+    rows = per_seed[(per_seed.training == "float") & (per_seed["mode"] == "integer_only")].dropna(
+        subset=["accuracy", "per_tensor_accuracy"])
+    cost = 100 * (rows.accuracy - rows.per_tensor_accuracy)
+    grouped = rows.assign(cost=cost).groupby("model", sort=False)
+    return pd.DataFrame({"seeds": grouped.size(), "per_channel_pct": 100 * grouped.accuracy.median(),
+                         "per_tensor_pct": 100 * grouped.per_tensor_accuracy.median(),
+                         "cost_pp": grouped.cost.median(), "cost_min_pp": grouped.cost.min(),
+                         "cost_max_pp": grouped.cost.max(),
+                         "min_levels": grouped.per_tensor_min_levels.median()}).reset_index()
 
 
 def per_tensor_finding(per_tensor: pd.DataFrame) -> str:
-    """One sentence on whether one weight scale per tensor hurts mobilenet_mini most, from the numbers.
+    """Whether one weight scale per tensor hurts mobilenet_mini most, from the numbers, and the
+    levels its narrowest channel keeps (the mechanism the literature gives for MobileNet: channels
+    of very different ranges, of which the narrow ones keep few levels under one scale).
+
+    Args:
+        per_tensor: `per_tensor_effect`'s table.
 
     Returns:
-        the sentence, with the costs it rests on.
+        two sentences, with the figures they rest on.
     """
-    costs = per_tensor.set_index("model").cost_pp.dropna()
-    if "mobilenet_mini" not in costs or len(costs) < 2:
+    effect = per_tensor.set_index("model")
+    if "mobilenet_mini" not in effect.index or len(effect.cost_pp.dropna()) < 2:
         return "Per-tensor weights: mobilenet_mini and another model are needed to compare."
-    others = costs.drop("mobilenet_mini")
-    mobile = costs["mobilenet_mini"]
-    verdict = ("hurts mobilenet_mini most, as the literature says of MobileNet" if mobile > others.max()
+    mobile, others = effect.loc["mobilenet_mini"], effect.drop("mobilenet_mini").dropna(subset=["cost_pp"])
+    verdict = ("hurts mobilenet_mini most, as the literature says of MobileNet" if mobile.cost_pp > others.cost_pp.max()
                else "does not hurt mobilenet_mini most here, unlike what the literature says of MobileNet")
-    return (f"One weight scale per tensor {verdict}: it costs mobilenet_mini {mobile:+.2f} pp (median over "
-            f"seeds), the other models {others.min():+.2f} to {others.max():+.2f} pp.")
+    return (f"One weight scale per tensor {verdict}: it costs mobilenet_mini {mobile.cost_pp:+.2f} pp "
+            f"[{mobile.cost_min_pp:+.2f}, {mobile.cost_max_pp:+.2f}] (median [min, max] over {int(mobile.seeds)} "
+            f"seeds of the paired difference), the other models {others.cost_pp.min():+.2f} to "
+            f"{others.cost_pp.max():+.2f} pp. Under one scale per tensor, mobilenet_mini's narrowest weight "
+            f"channel still spans {mobile.min_levels:.0f} of the 255 int8 levels (the other models' "
+            f"{others.min_levels.min():.0f} to {others.min_levels.max():.0f}).")
 
 
 def _bar(cells: list, show: bool):

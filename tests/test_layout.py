@@ -25,10 +25,11 @@ LAYERS = [
     ("pipeline", ["qlab", "qlab.progress", "qlab.quiet", "qlab.tflite_file", "qlab.runtime", "qlab.data",
                   "qlab.naming", "qlab.models", "qlab.qat", "qlab.modes", "qlab.train", "qlab.converter", "qlab.debugger",
                   "qlab.quantize", "qlab.measure", "qlab.cache", "qlab.tables", "qlab.published"]),
-    ("artifacts", ["qlab.artifacts", "qlab.bands", "qlab.zoo"]),
+    ("artifacts", ["qlab.artifacts", "qlab.bands"]),
     ("intmath", ["qlab.intmath"]),
     ("analysis", ["qlab.analysis"]),
     ("perf", ["qlab.perf"]),
+    ("studies", ["qlab.zoo"]),
     ("plots", ["qlab.plots"]),
     ("commands", ["qlab.commands", "qlab.__main__"]),
 ]

@@ -38,16 +38,17 @@ def test_the_command_on_two_models(tmp_path, capsys):
     assert summary[summary["mode"] == "integer_only"].query("training == 'float'").per_tensor_pct.notna().all()
 
 
-def per_seed_rows():
+def per_seed_rows(model="m", per_tensor_drop=0.1, levels=100):
     rows = []
     for seed, (f32, i8, size, lat) in enumerate([(0.9, 0.8, 100, 10), (1.0, 0.9, 100, 20), (0.95, 0.95, 200, 10)]):
-        rows.append(dict(model="m", training="float", mode="float32", seed=seed, accuracy=f32, size_bytes=size,
-                         latency_us=lat, per_tensor_accuracy=np.nan, note=""))
-        rows.append(dict(model="m", training="float", mode="integer_only", seed=seed, accuracy=i8,
-                         size_bytes=size / 4, latency_us=lat / 2, per_tensor_accuracy=i8 - 0.1, note=""))
-        rows.append(dict(model="m", training="qat", mode="integer_only", seed=seed, accuracy=np.nan,
+        rows.append(dict(model=model, training="float", mode="float32", seed=seed, accuracy=f32, size_bytes=size,
+                         latency_us=lat, per_tensor_accuracy=np.nan, per_tensor_min_levels=np.nan, note=""))
+        rows.append(dict(model=model, training="float", mode="integer_only", seed=seed, accuracy=i8,
+                         size_bytes=size / 4, latency_us=lat / 2, per_tensor_accuracy=i8 - per_tensor_drop * seed,
+                         per_tensor_min_levels=levels + seed, note=""))
+        rows.append(dict(model=model, training="qat", mode="integer_only", seed=seed, accuracy=np.nan,
                          size_bytes=np.nan, latency_us=np.nan, per_tensor_accuracy=np.nan,
-                         note="not computed, because reasons"))
+                         per_tensor_min_levels=np.nan, note="not computed, because reasons"))
     return pd.DataFrame(rows)
 
 
@@ -61,21 +62,28 @@ def test_table_is_median_min_max_and_ratios():
     assert qat.seeds == 0 and np.isnan(qat.accuracy_pct) and qat.note == "not computed, because reasons"
 
 
-def test_beside_published_and_the_per_tensor_finding_follow_the_numbers():
+def test_per_tensor_effect_is_paired_by_seed_and_the_finding_follows_the_numbers():
+    per_seed = pd.concat([per_seed_rows("mobilenet_mini", 0.01, 80), per_seed_rows("resnet_mini", 0.05, 120)])
+    effect = zoo.per_tensor_effect(per_seed).set_index("model")
+    # per seed: mobilenet costs 0, 1, 2 pp; resnet 0, 5, 10 pp; medians of the pairs, not of the accuracies
+    assert effect.loc["mobilenet_mini", ["cost_pp", "cost_min_pp", "cost_max_pp"]].tolist() == pytest.approx([1, 0, 2])
+    assert effect.loc["resnet_mini", "cost_pp"] == pytest.approx(5) and effect.loc["resnet_mini", "min_levels"] == 121
+    finding = zoo.per_tensor_finding(effect.reset_index())
+    assert "does not hurt mobilenet_mini most" in finding and "spans 81 of the 255" in finding
+    swapped = pd.concat([per_seed_rows("mobilenet_mini", 0.05), per_seed_rows("resnet_mini", 0.01)])
+    assert "hurts mobilenet_mini most" in zoo.per_tensor_finding(zoo.per_tensor_effect(swapped))
+
+
+def test_beside_published_puts_each_family_beside_its_stand_in():
     summary = pd.DataFrame([
-        dict(model=m, training=t, mode=mode, accuracy_pct=acc, per_tensor_pct=pt)
+        dict(model=m, training=t, mode=mode, accuracy_pct=acc)
         for m, base in (("mobilenet_mini", 97.0), ("resnet_mini", 98.0))
-        for t, mode, acc, pt in (("float", "float32", base, np.nan), ("float", "integer_only", base - 1, base - 3),
-                                 ("qat", "integer_only", base, np.nan))])
+        for t, mode, acc in (("float", "float32", base), ("float", "integer_only", base - 1),
+                             ("qat", "integer_only", base))])
     published = zoo.beside_published(summary).set_index("model")
     assert published.loc["mobilenet_mini", "family"].startswith("MobileNet v1")
     assert published.loc["mobilenet_mini", "ptq_delta_pp"] == pytest.approx(-1)
     assert published.loc["resnet_mini", "qat_pct_pub"] == pytest.approx(76.7)
-    effect = zoo.per_tensor_effect(summary)
-    assert effect.cost_pp.tolist() == pytest.approx([2, 2])
-    assert "does not hurt mobilenet_mini most" in zoo.per_tensor_finding(effect)
-    effect.loc[effect.model == "mobilenet_mini", "cost_pp"] = 5
-    assert "hurts mobilenet_mini most" in zoo.per_tensor_finding(effect)
 
 
 def test_unknown_model_and_no_seeds_are_refused():

@@ -51,7 +51,7 @@ def summary(result: Timed) -> str:
     lines = [f"Per-layer views (local and accumulated, one layer_errors call) over each model's test split, "
              f"median of the rounds [min, max], on {m['cpu']} ({m['cores']} cores):\n",
              tables.to_text(result.table.drop(columns=["note"])),
-             *(f"  {r.model}/{r.mode}: {r.note[:160]}" for r in result.table.itertuples() if r.note)]
+             *(f"  {r.model}/{r.mode}: {r.note}" for r in result.table.itertuples() if r.note)]
     if len(timed):
         slowest = timed.loc[timed.median_s.idxmax()]
         lines.append(f"\nSlowest: {slowest.model}/{slowest['mode']}, {slowest.median_s:.2f} s "

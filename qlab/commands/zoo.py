@@ -40,7 +40,7 @@ def run(out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4), progress
     started = time.perf_counter()
     per_seed = zoo.sweep(names, seeds, progress=progress)
     summary = zoo.table(per_seed)
-    result = Zooed(per_seed, summary, zoo.beside_published(summary), zoo.per_tensor_effect(summary), out,
+    result = Zooed(per_seed, summary, zoo.beside_published(summary), zoo.per_tensor_effect(per_seed), out,
                    time.perf_counter() - started)
     cache.write_atomic(out / "zoo.csv", summary.to_csv(index=False).encode())
     cache.write_atomic(out / "zoo_seeds.csv", per_seed.to_csv(index=False).encode())
@@ -57,7 +57,6 @@ def report(result: Zooed) -> str:
     m = measure.machine()
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     seeds = sorted(result.per_seed.seed.unique().tolist())
-    shown = result.summary.drop(columns=["note"]).assign(note=result.summary.note.str.slice(0, 120))
     return "\n".join([
         "# qlab zoo", "",
         f"Measured {when} on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, tfmot "
@@ -67,7 +66,7 @@ def report(result: Zooed) -> str:
         "model's float32; size and latency (median single-image invoke, XNNPACK, 1 thread) as ratios to "
         "float32 (median of per-seed ratios); `per_tensor_pct`: integer_only after training with one weight "
         "scale per tensor.", "",
-        tables.to_markdown(shown), "",
+        tables.to_markdown(result.summary), "",
         "## Beside the published ImageNet table", "",
         "The published figures (`_pub`, ImageNet top-1, from `qlab/published/tfmot-post-training-integer-"
         "quantization.csv`) come from full-size networks; ours from miniatures on 8x8 digits. Compare the "
@@ -88,9 +87,11 @@ def summary(result: Zooed) -> str:
     return "\n".join([
         f"Zoo over seeds {sorted(result.per_seed.seed.unique().tolist())} ({result.elapsed:.0f} s):\n",
         tables.to_text(result.summary.drop(columns=["note"])),
-        *(f"  {r.model} {r.training}/{r.mode}: {r.note[:160]}" for r in result.summary.itertuples() if r.note),
+        *(f"  {r.model} {r.training}/{r.mode}: {r.note}" for r in result.summary.itertuples() if r.note),
         "\nBeside the published ImageNet table (compare the deltas):\n",
         tables.to_text(result.published) if len(result.published) else "(none)",
+        "\nOne weight scale per tensor (integer_only after training, paired seed by seed):\n",
+        tables.to_text(result.per_tensor),
         "\n" + zoo.per_tensor_finding(result.per_tensor),
         f"\nWrote {result.out / 'zoo.csv'}, {result.out / 'zoo_seeds.csv'} and {result.out / 'zoo.md'}",
     ])
