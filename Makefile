@@ -22,10 +22,10 @@ $(STAMP): pyproject.toml
 reproduce: venv
 	$(PY) -m qlab reproduce --out $(OUT)
 
-# -n auto: one worker per core (pytest-xdist); --dist loadfile keeps a file's tests, and the models
-# they share, on one worker.
+# -n auto: one worker per core (pytest-xdist); --dist loadgroup keeps each file's tests, and the
+# models they share, on one worker, and spreads the zoo matrix by model (tests/conftest.py).
 test: venv
-	$(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=600 -n auto --dist loadfile
+	$(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=600 -n auto --dist loadgroup
 
 test-fast: venv
 	$(PY) -m pytest tests -m "not slow"

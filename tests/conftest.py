@@ -11,6 +11,16 @@ import qlab  # noqa: E402,F401
 from qlab import artifacts, data, train  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """Groups for pytest-xdist's `--dist loadgroup` (`make test`): the zoo matrix by model, so
+    its six models and their training spread over the workers, and every other file whole, so a
+    file's module fixtures are built once."""
+    for item in items:
+        model = getattr(getattr(item, "callspec", None), "params", {}).get("zoo")
+        group = f"zoo-{model}" if item.path.name == "test_zoo.py" and model else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def digits():
     return data.load()

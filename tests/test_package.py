@@ -34,6 +34,9 @@ def test_published_tables_ship_inside_the_wheel(tmp_path):
 def test_published_table_reads_through_importlib_resources():
     table = tables.published()
     assert "source" in table.columns and len(table) == 4
-    assert tables.published_names() == ["optimizing-tf-models-with-quantization"]
+    assert tables.published_names() == ["optimizing-tf-models-with-quantization",
+                                        "tfmot-post-training-integer-quantization"]
+    imagenet = tables.published("tfmot-post-training-integer-quantization")
+    assert imagenet.family.str.startswith(("MobileNet", "ResNet", "Inception")).all() and imagenet.source.notna().all()
     with pytest.raises(FileNotFoundError, match="known: .'optimizing-tf-models-with-quantization'"):
         tables.published("nope")
