@@ -11,13 +11,22 @@ import qlab  # noqa: E402,F401
 from qlab import artifacts, data, train  # noqa: E402
 
 
+SHARED = {"test_bands.py": "digits-seeds", "03_quantization_aware_training.ipynb": "digits-seeds",
+          "test_zoo_command.py": "zoo-lstm_rows"}
+"""Files that train the same models as another group, run on its worker after it, from the cache."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Groups for pytest-xdist's `--dist loadgroup` (`make test`): the zoo matrix by model, so
-    its six models and their training spread over the workers, and every other file whole, so a
-    file's module fixtures are built once."""
+    its six models and their training spread over the workers; files that need the same models
+    together; every other file whole, so a file's module fixtures are built once."""
     for item in items:
         model = getattr(getattr(item, "callspec", None), "params", {}).get("zoo")
-        group = f"zoo-{model}" if item.path.name == "test_zoo.py" and model else item.path.name
+        if item.path.name == "test_zoo.py" and model:
+            group = f"zoo-{model}"
+        else:
+            group = SHARED.get(item.path.name, item.path.name)
         item.add_marker(pytest.mark.xdist_group(group))
 
 
