@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from qlab import modes, naming, quiet
+from qlab import modes, naming, quiet, saved_model
 
 QAT_LAYER_TYPES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
 MAX_CALIBRATION = 100_000  # samples a calibration generator may yield before it counts as endless
@@ -133,7 +133,7 @@ def converter_for(model, mode: modes.Mode, calibration: np.ndarray | None, per_c
     """
     import tensorflow as tf  # lazily: see the module docstring
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = saved_model.keras_converter(model)  # from_keras_model, saving each model state once
     if mode.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode.supported_types:

@@ -23,7 +23,7 @@ MAX_LINES = 300
 LAYERS = [
     ("bottom", ["qlab.vocabulary", "qlab.arith"]),
     ("pipeline", ["qlab", "qlab.progress", "qlab.quiet", "qlab.tflite_file", "qlab.runtime", "qlab.data",
-                  "qlab.naming", "qlab.models", "qlab.qat", "qlab.modes", "qlab.train", "qlab.converter", "qlab.debugger",
+                  "qlab.naming", "qlab.models", "qlab.qat", "qlab.modes", "qlab.train", "qlab.saved_model", "qlab.converter", "qlab.debugger",
                   "qlab.quantize", "qlab.measure", "qlab.cache", "qlab.tables", "qlab.published"]),
     ("artifacts", ["qlab.artifacts", "qlab.bands"]),
     ("intmath", ["qlab.intmath"]),

@@ -1,0 +1,88 @@
+"""A model is saved once for all its conversions, and the files are byte for byte those of
+TensorFlow's own `from_keras_model`."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from qlab import artifacts, models, modes, quantize, saved_model
+from qlab.runtime import Runtime
+from qlab.train import TrainConfig
+
+
+def tensorflows_own(monkeypatch, model, names, calibration):
+    with monkeypatch.context() as m:
+        m.setattr(saved_model, "keras_converter", tf.lite.TFLiteConverter.from_keras_model)
+        return {name: quantize.quantize(model, name, calibration) for name in names}
+
+
+@pytest.mark.parametrize("training", ["float", "qat"])
+def test_every_mode_gives_the_bytes_of_tensorflows_own_converter(monkeypatch, training, calibration):
+    model = artifacts.trained(TrainConfig(training=training), progress=False)
+    names = [m.name for m in modes.MODES.values() if m.qat or training == "float"]
+    theirs = tensorflows_own(monkeypatch, model, names, calibration)
+    saved_model.clear()
+    before = saved_model.counts()
+    ours = {name: quantize.quantize(model, name, calibration) for name in names}
+    after = saved_model.counts()
+    assert after["saved"] - before["saved"] == 1 and after["reused"] - before["reused"] == len(names) - 1
+    for name in names:
+        assert ours[name] == theirs[name], name
+
+
+def test_another_object_with_the_same_state_reuses_and_new_weights_save_again(monkeypatch, calibration):
+    config = TrainConfig()
+    first = artifacts.trained(config, progress=False)
+    quantize.quantize(first, "full_integer", calibration)
+    second = artifacts.trained(config, progress=False)  # loaded again from the cache: another object
+    assert second is not first and saved_model.state_key(second) == saved_model.state_key(first)
+    before = saved_model.counts()["reused"]
+    quantize.quantize(second, "full_integer", calibration)
+    assert saved_model.counts()["reused"] == before + 1
+    weights = second.get_weights()
+    weights[0] = weights[0] * 0.5
+    second.set_weights(weights)
+    assert saved_model.state_key(second) != saved_model.state_key(first)
+    saved = saved_model.counts()["saved"]
+    ours = quantize.quantize(second, "full_integer", calibration)
+    assert saved_model.counts()["saved"] == saved + 1
+    assert ours == tensorflows_own(monkeypatch, second, ["full_integer"], calibration)["full_integer"]
+
+
+FACTOR = {"value": 2.0}
+
+
+def lambda_model():
+    with models.fresh_names():
+        inputs = keras.Input((4,))
+        x = keras.layers.Lambda(lambda t: t * FACTOR["value"])(inputs)  # reads a global when traced
+        return keras.Model(inputs, keras.layers.Dense(2, kernel_initializer="ones")(x))
+
+
+def test_a_lambda_model_is_recognised_only_as_the_same_object():
+    """Two Lambda models alike in config, classes and weights, whose Lambda reads a global that
+    changed between them: the second is saved again, and converts to what it computes."""
+    x = np.ones((1, 4), np.float32)
+    twice = lambda_model()
+    np.testing.assert_allclose(Runtime(quantize.quantize(twice, "float32")).predict(x), [[8.0, 8.0]])
+    FACTOR["value"] = 3.0
+    try:
+        thrice = lambda_model()
+        assert thrice.get_config() == twice.get_config()
+        assert saved_model.state_key(thrice) != saved_model.state_key(twice)
+        np.testing.assert_allclose(Runtime(quantize.quantize(thrice, "float32")).predict(x), [[12.0, 12.0]])
+    finally:
+        FACTOR["value"] = 2.0
+
+
+def test_at_most_keep_folders_are_held():
+    saved_model.clear()
+    for seed in range(saved_model.KEEP + 2):
+        model = models.build("digits_cnn")
+        model.set_weights([np.random.default_rng(seed).normal(size=w.shape).astype(w.dtype)
+                           for w in model.get_weights()])
+        quantize.quantize(model, "float32")
+    assert saved_model.counts()["held"] == saved_model.KEEP
+    saved_model.clear()
+    assert saved_model.counts()["held"] == 0
