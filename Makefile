@@ -24,9 +24,10 @@ reproduce: venv
 	$(PY) -m qlab reproduce --out $(OUT)
 
 # -n auto: one worker per core (pytest-xdist); --dist loadgroup keeps each file's tests, and the
-# models they share, on one worker, and spreads the zoo matrix by model (tests/conftest.py).
+# models they share, on one worker, and spreads the zoo matrix by model; the heaviest groups
+# start first (tests/conftest.py).
 test: venv
-	$(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=600 -n auto --dist loadgroup
+	$(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=600 -n auto --dist loadgroup --no-loadscope-reorder
 
 test-fast: venv
 	$(PY) -m pytest tests -m "not slow"

@@ -11,9 +11,17 @@ import qlab  # noqa: E402,F401
 from qlab import artifacts, data, train  # noqa: E402
 
 
+BY_MODEL = {"test_zoo.py": "zoo", "test_intmath_zoo.py": "name"}
+"""Files whose tests are parametrized by zoo model (the parameter's name): grouped by model, so each
+model is trained once, on one worker, and the models spread over the workers."""
 SHARED = {"test_bands.py": "digits-seeds", "03_quantization_aware_training.ipynb": "digits-seeds",
           "test_zoo_command.py": "zoo-lstm_rows"}
 """Files that train the same models as another group, run on its worker after it, from the cache."""
+HEAVIEST = ("digits-seeds", "zoo-lstm_rows", "test_reproduce.py", "zoo-resnet_mini", "zoo-mobilenet_mini",
+            "test_artifacts.py", "zoo-inception_mini", "08_bring_your_own_model.ipynb")
+"""Groups that take longest on a cold cache (`--durations`), started first so that the workers end
+together (with `--no-loadscope-reorder`, groups start in the order of their first test); notebook
+08 after the zoo groups, whose models it uses."""
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
@@ -22,12 +30,19 @@ def pytest_collection_modifyitems(items):
     its six models and their training spread over the workers; files that need the same models
     together; every other file whole, so a file's module fixtures are built once."""
     for item in items:
-        model = getattr(getattr(item, "callspec", None), "params", {}).get("zoo")
-        if item.path.name == "test_zoo.py" and model:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        model = params.get(BY_MODEL.get(item.path.name, ""))
+        if model:
             group = f"zoo-{model}"
         else:
             group = SHARED.get(item.path.name, item.path.name)
         item.add_marker(pytest.mark.xdist_group(group))
+        item.stash[GROUP] = group
+    rank = {group: i for i, group in enumerate(HEAVIEST)}
+    items.sort(key=lambda item: rank.get(item.stash[GROUP], len(rank)))  # stable: files keep their order
+
+
+GROUP = pytest.StashKey[str]()
 
 
 @pytest.fixture(scope="session")
