@@ -36,7 +36,7 @@ def parser() -> Parser:
     """The whole command line.
 
     Returns:
-        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views and modes.
+        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions and modes.
     """
     main = Parser(prog="python -m qlab", description="qlab: see quantization happen on a model you can "
                   "train in seconds. Each command writes its files under --out and prints a summary.")
@@ -89,6 +89,13 @@ def parser() -> Parser:
     vws.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
                      help="interleaved rounds (default 3)")
 
+    cnv = command("conversions", "time converting every zoo model to every mode: TensorFlow's route against qlab's")
+    cnv.add_argument("--out", default="results", help="writes OUT/conversions.csv")
+    cnv.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
+                     help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
+    cnv.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
+                     help="interleaved rounds (default 3)")
+
     command("modes", "list the post-training modes")
     return main
 
@@ -129,6 +136,11 @@ def run(args) -> int:
         from qlab.commands import views
 
         print(views.summary(views.run(args.out, args.models, args.rounds, progress=show)))
+        return 0
+    if args.command == "conversions":
+        from qlab.commands import conversions
+
+        print(conversions.summary(conversions.run(args.out, args.models, args.rounds, progress=show)))
         return 0
     from qlab.commands import seeds
 

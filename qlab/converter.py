@@ -182,11 +182,40 @@ def convert(converter, model, mode: modes.Mode) -> bytes:
     """
     with quiet.stderr() as log:
         try:
-            return bytes(converter.convert())
+            tflite = bytes(converter.convert())
         except Exception as exc:  # the converter raises several types; all mean the same here
             error = ConversionError(explain(exc, model, mode))
             error.log = log.read()  # what the converter printed, for whoever needs it
             raise error from exc
+    return zero_stray_buffers(tflite)
+
+
+def zero_stray_buffers(tflite: bytes) -> bytes:
+    """The file with the data of every buffer that no tensor and no metadata entry refers to set to
+    zeros, in place: same size, same model.
+
+    TF 2.21's converter leaves such a buffer in an LSTM's int8 file (64 bytes, never read, holding
+    whatever memory held: two conversions of one model differed only there). Zeroed, a model
+    converts to the same bytes every time.
+
+    Returns:
+        the .tflite bytes (the same object when no buffer needs zeroing).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(tflite, 0)
+    used = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        used |= {graph.Tensors(t).Buffer() for t in range(graph.TensorsLength())}
+    stray = [b for b in range(model.BuffersLength()) if b not in used and model.Buffers(b).DataLength()]
+    if not stray:
+        return tflite
+    edited = bytearray(tflite)
+    model = schema.Model.GetRootAs(edited, 0)
+    for b in stray:
+        model.Buffers(b).DataAsNumpy()[:] = 0  # a view into `edited`
+    return bytes(edited)
 
 
 def layers_named_in(text: str, layer_names: list[str]) -> list[str]:

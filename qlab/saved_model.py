@@ -17,6 +17,7 @@ Python object with the same weights.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import hashlib
 import json
@@ -31,6 +32,7 @@ OPAQUE_LAYERS = ("Lambda",)
 
 _held: collections.OrderedDict = collections.OrderedDict()  # state key -> (folder, owner ref or None, loaded)
 _counts = {"saved": 0, "reused": 0}
+_switch = {"on": True}
 
 
 def state_key(model) -> str:
@@ -81,8 +83,20 @@ def clear() -> None:
         _held.popitem(last=False)[1][0].cleanup()
 
 
+@contextlib.contextmanager
+def turned_off():
+    """Inside the block, every conversion takes TensorFlow's own route (saving the model each time):
+    to compare the two routes (`qlab.perf.conversions`), or to rule this module out."""
+    _switch["on"] = False
+    try:
+        yield
+    finally:
+        _switch["on"] = True
+
+
 def keras_converter(model):
-    """`tf.lite.TFLiteConverter.from_keras_model(model)`, saving each model state once.
+    """`tf.lite.TFLiteConverter.from_keras_model(model)`, saving each model state once (unless
+    `turned_off`).
 
     Returns:
         a `TFLiteKerasModelConverterV2`, not yet set or run.
@@ -90,7 +104,8 @@ def keras_converter(model):
     import tensorflow as tf  # lazily: TensorFlow is loaded only by what converts
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)  # also marks the file's metadata "KERAS_MODEL"
-    converter.__class__ = _converter_class()  # the same converter, with the one method below
+    if _switch["on"]:
+        converter.__class__ = _converter_class()  # the same converter, with the one method below
     return converter
 
 

@@ -69,6 +69,9 @@ BAD = [
     (["views", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000"),
     (["views", "--models", "vgg"], "unknown model 'vgg'"),
     (["views", "--out", "{file}"], "is a file, not a folder"),
+    (["conversions", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000"),
+    (["conversions", "--models", "vgg"], "unknown model 'vgg'"),
+    (["conversions", "--out", "{file}"], "is a file, not a folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND"),
 ]

@@ -102,3 +102,11 @@ def test_views_benchmark_times_every_mode_or_says_why(tmp_path, capsys):
     assert (timed.rows > 0).all() and (timed.min_s <= timed.median_s).all() and (timed.median_s <= timed.max_s).all()
     assert (timed.images == len(data.load("wine").x_test)).all()
     assert np.isnan(table.loc["dynamic_range", "median_s"]) and "nothing quantized" in table.loc["dynamic_range", "note"]
+
+
+def test_conversions_benchmark_times_both_routes_on_the_same_files(tmp_path, capsys):
+    assert main(["-q", "conversions", "--out", str(tmp_path), "--models", "wine_mlp", "--rounds", "2"]) == 0
+    assert "Same bytes by both routes: every file." in capsys.readouterr().out
+    row = pd.read_csv(tmp_path / "conversions.csv", keep_default_na=False, na_values=[""]).iloc[0]
+    assert row.model == "wine_mlp" and row.conversions == 6 and row.same_bytes
+    assert row.tensorflow_s > 0 and row.qlab_s > 0 and row.speedup_min <= row.speedup <= row.speedup_max

@@ -26,6 +26,7 @@ OUTPUTS = {  # what each command writes under --out: (folders, files)
     "seeds": ((), ("seeds.csv",)),
     "zoo": ((), ("zoo.csv", "zoo_seeds.csv", "zoo.md")),
     "views": ((), ("views.csv",)),
+    "conversions": ((), ("conversions.csv",)),
 }
 
 

@@ -1,0 +1,60 @@
+"""`python -m qlab conversions`: seconds to convert each zoo model to every mode by TensorFlow's
+Keras route and by qlab's (which saves a model once), interleaved, with the files compared byte for
+byte (the rerunnable benchmark behind the README's figure). Writes OUT/conversions.csv; `summary` is
+the terminal text, which `qlab.__main__` prints."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from qlab import cache, measure, tables
+from qlab.perf import conversions
+
+
+@dataclass
+class Timed:
+    """What `run` measured and wrote."""
+
+    table: pd.DataFrame  # qlab.perf.conversions.time_conversions
+    out: Path
+    elapsed: float  # seconds
+
+
+def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool = True) -> Timed:
+    """Time both conversion routes on the zoo and write OUT/conversions.csv.
+
+    Returns:
+        the `Timed` table.
+
+    Raises:
+        ValueError: an unknown model, or rounds < 1.
+        OSError: `out` cannot be written.
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    table = conversions.time_conversions(names, rounds=rounds, progress_bar=progress)
+    cache.write_atomic(out / "conversions.csv", table.to_csv(index=False).encode())
+    return Timed(table, out, time.perf_counter() - started)
+
+
+def summary(result: Timed) -> str:
+    """The table, the spread of the speedup, and whether the files were the same.
+
+    Returns:
+        multi-line text.
+    """
+    t, m = result.table, measure.machine()
+    lines = [f"Converting each model to every mode it takes (seconds for all of them; median of the rounds), "
+             f"TensorFlow's Keras route against qlab's, interleaved, on {m['cpu']} ({m['cores']} cores):\n",
+             tables.to_text(t.drop(columns=["note"])),
+             *(f"  {r.model}: {r.note}" for r in t.itertuples() if r.note),
+             f"\nSpeedup per model from {t.speedup.min():.1f}x to {t.speedup.max():.1f}x (medians); single rounds "
+             f"ranged {t.speedup_min.min():.1f}x to {t.speedup_max.max():.1f}x.",
+             "Same bytes by both routes: " + ("every file." if t.same_bytes.all() else
+                                              "NO, for " + ", ".join(t.model[~t.same_bytes]) + "."),
+             f"Took {result.elapsed:.0f} s; wrote {result.out / 'conversions.csv'}"]
+    return "\n".join(lines)
