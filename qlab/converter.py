@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 
 from qlab import modes, naming, quiet, saved_model
 
@@ -201,8 +202,6 @@ def zero_stray_buffers(tflite: bytes) -> bytes:
     Returns:
         the .tflite bytes (the same object when no buffer needs zeroing).
     """
-    from ai_edge_litert import schema_py_generated as schema
-
     model = schema.Model.GetRootAs(tflite, 0)
     used = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
     for g in range(model.SubgraphsLength()):
