@@ -82,19 +82,15 @@ def parser() -> Parser:
     zoo.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
                      help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
 
-    vws = command("views", "time the per-layer views of every zoo model over its test split")
-    vws.add_argument("--out", default="results", help="writes OUT/views.csv")
-    vws.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
-                     help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
-    vws.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
-                     help="interleaved rounds (default 3)")
-
-    cnv = command("conversions", "time converting every zoo model to every mode: TensorFlow's route against qlab's")
-    cnv.add_argument("--out", default="results", help="writes OUT/conversions.csv")
-    cnv.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
-                     help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
-    cnv.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
-                     help="interleaved rounds (default 3)")
+    for name, text in (("views", "time the per-layer views of every zoo model over its test split"),
+                       ("conversions", "time converting every zoo model to every mode: TensorFlow's route against "
+                                       "qlab's")):
+        timing = command(name, text)
+        timing.add_argument("--out", default="results", help=f"writes OUT/{name}.csv")
+        timing.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
+                            help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
+        timing.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
+                            help="interleaved rounds (default 3)")
 
     command("modes", "list the post-training modes")
     return main
@@ -132,15 +128,11 @@ def run(args) -> int:
 
         print(zoo.summary(zoo.run(args.out, args.models, args.seeds, progress=show)))
         return 0
-    if args.command == "views":
-        from qlab.commands import views
+    if args.command in ("views", "conversions"):
+        from qlab.commands import conversions, views
 
-        print(views.summary(views.run(args.out, args.models, args.rounds, progress=show)))
-        return 0
-    if args.command == "conversions":
-        from qlab.commands import conversions
-
-        print(conversions.summary(conversions.run(args.out, args.models, args.rounds, progress=show)))
+        timing = {"views": views, "conversions": conversions}[args.command]
+        print(timing.summary(timing.run(args.out, args.models, args.rounds, progress=show)))
         return 0
     from qlab.commands import seeds
 

@@ -96,9 +96,7 @@ def kernels(text: str) -> str:
     Raises:
         argparse.ArgumentTypeError: an unknown name (the message lists the valid ones).
     """
-    if text not in vocabulary.KERNELS:
-        raise argparse.ArgumentTypeError(f"unknown kernels {text!r}; valid: {', '.join(vocabulary.KERNELS)}")
-    return text
+    return member(text, vocabulary.KERNELS, "kernels", "valid")
 
 
 def zoo_model(text: str) -> str:
@@ -110,8 +108,20 @@ def zoo_model(text: str) -> str:
     Raises:
         argparse.ArgumentTypeError: an unknown name (the message lists the zoo).
     """
-    if text not in ZOO_NAMES:
-        raise argparse.ArgumentTypeError(f"unknown model {text!r}; the zoo: {', '.join(ZOO_NAMES)}")
+    return member(text, ZOO_NAMES, "model", "the zoo")
+
+
+def member(text: str, valid, what: str, listing: str) -> str:
+    """`text` if it is one of `valid`.
+
+    Returns:
+        the text.
+
+    Raises:
+        argparse.ArgumentTypeError: "unknown {what} {text!r}; {listing}: {valid, ...}".
+    """
+    if text not in valid:
+        raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; {listing}: {', '.join(valid)}")
     return text
 
 

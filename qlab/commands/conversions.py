@@ -5,40 +5,25 @@ the terminal text, which `qlab.__main__` prints."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from qlab import cache, measure, tables
+from qlab import measure, tables
+from qlab.commands.views import Timed, timed
 from qlab.perf import conversions
-
-
-@dataclass
-class Timed:
-    """What `run` measured and wrote."""
-
-    table: pd.DataFrame  # qlab.perf.conversions.time_conversions
-    out: Path
-    elapsed: float  # seconds
 
 
 def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool = True) -> Timed:
     """Time both conversion routes on the zoo and write OUT/conversions.csv.
 
     Returns:
-        the `Timed` table.
+        the `Timed` table (`qlab.perf.conversions.time_conversions`).
 
     Raises:
         ValueError: an unknown model, or rounds < 1.
         OSError: `out` cannot be written.
     """
-    out = Path(out)
-    started = time.perf_counter()
-    table = conversions.time_conversions(names, rounds=rounds, progress_bar=progress)
-    cache.write_atomic(out / "conversions.csv", table.to_csv(index=False).encode())
-    return Timed(table, out, time.perf_counter() - started)
+    return timed(out, "conversions.csv",
+                 lambda: conversions.time_conversions(names, rounds=rounds, progress_bar=progress))
 
 
 def summary(result: Timed) -> str:

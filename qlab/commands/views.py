@@ -18,7 +18,7 @@ from qlab.perf import views
 class Timed:
     """What `run` measured and wrote."""
 
-    table: pd.DataFrame  # qlab.perf.views.time_views
+    table: pd.DataFrame  # qlab.perf.views.time_views, or another timing command's table
     out: Path
     elapsed: float  # seconds
 
@@ -33,10 +33,22 @@ def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool
         ValueError: an unknown model, or rounds < 1.
         OSError: `out` cannot be written.
     """
+    return timed(out, "views.csv", lambda: views.time_views(names, rounds=rounds, progress_bar=progress))
+
+
+def timed(out: str | Path, name: str, measure) -> Timed:
+    """Call `measure()` and write the table it returns to OUT/name (atomically).
+
+    Returns:
+        the `Timed` table, with the seconds the call took.
+
+    Raises:
+        whatever `measure` raises; OSError: `out` cannot be written.
+    """
     out = Path(out)
     started = time.perf_counter()
-    table = views.time_views(names, rounds=rounds, progress_bar=progress)
-    cache.write_atomic(out / "views.csv", table.to_csv(index=False).encode())
+    table = measure()
+    cache.write_atomic(out / name, table.to_csv(index=False).encode())
     return Timed(table, out, time.perf_counter() - started)
 
 
