@@ -10,8 +10,9 @@ converter reads is the same, so the `.tflite` bytes are the same (tests/test_sav
 
 The state is read from the model's config, so only layers whose config says everything about them
 are recognised by content: tf_keras's, tfmot's and qlab's own, without `Lambda` layers (their
-config cannot hold captured values). A model with any other layer is recognised only as the same
-Python object with the same weights.
+config cannot hold captured values) or functions of the user's (a config names an activation but
+does not hold its code). A model with any other layer is recognised only as the same Python object
+with the same weights.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import functools
 import hashlib
 import json
 import tempfile
+import types
 import weakref
 
 KEEP = 8
@@ -29,6 +31,8 @@ KEEP = 8
 COMPLETE_CONFIG = ("tf_keras.", "tensorflow_model_optimization.", "qlab.")
 """Modules whose layer (and quantize config) classes put their whole state in `get_config()`."""
 OPAQUE_LAYERS = ("Lambda",)
+FUNCTION_MODULES = ("tensorflow.", "keras.", "numpy")
+"""Besides `COMPLETE_CONFIG`: modules whose functions (activations, ops) a config may name safely."""
 
 _held: collections.OrderedDict = collections.OrderedDict()  # state key -> (folder, owner ref or None, loaded)
 _counts = {"saved": 0, "reused": 0}
@@ -41,7 +45,8 @@ def state_key(model) -> str:
     Returns:
         a SHA-256 hex digest of the model's config, the classes of its layers (and quantize
         configs), and its weights (shape, dtype and bytes). For a model with a layer outside
-        `COMPLETE_CONFIG`, or a `Lambda`, the digest also holds the model's `id`.
+        `COMPLETE_CONFIG`, a `Lambda`, or a function of its own (an activation written in a
+        notebook, say), the digest also holds the model's `id`.
     """
     return _state(model)[0]
 
@@ -52,6 +57,7 @@ def _state(model) -> tuple[str, bool]:
     classes = [type(obj) for obj in layers]
     classes += [type(obj.quantize_config) for obj in layers if getattr(obj, "quantize_config", None) is not None]
     opaque = any(not c.__module__.startswith(COMPLETE_CONFIG) or c.__name__ in OPAQUE_LAYERS for c in classes)
+    opaque = opaque or any(_own_function(value) for obj in layers for value in vars(obj).values())
     try:
         config = json.dumps(model.get_config(), sort_keys=True, default=repr)
     except (NotImplementedError, TypeError, ValueError):  # a subclassed model without a config
@@ -66,6 +72,14 @@ def _state(model) -> tuple[str, bool]:
         h.update(f"{weight.name}{value.shape}{value.dtype}".encode())
         h.update(value.tobytes())
     return h.hexdigest(), opaque
+
+
+def _own_function(value) -> bool:
+    """A function (e.g. a layer's activation) written outside TensorFlow, tf_keras, tfmot and qlab:
+    the config holds only its name, and a notebook may redefine it under the same name."""
+    function = getattr(value, "func", value)  # functools.partial
+    return callable(function) and isinstance(function, (types.FunctionType, types.BuiltinFunctionType)) and \
+        not (getattr(function, "__module__", None) or "").startswith(COMPLETE_CONFIG + FUNCTION_MODULES)
 
 
 def counts() -> dict[str, int]:

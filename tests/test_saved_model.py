@@ -77,6 +77,27 @@ def test_a_lambda_model_is_recognised_only_as_the_same_object():
         FACTOR["value"] = 2.0
 
 
+def test_an_activation_redefined_under_the_same_name_is_saved_again():
+    """A notebook cell defines an activation, a model uses it; the cell is edited and run again."""
+    x = np.ones((1, 4), np.float32)
+
+    def build(activation):
+        with models.fresh_names():
+            inputs = keras.Input((4,))
+            return keras.Model(inputs, keras.layers.Dense(2, activation=activation, kernel_initializer="ones")(inputs))
+
+    def act(t):
+        return t * 2.0
+    first = build(act)
+    np.testing.assert_allclose(Runtime(quantize.quantize(first, "float32")).predict(x), [[8.0, 8.0]])
+
+    def act(t):  # noqa: F811  (redefined, as a re-run cell would)
+        return t * 3.0
+    second = build(act)
+    assert second.get_config() == first.get_config()
+    np.testing.assert_allclose(Runtime(quantize.quantize(second, "float32")).predict(x), [[12.0, 12.0]])
+
+
 def test_at_most_keep_folders_are_held():
     saved_model.clear()
     for seed in range(saved_model.KEEP + 2):
