@@ -22,7 +22,7 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from qlab import cache, converter, data, measure, models, modes, progress, quantize, tables, train
+from qlab import cache, converter, data, measure, models, modes, progress, quantize, saved_model, tables, train
 from qlab.train import TrainConfig
 from qlab.vocabulary import TRAININGS
 
@@ -115,6 +115,10 @@ def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate:
     """Your own (untrained) model, trained in place on `dataset` with its own loss, cached under a
     key of its architecture, its initial weights, the data and the settings.
 
+    A model with layers or functions of your own (or a `Lambda`) is never cached: its config does
+    not say everything it computes, so the cache could not tell it from another
+    (`qlab.saved_model.fully_described`).
+
     Args:
         use_cache: False trains every time and stores nothing.
 
@@ -135,14 +139,15 @@ def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate:
         load_weights(model, payload)
         return model
 
-    if not use_cache:
+    if not use_cache or not saved_model.fully_described(model):
         return build()
     return cache.cached("user-model", key, build, dump=weights_to_bytes, load=load)
 
 
 def quantized_model(model, mode: str, calibration=None, per_channel: bool = True, use_cache: bool = True) -> bytes:
     """Your own (trained) model's .tflite in `mode`, cached under a key of its architecture and
-    weights, the mode, the calibration samples and `per_channel`.
+    weights, the mode, the calibration samples and `per_channel` (never cached for a model that is
+    not `qlab.saved_model.fully_described`, as in `trained_model`).
 
     Args:
         calibration: representative samples (an array, or any form `qlab.converter.as_samples`
@@ -161,7 +166,7 @@ def quantized_model(model, mode: str, calibration=None, per_channel: bool = True
     def build() -> bytes:
         return quantize.quantize(model, mode, calibration, per_channel=per_channel)
 
-    if not use_cache:
+    if not use_cache or not saved_model.fully_described(model):
         return build()
     key = {"architecture": architecture_key(model), "weights": weights_key(model), "mode": asdict(mode),
            "per_channel": per_channel,

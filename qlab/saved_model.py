@@ -11,8 +11,8 @@ converter reads is the same, so the `.tflite` bytes are the same (tests/test_sav
 The state is read from the model's config, so only layers whose config says everything about them
 are recognised by content: tf_keras's, tfmot's and qlab's own, without `Lambda` layers (their
 config cannot hold captured values) or functions of the user's (a config names an activation but
-does not hold its code). A model with any other layer is recognised only as the same Python object
-with the same weights.
+does not hold its code). Any other model is saved on every conversion, as TensorFlow does: even the
+same object may have changed where neither its config nor its weights show it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import hashlib
 import json
 import tempfile
 import types
-import weakref
 
 KEEP = 8
 """Saved folders held at once; the least recently used is deleted first."""
@@ -34,7 +33,7 @@ OPAQUE_LAYERS = ("Lambda",)
 FUNCTION_MODULES = ("tensorflow.", "keras.", "numpy")
 """Besides `COMPLETE_CONFIG`: modules whose functions (activations, ops) a config may name safely."""
 
-_held: collections.OrderedDict = collections.OrderedDict()  # state key -> (folder, owner ref or None, loaded)
+_held: collections.OrderedDict = collections.OrderedDict()  # state key -> (folder, loaded object)
 _counts = {"saved": 0, "reused": 0}
 _switch = {"on": True}
 
@@ -44,11 +43,22 @@ def state_key(model) -> str:
 
     Returns:
         a SHA-256 hex digest of the model's config, the classes of its layers (and quantize
-        configs), and its weights (shape, dtype and bytes). For a model with a layer outside
-        `COMPLETE_CONFIG`, a `Lambda`, or a function of its own (an activation written in a
-        notebook, say), the digest also holds the model's `id`.
+        configs), and its weights (shape, dtype and bytes). For a model that is not
+        `fully_described`, the digest also holds the model's `id`.
     """
     return _state(model)[0]
+
+
+def fully_described(model) -> bool:
+    """True if `model`'s config, layer classes and weights say everything it computes: its layers
+    are tf_keras's, tfmot's or qlab's own, with no `Lambda` and no function of the user's.
+
+    Returns:
+        the answer; only such models are saved once for many conversions here, and cached on disk
+        by `qlab.artifacts` (two other models alike in config and weights may compute different
+        things, so nothing could tell them apart).
+    """
+    return not _state(model)[1]
 
 
 def _state(model) -> tuple[str, bool]:
@@ -133,18 +143,20 @@ def _converter_class():
 
         def _convert_keras_to_saved_model(self, output_dir):
             key, opaque = _state(self._keras_model)
+            if opaque:  # not described by its config: saved every time, as TensorFlow does
+                return super()._convert_keras_to_saved_model(output_dir)
             entry = _held.get(key)
-            if entry is not None and (entry[1] is None or entry[1]() is self._keras_model):
+            if entry is not None:
                 _held.move_to_end(key)
                 _counts["reused"] += 1
-                return self._load(entry[0].name, entry[2], signature_constants, tag_constants)
+                return self._load(entry[0].name, entry[1], signature_constants, tag_constants)
             folder = tempfile.TemporaryDirectory(prefix="qlab-saved-model-")
             result = super()._convert_keras_to_saved_model(folder.name)
             if self.saved_model_dir != folder.name:  # the save failed; the converter took its other route
                 folder.cleanup()
                 return result
             _counts["saved"] += 1
-            _held[key] = (folder, weakref.ref(self._keras_model) if opaque else None, self._trackable_obj)
+            _held[key] = (folder, self._trackable_obj)
             while len(_held) > KEEP:
                 _held.popitem(last=False)[1][0].cleanup()
             return result

@@ -150,3 +150,33 @@ def test_two_ops_from_one_layer_are_two_rows_and_plot(digits, calibration):
     table = layer_errors.layer_errors(quantize.quantize(model, "full_integer", calibration),
                                       quantize.quantize(model, "float32"), digits.x_test[:50], keras_model=model)
     assert plots.layer_errors(table).axes
+
+
+def test_qat_refuses_what_tfmot_would_hang_or_fail_on_before_wrapping():
+    inputs = keras.Input((8, 8, 1))
+    pair = keras.Model(inputs, keras.layers.Conv2D(4, 3, name="c")(keras.layers.SeparableConv2D(4, 3, name="sep")(inputs)))
+    with pytest.raises(ValueError, match=r"'sep' \(SeparableConv2D followed by a Conv2D: .*DepthwiseConv2D"):
+        train.quantize_aware(pair)  # tfmot 0.8.1 would loop forever
+    inputs = keras.Input((6,))
+    lam = keras.Model(inputs, keras.layers.Dense(3, name="d")(keras.layers.Lambda(lambda t: t * 2, name="lam")(inputs)))
+    with pytest.raises(ValueError, match=r"'lam' \(Lambda: .*replace it with a built-in layer"):
+        train.quantize_aware(lam, layers=("d",))
+
+
+def test_ops_that_compute_shapes_get_rows_that_say_why_not_a_crash(digits, calibration):
+    """LayerNormalization converts to SHAPE, FILL, PACK, RSQRT, ... ops: every one gets a row in both
+    views, computed or saying why not, and the activation table says which outputs it lacks."""
+    with models.fresh_names():
+        inputs = keras.Input(digits.sample_shape)
+        x = keras.layers.LayerNormalization(name="norm")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(10, name="out")(keras.layers.Flatten()(x)))
+    tflite, twin = quantize.quantize(model, "full_integer", calibration), quantize.quantize(model, "float32")
+    table = layer_errors.layer_errors(tflite, twin, digits.x_test[:20], keras_model=model)
+    pair = capture.pair(tflite, twin, model)
+    for view in layer_errors.VIEWS:
+        rows = table[table.view == view]
+        assert list(rows.layer) == pair.names
+        assert (rows.mean_squared_error.notna() | rows.note.str.startswith("not computed, because")).all()
+    assert table.query("layer == 'conv'").mean_squared_error.notna().all()
+    activations = buckets.activation_table(pair, digits.x_test[:20])
+    assert (activations.scale.notna() | activations.note.str.startswith("not computed, because")).all()

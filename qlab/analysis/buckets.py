@@ -139,8 +139,9 @@ def weight_table(pair: capture.Pair) -> pd.DataFrame:
 
 
 def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
-    """Returns a DataFrame in `weight_table`'s columns (tensor "activations"), one row per quantized
-    layer output: the float twin's outputs for `x` on the deployed grid. Test data can overshoot
+    """Returns a DataFrame in `weight_table`'s columns (tensor "activations") and a `note`, one row
+    per quantized layer output: the float twin's outputs for `x` on the deployed grid (or NaN and
+    a note saying why not). Test data can overshoot
     the range calibration set (RESHAPE shares its input's grid: left out).
 
     Raises:
@@ -152,8 +153,12 @@ def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
         _activation(pair, pair.layers[0], runs)  # raises, saying why
     rows = []
     for layer in layers:
+        if layer.twin.outputs[0] not in runs[0] or layer.output(pair).index not in runs[1]:
+            rows.append({"layer": layer.name, "tensor": "activations", "note": "not computed, because the "
+                         f"runtime kept no value of this {layer.op} op's output (computed before the run?)"})
+            continue
         values, _, g = _activation(pair, layer, runs)
-        rows.append(_row(layer.name, "activations", values, g))
+        rows.append({**_row(layer.name, "activations", values, g), "note": ""})
     return pd.DataFrame(rows)
 
 

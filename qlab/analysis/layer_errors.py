@@ -157,6 +157,11 @@ def local(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
         except NotImplementedError as exc:
             rows.append(_not_computed("local", layer.name, layer.op, out, str(exc)))
             continue
+        except (TypeError, ValueError, KeyError, IndexError) as exc:  # inputs the float copy cannot take
+            rows.append(_not_computed("local", layer.name, layer.op, out,
+                                      f"qlab's float copy of {layer.op} could not run on this op's inputs "
+                                      f"({type(exc).__name__}: {exc})"))
+            continue
         got = capture.real(pair.deployed, op.outputs[0], captured[op.outputs[0]])
         rows.append(_row("local", layer.name, layer.op, out, got - expected.reshape(got.shape)))
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -178,8 +183,13 @@ def accumulated(pair: capture.Pair, x: np.ndarray, kernels: str = "xnnpack",
     twin = capture.run(pair.twin_tflite, x, kernels)
     rows = []
     for layer in pair.layers:
-        got = capture.real(pair.deployed, layer.deployed.outputs[0], captured[layer.deployed.outputs[0]])
-        rows.append(_row("accumulated", layer.name, layer.op, layer.output(pair), got - twin[layer.twin.outputs[0]]))
+        out, twin_out = layer.deployed.outputs[0], layer.twin.outputs[0]
+        if out not in captured or twin_out not in twin:
+            rows.append(_not_computed("accumulated", layer.name, layer.op, layer.output(pair),
+                                      f"the runtime kept no value of this {layer.op} op's output"))
+            continue
+        got = capture.real(pair.deployed, out, captured[out])
+        rows.append(_row("accumulated", layer.name, layer.op, layer.output(pair), got - twin[twin_out]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
