@@ -85,11 +85,18 @@ def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None
         (n,) + the model's input sample shape.
 
     Raises:
-        ValueError: missing, empty, one sample instead of a batch, the wrong sample shape,
-            non-numeric, or containing NaN or infinity; the message says what to pass instead.
+        ValueError: a model whose input is not float, or calibration missing, empty, one sample
+            instead of a batch, the wrong sample shape, non-numeric, or containing NaN or infinity;
+            the message says what to pass instead.
     """
     if not mode.needs_calibration:
         return None
+    dtypes = {str(getattr(t.dtype, "name", t.dtype)) for t in getattr(model, "inputs", None) or []}
+    if dtypes - {"float32", "float16", "float64"}:
+        raise ValueError(
+            f"mode {mode.name!r} calibrates on float inputs, and model {model.name!r} takes "
+            f"{', '.join(sorted(dtypes))} (token ids for an Embedding?): qlab feeds calibration samples as "
+            "float32 only; use mode 'dynamic_range', or 'float32'/'float16'")
     if calibration is None:
         raise ValueError(
             f"mode {mode.name!r} needs calibration data: pass calibration= a float array "

@@ -51,7 +51,7 @@ LSTM_WEIGHT_NAMES = ("input_to_input", "input_to_forget", "input_to_cell", "inpu
                      "recurrent_to_input", "recurrent_to_forget", "recurrent_to_cell", "recurrent_to_output")
 """The eight gate weight matrices of an LSTM, in the order of `LSTM_INPUTS["weights"]`."""
 
-SAME_GRID_OPS = ("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "MAX_POOL_2D", "AVERAGE_POOL_2D")
+SAME_GRID_OPS = ("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "REDUCE_MAX")
 """Ops whose int8 output the converter puts on the grid of their (first) input, and the input on
 the output's: values are moved, picked or averaged, never rescaled."""
 
@@ -61,9 +61,12 @@ SHARED_GRID_OPS = ("CONCATENATION",)
 INPLACE_OPS = ("ADD", "SUB", "MUL")
 """Element-wise ops TFLite may run in place, writing the output over one of its inputs."""
 
-FIXED_OUTPUT_GRIDS = {("SOFTMAX", 8): (1 / 256, -128), ("SOFTMAX", 16): (1 / 32768, 0)}
-"""Ops whose kernel fixes the output grid whatever the data: (op, bits) -> (scale, zero_point).
-Source: `tflite/kernels/activations.cc`, SoftmaxPrepare (int8: 1/256 and -128; int16: 1/32768, 0)."""
+FIXED_OUTPUT_GRIDS = {("SOFTMAX", 8): (1 / 256, -128), ("SOFTMAX", 16): (1 / 32768, 0),
+                      ("LOGISTIC", 8): (1 / 256, -128), ("LOGISTIC", 16): (1 / 32768, 0),
+                      ("TANH", 8): (1 / 128, 0), ("TANH", 16): (1 / 32768, 0)}
+"""Ops whose output grid is fixed whatever the data: (op, bits) -> (scale, zero_point).
+Sources: `tflite/kernels/activations.cc` (SoftmaxPrepare, SigmoidPrepare, TanhPrepare) and the
+quantizer's `restricted_value_int8/int16` in `tensorflow/lite/tools/optimize/operator_property.cc`."""
 
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 """The fused activations a conv or fully connected op can carry (schema `ActivationFunctionType`)."""

@@ -180,3 +180,32 @@ def test_ops_that_compute_shapes_get_rows_that_say_why_not_a_crash(digits, calib
     assert table.query("layer == 'conv'").mean_squared_error.notna().all()
     activations = buckets.activation_table(pair, digits.x_test[:20])
     assert (activations.scale.notna() | activations.note.str.startswith("not computed, because")).all()
+
+
+@pytest.mark.parametrize("mode", ["full_integer", "int16x8"])
+@pytest.mark.parametrize("kind", ["tanh", "sigmoid", "max"])
+def test_fixed_output_grids_of_tanh_and_logistic_and_max_reduction_sharing_its_input_grid(digits, calibration, mode, kind):
+    with models.fresh_names():
+        inputs = keras.Input(digits.sample_shape)
+        conv = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+        x = keras.layers.GlobalMaxPooling2D(name=kind)(conv) if kind == "max" else \
+            keras.layers.Flatten()(keras.layers.Activation(kind, name=kind)(conv))
+        model = keras.Model(inputs, keras.layers.Dense(10, name="out")(x))
+    tflite = quantize.quantize(model, mode, calibration)
+    pair = capture.pair(tflite, quantize.quantize(model, "float32"), model)
+    predicted = converter_grids.converter_grids(pair, calibration)
+    assert pair.layer(kind).op == {"tanh": "TANH", "sigmoid": "LOGISTIC", "max": "REDUCE_MAX"}[kind]
+    quantized = [t for t in pair.deployed.tensors if t.quantized]
+    assert sorted(predicted) == sorted(t.index for t in quantized)
+    for t in quantized:
+        np.testing.assert_allclose(predicted[t.index].scale, grid.of_tensor(t).scale, rtol=2e-6, err_msg=t.name)
+        np.testing.assert_array_equal(predicted[t.index].zero_point, grid.of_tensor(t).zero_point, err_msg=t.name)
+
+
+def test_a_model_with_token_ids_is_told_which_modes_it_can_use():
+    with models.fresh_names():
+        inputs = keras.Input((5,), dtype="int32")
+        model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Embedding(20, 4)(inputs))))
+    with pytest.raises(ValueError, match=r"takes int32 .*use mode 'dynamic_range'"):
+        quantize.quantize(model, "full_integer", np.zeros((4, 5), np.int32))
+    assert tflite_file.read(quantize.quantize(model, "float32")).tensors[0].type == "INT32"

@@ -73,6 +73,9 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
             _weights_and_bias(pair, layer, predicted)
         if layer.op == "UNIDIRECTIONAL_SEQUENCE_LSTM":
             _lstm(pair, layer, calibration, captured, predicted)
+        if layer.op in SAME_GRID_OPS and op.inputs[0] in predicted and out.quantized \
+                and (deployed.tensors[op.inputs[0]].dtype == out.dtype):
+            predicted[out.index] = predicted[op.inputs[0]]  # a fixed grid (TANH, ...) carries on
     _quantize_shifts(deployed, predicted)
     return predicted
 
