@@ -149,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         130 interrupted.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter, before it loads
+    given = [a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")]
+    twice = [a for a in dict.fromkeys(given) if given.count(a) > 1 and a != "--quiet"]
+    if twice:  # argparse would keep the last one silently
+        print(f"error: {twice[0]} given twice; give each option once (a list of values after one "
+              f"{twice[0]})", file=sys.stderr)
+        return 2
     args = parser().parse_args(argv)
     digits = data.load()
     try:

@@ -39,7 +39,7 @@ class Runtime:
             `experimental_preserve_all_tensors`), for reading intermediate activations.
 
     Raises:
-        ValueError: unknown kernels, or a thread count below 1.
+        ValueError: unknown kernels, a thread count below 1, or a model of several inputs or outputs.
         TypeError: `tflite` is not bytes-like.
         InvalidModelError: bytes LiteRT cannot load (truncated, corrupt, not a .tflite).
     """
@@ -65,8 +65,11 @@ class Runtime:
                 f"LiteRT could not load this model ({len(self.tflite)} bytes): {exc}. "
                 "The file is probably truncated or corrupt; convert the model again."
             ) from exc
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(f"qlab runs models of one input and one output; this one has {len(inputs)} "
+                             f"input(s) and {len(outputs)} output(s) ({', '.join(d['name'] for d in inputs + outputs)})")
+        self.input, self.output = inputs[0], outputs[0]
         self._batch = int(self.input["shape"][0])
         signature = self.input.get("shape_signature")
         self.fixed_batch = int(signature[0]) if signature is not None and len(signature) and signature[0] > 0 else None

@@ -192,9 +192,13 @@ def train_model(model, data: Dataset, epochs: int = 10, learning_rate: float = 1
 
     Raises:
         TypeError: not a tf_keras model.
-        ValueError: data whose samples do not fit the model's input.
+        ValueError: a model with several inputs or outputs, or data whose samples do not fit
+            the model's input.
     """
     check_keras2(model)
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ValueError(f"model {model.name!r} has {len(model.inputs)} input(s) and {len(model.outputs)} "
+                         f"output(s); qlab trains and scores models of one input and one output")
     if tuple(model.input_shape[1:]) != data.sample_shape:
         raise ValueError(f"model {model.name!r} takes samples of shape {tuple(model.input_shape[1:])}, the data "
                          f"set {data.name!r} has {data.sample_shape}")

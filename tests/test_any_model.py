@@ -209,3 +209,14 @@ def test_a_model_with_token_ids_is_told_which_modes_it_can_use():
     with pytest.raises(ValueError, match=r"takes int32 .*use mode 'dynamic_range'"):
         quantize.quantize(model, "full_integer", np.zeros((4, 5), np.int32))
     assert tflite_file.read(quantize.quantize(model, "float32")).tensors[0].type == "INT32"
+
+
+def test_a_model_with_two_outputs_is_refused_by_name_where_qlab_needs_one(digits):
+    with models.fresh_names():
+        inputs = keras.Input(digits.sample_shape)
+        flat = keras.layers.Flatten()(inputs)
+        model = keras.Model(inputs, [keras.layers.Dense(10, name="a")(flat), keras.layers.Dense(2, name="b")(flat)])
+    with pytest.raises(ValueError, match="1 input.* and 2 output.*one input and one output"):
+        train.train_model(model, digits, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="one input and one output; this one has 1 input.* and 2 output"):
+        Runtime(quantize.quantize(model, "float32"))

@@ -70,6 +70,8 @@ BAD = [
     (["views", "--models", "vgg"], "unknown model 'vgg'"),
     (["views", "--out", "{file}"], "is a file, not a folder"),
     (["conversions", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000"),
+    (["zoo", "--models", "wine_mlp", "--models", "lstm_rows"], "--models given twice"),
+    (["reproduce", "--seed", "1", "--seed=2"], "--seed given twice"),
     (["conversions", "--models", "vgg"], "unknown model 'vgg'"),
     (["conversions", "--out", "{file}"], "is a file, not a folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
