@@ -192,7 +192,8 @@ def per_tensor_finding(per_tensor: pd.DataFrame) -> str:
                else "does not hurt mobilenet_mini most here, unlike what the literature says of MobileNet")
     return (f"One weight scale per tensor {verdict}: it costs mobilenet_mini {mobile.cost_pp:+.2f} pp "
             f"[{mobile.cost_min_pp:+.2f}, {mobile.cost_max_pp:+.2f}] (median [min, max] over {int(mobile.seeds)} "
-            f"seeds of the paired difference), the other models {others.cost_pp.min():+.2f} to "
+            f"seeds of the paired difference per-channel − per-tensor accuracy; negative: per-tensor was "
+            f"the more accurate), the other models {others.cost_pp.min():+.2f} to "
             f"{others.cost_pp.max():+.2f} pp. Under one scale per tensor, mobilenet_mini's narrowest weight "
             f"channel still spans {mobile.min_levels:.0f} of the 255 int8 levels (the other models' "
             f"{others.min_levels.min():.0f} to {others.min_levels.max():.0f}).")

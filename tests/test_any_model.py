@@ -220,3 +220,13 @@ def test_a_model_with_two_outputs_is_refused_by_name_where_qlab_needs_one(digits
         train.train_model(model, digits, epochs=1, progress=False)
     with pytest.raises(ValueError, match="one input and one output; this one has 1 input.* and 2 output"):
         Runtime(quantize.quantize(model, "float32"))
+
+
+def test_the_engine_names_the_ops_it_lacks_in_an_integer_only_file(digits, calibration):
+    from qlab import intmath
+    with models.fresh_names():
+        inputs = keras.Input(digits.sample_shape)
+        x = keras.layers.LayerNormalization()(keras.layers.Conv2D(4, 3)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+    with pytest.raises(intmath.IntegerModelError, match=r"ops .*SHAPE.* not implemented by qlab.intmath"):
+        intmath.IntegerModel(quantize.quantize(model, "integer_only", calibration))

@@ -67,7 +67,8 @@ def check_integer_only(model: tflite_file.ModelFile) -> None:
     """
     io = [model.tensors[i] for i in model.inputs + model.outputs]
     activations = [model.tensors[o] for op in model.ops for o in op.outputs]
-    wrong = next((t for t in io + activations if t.type not in INTEGER_TYPES), None)
+    # int32 activations are shapes being computed (SHAPE, PACK, ...): the missing-ops error below names them
+    wrong = next((t for t in io + activations if t.type not in INTEGER_TYPES and t.type != "INT32"), None)
     if wrong is not None:
         where = ("input" if wrong.index in model.inputs
                  else "output" if wrong.index in model.outputs else "tensor")
