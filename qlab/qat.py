@@ -37,7 +37,7 @@ def check_keras2(model) -> None:
 def unsupported(model, layers: tuple[str, ...] | None = None) -> list[str]:
     """The layers of `model` (or of those named) that tfmot's QAT is known to fail on before it
     says why: inline TensorFlow ops (TFOpLambda: tfmot crashes inside TF's math), `Lambda`
-    layers, a SeparableConv2D that feeds a Conv2D (tfmot 0.8.1 loops forever on the pair) and
+    layers, a SeparableConv2D beside Conv2D layers (tfmot 0.8.1 loops forever or mixes weights) and
     models nested in the model (refused by `quantize_apply`). Other unsupported layers (an LSTM, a
     BatchNormalization with no conv before it) are named by `quantize_aware` from tfmot's error.
 
@@ -57,10 +57,10 @@ def unsupported(model, layers: tuple[str, ...] | None = None) -> list[str]:
         elif kind == "Lambda":
             found.append(f"{layer.name!r} ({kind}: tfmot rebuilds the whole model from its config, which "
                          "Keras refuses for a Lambda layer; replace it with a built-in layer)")
-        elif kind == "SeparableConv2D" and any(type(node.outbound_layer).__name__ == "Conv2D"
-                                               for node in layer._outbound_nodes):
-            found.append(f"{layer.name!r} ({kind} followed by a Conv2D: tfmot 0.8.1's rewrite of this pair "
-                         "never finishes; write it as DepthwiseConv2D + Conv2D(kernel_size=1))")
+        elif kind == "SeparableConv2D" and any(type(other).__name__ == "Conv2D" for other in model.layers):
+            found.append(f"{layer.name!r} ({kind} in a model with Conv2D layers: tfmot 0.8.1 rewrites it as "
+                         "DepthwiseConv2D + Conv2D and then loops forever or mixes up the convs' weights; write "
+                         "it as DepthwiseConv2D + Conv2D(kernel_size=1) yourself)")
     return found
 
 

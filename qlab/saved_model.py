@@ -85,11 +85,19 @@ def _state(model) -> tuple[str, bool]:
 
 
 def _own_function(value) -> bool:
-    """A function (e.g. a layer's activation) written outside TensorFlow, tf_keras, tfmot and qlab:
-    the config holds only its name, and a notebook may redefine it under the same name."""
-    function = getattr(value, "func", value)  # functools.partial
-    return callable(function) and isinstance(function, (types.FunctionType, types.BuiltinFunctionType)) and \
-        not (getattr(function, "__module__", None) or "").startswith(COMPLETE_CONFIG + FUNCTION_MODULES)
+    """A callable (e.g. a layer's activation) written outside TensorFlow, tf_keras, tfmot and qlab,
+    looked for under `tf.function`, `functools.partial` and decorators: the config holds only its
+    name, and a notebook may redefine it under the same name."""
+    if isinstance(value, type) or not callable(value):
+        return False
+    for _ in range(8):  # tf.function -> python_function, partial -> func, decorator -> __wrapped__
+        inner = next((getattr(value, a) for a in ("python_function", "func", "__wrapped__")
+                      if getattr(value, a, None) is not None), None)
+        if inner is None or inner is value:
+            break
+        value = inner
+    module = getattr(value, "__module__", None) or type(value).__module__ or ""
+    return not module.startswith(COMPLETE_CONFIG + FUNCTION_MODULES)
 
 
 def counts() -> dict[str, int]:

@@ -98,6 +98,26 @@ def test_an_activation_redefined_under_the_same_name_is_saved_again():
     np.testing.assert_allclose(Runtime(quantize.quantize(second, "float32")).predict(x), [[12.0, 12.0]])
 
 
+def test_an_activation_under_tf_function_is_the_users_own():
+    import tensorflow as tf
+
+    def scaled(k):
+        @tf.function
+        def act(t):
+            return t * k
+        return act
+
+    def build(k):
+        with models.fresh_names():
+            inputs = keras.Input((4,))
+            return keras.Model(inputs, keras.layers.Dense(2, activation=scaled(k), kernel_initializer="ones")(inputs))
+    x = np.ones((1, 4), np.float32)
+    assert not saved_model.fully_described(build(2.0))
+    assert saved_model.fully_described(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation=tf.nn.relu6)]))
+    np.testing.assert_allclose(Runtime(quantize.quantize(build(2.0), "float32")).predict(x), [[8.0, 8.0]])
+    np.testing.assert_allclose(Runtime(quantize.quantize(build(3.0), "float32")).predict(x), [[12.0, 12.0]])
+
+
 def test_at_most_keep_folders_are_held():
     saved_model.clear()
     for seed in range(saved_model.KEEP + 2):
