@@ -22,7 +22,7 @@ from qlab import converter, modes, naming, quiet, tflite_file
 def denylisted_nodes(model, layers: tuple[str, ...], twin: bytes | None = None) -> list[str]:
     """The converter's output tensor names of the ops of `layers`, read from the model's float32
     .tflite. A name is a Keras layer (all its ops) or an op's label in layer-error tables
-    ('probs/softmax': that op only).
+    ('head/softmax' for a Dense named head with a softmax: that op only).
 
     Args:
         twin: the model's float32 .tflite if at hand; else it is converted here.

@@ -128,8 +128,8 @@ def output_layers(model: ModelFile, keras_model=None) -> dict[int, str]:
 
 def labels(model: ModelFile, keras_model=None) -> dict[int, str]:
     """A unique label per compute op: its Keras layer's name for the layer's first op, and
-    'layer/op' for any further op of the same layer (a Dense with softmax gives 'probs' and
-    'probs/softmax').
+    'layer/op' for any further op of the same layer (a Dense named 'head' with a softmax
+    activation gives 'head' and 'head/softmax').
 
     Returns:
         {op index: label}, labels unique, in op order.
@@ -158,7 +158,7 @@ def layer_name(model: ModelFile, op: Op, keras_model=None) -> str:
 
 
 def layer_of(tensor_name: str, op_name: str, keras_model=None) -> str:
-    """The Keras layer a tensor name points to ('model/conv1/Relu;...' -> 'conv1').
+    """The Keras layer a tensor name points to ('model/block_conv/Relu;...' -> 'block_conv').
 
     Returns:
         the layer named by the last path of the fused name list, or `op_name` in lower case.

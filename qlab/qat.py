@@ -108,7 +108,7 @@ def quantize_aware(model, layers: tuple[str, ...] | None = None):
                          f"{QAT_SELECTED}, or keep the model float and quantize after training") from None
 
 
-def float_copy(qat_model, template="digits_cnn"):
+def float_copy(qat_model, template):
     """The plain float model holding a QAT model's float (shadow) weights, without fake-quant.
 
     Its float32 .tflite is the QAT model's *float twin*: what the network computes before any
@@ -146,6 +146,6 @@ def float_copy(qat_model, template="digits_cnn"):
 
 
 def _weight_name(variable) -> str:
-    """'conv1/kernel:0' -> 'conv1/kernel': a wrapped layer keeps its own weights' names; the
-    wrapper's fake-quant variables are named after the wrapper ('quant_conv1/kernel_min')."""
+    """'conv2d/kernel:0' -> 'conv2d/kernel': a wrapped layer keeps its own weights' names; the
+    wrapper's fake-quant variables are named after the wrapper ('quant_conv2d/kernel_min')."""
     return variable.name.split(":")[0]

@@ -27,7 +27,7 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
             that need them.
         per_channel: False gives weights one scale per tensor instead of one per output
             channel (the converter's switch for older accelerators).
-        keep_float: a layer or layers (named as the layer-error tables name them: conv1, ..., softmax) to
+        keep_float: a layer or layers (named as the layer-error tables name them: the Keras layers) to
             leave in float in a `full_integer` model, through the QuantizationDebugger's denylist.
 
     Returns:

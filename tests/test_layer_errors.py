@@ -136,7 +136,7 @@ def test_qat_keras_and_deployed_mostly_land_on_the_same_levels(qat_model, tflite
 
 
 def test_float_copy_of_a_qat_model_holds_its_float_weights(qat_model, digits):
-    plain = train.float_copy(qat_model)
+    plain = train.float_copy(qat_model, "digits_cnn")
     assert not converter.is_qat(plain)
     accuracy = train.keras_accuracy(plain, digits)
     assert accuracy > 0.95 and isinstance(pd.DataFrame([accuracy]), pd.DataFrame)

@@ -22,7 +22,7 @@ from qlab.runtime import Runtime
 class Layer:
     """One compute op of the deployed model and the same op in its float twin."""
 
-    name: str  # a unique label: the Keras layer (conv1, ..., probs), 'probs/softmax' for its second op
+    name: str  # a unique label: the Keras layer ('head'), 'head/softmax' for a layer's second op
     op: str  # CONV_2D, FULLY_CONNECTED, RESHAPE, SOFTMAX, ...
     deployed: tflite_file.Op
     twin: tflite_file.Op
@@ -216,7 +216,7 @@ def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
         with_activation = [l.name for l in model.layers if hasattr(l, "activation")]
         if not with_activation:
             raise KeyError(f"model {model.name!r} has no plain layer with an activation (a QAT model's "
-                           "layers are wrapped): pass the float model, or train.float_copy(qat_model)")
+                           "layers are wrapped): pass the float model, or train.float_copy(qat_model, float_architecture)")
         raise KeyError(f"no layer {layer!r} with an activation; those with one: {', '.join(with_activation)}")
     inbound = keras.Model(model.inputs, target.input).predict(np.asarray(x, np.float32), verbose=0,
                                                               batch_size=256)

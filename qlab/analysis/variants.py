@@ -45,7 +45,7 @@ def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarra
             are more than two.
 
     Returns:
-        DataFrame, one row per choice: keep_float ("conv1+dense", or "(none)"), accuracy and
+        DataFrame, one row per choice: keep_float (layer names joined by "+", or "(none)"), accuracy and
         agreement (top-1 with the float twin, 0..1), output_rmse (of the output probabilities
         against the float twin's), size_bytes, size_vs_int8 (against the first row, the plain
         int8 model by default), size_vs_float32 (against the float32 twin).

@@ -33,7 +33,7 @@ class Step:
 
     Attributes:
         op: the `qlab.tflite_file.Op`.
-        layer: a short name for tables (conv1, dense, softmax, ...).
+        layer: a short name for tables (the Keras layer, e.g. conv2d, dense, dense/softmax).
         inputs: a `qlab.tflite_file.Tensor` per input (None for an absent optional one).
         output: its output tensor.
         params: what `prepare` computed; for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED:
@@ -52,7 +52,7 @@ class Step:
     """
 
     op: tflite_file.Op
-    layer: str  # a short name for tables: conv1, dense, softmax, ...
+    layer: str  # a short name for tables: the Keras layer, e.g. conv2d, dense, dense/softmax
     inputs: list  # tflite_file.Tensor for each input (None for an absent optional one)
     output: tflite_file.Tensor
     params: dict = field(default_factory=dict)
