@@ -2,8 +2,8 @@
 
 `tf.lite.TFLiteConverter.from_keras_model` saves the Keras model as a SavedModel in a fresh
 temporary folder, loads it back, and converts what it loaded (tensorflow/lite/python/lite.py,
-`TFLiteKerasModelConverterV2._convert_keras_to_saved_model`). For qlab's small models the save is
-about half of each conversion, and qlab converts one model to many modes. `keras_converter(model)`
+`TFLiteKerasModelConverterV2._convert_keras_to_saved_model`). For qlab's small models saving and
+loading are most of each conversion, and qlab converts one model to many modes. `keras_converter(model)`
 is that same converter, except that a model is saved once: the next conversion of a model with the
 same state (architecture, layer classes and weights) reads the folder saved, and loaded, before. What the
 converter reads is the same, so the `.tflite` bytes are the same (tests/test_saved_model.py).
@@ -30,6 +30,7 @@ KEEP = 8
 COMPLETE_CONFIG = ("tf_keras.", "tensorflow_model_optimization.", "qlab.")
 """Modules whose layer (and quantize config) classes put their whole state in `get_config()`."""
 OPAQUE_LAYERS = ("Lambda",)
+"""Layer classes of `COMPLETE_CONFIG` whose config does not hold all they compute (captured values)."""
 FUNCTION_MODULES = ("tensorflow.", "keras.", "numpy")
 """Besides `COMPLETE_CONFIG`: modules whose functions (activations, ops) a config may name safely."""
 
