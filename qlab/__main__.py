@@ -18,7 +18,7 @@ import sys
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from qlab import data, modes, progress, quiet, vocabulary
+from qlab import data, modes, progress, quiet, studies, vocabulary
 from qlab.commands import arguments
 from qlab.commands.arguments import LIMITS, UsageError
 from qlab.perf.bench import QUICK, BenchConfig
@@ -36,7 +36,7 @@ def parser() -> Parser:
     """The whole command line.
 
     Returns:
-        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions and modes.
+        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions, study and modes.
     """
     main = Parser(prog="python -m qlab", description="qlab: see quantization happen on a model you can "
                   "train in seconds. Each command writes its files under --out and prints a summary.")
@@ -92,6 +92,18 @@ def parser() -> Parser:
         timing.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
                             help="interleaved rounds (default 3)")
 
+    std = command("study", "one study over models, seeds and settings, through the resumable sweep engine")
+    std.add_argument("name", metavar="NAME", type=arguments.study_name,
+                     help=f"one of {' '.join(studies.STUDIES)}")
+    std.add_argument("--out", default="results", help="writes OUT/NAME.csv, OUT/NAME_summary.csv and OUT/NAME*.png")
+    std.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
+    std.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
+                     help="default: the study's own")
+    std.add_argument("--settings", type=arguments.setting, nargs="+", default=None,
+                     help="the study's settings, e.g. bits: [4,8]; pruning: 0.5 0.9 (default: the study's own)")
+    std.add_argument("--jobs", type=arguments.positive(LIMITS["jobs"]), default=None,
+                     help="worker processes (default: one per core; 1 runs in this process)")
+
     command("modes", "list the post-training modes")
     return main
 
@@ -127,6 +139,12 @@ def run(args) -> int:
         from qlab.commands import zoo
 
         print(zoo.summary(zoo.run(args.out, args.models, args.seeds, progress=show)))
+        return 0
+    if args.command == "study":
+        from qlab.commands import study
+
+        print(study.summary(study.run(args.name, args.out, args.models, args.seeds, args.settings, args.jobs,
+                                      progress=show)))
         return 0
     if args.command in ("views", "conversions"):
         from qlab.commands import conversions, views

@@ -16,20 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "qlab"
 MODULES = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
            for p in sorted(PACKAGE.rglob("*.py"))}
-TENSORFLOW = ("tensorflow", "tf_keras", "tensorflow_model_optimization")
+TENSORFLOW = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "ai_edge_quantizer")
 MAX_LINES = 300
 
 # the folders, bottom to top; a module may import its own layer and those below, never above
 LAYERS = [
     ("bottom", ["qlab.vocabulary", "qlab.arith"]),
     ("pipeline", ["qlab", "qlab.progress", "qlab.quiet", "qlab.tflite_file", "qlab.runtime", "qlab.data",
-                  "qlab.naming", "qlab.models", "qlab.qat", "qlab.modes", "qlab.train", "qlab.saved_model", "qlab.converter", "qlab.debugger",
+                  "qlab.naming", "qlab.models", "qlab.qat", "qlab.schemes", "qlab.pruning", "qlab.clustering", "qlab.modes", "qlab.train", "qlab.saved_model", "qlab.converter", "qlab.debugger",
                   "qlab.quantize", "qlab.measure", "qlab.cache", "qlab.tables", "qlab.published"]),
     ("artifacts", ["qlab.artifacts", "qlab.bands"]),
     ("intmath", ["qlab.intmath"]),
     ("analysis", ["qlab.analysis"]),
     ("perf", ["qlab.perf"]),
-    ("studies", ["qlab.zoo"]),
+    ("studies", ["qlab.zoo", "qlab.studies"]),
     ("plots", ["qlab.plots"]),
     ("commands", ["qlab.commands", "qlab.__main__"]),
 ]

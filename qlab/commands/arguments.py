@@ -8,15 +8,16 @@ Loads no TensorFlow, so that argument mistakes are answered at once.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import tempfile
 from pathlib import Path
 
-from qlab import cache, vocabulary
+from qlab import cache, studies, vocabulary
 
 SEED_LIMIT = 2**32  # Keras' set_random_seed and NumPy's generators take seeds below this
-LIMITS = {"epochs": 1000, "runs": 1_000_000, "rounds": 1000}
+LIMITS = {"epochs": 1000, "runs": 1_000_000, "rounds": 1000, "jobs": 256}
 ZOO_NAMES = ("digits_cnn", "mobilenet_mini", "resnet_mini", "inception_mini", "lstm_rows", "wine_mlp")
 """The zoo's names, as `qlab.models.ZOO` has them (a test checks they agree): kept here so that
 argument mistakes are answered without loading TensorFlow."""  # beyond these a run would not finish today
@@ -27,6 +28,7 @@ OUTPUTS = {  # what each command writes under --out: (folders, files)
     "zoo": ((), ("zoo.csv", "zoo_seeds.csv", "zoo.md")),
     "views": ((), ("views.csv",)),
     "conversions": ((), ("conversions.csv",)),
+    **{f"study {name}": ((), (f"{name}.csv", f"{name}_summary.csv")) for name in studies.STUDIES},
 }
 
 
@@ -111,6 +113,31 @@ def zoo_model(text: str) -> str:
     return member(text, ZOO_NAMES, "model", "the zoo")
 
 
+def study_name(text: str) -> str:
+    """argparse type: a study (`qlab.studies.STUDIES`).
+
+    Returns:
+        the name.
+
+    Raises:
+        argparse.ArgumentTypeError: an unknown name (the message lists the studies).
+    """
+    return member(text, tuple(studies.STUDIES), "study", "the studies are")
+
+
+def setting(text: str):
+    """argparse type: one setting of a study, as JSON (a number, a list such as [4,8]) or else a
+    string (a mode's name). The study checks it before anything runs.
+
+    Returns:
+        the parsed value.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
 def member(text: str, valid, what: str, listing: str) -> str:
     """`text` if it is one of `valid`.
 
@@ -186,7 +213,9 @@ def check(args, test_images: int, training_images: int) -> None:
     if getattr(args, "calibration_size", None) and args.calibration_size > training_images:
         raise UsageError(f"--calibration-size must be from 1 to {training_images}, the training images there "
                          f"are; got {args.calibration_size}")
+    if getattr(args, "settings", None) and len({json.dumps(s) for s in args.settings}) != len(args.settings):
+        raise UsageError(f"--settings: each value once, got {' '.join(map(json.dumps, args.settings))}")
     if getattr(args, "out", None) is not None:
-        check_out(args.out, args.command)
+        check_out(args.out, args.command if args.command != "study" else f"study {args.name}")
     if args.command != "modes" and not getattr(args, "no_cache", False):
         writable(cache.cache_dir(), "the cache folder (set QLAB_CACHE to a writable folder, or unset it)")

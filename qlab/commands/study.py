@@ -1,0 +1,79 @@
+"""`python -m qlab study NAME`: one study's grid through the sweep engine (`qlab.studies.sweep`).
+Writes OUT/NAME.csv (tidy: one row per model, setting, seed and whatever else the study splits
+by), OUT/NAME_summary.csv (medians and spreads over seeds) and the study's figures as OUT/*.png;
+`summary` is the terminal text, which `qlab.__main__` prints."""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from qlab import cache, plots, studies, tables
+from qlab.studies import sweep
+
+
+@dataclass
+class Studied:
+    """What `run` measured and wrote."""
+
+    name: str
+    table: pd.DataFrame  # every cell's rows (the study's columns)
+    summary: pd.DataFrame  # the study's `summary(table)`
+    headline: str  # the study's `headline(table)`
+    out: Path
+    elapsed: float  # seconds
+    written: list[Path] = field(default_factory=list)
+
+
+def run(name: str, out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4), settings=None,
+        jobs: int | None = None, progress: bool = True) -> Studied:
+    """Run study `name` over its grid (cells already measured come from the cache) and write its
+    table, summary and figures under `out`.
+
+    Args:
+        names: zoo models (default: the study's own). settings: the study's (default: its own).
+        jobs: worker processes (default: one per core; 1 runs in this process).
+
+    Returns:
+        the `Studied` result.
+
+    Raises:
+        ValueError: an unknown study, model or setting, a bad seed; whatever a cell raises.
+        OSError: `out` cannot be written.
+    """
+    out = Path(out)
+    started = time.perf_counter()
+    module = studies.get(name)
+    grid = sweep.grid(name, names, seeds, settings)
+    table = sweep.run(grid, jobs, show=progress)
+    result = Studied(name, table, module.summary(table), module.headline(table), out, 0.0)
+    for stem, frame in ((name, table), (f"{name}_summary", result.summary)):
+        cache.write_atomic(out / f"{stem}.csv", frame.to_csv(index=False).encode())
+        result.written.append(out / f"{stem}.csv")
+    figures = getattr(plots, f"{name.replace('-', '_')}_figures")(table)
+    for stem, fig in figures.items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110)
+        cache.write_atomic(out / f"{stem}.png", buffer.getvalue())
+        result.written.append(out / f"{stem}.png")
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+def summary(result: Studied) -> str:
+    """The terminal report: the headline, the summary table, the files written.
+
+    Returns:
+        multi-line text.
+    """
+    seeds = sorted(result.table.seed.unique().tolist()) if len(result.table) else []
+    return "\n".join([
+        f"Study {result.name} over seeds {seeds} ({result.elapsed:.0f} s):\n",
+        tables.to_text(result.summary),
+        "\n" + result.headline,
+        "\nWrote " + ", ".join(str(p) for p in result.written),
+    ])

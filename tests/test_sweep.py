@@ -1,0 +1,101 @@
+"""The sweep engine: a grid of cells run in worker processes, each cell cached as it ends, a rerun
+skipping finished cells, a killed sweep losing only the cells in flight, one tidy table."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qlab import cache, studies
+from qlab.studies import sweep
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def probe(monkeypatch, tmp_path):
+    monkeypatch.setitem(studies.STUDIES, "probe", "sweep_probe")
+    monkeypatch.setenv("PROBE_DIR", str(tmp_path / "runs"))
+    (tmp_path / "runs").mkdir()
+    with cache.use(tmp_path / "cache"):
+        yield tmp_path / "runs"
+
+
+def ran(runs: Path) -> list[str]:
+    return sorted(p.name.rsplit("-", 2)[0] for p in runs.iterdir() if not p.name.startswith("prepare"))
+
+
+def test_grid_is_checked_before_anything_runs(probe):
+    with pytest.raises(ValueError, match="unknown study 'nope'; the studies are: bits"):
+        sweep.grid("nope")
+    with pytest.raises(ValueError, match="unknown model"):
+        sweep.grid("probe", ["resnet_max"])
+    with pytest.raises(ValueError, match="setting 'bad'"):
+        sweep.grid("probe", settings=[1, "bad"])
+    with pytest.raises(ValueError, match="each seed once"):
+        sweep.grid("probe", seeds=[1, 1])
+    with pytest.raises(ValueError, match="at least one"):
+        sweep.grid("probe", seeds=[])
+    with pytest.raises(ValueError, match="seed must be"):
+        sweep.grid("probe", seeds=[-1])
+    assert list(os.listdir(probe)) == []
+
+
+def test_rerun_skips_finished_cells_and_gives_the_same_table(probe):
+    grid = sweep.grid("probe", seeds=[0, 1], settings=[1, 2])
+    first = sweep.run(grid, n_jobs=1, show=False)
+    assert list(first.columns) == ["model", "seed", "setting", "part", "value", "threads"]
+    assert first[["seed", "setting"]].drop_duplicates().values.tolist() == [[0, 1], [0, 2], [1, 1], [1, 2]]
+    assert len(ran(probe)) == 4 and {p.name for p in probe.glob("prepare-*")} == {"prepare-digits_cnn-0",
+                                                                                 "prepare-digits_cnn-1"}
+    second = sweep.run(grid, n_jobs=1, show=False)
+    assert len(ran(probe)) == 4  # nothing measured again
+    assert second.equals(first)
+    bigger = sweep.run(sweep.grid("probe", seeds=[0, 1], settings=[1, 2, 3]), n_jobs=1, show=False)
+    assert len(ran(probe)) == 6 and bigger.loc[bigger.setting != 3].reset_index(drop=True).equals(first)
+
+
+def test_a_damaged_cell_entry_is_measured_again(probe):
+    grid = sweep.grid("probe", seeds=[0], settings=[1, 2])
+    first = sweep.run(grid, n_jobs=1, show=False)
+    name = sweep.cell_key(grid, grid.cells[1])
+    payload = cache.cache_dir() / f"{name}.bin"
+    assert payload.exists()
+    payload.write_bytes(payload.read_bytes()[:5])  # cut off
+    again = sweep.run(grid, n_jobs=1, show=False)
+    assert ran(probe).count("digits_cnn-0-2") == 2 and ran(probe).count("digits_cnn-0-1") == 1
+    assert again.equals(first)
+
+
+def test_a_failing_cell_keeps_the_cells_before_it(probe):
+    with pytest.raises(ValueError, match="this cell fails"):
+        sweep.run(sweep.grid("probe", seeds=[0], settings=[1, 2, "fail"]), n_jobs=1, show=False)
+    sweep.run(sweep.grid("probe", seeds=[0], settings=[1, 2]), n_jobs=1, show=False)
+    assert ran(probe) == ["digits_cnn-0-1", "digits_cnn-0-2"]  # each measured once
+
+
+def test_a_killed_sweep_loses_only_the_cell_in_flight(probe, tmp_path):
+    script = ("from qlab import studies; from qlab.studies import sweep; "
+              "studies.STUDIES['probe'] = 'sweep_probe'; "
+              "sweep.run(sweep.grid('probe', seeds=[0], settings=[1, 2, 'die', 3]), n_jobs=1, show=False)")
+    env = {**os.environ, "PYTHONPATH": str(HERE), "QLAB_CACHE": str(tmp_path / "cache")}
+    killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
+    assert killed.returncode == -9
+    assert ran(probe) == ["digits_cnn-0-1", "digits_cnn-0-2"]
+    table = sweep.run(sweep.grid("probe", seeds=[0], settings=[1, 2, 3]), n_jobs=1, show=False)
+    assert ran(probe) == ["digits_cnn-0-1", "digits_cnn-0-2", "digits_cnn-0-3"]  # only the rest ran
+    assert table.value.tolist() == [1, 1.1, 2, 2.1, 3, 3.1]
+
+
+def test_worker_processes_give_the_same_table_with_their_share_of_threads(probe, monkeypatch):
+    monkeypatch.setenv("PROBE_THREADS", "1")
+    grid = sweep.grid("probe", seeds=[0, 1, 2], settings=[1, 2])
+    table = sweep.run(grid, n_jobs=2, show=False)
+    pids = {p.name.rsplit("-", 2)[1] for p in probe.iterdir() if not p.name.startswith("prepare")}
+    assert pids and str(os.getpid()) not in pids  # worker processes did the work
+    assert set(table.threads) == {max(1, (os.cpu_count() or 1) // 2)}
+    with cache.use(probe.parent / "other-cache"):
+        alone = sweep.run(grid, n_jobs=1, show=False)
+    assert table.drop(columns="threads").equals(alone.drop(columns="threads"))
