@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= results
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv reproduce test test-fast notebooks lab seeds bench zoo clean
+.PHONY: venv reproduce test test-fast notebooks lab seeds bench zoo studies clean
 
 venv: $(STAMP)
 
@@ -43,6 +43,10 @@ bench: venv
 
 zoo: venv
 	$(PY) -m qlab zoo --out $(OUT)
+
+# the training-time studies, five seeds each (resumable: finished cells come from the cache)
+studies: venv
+	for name in bits delay pruning clustering recurrent; do $(PY) -m qlab study $$name --out $(OUT) || exit 1; done
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

@@ -74,6 +74,13 @@ BAD = [
     (["reproduce", "--seed", "1", "--seed=2"], "--seed given twice"),
     (["conversions", "--models", "vgg"], "unknown model 'vgg'"),
     (["conversions", "--out", "{file}"], "is a file, not a folder"),
+    (["study", "nope"], "unknown study 'nope'; the studies are: bits, delay, pruning, clustering, recurrent"),
+    (["study"], "the following arguments are required: NAME"),
+    (["study", "pruning", "--settings", "0.5", "0.5"], "--settings: each value once, got 0.5 0.5"),
+    (["study", "bits", "--jobs", "0"], "argument --jobs: must be from 1 to 256, got 0"),
+    (["study", "pruning", "--models", "vgg"], "unknown model 'vgg'"),
+    (["study", "pruning", "--seeds", "1", "1"], "--seeds: each value once"),
+    (["study", "pruning", "--out", "{file}"], "is a file, not a folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND"),
 ]
