@@ -18,6 +18,8 @@ from qlab import modes, naming, quiet, saved_model
 QAT_LAYER_TYPES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
 MAX_CALIBRATION = 100_000  # samples a calibration generator may yield before it counts as endless
 """tfmot's fake-quant wrapper classes: a model holding one is quantization-aware trained."""
+TRAINING_WRAPPERS = {"PruneLowMagnitude": "strip_pruning", "ClusterWeights": "strip_clustering"}
+"""tfmot's pruning and clustering wrappers (and their subclasses), and the tfmot call that strips each."""
 
 
 class ConversionError(RuntimeError):
@@ -163,13 +165,20 @@ def converter_for(model, mode: modes.Mode, calibration: np.ndarray | None, per_c
 
 
 def check_convertible(model, mode: modes.Mode) -> None:
-    """Refuse, with the fix, models the converter is known to fail on: recurrent layers with a
-    dynamic batch (the converter lowers an LSTM to UNIDIRECTIONAL_SEQUENCE_LSTM only for a fixed
-    batch; otherwise it fails on tf.TensorListReserve).
+    """Refuse, with the fix, models the converter fails on or would convert wrongly: recurrent layers with a
+    dynamic batch (an LSTM lowers to UNIDIRECTIONAL_SEQUENCE_LSTM only for a fixed batch; else the converter
+    fails on tf.TensorListReserve), and layers in `TRAINING_WRAPPERS` (refused, not stripped: the file would
+    hold the wrappers' training ops, a second subgraph with masks or cluster indices; stripping ends training).
 
     Raises:
-        ConversionError: naming the layers and what to do.
+        ConversionError: naming the recurrent layers and what to do.
+        ValueError: a pruning or clustering wrapper left on, with the tfmot call that strips it.
     """
+    stray = sorted({TRAINING_WRAPPERS[c.__name__] for layer in naming.leaf_layers(model) for c in type(layer).__mro__
+                    if c.__name__ in TRAINING_WRAPPERS})
+    if stray:
+        raise ValueError(f"model {model.name!r} still carries tfmot's training wrappers; call tfmot's "
+                         f"{' and '.join(stray)} on it first (qlab.pruning.prune and qlab.clustering.cluster do)")
     recurrent = naming.recurrent_layers(model)
     if recurrent and model.input_shape[0] is None:
         raise ConversionError(

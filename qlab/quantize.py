@@ -37,7 +37,8 @@ def quantize(model, mode: str = "float32", calibration=None, *, per_channel: boo
         TypeError: `model` is not a Keras model (a file name, say).
         ValueError: an unknown mode, bad calibration, `keep_float` outside `full_integer` or on
             a QAT model, a QAT model in a mode its fake-quant ops would silently override, or
-            `per_channel=False` on a QAT model (its scales are fixed per channel).
+            `per_channel=False` on a QAT model (its scales are fixed per channel), or a model still
+            wrapped for pruning or clustering (strip it first: `qlab.converter.check_convertible`).
         ConversionError: the converter failed, an integer-only result kept a float op, or a
             recurrent model has a dynamic batch; the message names the op, the layer and the fix.
     """
