@@ -8,14 +8,17 @@ they live in `results` (training and result tables: `qlab.tables`, Keras histori
 `qlab.intmath.compare`) and `perf` (latency and size: `qlab.perf.bench`, `qlab.perf.sizes`).
 """
 
+from qlab.plots.compression import clustering_figures, pruning_figures
 from qlab.plots.errors import before_after, before_after_ranges, bucket_errors, clip_sweep, rounding_vs_clipping
 from qlab.plots.histograms import (activation_histogram, activation_histograms, weight_histogram,
                                    weight_histograms)
 from qlab.plots.layers import (channel_ranges, error_growth, keep_float_tradeoff, layer_errors,
                                lsb_differences, qat_vs_deployed)
 from qlab.plots.perf import bench_ratios, size_breakdown
+from qlab.plots.recurrent import error_over_time, lstm_types, recurrent_figures
 from qlab.plots.results import (comparison_bars, confusion, digits, measured_vs_published, output_error,
                                 results_bars, training_curves)
+from qlab.plots.schemes import bits_figures, delay_figures
 
 __all__ = [
     "activation_histogram", "activation_histograms", "before_after", "before_after_ranges", "bucket_errors",
@@ -23,5 +26,6 @@ __all__ = [
     "channel_ranges", "error_growth", "keep_float_tradeoff", "layer_errors", "lsb_differences",
     "qat_vs_deployed", "bench_ratios", "size_breakdown",
     "comparison_bars", "confusion", "digits", "measured_vs_published", "output_error", "results_bars",
-    "training_curves",
+    "training_curves", "bits_figures", "delay_figures", "pruning_figures", "clustering_figures",
+    "recurrent_figures", "lstm_types", "error_over_time",
 ]
