@@ -15,7 +15,11 @@ BY_MODEL = {"test_zoo.py": "zoo", "test_intmath_zoo.py": "name"}
 """Files whose tests are parametrized by zoo model (the parameter's name): grouped by model, so each
 model is trained once, on one worker, and the models spread over the workers."""
 SHARED = {"test_bands.py": "digits-seeds", "03_quantization_aware_training.ipynb": "digits-seeds",
-          "test_zoo_command.py": "zoo-lstm_rows"}
+          "test_zoo_command.py": "zoo-lstm_rows", "test_recurrent.py": "zoo-lstm_rows",
+          "11_recurrent_models.ipynb": "zoo-lstm_rows",
+          "test_pruning_clustering.py": "compression", "10_pruning_and_clustering.ipynb": "compression",
+          "test_schemes.py": "qat-schemes", "test_bits_delay.py": "qat-schemes",
+          "09_custom_qat_schemes.ipynb": "qat-schemes"}
 """Files that train the same models as another group, run on its worker after it, from the cache."""
 HEAVIEST = ("digits-seeds", "zoo-lstm_rows", "test_reproduce.py", "zoo-resnet_mini", "zoo-mobilenet_mini",
             "test_artifacts.py", "zoo-inception_mini", "08_bring_your_own_model.ipynb")

@@ -16,7 +16,8 @@ Every study is a module `qlab.studies.<module>` with:
 - `summary(table)`: medians and spreads over seeds, one row per (model, setting, ...);
 - `headline(table)`: one sentence with the study's headline figure, computed from the table.
 
-Figures are `qlab.plots.studies`'s; the command is `qlab.commands.study`.
+Figures are `qlab.plots.<name>_figures(table)` (hyphens as underscores); the command is
+`qlab.commands.study`.
 """
 
 from __future__ import annotations
