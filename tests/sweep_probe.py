@@ -1,16 +1,27 @@
 """A study that measures nothing heavy, for the sweep engine's tests: each cell records that it ran
-(a file in $PROBE_DIR) and returns rows computed from its seed and setting, plus the TensorFlow
-thread count its process uses. Setting "die" kills the process that runs it; "fail" raises."""
+(a file in the folder "runs" beside the cache in use) and returns rows computed from its seed and setting, plus the TensorFlow
+thread count its process uses. Setting "die" kills the worker that runs it, "kill-sweep" the
+sweep's own process (the worker's parent); "fail" raises."""
 
 import os
 import signal
 import uuid
 from pathlib import Path
 
+from qlab import cache
+
 NAME = "probe"
 MODELS = ("digits_cnn",)
 SETTINGS = (1, 2, 3)
 VERSION = 1
+
+
+def runs() -> Path:
+    """Where cells leave their marks: beside the cache the sweep passed to its worker (a worker's
+    environment is the one it started with, so an environment variable could be stale)."""
+    folder = cache.cache_dir().parent / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def check(models, settings):
@@ -19,21 +30,22 @@ def check(models, settings):
 
 
 def prepare(model, seed):
-    Path(os.environ["PROBE_DIR"], f"prepare-{model}-{seed}").touch()
+    Path(runs(), f"prepare-{model}-{seed}").touch()
 
 
 def measure(cell):
     setting = cell["setting"]
     if setting == "die":
         os.kill(os.getpid(), signal.SIGKILL)
+    if setting == "kill-sweep":
+        os.kill(os.getppid(), signal.SIGKILL)
+        return []
     if setting == "fail":
         raise ValueError("probe: this cell fails")
-    Path(os.environ["PROBE_DIR"], f"{cell['model']}-{cell['seed']}-{setting}-{os.getpid()}-{uuid.uuid4().hex}").touch()
-    threads = None
-    if os.environ.get("PROBE_THREADS"):
-        import tensorflow as tf
+    Path(runs(), f"{cell['model']}-{cell['seed']}-{setting}-{os.getpid()}-{uuid.uuid4().hex}").touch()
+    import tensorflow as tf
 
-        threads = tf.config.threading.get_intra_op_parallelism_threads()
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
     return [{"model": cell["model"], "seed": cell["seed"], "setting": setting, "part": part,
              "value": cell["seed"] * 10 + setting + part / 10, "threads": threads} for part in (0, 1)]
 

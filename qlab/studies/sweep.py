@@ -6,14 +6,17 @@ the cell ends, gathered into one tidy table.
   worker that measured it, keyed by the study, its `VERSION`, the cell and the TensorFlow version.
   A rerun measures only the cells not stored yet; a killed sweep loses only the cells in flight.
 - **Parallel.** Cells run through joblib's `loky` process backend on this machine (one process
-  per core by default). Each worker sets TensorFlow's thread pools to its share of the cores
-  (`tf.config.threading`), so workers do not fight over them. One job runs in this process.
+  per core by default). Each worker runs TensorFlow on one thread (`THREADS`,
+  `tf.config.threading`), so workers do not fight over cores and a cell's numbers are the same
+  whatever the number of workers (TensorFlow's float sums depend on how many threads split them).
 - **Reproducible.** A cell seeds everything it trains (the study's duty), so its rows do not depend
   on which worker ran it or what ran there before; the table is in the order of the grid.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -22,6 +25,7 @@ import os
 from dataclasses import dataclass
 
 import joblib
+from joblib.executor import get_memmapping_executor
 import pandas as pd
 
 from qlab import cache, models, progress, studies
@@ -29,6 +33,9 @@ from qlab import cache, models, progress, studies
 log = logging.getLogger(__name__)
 BACKENDS = ("loky",)
 """The joblib backends a sweep can use: worker processes on this machine."""
+THREADS = 1
+"""TensorFlow threads per worker (intra-op and inter-op): one, so that cells do not fight over cores
+and a cell's rows do not depend on how many workers there are."""
 _threads_set: list[int] = []  # this process's TensorFlow thread count, once set
 
 
@@ -108,11 +115,14 @@ def cached_rows(grid_: Grid, cell: dict) -> list[dict] | None:
 
 
 def run(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", show: bool = True) -> pd.DataFrame:
-    """Measure every cell of `grid_` not measured yet, and gather all the rows.
+    """Measure every cell of `grid_` not measured yet, in worker processes, and gather all the rows.
+
+    Every cell runs in a worker with one TensorFlow thread (`THREADS`), however many workers there
+    are: a model's float sums depend on how many threads split them, so the same cell gives the
+    same rows with `--jobs 1` or `--jobs 8`.
 
     Args:
-        n_jobs: worker processes (default: one per core, at most one per cell to run); 1 runs the
-            cells one after another in this process.
+        n_jobs: worker processes (default: one per core, at most one per cell to run).
         backend: "loky" (processes on this machine).
         show: False hides the progress bar (one step per cell).
 
@@ -121,64 +131,72 @@ def run(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", show: boo
 
     Raises:
         ValueError: an unknown backend, or n_jobs below 1; whatever a cell raises (the cells that
-            finished before stay cached).
+            finished before stay cached). A worker that dies (killed, out of memory) ends the
+            sweep with joblib's `TerminatedWorkerError`; finished cells stay cached.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
+        raise ValueError(f"n_jobs must be a whole number of 1 or more, got {n_jobs!r}")
     done = {i: rows for i, cell in enumerate(grid_.cells) if (rows := cached_rows(grid_, cell)) is not None}
     todo = [i for i in range(len(grid_.cells)) if i not in done]
-    cores = os.cpu_count() or 1
-    n_jobs = min(cores, len(todo)) if n_jobs is None else n_jobs
-    if n_jobs < 1 and todo:
-        raise ValueError(f"n_jobs must be 1 or more, got {n_jobs}")
+    n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(todo)))
     module = importlib.import_module(grid_.module)
     pairs = list(dict.fromkeys((grid_.cells[i]["model"], grid_.cells[i]["seed"]) for i in todo))
-    threads = max(1, cores // max(n_jobs, 1))
+    root = str(cache.cache_dir())
     with progress.bar(total=len(grid_.cells), desc=f"study {grid_.study}", show=show, initial=len(done)) as bar:
         if hasattr(module, "prepare") and pairs:  # what the cells of a (model, seed) share, once each
-            for _ in _parallel(n_jobs, backend, [(_prepare, (grid_, pair, str(cache.cache_dir()), threads))
-                                                 for pair in pairs]):
+            for _ in _parallel(n_jobs, backend, [joblib.delayed(_prepare)(grid_, pair, root) for pair in pairs]):
                 pass
-        jobs = [(_measure, (grid_, i, grid_.cells[i], str(cache.cache_dir()), threads)) for i in todo]
-        for i, rows in _parallel(n_jobs, backend, jobs):
+        for i, rows in _parallel(n_jobs, backend, [joblib.delayed(_measure)(grid_, i, grid_.cells[i], root)
+                                                   for i in todo]):
             done[i] = rows
             bar.update(1)
     return pd.DataFrame([row for i in range(len(grid_.cells)) for row in done[i]])
 
 
-def _parallel(n_jobs: int, backend: str, jobs: list):
-    """Run `jobs` ((function, args) pairs), yielding results as they finish."""
-    if n_jobs == 1 or len(jobs) <= 1:
-        for function, args in jobs:
-            yield function(*args, in_process=True)
-        return
-    calls = (joblib.delayed(function)(*args) for function, args in jobs)
+def _parallel(n_jobs: int, backend: str, calls: list):
+    """Run joblib `calls` in worker processes, yielding results as they finish."""
+    if not calls:
+        return iter(())
+    if n_jobs == 1:  # joblib would run these in this process; one worker keeps one thread per cell
+        executor = get_memmapping_executor(1)  # the worker pool joblib's loky backend uses
+        return (executor.submit(function, *args, **kwargs).result() for function, args, kwargs in calls)
     # one cell per dispatch: cells are long, and each one's rows come back (and are cached) as it ends
-    yield from joblib.Parallel(n_jobs=n_jobs, backend=backend, batch_size=1, return_as="generator_unordered")(calls)
+    return joblib.Parallel(n_jobs=n_jobs, backend=backend, batch_size=1, return_as="generator_unordered")(calls)
 
 
-def _worker(root: str, threads: int, in_process: bool):
-    """In a worker process: TensorFlow's thread pools set to this worker's share of the cores
-    (once, before TensorFlow runs anything there), and the caller's cache folder."""
-    if not in_process and not _threads_set:
+@contextlib.contextmanager
+def _worker(root: str):
+    """In a worker process: TensorFlow's thread pools set to `THREADS` (once, before TensorFlow runs
+    anything there), the caller's cache folder, no progress bars; afterwards Keras' session cleared,
+    so that cells do not pile up graphs in a worker that runs many."""
+    import tf_keras
+
+    if not _threads_set:
         import tensorflow as tf
 
         try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
+            tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+            tf.config.threading.set_inter_op_parallelism_threads(THREADS)
         except RuntimeError:  # TensorFlow already ran here: keep its pools
             log.debug("TensorFlow's thread pools were set already in this worker")
-        _threads_set.append(threads)
-    return cache.use(root)
+        _threads_set.append(THREADS)
+    try:
+        with cache.use(root), progress.off():
+            yield
+    finally:
+        tf_keras.backend.clear_session()
+        gc.collect()
 
 
-def _prepare(grid_: Grid, pair: tuple, root: str, threads: int, in_process: bool = False) -> None:
-    with _worker(root, threads, in_process), progress.off():
+def _prepare(grid_: Grid, pair: tuple, root: str) -> None:
+    with _worker(root):
         importlib.import_module(grid_.module).prepare(*pair)
 
 
-def _measure(grid_: Grid, index: int, cell: dict, root: str, threads: int, in_process: bool = False):
-    with _worker(root, threads, in_process), progress.off():
+def _measure(grid_: Grid, index: int, cell: dict, root: str):
+    with _worker(root):
         rows = importlib.import_module(grid_.module).measure(dict(cell))
         cache.put(cell_key(grid_, cell), json.dumps(rows, default=_plain).encode(), {"study": grid_.study, **cell})
     return index, rows
