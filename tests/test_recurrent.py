@@ -171,3 +171,25 @@ def test_a_cell_state_under_half_is_flagged_and_breaks_the_hidden_state(rows):
     assert not cells.drop(broken).note.str.contains("OUTSIDE").any()
     last = recurrent.error_over_time(int8, twin, rows.x_test[:30], keras_model=model).groupby("layer")["rmse/scale"].last()
     assert last[broken].min() > 10 * last.drop(broken).max(), last
+
+
+def test_the_study_command_writes_its_table_and_figures_and_resumes(tmp_path, capsys):
+    """`python -m qlab study` end to end (through a worker process on a clean checkout, whose cache
+    has no cells yet); the rerun comes from the cache."""
+    from qlab.__main__ import main
+
+    argv = ["-q", "study", "recurrent", "--seeds", "0", "--settings", "float32", "int16x8", "--jobs", "1"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    first = capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    second = capsys.readouterr()
+    assert first.err == second.err == ""
+    assert "Study recurrent over seeds [0]" in first.out and "int16x8 is not computed, because" in first.out
+    written = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert written == ["recurrent.csv", "recurrent_accuracy.png", "recurrent_error_steps.png", "recurrent_summary.csv"]
+    table = pd.read_csv(tmp_path / "a" / "recurrent.csv")
+    assert table[["model", "seed", "setting"]].values.tolist() == [["lstm_rows", 0, "float32"],
+                                                                   ["lstm_rows", 0, "int16x8"]]
+    assert table.accuracy.notna().tolist() == [True, False]
+    for name in ("recurrent.csv", "recurrent_summary.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
