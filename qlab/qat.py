@@ -64,6 +64,19 @@ def unsupported(model, layers: tuple[str, ...] | None = None) -> list[str]:
     return found
 
 
+def refuse_recurrent(name: str, what: str) -> None:
+    """Refuse the zoo model `name` for a QAT study if it has recurrent layers.
+
+    Raises:
+        ValueError: naming the layers: tfmot cannot wrap them for QAT, so it has no `what`.
+    """
+    with models.fresh_names():
+        recurrent = models.recurrent_layers(models.build(name))
+    if recurrent:
+        raise ValueError(f"model {name!r} has recurrent layers ({', '.join(recurrent)}): tfmot cannot wrap them "
+                         f"for QAT, so it has no {what}")
+
+
 _NOT_SUPPORTED = re.compile(r"Layer (\S+?):<class '[\w.]*?(\w+)'> is not supported")
 
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, models, quantize, schemes, tflite_file, train
+from qlab import artifacts, data, qat, quantize, schemes, tflite_file, train
 from qlab.analysis import fake_quant
 from qlab.converter import ConversionError
 from qlab.measure import accuracy as litert_accuracy
@@ -56,11 +56,7 @@ def check(names, settings) -> None:
         schemes.check_bits(setting[0], "weight_bits")
         schemes.check_bits(setting[1], "activation_bits")
     for name in names:
-        with models.fresh_names():
-            recurrent = models.recurrent_layers(models.build(name))
-        if recurrent:
-            raise ValueError(f"model {name!r} has recurrent layers ({', '.join(recurrent)}): tfmot cannot wrap "
-                             "them for QAT, so it has no bits curve")
+        qat.refuse_recurrent(name, "bits curve")
 
 
 def prepare(model: str, seed: int) -> None:

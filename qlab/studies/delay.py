@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, models, train
+from qlab import artifacts, data, qat, train
 from qlab.analysis import fake_quant
 from qlab.measure import accuracy as litert_accuracy
 from qlab.studies.sweep import spread
@@ -42,11 +42,7 @@ def check(names, settings) -> None:
     """Raises ValueError for a setting that is not a whole number from 0 to a model's total steps,
     or a model with recurrent layers (tfmot cannot wrap them for QAT)."""
     for name in names:
-        with models.fresh_names():
-            recurrent = models.recurrent_layers(models.build(name))
-        if recurrent:
-            raise ValueError(f"model {name!r} has recurrent layers ({', '.join(recurrent)}): tfmot cannot wrap "
-                             "them for QAT, so it has no quant delay curve")
+        qat.refuse_recurrent(name, "quant delay curve")
         steps = total_steps(name)
         for setting in settings:
             if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)) or not 0 <= setting <= steps:
