@@ -102,7 +102,7 @@ def parser() -> Parser:
     std.add_argument("--settings", type=arguments.setting, nargs="+", default=None,
                      help="the study's settings, e.g. bits: [4,8]; pruning: 0.5 0.9 (default: the study's own)")
     std.add_argument("--jobs", type=arguments.positive(LIMITS["jobs"]), default=None,
-                     help="worker processes (default: one per core; 1 runs in this process)")
+                     help="worker processes, one TensorFlow thread each (default: one per core)")
 
     command("modes", "list the post-training modes")
     return main

@@ -47,7 +47,7 @@ def trained(config: TrainConfig = TrainConfig(), dataset: data.Dataset | None = 
         OSError: the cache folder cannot be written.
     """
     dataset = dataset or data.load(config.dataset)
-    key = {**config.key(), "data": data.fingerprint(dataset.x_train, dataset.y_train)}
+    key = {**config.key(), "data": data.fingerprint(dataset.x_train, dataset.y_train), **train.thread_key()}
 
     def build():
         log.info("training %s model %s (seed %d)", config.training, config.model, config.seed)
@@ -103,6 +103,7 @@ def quantized(config: TrainConfig, mode: str, calibration=None, dataset: data.Da
         "model": config.key(),
         "mode": asdict(mode),
         "calibration": None if calibration is None else data.fingerprint(np.asarray(calibration, np.float32)),
+        **train.thread_key(),  # the model it converts was trained on these threads
     }
     if not per_channel:
         key["per_channel"] = False  # absent when True: the keys of every per-channel file stay as they were
@@ -130,7 +131,7 @@ def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate:
     """
     key = {"architecture": architecture_key(model), "initial": weights_key(model), "epochs": epochs,
            "data": data.fingerprint(dataset.x_train, dataset.y_train), "learning_rate": learning_rate,
-           "batch_size": batch_size, "seed": seed}
+           "batch_size": batch_size, "seed": seed, **train.thread_key()}
 
     def build():
         return train.train_model(model, dataset, epochs, learning_rate, batch_size, seed, progress)

@@ -87,6 +87,20 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def thread_key() -> dict:
+    """This process's TensorFlow intra-op thread setting, for the keys of trained models.
+
+    A model trained on one thread differs in its last bits from one trained on TensorFlow's default
+    pool (float sums split differently across threads; the study workers of `qlab.studies.sweep`
+    run one thread), so the two are cached apart instead of whichever trained first serving both.
+
+    Returns:
+        {} with TensorFlow's default pool, else {"intra_op_threads": n}.
+    """
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    return {"intra_op_threads": threads} if threads else {}
+
+
 class _EpochBar(keras.callbacks.Callback):
     """A progress bar over epochs (qlab.progress), with the last epoch's loss and accuracies."""
 

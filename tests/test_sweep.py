@@ -116,3 +116,22 @@ def test_bad_jobs_are_refused(probe):
             sweep.run(grid, n_jobs=bad, show=False)
     with pytest.raises(ValueError, match="unknown backend 'threads'"):
         sweep.run(grid, backend="threads", show=False)
+
+
+def test_models_trained_on_other_threads_are_cached_apart(monkeypatch):
+    """A study worker trains on one thread, a notebook on TensorFlow's default pool: their models
+    differ in the last bits, so they must not share a cache entry (whichever came first would
+    serve both)."""
+    import tensorflow as tf
+
+    from qlab import artifacts, data, train
+    from qlab.train import TrainConfig
+
+    saw = []
+    monkeypatch.setattr(artifacts.cache, "cached", lambda kind, key, *a, **k: saw.append((kind, key)))
+    artifacts.trained(TrainConfig(), data.load())
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 1)
+    assert train.thread_key() == {"intra_op_threads": 1}
+    artifacts.trained(TrainConfig(), data.load())
+    (_, default), (_, one) = saw
+    assert "intra_op_threads" not in default and one == {**default, "intra_op_threads": 1}

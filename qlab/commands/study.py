@@ -36,7 +36,7 @@ def run(name: str, out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4
 
     Args:
         names: zoo models (default: the study's own). settings: the study's (default: its own).
-        jobs: worker processes (default: one per core; 1 runs in this process).
+        jobs: worker processes, one TensorFlow thread each (default: one per core).
 
     Returns:
         the `Studied` result.
