@@ -16,7 +16,8 @@ op uses are `qlab.analysis.fake_quant`'s.
 
 A scheme of fewer than 8 bits is a Keras simulation first: TFLite runs int8 (and 16x8) kernels,
 and what its converter keeps of such a model (some of the weights' grid, none of the activations'
-width) is measured by `qlab.studies.bits`. tfmot is imported with this module, not lazily: its
+width: 5- to 7-bit activations become int8, 4-bit ones do not convert) is measured by
+`qlab.studies.bits`. tfmot is imported with this module, not lazily: its
 classes subclass tfmot's interfaces.
 """
 
@@ -192,8 +193,8 @@ def quantize_bits(model, weight_bits: int = 8, activation_bits: int = 8, layers=
     tfmot's `DefaultNBitQuantizeScheme` inside `quantize_scope`), built with fresh Keras names.
 
     Args:
-        layers: names of the layers to quantize (None: every layer the scheme supports); the others
-            stay float and the converter calibrates them.
+        layers: names of the layers to quantize (a tuple, or one name as a string; None: every layer
+            the scheme supports); the others stay float and the converter calibrates them.
         configs: {layer name: `QuantizeConfig`} for layers that take their own (e.g. `BitsConfig`).
 
     Returns:
@@ -202,13 +203,20 @@ def quantize_bits(model, weight_bits: int = 8, activation_bits: int = 8, layers=
         `model` is left as it is.
 
     Raises:
-        ValueError: bits outside 2..8; a name the model does not have; layers tfmot cannot wrap.
+        ValueError: bits outside 2..8; a name the model does not have; no layer to quantize (empty
+            `layers` and no `configs`); a model already wrapped for QAT; layers tfmot cannot wrap.
         TypeError: not a tf_keras model, or a config that is not a `QuantizeConfig`.
     """
     scheme = qk.experimental.default_n_bit.DefaultNBitQuantizeScheme(
         num_bits_weight=check_bits(weight_bits, "weight_bits"),
         num_bits_activation=check_bits(activation_bits, "activation_bits"))
     check_keras2(model)
+    if any(isinstance(layer, qk.QuantizeWrapper) or type(layer).__name__ == "QuantizeLayer" for layer in model.layers):
+        raise ValueError(f"model {model.name!r} is already wrapped for QAT; pass the float model")
+    if isinstance(layers, str):
+        layers = (layers,)  # one layer's name, not its letters
+    if layers is not None and not configs and not tuple(layers):
+        raise ValueError("layers=() names no layer to quantize; pass None for every layer, or a tuple of names")
     configs = dict(configs or {})
     names = {layer.name for layer in model.layers}
     unknown = sorted((set(layers or ()) | set(configs)) - names)

@@ -53,6 +53,8 @@ def test_4_bit_activations_do_not_convert_and_say_why(bits_rows):
     qat = bits_rows[(bits_rows.activation_bits == 4) & (bits_rows.method == "qat")].iloc[0]
     assert math.isnan(qat.deployed_accuracy) and qat.note.startswith("not deployed, because")
     assert "integer_only" in qat.note and 0.5 < qat.keras_accuracy <= 1
+    assert "4-bit activations" in qat.note and "softmax's input and output grids differ in type" in qat.note
+    assert "same element type" in qat.note and "Use mode" not in qat.note
 
 
 def test_bits_summary_headline_and_figure(bits_rows):
@@ -60,6 +62,9 @@ def test_bits_summary_headline_and_figure(bits_rows):
     assert len(summary) == len(bits_rows) and (summary.seeds == 1).all()
     text = bits.headline(bits_rows)
     assert "At 4-bit weights" in text and "(INT4 weights)" in text and "pp of Keras" in text
+    assert "(1 seed)" in text and "–" not in text  # one seed: single values, no degenerate ranges
+    only4 = bits.headline(bits_rows[bits_rows.activation_bits == 4])
+    assert "8/4" in only4 and "0 of 1 QAT models deployed" in only4
     figures = bits_figures(bits_rows)
     assert list(figures) == ["bits_curve"] and isinstance(figures["bits_curve"], Figure)
     assert "only partly keeps" in figures["bits_curve"]._suptitle.get_text()
@@ -69,6 +74,11 @@ def test_bits_summary_headline_and_figure(bits_rows):
 def test_bits_refuses_bad_settings(setting):
     with pytest.raises(ValueError):
         bits.check(["digits_cnn"], [setting])
+
+
+def test_delay_default_settings_say_they_are_digits_cnns():
+    with pytest.raises(ValueError, match="default settings.*digits_cnn's: pass --settings with steps from 0 to"):
+        delay.check(["wine_mlp"], delay.SETTINGS)
 
 
 def test_bits_and_delay_refuse_recurrent_models():
@@ -86,7 +96,8 @@ def test_delay_rows(delay_rows):
     assert rows.float_accuracy.nunique() == 1 and rows.ptq_int8_accuracy.iloc[0] > 0.9
     summary = delay.summary(delay_rows)
     assert list(summary.quant_delay) == [420, 430]
-    assert "with no QAT step (delay 430)" in delay.headline(delay_rows)
+    text = delay.headline(delay_rows)
+    assert "with no QAT step (delay 430)" in text and "(1 seed) at quant delay 420 (10 QAT steps)" in text
     assert list(delay_figures(delay_rows)) == ["delay_curve"]
 
 

@@ -133,6 +133,12 @@ def test_other_bad_input(untrained, digits):
         lstm = models.build("lstm_rows")
     with pytest.raises(ValueError, match="lstm"):
         schemes.quantize_bits(lstm, 4, 8)
+    with pytest.raises(ValueError, match="no layer named nope; "):  # one name, not its letters
+        schemes.quantize_bits(untrained, 4, 8, layers="nope")
+    with pytest.raises(ValueError, match="names no layer to quantize"):
+        schemes.quantize_bits(untrained, 4, 8, layers=())
+    with pytest.raises(ValueError, match="already wrapped for QAT; pass the float model"):
+        schemes.quantize_bits(wrapped, 4, 8)
 
 
 def test_named_layers_only(untrained, digits):
@@ -141,6 +147,8 @@ def test_named_layers_only(untrained, digits):
     weights = {e.site.layer for e in fake_quant.grids(model) if e.site.kind == "weight"}
     assert weights == {"quant_conv1", "quant_dense"}
     assert {"conv2", "conv3", "probs"} <= {layer.name for layer in model.layers}  # left float
+    one = schemes.quantize_bits(untrained, 4, 8, layers="conv1")  # a single name is a 1-tuple
+    assert {e.site.layer for e in fake_quant.grids(one) if e.site.kind == "weight"} == {"quant_conv1"}
 
 
 def test_calibration_changes_no_weight_and_no_batchnorm_statistic(digits):

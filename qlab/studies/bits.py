@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,7 @@ def _scored(base: dict, method: str, model, dataset, calibration, deploy: bool) 
     try:
         tflite = quantize.quantize(model, "integer_only", calibration)
     except (ValueError, ConversionError) as exc:
-        row["note"] = f"not deployed, because {str(exc).splitlines()[0]}"
+        row["note"] = f"not deployed, because {why_not_deployed(str(exc), base['activation_bits'])}"
         return row
     row.update(deployed_accuracy=litert_accuracy(tflite, dataset.x_test, dataset.y_test), size_bytes=len(tflite),
                **file_kept(tflite, model))
@@ -148,6 +149,21 @@ def _scored(base: dict, method: str, model, dataset, calibration, deploy: bool) 
                    + ("" if acts <= 2 ** base["activation_bits"] + 0.5 else
                       f", not the {base['activation_bits']}-bit grid the Keras model simulates"))
     return row
+
+
+def why_not_deployed(error: str, activation_bits: int) -> str:
+    """Returns why a QAT model did not convert to integer_only, from qlab's conversion error: for
+    an op whose input and output quantized types differ (tfmot's 4-bit activation grid feeding the
+    softmax, whose output the converter keeps int8; 5 to 8 bits convert), that reason with the
+    converter's own message, else qlab's error with it (qlab's advice about modes dropped)."""
+    said = next((ln.split("error:", 1)[1].strip() for ln in error.splitlines() if "error:" in ln), "")
+    op = re.search(r"'tfl\.(\w+)' op failed to verify that input and output must have same element type", said)
+    if op:
+        return (f"the converter cannot deploy a tfmot QAT model with {activation_bits}-bit activations to "
+                f"integer_only (nor full_integer): the {op.group(1)}'s input and output grids differ in type "
+                f"(converter: {said})")
+    first = error.splitlines()[0].split(". Use mode")[0].rstrip(".")
+    return f"{first} (converter: {said})" if said else first
 
 
 def file_kept(tflite: bytes, model=None) -> dict:
@@ -239,20 +255,23 @@ def headline(table: pd.DataFrame) -> str:
     model; how far the QAT files deployed at 8/8 and at 4-bit weights are from their Keras models.
 
     Returns:
-        two or three sentences with the figures (median [min–max] over seeds).
+        two or three sentences with the figures (median [min–max] over seeds; one value for one
+        seed); without 8-bit activations, the settings measured and how many QAT models deployed.
     """
     frame = summary(table)
     weights = frame[frame.activation_bits == 8]
     if weights.empty:
-        return "No setting with 8-bit activations was measured."
+        measured = ", ".join(f"{w}/{a}" for w, a in sorted(set(zip(frame.weight_bits, frame.activation_bits))))
+        return (f"No setting with 8-bit activations was measured (weight/activation bits measured: {measured}); "
+                f"{_deployed(frame)}")
     low, seeds = int(weights.weight_bits.min()), int(frame.seeds.max())
     parts = []
     for name, part in weights[weights.weight_bits == low].groupby("model", sort=False):
         by = part.set_index("method")
         parts.append(f"{name} {_pct(by, 'qat')} after QAT, {_pct(by, 'post_training')} after post-training "
                      f"fake-quant (float {by.float_pct.iloc[0]:.2f} %)")
-    text = (f"At {low}-bit weights and 8-bit activations (median [min–max] over {seeds} seed"
-            f"{'s' if seeds != 1 else ''}): {'; '.join(parts)}.")
+    over = "1 seed" if seeds == 1 else f"median [min–max] over {seeds} seeds"
+    text = f"At {low}-bit weights and 8-bit activations ({over}): {'; '.join(parts)}."
     for wb, what in ((8, "at 8/8"), (4, "at 4-bit weights")):
         rows = table[(table.method == "qat") & (table.weight_bits == wb) & (table.activation_bits == 8)]
         gaps = (100 * (rows.deployed_accuracy - rows.keras_accuracy)).abs().dropna()
@@ -267,4 +286,14 @@ def _pct(by: pd.DataFrame, method: str) -> str:
     if method not in by.index:
         return "not measured"
     r = by.loc[method]
+    if r.keras_min_pct == r.keras_max_pct:
+        return f"{r.keras_pct:.2f} %"
     return f"{r.keras_pct:.2f} % [{r.keras_min_pct:.2f}–{r.keras_max_pct:.2f}]"
+
+
+def _deployed(frame: pd.DataFrame) -> str:
+    """Returns a clause on how many QAT models deployed, and the first reason one did not."""
+    qat_ = frame[frame.method == "qat"]
+    failed = qat_[qat_.deployed_pct.isna()]
+    text = f"{len(qat_) - len(failed)} of {len(qat_)} QAT models deployed"
+    return text + (f"; {failed.note.iloc[0]}." if len(failed) else ".")

@@ -46,8 +46,10 @@ def check(names, settings) -> None:
         steps = total_steps(name)
         for setting in settings:
             if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)) or not 0 <= setting <= steps:
+                default = (f" (the default settings, {SETTINGS}, are digits_cnn's: pass --settings with steps "
+                           f"from 0 to {steps} for {name})" if list(settings) == SETTINGS else "")
                 raise ValueError(f"a quant_delay setting is a whole number of steps from 0 to {steps} "
-                                 f"({name}'s training steps), got {setting!r}")
+                                 f"({name}'s training steps), got {setting!r}{default}")
 
 
 def prepare(model: str, seed: int) -> None:
@@ -114,7 +116,8 @@ def headline(table: pd.DataFrame) -> str:
     that leave some QAT steps, and the delays with no QAT step, if measured.
 
     Returns:
-        one sentence per model with the figures (medians over seeds).
+        one sentence per model with the figures (medians over seeds; one delay's value, not a range,
+        when one delay left QAT steps).
     """
     frame = summary(table)
     sentences = []
@@ -124,10 +127,15 @@ def headline(table: pd.DataFrame) -> str:
         if len(trained):
             best, worst = trained.loc[trained.int8_pct.idxmax()], trained.loc[trained.int8_pct.idxmin()]
             seeds = int(part.seeds.max())
-            text += (f"int8 accuracy {worst.int8_pct:.2f}–{best.int8_pct:.2f} % (medians over "
-                     f"{seeds} seed{'s' if seeds != 1 else ''}) for quant delays {int(trained.quant_delay.min())}–"
-                     f"{int(trained.quant_delay.max())} steps, lowest at {int(worst.quant_delay)} "
-                     f"({int(worst.qat_steps)} QAT steps); post-training int8 {part.ptq_int8_pct.iloc[0]:.2f} %")
+            over = "1 seed" if seeds == 1 else f"medians over {seeds} seeds"
+            if len(trained) == 1:
+                text += (f"int8 accuracy {best.int8_pct:.2f} % ({over}) at quant delay {int(best.quant_delay)} "
+                         f"({int(best.qat_steps)} QAT steps)")
+            else:
+                text += (f"int8 accuracy {worst.int8_pct:.2f}–{best.int8_pct:.2f} % ({over}) for quant delays "
+                         f"{int(trained.quant_delay.min())}–{int(trained.quant_delay.max())} steps, lowest at "
+                         f"{int(worst.quant_delay)} ({int(worst.qat_steps)} QAT steps)")
+            text += f"; post-training int8 {part.ptq_int8_pct.iloc[0]:.2f} %"
         for _, row in part[part.qat_steps == 0].iterrows():
             text += (f"{'; ' if len(trained) else ''}with no QAT step (delay {int(row.quant_delay)}) "
                      f"{row.int8_pct:.2f} %, as tfmot's ranges never left [-6, 6]")
