@@ -40,23 +40,24 @@ CENTROID_INIT = "KMEANS_PLUS_PLUS"
 
 
 def check_clusters(model, clusters) -> int:
-    """A cluster count `model` can take: a whole number of at least 2 and at most the weights of
-    every kernel tfmot clusters (tfmot itself skips, with a warning, a Conv2D with too few).
+    """A cluster count `model` can take: a whole number of at least 2 and fewer than the weights of
+    every kernel tfmot clusters (tfmot itself skips, with a warning, a Conv2D with as many or fewer).
 
     Returns:
         the count as an int.
 
     Raises:
-        ValueError: not a whole number, below 2, or more than the weights of a layer (named).
+        ValueError: not a whole number, below 2, or not fewer than the weights of a layer (named,
+            with the largest count it takes).
     """
     if isinstance(clusters, bool) or not isinstance(clusters, (int, np.integer)) or clusters < 2:
         raise ValueError(f"clusters must be a whole number of 2 or more (one centroid leaves every weight equal), "
                          f"got {clusters!r}")
-    small = {name: k.size for name, k in pruning.kernels(model).items() if k.size < clusters}
+    small = {name: k.size for name, k in pruning.kernels(model).items() if k.size <= clusters}
     if small:
-        raise ValueError(f"{clusters} clusters are more than the weights of layer "
-                         f"{', '.join(f'{n!r} ({s})' for n, s in small.items())} of model {model.name!r}: "
-                         f"pass at most {min(small.values())}")
+        raise ValueError(f"{clusters} clusters are not fewer than the weights of layer "
+                         f"{', '.join(f'{n!r} ({s})' for n, s in small.items())} of model {model.name!r}, and tfmot "
+                         f"needs more weights than clusters: pass at most {min(small.values()) - 1}")
     return int(clusters)
 
 

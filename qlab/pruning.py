@@ -55,11 +55,12 @@ def check_sparsity(sparsity) -> float:
     Raises:
         ValueError: not a real number, or outside [0, 1) (e.g. 50 meaning 50 %).
     """
-    if isinstance(sparsity, bool) or not isinstance(sparsity, numbers.Real) or not 0 <= sparsity < 1:
-        percent = isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool) and 1 <= sparsity < 100
-        hint = f" (for {sparsity} %, pass {sparsity / 100:g})" if percent else ""
-        raise ValueError(f"sparsity is the fraction of weights set to zero, in [0, 1): got {sparsity!r}{hint}; "
-                         "1 would remove every weight")
+    real = isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool)
+    if not real or not 0 <= sparsity < 1:
+        hint = ("" if not real or math.isnan(sparsity) else "; it must be 0 or more" if sparsity < 0
+                else "; 1 would remove every weight" if sparsity == 1
+                else f"; for {sparsity} %, pass {sparsity / 100:g}" if sparsity < 100 else "")
+        raise ValueError(f"sparsity is the fraction of weights set to zero, in [0, 1): got {sparsity!r}{hint}")
     return float(sparsity)
 
 
@@ -202,7 +203,8 @@ def check_pruned(model) -> None:
         raise ValueError(
             f"pruning-preserving QAT keeps the zeros of a pruned model, and model {model.name!r} has none worth the "
             f"name (zeros per kernel: {shares}; at least {100 * MIN_SPARSITY:.0f} % in some kernel counts as pruned). "
-            "Prune it first with qlab.pruning.prune(model, data, sparsity), or use plain QAT (preserve_sparsity=False)")
+            f"{'Prune it further' if any(found.values()) else 'Prune it first'} with qlab.pruning.prune(model, data, "
+            f"sparsity), a sparsity of {MIN_SPARSITY:g} or more, or use plain QAT (preserve_sparsity=False)")
 
 
 class ConcatInputsKept:
@@ -292,9 +294,7 @@ def quantize_aware(model, data: Dataset, preserve_sparsity: bool = False, epochs
         check_pruned(model)
     loss = train.loss_for(model)
     train.seed_everything(seed)
-    if preserve_sparsity:
-        wrapped = with_scheme(model, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
-    else:
-        wrapped = qat.quantize_aware(model)
+    wrapped = (with_scheme(model, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme())
+               if preserve_sparsity else qat.quantize_aware(model))
     fine_tune(wrapped, data, epochs, learning_rate, loss, batch_size)
     return wrapped

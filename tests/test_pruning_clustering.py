@@ -50,6 +50,19 @@ def test_sparsity_outside_zero_to_one_is_refused(sparsity):
 def test_a_percentage_is_told_how_to_write_it():
     with pytest.raises(ValueError, match=r"pass 0\.5"):
         pruning.check_sparsity(50)
+    with pytest.raises(ValueError, match="1 would remove every weight") as one:
+        pruning.check_sparsity(1.0)
+    assert "pass" not in str(one.value)
+    with pytest.raises(ValueError, match="must be 0 or more") as negative:
+        pruning.check_sparsity(-0.1)
+    assert "every weight" not in str(negative.value)
+
+
+@pytest.mark.parametrize("sparsity", [0, 0.0, 0.04])
+def test_the_pruning_study_refuses_sparsities_too_low_for_pqat_before_running(sparsity):
+    with pytest.raises(ValueError, match=r"lowest sparsity is 0\.05.*pruning-preserving QAT"):
+        pruning_study.check(["digits_cnn"], [sparsity])
+    pruning_study.check(["digits_cnn"], [0.05, 0.5])
 
 
 @pytest.mark.parametrize("clusters", [1, 0, -3, 2.5, True, "8"])
@@ -59,9 +72,11 @@ def test_fewer_than_two_clusters_are_refused(clusters):
 
 
 def test_more_clusters_than_a_layers_weights_are_refused():
-    with pytest.raises(ValueError, match=r"'small_conv' \(8\).*at most 8"):
+    with pytest.raises(ValueError, match=r"'small_conv' \(8\).*at most 7"):
         clustering.check_clusters(small_model(), 16)
-    assert clustering.check_clusters(small_model(), 8) == 8
+    with pytest.raises(ValueError, match=r"'small_conv' \(8\).*more weights than clusters.*at most 7"):
+        clustering.check_clusters(small_model(), 8)  # tfmot would skip the layer with a warning
+    assert clustering.check_clusters(small_model(), 7) == 7
     with pytest.raises(ValueError, match=r"'conv1' \(576\)"):
         clustering_study.check(["digits_cnn"], [1000])
     with pytest.raises(ValueError, match="2 or more"):
@@ -76,6 +91,12 @@ def test_an_unknown_centroid_initialisation_is_refused(tiny_model, digits):
 def test_pruning_preserving_qat_of_a_model_never_pruned_is_refused(tiny_model, digits):
     with pytest.raises(ValueError, match=r"none worth the name.*conv1 0\.0 %.*qlab\.pruning\.prune"):
         pruning.quantize_aware(tiny_model, digits, preserve_sparsity=True)
+    barely = pruning.copy(tiny_model)
+    kernel = barely.get_layer("conv1").kernel
+    kernel.assign(np.where(np.arange(kernel.shape.num_elements()).reshape(kernel.shape) == 0, 0, kernel.numpy()))
+    with pytest.raises(ValueError, match=r"Prune it further.*0\.05 or more") as tiny:
+        pruning.quantize_aware(barely, digits, preserve_sparsity=True)
+    assert "Prune it first" not in str(tiny.value)
 
 
 def test_cluster_preserving_qat_of_a_model_never_clustered_is_refused(tiny_model, digits):
@@ -218,6 +239,7 @@ def test_summary_headline_and_figures_come_from_the_rows(pruning_table, clusteri
                                  (clustering_study, clustering_table, ("clustering_layers", "clustering_size"))):
         summary = module.summary(table)
         assert len(summary) == len(table) and (summary.seeds == 1).all()
+        assert summary.gzip_bytes.dtype == "Int64" and summary.size_bytes_max.dtype == "Int64"
         assert module.headline(table).startswith("digits_cnn ")
         figures = (compression.pruning_figures if module is pruning_study else compression.clustering_figures)(table)
         assert sorted(figures) == sorted(f"{stem}_digits_cnn" for stem in stems)

@@ -39,8 +39,8 @@ COLUMNS = (*study.COLUMNS, "centroids_per")
 
 
 def check(names, settings) -> None:
-    """Refuse cluster counts that are not whole numbers of at least 2 or exceed a kernel's weights,
-    and models tfmot cannot cluster (an LSTM, by name).
+    """Refuse cluster counts that are not whole numbers of at least 2 or not fewer than a kernel's
+    weights, and models tfmot cannot cluster (an LSTM, by name).
 
     Raises:
         ValueError: naming the setting or the model and its layers.

@@ -54,13 +54,18 @@ class Stage:
 
 
 def check(names, settings) -> None:
-    """Refuse sparsities outside [0, 1) and models tfmot cannot prune (an LSTM, by name).
+    """Refuse sparsities outside [0, 1), sparsities below `qlab.pruning.MIN_SPARSITY` (too few zeros
+    for the PQAT stage, which needs a pruned model), and models tfmot cannot prune (an LSTM, by name).
 
     Raises:
         ValueError: naming the setting or the model and its layers.
     """
     for setting in settings:
-        pruning.check_sparsity(setting)
+        if pruning.check_sparsity(setting) < pruning.MIN_SPARSITY:
+            raise ValueError(
+                f"the pruning study's lowest sparsity is {pruning.MIN_SPARSITY:g}: got {setting!r}, which leaves too "
+                f"few zeros for its pruning-preserving QAT stage (PQAT keeps the zeros of a model pruned to at least "
+                f"{100 * pruning.MIN_SPARSITY:g} % in some kernel); pass settings of {pruning.MIN_SPARSITY:g} or more")
     for name in names:
         pruning.check_prunable(models.build(name))
 
@@ -187,7 +192,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         one row per (model, setting, stage, file, layer): seeds, and for sparsity, unique,
-        unique_per_channel, accuracy, size_bytes and gzip_bytes the median and `_min`, `_max`.
+        unique_per_channel, accuracy, size_bytes and gzip_bytes the median and `_min`, `_max` (byte
+        counts as nullable Int64 where whole).
     """
     keys = ["model", "setting", "stage", "file", "layer"]
     values = [c for c in ("sparsity", "unique", "unique_per_channel", "accuracy", "size_bytes", "gzip_bytes")
@@ -196,6 +202,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     result = grouped.median()
     for suffix, how in (("_min", grouped.min()), ("_max", grouped.max())):
         result = result.join(how.add_suffix(suffix))
+    for column in [c for c in result if c.startswith(("size_bytes", "gzip_bytes"))]:
+        if (result[column].dropna() % 1 == 0).all():  # byte counts as integers (a median of two may be x.5)
+            result[column] = result[column].astype("Int64")
     result.insert(0, "seeds", table.groupby(keys, sort=False).seed.nunique())
     return result.reset_index()
 
