@@ -88,7 +88,7 @@ BAD = [
     (["study", "pruning", "--settings", "1.0"], "sparsity is the fraction of weights set to zero, in [0, 1)"),
     (["study", "pruning", "--settings", "-0.1"], "in [0, 1): got -0.1"),
     (["study", "clustering", "--settings", "1"], "whole numbers of 2 or more; got 1"),
-    (["study", "clustering", "--settings", "100000"], "100000 clusters are more than the weights of layer"),
+    (["study", "clustering", "--settings", "100000"], "100000 clusters are not fewer than the weights of layer"),
     (["study", "clustering", "--models", "lstm_rows"], "refuses the recurrent layer 'lstm'"),
     (["study", "recurrent", "--models", "digits_cnn"], "'digits_cnn' has none"),
     (["study", "recurrent", "--settings", "int4"], "unknown setting 'int4' for the recurrent study"),
