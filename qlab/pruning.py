@@ -70,7 +70,7 @@ def kernels(model) -> dict[str, np.ndarray]:
     clustering wrapper not yet stripped, the weights before clustering.
 
     Returns:
-        {layer name (the wrapped layer's own, e.g. 'conv1', not 'quant_conv1'): kernel as a float32
+        {layer name (the wrapped layer's own, e.g. 'conv2d', not 'quant_conv2d'): kernel as a float32
         array in Keras' layout, output channels on the last axis}, in layer order.
     """
     found = {}

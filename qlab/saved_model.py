@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import tempfile
-import types
 
 KEEP = 8
 """Saved folders held at once; the least recently used is deleted first."""

@@ -52,7 +52,7 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
     calibration = np.asarray(calibration, np.float32)
     if calibration.size == 0:
         raise ValueError("the calibration set is empty: pass the samples the model was calibrated with")
-    deployed, twin = pair.deployed, pair.twin
+    deployed = pair.deployed
     recurrent = any(layer.op in ("UNIDIRECTIONAL_SEQUENCE_LSTM",) for layer in pair.layers)
     captured = capture.run(pair.twin_tflite, calibration, carry_state=recurrent)
     ranges = _ranges(pair, captured)
@@ -63,7 +63,7 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
         if t.quantized:
             predicted[index] = activations(range=groups[index], bits=t.dtype.itemsize * 8)
     for layer in pair.layers:
-        op, twin_op = layer.deployed, layer.twin
+        op = layer.deployed
         out = deployed.tensors[op.outputs[0]]
         key = (layer.op, out.dtype.itemsize * 8 if out.quantized else 0)
         if key in FIXED_OUTPUT_GRIDS:
