@@ -56,6 +56,29 @@ def latency(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads:
             "latency_p90_us": float(p90), "latency_runs": runs}
 
 
+def latency_against(tflite: bytes, reference: bytes, x: np.ndarray, rounds: int = 3, runs: int = 50) -> dict:
+    """Single-sample latency of `tflite` and its ratio to `reference`'s, timed in interleaved rounds
+    (file, reference, file, reference, ...) so that drift on a shared machine cancels in the ratio.
+
+    Returns:
+        {"latency_us": median over rounds of the file's median invoke time (microseconds),
+        "latency_x": median over rounds of the ratio to the reference's, "latency_x_min" and
+        "latency_x_max": the ratio's spread over rounds}.
+
+    Raises:
+        ValueError: rounds or runs below 1.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    times, ratios = [], []
+    for _ in range(rounds):
+        t = latency(tflite, x, runs=runs)["latency_us"]
+        ratios.append(t / latency(reference, x, runs=runs)["latency_us"])
+        times.append(t)
+    return {"latency_us": float(np.median(times)), "latency_x": float(np.median(ratios)),
+            "latency_x_min": float(min(ratios)), "latency_x_max": float(max(ratios))}
+
+
 def loop_ms(tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads: int = 1,
             repeats: int = 3) -> float:
     """The article's loop: set_tensor, invoke, get_tensor for each image of `x`, one at a time.

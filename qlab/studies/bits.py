@@ -27,7 +27,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, qat, quantize, schemes, tflite_file, train
+from qlab import aeq, artifacts, data, qat, quantize, schemes, tflite_file, train
 from qlab.analysis import fake_quant
 from qlab.converter import ConversionError
 from qlab.measure import accuracy as litert_accuracy
@@ -215,13 +215,9 @@ def aeq_int4(float32_tflite: bytes) -> bytes:
         the .tflite bytes.
 
     Raises:
-        ValueError, RuntimeError: what ai-edge-quantizer raises for a model it cannot quantize.
+        qlab.aeq.AEQError: ai-edge-quantizer cannot quantize the model (its reason).
     """
-    from ai_edge_quantizer import quantizer, recipe  # loaded when asked for, like TensorFlow
-
-    result = quantizer.Quantizer(bytearray(float32_tflite), recipe.weight_only_wi4_afp32()).quantize(
-        enable_progress_report=False)
-    return bytes(result.quantized_model)
+    return aeq.quantize(float32_tflite, "weight_only_wi4_afp32")
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

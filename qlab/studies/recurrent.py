@@ -22,7 +22,7 @@ from qlab import artifacts, data, models, modes, tflite_file
 from qlab.analysis import layer_errors, recurrent
 from qlab.converter import ConversionError
 from qlab.measure import accuracy as litert_accuracy
-from qlab.measure import latency as litert_latency
+from qlab.measure import latency_against
 from qlab.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -126,15 +126,11 @@ def measure_accuracy(tflite: bytes, dataset: data.Dataset) -> float:
 
 def _measured(tflite: bytes, twin: bytes, dataset: data.Dataset, float_accuracy: float) -> dict:
     accuracy = measure_accuracy(tflite, dataset)
-    times, ratios = [], []
-    for _ in range(LATENCY_ROUNDS):  # interleaved with float32, so drift over the cell cancels in the ratio
-        t = litert_latency(tflite, dataset.x_test, runs=LATENCY_RUNS)["latency_us"]
-        ratios.append(t / litert_latency(twin, dataset.x_test, runs=LATENCY_RUNS)["latency_us"])
-        times.append(t)
+    timed = latency_against(tflite, twin, dataset.x_test, LATENCY_ROUNDS, LATENCY_RUNS)  # interleaved with float32
     cell = recurrent.lstm_tensors(tflite).query("role == 'cell_state'").iloc[0]
     return {"accuracy": accuracy, "delta_pp": 100 * (accuracy - float_accuracy), "size_bytes": len(tflite),
-            "size_x": len(tflite) / len(twin), "latency_us": float(np.median(times)),
-            "latency_x": float(np.median(ratios)), "kernel": cell["kernel"], "cell_state_type": cell["dtype"],
+            "size_x": len(tflite) / len(twin), "latency_us": timed["latency_us"],
+            "latency_x": timed["latency_x"], "kernel": cell["kernel"], "cell_state_type": cell["dtype"],
             "cell_state_log2_scale": float(np.log2(cell["scale"]))}  # NaN for a float cell state
 
 
