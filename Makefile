@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= results
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv reproduce test test-fast notebooks lab seeds bench zoo studies clean
+.PHONY: venv reproduce test test-fast notebooks lab seeds bench bench-sweep zoo studies clean
 
 venv: $(STAMP)
 
@@ -44,9 +44,15 @@ bench: venv
 zoo: venv
 	$(PY) -m qlab zoo --out $(OUT)
 
-# the training-time studies, five seeds each (resumable: finished cells come from the cache)
+# every study (training-time and post-training), five seeds each (resumable: finished cells come from the cache)
 studies: venv
-	for name in bits delay pruning clustering recurrent; do $(PY) -m qlab study $$name --out $(OUT) || exit 1; done
+	for name in bits delay pruning clustering recurrent calibration-size calibration-method aeq sensitivity \
+	            mixed-precision; do $(PY) -m qlab study $$name --out $(OUT) || exit 1; done
+
+# the sweep engine's speed-up on 1 and 2 worker processes, over the calibration-size study's grid
+# (its models trained once, in a warm cache; three interleaved rounds)
+bench-sweep: venv
+	$(PY) -m qlab sweep-bench calibration-size --out $(OUT) --seeds 0 1 --rounds 3
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks

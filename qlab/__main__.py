@@ -36,7 +36,8 @@ def parser() -> Parser:
     """The whole command line.
 
     Returns:
-        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions, study and modes.
+        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions, study,
+        sweep-bench and modes.
     """
     main = Parser(prog="python -m qlab", description="qlab: see quantization happen on a model you can "
                   "train in seconds. Each command writes its files under --out and prints a summary.")
@@ -102,7 +103,22 @@ def parser() -> Parser:
     std.add_argument("--settings", type=arguments.setting, nargs="+", default=None,
                      help="the study's settings, e.g. bits: [4,8]; pruning: 0.5 0.9 (default: the study's own)")
     std.add_argument("--jobs", type=arguments.positive(LIMITS["jobs"]), default=None,
-                     help="worker processes, one TensorFlow thread each (default: one per core)")
+                     help="worker processes, one TensorFlow thread each (default: one per core; loky only)")
+    std.add_argument("--backend", default="loky", help="loky: worker processes on this machine (default); "
+                     "dask: the workers of the dask cluster at --scheduler")
+    std.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="the dask scheduler, e.g. tcp://127.0.0.1:8786 (`dask scheduler`; workers: `dask worker "
+                          "ADDRESS --nthreads 1`, sharing this cache folder)")
+
+    swb = command("sweep-bench", "time one study's whole sweep on 1 and on 2 worker processes, from a warm cache")
+    swb.add_argument("name", metavar="NAME", type=arguments.study_name, help=f"one of {' '.join(studies.STUDIES)}")
+    swb.add_argument("--out", default="results", help="writes OUT/sweep_bench_NAME.csv")
+    swb.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0], help="default: 0")
+    swb.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None, help="default: the study's own")
+    swb.add_argument("--settings", type=arguments.setting, nargs="+", default=None,
+                     help="the study's settings (default: the study's own)")
+    swb.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
+                     help="interleaved rounds, each timing 1 and 2 workers (default 3)")
 
     command("modes", "list the post-training modes")
     return main
@@ -112,12 +128,15 @@ def run(args) -> int:
     """Call the command `args` names and print its summary.
 
     Returns:
-        the exit status: 0, or 1 for `seeds` when a band check fails.
+        the exit status: 0, or 1 for `seeds` when a band check fails and for `sweep-bench` when
+        its runs gave different tables.
     """
     if args.command == "modes":
         for m in modes.MODES.values():
             print(f"{m.name:20s} {m.summary}")
         return 0
+    with quiet.stderr():  # TensorFlow's start-up lines (absl, oneDNN, CUDA) are not the command's output
+        import tensorflow  # noqa: F401
     show = not args.quiet
     if args.command == "reproduce":
         from qlab.commands import reproduce
@@ -144,8 +163,15 @@ def run(args) -> int:
         from qlab.commands import study
 
         print(study.summary(study.run(args.name, args.out, args.models, args.seeds, args.settings, args.jobs,
-                                      progress=show)))
+                                      progress=show, backend=args.backend, scheduler=args.scheduler)))
         return 0
+    if args.command == "sweep-bench":
+        from qlab.commands import sweep_bench
+
+        result = sweep_bench.run(args.name, args.out, args.models, args.seeds, args.settings, args.rounds,
+                                 progress=show)
+        print(sweep_bench.summary(result))
+        return 0 if result.identical else 1
     if args.command in ("views", "conversions"):
         from qlab.commands import conversions, views
 

@@ -9,9 +9,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pyproject_pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    specs = project["dependencies"] + [s for group in project["optional-dependencies"].values() for s in group]
+    extras = project["optional-dependencies"]
+    specs = project["dependencies"] + [s for group in extras.values() for s in group]
     pins = {}
     for spec in specs:
+        if own := re.fullmatch(r"qlab\[([\w,-]+)\]", spec):  # an extra of qlab's own: its pins are listed there
+            assert set(own.group(1).split(",")) <= set(extras), f"pyproject.toml: {spec!r} names no extra"
+            continue
         name, sep, version = spec.partition("==")
         assert sep, f"pyproject.toml: {spec!r} is not pinned with =="
         pins[name.strip().lower()] = version.strip()
@@ -21,13 +25,20 @@ def pyproject_pins() -> dict[str, str]:
 def environment_pins() -> dict[str, str]:
     text = (ROOT / "environment.yml").read_text()
     pins = {}
-    for name, version in re.findall(r"^\s*-\s*([A-Za-z0-9_.\-]+)==([^\s#]+)", text, re.M):
+    for name, version in re.findall(r"^\s*-\s*([A-Za-z0-9_.\-]+(?:\[[\w,-]+\])?)==([^\s#]+)", text, re.M):
         pins[name.lower()] = version
     return pins
 
 
 def test_environment_yml_agrees_with_pyproject():
     assert environment_pins() == pyproject_pins()
+
+
+def test_dev_installs_the_dask_extra():
+    """`make test` installs `.[dev]`; the sweep engine's dask tests need the dask extra."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert "qlab[dask]" in extras["dev"] and {s.partition("==")[0] for s in extras["dask"]} == {"dask[distributed]",
+                                                                                               "distributed"}
 
 
 def test_environment_yml_python_matches_requires_python():

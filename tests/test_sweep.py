@@ -1,11 +1,14 @@
-"""The sweep engine: a grid of cells run in worker processes, each cell cached as it ends, a rerun
-skipping finished cells, a killed sweep losing only the cells in flight, one tidy table."""
+"""The sweep engine: a grid of cells run in worker processes (loky, or a dask cluster), each cell
+cached as it ends, a rerun skipping finished cells, a killed sweep losing only the cells in flight,
+one tidy table; preparation shared across seeds; the sweep-bench command."""
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from qlab import cache, studies
@@ -17,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 @pytest.fixture
 def probe(monkeypatch, tmp_path):
     monkeypatch.setitem(studies.STUDIES, "probe", "sweep_probe")
+    monkeypatch.setitem(studies.STUDIES, "probe-shared", "sweep_probe_shared")
     (tmp_path / "runs").mkdir()
     with cache.use(tmp_path / "cache"):
         yield tmp_path / "runs"
@@ -114,8 +118,95 @@ def test_bad_jobs_are_refused(probe):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="n_jobs must be a whole number of 1 or more"):
             sweep.run(grid, n_jobs=bad, show=False)
-    with pytest.raises(ValueError, match="unknown backend 'threads'"):
+    with pytest.raises(ValueError, match="unknown backend 'threads'; valid: loky, dask"):
         sweep.run(grid, backend="threads", show=False)
+    with pytest.raises(ValueError, match="backend dask needs a dask scheduler's address.*dask worker ADDRESS"):
+        sweep.run(grid, backend="dask", show=False)
+    with pytest.raises(ValueError, match="is for backend dask; loky runs its workers on this machine"):
+        sweep.run(grid, scheduler="tcp://127.0.0.1:8786", show=False)
+    with pytest.raises(ValueError, match=r"n_jobs \(--jobs\) is loky's worker count, got 2"):
+        sweep.run(grid, n_jobs=2, backend="dask", scheduler="tcp://127.0.0.1:8786", show=False)
+    assert ran(probe) == []
+
+
+def test_seeds_that_share_a_prepare_key_are_prepared_once(probe):
+    grid = sweep.grid("probe-shared", seeds=[3, 1, 2], settings=[1, 2])
+    table = sweep.run(grid, n_jobs=1, show=False)
+    assert sorted(p.name for p in probe.glob("prepare-*")) == ["prepare-digits_cnn-3"]  # the key's first pair
+    assert len(ran(probe)) == 6 and table.value.tolist() == sweep.run(sweep.grid("probe", seeds=[3, 1, 2], settings=[
+        1, 2]), n_jobs=1, show=False).value.tolist()
+    assert sweep.prepare(grid, n_jobs=1) == 1 and sweep.prepare(sweep.grid("probe", seeds=[3, 1, 2]), n_jobs=1) == 3
+    assert len(ran(probe)) == 12  # prepare measures nothing
+
+
+def test_importing_qlab_loads_no_dask():
+    probe = ("import sys, qlab, qlab.studies.sweep, qlab.__main__; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
+
+
+def test_a_dask_cluster_gives_the_loky_table_and_caches_every_cell(probe):
+    from dask.distributed import LocalCluster
+
+    grid = sweep.grid("probe", seeds=[0, 1], settings=[1, 2])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        table = sweep.run(grid, backend="dask", scheduler=cluster.scheduler_address, show=False)
+        assert len(ran(probe)) == 4 and {p.name for p in probe.glob("prepare-*")} == {"prepare-digits_cnn-0",
+                                                                                     "prepare-digits_cnn-1"}
+        pids = {p.name.rsplit("-", 2)[1] for p in probe.iterdir() if not p.name.startswith("prepare")}
+        assert pids and str(os.getpid()) not in pids  # the cluster's worker processes did the work
+        again = sweep.run(grid, backend="dask", scheduler=cluster.scheduler_address, show=False)
+        assert len(ran(probe)) == 4 and again.equals(table)  # every cell came from the cache
+        cluster.scale(1)  # one worker of one thread: joblib would run the cells here, so the engine must not
+        deadline = time.monotonic() + 10
+        while len(cluster.scheduler_info["workers"]) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(cluster.scheduler_info["workers"]) == 1
+        more = sweep.run(sweep.grid("probe", seeds=[2], settings=[1]), backend="dask",
+                         scheduler=cluster.scheduler_address, show=False)
+    assert len(ran(probe)) == 5 and more.value.tolist() == [21, 21.1]
+    pids = {p.name.rsplit("-", 2)[1] for p in probe.iterdir() if not p.name.startswith("prepare")}
+    assert str(os.getpid()) not in pids and len(pids) <= 2
+    with cache.use(probe.parent / "loky" / "cache"):
+        alone = sweep.run(grid, n_jobs=1, show=False)
+    assert table.equals(alone) and set(table.threads) == {1}
+
+
+def test_a_dask_scheduler_that_cannot_be_used_fails_within_seconds(probe):
+    from dask.distributed import LocalCluster
+
+    grid = sweep.grid("probe", seeds=[0], settings=[1])
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"could not reach the dask scheduler at tcp://127.0.0.1:9 within 5 s .*"
+                                         r"`dask scheduler` and workers with `dask worker tcp://127.0.0.1:9 --nthreads 1`"):
+        sweep.run(grid, backend="dask", scheduler="tcp://127.0.0.1:9", show=False)
+    assert time.perf_counter() - started < 10
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        with pytest.raises(ValueError, match="runs 2 threads; start workers with `dask worker .* --nthreads 1`"):
+            sweep.run(grid, backend="dask", scheduler=cluster.scheduler_address, show=False)
+    assert ran(probe) == []
+
+
+def test_sweep_bench_times_one_and_two_workers_from_a_warm_cache(probe, tmp_path, capsys):
+    from qlab.__main__ import main
+
+    out = tmp_path / "out"
+    argv = ["sweep-bench", "probe", "--seeds", "0", "1", "--settings", "1", "2", "--rounds", "1", "--out", str(out)]
+    assert main(argv) == 0
+    runs = pd.read_csv(out / "sweep_bench_probe.csv")
+    assert list(runs.columns) == ["round", "jobs", "seconds"] and runs[["round", "jobs"]].values.tolist() == [[1, 1],
+                                                                                                           [1, 2]]
+    assert (runs.seconds > 0).all()
+    report = capsys.readouterr().out
+    for part in ("Sweep bench probe: 4 cells (1 model × 2 seeds × 2 settings), 1 round(s)", "1 worker :",
+                 "2 workers:", "cells/min", "speed-up 1→2 workers:", "tables identical across runs: yes",
+                 f"Wrote {out / 'sweep_bench_probe.csv'}"):
+        assert part in report, report
+    warm = cache.cache_dir() / "sweep-bench" / "probe"
+    assert {p.name for p in (warm.parent / "runs").iterdir()} == {"prepare-digits_cnn-0", "prepare-digits_cnn-1"}
+    assert not list(warm.glob("study-cell-*")) and ran(probe) == []  # cells ran only in the copies
 
 
 def test_models_trained_on_other_threads_are_cached_apart(monkeypatch):

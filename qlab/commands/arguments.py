@@ -29,6 +29,7 @@ OUTPUTS = {  # what each command writes under --out: (folders, files)
     "views": ((), ("views.csv",)),
     "conversions": ((), ("conversions.csv",)),
     **{f"study {name}": ((), (f"{name}.csv", f"{name}_summary.csv")) for name in studies.STUDIES},
+    **{f"sweep-bench {name}": ((), (f"sweep_bench_{name}.csv",)) for name in studies.STUDIES},
 }
 
 
@@ -216,6 +217,6 @@ def check(args, test_images: int, training_images: int) -> None:
     if getattr(args, "settings", None) and len({json.dumps(s) for s in args.settings}) != len(args.settings):
         raise UsageError(f"--settings: each value once, got {' '.join(map(json.dumps, args.settings))}")
     if getattr(args, "out", None) is not None:
-        check_out(args.out, args.command if args.command != "study" else f"study {args.name}")
+        check_out(args.out, f"{args.command} {args.name}" if hasattr(args, "name") else args.command)
     if args.command != "modes" and not getattr(args, "no_cache", False):
         writable(cache.cache_dir(), "the cache folder (set QLAB_CACHE to a writable folder, or unset it)")

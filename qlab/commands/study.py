@@ -30,26 +30,33 @@ class Studied:
 
 
 def run(name: str, out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4), settings=None,
-        jobs: int | None = None, progress: bool = True) -> Studied:
+        jobs: int | None = None, progress: bool = True, backend: str = "loky",
+        scheduler: str | None = None) -> Studied:
     """Run study `name` over its grid (cells already measured come from the cache) and write its
     table, summary and figures under `out`.
 
     Args:
         names: zoo models (default: the study's own). settings: the study's (default: its own).
-        jobs: worker processes, one TensorFlow thread each (default: one per core).
+        jobs: worker processes, one TensorFlow thread each (default: one per core; loky only).
+        backend: "loky" (processes on this machine) or "dask" (the workers of the dask scheduler at
+            `scheduler`, e.g. "tcp://10.0.0.5:8786"; they write to this cache folder, which must
+            be on a shared file system when they run elsewhere).
 
     Returns:
         the `Studied` result.
 
     Raises:
-        ValueError: an unknown study, model or setting, a bad seed; whatever a cell raises.
+        ValueError: an unknown study, model or setting, a bad seed; a bad backend, scheduler or
+            jobs combination, an unreachable dask scheduler (`qlab.studies.sweep.run`); whatever a
+            cell raises.
         OSError: `out` cannot be written.
     """
     out = Path(out)
     started = time.perf_counter()
+    sweep.check_backend(backend, scheduler, jobs)
     module = studies.get(name)
     grid = sweep.grid(name, names, seeds, settings)
-    table = sweep.run(grid, jobs, show=progress)
+    table = sweep.run(grid, jobs, backend=backend, show=progress, scheduler=scheduler)
     result = Studied(name, table, module.summary(table), module.headline(table), out, 0.0)
     for stem, frame in ((name, table), (f"{name}_summary", result.summary)):
         cache.write_atomic(out / f"{stem}.csv", frame.to_csv(index=False).encode())

@@ -5,12 +5,14 @@ the cell ends, gathered into one tidy table.
 - **Resumable.** A cell's rows are stored in qlab's cache (`qlab.cache`, written atomically) by the
   worker that measured it, keyed by the study, its `VERSION`, the cell and the TensorFlow version.
   A rerun measures only the cells not stored yet; a killed sweep loses only the cells in flight.
-- **Parallel.** Cells run through joblib's `loky` process backend on this machine (one process
-  per core by default). Each worker runs TensorFlow on one thread (`THREADS`,
-  `tf.config.threading`), so workers do not fight over cores and a cell's numbers are the same
-  whatever the number of workers (TensorFlow's float sums depend on how many threads split them).
+- **Parallel.** Cells run in joblib's `loky` worker processes on this machine (one per core by
+  default), each running TensorFlow on one thread (`THREADS`): workers do not fight over cores, and
+  a cell's numbers do not depend on how many there are (float sums depend on the thread count).
 - **Reproducible.** A cell seeds everything it trains (the study's duty), so its rows do not depend
   on which worker ran it or what ran there before; the table is in the order of the grid.
+- **On a cluster.** `backend="dask"` runs the same cells on the workers of a dask cluster (`dask
+  scheduler`, then `dask worker ADDRESS --nthreads 1` each), which store rows in the caller's cache
+  folder: remote workers need it on a shared file system, at the same path.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ import pandas as pd
 from qlab import cache, models, progress, studies
 
 log = logging.getLogger(__name__)
-BACKENDS = ("loky",)
-"""The joblib backends a sweep can use: worker processes on this machine."""
+BACKENDS = ("loky", "dask")
+"""The joblib backends a sweep can use: "loky", processes on this machine; "dask", a dask cluster's."""
+CONNECT_TIMEOUT, WORKERS_TIMEOUT = 5, 10  # seconds for a dask scheduler to answer, then to have a worker
 THREADS = 1
 """TensorFlow threads per worker (intra-op and inter-op): one, so that cells do not fight over cores
 and a cell's rows do not depend on how many workers there are."""
@@ -114,63 +117,139 @@ def cached_rows(grid_: Grid, cell: dict) -> list[dict] | None:
         return None
 
 
-def run(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", show: bool = True) -> pd.DataFrame:
-    """Measure every cell of `grid_` not measured yet, in worker processes, and gather all the rows.
-
-    Every cell runs in a worker with one TensorFlow thread (`THREADS`), however many workers there
-    are: a model's float sums depend on how many threads split them, so the same cell gives the
-    same rows with `--jobs 1` or `--jobs 8`.
-
-    Args:
-        n_jobs: worker processes (default: one per core, at most one per cell to run).
-        backend: "loky" (processes on this machine).
-        show: False hides the progress bar (one step per cell).
-
-    Returns:
-        one DataFrame of every cell's rows, in the order of the grid (columns: the study's).
+def check_backend(backend: str = "loky", scheduler: str | None = None, n_jobs: int | None = None) -> None:
+    """Check a backend, a dask scheduler's address and a worker count, before anything runs.
 
     Raises:
-        ValueError: an unknown backend, or n_jobs below 1; whatever a cell raises (the cells that
-            finished before stay cached). A worker that dies (killed, out of memory) ends the
-            sweep with joblib's `TerminatedWorkerError`; finished cells stay cached.
+        ValueError: an unknown backend; n_jobs not a whole number of 1 or more; dask without a
+            scheduler or with n_jobs; a scheduler with loky. Each message says what to do.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
         raise ValueError(f"n_jobs must be a whole number of 1 or more, got {n_jobs!r}")
+    if backend == "dask" and not scheduler:
+        raise ValueError("backend dask needs a dask scheduler's address (--scheduler ADDRESS, e.g. tcp://127.0.0.1:"
+                         "8786); start one with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`")
+    if backend == "dask" and n_jobs is not None:
+        raise ValueError(f"n_jobs (--jobs) is loky's worker count, got {n_jobs}; on dask the cluster's workers run "
+                         "the cells: leave it out and start as many `dask worker`s as you want")
+    if backend == "loky" and scheduler is not None:
+        raise ValueError(f"a scheduler ({scheduler}) is for backend dask; loky runs its workers on this machine: "
+                         "leave out --scheduler, or add --backend dask")
+
+
+def run(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", show: bool = True,
+        scheduler: str | None = None) -> pd.DataFrame:
+    """Measure every cell of `grid_` not measured yet, in worker processes, and gather all the rows.
+
+    Every cell runs in a worker with one TensorFlow thread (`THREADS`), so that it gives the same
+    rows with `--jobs 1` or `--jobs 8`, on loky or on dask.
+
+    Args:
+        n_jobs: loky's worker processes (default: one per core, at most one per cell to run).
+        backend: "loky" (processes on this machine) or "dask" (a dask cluster's workers).
+        show: False hides the progress bar (one step per cell).
+        scheduler: the dask scheduler's address, e.g. "tcp://10.0.0.5:8786" (dask only; its
+            workers write to this process's cache folder, which must be on a shared file system).
+
+    Returns:
+        one DataFrame of every cell's rows, in the order of the grid (columns: the study's).
+
+    Raises:
+        ValueError: see `check_backend`; a dask scheduler not reached within `CONNECT_TIMEOUT` s,
+            without workers, or with workers of several threads; whatever a cell raises. A dead
+            worker ends the sweep (loky: `TerminatedWorkerError`). Finished cells stay cached.
+    """
+    check_backend(backend, scheduler, n_jobs)
     done = {i: rows for i, cell in enumerate(grid_.cells) if (rows := cached_rows(grid_, cell)) is not None}
     todo = [i for i in range(len(grid_.cells)) if i not in done]
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(todo)))
-    module = importlib.import_module(grid_.module)
-    pairs = list(dict.fromkeys((grid_.cells[i]["model"], grid_.cells[i]["seed"]) for i in todo))
-    root = str(cache.cache_dir())
-    with progress.bar(total=len(grid_.cells), desc=f"study {grid_.study}", show=show, initial=len(done)) as bar:
-        if hasattr(module, "prepare") and pairs:  # what the cells of a (model, seed) share, once each
-            for _ in _parallel(n_jobs, backend, [joblib.delayed(_prepare)(grid_, pair, root) for pair in pairs]):
-                pass
-        for i, rows in _parallel(n_jobs, backend, [joblib.delayed(_measure)(grid_, i, grid_.cells[i], root)
-                                                   for i in todo]):
+    root = os.path.abspath(cache.cache_dir())
+    with _pool(backend, scheduler) as client, \
+            progress.bar(total=len(grid_.cells), desc=f"study {grid_.study}", show=show, initial=len(done)) as bar:
+        _prepare(grid_, [grid_.cells[i] for i in todo], n_jobs, client, root)
+        for i, rows in _parallel(n_jobs, client, [joblib.delayed(_measure)(grid_, i, grid_.cells[i], root)
+                                                  for i in todo]):
             done[i] = rows
             bar.update(1)
     return pd.DataFrame([row for i in range(len(grid_.cells)) for row in done[i]])
 
 
-def _parallel(n_jobs: int, backend: str, calls: list):
-    """Run joblib `calls` in worker processes, yielding results as they finish."""
+def prepare(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", scheduler: str | None = None) -> int:
+    """Build what the cells of `grid_` share (the study's `prepare`, once per `prepare_key`) in
+    workers, as `run` would, measuring no cell (e.g. to warm a cache before timing sweeps).
+
+    Returns:
+        the number of `prepare` calls made (0 if the study has no `prepare`).
+
+    Raises:
+        ValueError: as `run`.
+    """
+    check_backend(backend, scheduler, n_jobs)
+    with _pool(backend, scheduler) as client:
+        return _prepare(grid_, grid_.cells, n_jobs or os.cpu_count() or 1, client, os.path.abspath(cache.cache_dir()))
+
+
+def _prepare(grid_: Grid, cells, n_jobs: int, client, root: str) -> int:
+    """The study's `prepare` once per `prepare_key` of `cells` (default: (model, seed)), on its first pair."""
+    module = importlib.import_module(grid_.module)
+    if not hasattr(module, "prepare"):
+        return 0
+    key = getattr(module, "prepare_key", lambda model, seed: (model, seed))
+    pairs = {}
+    for cell in cells:
+        pairs.setdefault(json.dumps(key(cell["model"], cell["seed"]), default=str), (cell["model"], cell["seed"]))
+    calls = [joblib.delayed(_prepare_one)(grid_, pair, root) for pair in pairs.values()]
+    list(_parallel(n_jobs, client, calls))  # the cells' pool size: loky keeps the same workers for them
+    return len(calls)
+
+
+def _parallel(n_jobs: int, client, calls: list):
+    """Run joblib `calls` on loky's workers or on `client`'s dask cluster, yielding results as they end."""
     if not calls:
         return iter(())
-    if n_jobs == 1:  # joblib would run these in this process; one worker keeps one thread per cell
-        executor = get_memmapping_executor(1)  # the worker pool joblib's loky backend uses
-        return (executor.submit(function, *args, **kwargs).result() for function, args, kwargs in calls)
     # one cell per dispatch: cells are long, and each one's rows come back (and are cached) as it ends
-    return joblib.Parallel(n_jobs=n_jobs, backend=backend, batch_size=1, return_as="generator_unordered")(calls)
+    if client is not None and sum(client.nthreads().values()) > 1:  # the cluster decides how many at once
+        return joblib.Parallel(batch_size=1, return_as="generator_unordered")(calls)
+    if n_jobs == 1 or client is not None:  # joblib would run these in this process: one worker, one at a time
+        executor = client or get_memmapping_executor(1)  # dask's one worker, or the pool of joblib's loky backend
+        return (executor.submit(function, *args, **kwargs).result() for function, args, kwargs in calls)
+    return joblib.Parallel(n_jobs=n_jobs, backend="loky", batch_size=1, return_as="generator_unordered")(calls)
+
+
+@contextlib.contextmanager
+def _pool(backend: str, scheduler: str | None):
+    """dask: joblib's dask backend for the block, on the client it yields (loky: None) of `scheduler`."""
+    if backend != "dask":
+        yield None
+        return
+    from distributed import Client
+
+    start = f"`dask worker {scheduler} --nthreads 1`"
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, ValueError) as exc:  # refused, timed out, or not an address
+        raise ValueError(f"could not reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s ({exc}); "
+                         f"check the address, or start one with `dask scheduler` and workers with {start}") from None
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+        wrong = [f"dask worker {w} runs {n} threads" for w, n in client.nthreads().items() if n != THREADS]
+    except (OSError, TimeoutError):
+        wrong = [f"the dask scheduler at {scheduler} has no worker after {WORKERS_TIMEOUT} s"]
+    try:
+        if wrong:
+            raise ValueError(f"{wrong[0]}; start workers with {start}, each runs one cell at a time")
+        with joblib.parallel_config(backend="dask", client=client):
+            yield client
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
 def _worker(root: str):
     """In a worker process: TensorFlow's thread pools set to `THREADS` (once, before TensorFlow runs
-    anything there), the caller's cache folder, no progress bars; afterwards Keras' session cleared,
-    so that cells do not pile up graphs in a worker that runs many."""
+    anything), the caller's cache folder, no bars; then Keras' session cleared (no piled-up graphs)."""
     import tf_keras
 
     if not _threads_set:
@@ -190,7 +269,7 @@ def _worker(root: str):
         gc.collect()
 
 
-def _prepare(grid_: Grid, pair: tuple, root: str) -> None:
+def _prepare_one(grid_: Grid, pair: tuple, root: str) -> None:
     with _worker(root):
         importlib.import_module(grid_.module).prepare(*pair)
 
