@@ -1,0 +1,161 @@
+"""Calibration made visible: the activation ranges a deployed file holds, ranges chosen by other
+methods (`qlab.analysis.ranges`) put into a deployable file through ai-edge-quantizer, and each
+layer's error split into rounding and clipping on the grid the file uses.
+
+Route for the methods: AEQ's static recipes quantize every activation from a range per tensor (its
+QSVs, keyed by tensor name); AEQ's own algorithms other than min-max (MSE, OCTAV, ...) choose
+*weight* ranges only and fall back to min-max for activations. So qlab captures each activation of
+the float32 file over the calibration set, chooses its range by the method, and hands AEQ those
+ranges as the QSVs; AEQ then builds the int8 grid from them by its rule (`ranges.aeq_grid`), which
+`method_file` checks tensor by tensor.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from qlab import aeq, naming, tflite_file
+from qlab.analysis import capture, grid, ranges, rounding
+
+RANGE_COLUMNS = ("layer", "op", "tensor", "type", "scale", "zero_point", "low", "high")
+"""`file_ranges`' columns: the layer label ("input" for the model input), the op writing the tensor
+("INPUT" for the model input), tensor name, its type
+(INT8, INT16, ...), its scale (real units per step) and zero point, and the real range its integers
+cover, low = (qmin − zero_point)·scale and high = (qmax − zero_point)·scale."""
+
+
+def activations(float32_tflite: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
+    """What every activation of the float32 file holds over samples `x`, by tensor name.
+
+    Returns:
+        {tensor name: float32 array (n,) + the tensor's sample shape}: the model input and every
+        op output the interpreter keeps.
+
+    Raises:
+        ValueError: a quantized file (give the float32 one), or inputs of the wrong shape.
+    """
+    model = tflite_file.read(float32_tflite)
+    if any(t.quantized for t in model.tensors):
+        raise ValueError("activations are captured from the float32 .tflite; this one is quantized")
+    return {model.tensors[i].name: v for i, v in capture.run(float32_tflite, x).items()}
+
+
+def method_ranges(float32_tflite: bytes, calibration: np.ndarray, setting: str, bits: int = 8) -> dict[str, tuple]:
+    """The range method `setting` (`qlab.analysis.ranges.choose`) applied to every activation AEQ
+    quantizes, over the calibration samples.
+
+    Returns:
+        {tensor name: (low, high)} in real units, one per tensor in AEQ's QSVs.
+
+    Raises:
+        ValueError: an unknown setting or bad percentile (`qlab.analysis.ranges.parse`).
+        qlab.aeq.AEQError: AEQ cannot calibrate the model.
+    """
+    ranges.parse(setting)
+    captured = activations(float32_tflite, calibration)
+    wanted = aeq.calibrate(float32_tflite, calibration[:1])  # which tensors AEQ quantizes
+    missing = sorted(set(wanted) - set(captured))
+    if missing:
+        raise ValueError(f"tensors AEQ quantizes but LiteRT does not keep for qlab to read: {', '.join(missing)}")
+    return {name: ranges.choose(captured[name], setting, bits) for name in wanted}
+
+
+def qsvs(chosen: dict[str, tuple]) -> dict:
+    """Ranges as AEQ's QSVs.
+
+    Returns:
+        {tensor name: {"min": float32 array (1,), "max": float32 array (1,)}}.
+    """
+    return {name: {"min": np.array([low], np.float32), "max": np.array([high], np.float32)}
+            for name, (low, high) in chosen.items()}
+
+
+def method_file(float32_tflite: bytes, calibration: np.ndarray, setting: str) -> tuple[bytes, pd.DataFrame]:
+    """A static int8 file (AEQ's `static_wi8_ai8`) whose activation ranges come from method `setting`,
+    and the check that it holds them.
+
+    Returns:
+        (tflite bytes, DataFrame with one row per activation: tensor, low, high (the chosen range),
+        scale and zero_point (in the file), expected_scale and expected_zero_point (AEQ's rule on
+        the chosen range, `qlab.analysis.ranges.aeq_grid`), scale_rel_error (|file − expected| /
+        expected), constraint ("" if the file's grid comes from the chosen range alone, else AEQ's
+        constraint that ties or fixes it, `qlab.aeq.constraints`)).
+
+    Raises:
+        ValueError: see `method_ranges`; qlab.aeq.AEQError: AEQ refused the model.
+    """
+    chosen = method_ranges(float32_tflite, calibration, setting)
+    tflite = aeq.quantize(float32_tflite, "static_wi8_ai8", qsvs=qsvs(chosen))
+    stored = {t.name: t for t in tflite_file.read(tflite).tensors if t.quantized and t.data is None}
+    tied = _constrained(tflite_file.read(float32_tflite))
+    rows = []
+    for name, (low, high) in chosen.items():
+        scale, zero_point = ranges.aeq_grid(low, high, 8)
+        tensor = stored.get(name)
+        file_scale = float(tensor.scale[0]) if tensor is not None else np.nan
+        rows.append({"tensor": name, "low": low, "high": high, "scale": file_scale,
+                     "zero_point": float(tensor.zero_point[0]) if tensor is not None else np.nan,
+                     "expected_scale": float(scale), "expected_zero_point": float(zero_point),
+                     "scale_rel_error": abs(file_scale - float(scale)) / float(scale), "constraint": tied.get(name, "")})
+    return tflite, pd.DataFrame(rows)
+
+
+def _constrained(model: tflite_file.ModelFile) -> dict[str, str]:
+    """{tensor name: AEQ's constraint} for tensors whose grid AEQ ties to another tensor or fixes:
+    outputs of constrained ops, and inputs of ops that give their inputs the output's scale."""
+    rules = aeq.constraints()
+    tied = {}
+    for op in model.ops:
+        rule = rules.get(op.name, "")
+        if rule == "same_as_output_scale":
+            tied.update({model.tensors[i].name: rule for i in op.inputs if i >= 0 and model.tensors[i].data is None})
+        if rule:
+            tied.update({model.tensors[i].name: rule for i in op.outputs if i >= 0})
+    return tied
+
+
+def file_ranges(tflite: bytes, keras_model=None) -> pd.DataFrame:
+    """The activation ranges a quantized file holds: its input's and each compute op's output's.
+
+    Returns:
+        DataFrame with `RANGE_COLUMNS`, one row per quantized activation, in op order (float ones
+        left out).
+    """
+    model = tflite_file.read(tflite)
+    labels = naming.labels(model, keras_model)
+    wanted = [("input", "INPUT", model.inputs[0])] + [(labels[op.index], op.name, op.outputs[0])
+                                                       for op in naming.compute_ops(model)]
+    rows = []
+    for label, op, index in wanted:
+        tensor = model.tensors[index]
+        if not tensor.quantized:
+            continue
+        g = grid.of_tensor(tensor, narrow_range=False)
+        rows.append({"layer": label, "op": op, "tensor": tensor.name, "type": tensor.type, "scale": float(g.scale[0]),
+                     "zero_point": int(g.zero_point[0]), "low": float(g.low[0]), "high": float(g.high[0])})
+    return pd.DataFrame(rows, columns=list(RANGE_COLUMNS))
+
+
+def layer_splits(tflite: bytes, twin_tflite: bytes, x: np.ndarray, keras_model=None) -> pd.DataFrame:
+    """Each quantized activation's error on the grid the file gives it, split into rounding and
+    clipping: the float32 twin's values over `x` put through that grid (`qlab.analysis.rounding.split`).
+
+    Returns:
+        DataFrame, one row per quantized activation of the file: layer, tensor, and rounding_mse,
+        clipping_mse, total_mse (real units squared), clipped_fraction (0..1), rmse/scale (steps).
+
+    Raises:
+        ValueError: a twin that is not the float32 file of the same model.
+    """
+    pair = capture.pair(tflite, twin_tflite, keras_model)
+    captured = capture.run(twin_tflite, x)
+    rows = []
+    for layer in pair.layers:
+        tensor = layer.output(pair)
+        index = layer.twin.outputs[0]
+        if not tensor.quantized or index not in captured:
+            continue
+        split = rounding.split(captured[index], grid.of_tensor(tensor, narrow_range=False))
+        rows.append({"layer": layer.name, "tensor": tensor.name, **split})
+    return pd.DataFrame(rows)

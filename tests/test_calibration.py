@@ -1,0 +1,214 @@
+"""The calibration studies through the real sweep engine (cells in worker processes), one seed and
+small settings each. Oracles: the float32 file the cells used, read back through a worker with the
+cells' one thread, gives the min-max ranges of the size study's files (ten test images against ten
+training images) and the ranges each range method chose; every method file holds its chosen range
+on AEQ's grid (scale and zero point, read from the file); min-max ranges grow with nested
+calibration sets. Bad settings are one clear ValueError, and one `error:` line on the command line."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from joblib.executor import get_memmapping_executor
+from matplotlib.figure import Figure
+
+from qlab import artifacts, cache, data, tflite_file
+from qlab.__main__ import main
+from qlab.analysis import calibration
+from qlab.plots import calibration as calibration_plots
+from qlab.studies import calibration_method as method_study
+from qlab.studies import calibration_size as size_study
+from qlab.studies import sweep
+from qlab.train import TrainConfig
+
+SIZES = [1, 10, "all", "test_10"]
+METHODS = ["minmax", "percentile_99.9", "entropy"]
+RELUS = ["conv1", "conv2", "conv3", "dense"]  # ReLU outputs: the converter's range is [0, max] exactly
+
+
+@pytest.fixture(scope="module")
+def size_table():
+    return sweep.run(sweep.grid("calibration-size", ["digits_cnn"], [0], SIZES), n_jobs=1, show=False)
+
+
+@pytest.fixture(scope="module")
+def method_table():
+    return sweep.run(sweep.grid("calibration-method", ["digits_cnn"], [0], METHODS), n_jobs=1, show=False)
+
+
+def _cells_float32(root: str) -> tuple[int, bytes]:
+    """In a sweep worker: the float32 file of the model the cells used (one thread), from the cache."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(sweep.THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(sweep.THREADS)
+    except RuntimeError:  # a worker that ran cells has its pools set already
+        pass
+    with cache.use(root):
+        tflite = artifacts.quantized(TrainConfig(model="digits_cnn", seed=0), "float32", progress=False)
+    return tf.config.threading.get_intra_op_parallelism_threads(), tflite
+
+
+@pytest.fixture(scope="module")
+def float32(size_table, method_table):
+    threads, tflite = get_memmapping_executor(1).submit(_cells_float32, os.path.abspath(cache.cache_dir())).result()
+    assert threads == sweep.THREADS
+    return tflite
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load()
+
+
+def by_layer(table: pd.DataFrame, setting) -> pd.DataFrame:
+    return table[table.setting.astype(str) == str(setting)].set_index("layer")
+
+
+def maxima(float32: bytes, images: np.ndarray, tensors) -> np.ndarray:
+    captured = calibration.activations(float32, images)
+    return np.array([captured[t].max() for t in tensors])
+
+
+def test_the_size_cells_say_what_they_calibrated_on(size_table, digits):
+    assert list(size_table.columns) == list(size_study.COLUMNS)
+    cells = size_table.drop_duplicates("setting").set_index("setting")
+    assert list(cells.index) == SIZES
+    assert cells["size"].tolist() == [1, 10, len(digits.x_train), 10] and len(digits.x_train) == 1347
+    assert cells.split.tolist() == ["train", "train", "train", "test"]
+    assert size_table.groupby("setting").accuracy.nunique().eq(1).all() and (cells.accuracy > 0.9).all()
+
+
+def test_minmax_ranges_grow_with_the_calibration_set(size_table, digits):
+    one, ten = (data.calibration(digits.x_train, n, 0) for n in (1, 10))
+    assert any((ten == one[0]).all(axis=(1, 2, 3)))  # the draws are nested: 1 image among the 10, among all
+    small, middle, full = (by_layer(size_table, s) for s in (1, 10, "all"))
+    layers = [layer for layer in small.index if layer != "probs/softmax"]  # a fixed grid: 1/256 whatever the data
+    for a, b in ((small, middle), (middle, full)):
+        assert (b.high[layers] >= a.high[layers] * (1 - 1e-6)).all(), (a.high, b.high)
+        assert (b.low[layers] <= a.low[layers] + 1e-6 * a.high[layers]).all(), (a.low, b.low)
+    assert (full.high[RELUS] > small.high[RELUS]).sum() >= 3  # and do grow: one image does not reach the range
+
+
+def test_ten_test_images_are_calibrated_from_the_test_split(size_table, float32, digits):
+    test10, train10 = by_layer(size_table, "test_10"), by_layer(size_table, 10)
+    test_images, train_images = data.calibration(digits.x_test, 10, 0), data.calibration(digits.x_train, 10, 0)
+    tensors = test10.tensor[RELUS]
+    np.testing.assert_allclose(test10.high[RELUS], maxima(float32, test_images, tensors), rtol=1e-5)
+    np.testing.assert_allclose(train10.high[RELUS], maxima(float32, train_images, tensors), rtol=1e-5)
+    assert (test10.low[RELUS] == 0).all()
+    assert np.abs(test10.high[RELUS] / train10.high[RELUS] - 1).max() > 0.01  # not the training draw
+
+
+def test_every_method_file_holds_its_chosen_ranges(method_table, float32, digits):
+    images = data.calibration(digits.x_train, method_study.CALIBRATION_SIZE, 0)
+    captured = calibration.activations(float32, images)
+    for setting in METHODS:
+        rows = method_table[method_table.setting == setting].set_index("tensor")
+        tflite, checked = calibration.method_file(float32, images, setting)  # the cell's file, made again here
+        checked = checked.set_index("tensor").loc[rows.index]
+        np.testing.assert_array_equal(checked[["low", "high", "scale"]], rows[["low", "high", "scale"]])
+        stored = {t.name: t for t in tflite_file.read(tflite).tensors}
+        free = rows[rows.constraint == ""]
+        assert len(free) >= 6, setting  # input, conv1-3, dense, probs
+        for name, row in free.iterrows():
+            tensor = stored[name]
+            scale, zero_point = float(tensor.scale[0]), int(tensor.zero_point[0])
+            bound_low, bound_high = np.float32(min(row.low, 0)), np.float32(max(row.high, 0))
+            expected = float((bound_high - bound_low) / np.float32(255))  # AEQ's rule, in float32
+            assert scale == pytest.approx(expected, rel=1e-6) and row.scale_rel_error <= 1e-6, (setting, row.layer)
+            assert zero_point == int(np.rint(-128 - bound_low / np.float32(expected))), (setting, row.layer)
+            assert zero_point == checked.expected_zero_point[name] == checked.zero_point[name]
+            # the grid spans the chosen range to within half a step at each end
+            assert abs((-128 - zero_point) * scale - bound_low) <= scale / 2 + 1e-6 * expected
+            assert abs((127 - zero_point) * scale - bound_high) <= scale / 2 + 1e-6 * expected
+            values = captured[name]
+            if setting == "minmax":
+                assert (row.low, row.high) == (float(values.min()), float(values.max()))
+            else:
+                assert row.high <= float(values.max()) and row.low >= float(values.min())
+        assert set(rows[rows.constraint != ""].constraint) == {"same_as_input_scale", "fixed_output_scale"}
+        names = dict(zip(rows.layer, rows.index))
+        flatten, conv3, out = (stored[names[layer]] for layer in ("flatten", "conv3", "probs/softmax"))
+        assert (flatten.scale[0], flatten.zero_point[0]) == (conv3.scale[0], conv3.zero_point[0])  # a reshape
+        assert (float(out.scale[0]), int(out.zero_point[0])) == (1 / 256, -128)  # softmax's fixed grid
+    cut = method_table.pivot(index="layer", columns="setting", values="high").loc[RELUS]
+    assert (cut["percentile_99.9"] < cut["minmax"]).all() and (cut["entropy"] <= cut["minmax"]).all()
+
+
+def test_the_summaries_and_headlines_say_what_was_measured(size_table, method_table):
+    sizes = size_study.summary(size_table).set_index("setting")
+    assert list(sizes.index) == SIZES and (sizes.seeds == 1).all()
+    assert sizes.delta_pp["all"] == 0 and sizes.range_ratio["all"] == 1 and sizes.range_ratio[1] < 1
+    text = size_study.headline(size_table)
+    train = sizes[sizes.split == "train"].sort_values("size")
+    ok = (train.delta_pp >= -size_study.TOLERANCE_PP).to_numpy()  # full calibration itself always is
+    enough = next(int(size) for i, size in enumerate(train["size"]) if ok[i:].all())
+    assert text.startswith(f"digits_cnn: {enough} image(s) reach full calibration's accuracy within "
+                           f"{size_study.TOLERANCE_PP} pp")
+    t, r = sizes.loc["test_10"], sizes.loc[10]
+    assert f"ten test images give {t.accuracy_pct:.2f} %" in text
+    assert f"ten training images {r.accuracy_pct:.2f} %" in text
+    methods = method_study.summary(method_table).set_index("setting")
+    assert list(methods.index) == METHODS and methods.delta_pp["minmax"] == 0
+    assert methods.max_scale_rel_error.max() <= 1e-6
+    best = methods.sort_values("accuracy_pct", ascending=False, kind="stable").iloc[0]
+    text = method_study.headline(method_table)
+    tied = " = ".join(methods.index[methods.accuracy_pct == best.accuracy_pct])
+    assert text.startswith(f"digits_cnn: most accurate {tied} at {best.accuracy_pct:.2f} %")
+    assert "every file holds its chosen ranges" in text and "(one seed)" in text
+
+
+def test_the_figures(size_table, method_table, tmp_path):
+    figures = calibration_plots.calibration_size_figures(size_table)
+    assert list(figures) == ["calibration_size_accuracy", "calibration_size_ranges"]
+    figures |= calibration_plots.calibration_method_figures(method_table)
+    assert list(figures)[2:] == ["calibration_method_accuracy", "calibration_method_errors"]
+    assert all(isinstance(f, Figure) for f in figures.values())
+    for name, table, draw in (("size", size_table, calibration_plots.calibration_size_figures),
+                              ("method", method_table, calibration_plots.calibration_method_figures)):
+        table.to_csv(tmp_path / f"{name}.csv", index=False)  # as the study command writes it: settings as text
+        assert len(draw(pd.read_csv(tmp_path / f"{name}.csv"))) == 2
+
+
+@pytest.mark.parametrize("study, setting, message", [
+    (size_study, 5000, r"calibration size 5000 is larger than the training split \(1347 images\); give at most 1347"),
+    (size_study, 0, "a whole number of images from 1, 'all' or 'test_10'; got 0"),
+    (size_study, 2.5, "got 2.5"),
+    (size_study, "test_20", "got 'test_20'"),
+    (method_study, "percentile_101", r"percentile must be in \(50, 100\], e.g. 99.9 or 99.99; got 101.0"),
+    (method_study, "percentile_50", r"percentile must be in \(50, 100\].*got 50.0"),
+    (method_study, "percentile_x", "'x' is not a number"),
+    (method_study, "kl", r"unknown range setting 'kl'; valid ones are 'minmax', 'percentile_99.9', 'percentile_99.99', "
+                         r"'mse', 'entropy'"),
+])
+def test_bad_settings_are_refused_before_anything_runs(study, setting, message):
+    with pytest.raises(ValueError, match=message):
+        sweep.grid(study.NAME, ["digits_cnn"], [0], [setting])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["study", "calibration-size", "--settings", "5000"], "larger than the training split (1347 images)"),
+    (["study", "calibration-method", "--settings", "percentile_101"], "percentile must be in (50, 100]"),
+    (["study", "calibration-method", "--settings", "percentile_50"], "percentile must be in (50, 100]"),
+    (["study", "calibration-method", "--settings", "kl"], "unknown range setting 'kl'; valid ones are 'minmax'"),
+])
+def test_bad_settings_on_the_command_line_are_one_error_line(argv, message, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], captured.err
+    assert captured.out == "" and not list(tmp_path.glob("out/*"))  # nothing written
+
+
+def test_a_calibration_size_too_large_in_a_real_process(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "qlab", "-q", "study", "calibration-size", "--settings", "5000",
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.strip().splitlines() == ["error: calibration size 5000 is larger than the training split "
+                                                  "(1347 images); give at most 1347, or 'all'"]
