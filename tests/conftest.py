@@ -19,11 +19,13 @@ SHARED = {"test_bands.py": "digits-seeds", "03_quantization_aware_training.ipynb
           "11_recurrent_models.ipynb": "zoo-lstm_rows",
           "test_pruning_clustering.py": "compression", "10_pruning_and_clustering.ipynb": "compression",
           "test_schemes.py": "qat-schemes", "test_bits_delay.py": "qat-schemes",
-          "09_custom_qat_schemes.ipynb": "qat-schemes"}
+          "09_custom_qat_schemes.ipynb": "qat-schemes",
+          "test_calibration.py": "calibration", "12_calibration.ipynb": "calibration",
+          "test_aeq.py": "aeq", "13_ai_edge_quantizer_and_mixed_precision.ipynb": "aeq"}
 """Files that train the same models as another group, run on its worker after it, from the cache."""
 HEAVIEST = ("digits-seeds", "zoo-lstm_rows", "compression", "qat-schemes", "test_reproduce.py", "zoo-resnet_mini",
             "zoo-mobilenet_mini", "test_artifacts.py", "zoo-inception_mini", "08_bring_your_own_model.ipynb",
-            "test_sweep.py")
+            "test_sweep.py", "calibration")
 """Groups that take longest on a cold cache (`--durations`), started first so that the workers end
 together (with `--no-loadscope-reorder`, groups start in the order of their first test); notebook
 08 after the zoo groups, whose models it uses."""

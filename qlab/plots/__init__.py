@@ -8,6 +8,7 @@ they live in `results` (training and result tables: `qlab.tables`, Keras histori
 `qlab.intmath.compare`) and `perf` (latency and size: `qlab.perf.bench`, `qlab.perf.sizes`).
 """
 
+from qlab.plots.calibration import calibration_method_figures, calibration_size_figures
 from qlab.plots.compression import clustering_figures, pruning_figures
 from qlab.plots.errors import before_after, before_after_ranges, bucket_errors, clip_sweep, rounding_vs_clipping
 from qlab.plots.histograms import (activation_histogram, activation_histograms, weight_histogram,
@@ -15,6 +16,7 @@ from qlab.plots.histograms import (activation_histogram, activation_histograms, 
 from qlab.plots.layers import (channel_ranges, error_growth, keep_float_tradeoff, layer_errors,
                                lsb_differences, qat_vs_deployed)
 from qlab.plots.perf import bench_ratios, size_breakdown
+from qlab.plots.precision import aeq_figures, mixed_precision_figures, sensitivity_figures
 from qlab.plots.recurrent import error_over_time, lstm_types, recurrent_figures
 from qlab.plots.results import (comparison_bars, confusion, digits, measured_vs_published, output_error,
                                 results_bars, training_curves)
@@ -27,5 +29,6 @@ __all__ = [
     "qat_vs_deployed", "bench_ratios", "size_breakdown",
     "comparison_bars", "confusion", "digits", "measured_vs_published", "output_error", "results_bars",
     "training_curves", "bits_figures", "delay_figures", "pruning_figures", "clustering_figures",
-    "recurrent_figures", "lstm_types", "error_over_time",
+    "recurrent_figures", "lstm_types", "error_over_time", "calibration_size_figures", "calibration_method_figures",
+    "aeq_figures", "sensitivity_figures", "mixed_precision_figures",
 ]

@@ -10,6 +10,11 @@ Every study is a module `qlab.studies.<module>` with:
 - `check(models, settings)`: raises ValueError naming a model or setting the study cannot take;
 - `prepare(model, seed)`: optional; builds what every cell of that (model, seed) shares (a trained
   float model, through `qlab.artifacts`' cache), run once per pair before the cells;
+- `prepare_key(model, seed)`: optional; a JSON value naming what `prepare(model, seed)` builds.
+  The engine then calls `prepare` once per distinct key (with the first pair of that key in grid
+  order), so a study that uses the seed only for something else (say, which calibration images are
+  drawn) returns `(model, 0)` and all seeds share one training. `prepare` must then build the same
+  thing for every pair of a key (and `measure` must use that, e.g. train with seed 0);
 - `measure(cell)`: `cell` is a dict {"model", "seed", "setting"}; returns a list of tidy row dicts,
   each with model, seed and setting columns and the measured ones. Silent, no progress bars,
   deterministic for a given cell whatever ran before in the process;
@@ -30,6 +35,11 @@ STUDIES = {
     "pruning": "qlab.studies.pruning",
     "clustering": "qlab.studies.clustering",
     "recurrent": "qlab.studies.recurrent",
+    "calibration-size": "qlab.studies.calibration_size",
+    "calibration-method": "qlab.studies.calibration_method",
+    "aeq": "qlab.studies.aeq_recipes",
+    "sensitivity": "qlab.studies.sensitivity",
+    "mixed-precision": "qlab.studies.mixed_precision",
 }
 """Study name → module."""
 

@@ -1,0 +1,198 @@
+"""ai-edge-quantizer's recipes beside the converter's post-training modes, in one table: every file
+run on LiteRT for accuracy, size and latency (interleaved with the float32 file), and the same
+per-layer views (`qlab.analysis.layer_errors`, local and accumulated), with AEQ's own `validate()`
+metrics beside qlab's accumulated error for the same tensor.
+
+Tensors are matched across files by name: the converter names a quantized file's tensors as in the
+float32 file, and AEQ rewrites the float32 file keeping every tensor's name, so a tensor name from
+the float file finds the same tensor in both (`qlab.aeq` module docstring).
+
+A setting a model cannot take (a mode the converter refuses, a recipe AEQ refuses) gets a row
+"not computed, because ..." with the tool's reason.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from qlab import aeq, artifacts, data, models, modes, tflite_file
+from qlab.analysis import layer_errors
+from qlab.converter import ConversionError
+from qlab.measure import accuracy as litert_accuracy
+from qlab.measure import latency_against
+from qlab.studies.sweep import spread
+from qlab.train import TrainConfig
+
+log = logging.getLogger(__name__)
+
+NAME = "aeq"
+MODELS = ("digits_cnn", "mobilenet_mini")
+CONVERTER = ["float32", "float16", "dynamic_range", "full_integer", "int16x8"]
+SETTINGS = CONVERTER + list(aeq.RECIPES)
+"""The converter's post-training modes, then AEQ's recipes (`qlab.aeq.RECIPES`), all from the same
+float model of the seed."""
+VERSION = 1
+ERROR_SAMPLES = 100  # test images the per-layer views and AEQ's validate() run on
+LATENCY_ROUNDS, LATENCY_RUNS = 3, 50
+FILE_COLUMNS = ("model", "seed", "setting", "route", "accuracy", "float_accuracy", "size_bytes", "latency_us",
+                "latency_x", "note")
+LAYER_COLUMNS = ("layer", "op", "tensor", "local_rmse_steps", "local_mse", "accumulated_rmse_steps",
+                 "accumulated_mse", "aeq_mse", "aeq_snr", "aeq_cosine")
+COLUMNS = FILE_COLUMNS + LAYER_COLUMNS
+"""One row per (model, seed, setting, layer); the file's columns repeat on its layers' rows (a
+setting that was not computed has one row, layer empty). route: "converter" or "aeq"; accuracy
+and float_accuracy (0..1, LiteRT, test split); size_bytes; latency_us (median single-image invoke,
+XNNPACK, 1 thread) and latency_x (median ratio to float32's over interleaved rounds); per layer:
+the local and accumulated views' rmse/scale (output steps; NaN where the output is float) and
+mean_squared_error (real units squared), and AEQ's validate() mse, snr (a power ratio, P_signal / P_noise, not dB) and cosine similarity
+for the same tensor (AEQ recipes only)."""
+
+
+def check(names, settings) -> None:
+    """Refuse unknown models and settings before anything runs.
+
+    Raises:
+        ValueError: an unknown model, or a setting that is neither a converter mode of `CONVERTER`
+            nor an AEQ recipe (listing both).
+    """
+    for name in names:
+        models.get(name)
+    for setting in settings:
+        if setting not in SETTINGS:
+            raise ValueError(f"unknown setting {setting!r} for the aeq study: converter modes "
+                             f"{', '.join(CONVERTER)}; ai-edge-quantizer recipes {', '.join(aeq.RECIPES)}")
+
+
+def prepare(model: str, seed: int) -> None:
+    """Train (or load) the float model of (model, seed) and its float32 file into the cache."""
+    artifacts.quantized(TrainConfig(model=model, seed=seed), "float32", progress=False)
+
+
+def quantized_file(config: TrainConfig, setting: str, float32: bytes, images: np.ndarray, dataset) -> bytes:
+    """The file of one setting: a converter mode (cached, `qlab.artifacts.quantized`) or an AEQ recipe
+    applied to the float32 file.
+
+    Returns:
+        the .tflite bytes.
+
+    Raises:
+        ConversionError: the converter refused; qlab.aeq.AEQError: AEQ refused.
+    """
+    if setting in aeq.RECIPES:
+        return aeq.quantize(float32, setting, calibration=images if setting in aeq.STATIC else None)
+    return artifacts.quantized(config, setting, images, dataset, progress=False)
+
+
+def measure(cell: dict) -> list[dict]:
+    """One (model, seed, setting): the file made, run, timed and compared layer by layer.
+
+    Returns:
+        rows of `COLUMNS`, one per compute op (one row with a note if not computed).
+
+    Raises:
+        ValueError: an unknown model or setting.
+    """
+    name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
+    check([name], [setting])
+    config = TrainConfig(model=name, seed=seed)
+    dataset = data.load(config.dataset)
+    images = data.calibration(dataset.x_train, seed=seed)
+    keras_model = artifacts.trained(config, dataset, progress=False)
+    float32 = artifacts.quantized(config, "float32", progress=False)
+    base = {c: np.nan for c in COLUMNS} | {
+        "model": name, "seed": seed, "setting": setting, "route": "aeq" if setting in aeq.RECIPES else "converter",
+        "float_accuracy": litert_accuracy(float32, dataset.x_test, dataset.y_test), "note": "", "layer": "",
+        "op": "", "tensor": ""}
+    try:
+        tflite = quantized_file(config, setting, float32, images, dataset)
+    except (ConversionError, aeq.AEQError, ValueError) as exc:
+        tool = "ai-edge-quantizer" if setting in aeq.RECIPES else "the converter"
+        log.info("%s/%s seed %d: %s", name, setting, seed, exc)
+        return [base | {"note": f"not computed, because {tool} refused: {' '.join(str(exc).split())}"}]
+    base.update(accuracy=litert_accuracy(tflite, dataset.x_test, dataset.y_test), size_bytes=len(tflite),
+                **{k: v for k, v in latency_against(tflite, float32, dataset.x_test, LATENCY_ROUNDS,
+                                                    LATENCY_RUNS).items() if k in ("latency_us", "latency_x")})
+    if setting == "float32":
+        return [base]
+    if setting in ("float16",) or not any(t.quantized for t in tflite_file.read(tflite).tensors):
+        base["note"] = "weights stored in lower precision, every op computes in float: no per-layer error to show" \
+            if setting == "float16" else f"measured, but {modes.NOTHING_QUANTIZED}"
+        return [base]
+    x = dataset.x_test[:ERROR_SAMPLES]
+    return [base | row for row in layer_rows(tflite, float32, x, keras_model, setting in aeq.RECIPES)]
+
+
+def layer_rows(tflite: bytes, float32: bytes, x: np.ndarray, keras_model=None, validate: bool = True) -> list[dict]:
+    """qlab's two per-layer views of a file, with AEQ's validate() metrics for the same tensors.
+
+    Returns:
+        one dict per compute op with `LAYER_COLUMNS` (aeq_* NaN unless `validate`).
+
+    Raises:
+        ValueError: a float32 file that is not the twin of `tflite`; qlab.aeq.AEQError from validate.
+    """
+    table = layer_errors.layer_errors(tflite, float32, x, keras_model=keras_model)
+    local = table[table.view == "local"].set_index("layer")
+    checked = {r["tensor"]: r for r in aeq.validate(float32, tflite, x)} if validate else {}
+    rows = []
+    for _, r in table[table.view == "accumulated"].iterrows():
+        theirs = checked.get(r.tensor, {})
+        rows.append({"layer": r.layer, "op": r.op, "tensor": r.tensor,
+                     "local_rmse_steps": local.loc[r.layer, "rmse/scale"], "local_mse": local.loc[r.layer, "mean_squared_error"],
+                     "accumulated_rmse_steps": r["rmse/scale"], "accumulated_mse": r.mean_squared_error,
+                     "aeq_mse": theirs.get("mse", np.nan), "aeq_snr": theirs.get("snr", np.nan),
+                     "aeq_cosine": theirs.get("cosine_similarity", np.nan)})
+    return rows
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Medians and spreads over seeds, one row per (model, setting).
+
+    Returns:
+        model, setting, route, seeds, accuracy_pct (median) with accuracy_min_pct and
+        accuracy_max_pct, delta_pp (paired with the seed's float32), size_bytes, latency_x (median)
+        with latency_x_min and latency_x_max over seeds, output_rmse_steps (accumulated view at the
+        last op), aeq_vs_qlab (the largest relative gap between AEQ's mse and qlab's accumulated
+        mse over the tensors of the AEQ files), note (the first non-empty).
+    """
+    files = table.drop_duplicates(["model", "seed", "setting"])
+    rows = []
+    for (name, setting), part in files.groupby(["model", "setting"], sort=False):
+        acc, delta, lat = (spread(100 * part.accuracy), spread(100 * (part.accuracy - part.float_accuracy)),
+                           spread(part.latency_x))
+        layers = table[(table.model == name) & (table.setting == setting) & (table.layer != "")]
+        last = layers.groupby("seed").accumulated_rmse_steps.last()
+        gap = ((layers.aeq_mse - layers.accumulated_mse).abs() / layers.accumulated_mse.where(layers.accumulated_mse > 0))
+        rows.append({"model": name, "setting": setting, "route": part.route.iloc[0], "seeds": len(part),
+                     "accuracy_pct": acc[0], "accuracy_min_pct": acc[1], "accuracy_max_pct": acc[2],
+                     "delta_pp": delta[0], "size_bytes": part.size_bytes.median(), "latency_x": lat[0],
+                     "latency_x_min": lat[1], "latency_x_max": lat[2], "output_rmse_steps": last.median(),
+                     "aeq_vs_qlab": gap.max() if gap.notna().any() else np.nan,
+                     "note": next((n for n in part.note if isinstance(n, str) and n), "")})
+    return pd.DataFrame(rows)
+
+
+def headline(table: pd.DataFrame) -> str:
+    """The static int8 recipe against the converter's full-integer file, and how AEQ's validate()
+    agrees with qlab's accumulated view.
+
+    Returns:
+        one sentence per model, then one on validate().
+    """
+    s = summary(table)
+    said = []
+    for name in dict.fromkeys(s.model):
+        by = s[s.model == name].set_index("setting")
+        parts = [f"{k} {by.loc[k, 'accuracy_pct']:.2f} % [{by.loc[k, 'accuracy_min_pct']:.2f}–"
+                 f"{by.loc[k, 'accuracy_max_pct']:.2f}] at {by.loc[k, 'size_bytes']:,.0f} bytes"
+                 for k in ("full_integer", "static_wi8_ai8", "static_wi8_ai16", "weight_only_wi4_afp32")
+                 if k in by.index and np.isfinite(by.loc[k, "accuracy_pct"])]
+        if parts:
+            said.append(f"{name}: " + "; ".join(parts))
+    gap = s.aeq_vs_qlab.max()
+    if np.isfinite(gap):
+        said.append(f"AEQ's validate() mse matches qlab's accumulated view within {gap:.1e} (relative) on every tensor")
+    return ". ".join(said) + "."
