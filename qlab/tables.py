@@ -138,9 +138,13 @@ def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
 
 
 def to_text(df: pd.DataFrame, digits: int = 2) -> str:
-    """A plain-text table for the terminal: floats with `digits` decimals, no index.
+    """A plain-text table for the terminal: floats with `digits` decimals (in scientific notation if
+    that would show a non-zero value as zero, e.g. 3.54e-05), no index.
 
     Returns:
         the table as one string.
     """
-    return df.to_string(index=False, float_format=lambda v: f"{v:,.{digits}f}")
+    def number(v: float) -> str:
+        return f"{v:.{digits}e}" if v and abs(v) < 0.5 * 10.0 ** -digits else f"{v:,.{digits}f}"
+
+    return df.to_string(index=False, float_format=number)

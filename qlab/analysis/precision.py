@@ -41,7 +41,8 @@ class Evaluator:
     Attributes:
         float32: the float32 .tflite; calibration: samples for min-max ranges; x, y: the samples
         (n,) + input shape and integer labels (n,) every file is measured on; keras_model: names
-        the layers (optional).
+        the layers (optional); ranges: where activation ranges come from, "minmax" (the
+        converter's rule, computed by qlab) or "aeq_calibrate" (AEQ's own moving average).
     """
 
     float32: bytes
@@ -49,6 +50,7 @@ class Evaluator:
     x: np.ndarray
     y: np.ndarray
     keras_model: object = None
+    ranges: str = "minmax"
     _qsvs: dict = field(default=None, repr=False)
     _reference: np.ndarray = field(default=None, repr=False)
     _seen: dict = field(default_factory=dict, repr=False)
@@ -81,7 +83,8 @@ class Evaluator:
         config = json.dumps({k: v for k, v in sorted(precisions.items()) if v != "int8"})
         if config not in self._seen:
             if self._qsvs is None:
-                self._qsvs = calibration.qsvs(calibration.method_ranges(self.float32, self.calibration, "minmax"))
+                self._qsvs = (aeq.calibrate(self.float32, self.calibration) if self.ranges == "aeq_calibrate" else
+                              calibration.qsvs(calibration.method_ranges(self.float32, self.calibration, "minmax")))
             tflite = aeq.quantize(self.float32, "static_wi8_ai8", qsvs=self._qsvs, precisions=precisions,
                                   keras_model=self.keras_model)
             outputs = Runtime(tflite).predict(self.x)

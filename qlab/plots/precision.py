@@ -180,7 +180,7 @@ def mixed_precision_figures(table: pd.DataFrame) -> dict[str, Figure]:
             pareto, cheapest).
 
     Returns:
-        {"mixed_precision": one panel per model: accuracy against the same seed's float32 file (pp)
+        {"mixed_precision": one panel per model and source of activation ranges (the setting): accuracy against the same seed's float32 file (pp)
         against file size (KB, log) of every configuration the search tried (gray dots, its chosen
         path a thin line), each seed's Pareto front (over every row of the seed) as a step line,
         the uniform configurations (all int8, all int16 activations, float32) and the converter's
@@ -188,10 +188,10 @@ def mixed_precision_figures(table: pd.DataFrame) -> dict[str, Figure]:
         `qlab.studies.mixed_precision.TOLERANCE_PP` ringed in red, and the line float32 −
         tolerance dashed.}
     """
-    names = list(dict.fromkeys(table.model))
-    fig, axes = figure(max(len(names), 1), width=7.0, height=4.2)
-    for ax, name in zip(axes, names):
-        part = table[table.model == name].assign(
+    panels = list(dict.fromkeys(zip(table.model, table.setting)))
+    fig, axes = figure(max(len(panels), 1), width=7.0, height=4.2)
+    for ax, (name, setting) in zip(axes, panels):
+        part = table[(table.model == name) & (table.setting == setting)].assign(
             delta=lambda t: 100 * (t.accuracy - t.float_accuracy), kb=lambda t: t.size_bytes / KB)
         seeds = list(dict.fromkeys(part.seed))
         search = part[part.kind == "search"]
@@ -221,7 +221,7 @@ def mixed_precision_figures(table: pd.DataFrame) -> dict[str, Figure]:
         low, high = np.nanmin(np.r_[part.delta, 0]), np.nanmax(np.r_[part.delta, 0])
         ax.set(xscale="log", xlabel="file size (KB, log)", ylabel="accuracy − float32 (pp)",
                ylim=(min(low, -mp_study.TOLERANCE_PP) - 0.3, high + 0.3), xlim=(part.kb.min() / 1.08, right * 1.08),
-               title=f"{name}: mixed precision, {len(seeds)} seed(s)\n"
+               title=f"{name}, {setting} ranges: mixed precision, {len(seeds)} seed(s)\n"
                      "blue: uniform precision; green: the converter's modes")
         ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(int(v))[0] in "2345678" else ""))

@@ -45,9 +45,10 @@ def prepare(model: str, seed: int) -> None:
     artifacts.quantized(TrainConfig(model=model, seed=seed), "float32", progress=False)
 
 
-def evaluator(name: str, seed: int) -> precision.Evaluator:
+def evaluator(name: str, seed: int, ranges: str = "minmax") -> precision.Evaluator:
     """The mixed-precision evaluator of (model, seed): its float32 file, 100 calibration images drawn
-    with the seed, measured on the test split.
+    with the seed, activation ranges from `ranges` ("minmax" or "aeq_calibrate"), measured on the
+    test split.
 
     Returns:
         a `qlab.analysis.precision.Evaluator`.
@@ -60,7 +61,7 @@ def evaluator(name: str, seed: int) -> precision.Evaluator:
     keras_model = artifacts.trained(config, dataset, progress=False)
     float32 = artifacts.quantized(config, "float32", progress=False)
     return precision.Evaluator(float32, data.calibration(dataset.x_train, seed=seed), dataset.x_test, dataset.y_test,
-                               keras_model)
+                               keras_model, ranges)
 
 
 def measure(cell: dict) -> list[dict]:
