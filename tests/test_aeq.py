@@ -1,5 +1,7 @@
 """ai-edge-quantizer through qlab: the aeq, sensitivity and mixed-precision studies with one seed on
-digits_cnn, run by the real sweep engine; every AEQ file runs on LiteRT and goes through qlab's
+digits_cnn, the grid checked by the sweep engine and its cells measured in this process (the engine
+itself is tests/test_sweep.py's; here the cells share their model with notebook 13, which runs on
+this worker after them); every AEQ file runs on LiteRT and goes through qlab's
 per-layer views, and AEQ's validate() equals qlab's accumulated view tensor by tensor; a per-op
 recipe really changes the op in the file; sensitivity ranks and the search's path hold together and
 rebuild from scratch; pareto() and cheapest() on hand-made points; and the clear errors (an unknown
@@ -28,13 +30,18 @@ CONFIG = TrainConfig(model="digits_cnn", seed=0)
 SETTINGS = ["full_integer", "static_wi8_ai8", "weight_only_wi4_afp32", "dynamic_wi8_afp32"]
 
 
+MODULES = {"aeq": aeq_recipes, "sensitivity": sensitivity, "mixed-precision": mixed_precision}
+
+
 def study(name: str, settings=None) -> pd.DataFrame:
-    return sweep.run(sweep.grid(name, ["digits_cnn"], [0], settings), n_jobs=1, show=False)
+    """The study's grid (checked by the sweep engine), each cell measured here, in grid order."""
+    grid = sweep.grid(name, ["digits_cnn"], [0], settings)
+    return pd.DataFrame([row for cell in grid.cells for row in MODULES[name].measure(dict(cell))])
 
 
 @pytest.fixture(scope="module")
 def tables():
-    """The three studies' tables, one seed (first: the worker trains the model for the cache)."""
+    """The three studies' tables, one seed."""
     return {"aeq": study("aeq", SETTINGS), "sensitivity": study("sensitivity"),
             "mixed-precision": study("mixed-precision")}
 

@@ -1,18 +1,14 @@
-"""The calibration studies through the real sweep engine (cells in worker processes), one seed and
-small settings each. Oracles: the float32 file the cells used, read back through a worker with the
-cells' one thread, gives the min-max ranges of the size study's files (ten test images against ten
+"""The calibration studies, one seed and small settings each: the grid checked by the sweep engine,
+its cells measured in this process (the engine itself, in worker processes, is tests/test_sweep.py's;
+here the cells share their model with notebook 12, which runs on this worker after them). Oracles:
+the float32 file the cells used gives the min-max ranges of the size study's files (ten test images against ten
 training images) and the ranges each range method chose; every method file holds its chosen range
 on AEQ's grid (scale and zero point, read from the file); min-max ranges grow with nested
 calibration sets. Bad settings are one clear ValueError, and one `error:` line on the command line."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
-from joblib.executor import get_memmapping_executor
 from matplotlib.figure import Figure
 
 from qlab import artifacts, cache, data, tflite_file
@@ -29,35 +25,29 @@ METHODS = ["minmax", "percentile_99.9", "entropy"]
 RELUS = ["conv1", "conv2", "conv3", "dense"]  # ReLU outputs: the converter's range is [0, max] exactly
 
 
+def cells(study: str, settings) -> pd.DataFrame:
+    """The study's grid (checked by the sweep engine), each cell measured here, in grid order."""
+    grid = sweep.grid(study, ["digits_cnn"], [0], settings)
+    return pd.DataFrame([row for cell in grid.cells for row in grid_module(grid).measure(dict(cell))])
+
+
+def grid_module(grid):
+    return {"calibration-size": size_study, "calibration-method": method_study}[grid.study]
+
+
 @pytest.fixture(scope="module")
 def size_table():
-    return sweep.run(sweep.grid("calibration-size", ["digits_cnn"], [0], SIZES), n_jobs=1, show=False)
+    return cells("calibration-size", SIZES)
 
 
 @pytest.fixture(scope="module")
 def method_table():
-    return sweep.run(sweep.grid("calibration-method", ["digits_cnn"], [0], METHODS), n_jobs=1, show=False)
-
-
-def _cells_float32(root: str) -> tuple[int, bytes]:
-    """In a sweep worker: the float32 file of the model the cells used (one thread), from the cache."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(sweep.THREADS)
-        tf.config.threading.set_inter_op_parallelism_threads(sweep.THREADS)
-    except RuntimeError:  # a worker that ran cells has its pools set already
-        pass
-    with cache.use(root):
-        tflite = artifacts.quantized(TrainConfig(model="digits_cnn", seed=0), "float32", progress=False)
-    return tf.config.threading.get_intra_op_parallelism_threads(), tflite
+    return cells("calibration-method", METHODS)
 
 
 @pytest.fixture(scope="module")
 def float32(size_table, method_table):
-    threads, tflite = get_memmapping_executor(1).submit(_cells_float32, os.path.abspath(cache.cache_dir())).result()
-    assert threads == sweep.THREADS
-    return tflite
+    return artifacts.quantized(TrainConfig(model="digits_cnn", seed=0), "float32", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +195,3 @@ def test_bad_settings_on_the_command_line_are_one_error_line(argv, message, tmp_
     assert captured.out == "" and not list(tmp_path.glob("out/*"))  # nothing written
 
 
-def test_a_calibration_size_too_large_in_a_real_process(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "qlab", "-q", "study", "calibration-size", "--settings", "5000",
-                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 2 and result.stdout == "", result.stderr
-    assert result.stderr.strip().splitlines() == ["error: calibration size 5000 is larger than the training split "
-                                                  "(1347 images); give at most 1347, or 'all'"]

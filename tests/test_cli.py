@@ -98,8 +98,6 @@ BAD = [
     (["study", "bits", "--backend", "threads"], "unknown backend 'threads'; valid: loky, dask"),
     (["study", "bits", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--jobs", "2"],
      "n_jobs (--jobs) is loky's worker count, got 2; on dask the cluster's workers run the cells"),
-    (["study", "bits", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:9", "--models", "digits_cnn", "--seeds", "0",
-      "--settings", "[8,8]"], "could not reach the dask scheduler at tcp://127.0.0.1:9 within 5 s"),
     (["sweep-bench", "nope"], "unknown study 'nope'; the studies are: bits"),
     (["sweep-bench", "bits", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000, got 0"),
     (["sweep-bench", "bits", "--seeds", "1", "1"], "--seeds: each value once"),
