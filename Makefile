@@ -50,9 +50,9 @@ studies: venv
 	            mixed-precision; do $(PY) -m qlab study $$name --out $(OUT) || exit 1; done
 
 # the sweep engine's speed-up on 1 and 2 worker processes, over the calibration-size study's grid
-# (its models trained once, in a warm cache; three interleaved rounds)
+# (its models trained once, in a warm cache; its five seeds; two interleaved rounds)
 bench-sweep: venv
-	$(PY) -m qlab sweep-bench calibration-size --out $(OUT) --seeds 0 1 --rounds 3
+	$(PY) -m qlab sweep-bench calibration-size --out $(OUT) --seeds 0 1 2 3 4 --rounds 2
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks
