@@ -195,3 +195,10 @@ def test_bad_settings_on_the_command_line_are_one_error_line(argv, message, tmp_
     assert captured.out == "" and not list(tmp_path.glob("out/*"))  # nothing written
 
 
+
+
+def test_a_method_that_empties_a_range_is_refused_by_name(float32, digits):
+    """A percentile just above 50 on a ReLU output (mostly zeros) gives [0, 0]: no grid, so no file."""
+    images = data.calibration(digits.x_train, 20, 0)
+    with pytest.raises(ValueError, match=r"percentile_50.0001 gives an empty range \[0, 0\] to \d+ tensor"):
+        calibration.method_ranges(float32, images, "percentile_50.0001")

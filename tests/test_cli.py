@@ -96,6 +96,8 @@ BAD = [
     (["study", "bits", "--backend", "dask"], "backend dask needs a dask scheduler's address (--scheduler ADDRESS"),
     (["study", "bits", "--scheduler", "tcp://127.0.0.1:8786"], "is for backend dask; loky runs its workers on this"),
     (["study", "bits", "--backend", "threads"], "unknown backend 'threads'; valid: loky, dask"),
+    (["study", "bits", "--backend", "dask", "--scheduler", "not an address"],
+     "'not an address' is not a dask scheduler address: give tcp://HOST:PORT"),
     (["study", "bits", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--jobs", "2"],
      "n_jobs (--jobs) is loky's worker count, got 2; on dask the cluster's workers run the cells"),
     (["sweep-bench", "nope"], "unknown study 'nope'; the studies are: bits"),

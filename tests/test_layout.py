@@ -159,7 +159,7 @@ def test_imports_inside_functions_only_load_tensorflow_lazily():
                     names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
                     for name in names:
                         lazy_tf = name.split(".")[0] in TENSORFLOW
-                        lazy_cluster = module == "qlab.studies.sweep" and name.split(".")[0] in CLUSTER
+                        lazy_cluster = module in ("qlab.studies.sweep", "qlab.studies.cluster") and name.split(".")[0] in CLUSTER
                         lazy_command = module == "qlab.__main__" and name.startswith("qlab.commands")
                         assert lazy_tf or lazy_cluster or lazy_command, f"{module}.{fn.name} imports {name}"
 

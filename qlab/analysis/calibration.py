@@ -49,7 +49,8 @@ def method_ranges(float32_tflite: bytes, calibration: np.ndarray, setting: str, 
         {tensor name: (low, high)} in real units, one per tensor in AEQ's QSVs.
 
     Raises:
-        ValueError: an unknown setting or bad percentile (`qlab.analysis.ranges.parse`).
+        ValueError: an unknown setting or bad percentile (`qlab.analysis.ranges.parse`); a method that
+            gives some tensor an empty range (e.g. a percentile near 50 on a ReLU output, mostly zeros).
         qlab.aeq.AEQError: AEQ cannot calibrate the model.
     """
     ranges.parse(setting)
@@ -58,7 +59,13 @@ def method_ranges(float32_tflite: bytes, calibration: np.ndarray, setting: str, 
     missing = sorted(set(wanted) - set(captured))
     if missing:
         raise ValueError(f"tensors AEQ quantizes but LiteRT does not keep for qlab to read: {', '.join(missing)}")
-    return {name: ranges.choose(captured[name], setting, bits) for name in wanted}
+    chosen = {name: ranges.choose(captured[name], setting, bits) for name in wanted}
+    empty = [name for name, (low, high) in chosen.items() if not max(high, 0.0) - min(low, 0.0) > 0]
+    if empty:
+        raise ValueError(f"{setting} gives an empty range [0, 0] to {len(empty)} tensor(s), e.g. {empty[0]!r} (most of "
+                         "its values are one number, such as a ReLU's zeros): no grid can be built; use min-max or a "
+                         "higher percentile")
+    return chosen
 
 
 def qsvs(chosen: dict[str, tuple]) -> dict:
@@ -88,7 +95,7 @@ def method_file(float32_tflite: bytes, calibration: np.ndarray, setting: str) ->
     chosen = method_ranges(float32_tflite, calibration, setting)
     tflite = aeq.quantize(float32_tflite, "static_wi8_ai8", qsvs=qsvs(chosen))
     stored = {t.name: t for t in tflite_file.read(tflite).tensors if t.quantized and t.data is None}
-    tied = _constrained(tflite_file.read(float32_tflite))
+    tied = constrained(tflite_file.read(float32_tflite))
     rows = []
     for name, (low, high) in chosen.items():
         scale, zero_point = ranges.aeq_grid(low, high, 8)
@@ -101,9 +108,13 @@ def method_file(float32_tflite: bytes, calibration: np.ndarray, setting: str) ->
     return tflite, pd.DataFrame(rows)
 
 
-def _constrained(model: tflite_file.ModelFile) -> dict[str, str]:
-    """{tensor name: AEQ's constraint} for tensors whose grid AEQ ties to another tensor or fixes:
-    outputs of constrained ops, and inputs of ops that give their inputs the output's scale."""
+def constrained(model: tflite_file.ModelFile) -> dict[str, str]:
+    """The tensors whose grid AEQ ties to another tensor or fixes: outputs of constrained ops, and
+    inputs of ops that give their inputs the output's scale (`qlab.aeq.constraints`).
+
+    Returns:
+        {tensor name: AEQ's constraint name}.
+    """
     rules = aeq.constraints()
     tied = {}
     for op in model.ops:

@@ -5,7 +5,8 @@ Every configuration is a real file run on LiteRT: its accuracy on the samples gi
 the mean squared error of its output against the float32 file's (a finer signal than accuracy on a
 few hundred images, where one image is 0.2 pp). Activation ranges come from min-max calibration
 (the converter's rule, `qlab.analysis.calibration.method_ranges`), so an all-int8 file here is the
-converter's full-integer rule applied by AEQ. AEQ's static recipe quantizes the model's input in
+converter's full-integer rule applied by AEQ, or from AEQ's own calibration (`Evaluator.ranges =
+"aeq_calibrate"`, a moving average that clips). AEQ's static recipe quantizes the model's input in
 every configuration, so even "every op float" reads its input through int8 (a few hundred bytes and
 a little input rounding away from the float32 file, which `Evaluator.float_point` measures itself).
 
@@ -30,6 +31,8 @@ from qlab import aeq
 from qlab.analysis import calibration
 from qlab.runtime import Runtime
 
+RANGES = ("minmax", "aeq_calibrate")
+"""Where activation ranges come from: qlab's min-max, or AEQ's own calibration (a moving average)."""
 STEPS = {"int8": "int16", "int16": "float"}
 """One step up in precision, per op."""
 
@@ -78,8 +81,10 @@ class Evaluator:
             squared).
 
         Raises:
-            ValueError: an unknown layer or precision. qlab.aeq.AEQError: AEQ refused.
+            ValueError: an unknown layer, precision or source of ranges. qlab.aeq.AEQError: AEQ refused.
         """
+        if self.ranges not in RANGES:
+            raise ValueError(f"unknown source of ranges {self.ranges!r}; valid: {', '.join(RANGES)}")
         config = json.dumps({k: v for k, v in sorted(precisions.items()) if v != "int8"})
         if config not in self._seen:
             if self._qsvs is None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import aeq, artifacts, data, models
+from qlab import aeq, artifacts, data, models, tflite_file
 from qlab.analysis import calibration, ranges
 from qlab.measure import accuracy as litert_accuracy
 from qlab.studies.sweep import spread
@@ -78,7 +78,8 @@ def measure(cell: dict) -> list[dict]:
     if setting == "aeq_calibrate":
         tflite = aeq.quantize(float32, "static_wi8_ai8", calibration=images)
         held = calibration.file_ranges(tflite, keras_model)
-        checked = held.assign(expected_scale=np.nan, scale_rel_error=np.nan, constraint="")[
+        tied = calibration.constrained(tflite_file.read(float32))
+        checked = held.assign(expected_scale=np.nan, scale_rel_error=np.nan, constraint=[tied.get(t, "") for t in held.tensor])[
             ["tensor", "low", "high", "scale", "expected_scale", "scale_rel_error", "constraint"]]
     else:
         tflite, checked = calibration.method_file(float32, images, setting)

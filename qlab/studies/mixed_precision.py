@@ -13,6 +13,7 @@ import pandas as pd
 
 from qlab import artifacts, data, models
 from qlab.analysis import precision
+from qlab.converter import ConversionError
 from qlab.measure import accuracy as litert_accuracy
 from qlab.studies import sensitivity
 from qlab.studies.sweep import spread
@@ -29,13 +30,14 @@ TOLERANCE_PP = 0.1
 UNIFORM = {"all_int8": "int8", "all_int16": "int16"}
 CONVERTER = ("dynamic_range", "float16", "full_integer", "int16x8")
 COLUMNS = ("model", "seed", "setting", "kind", "config", "accuracy", "float_accuracy", "size_bytes", "output_mse",
-           "step", "chosen", "pareto", "cheapest")
+           "step", "chosen", "pareto", "cheapest", "note")
 """One row per configuration of a (model, seed): kind ("search": tried by the search; "uniform": all
 ops at one precision, config all_int8 / all_int16 / float32; "converter": the converter's mode named
 in config), config (JSON {layer: precision} of the ops not int8, for search rows), accuracy (0..1,
 LiteRT, test split), float_accuracy, size_bytes, output_mse (real units squared; NaN for converter
 rows), step and chosen (the search's path), pareto (on the front of accuracy against size among all
-rows of the cell), cheapest (the smallest AEQ configuration within `TOLERANCE_PP` of float)."""
+rows of the cell), cheapest (the smallest AEQ configuration within `TOLERANCE_PP` of float), note
+(why a converter row has no file: "not computed, because ...")."""
 
 
 def check(names, settings) -> None:
@@ -76,16 +78,23 @@ def measure(cell: dict) -> list[dict]:
     config = TrainConfig(model=name, seed=seed)
     dataset = data.load(config.dataset)
     images = data.calibration(dataset.x_train, seed=seed)
+    refused = []
     for mode in CONVERTER:
-        tflite = artifacts.quantized(config, mode, images, dataset, progress=False)
+        try:
+            tflite = artifacts.quantized(config, mode, images, dataset, progress=False)
+        except (ConversionError, ValueError) as exc:
+            refused.append({"kind": "converter", "config": mode, "accuracy": np.nan, "size_bytes": np.nan,
+                            "output_mse": np.nan, "note": f"not computed, because the converter refused: "
+                                                          f"{' '.join(str(exc).split())}"})
+            continue
         points.append({"kind": "converter", "config": mode, "accuracy": litert_accuracy(tflite, ev.x, ev.y),
                        "size_bytes": len(tflite), "output_mse": np.nan})
     best = precision.cheapest([p for p in points if p["kind"] != "converter"], float_point["accuracy"], TOLERANCE_PP)
-    front = precision.pareto(points)
+    front = precision.pareto(points) + [False] * len(refused)
     return [{"model": name, "seed": seed, "setting": setting, "kind": p["kind"], "config": p["config"],
              "accuracy": p["accuracy"], "float_accuracy": float_point["accuracy"], "size_bytes": p["size_bytes"],
              "output_mse": p["output_mse"], "step": p.get("step", np.nan), "chosen": bool(p.get("chosen", False)),
-             "pareto": on, "cheapest": p is best} for p, on in zip(points, front)]
+             "pareto": on, "cheapest": p is best, "note": p.get("note", "")} for p, on in zip(points + refused, front)]
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:

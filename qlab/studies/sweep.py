@@ -31,11 +31,12 @@ from joblib.executor import get_memmapping_executor
 import pandas as pd
 
 from qlab import cache, models, progress, studies
+from qlab.studies import cluster
 
 log = logging.getLogger(__name__)
 BACKENDS = ("loky", "dask")
 """The joblib backends a sweep can use: "loky", processes on this machine; "dask", a dask cluster's."""
-CONNECT_TIMEOUT, WORKERS_TIMEOUT = 5, 10  # seconds for a dask scheduler to answer, then to have a worker
+WORKERS_TIMEOUT = 10  # seconds for a dask scheduler to have a worker (to answer: `cluster.CONNECT_TIMEOUT`)
 THREADS = 1
 """TensorFlow threads per worker (intra-op and inter-op): one, so that cells do not fight over cores
 and a cell's rows do not depend on how many workers there are."""
@@ -157,7 +158,7 @@ def run(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", show: boo
         one DataFrame of every cell's rows, in the order of the grid (columns: the study's).
 
     Raises:
-        ValueError: see `check_backend`; a dask scheduler not reached within `CONNECT_TIMEOUT` s,
+        ValueError: see `check_backend`; a dask scheduler not reached within `cluster.CONNECT_TIMEOUT` s,
             without workers, or with workers of several threads; whatever a cell raises. A dead
             worker ends the sweep (loky: `TerminatedWorkerError`). Finished cells stay cached.
     """
@@ -224,14 +225,8 @@ def _pool(backend: str, scheduler: str | None):
     if backend != "dask":
         yield None
         return
-    from distributed import Client
-
     start = f"`dask worker {scheduler} --nthreads 1`"
-    try:
-        client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except (OSError, ValueError) as exc:  # refused, timed out, or not an address
-        raise ValueError(f"could not reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s ({exc}); "
-                         f"check the address, or start one with `dask scheduler` and workers with {start}") from None
+    client = cluster.connect(scheduler)  # ValueError within seconds, whatever the address
     try:
         client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
         wrong = [f"dask worker {w} runs {n} threads" for w, n in client.nthreads().items() if n != THREADS]
