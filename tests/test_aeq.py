@@ -238,3 +238,12 @@ def test_an_unknown_layer_or_precision_is_refused(model, layers):
     with pytest.raises(ValueError, match=f"unknown precision 'int4' for layer '{layers[0]}'; "
                                          "valid: int8, int16, float"):
         aeq.recipe("static_wi8_ai8", {layers[0]: "int4"}, float32, keras_model)
+
+
+def test_a_static_file_says_what_aeq_left_in_float(tables, model):
+    keras_model, float32, images = model
+    static = tables["aeq"][tables["aeq"].setting == "static_wi8_ai8"]
+    assert (static.note == "").all()  # every op of the digits CNN is quantized
+    kept = aeq.quantize(float32, "static_wi8_ai8", calibration=images, precisions={"dense": "float"},
+                        keras_model=keras_model)
+    assert aeq_recipes.left_in_float(kept, keras_model) == "ai-edge-quantizer left in float: dense (FULLY_CONNECTED)"

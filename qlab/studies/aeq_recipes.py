@@ -18,7 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from qlab import aeq, artifacts, data, models, modes, tflite_file
+from qlab import aeq, artifacts, data, models, modes, naming, tflite_file
 from qlab.analysis import layer_errors
 from qlab.converter import ConversionError
 from qlab.measure import accuracy as litert_accuracy
@@ -121,8 +121,24 @@ def measure(cell: dict) -> list[dict]:
         base["note"] = "weights stored in lower precision, every op computes in float: no per-layer error to show" \
             if setting == "float16" else f"measured, but {modes.NOTHING_QUANTIZED}"
         return [base]
+    if setting in aeq.STATIC:
+        base["note"] = left_in_float(tflite, keras_model)
     x = dataset.x_test[:ERROR_SAMPLES]
     return [base | row for row in layer_rows(tflite, float32, x, keras_model, setting in aeq.RECIPES)]
+
+
+def left_in_float(tflite: bytes, keras_model=None) -> str:
+    """What a static file still computes in float (ops whose output stays FLOAT32 between the edges).
+
+    Returns:
+        "" if every compute op's output is quantized, else a note naming the layers and ops, e.g.
+        "ai-edge-quantizer left in float: lstm (UNIDIRECTIONAL_SEQUENCE_LSTM)".
+    """
+    model = tflite_file.read(tflite)
+    labels = naming.labels(model, keras_model)
+    left = [f"{labels[op.index]} ({op.name})" for op in naming.compute_ops(model)
+            if not model.tensors[op.outputs[0]].quantized]
+    return f"ai-edge-quantizer left in float: {', '.join(left)}" if left else ""
 
 
 def layer_rows(tflite: bytes, float32: bytes, x: np.ndarray, keras_model=None, validate: bool = True) -> list[dict]:
