@@ -37,7 +37,7 @@ def parser() -> Parser:
 
     Returns:
         the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions, study,
-        sweep-bench and modes.
+        sweep-bench, sections and modes.
     """
     main = Parser(prog="python -m qlab", description="qlab: see quantization happen on a model you can "
                   "train in seconds. Each command writes its files under --out and prints a summary.")
@@ -120,6 +120,10 @@ def parser() -> Parser:
     swb.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
                      help="interleaved rounds, each timing 1 and 2 workers (default 3)")
 
+    sec = command("sections", "how long each section of executed notebooks ran (a teacher's timetable)")
+    sec.add_argument("notebooks", metavar="NOTEBOOK", nargs="+",
+                     help="executed .ipynb files, e.g. build/notebooks/*.ipynb after `make test`")
+
     command("modes", "list the post-training modes")
     return main
 
@@ -134,6 +138,11 @@ def run(args) -> int:
     if args.command == "modes":
         for m in modes.MODES.values():
             print(f"{m.name:20s} {m.summary}")
+        return 0
+    if args.command == "sections":  # reads notebook files only: no TensorFlow
+        from qlab.commands import sections
+
+        print(sections.summary(sections.run(args.notebooks)))
         return 0
     with quiet.stderr():  # TensorFlow's start-up lines (absl, oneDNN, CUDA) are not the command's output
         import tensorflow  # noqa: F401

@@ -32,7 +32,7 @@ LAYERS = [
     ("perf", ["qlab.perf"]),
     ("studies", ["qlab.zoo", "qlab.studies"]),
     ("plots", ["qlab.plots"]),
-    ("workshop", ["qlab.exercises", "qlab.explorer"]),
+    ("workshop", ["qlab.exercises", "qlab.explorer", "qlab.teaching"]),
     ("commands", ["qlab.commands", "qlab.__main__"]),
 ]
 ARITHMETIC = ["qlab.arith", "qlab.intmath.fixedpoint", "qlab.intmath.integer_ops", "qlab.intmath.float_ops",
