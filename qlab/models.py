@@ -50,20 +50,33 @@ def fresh_names():
         keras_backend.OBSERVED_NAMES.update(saved_names)
 
 
-def digits_cnn(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES) -> keras.Model:
+def digits_cnn(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES, *,
+               filters: tuple[int, int, int] = (64, 32, 32), units: int = 32) -> keras.Model:
     """The article's CNN: three 3x3 convs (64, 32, 32), Dense(32), Dense(classes, softmax).
+
+    Args:
+        filters: the three convolutions' output channels (the article's: 64, 32, 32); change them
+            to see how the work and the latency follow (notebook 07).
+        units: the hidden Dense layer's width (the article's: 32).
 
     Returns:
         an untrained tf_keras functional model, input (None,) + `shape` float32, output
-        (None, classes) probabilities; 32,810 parameters on the digits. Layer names (conv1,
-        conv2, conv3, flatten, dense, probs) are fixed so that tables can refer to them.
+        (None, classes) probabilities; 32,810 parameters on the digits with the article's widths.
+        Layer names (conv1, conv2, conv3, flatten, dense, probs) are fixed so that tables can
+        refer to them.
+
+    Raises:
+        ValueError: not three filter counts, or a width below 1.
     """
+    if len(filters) != 3 or min(*filters, units) < 1:
+        raise ValueError(f"digits_cnn takes three filter counts and a width, each 1 or more; got "
+                         f"filters={tuple(filters)!r}, units={units!r}")
     inputs = keras.Input(shape=shape, name="image")
-    x = L.Conv2D(64, (3, 3), activation="relu", name="conv1")(inputs)
-    x = L.Conv2D(32, (3, 3), activation="relu", name="conv2")(x)
-    x = L.Conv2D(32, (3, 3), activation="relu", name="conv3")(x)
+    x = L.Conv2D(filters[0], (3, 3), activation="relu", name="conv1")(inputs)
+    x = L.Conv2D(filters[1], (3, 3), activation="relu", name="conv2")(x)
+    x = L.Conv2D(filters[2], (3, 3), activation="relu", name="conv3")(x)
     x = L.Flatten(name="flatten")(x)
-    x = L.Dense(32, activation="relu", name="dense")(x)
+    x = L.Dense(units, activation="relu", name="dense")(x)
     outputs = L.Dense(classes, activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="digits_cnn")
 

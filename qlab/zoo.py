@@ -28,14 +28,17 @@ ROWS = (("float", "float32"), ("float", "dynamic_range"), ("float", "float16"), 
 modes, and quantization during training."""
 
 
-def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
+def measure_model(name: str, seed: int, runs: int = 100, rows=ROWS, per_tensor: bool = True) -> list[dict]:
     """Every row of one zoo model for one seed: trained (or loaded), converted, run on LiteRT.
 
     Args:
         runs: timed invokes per latency (median single-image latency, XNNPACK, 1 thread).
+        rows: the (training, mode) pairs to measure (default `ROWS`); ("float", "float32") must be
+            among them for `table`.
+        per_tensor: False skips the per-tensor conversion (its columns stay NaN).
 
     Returns:
-        one dict per (training, mode) of `ROWS`: model, training, mode, seed, accuracy (0..1, on
+        one dict per (training, mode) of `rows`: model, training, mode, seed, accuracy (0..1, on
         the test split), size_bytes, latency_us, per_tensor_accuracy and per_tensor_min_levels
         (integer_only after training only: the accuracy of the same conversion with one weight
         scale per tensor, and the fewest int8 levels any weight channel then spans, from
@@ -45,8 +48,8 @@ def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
     entry = models.get(name)
     dataset = data.load(entry.dataset)
     calibration = data.calibration(dataset.x_train, seed=seed)
-    rows = []
-    for training, mode in ROWS:
+    measured = []
+    for training, mode in rows:
         row = {"model": name, "training": training, "mode": mode, "seed": seed, "accuracy": np.nan,
                "size_bytes": np.nan, "latency_us": np.nan, "per_tensor_accuracy": np.nan,
                "per_tensor_min_levels": np.nan, "note": ""}
@@ -57,23 +60,25 @@ def measure_model(name: str, seed: int, runs: int = 100) -> list[dict]:
                        latency_us=measure.latency(tflite, dataset.x_test, runs=runs)["latency_us"])
             if mode not in ("float32", "float16") and not any(t.quantized for t in tflite_file.read(tflite).tensors):
                 row["note"] = f"measured, but {modes.NOTHING_QUANTIZED}"
-            if (training, mode) == ("float", "integer_only"):
-                per_tensor = artifacts.quantized(config, mode, calibration, dataset, False, per_channel=False)
+            if (training, mode) == ("float", "integer_only") and per_tensor:
+                one_scale = artifacts.quantized(config, mode, calibration, dataset, False, per_channel=False)
                 twin = artifacts.quantized(config, "float32", progress=False)
-                row.update(per_tensor_accuracy=measure.accuracy(per_tensor, dataset.x_test, dataset.y_test),
+                row.update(per_tensor_accuracy=measure.accuracy(one_scale, dataset.x_test, dataset.y_test),
                            per_tensor_min_levels=variants.channel_ranges(twin).levels_per_tensor.min())
         except (ValueError, ConversionError) as exc:
             row["note"] = f"not computed, because {' '.join(str(exc).split())}"
             log.info("%s %s/%s: %s", name, training, mode, row["note"])
-        rows.append(row)
-    return rows
+        measured.append(row)
+    return measured
 
 
-def sweep(names=None, seeds=(0, 1, 2, 3, 4), runs: int = 100, progress: bool = True) -> pd.DataFrame:
+def sweep(names=None, seeds=(0, 1, 2, 3, 4), runs: int = 100, progress: bool = True, rows=ROWS,
+          per_tensor: bool = True) -> pd.DataFrame:
     """`measure_model` for every (model, seed).
 
     Args:
         names: zoo models (default: all of `qlab.models.ZOO`).
+        rows, per_tensor: as `measure_model`.
 
     Returns:
         the per-seed rows as a DataFrame (columns of `measure_model`).
@@ -86,10 +91,10 @@ def sweep(names=None, seeds=(0, 1, 2, 3, 4), runs: int = 100, progress: bool = T
     if not seeds:
         raise ValueError("no seeds: pass at least one")
     cells = [(name, seed) for seed in seeds for name in names]
-    rows = []
+    found = []
     for name, seed in _bar(cells, progress):
-        rows += measure_model(name, seed, runs)
-    return pd.DataFrame(rows)
+        found += measure_model(name, seed, runs, rows, per_tensor)
+    return pd.DataFrame(found)
 
 
 def table(per_seed: pd.DataFrame) -> pd.DataFrame:

@@ -97,13 +97,95 @@ def _time_block(rt: Runtime, n: int) -> np.ndarray:
     return out
 
 
-def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
-                    config: BenchConfig) -> pd.DataFrame:
-    """All models under one setting, interleaved; one row per model with ratios to float32.
+def time_rounds(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
+                config: BenchConfig) -> dict:
+    """Every model under one setting in interleaved rounds: the raw invoke times.
 
     Each model's block size is set from its warmup median so that a block lasts about
     `config.block_ms`; each round times one block per model, the order rotated every round.
     Only `invoke()` is timed (`time.perf_counter_ns`).
+
+    Args:
+        models: {key: .tflite bytes}, e.g. {(training, mode): bytes}.
+        x: test inputs (float); the first `batch` are the input.
+        kernels, threads, batch: the setting.
+
+    Returns:
+        {key: list of `config.rounds` float arrays}, each the µs of every invoke of that model's
+        block in one round, in round order.
+
+    Raises:
+        ValueError: a model with a fixed batch size other than `batch`, or unknown kernels.
+        InvalidModelError: bytes LiteRT cannot load.
+    """
+    return _interleaved({k: _runtime(t, kernels, threads, batch, x) for k, t in models.items()}, config)
+
+
+def time_settings(tflite: bytes, x: np.ndarray, settings, config: BenchConfig) -> dict:
+    """One model under several settings in interleaved rounds: the raw invoke times, so that
+    settings (threads, batch sizes, kernels) can be compared round by round (`round_ratios`).
+
+    Args:
+        tflite: the model.
+        x: test inputs (float); the first `batch` of each setting are its input.
+        settings: (kernels, threads, batch) triples, each valid for `config.check`'s rules.
+
+    Returns:
+        {(kernels, threads, batch): list of `config.rounds` float arrays}, the µs of every invoke
+        (a whole batch) of that setting's block in one round, in round order.
+
+    Raises:
+        ValueError: no settings, a setting twice, a batch larger than `x`, or unknown kernels, a
+            thread count or batch `BenchConfig.check` refuses.
+        InvalidModelError: bytes LiteRT cannot load.
+    """
+    settings = [tuple(s) for s in settings]
+    if not settings or len(set(settings)) != len(settings):
+        raise ValueError(f"settings must name each (kernels, threads, batch) once and at least one, got {settings!r}")
+    for kernels, threads, batch in settings:
+        BenchConfig(kernels=(kernels,), threads=(threads,), batches=(batch,), rounds=config.rounds,
+                    block_ms=config.block_ms, warmup=config.warmup).check()
+        if batch > len(x):
+            raise ValueError(f"batch {batch} is larger than the {len(x)} test images available")
+    return _interleaved({s: _runtime(tflite, *s, x) for s in settings}, config)
+
+
+def _interleaved(runtimes: dict, config: BenchConfig) -> dict:
+    """`config.rounds` rounds of one block per runtime, the order rotated each round."""
+    keys = list(runtimes)
+    estimate = {k: float(np.median(_time_block(runtimes[k], max(config.warmup, 1)))) for k in keys}
+    block = {k: int(min(500, max(1, math.ceil(config.block_ms * 1e3 / max(estimate[k], 0.1))))) for k in keys}
+    times = {k: [] for k in keys}
+    for r in range(config.rounds):
+        shift = r % len(keys)  # rotate the order so no model always goes first
+        for k in keys[shift:] + keys[:shift]:
+            times[k].append(_time_block(runtimes[k], block[k]))
+    return times
+
+
+def round_ratios(times, base_times) -> np.ndarray:
+    """The ratio of one model's latency to a baseline's, round by round: each round's median
+    invoke time over the baseline's median in the same round. A slow patch of the machine hits
+    both sides of a round's ratio, so it cancels; quote the median of these with their min–max.
+
+    Args:
+        times, base_times: one array of invoke times per round (µs), as `time_rounds` gives them;
+            the same number of rounds.
+
+    Returns:
+        float64 array (rounds,): median(times[r]) / median(base_times[r]).
+
+    Raises:
+        ValueError: different numbers of rounds, or none.
+    """
+    if len(times) != len(base_times) or not len(times):
+        raise ValueError(f"need the same number of rounds, at least one: got {len(times)} and {len(base_times)}")
+    return np.array([np.median(t) / np.median(b) for t, b in zip(times, base_times)], dtype=np.float64)
+
+
+def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
+                    config: BenchConfig) -> pd.DataFrame:
+    """All models under one setting, interleaved (`time_rounds`); one row per model with ratios to float32.
 
     Args:
         models: {(training, mode): .tflite bytes}.
@@ -114,38 +196,27 @@ def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, bat
         DataFrame, one row per model: training, mode, kernels, threads, batch, median_us,
         p10_us, p90_us (per invoke, µs, over all timed invokes), count (invokes timed),
         per_image_us (median_us / batch); when `BASELINE` is among `models`, also
-        ratio_vs_float32, ratio_p10, ratio_p90 (median, 10th and 90th percentile over rounds
-        of the round medians' ratio to the baseline's).
+        ratio_vs_float32, ratio_p10, ratio_p90, ratio_min, ratio_max (median, 10th and 90th
+        percentile, min and max over rounds of `round_ratios` to the baseline).
 
     Raises:
         ValueError: a model with a fixed batch size other than `batch`, or unknown kernels.
         InvalidModelError: bytes LiteRT cannot load.
     """
-    keys = list(models)
-    runtimes = {k: _runtime(models[k], kernels, threads, batch, x) for k in keys}
-    estimate = {k: float(np.median(_time_block(runtimes[k], max(config.warmup, 1)))) for k in keys}
-    block = {k: int(min(500, max(1, math.ceil(config.block_ms * 1e3 / max(estimate[k], 0.1))))) for k in keys}
-    times = {k: [] for k in keys}
-    round_medians = {k: [] for k in keys}
-    for r in range(config.rounds):
-        shift = r % len(keys)  # rotate the order so no model always goes first
-        for k in keys[shift:] + keys[:shift]:
-            t = _time_block(runtimes[k], block[k])
-            times[k].append(t)
-            round_medians[k].append(float(np.median(t)))
+    times = time_rounds(models, x, kernels, threads, batch, config)
     rows = []
-    base = np.array(round_medians[BASELINE]) if BASELINE in keys else None
-    for k in keys:
-        t = np.concatenate(times[k])
+    for k, rounds in times.items():
+        t = np.concatenate(rounds)
         p10, med, p90 = np.percentile(t, [10, 50, 90])
         row = {"training": k[0], "mode": k[1], "kernels": kernels, "threads": threads, "batch": batch,
                "median_us": med, "p10_us": p10, "p90_us": p90, "count": len(t),
                "per_image_us": med / batch}
-        if base is not None:
-            ratios = np.array(round_medians[k]) / base
+        if BASELINE in times:
+            ratios = round_ratios(rounds, times[BASELINE])
             row.update({"ratio_vs_float32": float(np.median(ratios)),
                         "ratio_p10": float(np.percentile(ratios, 10)),
-                        "ratio_p90": float(np.percentile(ratios, 90))})
+                        "ratio_p90": float(np.percentile(ratios, 90)),
+                        "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max())})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -160,7 +231,7 @@ def run(models: dict, x: np.ndarray, config: BenchConfig = BenchConfig(), progre
     Returns:
         one row per (model, setting): training, mode, kernels, threads, batch, median_us,
         p10_us, p90_us (per invoke, µs), count (invokes timed), per_image_us, and the ratio to
-        float/float32 (median, p10, p90 over rounds) if that model is among them; plus loop_ms
+        float/float32 (median, p10, p90, min, max over rounds) if that model is among them; plus loop_ms
         (the article's loop over `x`, ms) for batch 1 when `config.loop`.
 
     Raises:
@@ -182,24 +253,33 @@ def run(models: dict, x: np.ndarray, config: BenchConfig = BenchConfig(), progre
     return pd.concat(frames, ignore_index=True)
 
 
-def summary(bench: pd.DataFrame, batch: int = 1) -> pd.DataFrame:
-    """Compact view: each model's ratio to float32 (median [p10–p90]) per kernels × threads.
+SPREADS = {"p10-p90": ("ratio_p10", "ratio_p90"), "min-max": ("ratio_min", "ratio_max")}
+"""The spreads `summary` can show: name -> (low column, high column)."""
+
+
+def summary(bench: pd.DataFrame, batch: int = 1, spread: str = "p10-p90") -> pd.DataFrame:
+    """Compact view: each model's ratio to float32 (median [spread]) per kernels × threads.
 
     Args:
         bench: the table `run` returns, with the ratio columns (float/float32 was measured).
         batch: the batch size to show.
+        spread: "p10-p90" (10th to 90th percentile over rounds) or "min-max" (over rounds).
 
     Returns:
-        DataFrame of strings "ratio [p10–p90]": one row per model ("training/mode", in the
+        DataFrame of strings "ratio [low–high]": one row per model ("training/mode", in the
         order of `bench`), one column per setting ("kernels/<threads>t").
 
     Raises:
         AttributeError: a table without ratio columns.
+        ValueError: an unknown `spread`.
     """
+    if spread not in SPREADS:
+        raise ValueError(f"unknown spread {spread!r}; valid: {', '.join(SPREADS)}")
+    low, high = SPREADS[spread]
     sub = bench[bench.batch == batch].copy()
     sub["setting"] = sub.kernels + "/" + sub.threads.astype(str) + "t"
     sub["model"] = sub.training + "/" + sub["mode"]
-    sub["ratio"] = [f"{r.ratio_vs_float32:.2f} [{r.ratio_p10:.2f}–{r.ratio_p90:.2f}]" for r in sub.itertuples()]
+    sub["ratio"] = [f"{r.ratio_vs_float32:.2f} [{getattr(r, low):.2f}–{getattr(r, high):.2f}]" for r in sub.itertuples()]
     order = list(dict.fromkeys(sub.model))
     table = sub.pivot(index="model", columns="setting", values="ratio").reindex(order)
     return table[list(dict.fromkeys(sub.setting))]
