@@ -5,7 +5,7 @@ The figures take the digits arrays of `qlab.data.load` (`digits`, `confusion`), 
 `History.history` dict (`training_curves`), the table of `qlab.tables.results`
 (`results_bars`), the table of `qlab.tables.comparison` (`measured_vs_published`), each mode's
 difference from float32's output probabilities (`output_error`), and any table with a label
-column and a number column (`comparison_bars`)."""
+column and a number column (`comparison_bars`, or `difference_bars` for differences from a reference)."""
 
 from __future__ import annotations
 
@@ -229,4 +229,48 @@ def comparison_bars(table: pd.DataFrame, label: str, value: str, title: str = ""
     lo = min(table[value].min(), reference if reference is not None else np.inf)
     ax.set_xlim(lo - 2, min(100.5, table[value].max() + 1))
     ax.set(xlabel=value, title=title)
+    return fig
+
+
+def difference_bars(table: pd.DataFrame, label: str, value: str, step: float, title: str = "",
+                    unit: str = "pp", step_label: str = "test images") -> Figure:
+    """Horizontal bars of differences from a reference (e.g. accuracy minus a baseline's, in percentage
+    points) around a zero line, with a dotted line at every multiple of `step` (e.g. one test image).
+
+    One panel: one bar per row of `table`, the first on top, green where the difference is positive and
+    red where negative, labelled "+0.44 pp (+2 test images)"; a black line at 0 and a dotted gray line
+    at every multiple of `step`. The x axis is symmetric about 0 and reaches at least two steps, so a
+    one-step difference looks as small as it is.
+
+    Args:
+        table: any DataFrame, one bar per row; reads the columns named by `label` and `value`.
+        label: the column that names the bars.
+        value: the column of differences to draw; also the x axis label.
+        step: the size of one step in the value's unit (one test image: 100 / number of test images pp).
+        title: the panel's title.
+        unit: the values' unit, for the labels.
+        step_label: what a step counts, for the labels.
+
+    Returns:
+        The matplotlib Figure: 1 panel, 8 inches wide, 0.45 inch high per row.
+
+    Raises:
+        ValueError: a step that is not positive.
+    """
+    if not step > 0:
+        raise ValueError(f"step must be positive, got {step!r}")
+    values = table[value].to_numpy(float)
+    fig, (ax,) = figure(1, width=8, height=0.45 * len(table) + 1.2)
+    bars = ax.barh(range(len(table)), values, color=np.where(values >= 0, "tab:green", "tab:red"))
+    one = step_label[:-1] if step_label.endswith("s") else step_label
+    ax.bar_label(bars, [f"{v:+.2f} {unit} ({round(v / step):+d} {one if abs(round(v / step)) == 1 else step_label})"
+                        for v in values], fontsize=8, padding=3)
+    ax.set_yticks(range(len(table)), table[label])
+    ax.invert_yaxis()
+    steps = int(np.ceil(max(np.nanmax(np.abs(values)) / step, 1.0))) + 1
+    for k in range(-steps, steps + 1):
+        ax.axvline(k * step, color="gray", ls=":", lw=0.7, zorder=0)
+    ax.axvline(0.0, color="black", lw=0.9)
+    ax.set_xlim(-(steps + 1.5) * step, (steps + 1.5) * step)
+    ax.set(xlabel=f"{value}; dotted lines {step:.3g} {unit} apart (one of the {step_label})", title=title)
     return fig
