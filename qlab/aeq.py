@@ -20,6 +20,7 @@ AEQ is imported when a function here first runs, never by `import qlab`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import warnings
@@ -132,7 +133,7 @@ def op_scopes(float32_tflite: bytes, keras_model=None) -> dict[str, str]:
     Returns:
         {layer label (`qlab.naming.labels`): '^<escaped scope>$'}, in op order.
     """
-    model = tflite_file.read(float32_tflite)
+    model = _read(float32_tflite)
     labels = naming.labels(model, keras_model)
     scopes = {}
     for op in naming.compute_ops(model):
@@ -205,9 +206,17 @@ def _held_back():
         yield
 
 
+def _read(tflite) -> tflite_file.ModelFile:
+    """`tflite_file.read`, memoised (read only): a search quantizes one float32 file hundreds of times."""
+    return _parsed(tflite_file.check_tflite(tflite))
+
+
+_parsed = functools.lru_cache(maxsize=4)(tflite_file.read)
+
+
 def _hint(float32_tflite: bytes) -> str:
     """What qlab can add to AEQ's reason."""
-    if any(t.type == "FLOAT16" for t in tflite_file.read(float32_tflite).tensors):
+    if any(t.type == "FLOAT16" for t in _read(float32_tflite).tensors):
         return " (this file stores float16 weights; AEQ reads float32 files: convert with mode 'float32')"
     return ""
 
@@ -228,7 +237,7 @@ def quantize(float32_tflite: bytes, name: str = "static_wi8_ai8", calibration: n
         AEQError: AEQ refused the model (its reason).
     """
     float32_tflite = tflite_file.check_tflite(float32_tflite)
-    if any(t.quantized for t in tflite_file.read(float32_tflite).tensors):
+    if any(t.quantized for t in _read(float32_tflite).tensors):
         raise AEQError("ai-edge-quantizer quantizes float models: give the float32 .tflite, not a quantized one")
     steps = recipe(name, precisions, float32_tflite, keras_model)
     quantizer = _quantizer(float32_tflite, steps)

@@ -34,18 +34,19 @@ CONVERTER = ["float32", "float16", "dynamic_range", "full_integer", "int16x8"]
 SETTINGS = CONVERTER + list(aeq.RECIPES)
 """The converter's post-training modes, then AEQ's recipes (`qlab.aeq.RECIPES`), all from the same
 float model of the seed."""
-VERSION = 1
+VERSION = 2  # 2: latency_x_round_min and latency_x_round_max
 ERROR_SAMPLES = 100  # test images the per-layer views and AEQ's validate() run on
 LATENCY_ROUNDS, LATENCY_RUNS = 3, 50
 FILE_COLUMNS = ("model", "seed", "setting", "route", "accuracy", "float_accuracy", "size_bytes", "latency_us",
-                "latency_x", "note")
+                "latency_x", "latency_x_round_min", "latency_x_round_max", "note")
 LAYER_COLUMNS = ("layer", "op", "tensor", "local_rmse_steps", "local_mse", "accumulated_rmse_steps",
                  "accumulated_mse", "aeq_mse", "aeq_snr", "aeq_cosine")
 COLUMNS = FILE_COLUMNS + LAYER_COLUMNS
 """One row per (model, seed, setting, layer); the file's columns repeat on its layers' rows (a
 setting that was not computed has one row, layer empty). route: "converter" or "aeq"; accuracy
 and float_accuracy (0..1, LiteRT, test split); size_bytes; latency_us (median single-image invoke,
-XNNPACK, 1 thread) and latency_x (median ratio to float32's over interleaved rounds); per layer:
+XNNPACK, 1 thread), latency_x (median ratio to float32's over interleaved rounds) and
+latency_x_round_min, latency_x_round_max (that ratio's spread over the rounds); per layer:
 the local and accumulated views' rmse/scale (output steps; NaN where the output is float) and
 mean_squared_error (real units squared), and AEQ's validate() mse, snr (a power ratio, P_signal / P_noise, not dB) and cosine similarity
 for the same tensor (AEQ recipes only)."""
@@ -112,9 +113,10 @@ def measure(cell: dict) -> list[dict]:
         tool = "ai-edge-quantizer" if setting in aeq.RECIPES else "the converter"
         log.info("%s/%s seed %d: %s", name, setting, seed, exc)
         return [base | {"note": f"not computed, because {tool} refused: {' '.join(str(exc).split())}"}]
+    timed = latency_against(tflite, float32, dataset.x_test, LATENCY_ROUNDS, LATENCY_RUNS)
     base.update(accuracy=litert_accuracy(tflite, dataset.x_test, dataset.y_test), size_bytes=len(tflite),
-                **{k: v for k, v in latency_against(tflite, float32, dataset.x_test, LATENCY_ROUNDS,
-                                                    LATENCY_RUNS).items() if k in ("latency_us", "latency_x")})
+                latency_us=timed["latency_us"], latency_x=timed["latency_x"],
+                latency_x_round_min=timed["latency_x_min"], latency_x_round_max=timed["latency_x_max"])
     if setting == "float32":
         return [base]
     if setting in ("float16",) or not any(t.quantized for t in tflite_file.read(tflite).tensors):
