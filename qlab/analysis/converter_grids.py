@@ -177,9 +177,19 @@ def _lstm(pair, layer, calibration, captured, predicted: dict) -> None:
         inputs = [pair.twin.tensors[i].data if i >= 0 else None for i in twin_op.inputs]
         inputs[0] = captured[twin_op.inputs[0]]
         cells = float_ops.lstm_steps(twin_op, inputs[0].astype(np.float32), inputs, carry=True)[1]
-        reach = float(np.abs(cells).max())
-        scale = 2.0 ** np.ceil(np.log2(reach)) / 2**15 if reach > 0 else 2.0**-15
+        scale = cell_state_scale(float(np.abs(cells).max()))
         predicted[cell_state] = Grid(16, np.array([scale]), np.zeros(1, np.int64))
+
+
+def cell_state_scale(reach: float) -> float:
+    """The int16 power-of-two scale the converter gives an LSTM's cell state that reached `reach`
+    (max |c| over calibration): 2^ceil(log2 reach) / 2^15, or 2^-15 for a cell that stayed at 0
+    (tensorflow/lite/tools/optimize/quantization_utils.cc, the power-of-two rule for LSTM cell state).
+
+    Returns:
+        the scale, float (real units per step).
+    """
+    return float(2.0 ** np.ceil(np.log2(reach)) / 2**15) if reach > 0 else 2.0**-15
 
 
 def _intermediates(pair, op) -> list[int]:
