@@ -1,5 +1,7 @@
 """Shared fixtures. Trained models come from qlab's cache (data/cache/), so the suite and the
-notebooks train each model once; `tiny_model` is a 1-epoch model for plumbing tests."""
+notebooks train each model once; `tiny_model` is a 1-epoch model for plumbing tests. Also: the
+groups pytest-xdist runs together, the notebooks' kernels started with TensorFlow's C++ log fully
+on, and `--built` for the tests that read what the notebook run and the site build wrote."""
 
 import os
 
@@ -7,8 +9,39 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-import qlab  # noqa: E402,F401
-from qlab import artifacts, data, train  # noqa: E402
+import qlab  # noqa: E402,F401  (TensorFlow itself loads with the first fixture that needs it)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--built", action="store_true",
+                     help="the executed notebooks (build/book/notebooks) and the site (build/site) are built: "
+                          "check them (make test's last step; without it those tests are skipped)")
+
+
+class NotebookKernelsLogEverything:
+    """A notebook's kernel (nbmake starts it while the item runs, with this process's environment)
+    runs with TF_CPP_MIN_LOG_LEVEL=0, TensorFlow's C++ log fully on: the notebook must quiet it
+    itself, whatever the environment sets (docs/writing-notebooks.md), and
+    tests/test_notebook_outputs.py reads the outputs. The tests' own processes keep their level.
+    A plugin, not a hook of this file: this file's run hooks reach only the items under tests/."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        if item.path.suffix != ".ipynb":
+            return (yield)
+        before = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        try:
+            return (yield)
+        finally:
+            if before is None:
+                os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+            else:
+                os.environ["TF_CPP_MIN_LOG_LEVEL"] = before
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(NotebookKernelsLogEverything(), "qlab-notebook-kernels")
 
 
 BY_MODEL = {"test_zoo.py": "zoo", "test_intmath_zoo.py": "name"}
@@ -54,24 +87,34 @@ GROUP = pytest.StashKey[str]()
 
 @pytest.fixture(scope="session")
 def digits():
+    from qlab import data
+
     return data.load()
 
 
 @pytest.fixture(scope="session")
 def calibration(digits):
+    from qlab import data
+
     return data.calibration(digits.x_train)
 
 
 @pytest.fixture(scope="session")
 def float_model(digits):
+    from qlab import artifacts, train
+
     return artifacts.trained(train.TrainConfig(), digits, progress=False)
 
 
 @pytest.fixture(scope="session")
 def qat_model(digits):
+    from qlab import artifacts, train
+
     return artifacts.trained(train.TrainConfig(training="qat"), digits, progress=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(digits):
+    from qlab import artifacts, train
+
     return artifacts.trained(train.TrainConfig(epochs=1), digits, progress=False)

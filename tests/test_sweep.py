@@ -189,12 +189,25 @@ def test_a_dask_scheduler_that_cannot_be_used_fails_within_seconds(probe):
     assert ran(probe) == []
 
 
-def test_sweep_bench_times_one_and_two_workers_from_a_warm_cache(probe, tmp_path, capsys):
+def test_sweep_bench_times_one_and_two_workers_from_a_warm_cache(probe, tmp_path, capsys, monkeypatch):
+    """The command end to end, the calls meant for its pools made in this process, each in the cache
+    folder the engine hands its workers: the worker processes themselves (one TensorFlow thread,
+    clean-up after each cell) are the tests above's, and fresh ones for each of the command's runs
+    cost this test most of 20 s."""
     from qlab.__main__ import main
 
+    pools = []
+
+    def in_this_process(n_jobs, client, calls):
+        pools.append(n_jobs)
+        return (function(*args, **kwargs) for function, args, kwargs in calls)
+
+    monkeypatch.setattr(sweep, "_parallel", in_this_process)
+    monkeypatch.setattr(sweep, "_worker", cache.use)
     out = tmp_path / "out"
     argv = ["sweep-bench", "probe", "--seeds", "0", "1", "--settings", "1", "2", "--rounds", "1", "--out", str(out)]
     assert main(argv) == 0
+    assert pools[1:] == [1, 1, 2, 2]  # after the warm cache's preparation: each run's prepare and cells on its pool
     runs = pd.read_csv(out / "sweep_bench_probe.csv")
     assert list(runs.columns) == ["round", "jobs", "seconds"] and runs[["round", "jobs"]].values.tolist() == [[1, 1],
                                                                                                            [1, 2]]
