@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
+import io
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.datasets import load_digits, load_wine
-from sklearn.model_selection import train_test_split
+
+from qlab import cache
 
 IMAGE_SHAPE = (8, 8, 1)  # the digits' sample shape
 NUM_CLASSES = 10  # the digits' classes
@@ -88,11 +91,15 @@ def dataset(x_train, y_train, x_test, y_test, name: str = "custom") -> Dataset:
 
 
 def _split(x, y, name: str) -> Dataset:
+    from sklearn.model_selection import train_test_split  # scikit-learn loads only to build a set
+
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=TEST_SIZE, random_state=SPLIT_SEED)
     return dataset(x_train, y_train, x_test, y_test, name)
 
 
 def _digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
     digits = load_digits()
     return _split(np.expand_dims(digits["images"], -1), digits["target"], "digits")
 
@@ -103,6 +110,8 @@ def _digits_rows() -> Dataset:
 
 
 def _wine() -> Dataset:
+    from sklearn.datasets import load_wine
+
     wine = load_wine()
     split = _split(wine["data"], wine["target"], "wine")
     mean, std = split.x_train.mean(axis=0), split.x_train.std(axis=0)
@@ -126,7 +135,35 @@ def load(name: str = "digits") -> Dataset:
     if name not in BUILT_IN:
         raise ValueError(f"unknown data set {name!r}; built in: {', '.join(BUILT_IN)}; for your own "
                          "arrays use qlab.data.dataset(x_train, y_train, x_test, y_test)")
-    return BUILT_IN[name]()
+    return _stored(name)
+
+
+SPLITS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _stored(name: str) -> Dataset:
+    """The built-in set `name` from qlab's cache, where an earlier run stored its arrays (reading
+    them takes milliseconds; importing scikit-learn to rebuild them, half a second in every process),
+    else built and stored; a damaged entry is rebuilt, and a cache that cannot be written is skipped."""
+
+    def dump(d: Dataset) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, **{split: getattr(d, split) for split in SPLITS})
+        return buffer.getvalue()
+
+    def load_arrays(payload: bytes) -> Dataset:
+        try:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
+                return dataset(*(arrays[split] for split in SPLITS), name=name)
+        except zipfile.BadZipFile as error:
+            raise ValueError(str(error)) from None
+
+    config = {"name": name, "scikit-learn": importlib.metadata.version("scikit-learn"),
+              "test_size": TEST_SIZE, "split_seed": SPLIT_SEED}
+    try:
+        return cache.cached("dataset", config, BUILT_IN[name], dump, load_arrays)
+    except OSError:  # a read-only cache: build the set each time, as before there was a cache
+        return BUILT_IN[name]()
 
 
 def calibration(x: np.ndarray | None = None, n: int = 100, seed: int = 0) -> np.ndarray:

@@ -54,6 +54,7 @@ SHARED = {"test_bands.py": "digits-seeds", "03_quantization_aware_training.ipynb
           "test_schemes.py": "qat-schemes", "test_bits_delay.py": "qat-schemes",
           "09_custom_qat_schemes.ipynb": "qat-schemes",
           "test_calibration.py": "calibration", "12_calibration.ipynb": "calibration",
+          "test_explorer.py": "zoo-mobilenet_mini",
           "test_aeq.py": "aeq", "13_ai_edge_quantizer_and_mixed_precision.ipynb": "aeq"}
 """Files that train the same models as another group, run on its worker after it, from the cache."""
 HEAVIEST = ("digits-seeds", "zoo-lstm_rows", "compression", "qat-schemes", "test_reproduce.py", "zoo-resnet_mini",
