@@ -29,8 +29,8 @@ def _seconds(cell: dict) -> float | None:
 def section_times(path) -> pd.DataFrame:
     """Run time of each section of one executed notebook.
 
-    A section starts at a markdown cell whose first line is a `## ` heading; cells before the first
-    one count as "(title)".
+    A section starts at a `## ` heading line in a markdown cell (a cell may close one section and
+    open the next); cells before the first heading count as "(title)".
 
     Args:
         path: an executed `.ipynb` (e.g. build/notebooks/02_post_training_modes.ipynb after `make test`).
@@ -50,9 +50,9 @@ def section_times(path) -> pd.DataFrame:
     rows, section = [], "(title)"
     for index, cell in enumerate(cells):
         source = "".join(cell.get("source", ""))
-        heading = re.match(r"##\s+(.+)", source.lstrip()) if cell.get("cell_type") == "markdown" else None
-        if heading:
-            section = heading.group(1).strip()
+        headings = re.findall(r"^##\s+(.+)$", source, re.M) if cell.get("cell_type") == "markdown" else []
+        for heading in headings:
+            section = heading.strip()
             rows.append({"notebook": path.stem, "section": section, "code_cells": 0, "seconds": 0.0})
         if cell.get("cell_type") != "code" or not source.strip():
             continue

@@ -30,10 +30,11 @@ def test_sections_sum_their_code_cells(tmp_path):
         _cell("markdown", "# 07 · Demo"), _cell("code", "import os", 0, 1.5),
         _cell("markdown", "## Setup"), _cell("code", "x = 1", 2, 2.25), _cell("code", "y = 2", 3, 4),
         _cell("markdown", "Look for: nothing"), _cell("code", "", None),
+        _cell("markdown", "Look for: a line\n\n## Time it\n\nThen this."), _cell("code", "z = 3", 5, 7),
         _cell("markdown", "## Summary")])
     times = teaching.section_times(path)
-    assert times.to_dict("list") == {"notebook": ["07_demo"] * 3, "section": ["(title)", "Setup", "Summary"],
-                                     "code_cells": [1, 2, 0], "seconds": [1.5, 1.25, 0.0]}
+    assert times.to_dict("list") == {"notebook": ["07_demo"] * 4, "section": ["(title)", "Setup", "Time it", "Summary"],
+                                     "code_cells": [1, 2, 1, 0], "seconds": [1.5, 1.25, 2.0, 0.0]}
 
 
 def test_an_unexecuted_notebook_is_refused_by_name(tmp_path):
