@@ -18,7 +18,7 @@ import sys
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from qlab import data, modes, progress, quiet, studies, vocabulary
+from qlab import cache, data, modes, progress, quiet, studies, vocabulary
 from qlab.commands import arguments
 from qlab.commands.arguments import LIMITS, UsageError
 from qlab.perf.bench import QUICK, BenchConfig
@@ -209,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{twice[0]})", file=sys.stderr)
         return 2
     args = parser().parse_args(argv)
+    if getattr(args, "no_cache", False):  # reproduce --no-cache: not even the data sets touch the shared cache
+        with cache.scratch():
+            return _checked_run(args)
+    return _checked_run(args)
+
+
+def _checked_run(args) -> int:
+    """Check `args` against the data, then run the command with logging, progress and quiet set up."""
     digits = data.load()
     try:
         arguments.check(args, len(digits.x_test), len(digits.x_train))
