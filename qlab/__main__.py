@@ -122,7 +122,7 @@ def parser() -> Parser:
 
     sec = command("sections", "how long each section of executed notebooks ran (a teacher's timetable)")
     sec.add_argument("notebooks", metavar="NOTEBOOK", nargs="+",
-                     help="executed .ipynb files, e.g. build/notebooks/*.ipynb after `make test`")
+                     help="executed .ipynb files, e.g. build/book/notebooks/*.ipynb after `make test`")
 
     command("modes", "list the post-training modes")
     return main

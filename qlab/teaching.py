@@ -33,20 +33,24 @@ def section_times(path) -> pd.DataFrame:
     open the next); cells before the first heading count as "(title)".
 
     Args:
-        path: an executed `.ipynb` (e.g. build/notebooks/02_post_training_modes.ipynb after `make test`).
+        path: an executed `.ipynb` (e.g. build/book/notebooks/02_post_training_modes.ipynb after `make test`).
     Returns:
         DataFrame, one row per section in notebook order: notebook (file stem), section (heading
         text), code_cells (int), seconds (float, sum over its code cells of reply minus start).
     Raises:
-        ValueError: the file is not a notebook, or a code cell has no timing metadata (it was never
-            executed, or by a tool that does not record timing).
+        ValueError: the file is missing or not a notebook, it has no code cell, or a code cell has no
+            timing metadata (it was never executed, or by a tool that does not record timing).
         OSError: the file cannot be read.
     """
     path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such notebook file")
     try:
         cells = json.loads(path.read_text())["cells"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{path} is not a Jupyter notebook ({error})") from None
+    if not any(cell.get("cell_type") == "code" and "".join(cell.get("source", "")).strip() for cell in cells):
+        raise ValueError(f"{path.name} has no code cell to time")
     rows, section = [], "(title)"
     for index, cell in enumerate(cells):
         source = "".join(cell.get("source", ""))
@@ -59,7 +63,7 @@ def section_times(path) -> pd.DataFrame:
         seconds = _seconds(cell)
         if seconds is None:
             raise ValueError(f"{path.name}: code cell {index} has no execution timing; execute the notebook "
-                             "first (`make test` leaves executed copies in build/notebooks/)")
+                             "first (`make test` leaves executed copies in build/book/notebooks/)")
         if not rows or rows[-1]["section"] != section:
             rows.append({"notebook": path.stem, "section": section, "code_cells": 0, "seconds": 0.0})
         rows[-1]["code_cells"] += 1

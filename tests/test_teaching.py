@@ -49,6 +49,8 @@ def test_the_command_prints_totals_and_refuses_a_non_notebook(tmp_path, capsys):
     path = _notebook(tmp_path, [_cell("markdown", "## Setup"), _cell("code", "x = 1", 0, 2)])
     assert main(["sections", str(path)]) == 0
     assert "all 1 notebooks: 2.0 s" in capsys.readouterr().out
+    assert main(["sections", str(tmp_path / "missing.ipynb")]) == 2
+    assert "no such notebook file" in capsys.readouterr().err
     bad = tmp_path / "notes.ipynb"
     bad.write_text("not json")
     done = subprocess.run([sys.executable, "-m", "qlab", "sections", str(bad)], capture_output=True, text=True)

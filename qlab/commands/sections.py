@@ -25,7 +25,7 @@ def summary(times: pd.DataFrame) -> str:
         str: the section table, then one line per notebook and a last line with the total in minutes.
     """
     per_notebook = times.groupby("notebook", sort=False)["seconds"].sum()
-    lines = [tables.to_text(times, digits=1), ""]
+    lines = [tables.to_text(times.assign(seconds=times.seconds.round(1)), digits=1), ""]
     lines += [f"{name}: {seconds:.1f} s" for name, seconds in per_notebook.items()]
     lines.append(f"all {len(per_notebook)} notebooks: {per_notebook.sum():.1f} s "
                  f"({per_notebook.sum() / 60:.1f} min of cell execution; kernel start-up not included)")

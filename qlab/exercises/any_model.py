@@ -78,7 +78,8 @@ def check_model_io(describe, model=None):
             raise Wrong(f"{what}: expected (sample shape, classes, logits), got {got!r}.", IO_HINT)
         shape, classes, logits = got
         try:
-            shape = tuple(None if v is None else int(v) for v in shape)
+            shape = tuple(None if v is None else feedback.whole(v, "each dimension of the sample shape", IO_HINT)
+                          for v in shape)
         except (TypeError, ValueError):
             raise Wrong(f"{what}: the sample shape should be a tuple of ints, got {shape!r}.", IO_HINT) from None
         if shape != expected[0]:
@@ -88,7 +89,7 @@ def check_model_io(describe, model=None):
         if isinstance(classes, (tuple, list)) or np.ndim(classes):
             raise Wrong(f"{what}: the number of classes is one integer ({expected[1]}); you gave {classes!r}, "
                         "the output shape: take its last axis.", IO_HINT)
-        if int(classes) != expected[1]:
+        if feedback.whole(classes, "the number of classes", IO_HINT) != expected[1]:
             raise Wrong(f"{what}: the model scores {expected[1]} classes, you gave {classes!r}.", IO_HINT)
         if bool(logits) != expected[2]:
             raise Wrong(f"{what}: its output is {'logits' if expected[2] else 'probabilities'} (qlab trains it "

@@ -117,7 +117,7 @@ def check_levels_used(levels_used):
         if np.ndim(got) != 0:
             raise Wrong(f"your function returned an array of shape {np.shape(got)}; return one number, the "
                         "count of levels used.", LEVELS_HINT)
-        got = int(got)
+        got = feedback.whole(got, "the count of levels used", LEVELS_HINT)
         if got == expected:
             continue
         what = f"for scale {scale}, zero point {zero_point} you counted {got} levels; qlab counts {expected}"

@@ -79,7 +79,7 @@ def _compare_weights(zeros_and_values, tflite: bytes, where: str) -> str:
     table = weights.weight_table(tflite)
     got = feedback.answered(zeros_and_values(tflite))
     try:
-        got = [(float(s), int(u)) for s, u in got]
+        got = [(float(s), feedback.whole(u, f"the distinct values {where}", WEIGHTS_HINT)) for s, u in got]
     except (TypeError, ValueError):
         raise Wrong("return a list with one (sparsity, distinct values) pair per op with weights.",
                     WEIGHTS_HINT) from None

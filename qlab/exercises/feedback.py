@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import traceback
+from pathlib import Path
 
 import numpy as np
 
@@ -109,16 +111,32 @@ def checked(notebook: str, hint: str):
                 return Feedback(name, WRONG, wrong.message, wrong.hint or hint)
             except NotImplementedError:
                 return Feedback(name, UNANSWERED, "Your code still raises NotImplementedError.", hint)
-            except Exception as error:  # the learner's code raised: say what and where, do not raise
-                where = traceback.extract_tb(error.__traceback__)[-1]
-                return Feedback(name, WRONG, f"your code raised {type(error).__name__}: {error} "
-                                f"(line {where.lineno} of {where.name})", hint)
+            except Exception as error:  # say what and where, do not raise
+                return Feedback(name, WRONG, _raised(error), hint)
             return Feedback(name, RIGHT, message or "")
 
         REGISTRY[name] = Check(name, notebook, hint, check)
         return check
 
     return decorate
+
+
+_LIBRARY = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}) + (
+    str(Path(__file__).resolve().parents[1]),)
+"""Where code that is not the learner's lives: the interpreter's and the venv's packages, and qlab."""
+
+
+def _raised(error: Exception) -> str:
+    """What to tell the learner about an exception inside a check: where their own code raised it, or,
+    when it came from the check or a library reading the answer, that the answer's form is not the
+    one asked for."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [f for f in frames if not str(Path(f.filename).resolve()).startswith(_LIBRARY)]
+    text = f"{type(error).__name__}: {error}"
+    if own:
+        return f"your code raised {text} (line {own[-1].lineno} of {own[-1].name})"
+    return (f"your answer could not be checked ({text}); give it the form the exercise asks for "
+            "(the type, shape and order of what to return)")
 
 
 def answered(value):
@@ -132,6 +150,31 @@ def answered(value):
     if value is None or value is Ellipsis:
         raise Unanswered()
     return value
+
+
+def whole(value, what: str, hint: str = "") -> int:
+    """The answer `value` as an int, if it is a whole number (int, or a float or NumPy number with no
+    fractional part); anything else is wrong, not truncated.
+
+    Returns:
+        int(value).
+    Raises:
+        Unanswered: `value` is a placeholder.
+        Wrong: `value` is a string, a bool, not a number, or not whole (the message shows it).
+    """
+    value = answered(value)
+    if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, (int, float, np.number)):
+        raise Wrong(f"{what} should be a whole number, got {_shown(value)} ({type(value).__name__}).", hint)
+    if not np.isfinite(value) or float(value) != int(value):
+        raise Wrong(f"{what} should be a whole number, got {_shown(value)}.", hint)
+    return int(value)
+
+
+def _shown(value) -> str:
+    """A value as a learner reads it: NumPy scalars as plain numbers, not `np.float64(0.5)`."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
 
 def expect_close(got, expected, what: str, rtol: float = 1e-6, atol: float = 0.0, hint: str = "") -> None:
@@ -160,7 +203,7 @@ def expect_close(got, expected, what: str, rtol: float = 1e-6, atol: float = 0.0
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise Wrong(f"{int(bad.sum())} of {bad.size} of {what} differ; the first at index {first}: "
-                    f"expected {expected[first]!r}, got {got[first]!r}.", hint)
+                    f"expected {_shown(expected[first])}, got {_shown(got[first])}.", hint)
 
 
 def expect_equal(got, expected, what: str, hint: str = "") -> None:
@@ -176,4 +219,4 @@ def expect_equal(got, expected, what: str, hint: str = "") -> None:
     if isinstance(got, np.generic):
         got = got.item()
     if got != expected:
-        raise Wrong(f"{what}: expected {expected!r}, got {got!r}.", hint)
+        raise Wrong(f"{what}: expected {_shown(expected)}, got {_shown(got)}.", hint)
