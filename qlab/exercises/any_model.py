@@ -64,12 +64,13 @@ def check_model_io(describe, model=None):
         the message for a right answer.
     Raises:
         Wrong: an answer differs (named slips: the batch axis kept, the output shape instead of the
-            class count, the digits' values typed in, logits missed).
+            class count, one model's values typed in, logits missed).
         Unanswered: the function still returns the placeholder.
     """
     cases = io_models()
     if model is not None:
         cases["your model"] = lambda: model
+    seen = {}  # sample shape -> the model checked before that has it
     for what, build in cases.items():
         m = build()
         expected = model_io(m)
@@ -84,8 +85,10 @@ def check_model_io(describe, model=None):
             raise Wrong(f"{what}: the sample shape should be a tuple of ints, got {shape!r}.", IO_HINT) from None
         if shape != expected[0]:
             slip = (" It starts with the batch axis (None): leave it out." if shape[:1] == (None,) and shape[1:] == expected[0]
-                    else " Those are the digits' shape: read it from the model." if shape == (8, 8, 1) else "")
+                    else f" That is the shape of {seen[shape]}: read it from the model you are given." if shape in seen
+                    else "")
             raise Wrong(f"{what}: the sample shape is {expected[0]}, you gave {shape}.{slip}", IO_HINT)
+        seen.setdefault(expected[0], what)
         if isinstance(classes, (tuple, list)) or np.ndim(classes):
             raise Wrong(f"{what}: the number of classes is one integer ({expected[1]}); you gave {classes!r}, "
                         "the output shape: take its last axis.", IO_HINT)

@@ -18,8 +18,8 @@ from qlab.plots.layers import (channel_ranges, error_growth, keep_float_tradeoff
 from qlab.plots.perf import bench_ratios, size_breakdown
 from qlab.plots.precision import aeq_figures, mixed_precision_figures, sensitivity_figures
 from qlab.plots.recurrent import error_over_time, lstm_types, recurrent_figures
-from qlab.plots.results import (comparison_bars, confusion, difference_bars, digits, measured_vs_published,
-                                output_error, results_bars, training_curves)
+from qlab.plots.results import (confusion, difference_bars, digits, measured_vs_published,
+                                output_error, training_curves)
 from qlab.plots.schemes import bits_figures, delay_figures
 
 __all__ = [
@@ -27,8 +27,8 @@ __all__ = [
     "clip_sweep", "rounding_vs_clipping", "weight_histogram", "weight_histograms",
     "channel_ranges", "error_growth", "keep_float_tradeoff", "layer_errors", "lsb_differences",
     "qat_vs_deployed", "bench_ratios", "size_breakdown",
-    "comparison_bars", "confusion", "difference_bars", "digits", "measured_vs_published", "output_error",
-    "results_bars", "training_curves", "bits_figures", "delay_figures", "pruning_figures", "clustering_figures",
+    "confusion", "difference_bars", "digits", "measured_vs_published", "output_error",
+    "training_curves", "bits_figures", "delay_figures", "pruning_figures", "clustering_figures",
     "recurrent_figures", "lstm_types", "error_over_time", "calibration_size_figures", "calibration_method_figures",
     "aeq_figures", "sensitivity_figures", "mixed_precision_figures",
 ]

@@ -1,11 +1,10 @@
-"""Figures of the results: the data, training curves, confusion matrices, each mode's accuracy,
-size and latency, the published table beside ours, output error. Each returns a matplotlib Figure.
+"""Figures of the results: the data, training curves, confusion matrices, the published table beside
+ours, output error, differences from a reference. Each returns a matplotlib Figure.
 
 The figures take the digits arrays of `qlab.data.load` (`digits`, `confusion`), a Keras
-`History.history` dict (`training_curves`), the table of `qlab.tables.results`
-(`results_bars`), the table of `qlab.tables.comparison` (`measured_vs_published`), each mode's
+`History.history` dict (`training_curves`), the table of `qlab.tables.comparison` (`measured_vs_published`), each mode's
 difference from float32's output probabilities (`output_error`), and any table with a label
-column and a number column (`comparison_bars`, or `difference_bars` for differences from a reference)."""
+column and a number column as differences from a reference (`difference_bars`)."""
 
 from __future__ import annotations
 
@@ -110,39 +109,6 @@ def confusion(y_true, y_pred, num_classes: int = 10, title: str = "") -> Figure:
     return fig
 
 
-def results_bars(results: pd.DataFrame) -> Figure:
-    """Accuracy, size and median latency of every measured model, side by side.
-
-    Three panels, one bar per row of `results` (labelled "training" over "mode", or the mode
-    alone for float training): accuracy in % (the axis starting 5 points below the lowest), the
-    size of the .tflite in KB (1024 bytes), and the median latency in µs per image. Blue bars are
-    float-trained models, orange the others (QAT); each bar is labelled with its value.
-
-    Args:
-        results: from `qlab.tables.results`, one row per measured model; reads training, mode,
-            accuracy (in [0, 1]), size_bytes and latency_us (measured with 1 thread).
-
-    Returns:
-        The matplotlib Figure: 3 panels side by side.
-    """
-    labels = [f"{t}\n{m}" if t != "float" else m for t, m in zip(results.training, results["mode"])]
-    fig, axes = figure(3, width=4, height=3.6)
-    panels = [
-        (100 * results.accuracy, "accuracy (%)", "accuracy on 450 test images"),
-        (results.size_bytes / 1024, "size (KB)", "size of the .tflite"),
-        (results.latency_us, "µs per image", "median latency, 1 thread"),
-    ]
-    colors = ["tab:blue" if t == "float" else "tab:orange" for t in results.training]
-    for ax, (values, ylabel, title) in zip(axes, panels):
-        bars = ax.bar(range(len(values)), values, color=colors)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
-        ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=8)
-        ax.set(ylabel=ylabel, title=title)
-        if ylabel.startswith("accuracy"):
-            ax.set_ylim(max(0, values.min() - 5), 100)
-    return fig
-
-
 def measured_vs_published(comparison: pd.DataFrame) -> Figure:
     """Each mode's size and latency relative to float32: the article's ratio beside ours.
 
@@ -196,39 +162,6 @@ def output_error(errors: dict[str, np.ndarray]) -> Figure:
     ax.set_yscale("log")
     ax.set(ylabel="|probability − float32's|", title="how far each mode's outputs move from float32")
     ax.tick_params(axis="x", rotation=30)
-    return fig
-
-
-def comparison_bars(table: pd.DataFrame, label: str, value: str, title: str = "",
-                    reference: float | None = None) -> Figure:
-    """Horizontal bars of one column, e.g. accuracy per training variant, with a reference line.
-
-    One panel: one purple bar per row of `table`, the first row on top, its length the `value`
-    column, labelled with two decimals; a dashed vertical line at `reference`. The x axis runs
-    from 2 below the smallest of the values and the reference to 1 above the largest, at most
-    100.5: made for percentages.
-
-    Args:
-        table: any DataFrame, one bar per row, e.g. notebook 03's table of training variants;
-            reads the columns named by `label` and `value`.
-        label: the column that names the bars.
-        value: the column of numbers to draw; also the x axis label.
-        title: the panel's title.
-        reference: where to draw the dashed line, e.g. the baseline's value; None for no line.
-
-    Returns:
-        The matplotlib Figure: 1 panel, 0.45 inch high per row.
-    """
-    fig, (ax,) = figure(1, width=7, height=0.45 * len(table) + 1)
-    bars = ax.barh(range(len(table)), table[value], color="tab:purple")
-    ax.bar_label(bars, fmt="%.2f", fontsize=8)
-    ax.set_yticks(range(len(table)), table[label])
-    ax.invert_yaxis()
-    if reference is not None:
-        ax.axvline(reference, color="black", lw=0.8, ls="--")
-    lo = min(table[value].min(), reference if reference is not None else np.inf)
-    ax.set_xlim(lo - 2, min(100.5, table[value].max() + 1))
-    ax.set(xlabel=value, title=title)
     return fig
 
 
