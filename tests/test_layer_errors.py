@@ -8,6 +8,8 @@ import pytest
 from qlab import artifacts, converter, naming, quantize, tflite_file, train
 from qlab.analysis import capture, layer_errors, variants
 
+import tolerance
+
 MODES = ("full_integer", "integer_only", "integer_only_uint8", "int16x8", "dynamic_range")
 
 
@@ -28,22 +30,12 @@ def errors(tflites, twin, digits):
 
 
 def test_local_view_agrees_with_the_quantization_debugger(float_model, calibration, digits, errors):
-    ours = layer_errors.layer_errors(
-        quantize.quantize(float_model, "full_integer", calibration), quantize.quantize(float_model, "float32"),
-        digits.x_test, views=("local",))
+    tflite = quantize.quantize(float_model, "full_integer", calibration)
+    ours = layer_errors.layer_errors(tflite, quantize.quantize(float_model, "float32"), digits.x_test,
+                                     views=("local",))
     theirs = layer_errors.debugger(float_model, calibration, digits.x_test)
-    assert list(ours["layer"]) == list(theirs["layer"]) == ["conv1", "conv2", "conv3", "flatten", "dense",
-                                                            "probs", "probs/softmax"]
-    for column in (*layer_errors.METRICS, "scale", "zero_point", "rmse/scale"):
-        a, b = ours[column].to_numpy(float), theirs[column].to_numpy(float)
-        # the debugger's float32 dequantize leaves ~1e-7 of noise where there is no error at all
-        # (the RESHAPE); below 1e-5 of a level both count as zero
-        noise = 1e-5 * theirs["scale"].to_numpy(float) * (1 if column != "mean_squared_error"
-                                                           else theirs["scale"].to_numpy(float))
-        close = np.abs(a - b) <= 1e-4 * np.abs(b)
-        both_zero = (np.abs(a) <= noise) & (np.abs(b) <= noise) if column != "rmse/scale" else \
-            (np.abs(a) <= 1e-4) & (np.abs(b) <= 1e-4)
-        assert np.all(close | both_zero), (column, a, b)
+    assert list(theirs["layer"]) == ["conv1", "conv2", "conv3", "flatten", "dense", "probs", "probs/softmax"]
+    tolerance.assert_debugger_agrees(ours, theirs, tflite, len(digits.x_test))
 
 
 def test_both_views_for_every_quantized_mode(errors):
