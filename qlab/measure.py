@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import time
+import warnings
 from importlib.metadata import version
 
+import archspec.cpu
 import numpy as np
 
 from qlab.runtime import Runtime
@@ -133,20 +136,45 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, runs: int = 2
 
 
 def machine() -> dict:
-    """What the figures were measured on.
+    """What the figures were measured on: the CPU, its instruction-set features, the versions.
+
+    The CPU is read with archspec: its features are the flags the operating system reports
+    (/proc/cpuinfo on Linux, x86 and aarch64 alike; sysctl on macOS), spelled as Linux spells them
+    ("avx512_vnni", "asimddp"); on Apple silicon, whose sysctl names the chip but no flags, they are
+    archspec's table of that chip's features. `qlab.perf.cpu` says what they mean for int8.
 
     Returns:
-        {"cpu": model name, "cores": count, "python", "tensorflow", "ai_edge_litert",
-        "tensorflow_model_optimization": versions as strings}.
+        {"cpu": model name (e.g. "Intel(R) Xeon(R) Processor", "Apple M2"), "cpu_uarch":
+        archspec's name of the microarchitecture ("icelake", "zen2", "m2", "neoverse_n1"; "" if
+        unknown), "architecture": "x86_64", "aarch64", ..., "cpu_flags": every feature flag, a
+        sorted tuple of lower-case names (empty if none could be read), "cores": count, "python",
+        "tensorflow", "ai_edge_litert", "tensorflow_model_optimization": versions as strings}.
     """
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+        **_cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
         "tensorflow": version("tensorflow"), "ai_edge_litert": version("ai-edge-litert"),
         "tensorflow_model_optimization": version("tensorflow-model-optimization"),
     }
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu() -> dict:
+    """The CPU's name, microarchitecture, architecture and flags, read once per process."""
+    name, uarch, flags = "", "", ()
+    try:
+        with open("/proc/cpuinfo") as f:  # Linux x86 names its model here (aarch64 does not)
+            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    with warnings.catch_warnings():  # archspec warns, then falls back to a generic CPU, if it cannot read
+        warnings.simplefilter("ignore")
+        try:
+            host = archspec.cpu.host()
+            detected = set(archspec.cpu.detect.detected_info().features)
+            uarch = "" if host.vendor == "generic" else host.name
+            flags = tuple(sorted(detected or host.features))  # Apple silicon: the chip's features
+            name = name or archspec.cpu.brand_string() or (f"{host.vendor} {host.name}" if uarch else "")
+        except Exception:  # noqa: BLE001  (an unreadable CPU must not stop a measurement)
+            pass
+    return {"cpu": name or platform.processor() or platform.machine(), "cpu_uarch": uarch,
+            "architecture": platform.machine(), "cpu_flags": flags}

@@ -183,6 +183,19 @@ def round_ratios(times, base_times) -> np.ndarray:
     return np.array([np.median(t) / np.median(b) for t, b in zip(times, base_times)], dtype=np.float64)
 
 
+def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
+    """What the min and max over rounds of a model's time ratio to its baseline (`round_ratios`)
+    let one say: "same" (every round within `tolerance` of 1), else "faster" (below 1 in every
+    round), "slower" (above 1 in every round) or "mixed" (the rounds disagree; this run cannot say).
+
+    Returns:
+        one of "same", "faster", "slower", "mixed".
+    """
+    if low >= 1 - tolerance and high <= 1 + tolerance:
+        return "same"
+    return "faster" if high < 1 else "slower" if low > 1 else "mixed"
+
+
 def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
                     config: BenchConfig) -> pd.DataFrame:
     """All models under one setting, interleaved (`time_rounds`); one row per model with ratios to float32.

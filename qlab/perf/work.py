@@ -1,5 +1,6 @@
-"""Work per inference (multiply-accumulates per layer) and the latency floor it implies at
-the best MAC rate LiteRT reaches on this CPU (measured on a compute-bound probe layer)."""
+"""Work per inference (multiply-accumulates per layer), the peak MAC rate LiteRT reaches on this CPU
+per data type (float32 and int8, measured on compute-bound probe layers in interleaved rounds), and
+the latency floor the two imply: a model's MACs over its data type's peak."""
 
 from __future__ import annotations
 
@@ -9,11 +10,44 @@ import pandas as pd
 import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
 import tf_keras as keras
 
-from qlab import cache, measure, models, quantize, tflite_file
+from qlab import cache, models, quantize, tflite_file
+from qlab.perf import bench, cpu
 from qlab.vocabulary import LSTM_INPUTS, WEIGHTED_OPS
 
-PROBE = {"size": 16, "channels": 64, "kernel": 3}  # a 3x3 conv, 64->64 channels on 16x16
-"""The probe layer: input height and width, channels in and out, kernel size."""
+PROBES = {
+    "conv": {"size": 32, "channels": 64, "kernel": 3, "batch": 1},
+    "fc": {"depth": 1024, "units": 1024, "batch": 128},
+}
+"""The probe layers, each timed alone: large enough that arithmetic, not memory or the per-invoke
+overhead, limits them, so that their MAC rate is the CPU's practical peak for one data type.
+
+- conv: a 3x3 convolution, 64 to 64 channels on a 32x32 input ("same" padding), batch 1: 37.7 M
+  MACs per invoke from 36,864 weights and 65,536 input values, so every weight is used 1,024 times
+  and every input value 576 times, and all of it fits in a core's L2 cache. A 16x16 input gave the
+  same GMAC/s on the AVX-512 VNNI machine qlab was built on, so the invoke's fixed cost is
+  negligible at 32x32.
+- fc: a fully connected layer, 1,024 inputs to 1,024 units, on a batch of 128 rows: 134 M MACs per
+  invoke. With one row every weight (1 MB in int8, 4 MB in float32) is read for a single
+  multiply-add, and memory limits it (7.8 GMAC/s float32 on that machine); each added row reuses
+  the weights, and the rate levels off (float32 50, 67 and 78 GMAC/s at 16, 64 and 256 rows).
+"""
+DTYPES = {"float32": "float32", "int8": "integer_only"}
+"""Each peak's data type and the mode its probe is converted in (int8 in, int8 out)."""
+PEAK_KERNELS = ("xnnpack", "builtin")
+"""The kernel choices peaks are measured for (the reference kernels are plain loops, not a peak)."""
+PEAK_CONFIG = bench.BenchConfig(kernels=("xnnpack",), threads=(1,), batches=(1,), rounds=15, block_ms=10.0,
+                                warmup=2, loop=False)
+"""The default timing of the probes: 15 interleaved rounds of about 10 ms per data type."""
+
+
+def peak_kind(mode: str) -> str:
+    """Which peak a mode's model is held to.
+
+    Returns:
+        "float32" for float32 and float16 (whose weights are computed in float32), "int8" for every
+        other mode (dynamic range included: its weighted ops compute in int8).
+    """
+    return "float32" if mode in ("float32", "float16") else "int8"
 
 
 def macs(tflite: bytes) -> pd.DataFrame:
@@ -61,88 +95,198 @@ def _weighted_macs(model, op) -> int:
     return rows * int(np.prod(w))
 
 
-def probe_model():
-    """A compute-bound model: enough MACs per byte of weights that arithmetic, not memory, limits it.
+def probe_model(probe: str = "conv"):
+    """The probe layer `probe` of `PROBES` as a Keras model, seeded weights.
 
     Returns:
-        a tf_keras model of one 3x3 conv, 64 to 64 channels on 16x16 inputs, seeded weights.
+        a tf_keras model of one Conv2D ("conv") or one Dense ("fc") layer.
+
+    Raises:
+        KeyError: an unknown probe.
     """
-    s, c, k = PROBE["size"], PROBE["channels"], PROBE["kernel"]
+    p = PROBES[probe]
     keras.utils.set_random_seed(0)
     with models.fresh_names():
-        inputs = keras.Input((s, s, c), name="probe_input")
-        outputs = keras.layers.Conv2D(c, k, padding="same", name="probe")(inputs)
-        return keras.Model(inputs, outputs, name="probe_model")
+        if probe == "conv":
+            inputs = keras.Input((p["size"], p["size"], p["channels"]), name="probe_input")
+            outputs = keras.layers.Conv2D(p["channels"], p["kernel"], padding="same", name="probe")(inputs)
+        else:
+            inputs = keras.Input((p["depth"],), name="probe_input")
+            outputs = keras.layers.Dense(p["units"], name="probe")(inputs)
+        return keras.Model(inputs, outputs, name=f"probe_{probe}")
 
 
-def probe_tflite(mode: str) -> bytes:
-    """The probe converted in `mode` (cached): float32 or an int8 mode.
+def probe_input(probe: str = "conv") -> np.ndarray:
+    """Seeded standard-normal inputs for one invoke of the probe.
 
-    Args:
-        mode: a mode name of `qlab.modes` (calibrated on 16 seeded normal samples).
+    Returns:
+        float32 array (batch, *the probe's input shape).
+    """
+    model = probe_model(probe)
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(PROBES[probe]["batch"], *model.input_shape[1:])).astype(np.float32)
+
+
+def probe_tflite(mode: str, probe: str = "conv") -> bytes:
+    """The probe converted in `mode` (cached), calibrated on 16 seeded normal samples.
 
     Returns:
         the .tflite bytes.
 
     Raises:
-        ValueError: an unknown mode.
+        ValueError: an unknown mode. KeyError: an unknown probe.
     """
     def build() -> bytes:
-        model = probe_model()
+        model = probe_model(probe)
         calibration = np.random.default_rng(0).normal(size=(16, *model.input_shape[1:])).astype(np.float32)
         return quantize.quantize(model, mode, calibration)
 
-    return cache.cached("probe", {**PROBE, "mode": mode}, build)
+    return cache.cached("probe", {"probe": probe, **PROBES[probe], "mode": mode}, build)
 
 
-def peak_macs_per_s(mode: str, kernels: str = "xnnpack", num_threads: int = 1, runs: int = 50) -> float:
-    """MACs per second LiteRT reaches on the probe in `mode`: a practical peak for this CPU.
+def peaks(kernels=("xnnpack",), config: bench.BenchConfig = PEAK_CONFIG, probes=tuple(PROBES)) -> pd.DataFrame:
+    """The MAC rate LiteRT reaches on each probe in float32 and in int8, one thread: this CPU's
+    practical peak per data type. The two files of a probe are timed in interleaved rounds
+    (`qlab.perf.bench.time_rounds`), so the int8-over-float32 ratio of each round is taken on the
+    same state of the machine.
 
     Args:
-        mode: the probe's mode ("float32", "integer_only", ...).
-        kernels, num_threads: the LiteRT setting (XNNPACK, one thread by default).
-        runs: timed invokes, after 5 warmup invokes (`qlab.measure.latency`).
+        kernels: kernel choices among `PEAK_KERNELS`.
+        config: rounds, block length and warmup (its kernels, threads and batches are not used).
+        probes: names of `PROBES`.
 
     Returns:
-        MACs per second, a float: the probe's MACs over its median single-image latency.
+        DataFrame, one row per (probe, kernels, dtype): probe, shape (what the probe computes),
+        kernels, threads (1), batch, dtype ("float32" or "int8"), macs (MACs per invoke), median_us
+        (per invoke, over all timed invokes), gmacs (median over rounds of MACs / the round's
+        median invoke time, GMAC/s), gmacs_min, gmacs_max (over rounds), rounds, vs_float32,
+        vs_float32_min, vs_float32_max (the dtype's GMAC/s over float32's in the same round:
+        median, min, max; 1 for float32).
 
     Raises:
-        ValueError: an unknown mode or kernels, or runs below 1.
+        ValueError: kernels outside `PEAK_KERNELS`, or a config `BenchConfig.check` refuses.
+        KeyError: an unknown probe.
     """
-    tflite = probe_tflite(mode)
-    x = np.random.default_rng(0).normal(size=(1, PROBE["size"], PROBE["size"], PROBE["channels"]))
-    t = measure.latency(tflite, x.astype(np.float32), kernels=kernels, num_threads=num_threads,
-                        warmup=5, runs=runs)["latency_us"]
-    return float(macs(tflite).macs.sum() / (t * 1e-6))
+    unknown = [k for k in kernels if k not in PEAK_KERNELS]
+    if unknown or not kernels:
+        raise ValueError(f"peaks are measured for kernels {', '.join(PEAK_KERNELS)}; got {list(kernels)!r}")
+    config.check()
+    rows = []
+    for probe in probes:
+        files = {kind: probe_tflite(mode, probe) for kind, mode in DTYPES.items()}
+        batch = PROBES[probe]["batch"]
+        per_invoke = int(macs(files["float32"]).macs.sum()) * batch
+        x = probe_input(probe)
+        for k in kernels:
+            times = bench.time_rounds(files, x, k, 1, batch, config)
+            for kind, rounds in times.items():
+                rates = per_invoke / np.array([np.median(r) for r in rounds]) / 1e3  # MACs per µs / 1e3 = GMAC/s
+                vs = bench.round_ratios(times["float32"], rounds)  # float32's time over this one's: rate ratio
+                rows.append({"probe": probe, "shape": _shape(probe), "kernels": k, "threads": 1, "batch": batch,
+                             "dtype": kind, "macs": per_invoke, "median_us": float(np.median(np.concatenate(rounds))),
+                             "gmacs": float(np.median(rates)), "gmacs_min": float(rates.min()),
+                             "gmacs_max": float(rates.max()), "rounds": len(rounds),
+                             "vs_float32": float(np.median(vs)), "vs_float32_min": float(vs.min()),
+                             "vs_float32_max": float(vs.max())})
+    return pd.DataFrame(rows)
 
 
-def floor_table(models: dict[tuple[str, str], bytes], bench: pd.DataFrame | None = None) -> pd.DataFrame:
+def _shape(probe: str) -> str:
+    p = PROBES[probe]
+    if probe == "conv":
+        return f"conv {p['kernel']}×{p['kernel']}, {p['channels']}→{p['channels']} channels on {p['size']}×{p['size']}"
+    return f"fully connected {p['depth']:,}→{p['units']:,}, {p['batch']} rows"
+
+
+def best_peaks(peak_table: pd.DataFrame, kernels: str = "xnnpack") -> dict:
+    """The highest median rate over the probes, per data type, for one kernel choice.
+
+    Returns:
+        {"float32": GMAC/s, "int8": GMAC/s}; a data type not measured for `kernels` is absent.
+    """
+    sub = peak_table[peak_table.kernels == kernels]
+    return {kind: float(part.gmacs.max()) for kind, part in sub.groupby("dtype")}
+
+
+def peak_verdict(peak_table: pd.DataFrame, kernels: str = "xnnpack") -> str:
+    """int8's peak against float32's on this CPU, computed from the rounds.
+
+    Returns:
+        one sentence, e.g. "int8 peak / float32 peak = 4.3× [4.1–4.4] (conv), 3.4× [3.3–3.5] (fc) on
+        this CPU (AVX-512 VNNI), xnnpack, 1 thread: int8 reaches a higher MAC rate than float32 in
+        every round of every probe." ("a lower ... in every round", "about the same ...", or
+        "mixed: ..." otherwise.)
+
+    Raises:
+        ValueError: no int8 rows for `kernels`.
+    """
+    sub = peak_table[(peak_table.kernels == kernels) & (peak_table.dtype == "int8")]
+    if not len(sub):
+        raise ValueError(f"no int8 peak measured for kernels {kernels!r}")
+    parts = ", ".join(f"{r.vs_float32:.1f}× [{r.vs_float32_min:.1f}–{r.vs_float32_max:.1f}] ({r.probe})"
+                      for r in sub.itertuples())
+    time_low, time_high = 1 / sub.vs_float32_max.max(), 1 / sub.vs_float32_min.min()  # int8's time over float32's
+    said = {"faster": "reaches a higher MAC rate than float32 in every round of every probe",
+            "slower": "reaches a lower MAC rate than float32 in every round of every probe",
+            "same": "reaches float32's MAC rate within 5 % in every round",
+            "mixed": "is mixed: above float32's MAC rate in some rounds or probes, below in others"}
+    path = ", ".join(dict.fromkeys(sub.int8_path)) if "int8_path" in sub.columns else cpu.describe()["int8_path"]
+    return (f"int8 peak / float32 peak = {parts} on this CPU ({path}), {kernels}, 1 thread: int8 "
+            f"{said[bench.verdict(time_low, time_high)]}.")
+
+
+def with_floor(bench_table: pd.DataFrame, tflites: dict, peak_table: pd.DataFrame) -> pd.DataFrame:
+    """The bench table with each row's work and the floor it implies beside its latency.
+
+    Args:
+        bench_table: from `qlab.perf.bench.run`.
+        tflites: {(training, mode): .tflite bytes}, the models of `bench_table`.
+        peak_table: from `peaks`.
+
+    Returns:
+        a copy with macs (per image), peak_gmacs (the one-thread peak of the row's kernels and the
+        mode's `peak_kind`, GMAC/s; NaN where none was measured, e.g. reference kernels) and floor_us
+        (batch × macs / (peak × threads), µs per invoke: the time if every thread ran at the
+        one-thread peak).
+    """
+    per_image = {key: int(macs(t).macs.sum()) for key, t in tflites.items()}
+    best = {k: best_peaks(peak_table, k) for k in dict.fromkeys(peak_table.kernels)}
+    out = bench_table.copy()
+    out["macs"] = [per_image[(r.training, r.mode)] for r in out.itertuples()]
+    out["peak_gmacs"] = [best.get(r.kernels, {}).get(peak_kind(r.mode), np.nan) for r in out.itertuples()]
+    out["floor_us"] = out.batch * out.macs / (out.peak_gmacs * 1e3 * out.threads)
+    return out
+
+
+def floor_table(tflites: dict, bench_table: pd.DataFrame | None = None,
+                peak_table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per model: MACs per image, the floor MACs / peak (XNNPACK, 1 thread), and the measured
     median beside it when a bench table (batch 1, xnnpack, 1 thread) is given.
 
-    float32 and float16 models are held to the float32 peak, every other mode (dynamic range
-    included: int8 math) to the int8 peak of the integer_only probe. Both peaks are measured
-    on each call.
+    float32 and float16 models are held to the float32 peak, every other mode to the int8 peak
+    (`peak_kind`): the best rate over the probes of `peak_table`.
 
     Args:
-        models: {(training, mode): .tflite bytes}.
-        bench: a table from `qlab.perf.bench.run`, or None.
+        tflites: {(training, mode): .tflite bytes}.
+        bench_table: a table from `qlab.perf.bench.run`, or None.
+        peak_table: from `peaks` with xnnpack rows; None measures them now (`peaks()`).
 
     Returns:
         DataFrame, one row per model: training, mode, macs (MACs per image), peak_kind
-        (float32 or int8), peak_gmacs (GMAC/s), floor_us (µs); with `bench`, measured_us
+        (float32 or int8), peak_gmacs (GMAC/s), floor_us (µs); with `bench_table`, measured_us
         (median per invoke, µs) and measured_vs_floor (ratio) where it has that model.
     """
-    peaks = {"float32": peak_macs_per_s("float32"), "int8": peak_macs_per_s("integer_only")}
+    best = best_peaks(peaks() if peak_table is None else peak_table, "xnnpack")
     rows = []
-    for (training, mode), tflite in models.items():
+    for (training, mode), tflite in tflites.items():
         total = int(macs(tflite).macs.sum())
-        kind = "float32" if mode in ("float32", "float16") else "int8"  # dynamic range: int8 math
+        kind = peak_kind(mode)
         row = {"training": training, "mode": mode, "macs": total, "peak_kind": kind,
-               "peak_gmacs": peaks[kind] / 1e9, "floor_us": total / peaks[kind] * 1e6}
-        if bench is not None:
-            hit = bench[(bench.training == training) & (bench["mode"] == mode) & (bench.kernels == "xnnpack")
-                        & (bench.threads == 1) & (bench.batch == 1)]
+               "peak_gmacs": best[kind], "floor_us": total / best[kind] / 1e3}
+        if bench_table is not None:
+            hit = bench_table[(bench_table.training == training) & (bench_table["mode"] == mode)
+                              & (bench_table.kernels == "xnnpack") & (bench_table.threads == 1)
+                              & (bench_table.batch == 1)]
             if len(hit):
                 row["measured_us"] = float(hit.median_us.iloc[0])
                 row["measured_vs_floor"] = row["measured_us"] / row["floor_us"]
