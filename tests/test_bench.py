@@ -1,15 +1,19 @@
-"""The latency grid, the size breakdown and the work floor: structure, exactness, bad input.
-No assertion here is about speed (timings are for the bench command, not for tests)."""
+"""The latency grid, the peaks per data type, the size breakdown and the work floor: structure,
+exactness, bad input, the CPU beside every latency. No assertion here is about speed, nor about
+which data type is faster: timings are for the bench command, and which wins is the CPU's."""
 
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from qlab import artifacts, modes, train
-from qlab.perf import bench, sizes, work
+from qlab.perf import bench, cpu, sizes, work
+
+QUICK_PEAKS = bench.BenchConfig(rounds=2, block_ms=1.0, warmup=1, loop=False)
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +21,11 @@ def two_models(calibration):
     return {("float", "float32"): artifacts.quantized(train.TrainConfig(), "float32", progress=False),
             ("float", "integer_only"): artifacts.quantized(train.TrainConfig(), "integer_only", calibration,
                                                           progress=False)}
+
+
+@pytest.fixture(scope="module")
+def peak_table():
+    return work.peaks(("xnnpack", "builtin"), QUICK_PEAKS)
 
 
 def test_grid_rows_counts_and_ratios(two_models, digits):
@@ -81,13 +90,36 @@ def test_macs_of_the_digits_cnn(two_models):
     assert (work.macs(two_models[("float", "float32")]).macs == table.macs).all()
 
 
-def test_floor_table_covers_every_model(two_models, digits):
-    config = bench.BenchConfig(kernels=("xnnpack",), threads=(1,), batches=(1,), rounds=2, block_ms=0.5,
-                               warmup=2, loop=False)
+def test_peaks_of_both_data_types_on_both_probes(peak_table):
+    assert len(peak_table) == 2 * 2 * 2  # probes x kernels x dtypes
+    assert set(peak_table.dtype) == {"float32", "int8"} and set(peak_table.probe) == set(work.PROBES)
+    assert (peak_table.gmacs > 0).all() and (peak_table.gmacs_min <= peak_table.gmacs).all()
+    assert (peak_table.gmacs <= peak_table.gmacs_max).all() and (peak_table.rounds == QUICK_PEAKS.rounds).all()
+    np.testing.assert_allclose(peak_table[peak_table.dtype == "float32"].vs_float32, 1.0)
+    conv, fc = work.PROBES["conv"], work.PROBES["fc"]
+    expected = {"conv": conv["size"] ** 2 * conv["channels"] ** 2 * conv["kernel"] ** 2,
+                "fc": fc["batch"] * fc["depth"] * fc["units"]}
+    assert (peak_table.macs == peak_table.probe.map(expected)).all()
+    best = work.best_peaks(peak_table)
+    assert set(best) == {"float32", "int8"} and min(best.values()) > 0
+    sentence = work.peak_verdict(cpu.with_columns(peak_table, None, None))
+    assert sentence.startswith("int8 peak / float32 peak = ") and "(conv)" in sentence and "(fc)" in sentence
+    with pytest.raises(ValueError, match="peaks are measured for kernels"):
+        work.peaks(("reference",), QUICK_PEAKS)
+
+
+def test_floor_table_covers_every_model(two_models, digits, peak_table):
+    config = bench.BenchConfig(kernels=("xnnpack", "reference"), threads=(1,), batches=(1, 3), rounds=2,
+                               block_ms=0.5, warmup=2, loop=False)
     frame = bench.run(two_models, digits.x_test, config, progress=False)
-    floor = work.floor_table(two_models, frame)
+    floor = work.floor_table(two_models, frame, peak_table)
     assert (floor.peak_gmacs > 0).all() and (floor.floor_us > 0).all()
     assert (floor.measured_vs_floor > 0).all()
+    assert list(floor.peak_kind) == [work.peak_kind(m) for m in floor["mode"]] == ["float32", "int8"]
+    beside = work.with_floor(frame, two_models, peak_table)
+    timed = beside[beside.kernels == "xnnpack"]
+    np.testing.assert_allclose(timed.floor_us, timed.batch * 356_928 / (timed.peak_gmacs * 1e3))
+    assert beside[beside.kernels == "reference"].peak_gmacs.isna().all()  # no peak for plain loops
 
 
 def test_bench_command_smoke_and_quiet_means_nothing_on_stderr(tmp_path):
@@ -95,10 +127,23 @@ def test_bench_command_smoke_and_quiet_means_nothing_on_stderr(tmp_path):
     result = subprocess.run([sys.executable, "-m", "qlab", "bench", "--quick", "-q", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in ("bench.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png"):
+    for name in ("bench.csv", "peaks.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert "Latency relative to float/float32" in result.stdout and "Batch 4:" in result.stdout
     assert result.stderr == ""
+    peaks = pd.read_csv(tmp_path / "peaks.csv")
+    for dtype in ("float32", "int8"):
+        assert (peaks[(peaks.dtype == dtype) & (peaks.kernels == "xnnpack")].gmacs > 0).all(), dtype
+    this = cpu.describe()
+    for name in ("bench.csv", "peaks.csv", "work.csv"):  # every latency row says what measured it
+        table = pd.read_csv(tmp_path / name, keep_default_na=False)
+        for column in (*cpu.MACHINE_COLUMNS, "kernels", "threads"):
+            assert column in table.columns, (name, column)
+        assert (table.cpu == this["cpu"]).all() and (table.int8_path == this["int8_path"]).all(), name
+    bench_table = pd.read_csv(tmp_path / "bench.csv")
+    assert (bench_table[bench_table.kernels == "xnnpack"].floor_us > 0).all()
+    lines = result.stdout.splitlines()
+    assert lines[0] == cpu.line() and any(ln.startswith("int8 peak / float32 peak = ") for ln in lines)
 
 
 

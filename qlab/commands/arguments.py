@@ -23,7 +23,7 @@ ZOO_NAMES = ("digits_cnn", "mobilenet_mini", "resnet_mini", "inception_mini", "l
 argument mistakes are answered without loading TensorFlow."""  # beyond these a run would not finish today
 OUTPUTS = {  # what each command writes under --out: (folders, files)
     "reproduce": (("models", "figures"), ("results.csv", "results.md", "comparison.csv")),
-    "bench": ((), ("bench.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png")),
+    "bench": ((), ("bench.csv", "peaks.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png")),
     "seeds": ((), ("seeds.csv",)),
     "zoo": ((), ("zoo.csv", "zoo_seeds.csv", "zoo.md")),
     "views": ((), ("views.csv",)),

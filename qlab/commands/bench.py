@@ -1,9 +1,11 @@
 """`python -m qlab bench`: latency of every model of the plan under each kernel choice, threads and
-batch; the exact size breakdown; MACs and the latency floor. Writes files, prints nothing: the
-text for the terminal is `summary`'s, and `qlab.__main__` prints it."""
+batch; this CPU's peak MAC rate per data type and what it means for int8; the exact size breakdown;
+MACs and the latency floor. Writes files, prints nothing: the text for the terminal is `summary`'s,
+and `qlab.__main__` prints it."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +14,7 @@ import pandas as pd
 
 from qlab import artifacts, data, measure, plots
 from qlab.perf import bench as perf_bench
-from qlab.perf import sizes, work
+from qlab.perf import cpu, sizes, work
 from qlab.train import TrainConfig
 
 
@@ -20,7 +22,7 @@ from qlab.train import TrainConfig
 class Benched:
     """What `bench` measured and wrote."""
 
-    tables: dict[str, pd.DataFrame]  # "bench", "sizes", "work"
+    tables: dict[str, pd.DataFrame]  # "bench", "peaks", "sizes", "work"
     config: perf_bench.BenchConfig
     out: Path
     elapsed: float  # seconds
@@ -29,13 +31,17 @@ class Benched:
 
 def bench(out: str | Path = "results", config: perf_bench.BenchConfig = perf_bench.BenchConfig(),
           seed: int = 0, progress: bool = True) -> Benched:
-    """Latency grid, size breakdown and work floor for every model of the plan (seed `seed`).
+    """Latency grid, peak MAC rates, size breakdown and work floor for every model of the plan
+    (seed `seed`).
 
-    Writes OUT/bench.csv, sizes.csv, work.csv, bench.png and sizes.png.
+    Writes OUT/bench.csv, peaks.csv, sizes.csv, work.csv, bench.png and sizes.png. The latency
+    tables (bench, peaks, work) carry the CPU, its int8 features and int8 path (`qlab.perf.cpu`)
+    on every row; bench.csv also each row's MACs, the one-thread peak of its kernels and data type
+    and the floor they imply (`qlab.perf.work.with_floor`).
 
     Returns:
-        the `Benched` tables (see `qlab.perf.bench.run`, `qlab.perf.sizes.table`,
-        `qlab.perf.work.floor_table`) and the files written.
+        the `Benched` tables (see `qlab.perf.bench.run`, `qlab.perf.work.peaks`,
+        `qlab.perf.sizes.table`, `qlab.perf.work.floor_table`) and the files written.
 
     Raises:
         ValueError: settings `BenchConfig.check` refuses.
@@ -48,8 +54,12 @@ def bench(out: str | Path = "results", config: perf_bench.BenchConfig = perf_ben
     models = artifacts.convert_plan(seed=seed, progress=progress)
     num_params = artifacts.trained(TrainConfig(seed=seed), progress=progress).count_params()
     tables = {"bench": perf_bench.run(models, data.load().x_test, config, progress)}
+    peak_kernels = [k for k in work.PEAK_KERNELS if k == "xnnpack" or k in config.kernels]  # xnnpack: the floor's
+    peak_config = dataclasses.replace(work.PEAK_CONFIG, rounds=config.rounds, warmup=max(1, min(config.warmup, 2)))
+    tables["peaks"] = cpu.with_columns(work.peaks(peak_kernels, peak_config), kernels=None, threads=None)
+    tables["bench"] = cpu.with_columns(work.with_floor(tables["bench"], models, tables["peaks"]), None, None)
     tables["sizes"] = sizes.table(models, num_params)
-    tables["work"] = work.floor_table(models, tables["bench"])
+    tables["work"] = cpu.with_columns(work.floor_table(models, tables["bench"], tables["peaks"]))
     written = []
     for name, frame in tables.items():
         frame.to_csv(out / f"{name}.csv", index=False)
@@ -60,22 +70,43 @@ def bench(out: str | Path = "results", config: perf_bench.BenchConfig = perf_ben
     return Benched(tables, config, out, time.perf_counter() - started, written)
 
 
+def peak_lines(peak_table: pd.DataFrame) -> list[str]:
+    """The peaks for the terminal: one line per probe and kernel choice, and the verdict.
+
+    Returns:
+        lines of text.
+    """
+    lines = []
+    for (shape, kernels), part in peak_table.groupby(["shape", "kernels"], sort=False):
+        rates = {r.dtype: r for r in part.itertuples()}
+        text = ", ".join(f"{d} {r.gmacs:.1f} GMAC/s [{r.gmacs_min:.1f}–{r.gmacs_max:.1f}]" for d, r in rates.items())
+        i8 = rates["int8"]
+        lines.append(f"  {shape}, {kernels}: {text}; int8/float32 {i8.vs_float32:.2f}× "
+                     f"[{i8.vs_float32_min:.2f}–{i8.vs_float32_max:.2f}]")
+    return lines + ["", work.peak_verdict(peak_table)]
+
+
 def summary(result: Benched) -> str:
-    """The terminal report: ratios to float32 per batch size, the size breakdown, the work floor.
+    """The terminal report: the CPU, its peaks and the int8 verdict; ratios to float32 per batch
+    size; the size breakdown; the work floor.
 
     Returns:
         multi-line text.
     """
     m = measure.machine()
-    bench_table = result.tables["bench"]
-    parts = [f"Latency relative to float/float32 on the same kernels and threads (median [p10–p90] over "
+    bench_table, peaks = result.tables["bench"], result.tables["peaks"]
+    parts = [cpu.line(peaks[list(cpu.MACHINE_COLUMNS)]),
+             f"\nPeak MAC rate, 1 thread (median [min–max] over {int(peaks['rounds'].max())} interleaved rounds):",
+             *peak_lines(peaks),
+             f"\nLatency relative to float/float32 on the same kernels and threads (median [p10–p90] over "
              f"{result.config.rounds} interleaved rounds):"]
     for b in result.config.batches:
         parts += [f"\nBatch {b}:\n", perf_bench.summary(bench_table, b).to_string()]
+    work_table = result.tables["work"].drop(columns=[*cpu.MACHINE_COLUMNS, "kernels", "threads"])
     parts += ["\nSize breakdown (bytes):\n",
               result.tables["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-              "\nWork and the floor it implies (XNNPACK, 1 thread, batch 1):\n",
-              result.tables["work"].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+              "\nWork and the floor it implies at the peak above (XNNPACK, 1 thread, batch 1):\n",
+              work_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
               f"\n{m['cpu']}, {m['cores']} cores, LiteRT {m['ai_edge_litert']}; took {result.elapsed:.0f} s. "
               f"Wrote {', '.join(p.name for p in result.written)} under {result.out}"]
     return "\n".join(parts)
