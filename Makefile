@@ -60,7 +60,7 @@ python_for = python="$($(3))"; \
 	"$$python" -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v in sys.argv[2:] else \
 	  "%s is Python %s; %s needs one of %s" % (sys.executable, v, sys.argv[1], " ".join(sys.argv[2:])))' $(1) $(2) || exit 1
 
-.PHONY: venv reproduce test test-fast notebooks site site-html smoke wheelhouse lab seeds bench bench-sweep zoo \
+.PHONY: venv reproduce test test-fast test-numeric test-cpu notebooks site site-html smoke wheelhouse lab seeds bench bench-sweep zoo \
         studies clean
 
 venv: $(STAMP)
@@ -95,6 +95,37 @@ test: venv
 
 test-fast: venv
 	$(PY) -m pytest tests -m "not slow" $(addprefix --ignore=,$(AFTER))
+
+# The tests whose tolerances are derived from float32 rounding (tests/tolerance.py): they compare
+# two computations (the converter's calibration and LiteRT, TensorFlow's debugger and qlab, qlab's
+# float ops and LiteRT's kernels, the integer engine and LiteRT), so another numeric path must not
+# break them.
+NUMERIC       := tests/test_grid.py tests/test_layer_errors.py tests/test_zoo.py tests/test_any_model.py \
+                 tests/test_intmath.py tests/test_runtime.py tests/test_calibration.py tests/test_buckets.py \
+                 tests/test_recurrent.py tests/test_explorer.py tests/test_aeq.py
+NUMERIC_PATHS := QLAB_TEST_KERNELS=builtin QLAB_TEST_KERNELS=reference QLAB_TEST_THREADS=2 \
+                 TF_ENABLE_ONEDNN_OPTS=0 ONEDNN_MAX_CPU_ISA=AVX2
+# `make test-numeric`: NUMERIC under each of NUMERIC_PATHS in turn: LiteRT's builtin and reference
+# kernels instead of XNNPACK, two threads, TensorFlow without oneDNN and with oneDNN held to AVX2
+test-numeric: venv
+	@status=0; for path in $(NUMERIC_PATHS); do echo "== $$path"; \
+	  env $$path $(PY) -m pytest $(NUMERIC) -q -p no:cacheprovider -n auto --dist loadgroup || status=1; done; \
+	exit $$status
+
+# `make test-cpu`: EMULATED on an emulated CPU without AVX-512 (Debian's qemu-user: apt-get install
+# qemu-user), CPU=Haswell-v4 by default (AVX2 and FMA); any model `qemu-x86_64 -cpu help` lists.
+# x86-64 hosts only; qemu first warns of CPU features its emulator lacks (harmless). The models come from the cache (run make test first, or they train emulated).
+# Emulation is slow (about 30 s to import TensorFlow), so EMULATED is the set that failed on an
+# AVX2-only CPU plus the grids, the debugger and the integer engine on the digits CNN.
+CPU      ?= Haswell-v4
+EMULATED ?= tests/test_grid.py tests/test_layer_errors.py::test_local_view_agrees_with_the_quantization_debugger \
+            "tests/test_zoo.py::test_every_predicted_grid_equals_the_file[lstm_rows-full_integer]" \
+            "tests/test_zoo.py::test_every_predicted_grid_equals_the_file[lstm_rows-integer_only]"
+test-cpu: venv
+	@command -v qemu-x86_64 >/dev/null || { echo "make test-cpu needs qemu-x86_64: apt-get install qemu-user" >&2; exit 1; }
+	QEMU_CPU=$(CPU) qemu-x86_64 $(PY) -c 'import numpy as n; from numpy._core._multiarray_umath import __cpu_features__ as f; \
+	  print("emulated CPU $(CPU):", ", ".join(k for k in ("AVX2", "FMA3", "AVX512F", "AVX512VNNI") if f.get(k)))' 2>/dev/null
+	QEMU_CPU=$(CPU) qemu-x86_64 $(PY) -m pytest $(EMULATED) -q -p no:cacheprovider
 
 # every notebook in place (outputs are not kept); `make site` keeps them
 notebooks: venv
