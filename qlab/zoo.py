@@ -18,6 +18,7 @@ import pandas as pd
 from qlab import artifacts, data, measure, models, modes, progress, tables, tflite_file
 from qlab.analysis import variants
 from qlab.converter import ConversionError
+from qlab.perf import cpu
 from qlab.train import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def measure_model(name: str, seed: int, runs: int = 100, rows=ROWS, per_tensor: 
         (integer_only after training only: the accuracy of the same conversion with one weight
         scale per tensor, and the fewest int8 levels any weight channel then spans, from
         `qlab.analysis.variants.channel_ranges`), note (why a row is empty, or that a quantizing
-        mode quantized nothing; else "").
+        mode quantized nothing; else ""), and what the latency was measured on: cpu, cpu_features,
+        int8_path, kernels ("xnnpack"), threads (1) (`qlab.perf.cpu.columns`).
     """
     entry = models.get(name)
     dataset = data.load(entry.dataset)
@@ -52,7 +54,7 @@ def measure_model(name: str, seed: int, runs: int = 100, rows=ROWS, per_tensor: 
     for training, mode in rows:
         row = {"model": name, "training": training, "mode": mode, "seed": seed, "accuracy": np.nan,
                "size_bytes": np.nan, "latency_us": np.nan, "per_tensor_accuracy": np.nan,
-               "per_tensor_min_levels": np.nan, "note": ""}
+               "per_tensor_min_levels": np.nan, "note": "", **cpu.columns("xnnpack", 1)}
         config = TrainConfig(training=training, model=name, seed=seed)
         try:
             tflite = artifacts.quantized(config, mode, calibration, dataset, progress=False)
@@ -104,7 +106,8 @@ def table(per_seed: pd.DataFrame) -> pd.DataFrame:
     Returns:
         DataFrame: model, training, mode, seeds (count), accuracy_pct, accuracy_min_pct,
         accuracy_max_pct, delta_pp (median accuracy minus float32's, in percentage points),
-        size_x, latency_x, per_tensor_pct (median), note.
+        size_x, latency_x, per_tensor_pct (median), note, and the CPU columns of the rows
+        (`qlab.perf.cpu.carried`) when they have them.
     """
     frame = per_seed.copy()
     base = frame[(frame.training == "float") & (frame["mode"] == "float32")].set_index(["model", "seed"])
@@ -118,7 +121,7 @@ def table(per_seed: pd.DataFrame) -> pd.DataFrame:
                      "accuracy_pct": acc.median(), "accuracy_min_pct": acc.min(), "accuracy_max_pct": acc.max(),
                      "size_x": part.size_x.median(), "latency_x": part.latency_x.median(),
                      "per_tensor_pct": 100 * part.per_tensor_accuracy.median(),
-                     "note": next((n for n in part.note if n), "")})
+                     "note": next((n for n in part.note if n), ""), **cpu.carried(part)})
     result = pd.DataFrame(rows)
     float_acc = result[(result.training == "float") & (result["mode"] == "float32")].set_index("model").accuracy_pct
     result.insert(result.columns.get_loc("accuracy_max_pct") + 1, "delta_pp",

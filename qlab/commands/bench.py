@@ -102,7 +102,7 @@ def summary(result: Benched) -> str:
              f"{result.config.rounds} interleaved rounds):"]
     for b in result.config.batches:
         parts += [f"\nBatch {b}:\n", perf_bench.summary(bench_table, b).to_string()]
-    work_table = result.tables["work"].drop(columns=[*cpu.MACHINE_COLUMNS, "kernels", "threads"])
+    work_table = cpu.without_columns(result.tables["work"])
     parts += ["\nSize breakdown (bytes):\n",
               result.tables["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
               "\nWork and the floor it implies at the peak above (XNNPACK, 1 thread, batch 1):\n",

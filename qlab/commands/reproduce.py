@@ -16,6 +16,7 @@ import pandas as pd
 
 from qlab import artifacts, cache, data, measure, modes, plots, progress, tables
 from qlab.analysis import buckets, capture, layer_errors
+from qlab.perf import cpu
 from qlab.train import TrainConfig
 
 
@@ -23,8 +24,8 @@ from qlab.train import TrainConfig
 class Reproduced:
     """What `reproduce` measured and wrote."""
 
-    results: pd.DataFrame  # one row per model (see qlab.artifacts.measure_models)
-    comparison: pd.DataFrame  # the article's table beside ours (see qlab.tables.comparison)
+    results: pd.DataFrame  # one row per model (see qlab.artifacts.measure_models), with the CPU columns
+    comparison: pd.DataFrame  # the article's table beside ours (see qlab.tables.comparison), with them too
     out: Path
     models: list[Path]  # OUT/models/<training>-<mode>.tflite
     layer_tables: list[Path]  # OUT/layer_errors_<training>-<mode>.csv
@@ -36,7 +37,9 @@ def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
               calibration_size: int = 100, runs: int = 200, use_cache: bool = True,
               progress: bool = True) -> Reproduced:
     """Measure every model of `artifacts.plan()` and write results.csv/.md, comparison.csv,
-    models/, the per-layer error tables and figures/ under `out`.
+    models/, the per-layer error tables and figures/ under `out`. The latency tables (results and
+    comparison) carry the CPU, its int8 features and path and the LiteRT kernels and threads on
+    every row (`qlab.perf.cpu.columns`); results.md says the same above each table.
 
     With `use_cache=False` everything is retrained and reconverted in a scratch cache.
 
@@ -58,7 +61,8 @@ def reproduce(out: str | Path = "results", seed: int = 0, epochs: int = 10,
             written.append(out / "models" / f"{training}-{mode}.tflite")
             cache.write_atomic(written[-1], tflite)
         layer_tables, figures = inside(out, tflites, seed, epochs, progress)
-    comparison = tables.comparison(results)
+    comparison = cpu.with_columns(tables.comparison(results))
+    results = cpu.with_columns(results)
     results.to_csv(out / "results.csv", index=False)
     comparison.to_csv(out / "comparison.csv", index=False)
     elapsed = time.perf_counter() - started
@@ -133,7 +137,9 @@ def report(results: pd.DataFrame, comparison: pd.DataFrame, seed: int, epochs: i
         "",
         "## Results",
         "",
-        tables.to_markdown(results.drop(columns=["seed", "epochs"]), digits=4),
+        cpu.line(results),
+        "",
+        tables.to_markdown(cpu.without_columns(results.drop(columns=["seed", "epochs"])), digits=4),
         "",
         "## Beside the published table",
         "",
@@ -141,9 +147,12 @@ def report(results: pd.DataFrame, comparison: pd.DataFrame, seed: int, epochs: i
         "Keras .h5 file with optimizer state; ours is the float32 .tflite. Latencies are machine "
         "bound: compare the ratios (`_x`), not the milliseconds.",
         "",
-        tables.to_markdown(comparison),
+        cpu.line(comparison),
+        "",
+        tables.to_markdown(cpu.without_columns(comparison)),
         "",
     ])
+
 
 
 def summary(result: Reproduced) -> str:
@@ -154,10 +163,11 @@ def summary(result: Reproduced) -> str:
     """
     out = result.out
     return "\n".join([
-        f"Measured ({result.elapsed:.0f} s), LiteRT with XNNPACK, 1 thread:\n",
-        tables.to_text(result.results.drop(columns=["seed", "epochs", "latency_runs"]), digits=4),
+        f"Measured ({result.elapsed:.0f} s), LiteRT with XNNPACK, 1 thread. {cpu.line(result.results)}\n",
+        tables.to_text(cpu.without_columns(result.results).drop(columns=["seed", "epochs", "latency_runs"]),
+                       digits=4),
         "\nBeside the article's table (accuracy %, loop ms over 450 images, size KB; _x: ratio to float32):\n",
-        tables.to_text(result.comparison.drop(columns=["technique"])),
+        tables.to_text(cpu.without_columns(result.comparison.drop(columns=["technique"]))),
         f"\nWrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'comparison.csv'}, "
         f"{len(result.models)} models under {out / 'models'}, {len(result.layer_tables)} layer-error tables "
         f"and {len(result.figures)} figures under {out / 'figures'}",

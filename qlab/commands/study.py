@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from qlab import cache, plots, studies, tables
+from qlab.perf import cpu
 from qlab.studies import sweep
 
 
@@ -72,15 +73,18 @@ def run(name: str, out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4
 
 
 def summary(result: Studied) -> str:
-    """The terminal report: the headline, the summary table, the files written.
+    """The terminal report: the headline, the summary table (under a line naming the CPU, its int8
+    features and the LiteRT kernels, for a study that measures latency), the files written.
 
     Returns:
         multi-line text.
     """
     seeds = sorted(result.table.seed.unique().tolist()) if len(result.table) else []
+    timed = set(cpu.MACHINE_COLUMNS) <= set(result.table.columns)
     return "\n".join([
         f"Study {result.name} over seeds {seeds} ({result.elapsed:.0f} s):\n",
-        tables.to_text(result.summary),
+        *([cpu.line(result.table) + "\n"] if timed else []),
+        tables.to_text(cpu.without_columns(result.summary)),
         "\n" + result.headline,
         "\nWrote " + ", ".join(str(p) for p in result.written),
     ])

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from qlab import cache, measure, tables, zoo
+from qlab.perf import cpu
 
 
 @dataclass
@@ -66,7 +67,8 @@ def report(result: Zooed) -> str:
         "model's float32; size and latency (median single-image invoke, XNNPACK, 1 thread) as ratios to "
         "float32 (median of per-seed ratios); `per_tensor_pct`: integer_only after training with one weight "
         "scale per tensor.", "",
-        tables.to_markdown(result.summary), "",
+        cpu.line(result.per_seed), "",
+        tables.to_markdown(cpu.without_columns(result.summary)), "",
         "## Beside the published ImageNet table", "",
         "The published figures (`_pub`, ImageNet top-1, from `qlab/published/tfmot-post-training-integer-"
         "quantization.csv`) come from full-size networks; ours from miniatures on 8x8 digits. Compare the "
@@ -86,7 +88,8 @@ def summary(result: Zooed) -> str:
     """
     return "\n".join([
         f"Zoo over seeds {sorted(result.per_seed.seed.unique().tolist())} ({result.elapsed:.0f} s):\n",
-        tables.to_text(result.summary.drop(columns=["note"])),
+        cpu.line(result.per_seed) + "\n",
+        tables.to_text(cpu.without_columns(result.summary.drop(columns=["note"]))),
         *(f"  {r.model} {r.training}/{r.mode}: {r.note}" for r in result.summary.itertuples() if r.note),
         "\nBeside the published ImageNet table (compare the deltas):\n",
         tables.to_text(result.published) if len(result.published) else "(none)",

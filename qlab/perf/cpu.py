@@ -169,15 +169,27 @@ def with_columns(frame: pd.DataFrame, kernels: str | None = "xnnpack", threads: 
     return out
 
 
-def carried(part: pd.DataFrame) -> dict:
-    """The machine columns of a group of rows, for a summary row: each column's distinct values,
-    joined by " | " (one value when one machine measured them all).
+def without_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` without the columns `columns` adds, for showing under a `line` that states them once.
 
     Returns:
-        {column: str} for the columns of `MACHINE_COLUMNS`, "kernels" and "threads" that `part` has.
+        a new DataFrame.
     """
-    names = [c for c in (*MACHINE_COLUMNS, "kernels", "threads") if c in part.columns]
-    return {c: " | ".join(str(v) for v in dict.fromkeys(part[c].dropna())) for c in names}
+    return frame.drop(columns=[c for c in (*MACHINE_COLUMNS, "kernels", "threads") if c in frame.columns])
+
+
+def carried(part: pd.DataFrame) -> dict:
+    """The machine columns of a group of rows, for a summary row: each column's one value, or its
+    distinct values joined by " | " when the rows were measured on several machines or settings.
+
+    Returns:
+        {column: value} for the columns of `MACHINE_COLUMNS`, "kernels" and "threads" that `part` has.
+    """
+    found = {}
+    for c in (c for c in (*MACHINE_COLUMNS, "kernels", "threads") if c in part.columns):
+        values = list(dict.fromkeys(part[c].dropna()))
+        found[c] = values[0] if len(values) == 1 else " | ".join(str(v) for v in values)
+    return found
 
 
 def line(frame: pd.DataFrame | None = None, machine: dict | None = None) -> str:

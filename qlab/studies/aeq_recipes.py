@@ -21,6 +21,7 @@ import pandas as pd
 from qlab import aeq, artifacts, data, models, modes, naming, tflite_file
 from qlab.analysis import layer_errors
 from qlab.converter import ConversionError
+from qlab.perf import cpu
 from qlab.measure import accuracy as litert_accuracy
 from qlab.measure import latency_against
 from qlab.studies.sweep import spread
@@ -34,11 +35,12 @@ CONVERTER = ["float32", "float16", "dynamic_range", "full_integer", "int16x8"]
 SETTINGS = CONVERTER + list(aeq.RECIPES)
 """The converter's post-training modes, then AEQ's recipes (`qlab.aeq.RECIPES`), all from the same
 float model of the seed."""
-VERSION = 2  # 2: latency_x_round_min and latency_x_round_max
+VERSION = 3  # 2: latency_x_round_min and latency_x_round_max; 3: the CPU columns
 ERROR_SAMPLES = 100  # test images the per-layer views and AEQ's validate() run on
 LATENCY_ROUNDS, LATENCY_RUNS = 3, 50
 FILE_COLUMNS = ("model", "seed", "setting", "route", "accuracy", "float_accuracy", "size_bytes", "latency_us",
-                "latency_x", "latency_x_round_min", "latency_x_round_max", "note")
+                "latency_x", "latency_x_round_min", "latency_x_round_max", *cpu.MACHINE_COLUMNS, "kernels",
+                "threads", "note")
 LAYER_COLUMNS = ("layer", "op", "tensor", "local_rmse_steps", "local_mse", "accumulated_rmse_steps",
                  "accumulated_mse", "aeq_mse", "aeq_snr", "aeq_cosine")
 COLUMNS = FILE_COLUMNS + LAYER_COLUMNS
@@ -46,7 +48,8 @@ COLUMNS = FILE_COLUMNS + LAYER_COLUMNS
 setting that was not computed has one row, layer empty). route: "converter" or "aeq"; accuracy
 and float_accuracy (0..1, LiteRT, test split); size_bytes; latency_us (median single-image invoke,
 XNNPACK, 1 thread), latency_x (median ratio to float32's over interleaved rounds) and
-latency_x_round_min, latency_x_round_max (that ratio's spread over the rounds); per layer:
+latency_x_round_min, latency_x_round_max (that ratio's spread over the rounds); cpu, cpu_features,
+int8_path, kernels, threads: what the latency was measured on (`qlab.perf.cpu.columns`); per layer:
 the local and accumulated views' rmse/scale (output steps; NaN where the output is float) and
 mean_squared_error (real units squared), and AEQ's validate() mse, snr (a power ratio, P_signal / P_noise, not dB) and cosine similarity
 for the same tensor (AEQ recipes only)."""
@@ -106,7 +109,7 @@ def measure(cell: dict) -> list[dict]:
     base = {c: np.nan for c in COLUMNS} | {
         "model": name, "seed": seed, "setting": setting, "route": "aeq" if setting in aeq.RECIPES else "converter",
         "float_accuracy": litert_accuracy(float32, dataset.x_test, dataset.y_test), "note": "", "layer": "",
-        "op": "", "tensor": ""}
+        "op": "", "tensor": "", **cpu.columns("xnnpack", 1)}
     try:
         tflite = quantized_file(config, setting, float32, images, dataset)
     except (ConversionError, aeq.AEQError, ValueError) as exc:
@@ -174,7 +177,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         accuracy_max_pct, delta_pp (paired with the seed's float32), size_bytes, latency_x (median)
         with latency_x_min and latency_x_max over seeds, output_rmse_steps (accumulated view at the
         last op), aeq_vs_qlab (the largest relative gap between AEQ's mse and qlab's accumulated
-        mse over the tensors of the AEQ files), note (the first non-empty).
+        mse over the tensors of the AEQ files), note (the first non-empty), and the CPU columns
+        (`qlab.perf.cpu.carried`).
     """
     files = table.drop_duplicates(["model", "seed", "setting"])
     rows = []
@@ -189,7 +193,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
                      "delta_pp": delta[0], "size_bytes": part.size_bytes.median(), "latency_x": lat[0],
                      "latency_x_min": lat[1], "latency_x_max": lat[2], "output_rmse_steps": last.median(),
                      "aeq_vs_qlab": gap.max() if gap.notna().any() else np.nan,
-                     "note": next((n for n in part.note if isinstance(n, str) and n), "")})
+                     "note": next((n for n in part.note if isinstance(n, str) and n), ""),
+                     **cpu.carried(part)})
     return pd.DataFrame(rows)
 
 

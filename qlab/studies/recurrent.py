@@ -21,6 +21,7 @@ import pandas as pd
 from qlab import artifacts, data, models, modes, tflite_file
 from qlab.analysis import layer_errors, recurrent
 from qlab.converter import ConversionError
+from qlab.perf import cpu
 from qlab.measure import accuracy as litert_accuracy
 from qlab.measure import latency_against
 from qlab.train import TrainConfig
@@ -31,18 +32,21 @@ NAME = "recurrent"
 MODELS = ["lstm_rows"]
 SETTINGS = ["float32", "dynamic_range", "full_integer", "integer_only", "int16x8", "qat"]
 """Post-training modes (float32 is the reference), and "qat": quantization-aware training, then integer_only."""
-VERSION = 1
+VERSION = 2  # 2: the CPU columns
 LATENCY_ROUNDS, LATENCY_RUNS = 3, 50  # interleaved rounds of (file, float32) timings, invokes per timing
 ERRORS = ("lstm_local_steps", "lstm_accumulated_steps", "first_step_steps", "last_step_steps", "output_steps")
 COLUMNS = ("model", "seed", "setting", "training", "mode", "accuracy", "float_accuracy", "delta_pp", "size_bytes",
-           "size_x", "latency_us", "latency_x", "kernel", "cell_state_type", "cell_state_log2_scale", *ERRORS, "note")
+           "size_x", "latency_us", "latency_x", "kernel", "cell_state_type", "cell_state_log2_scale", *ERRORS,
+           *cpu.MACHINE_COLUMNS, "kernels", "threads", "note")
 """The tidy table's columns: accuracy and float_accuracy (0..1, the test split, the same seed's
 float32 file), delta_pp (percentage points), size_bytes and size_x (against float32), latency_us
 (median single-image invoke, XNNPACK, 1 thread) and latency_x (median over interleaved rounds of the
-ratio to float32's), kernel (`qlab.analysis.recurrent.kernel_of`), the cell state's type and the
-log2 of its scale, the per-layer errors in output steps (rmse/scale: the LSTM's local and
-accumulated view over all time steps, the accumulated view at its first and last time step, and
-at the model's output), note (why a row is empty, or that nothing was quantized)."""
+ratio to float32's), kernel (the LSTM's path, `qlab.analysis.recurrent.kernel_of`), the cell
+state's type and the log2 of its scale, the per-layer errors in output steps (rmse/scale: the
+LSTM's local and accumulated view over all time steps, the accumulated view at its first and last
+time step, and at the model's output), cpu, cpu_features, int8_path, kernels (LiteRT's choice) and
+threads: what the latency was measured on (`qlab.perf.cpu.columns`), note (why a row is empty, or
+that nothing was quantized)."""
 
 
 def check(names, settings) -> None:
@@ -99,7 +103,7 @@ def measure(cell: dict) -> list[dict]:
     training, mode = ("qat", "integer_only") if setting == "qat" else ("float", setting)
     row = {c: np.nan for c in COLUMNS} | {"model": name, "seed": seed, "setting": setting, "training": training,
                                            "mode": mode, "float_accuracy": float_accuracy, "kernel": "",
-                                           "cell_state_type": "", "note": ""}
+                                           "cell_state_type": "", "note": "", **cpu.columns("xnnpack", 1)}
     try:
         if training == "qat":
             qat_config = TrainConfig(training="qat", model=name, seed=seed)
@@ -162,7 +166,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         (count measured), accuracy_pct, accuracy_min_pct, accuracy_max_pct, delta_pp, delta_min_pp,
         delta_max_pp (paired with the same seed's float32), size_x, latency_x (medians), kernel,
         cell_state_type, then each of `ERRORS` as a median, with first_step_steps and
-        last_step_steps also as min and max; note (the first non-empty).
+        last_step_steps also as min and max; the CPU columns (`qlab.perf.cpu.carried`); note (the first
+        non-empty).
     """
     rows = []
     for (name, setting), part in table.groupby(["model", "setting"], sort=False):
@@ -178,6 +183,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         for column in ("first_step_steps", "last_step_steps"):
             row[column.replace("_steps", "_min_steps")] = part[column].min()
             row[column.replace("_steps", "_max_steps")] = part[column].max()
+        row.update(cpu.carried(part))
         row["note"] = next((n for n in part.note if isinstance(n, str) and n), "")
         rows.append(row)
     return pd.DataFrame(rows)
