@@ -14,6 +14,11 @@ def median_ratio(times, base_times):
     return float(np.median(ratios)), float(np.min(ratios)), float(np.max(ratios))
 
 
+def gmac_per_s(macs, latency_us):
+    """A MAC rate in GMAC/s: the multiply-accumulates over the seconds they took, over 1e9."""
+    return macs / (latency_us * 1e-6) / 1e9
+
+
 def per_tensor_saving(model):
     """Bytes the quantization parameters shrink by with one weight scale per tensor: every conv or
     dense kernel and its bias keep one float32 scale and one int64 zero point instead of one per
@@ -37,6 +42,18 @@ def median_ratio_inverted(times, base_times):
     return median_ratio(base_times, times)
 
 
+def gmac_per_s_in_mac_per_s(macs, latency_us):
+    return macs / (latency_us * 1e-6)
+
+
+def gmac_per_s_as_if_ms(macs, latency_us):
+    return macs / (latency_us * 1e-3) / 1e9
+
+
+def gmac_per_s_inverted(macs, latency_us):
+    return latency_us / macs
+
+
 def per_tensor_saving_weights_only(model):
     return per_tensor_saving(model) // 2
 
@@ -52,10 +69,12 @@ def per_tensor_saving_every_channel(model):
 
 SOLUTIONS = {
     "check_median_ratio": median_ratio,
+    "check_gmac_per_s": gmac_per_s,
     "check_per_tensor_saving": per_tensor_saving,
 }
 MISTAKES = {
     "check_median_ratio": [median_ratio_pooled, median_ratio_of_means, median_ratio_inverted],
+    "check_gmac_per_s": [gmac_per_s_in_mac_per_s, gmac_per_s_as_if_ms, gmac_per_s_inverted],
     "check_per_tensor_saving": [per_tensor_saving_weights_only, per_tensor_saving_int32_zero_points,
                                 per_tensor_saving_every_channel],
 }

@@ -1,10 +1,11 @@
 """Checked exercises of notebook 07 (latency and size): a ratio of two models' latencies from
-interleaved rounds, as a median with its min and max; and the bytes one weight scale per tensor saves
-in a file's quantization parameters.
+interleaved rounds, as a median with its min and max; a MAC rate from a count of multiply-accumulates
+and a latency; and the bytes one weight scale per tensor saves in a file's quantization parameters.
 
 `check_median_ratio` runs the learner's function on seeded timings of a noisy machine (slow rounds,
 spikes) and, when the notebook passes them, on its own measured rounds; it compares the result with
-`qlab.perf.bench.round_ratios`. `check_per_tensor_saving` compares the learner's prediction from the
+`qlab.perf.bench.round_ratios`. `check_gmac_per_s` compares the learner's rate with
+`qlab.perf.work.gmacs` on the digits CNN's and the probes' MAC counts, and on a measured probe. `check_per_tensor_saving` compares the learner's prediction from the
 Keras model with `qlab.perf.sizes.breakdown` of the baseline's int8 file converted both ways.
 """
 
@@ -16,7 +17,7 @@ from qlab import artifacts, models, tflite_file, train
 from qlab.analysis import weights as weight_analysis
 from qlab.exercises import feedback
 from qlab.exercises.feedback import Wrong
-from qlab.perf import bench, sizes
+from qlab.perf import bench, sizes, work
 
 RATIO_HINT = ("for each round r, divide the median of times[r] by the median of base_times[r]; then return the "
               "median of those per-round ratios, their min and their max; compare with "
@@ -108,6 +109,55 @@ def check_median_ratio(median_ratio, times=None, base_times=None):
     r = bench.round_ratios(times, base_times)
     return (f"it matches on the synthetic rounds and on yours: {np.median(r):.2f} [{r.min():.2f}–{r.max():.2f}] over "
             f"{len(r)} rounds.")
+
+
+GMACS_HINT = ("a rate is work over time: MACs / seconds, where seconds = latency_us × 1e-6; then divide by 1e9 "
+              "for GMAC/s (giga, 10^9 MACs per second). Compare with qlab.perf.work.gmacs")
+
+
+@feedback.checked("07", hint=GMACS_HINT)
+def check_gmac_per_s(gmac_per_s, macs=None, latency_us=None):
+    """Check the learner's `gmac_per_s(macs, latency_us) -> GMAC/s` against `qlab.perf.work.gmacs`, on
+    the digits CNN's MAC count and the probes' (`qlab.perf.work.PROBES`) with seeded latencies and,
+    if given, on a measured count and latency.
+
+    Args:
+        gmac_per_s: the learner's function.
+        macs, latency_us: a measured invoke (MACs and its median µs), e.g. a probe's from
+            `work.peaks`; None checks the seeded cases only.
+    Returns:
+        the message for a right answer, with the measured rate when given.
+    Raises:
+        Wrong: a rate differs (named slips: MAC/s instead of GMAC/s, a factor of 1,000 from the
+            units, time over work) or is not one number.
+        Unanswered: the function still returns the placeholder.
+    """
+    conv, fc = work.PROBES["conv"], work.PROBES["fc"]
+    cases = [(356_928, 4.2), (conv["size"] ** 2 * conv["channels"] ** 2 * conv["kernel"] ** 2, 156.0),
+             (fc["batch"] * fc["depth"] * fc["units"], 1_800.0)]
+    if macs is not None and latency_us is not None:
+        cases.append((int(macs), float(latency_us)))
+    for count, us in cases:
+        got = np.asarray(feedback.answered(gmac_per_s(count, us)), dtype=object).reshape(-1)
+        if got.size != 1 or isinstance(got[0], (bool, str)) or not np.isfinite(float(got[0])):
+            raise Wrong(f"for {count:,} MACs in {us:,} µs: expected one number (GMAC/s), got {got.tolist()!r}.",
+                        GMACS_HINT)
+        value, expected = float(got[0]), work.gmacs(count, us)
+        if np.isclose(value, expected, rtol=1e-9):
+            continue
+        slips = {expected * 1e9: "that is MACs per second; GMAC/s divides it by 1e9.",
+                 expected * 1e3: "off by a factor of 1,000: MACs per µs are millions of MACs per second (MMAC/s), "
+                                 "and a GMAC is 1,000 of those.",
+                 expected / 1e3: "1,000 times too small: the latency is in microseconds (1e-6 s, not 1e-3) "
+                                 "and a GMAC is 1e9 MACs.",
+                 us / count: "that is time per MAC (µs per MAC), the inverse of a rate."}
+        said = next((m for v, m in slips.items() if np.isclose(value, v, rtol=1e-9)), "")
+        raise Wrong(f"for {count:,} MACs in {us:,} µs: expected {expected:.4g} GMAC/s, got {value:.4g}. {said}".rstrip(),
+                    GMACS_HINT)
+    if len(cases) == 3:
+        return "it matches: MACs / (µs × 1e-6) / 1e9 on every case."
+    return (f"it matches on every case, and your measured invoke runs at {work.gmacs(*cases[-1]):.1f} GMAC/s "
+            f"({cases[-1][0]:,} MACs in {cases[-1][1]:,.1f} µs).")
 
 
 SAVING_HINT = ("per-channel weights store one scale (float32, 4 bytes) and one zero point (int64, 8 bytes) per output "

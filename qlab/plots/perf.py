@@ -85,3 +85,37 @@ def size_breakdown(sizes: pd.DataFrame) -> Figure:
     ax.set(ylabel="KB (1024 bytes)", title="where the bytes of each .tflite go")
     ax.legend(fontsize=7, ncols=2)
     return fig
+
+
+def peak_rates(peaks: pd.DataFrame) -> Figure:
+    """The MAC rate LiteRT reaches on each probe layer, float32 beside int8, one thread.
+
+    One panel: a group of bars per (probe, kernels), one bar per data type (float32, int8), its
+    height the median GMAC/s over the interleaved rounds and its whiskers their min–max; above
+    each int8 bar, int8's rate over float32's (the median of the per-round ratios). The title
+    names the CPU's int8 path when the table has it (`qlab.perf.cpu.columns`).
+
+    Args:
+        peaks: from `qlab.perf.work.peaks`; reads probe, kernels, dtype, gmacs, gmacs_min, gmacs_max
+            and vs_float32, and int8_path if present.
+
+    Returns:
+        The matplotlib Figure: 1 panel.
+    """
+    fig, (ax,) = figure(1, width=7.5, height=3.6)
+    groups = list(dict.fromkeys(zip(peaks.probe, peaks.kernels)))
+    for j, dtype in enumerate(("float32", "int8")):
+        rows = [peaks[(peaks.probe == p) & (peaks.kernels == k) & (peaks.dtype == dtype)].iloc[0] for p, k in groups]
+        x = np.arange(len(groups)) + (j - 0.5) * 0.4
+        height = np.array([r.gmacs for r in rows])
+        err = np.array([[r.gmacs - r.gmacs_min for r in rows], [r.gmacs_max - r.gmacs for r in rows]])
+        ax.bar(x, height, 0.4, yerr=err, capsize=3, label=dtype)
+        if dtype == "int8":
+            for xi, r in zip(x, rows):
+                ax.annotate(f"{r.vs_float32:.1f}×", (xi, r.gmacs_max), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(range(len(groups)), [f"{p}\n{k}" for p, k in groups])
+    path = f" (int8 path: {', '.join(dict.fromkeys(peaks.int8_path))})" if "int8_path" in peaks.columns else ""
+    ax.set(ylabel="GMAC/s, 1 thread", title=f"peak MAC rate per data type on this CPU{path}")
+    ax.margins(y=0.15)
+    ax.legend(fontsize=8)
+    return fig
