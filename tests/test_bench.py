@@ -144,6 +144,7 @@ def test_bench_command_smoke_and_quiet_means_nothing_on_stderr(tmp_path):
     assert (bench_table[bench_table.kernels == "xnnpack"].floor_us > 0).all()
     lines = result.stdout.splitlines()
     assert lines[0] == cpu.line() and any(ln.startswith("int8 peak / float32 peak = ") for ln in lines)
+    assert "On this CPU, XNNPACK, 1 thread, batch 1" in result.stdout  # each model's verdict, whichever it is
 
 
 

@@ -86,6 +86,26 @@ def peak_lines(peak_table: pd.DataFrame) -> list[str]:
     return lines + ["", work.peak_verdict(peak_table)]
 
 
+def model_verdicts(bench_table: pd.DataFrame, kernels: str = "xnnpack", threads: int = 1, batch: int = 1) -> str:
+    """Each quantized model against float/float32 under one setting, as `qlab.perf.bench.verdict`
+    reads its per-round ratios.
+
+    Returns:
+        one line per verdict that some model has, e.g. "  faster than float32 in every round:
+        float/dynamic_range 0.35 [0.33–0.36], ..."; "" if the setting was not measured.
+    """
+    baseline = (bench_table.training == "float") & (bench_table["mode"] == "float32")
+    sub = bench_table[(bench_table.kernels == kernels) & (bench_table.threads == threads)
+                      & (bench_table.batch == batch) & ~baseline]
+    said = {"faster": "faster than float32 in every round", "slower": "slower than float32 in every round",
+            "same": "within 5 % of float32 in every round", "mixed": "mixed (the rounds disagree)"}
+    found = {}
+    for r in sub.itertuples():
+        found.setdefault(perf_bench.verdict(r.ratio_min, r.ratio_max), []).append(
+            f"{r.training}/{r.mode} {r.ratio_vs_float32:.2f} [{r.ratio_min:.2f}–{r.ratio_max:.2f}]")
+    return "\n".join(f"  {said[v]}: {', '.join(found[v])}" for v in said if v in found)
+
+
 def summary(result: Benched) -> str:
     """The terminal report: the CPU, its peaks and the int8 verdict; ratios to float32 per batch
     size; the size breakdown; the work floor.
@@ -95,9 +115,12 @@ def summary(result: Benched) -> str:
     """
     m = measure.machine()
     bench_table, peaks = result.tables["bench"], result.tables["peaks"]
+    verdicts = model_verdicts(bench_table)
     parts = [cpu.line(peaks[list(cpu.MACHINE_COLUMNS)]),
              f"\nPeak MAC rate, 1 thread (median [min–max] over {int(peaks['rounds'].max())} interleaved rounds):",
              *peak_lines(peaks),
+             *(["On this CPU, XNNPACK, 1 thread, batch 1 (median [min–max] of the per-round ratios to float32):",
+                verdicts] if verdicts else []),
              f"\nLatency relative to float/float32 on the same kernels and threads (median [p10–p90] over "
              f"{result.config.rounds} interleaved rounds):"]
     for b in result.config.batches:
