@@ -18,19 +18,17 @@ PROBES = {
     "conv": {"size": 32, "channels": 64, "kernel": 3, "batch": 1},
     "fc": {"depth": 1024, "units": 1024, "batch": 128},
 }
-"""The probe layers, each timed alone: large enough that arithmetic, not memory or the per-invoke
-overhead, limits them, so that their MAC rate is the CPU's practical peak for one data type.
+"""The probe layers: large enough that arithmetic, not memory or the invoke's fixed cost, limits
+them, so that their MAC rate is the CPU's practical peak for one data type.
 
-- conv: a 3x3 convolution, 64 to 64 channels on a 32x32 input ("same" padding), batch 1: 37.7 M
-  MACs per invoke from 36,864 weights and 65,536 input values, so every weight is used 1,024 times
-  and every input value 576 times, and all of it fits in a core's L2 cache. A 16x16 input gave the
-  same GMAC/s on the AVX-512 VNNI machine qlab was built on, so the invoke's fixed cost is
-  negligible at 32x32.
-- fc: a fully connected layer, 1,024 inputs to 1,024 units, on a batch of 128 rows: 134 M MACs per
-  invoke. With one row every weight (1 MB in int8, 4 MB in float32) is read for a single
-  multiply-add, and memory limits it (7.8 GMAC/s float32 on that machine); each added row reuses
-  the weights, and the rate levels off (float32 50, 67 and 78 GMAC/s at 16, 64 and 256 rows).
-"""
+- conv: 3x3, 64 to 64 channels on a 32x32 input ("same" padding), batch 1: 37.7 M MACs per invoke
+  from 36,864 weights and 65,536 input values (each weight used 1,024 times, each input 576 times),
+  all in a core's L2 cache. A 16x16 input gave the same GMAC/s (AVX-512 VNNI machine): the fixed
+  cost of an invoke is already negligible.
+- fc: 1,024 inputs to 1,024 units on a batch of 128 rows: 134 M MACs per invoke. With one row each
+  weight (1 MB in int8, 4 MB in float32) is read for one multiply-add and memory limits it (7.8
+  GMAC/s float32 on that machine); more rows reuse the weights and the rate levels off (float32 50,
+  67 and 78 GMAC/s at 16, 64 and 256 rows)."""
 DTYPES = {"float32": "float32", "int8": "integer_only"}
 """Each peak's data type and the mode its probe is converted in (int8 in, int8 out)."""
 PEAK_KERNELS = ("xnnpack", "builtin")
@@ -38,6 +36,15 @@ PEAK_KERNELS = ("xnnpack", "builtin")
 PEAK_CONFIG = bench.BenchConfig(kernels=("xnnpack",), threads=(1,), batches=(1,), rounds=15, block_ms=10.0,
                                 warmup=2, loop=False)
 """The default timing of the probes: 15 interleaved rounds of about 10 ms per data type."""
+
+
+def gmacs(macs: float, latency_us: float) -> float:
+    """A MAC rate from a count of multiply-accumulates and the time they took.
+
+    Returns:
+        GMAC/s (1e9 MACs per second): `macs` / `latency_us`, in MACs per µs, is 1e6 per second.
+    """
+    return macs / latency_us / 1e3
 
 
 def peak_kind(mode: str) -> str:
@@ -180,7 +187,7 @@ def peaks(kernels=("xnnpack",), config: bench.BenchConfig = PEAK_CONFIG, probes=
         for k in kernels:
             times = bench.time_rounds(files, x, k, 1, batch, config)
             for kind, rounds in times.items():
-                rates = per_invoke / np.array([np.median(r) for r in rounds]) / 1e3  # MACs per µs / 1e3 = GMAC/s
+                rates = gmacs(per_invoke, np.array([np.median(r) for r in rounds]))
                 vs = bench.round_ratios(times["float32"], rounds)  # float32's time over this one's: rate ratio
                 rows.append({"probe": probe, "shape": _shape(probe), "kernels": k, "threads": 1, "batch": batch,
                              "dtype": kind, "macs": per_invoke, "median_us": float(np.median(np.concatenate(rounds))),
@@ -254,17 +261,15 @@ def with_floor(bench_table: pd.DataFrame, tflites: dict, peak_table: pd.DataFram
     out = bench_table.copy()
     out["macs"] = [per_image[(r.training, r.mode)] for r in out.itertuples()]
     out["peak_gmacs"] = [best.get(r.kernels, {}).get(peak_kind(r.mode), np.nan) for r in out.itertuples()]
-    out["floor_us"] = out.batch * out.macs / (out.peak_gmacs * 1e3 * out.threads)
+    out["floor_us"] = out.batch * out.macs / (out.peak_gmacs * 1e3 * out.threads)  # gmacs solved for the time
     return out
 
 
 def floor_table(tflites: dict, bench_table: pd.DataFrame | None = None,
                 peak_table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per model: MACs per image, the floor MACs / peak (XNNPACK, 1 thread), and the measured
-    median beside it when a bench table (batch 1, xnnpack, 1 thread) is given.
-
-    float32 and float16 models are held to the float32 peak, every other mode to the int8 peak
-    (`peak_kind`): the best rate over the probes of `peak_table`.
+    """Per model: MACs per image, the floor MACs / peak (XNNPACK, 1 thread; the peak of the mode's
+    `peak_kind`, the best over the probes), and the measured median beside it when a bench table
+    (batch 1, xnnpack, 1 thread) is given.
 
     Args:
         tflites: {(training, mode): .tflite bytes}.
