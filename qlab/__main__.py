@@ -66,8 +66,8 @@ def parser() -> Parser:
     sds.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
     sds.add_argument("--out", default="results", help="writes OUT/seeds.csv")
 
-    ben = command("bench", "latency under every kernel choice, threads and batch; size breakdown; work floor")
-    ben.add_argument("--out", default="results", help="writes OUT/bench.csv, sizes.csv, work.csv, *.png")
+    ben = command("bench", "latency under each kernel choice, threads and batch; the CPU's peaks; size breakdown; work floor")
+    ben.add_argument("--out", default="results", help="writes OUT/bench.csv, peaks.csv, sizes.csv, work.csv, *.png")
     ben.add_argument("--kernels", type=arguments.kernels, nargs="+", default=None,
                      help=f"{' '.join(vocabulary.KERNELS)} (default: all)")
     ben.add_argument("--threads", type=arguments.threads, nargs="+", default=None,

@@ -15,7 +15,7 @@ from qlab.plots.histograms import (activation_histogram, activation_histograms, 
                                    weight_histograms)
 from qlab.plots.layers import (channel_ranges, error_growth, keep_float_tradeoff, layer_errors,
                                lsb_differences, qat_vs_deployed)
-from qlab.plots.perf import bench_ratios, size_breakdown
+from qlab.plots.perf import bench_ratios, peak_rates, size_breakdown
 from qlab.plots.precision import aeq_figures, mixed_precision_figures, sensitivity_figures
 from qlab.plots.recurrent import error_over_time, lstm_types, recurrent_figures
 from qlab.plots.results import (confusion, difference_bars, digits, measured_vs_published,
@@ -26,7 +26,7 @@ __all__ = [
     "activation_histogram", "activation_histograms", "before_after", "before_after_ranges", "bucket_errors",
     "clip_sweep", "rounding_vs_clipping", "weight_histogram", "weight_histograms",
     "channel_ranges", "error_growth", "keep_float_tradeoff", "layer_errors", "lsb_differences",
-    "qat_vs_deployed", "bench_ratios", "size_breakdown",
+    "qat_vs_deployed", "bench_ratios", "peak_rates", "size_breakdown",
     "confusion", "difference_bars", "digits", "measured_vs_published", "output_error",
     "training_curves", "bits_figures", "delay_figures", "pruning_figures", "clustering_figures",
     "recurrent_figures", "lstm_types", "error_over_time", "calibration_size_figures", "calibration_method_figures",

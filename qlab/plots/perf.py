@@ -1,4 +1,4 @@
-"""Figures of latency and size: ratios to float32 under every kernel choice, the CPU's peak MAC rate
+"""Figures of latency and size: ratios to float32 under each kernel choice, the CPU's peak MAC rate
 per data type, and where the bytes of each file go. Each returns a matplotlib Figure; tables come
 from `qlab.perf`: `bench_ratios` takes the table of `qlab.perf.bench.run`, `peak_rates` that of
 `qlab.perf.work.peaks`, `size_breakdown` that of `qlab.perf.sizes.table`."""
