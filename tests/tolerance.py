@@ -308,3 +308,225 @@ def op_bound(model, op, inputs: list, shape):
     if op.name not in BOUNDS:
         raise KeyError(f"tests/tolerance.py has no bound for {op.name}: add it to BOUNDS")
     return BOUNDS[op.name](model, op, inputs, shape)
+
+
+# -- NumPy's own sums, and comparisons that are statistics rather than rounding -------------------
+def numpy_depth(n: int) -> int:
+    """How many additions any one term goes through in NumPy's sum of `n` contiguous values (and so
+    in np.mean, np.sum, ndarray.mean along a contiguous axis): below 8 values a loop from 0; up to
+    128, eight accumulators (n // 8 - 1 additions each), joined in 3 levels, then the n % 8 left
+    over one by one; above 128, halves (a multiple of 8 first) summed the same way and added.
+    Source: `pairwise_sum` in numpy/_core/src/umath/loops_utils.h.src (NumPy 2.x). Its worst case
+    is 25 additions per 128-value block plus one per halving, more than the log2(n) + 1 of a plain
+    pairwise sum (`mean_of` counts that)."""
+    n = int(n)
+    if n < 8:
+        return max(n, 1)
+    if n <= 128:
+        return n // 8 - 1 + 3 + n % 8
+    half = n // 2
+    half -= half % 8
+    return 1 + max(numpy_depth(half), numpy_depth(n - half))
+
+
+def numpy_mean(n: int, u: float = U64) -> float:
+    """Relative error bound of NumPy's mean of `n` values of unit roundoff `u` (float64 by
+    default), relative to the mean of their magnitudes (their mean itself when no term is
+    negative): gamma of `numpy_depth(n)` additions and the division (Higham, Lemma 3.1)."""
+    return gamma(numpy_depth(n) + 1, u)
+
+
+def split_rtol(n: int) -> float:
+    """`qlab.analysis.rounding.split`'s rounding_mse + clipping_mse against its total_mse, over `n`
+    values. Each value's error is rounding or clipping, never both (a clipped value's rounding is
+    the exact difference of two equal numbers, 0), so r**2 + c**2 = t**2 value by value, exactly;
+    the three float64 means of non-negative squares are each within `numpy_mean(n)` of their exact
+    values, and adding the two parts rounds once more: in all 2 numpy_mean(n) + u relative to the
+    total."""
+    return 2 * numpy_mean(n) + U64
+
+
+Z = 4.0
+"""Standard errors allowed between a sample statistic and its population value: a normal
+deviate beyond 4 has probability 6e-5 (two-sided), so a derived tolerance fails on a fair sample
+about once in 16,000 draws. The samples in the tests are seeded; Z says how unusual a draw may be
+before the test calls it a bug."""
+
+UNIFORM_SQUARE_CV = math.sqrt(1 / 180) * 12
+"""The coefficient of variation of e**2 for e uniform on [-1/2, 1/2] (a rounding error in steps):
+E e**2 = 1/12, E e**4 = 1/80, so Var e**2 = 1/80 - 1/144 = 1/180 and sd / mean = 12 / sqrt(180)
+= 0.894."""
+
+
+def rounding_mse_rtol(n: int, z: float = Z) -> float:
+    """Relative tolerance for the mean squared rounding error of `n` values (in steps**2) against
+    1/12, its value when errors are uniform over a step: z standard errors of a mean of n
+    independent e**2 (the central limit theorem; `UNIFORM_SQUARE_CV` / sqrt(n) each)."""
+    return z * UNIFORM_SQUARE_CV / math.sqrt(n)
+
+
+def rounding_rms_rtol(n: int, z: float = Z) -> float:
+    """As `rounding_mse_rtol`, for the rms (its square root): a relative error halves under a
+    square root, d sqrt(m) / sqrt(m) = dm / (2 m)."""
+    return rounding_mse_rtol(n, z) / 2
+
+
+# -- float32 mean squared errors taken by other code (ai-edge-quantizer) --------------------------
+def float32_mse_rtol(elements: int, samples: int) -> float:
+    """A mean squared error taken per sample in float32 (the difference of two float32 tensors,
+    squared and averaged over `elements` values, then the per-sample values averaged in float64,
+    as AEQ's `validate` does: mean_squared_difference, ai_edge_quantizer/utils/validation_utils.py)
+    against the same differences squared and averaged in float64. The difference itself rounds the
+    same way on both sides (float32 minus float32); in float32 the square rounds once, the mean
+    goes through `numpy_depth(elements)` additions and a division, all on non-negative terms, so
+    relative to the value; float64 adds its own means over elements and samples on each side."""
+    return (gamma(numpy_depth(elements) + 2) + numpy_mean(elements) + 2 * numpy_mean(samples)
+            + numpy_mean(elements * samples))
+
+
+def float32_cosine_slack(elements: int) -> float:
+    """How far above 1 a cosine similarity taken in float32 over `elements` values may come out
+    (AEQ's cosine_similarity: np.dot over np.linalg.norm twice): the dot product is within
+    gamma(elements) of its exact value relative to sum |a_i b_i| <= |a| |b| (Cauchy-Schwarz), each
+    norm within gamma(elements) / 2 + u (a dot product, then a square root), and the division
+    rounds once."""
+    return gamma(elements) + 2 * (gamma(elements) / 2 + U32) + U32
+
+
+# -- two TensorFlow evaluations of a Keras model ----------------------------------------------------
+_KERNEL_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
+_MOVE_ONLY = ("InputLayer", "Flatten", "Reshape", "Dropout", "MaxPooling2D")
+"""Layers that only move, select or (Dropout, outside training) pass values: they round nothing,
+and |max(a) - max(b)| <= max |a - b| over a pooling window."""
+_LIPSCHITZ_ACTIVATIONS = ("linear", "relu", "relu6")
+"""Activations with |f(a) - f(b)| <= |a - b| and |f(v)| <= |v|: a difference and a magnitude go
+through them unchanged."""
+
+
+def _activation(layer) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "linear")
+
+
+def _float64_copy(layer):
+    """`layer` rebuilt from its config (no weights) in float64, its activation linear."""
+    config = {**layer.get_config(), "dtype": "float64"}
+    if "activation" in config:
+        config["activation"] = "linear"
+    return type(layer).from_config(config)
+
+
+def _layer_terms(layer, input_shape) -> int:
+    """Float32 roundings per output element of one Keras layer: a conv's or dense's reduction
+    length and its bias; a BatchNorm's 8 (its scale and offset computed in 6: a sum, a square root
+    counted as 2, a product, a product and a difference; applied in 2); a global average's pool
+    size and its division; 0 for layers that move or select values and for 1-Lipschitz
+    activations."""
+    kind = type(layer).__name__
+    if kind in _KERNEL_LAYERS:
+        kernel = layer.get_weights()[0].shape
+        length = int(np.prod(kernel[:2])) if kind == "DepthwiseConv2D" else int(np.prod(kernel[:-1]))
+        return length + int(bool(layer.use_bias))
+    if kind == "BatchNormalization":
+        return 8
+    if kind == "GlobalAveragePooling2D":
+        return int(np.prod(input_shape[1:3])) + 1
+    return 0
+
+
+def keras_terms(model, layer: str) -> int:
+    """N of `path_terms` for a Keras chain: the float32 roundings on the path from the input to
+    `layer`'s output (`_layer_terms` of every layer up to it)."""
+    total = 0
+    for current in model.layers:
+        total += _layer_terms(current, current.input_shape)
+        if current.name == layer:
+            return total
+    raise KeyError(f"no layer {layer!r} in model {model.name!r}")
+
+
+def keras_bound(model, x, layer: str, preactivation: bool = False) -> np.ndarray:
+    """Per element of `layer`'s output for inputs `x`: how far two float32 evaluations of the Keras
+    `model` (or of the same network converted to a float32 .tflite) may differ, whatever order
+    each sums in (batch size, oneDNN or Eigen, SIMD width, the converter's calibration interpreter).
+
+    Forward error analysis through the chain (Higham, Lemma 3.1 and §3.5), against the network
+    evaluated exactly (in float64 here, a and its weights W): a float32 evaluation's error e_k at
+    layer k is at most |W_k| e_(k-1), the earlier error carried through the weights, plus
+    gamma(n_k) (|W_k| (|a_(k-1)| + e_(k-1)) + |b_k|), its own roundings over the sum of magnitudes
+    of its n_k terms (the reduction length and the bias). A BatchNorm scales by |s| = |gamma| /
+    sqrt(var + eps) and rounds 8 times (scale and offset computed in 6, applied in 2), a global
+    average adds h w terms and a division; the activations allowed are 1-Lipschitz, so an error
+    passes them unchanged. Two evaluations differ by at most 2 e.
+
+    Args:
+        model: a tf_keras model whose layers form a chain (each takes the previous one's output).
+        x: its inputs, (n,) + its input shape (float32, as both evaluations take them).
+        layer: the layer whose output is compared.
+        preactivation: the bound before `layer`'s own activation (e.g. the logits of a Dense with
+            softmax, which the converter keeps in a tensor of their own).
+
+    Returns:
+        float64 array of the layer's output shape, (n,) + ...
+
+    Raises:
+        KeyError: a layer type or activation without a rule here (named), or no layer `layer`.
+    """
+    a = np.asarray(x, np.float32).astype(np.float64)
+    e = np.zeros_like(a)
+    for current in model.layers:
+        kind, act, last = type(current).__name__, _activation(current), current.name == layer
+        if act not in _LIPSCHITZ_ACTIVATIONS and not (last and preactivation):
+            raise KeyError(f"keras_bound has no rule for activation {act!r} of layer {current.name!r}")
+        if kind in _KERNEL_LAYERS:
+            weights = [np.asarray(w, np.float64) for w in current.get_weights()]
+            terms = _layer_terms(current, a.shape)
+            exact, absolute = _float64_copy(current), _float64_copy(current)
+            exact.build(a.shape)
+            absolute.build(a.shape)
+            exact.set_weights(weights)
+            absolute.set_weights([np.abs(w) for w in weights])
+            carried = absolute(e).numpy() - (np.abs(weights[1]) if current.use_bias else 0.0)  # |W| e, no bias
+            magnitude = absolute(np.abs(a) + e).numpy()  # |W| (|a| + e) + |b|
+            a, e = exact(a).numpy(), carried + gamma(terms) * magnitude
+            if act != "linear" and not (last and preactivation):
+                a = np.clip(a, 0.0, 6.0 if act == "relu6" else None)
+        elif kind == "BatchNormalization":
+            if not (current.scale and current.center):
+                raise KeyError(f"keras_bound: BatchNormalization {current.name!r} without scale and center")
+            g, offset, mean, var = (np.asarray(w, np.float64) for w in current.get_weights())
+            s = g / np.sqrt(var + current.epsilon)
+            magnitude = np.abs(s) * (np.abs(a) + e + np.abs(mean)) + np.abs(offset)
+            a, e = s * (a - mean) + offset, np.abs(s) * e + gamma(_layer_terms(current, a.shape)) * magnitude
+        elif kind == "ReLU":
+            a = np.clip(a, 0.0, None if current.max_value is None else float(current.max_value))
+            if float(current.negative_slope) or float(current.threshold):
+                raise KeyError(f"keras_bound: ReLU {current.name!r} with a slope or threshold")
+        elif kind == "Activation":
+            a = np.clip(a, 0.0, 6.0 if act == "relu6" else None) if act != "linear" else a
+        elif kind == "GlobalAveragePooling2D":
+            terms = _layer_terms(current, a.shape)
+            keep = bool(current.keepdims)
+            magnitude = (np.abs(a) + e).mean(axis=(1, 2), keepdims=keep)
+            a, e = a.mean(axis=(1, 2), keepdims=keep), e.mean(axis=(1, 2), keepdims=keep) + gamma(terms) * magnitude
+        elif kind in _MOVE_ONLY:
+            if kind != "InputLayer":  # max pooling e: a window's largest error bounds the error of its max
+                copy = _float64_copy(current)
+                a, e = np.asarray(copy(a)), np.asarray(copy(e))
+        else:
+            raise KeyError(f"keras_bound has no rule for layer {current.name!r} ({kind}): add one")
+        if last:
+            return 2 * e
+    raise KeyError(f"no layer {layer!r} in model {model.name!r}")
+
+
+def extreme_bound(values: np.ndarray, bound) -> float:
+    """How far max(values) and max(other) may be apart when |other - values| <= bound element by
+    element, knowing `values` only: max(other) is reached at some j with other_j >= values_i - bound_i
+    (i the argmax of values), so values_j + bound_j >= values_i - bound_i; and |max a - max b| is
+    at most the bound at the argmax of a or of b. For the minimum, pass -values."""
+    values = np.asarray(values, np.float64)
+    bound = np.broadcast_to(np.asarray(bound, np.float64), values.shape).ravel()
+    values = values.ravel()
+    top = int(np.argmax(values))
+    reachable = values + bound >= values[top] - bound[top]
+    return float(bound[reachable].max())
