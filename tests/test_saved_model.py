@@ -61,18 +61,22 @@ def lambda_model():
         return keras.Model(inputs, keras.layers.Dense(2, kernel_initializer="ones")(x))
 
 
+# The models below compute with small whole numbers (inputs and weights 1, factors 2 and 3, zero
+# biases): every product and sum is exact in float32, in any order, so outputs compare exactly.
+
+
 def test_a_lambda_model_is_recognised_only_as_the_same_object():
     """Two Lambda models alike in config, classes and weights, whose Lambda reads a global that
     changed between them: the second is saved again, and converts to what it computes."""
     x = np.ones((1, 4), np.float32)
     twice = lambda_model()
-    np.testing.assert_allclose(Runtime(quantize.quantize(twice, "float32")).predict(x), [[8.0, 8.0]])
+    np.testing.assert_array_equal(Runtime(quantize.quantize(twice, "float32")).predict(x), [[8.0, 8.0]])
     FACTOR["value"] = 3.0
     try:
         thrice = lambda_model()
         assert thrice.get_config() == twice.get_config()
         assert saved_model.state_key(thrice) != saved_model.state_key(twice)
-        np.testing.assert_allclose(Runtime(quantize.quantize(thrice, "float32")).predict(x), [[12.0, 12.0]])
+        np.testing.assert_array_equal(Runtime(quantize.quantize(thrice, "float32")).predict(x), [[12.0, 12.0]])
     finally:
         FACTOR["value"] = 2.0
 
@@ -89,13 +93,13 @@ def test_an_activation_redefined_under_the_same_name_is_saved_again():
     def act(t):
         return t * 2.0
     first = build(act)
-    np.testing.assert_allclose(Runtime(quantize.quantize(first, "float32")).predict(x), [[8.0, 8.0]])
+    np.testing.assert_array_equal(Runtime(quantize.quantize(first, "float32")).predict(x), [[8.0, 8.0]])
 
     def act(t):  # noqa: F811  (redefined, as a re-run cell would)
         return t * 3.0
     second = build(act)
     assert second.get_config() == first.get_config()
-    np.testing.assert_allclose(Runtime(quantize.quantize(second, "float32")).predict(x), [[12.0, 12.0]])
+    np.testing.assert_array_equal(Runtime(quantize.quantize(second, "float32")).predict(x), [[12.0, 12.0]])
 
 
 def test_an_activation_under_tf_function_is_the_users_own():
@@ -114,8 +118,8 @@ def test_an_activation_under_tf_function_is_the_users_own():
     x = np.ones((1, 4), np.float32)
     assert not saved_model.fully_described(build(2.0))
     assert saved_model.fully_described(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation=tf.nn.relu6)]))
-    np.testing.assert_allclose(Runtime(quantize.quantize(build(2.0), "float32")).predict(x), [[8.0, 8.0]])
-    np.testing.assert_allclose(Runtime(quantize.quantize(build(3.0), "float32")).predict(x), [[12.0, 12.0]])
+    np.testing.assert_array_equal(Runtime(quantize.quantize(build(2.0), "float32")).predict(x), [[8.0, 8.0]])
+    np.testing.assert_array_equal(Runtime(quantize.quantize(build(3.0), "float32")).predict(x), [[12.0, 12.0]])
 
 
 def test_at_most_keep_folders_are_held():
