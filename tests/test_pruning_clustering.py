@@ -202,7 +202,10 @@ def test_pruning_rows_are_tidy(pruning_table):
 
 def test_the_pruned_file_holds_the_models_zeros_and_gzips_smaller(pruning_table):
     pruned = pruning_table[pruning_table.stage == "pruned"].pivot(index="layer", columns="file", values="sparsity")
-    assert np.allclose(pruned.keras.drop(pruning_study.ALL, errors="ignore"), 0.75, atol=2e-3)
+    # tfmot keeps round(0.25·n) of a kernel's n weights (the ramp ends on a mask update): 0.75 to
+    # within half a weight, 0.5 / n
+    keras = pruning_table[(pruning_table.stage == "pruned") & (pruning_table.file == "keras")].set_index("layer")
+    assert (np.abs(keras.sparsity - 0.75) <= 0.5 / keras.weights).all(), keras[["sparsity", "weights"]]
     assert (pruned.keras.dropna() == pruned.float32.reindex(pruned.keras.dropna().index)).all()
     whole = pruning_table[(pruning_table.layer == pruning_study.ALL)].set_index(["stage", "file"]).gzip_bytes
     assert whole["pruned", "int8"] < 0.6 * whole["float", "int8"]
@@ -263,4 +266,5 @@ def test_layers_feeding_a_concatenate_keep_their_zeros_through_pqat(digits, cali
     pqat = pruning.quantize_aware(pruned, digits, preserve_sparsity=True, epochs=1)
     table = weights.weight_table(quantize.quantize(pqat, "integer_only", calibration), pruned)
     feeding = table[table.layer.isin(["branch1x1", "branch3x3", "branch_pool_proj"])]
-    assert len(feeding) == 3 and (feeding.sparsity >= 0.5 - 1e-3).all(), table
+    # pruned to round(0.5·n) zeros (half a weight: 0.5 / n), which PQAT keeps and int8 rounding can only add to
+    assert len(feeding) == 3 and (feeding.sparsity >= 0.5 - 0.5 / feeding.weights).all(), table
