@@ -5,12 +5,18 @@ they cannot take."""
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from qlab import artifacts
+from qlab.analysis import fake_quant
 from qlab.plots.schemes import bits_figures, delay_figures
 from qlab.studies import bits, delay
+from qlab.train import TrainConfig
+
+from tolerance import gamma
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,10 @@ def test_the_8_bit_point_deployed_matches_keras_qat(bits_rows):
     for _, row in full.iterrows():
         assert abs(row.deployed_accuracy - row.keras_accuracy) <= 0.005, (row.model, row.method)
         assert row.size_bytes < row.float32_bytes and row.file_weights == "INT8"
-        assert row.file_activation_levels == pytest.approx(256, abs=0.5) and 200 < row.file_weight_values <= 255
+        # the file's input scale comes from the fake-quant op's own range, so (high − low) / scale + 1 is
+        # 255 s / s' + 1 with s' within a few float32 roundings of s (1e-7 relative): 256.0 once
+        # rounded to the column's one decimal, which would need 2e-4 to move
+        assert row.file_activation_levels == 256 and 200 < row.file_weight_values <= 255
     assert (full.keras_accuracy > 0.9).all()
 
 
@@ -92,7 +101,23 @@ def test_delay_rows(delay_rows):
     assert list(rows.qat_steps) == [10, 0] and (rows.total_steps == 430).all()
     assert rows.int8_accuracy[420] > 0.9 and abs(rows.int8_accuracy[420] - rows.keras_accuracy[420]) <= 0.005
     assert rows.int8_accuracy[430] < 0.5 and "no QAT step" in rows.note[430]  # ranges never left [-6, 6]
-    assert rows.activation_low[420] == pytest.approx(-6, abs=0.1)
+    # tfmot starts every range at [-6, 6]: with no QAT step the grid low is that range's, nudged
+    start = float(fake_quant.nudge(-6.0, 6.0, 8).low[0])
+    assert rows.activation_low[430] == start
+    # After k QAT steps, min <- min - (min - batch_min)·(1 - 0.999) (tfmot's MovingAverageQuantizer,
+    # TensorFlow's assign_moving_average), with batch_min <= 0 (tfmot puts 0 in every range): a
+    # ReLU output's batch minimum is 0, so its min is -6·0.999^k, up to two float32 roundings a step;
+    # the logits' can only be lower. The study's column is the mean of the nudged grids' lows.
+    k = int(rows.qat_steps[420])
+    model = artifacts.trained(TrainConfig(training="qat", model="digits_cnn", seed=0, quant_delay=420), progress=False)
+    sites = [g for g in fake_quant.grids(model) if g.site.kind == "activation" and g.site.tensor != "input"]
+    relus = [g for g in sites if g.site.tensor == "post_activation"]
+    assert len(relus) == 4 and len(sites) == 5  # conv1-3 and dense after their ReLU; the logits
+    after = -6 * 0.999 ** k
+    for g in relus:
+        assert float(g.site.variables["min_var"].numpy()) == pytest.approx(after, rel=gamma(2 * k), abs=0)
+    assert all(float(g.site.variables["min_var"].numpy()) <= after * (1 - gamma(2 * k)) for g in sites)
+    assert rows.activation_low[420] == np.mean([float(g.grid.low[0]) for g in sites])
     assert rows.float_accuracy.nunique() == 1 and rows.ptq_int8_accuracy.iloc[0] > 0.9
     summary = delay.summary(delay_rows)
     assert list(summary.quant_delay) == [420, 430]
