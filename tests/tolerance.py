@@ -530,3 +530,14 @@ def extreme_bound(values: np.ndarray, bound) -> float:
     top = int(np.argmax(values))
     reachable = values + bound >= values[top] - bound[top]
     return float(bound[reachable].max())
+
+
+# -- quantized outputs -----------------------------------------------------------------------------
+def softmax_sum_atol(classes: int, scale: float) -> float:
+    """How far from 1 the dequantized outputs of an integer softmax may sum: each class within one
+    step of its exact probability given the op's quantized input (half a step from rounding to the
+    output grid; the largest class, whose 1.0 clips to 255/256, a whole step; the kernel's exp and
+    reciprocal add under 2e-4 of a step in LiteRT's builtin float32 table, and the reference
+    kernel's fixed point is within a step of that table, `tests/test_intmath.py`), so `classes`
+    steps in all, plus the float32 sum of the dequantized values (gamma(classes) of at most 1)."""
+    return classes * scale + gamma(classes)
