@@ -541,3 +541,46 @@ def softmax_sum_atol(classes: int, scale: float) -> float:
     kernel's fixed point is within a step of that table, `tests/test_intmath.py`), so `classes`
     steps in all, plus the float32 sum of the dequantized values (gamma(classes) of at most 1)."""
     return classes * scale + gamma(classes)
+
+
+# -- a float32 .tflite against another float32 evaluation of the whole network ----------------------
+_MOVING_OPS = ("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "PAD", "MAX_POOL_2D", "MEAN", "AVERAGE_POOL_2D")
+"""Ops through which an input's error bound passes as the op itself moves, selects or averages it
+(a max over a window is within the window's largest error; a mean within the mean error)."""
+
+
+def carried(model, op, bounds: list, inputs: list, shape):
+    """How the error bounds of an op's data inputs (per element, or one number each; None for a
+    constant) reach its output, on top of the op's own `op_bound`: a conv, depthwise conv or fully
+    connected op is linear in its input, so the bound goes through |weights| (no bias); ops that
+    move, select or average values take the bound along (`_MOVING_OPS`); ReLUs are 1-Lipschitz.
+    An LSTM takes only exact inputs here (through the recurrence a bound would be multiplied by the
+    recurrent weights at every step)."""
+    data = [None if b is None else np.broadcast_to(np.asarray(b, np.float64), np.shape(i))
+            for b, i in zip(bounds, inputs)]
+    if all(b is None or not np.any(b) for b in data):
+        return 0.0
+    if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        weights = np.abs(np.asarray(inputs[1], np.float64))
+        return float_ops.compute(_unfused(op), [np.array(data[0]), weights, None], shape)
+    if op.name in _MOVING_OPS:
+        return float_ops.compute(_unfused(op), [np.array(data[0]), *inputs[1:]], shape)
+    if op.name in ("RELU", "RELU6"):
+        return np.array(data[0])
+    raise KeyError(f"tests/tolerance.py carries no error bound through {op.name}: add it to `carried`")
+
+
+def network_bounds(tflite: bytes, captured: dict) -> dict:
+    """Tensor index -> how far another float32 evaluation of the network may be from LiteRT's values
+    `captured` (`qlab.analysis.capture.run` of the float32 file), per element: each op's own
+    `op_bound` on its inputs plus what `carried` brings from earlier ops (Higham §3.5: forward
+    errors through a sequence of operations). Inputs and constants: 0."""
+    model = tflite_file.read(tflite)
+    bounds = {i: 0.0 for i in model.inputs}
+    for op in model.ops:
+        inputs = [captured[i] if i in captured else (model.tensors[i].data if i >= 0 else None) for i in op.inputs]
+        shape = model.tensors[op.outputs[0]].shape
+        incoming = [bounds.get(i) if i >= 0 and model.tensors[i].data is None else None for i in op.inputs]
+        own = op_bound(model, op, inputs, shape)
+        bounds[op.outputs[0]] = np.asarray(own, np.float64) + carried(model, op, incoming, inputs, shape)
+    return bounds
