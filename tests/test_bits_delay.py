@@ -106,8 +106,9 @@ def test_delay_rows(delay_rows):
     assert rows.activation_low[430] == start
     # After k QAT steps, min <- min - (min - batch_min)·(1 - 0.999) (tfmot's MovingAverageQuantizer,
     # TensorFlow's assign_moving_average), with batch_min <= 0 (tfmot puts 0 in every range): a
-    # ReLU output's batch minimum is 0, so its min is -6·0.999^k, up to two float32 roundings a step;
-    # the logits' can only be lower. The study's column is the mean of the nudged grids' lows.
+    # ReLU output's batch minimum is 0, so its min is -6·0.999^k, up to three float32 roundings a
+    # step (the product, the difference, and 0.999 itself stored in float32); the logits' can only be
+    # lower. The study's column is the mean of the nudged grids' lows.
     k = int(rows.qat_steps[420])
     model = artifacts.trained(TrainConfig(training="qat", model="digits_cnn", seed=0, quant_delay=420), progress=False)
     sites = [g for g in fake_quant.grids(model) if g.site.kind == "activation" and g.site.tensor != "input"]
@@ -115,8 +116,8 @@ def test_delay_rows(delay_rows):
     assert len(relus) == 4 and len(sites) == 5  # conv1-3 and dense after their ReLU; the logits
     after = -6 * 0.999 ** k
     for g in relus:
-        assert float(g.site.variables["min_var"].numpy()) == pytest.approx(after, rel=gamma(2 * k), abs=0)
-    assert all(float(g.site.variables["min_var"].numpy()) <= after * (1 - gamma(2 * k)) for g in sites)
+        assert float(g.site.variables["min_var"].numpy()) == pytest.approx(after, rel=gamma(3 * k), abs=0)
+    assert all(float(g.site.variables["min_var"].numpy()) <= after * (1 - gamma(3 * k)) for g in sites)
     assert rows.activation_low[420] == np.mean([float(g.grid.low[0]) for g in sites])
     assert rows.float_accuracy.nunique() == 1 and rows.ptq_int8_accuracy.iloc[0] > 0.9
     summary = delay.summary(delay_rows)
