@@ -1,6 +1,8 @@
 """The integer engine runs the zoo's CNNs bit for bit like LiteRT: depthwise conv, ADD, pooling,
 CONCATENATION and MEAN, including the builtin kernels' vector loops and their scalar tails."""
 
+import platform
+
 import flatbuffers
 import numpy as np
 import pytest
@@ -18,6 +20,11 @@ ZOO = {"digits_cnn": {"CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX"},
        "mobilenet_mini": {"DEPTHWISE_CONV_2D", "MEAN"},
        "resnet_mini": {"ADD", "MEAN"},
        "inception_mini": {"MAX_POOL_2D", "CONCATENATION", "AVERAGE_POOL_2D"}}
+X86_KERNELS = pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"),
+    reason=f"the engine's builtin rules (vector loops of 8 or 16 lanes and their scalar tails) are LiteRT's "
+           f"x86-64 kernels'; on {platform.machine()} LiteRT's own builtin kernels round otherwise")
+"""For the tests that hold the engine to LiteRT's builtin kernels bit for bit."""
 
 
 class ZooFiles(dict):
@@ -46,6 +53,7 @@ def assert_same(tflite, ours, theirs):
 
 
 # -- the zoo, on all 450 test images ------------------------------------------------------------------
+@X86_KERNELS
 @pytest.mark.parametrize("name", ZOO)
 def test_every_tensor_of_a_zoo_cnn_matches_litert_builtin(zoo, name):
     tflite, x, y = zoo[name]
@@ -81,6 +89,7 @@ def test_float_shortcut_runs_the_new_ops_within_one_lsb(zoo, name):
 
 
 # -- options the zoo does not use -------------------------------------------------------------------
+@X86_KERNELS
 def test_depth_multiplier_paddings_strides_pools_concat_and_keepdims_mean(calibration, digits):
     import tensorflow as tf
     import tf_keras as keras
@@ -117,6 +126,7 @@ def one_layer_model(layer, shape, seed=0):
     return tflite, rng.integers(-128, 128, (3000, *shape)).astype(np.int8)
 
 
+@X86_KERNELS
 def test_depthwise_rounds_eight_channels_ties_up_and_the_rest_ties_away():
     import tf_keras as keras
 
@@ -134,6 +144,7 @@ def test_depthwise_rounds_eight_channels_ties_up_and_the_rest_ties_away():
                                       Runtime(tflite, kernels=kernels).invoke_raw(q))
 
 
+@X86_KERNELS
 @pytest.mark.parametrize("keepdims", [True, False])
 def test_mean_matches_litert_and_keepdims_rounds_sixteen_channels_ties_up(keepdims):
     import tf_keras as keras
@@ -183,6 +194,7 @@ def invoke(tflite: bytes, kernels: str, *inputs) -> np.ndarray:
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 
+@X86_KERNELS
 def test_add_follows_the_vector_rule_then_the_scalar_rule_for_the_tail():
     scales, zero_points = np.float32([0.025307065, 0.061947815, 0.10566813]), (-121, 44, -48)
     # the one pair of int8 inputs on these grids where the two rules differ, first and last
@@ -201,6 +213,7 @@ def test_add_follows_the_vector_rule_then_the_scalar_rule_for_the_tail():
         assert litert[0] == (vector[0] if kernels == "builtin" else scalar[0]) and litert[-1] == scalar[-1]
 
 
+@X86_KERNELS
 def test_requantizing_to_uint8_rounds_sixteen_values_ties_up_and_the_tail_ties_away():
     q = np.arange(120, -129, -1).astype(np.int8)  # 249 values: the last 9 (-120 .. -128) in the scalar tail
     tflite = one_op_model("QUANTIZE", len(q), np.float32([0.05, 0.2]), (2, 128), ("INT8", "UINT8"))

@@ -13,6 +13,11 @@
   even; int8 softmax is not delegated, so it follows "builtin". The engine has no XNNPACK rules
   for depthwise conv, ADD, pooling, CONCATENATION and MEAN (`prepare.KERNEL_RULES`).
 
+These rules are the x86-64 builds' and hold on every x86-64 CPU (AVX2 or AVX-512 alike). They are
+not the rules of LiteRT's aarch64 build: run there under QEMU (2026-12-07), its builtin kernels gave
+XNNPACK's integers, 1 LSB from the x86 "builtin" rule on about 0.5 % of conv and fully connected
+values and up to 10 LSB in softmax. On ARM the engine still shows how an x86 device computes.
+
 `run_float_shortcut` computes the same model as dequantize → float math → quantize, and
 `qlab.intmath.litert.run_litert` reads every tensor LiteRT computed, so that `compare` can set
 them side by side. Models are read and checked by `qlab.intmath.prepare`; the ops without
