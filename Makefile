@@ -116,11 +116,13 @@ test-numeric: venv
 # qemu-user), CPU=Haswell-v4 by default (AVX2 and FMA); any model `qemu-x86_64 -cpu help` lists.
 # x86-64 hosts only; qemu first warns of CPU features its emulator lacks (harmless). The models come from the cache (run make test first, or they train emulated).
 # Emulation is slow (about 30 s to import TensorFlow), so EMULATED is the set that failed on an
-# AVX2-only CPU plus the grids, the debugger and the integer engine on the digits CNN.
+# AVX2-only CPU, the grids of every mode, and the integer engine held bit for bit to LiteRT's kernels
+# (whose vector loops depend on the SIMD width).
 CPU      ?= Haswell-v4
 EMULATED ?= tests/test_grid.py tests/test_layer_errors.py::test_local_view_agrees_with_the_quantization_debugger \
             "tests/test_zoo.py::test_every_predicted_grid_equals_the_file[lstm_rows-full_integer]" \
-            "tests/test_zoo.py::test_every_predicted_grid_equals_the_file[lstm_rows-integer_only]"
+            "tests/test_zoo.py::test_every_predicted_grid_equals_the_file[lstm_rows-integer_only]" \
+            tests/test_intmath.py tests/test_intmath_zoo.py
 test-cpu: venv
 	@command -v qemu-x86_64 >/dev/null || { echo "make test-cpu needs qemu-x86_64: apt-get install qemu-user" >&2; exit 1; }
 	QEMU_CPU=$(CPU) qemu-x86_64 $(PY) -c 'import numpy as n; from numpy._core._multiarray_umath import __cpu_features__ as f; \
