@@ -10,8 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 import qlab  # noqa: E402,F401  (TensorFlow itself loads with the first fixture that needs it)
-from qlab import measure, runtime  # noqa: E402
-from qlab.analysis import capture  # noqa: E402
+
+import numeric_paths  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -44,25 +44,9 @@ class NotebookKernelsLogEverything:
 
 def pytest_configure(config):
     config.pluginmanager.register(NotebookKernelsLogEverything(), "qlab-notebook-kernels")
-    numeric_path()
+    numeric_paths.from_environment()
 
 
-def numeric_path() -> None:
-    """Another numeric path for the whole run: QLAB_TEST_KERNELS (xnnpack, builtin, reference) and
-    QLAB_TEST_THREADS become LiteRT's defaults wherever qlab does not choose them itself: the
-    interpreter's, accuracy's, and the capture of every tensor's (builtin unless reference is
-    asked: XNNPACK keeps no intermediate tensors). `make test-numeric` runs the numeric tests under
-    each; their tolerances must hold on all of them."""
-    kernels = os.environ.get("QLAB_TEST_KERNELS", "xnnpack")
-    threads = os.environ.get("QLAB_TEST_THREADS", "1")
-    if kernels not in runtime.KERNELS or not threads.isdigit() or int(threads) < 1:
-        raise pytest.UsageError(f"QLAB_TEST_KERNELS={kernels!r} QLAB_TEST_THREADS={threads!r}: kernels must be "
-                                f"one of {', '.join(runtime.KERNELS)} and threads a whole number from 1")
-    init = runtime.Runtime.__init__
-    init.__defaults__ = (kernels, int(threads), *init.__defaults__[2:])
-    measure.accuracy.__defaults__ = (kernels,)
-    if kernels == "reference":
-        capture.run.__defaults__ = (kernels, *capture.run.__defaults__[1:])
 
 
 BY_MODEL = {"test_zoo.py": "zoo", "test_intmath_zoo.py": "name"}

@@ -7,7 +7,6 @@ recipe really changes the op in the file; sensitivity ranks and the search's pat
 rebuild from scratch; pareto() and cheapest() on hand-made points; and the clear errors (an unknown
 recipe, also on the command line; a float16 file; a quantized file; an unknown layer or precision)."""
 
-import contextlib
 import json
 import os
 import subprocess
@@ -27,6 +26,7 @@ from qlab.runtime import Runtime
 from qlab.studies import aeq_recipes, mixed_precision, sensitivity, sweep
 from qlab.train import TrainConfig
 
+import numeric_paths
 import tolerance
 
 matplotlib.use("Agg")
@@ -43,19 +43,12 @@ def study(name: str, settings=None) -> pd.DataFrame:
     return pd.DataFrame([row for cell in grid.cells for row in MODULES[name].measure(dict(cell))])
 
 
-@contextlib.contextmanager
 def as_aeq_runs():
     """LiteRT's defaults set to how AEQ's validate() runs the files (XNNPACK, one thread, as
     qlab.aeq.validate asks), so that qlab's accumulated view sees the same float32 values as
     validate() whatever numeric path the suite runs on: with QLAB_TEST_THREADS=2 XNNPACK's float
     kernels sum in another order, and an output mse moves by up to 3e-6 of itself."""
-    init = Runtime.__init__
-    saved = init.__defaults__
-    init.__defaults__ = ("xnnpack", 1, *saved[2:])
-    try:
-        yield
-    finally:
-        init.__defaults__ = saved
+    return numeric_paths.litert_defaults("xnnpack", 1)
 
 
 @pytest.fixture(scope="module")

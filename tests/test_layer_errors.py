@@ -32,8 +32,10 @@ def errors(tflites, twin, digits):
 
 def test_local_view_agrees_with_the_quantization_debugger(float_model, calibration, digits, errors):
     tflite = quantize.quantize(float_model, "full_integer", calibration)
+    # the debugger runs TensorFlow's interpreter with its default XNNPACK delegate: the same integer
+    # kernels as ours only on XNNPACK, whatever the run's default (make test-numeric)
     ours = layer_errors.layer_errors(tflite, quantize.quantize(float_model, "float32"), digits.x_test,
-                                     views=("local",))
+                                     kernels="xnnpack", views=("local",))
     theirs = layer_errors.debugger(float_model, calibration, digits.x_test)
     assert list(theirs["layer"]) == ["conv1", "conv2", "conv3", "flatten", "dense", "probs", "probs/softmax"]
     tolerance.assert_debugger_agrees(ours, theirs, tflite, len(digits.x_test))

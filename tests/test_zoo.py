@@ -116,7 +116,9 @@ def test_both_views_give_a_row_for_every_op(zoo):
 def test_local_view_agrees_with_the_debugger(zoo):
     if zoo.name == "lstm_rows":
         pytest.skip("the QuantizationDebugger's float copy of a stateful LSTM op is not comparable (design notes)")
-    ours = layer_errors.layer_errors(zoo.files["full_integer"], zoo.twin, zoo.x, views="local", keras_model=zoo.model)
+    # the debugger's interpreter runs XNNPACK: the same integer kernels as ours only there
+    ours = layer_errors.layer_errors(zoo.files["full_integer"], zoo.twin, zoo.x, "xnnpack", views="local",
+                                     keras_model=zoo.model)
     with quiet.stderr():
         theirs = layer_errors.debugger(zoo.model, zoo.calibration, zoo.x)
     tolerance.assert_debugger_agrees(ours, theirs, zoo.files["full_integer"], len(zoo.x))

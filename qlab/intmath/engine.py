@@ -3,20 +3,15 @@
 `run_integer(tflite, q_input)` returns the int8 output and every intermediate int8 tensor.
 `kernels` picks whose rules to follow, with the names `qlab.runtime.Runtime` uses:
 
-- "builtin": LiteRT's builtin kernels on x86-64. Conv and fully connected requantize with a
-  31-bit multiplier and a shift in ruy (ties rounded up); softmax reads a float32 exp table;
-  depthwise conv, ADD and the spatial MEAN run NEON loops (through NEON_2_SSE) whose vector
-  lanes and scalar tails round differently (`simd`).
+- "builtin": LiteRT's builtin kernels on x86-64 (any x86 CPU; aarch64's round otherwise: design
+  notes). Conv and fully connected requantize with a 31-bit multiplier and a shift in ruy (ties
+  rounded up); softmax reads a float32 exp table; depthwise conv, ADD and the spatial MEAN run NEON
+  loops (through NEON_2_SSE) whose vector lanes and scalar tails round differently (`simd`).
 - "reference": TFLite's reference kernels. gemmlowp's fixed point (ties away from zero), except
   int8 fully connected, which rescales in double; softmax is integer-only fixed point.
 - "xnnpack": the XNNPACK delegate. Accumulators are scaled by a float32 scale and rounded half to
   even; int8 softmax is not delegated, so it follows "builtin". The engine has no XNNPACK rules
   for depthwise conv, ADD, pooling, CONCATENATION and MEAN (`prepare.KERNEL_RULES`).
-
-These rules are the x86-64 builds' and hold on every x86-64 CPU (AVX2 or AVX-512 alike). They are
-not the rules of LiteRT's aarch64 build: run there under QEMU (2026-12-07), its builtin kernels gave
-XNNPACK's integers, 1 LSB from the x86 "builtin" rule on about 0.5 % of conv and fully connected
-values and up to 10 LSB in softmax. On ARM the engine still shows how an x86 device computes.
 
 `run_float_shortcut` computes the same model as dequantize → float math → quantize, and
 `qlab.intmath.litert.run_litert` reads every tensor LiteRT computed, so that `compare` can set
