@@ -118,13 +118,13 @@ def test_every_feature_says_what_it_does_for_int8_and_every_path_means_something
 def test_columns_and_the_line_above_a_table():
     machine = {"cpu": "AMD EPYC 7B12", "cpu_uarch": "zen2", "cpu_flags": tuple(EPYC_AVX2.split())}
     row = cpu.columns("xnnpack", 1, machine)
-    assert row == {"cpu": "AMD EPYC 7B12 (archspec: zen2)", "cpu_features": "avx2 fma",
+    assert row == {"cpu": "AMD EPYC 7B12 (archspec's nearest: zen2)", "cpu_features": "avx2 fma",
                    "int8_path": "AVX2 (no VNNI)", "kernels": "xnnpack", "threads": 1}
     assert set(cpu.columns(None, None, machine)) == set(cpu.MACHINE_COLUMNS)
     table = cpu.with_columns(pd.DataFrame({"latency_us": [1.0, 2.0]}), "builtin", 2, machine)
     assert table.cpu.nunique() == 1 and (table.kernels == "builtin").all() and (table.threads == 2).all()
     text = cpu.line(table)
-    assert text.startswith("CPU: AMD EPYC 7B12 (archspec: zen2); int8 features: AVX2, FMA; int8 path: AVX2 (no VNNI)")
+    assert text.startswith("CPU: AMD EPYC 7B12 (archspec's nearest: zen2); int8 features: AVX2, FMA; int8 path: AVX2 (no VNNI)")
     assert text.endswith("LiteRT kernels: builtin, 2 threads.")
     other = cpu.with_columns(pd.DataFrame({"latency_us": [3.0]}), "builtin", 2,
                              {"cpu": "Xeon", "cpu_flags": tuple(XEON_VNNI.split())})
@@ -138,3 +138,9 @@ def test_columns_and_the_line_above_a_table():
 ])
 def test_verdict_from_the_rounds(low, high, verdict):
     assert bench.verdict(low, high) == verdict
+
+
+def test_flags_in_any_case_or_as_the_column_stores_them():
+    assert cpu.int8_path("avx2 fma") == "AVX2 (no VNNI)"  # the cpu_features column's spelling
+    assert cpu.int8_path(["AVX512_VNNI", "AVX2"]) == "AVX-512 VNNI"
+    assert cpu.features("") == [] and cpu.int8_path("") == cpu.UNKNOWN

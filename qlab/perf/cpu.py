@@ -82,13 +82,14 @@ def features(flags) -> list[str]:
     """The flags of `FEATURES` among `flags`, in the table's order (best int8 path first).
 
     Args:
-        flags: feature flags as `qlab.measure.machine()["cpu_flags"]` gives them (any iterable of
-            lower-case strings).
+        flags: feature flags as `qlab.measure.machine()["cpu_flags"]` gives them (an iterable of
+            strings), or one string of them separated by spaces, as the `cpu_features` column
+            stores them; either case.
 
     Returns:
         their names as flags, e.g. ["avx512_vnni", "avx_vnni", "avx512f", "avx2", "fma"].
     """
-    have = set(flags)
+    have = {flag.lower() for flag in (flags.split() if isinstance(flags, str) else flags)}
     return [flag for flag in FEATURES if flag in have]
 
 
@@ -134,7 +135,7 @@ def describe(machine: dict | None = None) -> dict:
     m = measure.machine() if machine is None else machine
     found = features(m.get("cpu_flags", ()))
     path = int8_path(found)
-    cpu = f"{m['cpu']} (archspec: {m['cpu_uarch']})" if m.get("cpu_uarch") else m["cpu"]
+    cpu = f"{m['cpu']} (archspec's nearest: {m['cpu_uarch']})" if m.get("cpu_uarch") else m["cpu"]
     return {"cpu": cpu, "cpu_features": " ".join(found) or "none", "int8_path": path, "meaning": meaning(path)}
 
 
@@ -201,7 +202,7 @@ def line(frame: pd.DataFrame | None = None, machine: dict | None = None) -> str:
         machine: as `describe`, when `frame` is None.
 
     Returns:
-        e.g. "CPU: Intel(R) Xeon(R) Processor (archspec: icelake); int8 features: AVX-512 VNNI, AVX-VNNI,
+        e.g. "CPU: Intel(R) Xeon(R) Processor (archspec's nearest: icelake); int8 features: AVX-512 VNNI, AVX-VNNI,
         AVX-512F, AVX2, FMA; int8 path: AVX-512 VNNI (int8 does 4 products per lane ...); LiteRT
         kernels: xnnpack, 1 thread."
     """
