@@ -183,6 +183,11 @@ def round_ratios(times, base_times) -> np.ndarray:
     return np.array([np.median(t) / np.median(b) for t, b in zip(times, base_times)], dtype=np.float64)
 
 
+VERDICTS = {"same": "within 5 % of it in every round", "faster": "faster in every round",
+            "slower": "slower in every round", "mixed": "mixed: faster in some rounds, slower in others"}
+"""Each of `verdict`'s answers as words, for a printed line ("int8 against float32: ...")."""
+
+
 def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
     """What the min and max over rounds of a model's time ratio to its baseline (`round_ratios`)
     let one say: "same" (every round within `tolerance` of 1), else "faster" (below 1 in every
