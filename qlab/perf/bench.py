@@ -190,12 +190,8 @@ VERDICTS = {"same": "within 5 % of it in every round", "faster": "faster in ever
 
 def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
     """What the min and max over rounds of a model's time ratio to its baseline (`round_ratios`)
-    let one say: "same" (every round within `tolerance` of 1), else "faster" (below 1 in every
-    round), "slower" (above 1 in every round) or "mixed" (the rounds disagree; this run cannot say).
-
-    Returns:
-        one of "same", "faster", "slower", "mixed".
-    """
+    let one say, a key of `VERDICTS`: "same" (every round within `tolerance` of 1), else "faster" or
+    "slower" (below or above 1 in every round), or "mixed" (the rounds disagree: this run cannot say)."""
     if low >= 1 - tolerance and high <= 1 + tolerance:
         return "same"
     return "faster" if high < 1 else "slower" if low > 1 else "mixed"
