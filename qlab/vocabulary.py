@@ -80,6 +80,11 @@ KERNELS = {
 }
 """The kernel choices, by the name qlab uses everywhere (runtime, integer engine, bench)."""
 
+VERDICTS = {"same": "within 5 % of it in every round", "faster": "faster in every round",
+            "slower": "slower in every round", "mixed": "mixed: faster in some rounds, slower in others"}
+"""What interleaved timing rounds let one say of a model against its baseline, as words for a printed
+line: each answer of `qlab.perf.bench.verdict`."""
+
 # -- how a Keras model was trained ------------------------------------------------------------
 TRAININGS = ("float", "qat")
 """`float`: ordinary training. `qat`: quantization-aware training (tfmot fake-quant)."""

@@ -14,6 +14,7 @@ import pandas as pd
 from qlab import measure
 from qlab.progress import bar as progress_bar
 from qlab.runtime import KERNELS, Runtime
+from qlab.vocabulary import VERDICTS  # noqa: F401  (bench.VERDICTS words verdict's answers)
 
 BASELINE = ("float", "float32")
 """The (training, mode) every ratio is taken against."""
@@ -183,15 +184,14 @@ def round_ratios(times, base_times) -> np.ndarray:
     return np.array([np.median(t) / np.median(b) for t, b in zip(times, base_times)], dtype=np.float64)
 
 
-VERDICTS = {"same": "within 5 % of it in every round", "faster": "faster in every round",
-            "slower": "slower in every round", "mixed": "mixed: faster in some rounds, slower in others"}
-"""Each of `verdict`'s answers as words, for a printed line ("int8 against float32: ...")."""
-
-
 def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
     """What the min and max over rounds of a model's time ratio to its baseline (`round_ratios`)
-    let one say, a key of `VERDICTS`: "same" (every round within `tolerance` of 1), else "faster" or
-    "slower" (below or above 1 in every round), or "mixed" (the rounds disagree: this run cannot say)."""
+    let one say.
+
+    Returns:
+        a key of `VERDICTS`: "same" (every round within `tolerance` of 1), "faster" or "slower"
+        (below or above 1 in every round), "mixed" (the rounds disagree: this run cannot say).
+    """
     if low >= 1 - tolerance and high <= 1 + tolerance:
         return "same"
     return "faster" if high < 1 else "slower" if low > 1 else "mixed"
