@@ -10,7 +10,7 @@ import pandas as pd
 import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
 import tf_keras as keras
 
-from qlab import cache, models, quantize, tflite_file
+from qlab import cache, models, modes, quantize, tflite_file
 from qlab.perf import bench, cpu
 from qlab.vocabulary import LSTM_INPUTS, WEIGHTED_OPS
 
@@ -48,13 +48,13 @@ def gmacs(macs: float, latency_us: float) -> float:
 
 
 def peak_kind(mode: str) -> str:
-    """Which peak a mode's model is held to.
+    """Which peak a mode's model is held to, read from the mode table (`qlab.modes`).
 
     Returns:
-        "float32" for float32 and float16 (whose weights are computed in float32), "int8" for every
-        other mode (dynamic range included: its weighted ops compute in int8).
+        "int8" for a mode with int8 weights (dynamic range included: its weighted ops compute in
+        int8), else "float32" (float16 weights are computed in float32).
     """
-    return "float32" if mode in ("float32", "float16") else "int8"
+    return "int8" if modes.get(mode).weights == "int8" else "float32"
 
 
 def macs(tflite: bytes) -> pd.DataFrame:
