@@ -60,7 +60,7 @@ python_for = python="$($(3))"; \
 	"$$python" -c 'import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(0 if v in sys.argv[2:] else \
 	  "%s is Python %s; %s needs one of %s" % (sys.executable, v, sys.argv[1], " ".join(sys.argv[2:])))' $(1) $(2) || exit 1
 
-.PHONY: venv reproduce test test-fast test-numeric test-cpu notebooks site site-html smoke wheelhouse lab seeds bench bench-sweep zoo \
+.PHONY: venv lint reproduce test test-fast test-numeric test-cpu notebooks site site-html smoke wheelhouse lab seeds bench bench-sweep zoo \
         studies clean
 
 venv: $(STAMP)
@@ -84,7 +84,13 @@ reproduce: venv
 # heaviest groups start first (tests/conftest.py). Step 2 builds the site from those copies (no
 # notebook runs twice); step 3 reads the executed outputs (no stderr, no TensorFlow log line) and
 # checks every link of the site. A failure in one step does not hide the others': all three run.
-test: venv
+# `make lint`: ruff's formatter and linter at 100 columns (settings in pyproject.toml); first in
+# `make test`, so a slip fails in seconds
+lint: venv
+	$(VENV)/bin/ruff format --check --quiet . || { echo "run: $(VENV)/bin/ruff format ." >&2; exit 1; }
+	$(VENV)/bin/ruff check --quiet .
+
+test: venv lint
 	rm -rf $(EXECUTED) && mkdir -p $(EXECUTED) && cp notebooks/*.ipynb $(EXECUTED)/
 	@status=0; \
 	$(PY) -m pytest tests $(EXECUTED)/*.ipynb $(NBMAKE) -n auto --dist loadgroup --no-loadscope-reorder \

@@ -1,15 +1,56 @@
 """qlab: see quantization happen on a model you can train in seconds.
 
-Importing qlab makes one switch: ``TF_USE_LEGACY_KERAS=1``, so that ``tf.keras``
-is Keras 2 (tf_keras), which tensorflow-model-optimization requires. It must be set
-before TensorFlow first resolves ``tf.keras``; if that already happened with
-Keras 3, importing qlab fails and says how to fix it.
+The front door, for the main job: take or train a model, quantize it in a mode, measure it, read
+its per-layer error::
+
+    import qlab
+    digits = qlab.load_dataset("digits")
+    model = qlab.train(qlab.build_model("digits_cnn"), digits, epochs=5)
+    int8 = qlab.quantize(model, "integer_only", qlab.representative_dataset(digits.x_train))
+    qlab.accuracy(int8, digits.x_test, digits.y_test)
+    qlab.layer_errors(int8, qlab.quantize(model, "float32"), digits.x_test)
+
+- `load_dataset`, `dataset`: a built-in data set, or your own arrays, split.
+- `representative_dataset`: seeded calibration samples drawn from a split.
+- `build_model`, `fresh_names`: a zoo model; Keras names independent of what ran before.
+- `train`: your model trained, seeded and cached; `quantize_aware`: wrapped for QAT.
+- `MODES`, `quantize`: the converter's post-training modes; a `.tflite` in one (cached).
+- `accuracy`: a `.tflite`'s accuracy, run in LiteRT; `Runtime`: the interpreter, float in and out.
+- `layer_errors`: per-layer error against the float reference (`qlab.analysis.per_layer`).
+- `IntegerModel`: the integer engine, bit for bit with LiteRT (`qlab.intmath`).
+- `analysis`, `plots`: deeper: grids, buckets, variants; one function per figure.
+
+Names load on first use, so `import qlab` loads no TensorFlow. Everything else stays importable
+from its module. Importing qlab makes one switch: ``TF_USE_LEGACY_KERAS=1``, so that ``tf.keras``
+is Keras 2 (tf_keras), which tensorflow-model-optimization requires; if TensorFlow already
+resolved ``tf.keras`` to Keras 3, importing qlab fails and says how to fix it.
 """
 
+import importlib
 import os
 import sys
 
 __version__ = "0.1.0"
+
+# front-door name -> (module, attribute); None: the module itself
+_FRONT_DOOR = {
+    "load_dataset": ("qlab.training.data", "load"),
+    "dataset": ("qlab.training.data", "dataset"),
+    "representative_dataset": ("qlab.training.data", "calibration"),
+    "build_model": ("qlab.training.models", "build"),
+    "fresh_names": ("qlab.training.models", "fresh_names"),
+    "train": ("qlab.artifacts", "trained_model"),
+    "quantize_aware": ("qlab.training.qat", "quantize_aware"),
+    "MODES": ("qlab.conversion.modes", "MODES"),
+    "quantize": ("qlab.artifacts", "quantized_model"),
+    "accuracy": ("qlab.tflite.measure", "accuracy"),
+    "layer_errors": ("qlab.analysis.per_layer", "layer_errors"),
+    "Runtime": ("qlab.tflite.runtime", "Runtime"),
+    "IntegerModel": ("qlab.intmath.engine", "IntegerModel"),
+    "analysis": ("qlab.analysis", None),
+    "plots": ("qlab.plots", None),
+}
+__all__ = list(_FRONT_DOOR)
 
 KERAS3_LOADED_MESSAGE = (
     "TensorFlow was imported and tf.keras already resolved to Keras 3 before qlab "
@@ -18,6 +59,18 @@ KERAS3_LOADED_MESSAGE = (
     "before anything touches tf.keras, or set the environment variable "
     "TF_USE_LEGACY_KERAS=1 before starting Python."
 )
+
+
+def __getattr__(name: str):
+    if name not in _FRONT_DOOR:
+        raise AttributeError(f"module 'qlab' has no attribute {name!r}")
+    module, attribute = _FRONT_DOOR[name]
+    found = importlib.import_module(module)
+    return found if attribute is None else getattr(found, attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 def _use_keras2() -> None:

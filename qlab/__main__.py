@@ -18,10 +18,13 @@ import sys
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from qlab import cache, data, modes, progress, quiet, studies, vocabulary
+from qlab import studies, vocabulary
 from qlab.commands import arguments
 from qlab.commands.arguments import LIMITS, UsageError
+from qlab.conversion import modes
+from qlab.infra import cache, progress, quiet
 from qlab.perf.bench import QUICK, BenchConfig
+from qlab.training import data
 
 
 class Parser(argparse.ArgumentParser):
@@ -39,12 +42,24 @@ def parser() -> Parser:
         the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions, study,
         sweep-bench, sections and modes.
     """
-    main = Parser(prog="python -m qlab", description="qlab: see quantization happen on a model you can "
-                  "train in seconds. Each command writes its files under --out and prints a summary.")
-    main.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs on stderr")
-    quiet_too = Parser(add_help=False)  # -q also after the command; SUPPRESS keeps the one given before
-    quiet_too.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                           help="no progress bars or logs on stderr")
+    main = Parser(
+        prog="python -m qlab",
+        description="qlab: see quantization happen on a model you can "
+        "train in seconds. Each command writes its files under --out and prints a summary.",
+    )
+    main.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars or logs on stderr"
+    )
+    quiet_too = Parser(
+        add_help=False
+    )  # -q also after the command; SUPPRESS keeps the one given before
+    quiet_too.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress bars or logs on stderr",
+    )
     sub = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str) -> Parser:
@@ -52,77 +67,221 @@ def parser() -> Parser:
 
     rep = command("reproduce", "train, convert every mode, measure, look inside, write the tables")
     rep.add_argument("--out", default="results", help="output folder (default: results/)")
-    rep.add_argument("--seed", type=arguments.seed, default=0, help="seed of training and calibration (default 0)")
-    rep.add_argument("--epochs", type=arguments.positive(LIMITS["epochs"]), default=10,
-                     help="float training epochs (article: 10)")
-    rep.add_argument("--calibration-size", type=arguments.positive(), default=100,
-                     help="calibration images drawn from the training split (default 100)")
-    rep.add_argument("--runs", type=arguments.positive(LIMITS["runs"]), default=200,
-                     help="timed invokes per latency figure (default 200)")
-    rep.add_argument("--no-cache", action="store_true",
-                     help="retrain and reconvert everything in a scratch cache (the shared one is untouched)")
+    rep.add_argument(
+        "--seed",
+        type=arguments.seed,
+        default=0,
+        help="seed of training and calibration (default 0)",
+    )
+    rep.add_argument(
+        "--epochs",
+        type=arguments.positive(LIMITS["epochs"]),
+        default=10,
+        help="float training epochs (article: 10)",
+    )
+    rep.add_argument(
+        "--calibration-size",
+        type=arguments.positive(),
+        default=100,
+        help="calibration images drawn from the training split (default 100)",
+    )
+    rep.add_argument(
+        "--runs",
+        type=arguments.positive(LIMITS["runs"]),
+        default=200,
+        help="timed invokes per latency figure (default 200)",
+    )
+    rep.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="retrain and reconvert everything in a scratch cache (the shared one is untouched)",
+    )
 
-    sds = command("seeds", "accuracy and size of every model over several seeds, medians, the promised bands")
-    sds.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
+    sds = command(
+        "seeds", "accuracy and size of every model over several seeds, medians, the promised bands"
+    )
+    sds.add_argument(
+        "--seeds",
+        type=arguments.seed,
+        nargs="+",
+        default=[0, 1, 2, 3, 4],
+        help="default: 0 1 2 3 4",
+    )
     sds.add_argument("--out", default="results", help="writes OUT/seeds.csv")
 
-    ben = command("bench", "latency under each kernel choice, threads and batch; the CPU's peaks; size breakdown; work floor")
-    ben.add_argument("--out", default="results", help="writes OUT/bench.csv, peaks.csv, sizes.csv, work.csv, *.png")
-    ben.add_argument("--kernels", type=arguments.kernels, nargs="+", default=None,
-                     help=f"{' '.join(vocabulary.KERNELS)} (default: all)")
-    ben.add_argument("--threads", type=arguments.threads, nargs="+", default=None,
-                     help="default: 1 and 2, as far as this machine has cores")
-    ben.add_argument("--batches", type=arguments.positive(), nargs="+", default=None, help="default: 1 32")
-    ben.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=None,
-                     help="interleaved rounds per setting (default 15)")
+    ben = command(
+        "bench",
+        "latency under each kernel choice, threads and batch; the CPU's peaks; size breakdown; work floor",
+    )
+    ben.add_argument(
+        "--out",
+        default="results",
+        help="writes OUT/bench.csv, peaks.csv, sizes.csv, work.csv, *.png",
+    )
+    ben.add_argument(
+        "--kernels",
+        type=arguments.kernels,
+        nargs="+",
+        default=None,
+        help=f"{' '.join(vocabulary.KERNELS)} (default: all)",
+    )
+    ben.add_argument(
+        "--threads",
+        type=arguments.threads,
+        nargs="+",
+        default=None,
+        help="default: 1 and 2, as far as this machine has cores",
+    )
+    ben.add_argument(
+        "--batches", type=arguments.positive(), nargs="+", default=None, help="default: 1 32"
+    )
+    ben.add_argument(
+        "--rounds",
+        type=arguments.positive(LIMITS["rounds"]),
+        default=None,
+        help="interleaved rounds per setting (default 15)",
+    )
     ben.add_argument("--quick", action="store_true", help="a few iterations only (a smoke test)")
 
-    zoo = command("zoo", "every zoo model in every mode over seeds, beside the articles' ImageNet table")
+    zoo = command(
+        "zoo", "every zoo model in every mode over seeds, beside the articles' ImageNet table"
+    )
     zoo.add_argument("--out", default="results", help="writes OUT/zoo.csv, zoo_seeds.csv, zoo.md")
-    zoo.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
-    zoo.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
-                     help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
+    zoo.add_argument(
+        "--seeds",
+        type=arguments.seed,
+        nargs="+",
+        default=[0, 1, 2, 3, 4],
+        help="default: 0 1 2 3 4",
+    )
+    zoo.add_argument(
+        "--models",
+        type=arguments.zoo_model,
+        nargs="+",
+        default=None,
+        help=f"default: all of {' '.join(arguments.ZOO_NAMES)}",
+    )
 
-    for name, text in (("views", "time the per-layer views of every zoo model over its test split"),
-                       ("conversions", "time converting every zoo model to every mode: TensorFlow's route against "
-                                       "qlab's")):
+    for name, text in (
+        ("views", "time the per-layer views of every zoo model over its test split"),
+        (
+            "conversions",
+            "time converting every zoo model to every mode: TensorFlow's route against qlab's",
+        ),
+    ):
         timing = command(name, text)
         timing.add_argument("--out", default="results", help=f"writes OUT/{name}.csv")
-        timing.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
-                            help=f"default: all of {' '.join(arguments.ZOO_NAMES)}")
-        timing.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
-                            help="interleaved rounds (default 3)")
+        timing.add_argument(
+            "--models",
+            type=arguments.zoo_model,
+            nargs="+",
+            default=None,
+            help=f"default: all of {' '.join(arguments.ZOO_NAMES)}",
+        )
+        timing.add_argument(
+            "--rounds",
+            type=arguments.positive(LIMITS["rounds"]),
+            default=3,
+            help="interleaved rounds (default 3)",
+        )
 
-    std = command("study", "one study over models, seeds and settings, through the resumable sweep engine")
-    std.add_argument("name", metavar="NAME", type=arguments.study_name,
-                     help=f"one of {' '.join(studies.STUDIES)}")
-    std.add_argument("--out", default="results", help="writes OUT/NAME.csv, OUT/NAME_summary.csv and OUT/NAME*.png")
-    std.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0, 1, 2, 3, 4], help="default: 0 1 2 3 4")
-    std.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None,
-                     help="default: the study's own")
-    std.add_argument("--settings", type=arguments.setting, nargs="+", default=None,
-                     help="the study's settings, e.g. bits: [4,8]; pruning: 0.5 0.9 (default: the study's own)")
-    std.add_argument("--jobs", type=arguments.positive(LIMITS["jobs"]), default=None,
-                     help="worker processes, one TensorFlow thread each (default: one per core; loky only)")
-    std.add_argument("--backend", default="loky", help="loky: worker processes on this machine (default); "
-                     "dask: the workers of the dask cluster at --scheduler")
-    std.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                     help="the dask scheduler, e.g. tcp://127.0.0.1:8786 (`dask scheduler`; workers: `dask worker "
-                          "ADDRESS --nthreads 1`, sharing this cache folder)")
+    std = command(
+        "study", "one study over models, seeds and settings, through the resumable sweep engine"
+    )
+    std.add_argument(
+        "name",
+        metavar="NAME",
+        type=arguments.study_name,
+        help=f"one of {' '.join(studies.STUDIES)}",
+    )
+    std.add_argument(
+        "--out",
+        default="results",
+        help="writes OUT/NAME.csv, OUT/NAME_summary.csv and OUT/NAME*.png",
+    )
+    std.add_argument(
+        "--seeds",
+        type=arguments.seed,
+        nargs="+",
+        default=[0, 1, 2, 3, 4],
+        help="default: 0 1 2 3 4",
+    )
+    std.add_argument(
+        "--models",
+        type=arguments.zoo_model,
+        nargs="+",
+        default=None,
+        help="default: the study's own",
+    )
+    std.add_argument(
+        "--settings",
+        type=arguments.setting,
+        nargs="+",
+        default=None,
+        help="the study's settings, e.g. bits: [4,8]; pruning: 0.5 0.9 (default: the study's own)",
+    )
+    std.add_argument(
+        "--jobs",
+        type=arguments.positive(LIMITS["jobs"]),
+        default=None,
+        help="worker processes, one TensorFlow thread each (default: one per core; loky only)",
+    )
+    std.add_argument(
+        "--backend",
+        default="loky",
+        help="loky: worker processes on this machine (default); "
+        "dask: the workers of the dask cluster at --scheduler",
+    )
+    std.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="the dask scheduler, e.g. tcp://127.0.0.1:8786 (`dask scheduler`; workers: `dask worker "
+        "ADDRESS --nthreads 1`, sharing this cache folder)",
+    )
 
-    swb = command("sweep-bench", "time one study's whole sweep on 1 and on 2 worker processes, from a warm cache")
-    swb.add_argument("name", metavar="NAME", type=arguments.study_name, help=f"one of {' '.join(studies.STUDIES)}")
+    swb = command(
+        "sweep-bench",
+        "time one study's whole sweep on 1 and on 2 worker processes, from a warm cache",
+    )
+    swb.add_argument(
+        "name",
+        metavar="NAME",
+        type=arguments.study_name,
+        help=f"one of {' '.join(studies.STUDIES)}",
+    )
     swb.add_argument("--out", default="results", help="writes OUT/sweep_bench_NAME.csv")
     swb.add_argument("--seeds", type=arguments.seed, nargs="+", default=[0], help="default: 0")
-    swb.add_argument("--models", type=arguments.zoo_model, nargs="+", default=None, help="default: the study's own")
-    swb.add_argument("--settings", type=arguments.setting, nargs="+", default=None,
-                     help="the study's settings (default: the study's own)")
-    swb.add_argument("--rounds", type=arguments.positive(LIMITS["rounds"]), default=3,
-                     help="interleaved rounds, each timing 1 and 2 workers (default 3)")
+    swb.add_argument(
+        "--models",
+        type=arguments.zoo_model,
+        nargs="+",
+        default=None,
+        help="default: the study's own",
+    )
+    swb.add_argument(
+        "--settings",
+        type=arguments.setting,
+        nargs="+",
+        default=None,
+        help="the study's settings (default: the study's own)",
+    )
+    swb.add_argument(
+        "--rounds",
+        type=arguments.positive(LIMITS["rounds"]),
+        default=3,
+        help="interleaved rounds, each timing 1 and 2 workers (default 3)",
+    )
 
-    sec = command("sections", "how long each section of executed notebooks ran (a teacher's timetable)")
-    sec.add_argument("notebooks", metavar="NOTEBOOK", nargs="+",
-                     help="executed .ipynb files, e.g. build/book/notebooks/*.ipynb after `make test`")
+    sec = command(
+        "sections", "how long each section of executed notebooks ran (a teacher's timetable)"
+    )
+    sec.add_argument(
+        "notebooks",
+        metavar="NOTEBOOK",
+        nargs="+",
+        help="executed .ipynb files, e.g. build/book/notebooks/*.ipynb after `make test`",
+    )
 
     command("modes", "list the post-training modes")
     return main
@@ -144,23 +303,46 @@ def run(args) -> int:
 
         print(sections.summary(sections.run(args.notebooks)))
         return 0
-    with quiet.stderr():  # TensorFlow's start-up lines (absl, oneDNN, CUDA) are not the command's output
+    with (
+        quiet.stderr()
+    ):  # TensorFlow's start-up lines (absl, oneDNN, CUDA) are not the command's output
         import tensorflow  # noqa: F401
     show = not args.quiet
     if args.command == "reproduce":
         from qlab.commands import reproduce
 
-        print(reproduce.summary(reproduce.reproduce(
-            args.out, seed=args.seed, epochs=args.epochs, calibration_size=args.calibration_size,
-            runs=args.runs, use_cache=not args.no_cache, progress=show)))
+        print(
+            reproduce.summary(
+                reproduce.reproduce(
+                    args.out,
+                    seed=args.seed,
+                    epochs=args.epochs,
+                    calibration_size=args.calibration_size,
+                    runs=args.runs,
+                    use_cache=not args.no_cache,
+                    progress=show,
+                )
+            )
+        )
         return 0
     if args.command == "bench":
         from qlab.commands import bench
 
         config = QUICK if args.quick else BenchConfig()
-        chosen = {"kernels": args.kernels, "threads": args.threads, "batches": args.batches, "rounds": args.rounds}
-        config = dataclasses.replace(config, **{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in chosen.items() if v is not None})
+        chosen = {
+            "kernels": args.kernels,
+            "threads": args.threads,
+            "batches": args.batches,
+            "rounds": args.rounds,
+        }
+        config = dataclasses.replace(
+            config,
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in chosen.items()
+                if v is not None
+            },
+        )
         print(bench.summary(bench.bench(args.out, config, progress=show)))
         return 0
     if args.command == "zoo":
@@ -171,14 +353,28 @@ def run(args) -> int:
     if args.command == "study":
         from qlab.commands import study
 
-        print(study.summary(study.run(args.name, args.out, args.models, args.seeds, args.settings, args.jobs,
-                                      progress=show, backend=args.backend, scheduler=args.scheduler)))
+        print(
+            study.summary(
+                study.run(
+                    args.name,
+                    args.out,
+                    args.models,
+                    args.seeds,
+                    args.settings,
+                    args.jobs,
+                    progress=show,
+                    backend=args.backend,
+                    scheduler=args.scheduler,
+                )
+            )
+        )
         return 0
     if args.command == "sweep-bench":
         from qlab.commands import sweep_bench
 
-        result = sweep_bench.run(args.name, args.out, args.models, args.seeds, args.settings, args.rounds,
-                                 progress=show)
+        result = sweep_bench.run(
+            args.name, args.out, args.models, args.seeds, args.settings, args.rounds, progress=show
+        )
         print(sweep_bench.summary(result))
         return 0 if result.identical else 1
     if args.command in ("views", "conversions"):
@@ -202,14 +398,21 @@ def main(argv: list[str] | None = None) -> int:
         130 interrupted.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter, before it loads
-    given = [a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")]
+    given = [
+        a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")
+    ]
     twice = [a for a in dict.fromkeys(given) if given.count(a) > 1 and a != "--quiet"]
     if twice:  # argparse would keep the last one silently
-        print(f"error: {twice[0]} given twice; give each option once (a list of values after one "
-              f"{twice[0]})", file=sys.stderr)
+        print(
+            f"error: {twice[0]} given twice; give each option once (a list of values after one "
+            f"{twice[0]})",
+            file=sys.stderr,
+        )
         return 2
     args = parser().parse_args(argv)
-    if getattr(args, "no_cache", False):  # reproduce --no-cache: not even the data sets touch the shared cache
+    if getattr(
+        args, "no_cache", False
+    ):  # reproduce --no-cache: not even the data sets touch the shared cache
         with cache.scratch():
             return _checked_run(args)
     return _checked_run(args)

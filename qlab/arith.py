@@ -54,14 +54,18 @@ def along(values, ndim: int, axis: int | None, size: int | None = None) -> np.nd
     values = np.asarray(values)
     if axis is None:
         if values.size != 1:
-            raise ValueError(f"{values.size} scales or zero points but no axis: per-tensor "
-                             "parameters are one of each; pass axis= for per-axis ones")
+            raise ValueError(
+                f"{values.size} scales or zero points but no axis: per-tensor "
+                "parameters are one of each; pass axis= for per-axis ones"
+            )
         return values.reshape(())
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} does not exist in a tensor of {ndim} dimensions")
     if size is not None and size != values.size:
-        raise ValueError(f"{values.size} per-axis scales or zero points for a tensor with {size} "
-                         f"slices along axis {axis}")
+        raise ValueError(
+            f"{values.size} per-axis scales or zero points for a tensor with {size} "
+            f"slices along axis {axis}"
+        )
     shape = [1] * ndim
     shape[axis % ndim] = values.size
     return values.reshape(shape)
@@ -71,7 +75,7 @@ def quantize(x, scale, zero_point, qmin: int, qmax: int, axis: int | None = None
     """Real values to integers: q = clamp(round(x / scale) + zero_point, qmin, qmax).
 
     The division runs in float64 and rounds half away from zero (`TfLiteRound`), as the
-    TFLite QUANTIZE kernel's reference rule does (tflite/kernels/internal/reference/quantize.h).
+    TFLite QUANTIZE kernel's reference rule does (tflite/kernels/internal/reference/to_tflite.h).
 
     Args:
         x: real values, any shape.

@@ -1,15 +1,15 @@
 """What notebooks, commands and tests ask for: trained models and converted `.tflite` files for a
-(model, data, training, mode), each built once and then served from the cache (`qlab.cache`).
+(model, data, training, mode), each built once and then served from the cache (`qlab.infra.cache`).
 
 - `trained(config)` and `quantized(config, mode)`: a zoo model a `TrainConfig` describes, and its
   `.tflite` in a mode.
 - `trained_model(model, dataset)` and `quantized_model(model, mode)`: your own model, cached under
   a key of its architecture and weights (or not at all: `cache=False`).
-- `plan()`, `convert_plan(...)`, `measure_models(...)`: every (training, mode) of the reproduce table.
-- `twin(config)`: the float twin the per-layer views compare a deployed model with.
+- `conversions()`, `convert_all(...)`, `measure_models(...)`: every (training, mode) of the reproduce table.
+- `float_tflite(config)`: the float reference the per-layer views compare a deployed model with.
 
 The same configuration gives the same weights and the same `.tflite` bytes whatever the
-process built before (`qlab.models.fresh_names`), cache warm or cold.
+process built before (`qlab.training.models.fresh_names`), cache warm or cold.
 """
 
 from __future__ import annotations
@@ -22,14 +22,19 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from qlab import cache, converter, data, measure, models, modes, progress, quantize, saved_model, tables, train
-from qlab.train import TrainConfig
+from qlab.conversion import converter, modes, saved_model, to_tflite
+from qlab.infra import cache, progress, tables
+from qlab.tflite import measure
+from qlab.training import data, fit, models
+from qlab.training.fit import TrainConfig
 from qlab.vocabulary import TRAININGS
 
 log = logging.getLogger(__name__)
 
 
-def trained(config: TrainConfig = TrainConfig(), dataset: data.Dataset | None = None, progress: bool = True):
+def trained(
+    config: TrainConfig = TrainConfig(), dataset: data.Dataset | None = None, progress: bool = True
+):
     """The zoo model `config` describes, trained: from the cache if there, else trained and stored.
 
     A QAT model that fine-tunes a float one trains (or loads) that float model first.
@@ -42,24 +47,28 @@ def trained(config: TrainConfig = TrainConfig(), dataset: data.Dataset | None = 
         the trained tf_keras model (QAT: with its fake-quant wrappers).
 
     Raises:
-        ValueError: as `qlab.train.train_float` and `train_qat` (e.g. a quant_delay beyond the steps,
+        ValueError: as `qlab.training.fit.train_float` and `train_qat` (e.g. a quant_delay beyond the steps,
             or layers tfmot cannot wrap).
         OSError: the cache folder cannot be written.
     """
     dataset = dataset or data.load(config.dataset)
-    key = {**config.key(), "data": data.fingerprint(dataset.x_train, dataset.y_train), **train.thread_key()}
+    key = {
+        **config.key(),
+        "data": data.fingerprint(dataset.x_train, dataset.y_train),
+        **fit.thread_key(),
+    }
 
     def build():
         log.info("training %s model %s (seed %d)", config.training, config.model, config.seed)
         if config.training == "float":
-            return train.train_float(dataset, config, progress)
+            return fit.train_float(dataset, config, progress)
         if config.quant_delay is None:
-            float_model = trained(train.float_config(config), dataset, progress)
-            return train.train_qat(dataset, float_model, config, progress)
-        return train.train_qat(dataset, None, config, progress)
+            float_model = trained(fit.float_config(config), dataset, progress)
+            return fit.train_qat(dataset, float_model, config, progress)
+        return fit.train_qat(dataset, None, config, progress)
 
     def load(payload: bytes):
-        model = train.architecture(config)
+        model = fit.architecture(config)
         load_weights(model, payload)
         return model
 
@@ -71,13 +80,23 @@ def convertible(model):
 
     Returns:
         a recurrent model with a dynamic batch: a copy with a fixed batch of 1
-        (`qlab.models.with_batch_size`); any other model: itself.
+        (`qlab.training.models.with_batch_size`); any other model: itself.
     """
-    return models.with_batch_size(model, 1) if models.recurrent_layers(model) and model.input_shape[0] is None else model
+    return (
+        models.with_batch_size(model, 1)
+        if models.recurrent_layers(model) and model.input_shape[0] is None
+        else model
+    )
 
 
-def quantized(config: TrainConfig, mode: str, calibration=None, dataset: data.Dataset | None = None,
-              progress: bool = True, per_channel: bool = True) -> bytes:
+def quantized(
+    config: TrainConfig,
+    mode: str,
+    calibration=None,
+    dataset: data.Dataset | None = None,
+    progress: bool = True,
+    per_channel: bool = True,
+) -> bytes:
     """The .tflite of the zoo model `config` describes, in `mode`, cached.
 
     The model is trained (or loaded) only if its .tflite is not in the cache already; a recurrent
@@ -85,15 +104,15 @@ def quantized(config: TrainConfig, mode: str, calibration=None, dataset: data.Da
 
     Args:
         calibration: representative samples for the modes that need them (default: 100 images
-            of the config's training split, `qlab.data.calibration`); ignored by the others.
+            of the config's training split, `qlab.training.data.calibration`); ignored by the others.
         dataset: the data to train on, if the model is not cached (default: the config's data set).
-        per_channel: False gives the weights one scale per tensor (see `qlab.quantize.quantize`).
+        per_channel: False gives the weights one scale per tensor (see `qlab.conversion.to_tflite.quantize`).
 
     Returns:
         the .tflite bytes.
 
     Raises:
-        ValueError, ConversionError: as `qlab.quantize.quantize`.
+        ValueError, ConversionError: as `qlab.conversion.to_tflite.quantize`.
     """
     mode = modes.get(mode)
     if mode.needs_calibration and calibration is None:
@@ -102,23 +121,43 @@ def quantized(config: TrainConfig, mode: str, calibration=None, dataset: data.Da
     key = {
         "model": config.key(),
         "mode": asdict(mode),
-        "calibration": None if calibration is None else data.fingerprint(np.asarray(calibration, np.float32)),
-        **train.thread_key(),  # the model it converts was trained on these threads
+        "calibration": None
+        if calibration is None
+        else data.fingerprint(np.asarray(calibration, np.float32)),
+        **fit.thread_key(),  # the model it converts was trained on these threads
     }
     if not per_channel:
-        key["per_channel"] = False  # absent when True: the keys of every per-channel file stay as they were
-    return cache.cached("tflite", key, lambda: quantize.quantize(convertible(trained(config, dataset, progress)),
-                                                                 mode, calibration, per_channel=per_channel))
+        key["per_channel"] = (
+            False  # absent when True: the keys of every per-channel file stay as they were
+        )
+    return cache.cached(
+        "tflite",
+        key,
+        lambda: to_tflite.quantize(
+            convertible(trained(config, dataset, progress)),
+            mode,
+            calibration,
+            per_channel=per_channel,
+        ),
+    )
 
 
-def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate: float = 1e-3,
-                  batch_size: int = 32, seed: int = 0, use_cache: bool = True, progress: bool = True):
+def trained_model(
+    model,
+    dataset: data.Dataset,
+    epochs: int = 10,
+    learning_rate: float = 1e-3,
+    batch_size: int = 32,
+    seed: int = 0,
+    use_cache: bool = True,
+    progress: bool = True,
+):
     """Your own (untrained) model, trained in place on `dataset` with its own loss, cached under a
     key of its architecture, its initial weights, the data and the settings.
 
     A model with layers or functions of your own (or a `Lambda`) is never cached: its config does
     not say everything it computes, so the cache could not tell it from another
-    (`qlab.saved_model.fully_described`).
+    (`qlab.conversion.saved_model.fully_described`).
 
     Args:
         use_cache: False trains every time and stores nothing.
@@ -127,14 +166,21 @@ def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate:
         `model`, trained (or given the cached trained weights).
 
     Raises:
-        TypeError, ValueError: as `qlab.train.train_model`.
+        TypeError, ValueError: as `qlab.training.fit.train_model`.
     """
-    key = {"architecture": architecture_key(model), "initial": weights_key(model), "epochs": epochs,
-           "data": data.fingerprint(dataset.x_train, dataset.y_train), "learning_rate": learning_rate,
-           "batch_size": batch_size, "seed": seed, **train.thread_key()}
+    key = {
+        "architecture": architecture_key(model),
+        "initial": weights_key(model),
+        "epochs": epochs,
+        "data": data.fingerprint(dataset.x_train, dataset.y_train),
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "seed": seed,
+        **fit.thread_key(),
+    }
 
     def build():
-        return train.train_model(model, dataset, epochs, learning_rate, batch_size, seed, progress)
+        return fit.train_model(model, dataset, epochs, learning_rate, batch_size, seed, progress)
 
     def load(payload: bytes):
         load_weights(model, payload)
@@ -145,13 +191,15 @@ def trained_model(model, dataset: data.Dataset, epochs: int = 10, learning_rate:
     return cache.cached("user-model", key, build, dump=weights_to_bytes, load=load)
 
 
-def quantized_model(model, mode: str, calibration=None, per_channel: bool = True, use_cache: bool = True) -> bytes:
+def quantized_model(
+    model, mode: str, calibration=None, per_channel: bool = True, use_cache: bool = True
+) -> bytes:
     """Your own (trained) model's .tflite in `mode`, cached under a key of its architecture and
     weights, the mode, the calibration samples and `per_channel` (never cached for a model that is
-    not `qlab.saved_model.fully_described`, as in `trained_model`).
+    not `qlab.conversion.saved_model.fully_described`, as in `trained_model`).
 
     Args:
-        calibration: representative samples (an array, or any form `qlab.converter.as_samples`
+        calibration: representative samples (an array, or any form `qlab.conversion.converter.as_samples`
             takes) for the modes that need them.
         use_cache: False converts every time and stores nothing.
 
@@ -159,19 +207,23 @@ def quantized_model(model, mode: str, calibration=None, per_channel: bool = True
         the .tflite bytes.
 
     Raises:
-        ValueError, ConversionError: as `qlab.quantize.quantize`.
+        ValueError, ConversionError: as `qlab.conversion.to_tflite.quantize`.
     """
     mode = modes.get(mode)
     calibration = converter.check_calibration(model, calibration, mode)
 
     def build() -> bytes:
-        return quantize.quantize(model, mode, calibration, per_channel=per_channel)
+        return to_tflite.quantize(model, mode, calibration, per_channel=per_channel)
 
     if not use_cache or not saved_model.fully_described(model):
         return build()
-    key = {"architecture": architecture_key(model), "weights": weights_key(model), "mode": asdict(mode),
-           "per_channel": per_channel,
-           "calibration": None if calibration is None else data.fingerprint(calibration)}
+    key = {
+        "architecture": architecture_key(model),
+        "weights": weights_key(model),
+        "mode": asdict(mode),
+        "per_channel": per_channel,
+        "calibration": None if calibration is None else data.fingerprint(calibration),
+    }
     return cache.cached("user-tflite", key, build)
 
 
@@ -189,7 +241,7 @@ def weights_key(model) -> str:
     """A fingerprint of a Keras model's weights.
 
     Returns:
-        16 hex digits (`qlab.data.fingerprint` of every weight array, in order).
+        16 hex digits (`qlab.training.data.fingerprint` of every weight array, in order).
     """
     return data.fingerprint(*model.get_weights()) if model.weights else "no weights"
 
@@ -216,7 +268,7 @@ def load_weights(model, payload: bytes) -> None:
     model.set_weights(weights)
 
 
-def plan() -> list[tuple[str, modes.Mode]]:
+def conversions() -> list[tuple[str, modes.Mode]]:
     """Every (training, mode) pair the reproduce table has.
 
     Returns:
@@ -225,8 +277,14 @@ def plan() -> list[tuple[str, modes.Mode]]:
     return [(t, m) for t in TRAININGS for m in modes.for_training(t)]
 
 
-def convert_plan(pairs=None, seed: int = 0, epochs: int | None = None, calibration_size: int = 100,
-                 progress: bool = True, model: str = "digits_cnn") -> dict[tuple[str, str], bytes]:
+def convert_all(
+    pairs=None,
+    seed: int = 0,
+    epochs: int | None = None,
+    calibration_size: int = 100,
+    progress: bool = True,
+    model: str = "digits_cnn",
+) -> dict[tuple[str, str], bytes]:
     """The .tflite of each (training, mode) of `pairs` (default: the whole plan) for a zoo model,
     from the cache or trained and converted now; calibration is drawn from the model's training
     split with `seed`.
@@ -240,17 +298,21 @@ def convert_plan(pairs=None, seed: int = 0, epochs: int | None = None, calibrati
     Raises:
         ValueError: an unknown mode or model, or a calibration size outside 1..the training split.
     """
-    pairs = plan() if pairs is None else [(t, modes.get(m)) for t, m in pairs]
+    pairs = conversions() if pairs is None else [(t, modes.get(m)) for t, m in pairs]
     configs = {t: TrainConfig(training=t, model=model, seed=seed, epochs=epochs) for t in TRAININGS}
     dataset = data.load(configs["float"].dataset)
     calibration = data.calibration(dataset.x_train, n=calibration_size, seed=seed)
-    return {(training, mode.name): quantized(configs[training], mode.name, calibration, dataset, progress)
-            for training, mode in _bar(pairs, "converting", progress)}
+    return {
+        (training, mode.name): quantized(
+            configs[training], mode.name, calibration, dataset, progress
+        )
+        for training, mode in _bar(pairs, "converting", progress)
+    }
 
 
-def twin(config: TrainConfig, qat_model=None) -> bytes:
-    """The float twin for models of `config`: the float32 .tflite of the float model, or of the
-    QAT model's float weights with fake-quant taken out (`qlab.qat.float_copy`).
+def float_tflite(config: TrainConfig, qat_model=None) -> bytes:
+    """The float reference for models of `config`: the float32 .tflite of the float model, or of the
+    QAT model's float weights with fake-quant taken out (`qlab.training.qat.float_copy`).
 
     Args:
         qat_model: the trained QAT model, if at hand (else it is loaded).
@@ -265,23 +327,30 @@ def twin(config: TrainConfig, qat_model=None) -> bytes:
         return quantized(config, "float32", progress=False)
     qat_model = qat_model or trained(config, progress=False)
     template = models.build(config.model, data.load(config.dataset))
-    return quantize.quantize(convertible(train.float_copy(qat_model, template)), "float32")
+    return to_tflite.quantize(convertible(fit.float_copy(qat_model, template)), "float32")
 
 
-def measure_models(pairs=None, seed: int = 0, epochs: int | None = None, calibration_size: int = 100,
-                   runs: int = 200, progress: bool = True, model: str = "digits_cnn") -> pd.DataFrame:
+def measure_models(
+    pairs=None,
+    seed: int = 0,
+    epochs: int | None = None,
+    calibration_size: int = 100,
+    runs: int = 200,
+    progress: bool = True,
+    model: str = "digits_cnn",
+) -> pd.DataFrame:
     """Convert (or load from the cache) and measure each (training, mode) of `pairs` on LiteRT.
 
     One function serves the reproduce command and the notebooks, so their tables agree.
 
     Returns:
-        `qlab.tables.results` of one row per model: training, mode, seed, epochs, accuracy on
+        `qlab.infra.tables.results` of one row per model: training, mode, seed, epochs, accuracy on
         the test split, latency in µs (median, p10, p90), the article's loop in ms, size in bytes.
 
     Raises:
-        ValueError: as `convert_plan`, or runs below 1.
+        ValueError: as `convert_all`, or runs below 1.
     """
-    tflites = convert_plan(pairs, seed, epochs, calibration_size, progress, model)
+    tflites = convert_all(pairs, seed, epochs, calibration_size, progress, model)
     dataset = data.load(TrainConfig(model=model).dataset)
     epochs = TrainConfig(model=model, epochs=epochs).epochs
     rows = []
@@ -289,8 +358,14 @@ def measure_models(pairs=None, seed: int = 0, epochs: int | None = None, calibra
         row = {"training": training, "mode": mode, "seed": seed, "epochs": epochs}
         row.update(measure.measure(tflite, dataset.x_test, dataset.y_test, runs=runs))
         rows.append(row)
-        log.info("%s/%s: accuracy %.2f %%, %.1f µs, %s bytes", training, mode, 100 * row["accuracy"],
-                 row["latency_us"], f"{row['size_bytes']:,}")
+        log.info(
+            "%s/%s: accuracy %.2f %%, %.1f µs, %s bytes",
+            training,
+            mode,
+            100 * row["accuracy"],
+            row["latency_us"],
+            f"{row['size_bytes']:,}",
+        )
     return tables.results(rows)
 
 

@@ -1,8 +1,8 @@
 """qlab's one vocabulary: the names every module uses for op kinds, kernel choices and trainings.
 
 Constants only; this module imports nothing. Op names are the TFLite schema's `BuiltinOperator`
-names, as `qlab.tflite_file` reads them from a `.tflite` (CONV_2D, FULLY_CONNECTED, ...). Mode
-names live in `qlab.modes`, the one table of post-training modes.
+names, as `qlab.tflite.flatbuffer` reads them from a `.tflite` (CONV_2D, FULLY_CONNECTED, ...). Mode
+names live in `qlab.conversion.modes`, the one table of post-training modes.
 """
 
 # -- ops, as a .tflite names them ----------------------------------------------------------------
@@ -27,12 +27,23 @@ WEIGHTED_OPS = tuple(WEIGHT_INPUTS)
 DATA_INPUT_FIRST = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 """Weighted ops whose activation input is input 0 (TRANSPOSE_CONV's is input 2)."""
 
-OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
+OUTPUT_CHANNEL_AXIS = {
+    "CONV_2D": 0,
+    "DEPTHWISE_CONV_2D": 3,
+    "FULLY_CONNECTED": 0,
+    "TRANSPOSE_CONV": 0,
+}
 """The axis of each weighted op's weights that holds its output channels: where the converter
 puts per-axis scales (`quantized_dimension`). Depthwise filters are (1, kh, kw, channels)."""
 
-RECURRENT_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "BIDIRECTIONAL_SEQUENCE_LSTM", "LSTM",
-                 "UNIDIRECTIONAL_SEQUENCE_RNN", "BIDIRECTIONAL_SEQUENCE_RNN", "RNN")
+RECURRENT_OPS = (
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "BIDIRECTIONAL_SEQUENCE_LSTM",
+    "LSTM",
+    "UNIDIRECTIONAL_SEQUENCE_RNN",
+    "BIDIRECTIONAL_SEQUENCE_RNN",
+    "RNN",
+)
 """Ops that carry state over time steps: what a Keras LSTM, GRU or RNN layer converts to."""
 
 LSTM_INPUTS = {
@@ -47,11 +58,26 @@ LSTM_INPUTS = {
 indices in tflite/kernels/lstm_shared.h (kInputToInputWeightsTensor = 1, ...,
 kOutputLayerNormCoefficientsTensor = 23)."""
 
-LSTM_WEIGHT_NAMES = ("input_to_input", "input_to_forget", "input_to_cell", "input_to_output",
-                     "recurrent_to_input", "recurrent_to_forget", "recurrent_to_cell", "recurrent_to_output")
+LSTM_WEIGHT_NAMES = (
+    "input_to_input",
+    "input_to_forget",
+    "input_to_cell",
+    "input_to_output",
+    "recurrent_to_input",
+    "recurrent_to_forget",
+    "recurrent_to_cell",
+    "recurrent_to_output",
+)
 """The eight gate weight matrices of an LSTM, in the order of `LSTM_INPUTS["weights"]`."""
 
-SAME_GRID_OPS = ("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "MAX_POOL_2D", "AVERAGE_POOL_2D", "REDUCE_MAX")
+SAME_GRID_OPS = (
+    "RESHAPE",
+    "SQUEEZE",
+    "STRIDED_SLICE",
+    "MAX_POOL_2D",
+    "AVERAGE_POOL_2D",
+    "REDUCE_MAX",
+)
 """Ops whose int8 output the converter puts on the grid of their (first) input, and the input on
 the output's: values are moved, picked or averaged, never rescaled."""
 
@@ -61,9 +87,14 @@ SHARED_GRID_OPS = ("CONCATENATION",)
 INPLACE_OPS = ("ADD", "SUB", "MUL")
 """Element-wise ops TFLite may run in place, writing the output over one of its inputs."""
 
-FIXED_OUTPUT_GRIDS = {("SOFTMAX", 8): (1 / 256, -128), ("SOFTMAX", 16): (1 / 32768, 0),
-                      ("LOGISTIC", 8): (1 / 256, -128), ("LOGISTIC", 16): (1 / 32768, 0),
-                      ("TANH", 8): (1 / 128, 0), ("TANH", 16): (1 / 32768, 0)}
+FIXED_OUTPUT_GRIDS = {
+    ("SOFTMAX", 8): (1 / 256, -128),
+    ("SOFTMAX", 16): (1 / 32768, 0),
+    ("LOGISTIC", 8): (1 / 256, -128),
+    ("LOGISTIC", 16): (1 / 32768, 0),
+    ("TANH", 8): (1 / 128, 0),
+    ("TANH", 16): (1 / 32768, 0),
+}
 """Ops whose output grid is fixed whatever the data: (op, bits) -> (scale, zero_point).
 Sources: `tflite/kernels/activations.cc` (SoftmaxPrepare, SigmoidPrepare, TanhPrepare) and the
 quantizer's `restricted_value_int8/int16` in `tensorflow/lite/tools/optimize/operator_property.cc`."""
@@ -74,14 +105,18 @@ FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 # -- kernels: whose arithmetic runs a .tflite ---------------------------------------------------
 KERNELS = {
     "xnnpack": "LiteRT's builtin kernels with the default XNNPACK delegate (what the interpreter "
-               "uses unless told otherwise)",
+    "uses unless told otherwise)",
     "builtin": "LiteRT's optimized builtin kernels (ruy, gemmlowp), no delegate",
     "reference": "TFLite's reference kernels: slow, simple, for checking",
 }
 """The kernel choices, by the name qlab uses everywhere (runtime, integer engine, bench)."""
 
-VERDICTS = {"same": "within 5 % of it in every round", "faster": "faster in every round",
-            "slower": "slower in every round", "mixed": "mixed: faster in some rounds, slower in others"}
+VERDICTS = {
+    "same": "within 5 % of it in every round",
+    "faster": "faster in every round",
+    "slower": "slower in every round",
+    "mixed": "mixed: faster in some rounds, slower in others",
+}
 """What interleaved timing rounds let one say of a model against its baseline, as words for a printed
 line: each answer of `qlab.perf.bench.verdict`."""
 

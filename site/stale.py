@@ -16,13 +16,21 @@ def executed_through(copy: Path) -> bool:
         cells = json.loads(copy.read_text())["cells"]
     except (OSError, ValueError, KeyError):
         return False
-    return all(c.get("execution_count") for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip())
+    return all(
+        c.get("execution_count")
+        for c in cells
+        if c["cell_type"] == "code" and "".join(c["source"]).strip()
+    )
 
 
 def main(executed: str) -> None:
     for source in sorted((ROOT / "notebooks").glob("*.ipynb")):
         copy = Path(executed) / source.name
-        if not copy.exists() or copy.stat().st_mtime <= source.stat().st_mtime or not executed_through(copy):
+        if (
+            not copy.exists()
+            or copy.stat().st_mtime <= source.stat().st_mtime
+            or not executed_through(copy)
+        ):
             print(copy)
 
 

@@ -39,7 +39,9 @@ def to_int8_round_half_even(x, scale, zero_point):
 
 
 def to_int8_wraps(x, scale, zero_point):
-    return (arith.round_half_away(np.asarray(x) / scale) + zero_point).astype(np.int64).astype(np.int8)
+    return (
+        (arith.round_half_away(np.asarray(x) / scale) + zero_point).astype(np.int64).astype(np.int8)
+    )
 
 
 def choose_without_zero(lo, hi):

@@ -6,7 +6,7 @@ Hand this out after the session. The LiteRT loop is the article's own evaluation
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from qlab import data, train
+from qlab.training import data, fit
 
 
 def layer_params(kernel_shape):
@@ -28,7 +28,7 @@ def run_litert(tflite, x):
     return np.array(probs)
 
 
-digits = data.load(train.TrainConfig().dataset)
+digits = data.load(fit.TrainConfig().dataset)
 image_step = 100 / len(digits.y_test)  # percentage points of test accuracy per image
 
 

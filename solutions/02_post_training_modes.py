@@ -6,7 +6,9 @@ apart, because the int8 modes keep biases in int32.
 
 import numpy as np
 
-from qlab import arith, models, modes, train
+from qlab import arith
+from qlab.conversion import modes
+from qlab.training import fit, models
 
 
 def to_model_input(rt, x):
@@ -21,8 +23,11 @@ def predicted_weight_bytes(model):
     layers = [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
     kernels = sum(int(np.prod(layer.kernel.shape)) for layer in layers)
     biases = sum(int(np.prod(layer.bias.shape)) for layer in layers)
-    return {"float32": 4 * (kernels + biases), "float16": 2 * (kernels + biases),
-            "integer_only": kernels + 4 * biases}
+    return {
+        "float32": 4 * (kernels + biases),
+        "float16": 2 * (kernels + biases),
+        "integer_only": kernels + 4 * biases,
+    }
 
 
 needs_calibration = {name for name, mode in modes.MODES.items() if mode.needs_calibration}
@@ -39,7 +44,7 @@ def with_output_grid(rt, x):
     return np.clip(q, -128, 127).astype(np.int8)
 
 
-_model = models.build(train.TrainConfig().model)
+_model = models.build(fit.TrainConfig().model)
 _bytes = predicted_weight_bytes(_model)
 _params = _model.count_params()
 
@@ -51,5 +56,8 @@ SOLUTIONS = {
 MISTAKES = {
     "check_input_quantization": [raw_pixels, with_output_grid],
     "check_weight_bytes": [{**_bytes, "integer_only": _params}, {**_bytes, "float16": 4 * _params}],
-    "check_needs_calibration": [needs_calibration | {"dynamic_range"}, needs_calibration - {"int16x8"}],
+    "check_needs_calibration": [
+        needs_calibration | {"dynamic_range"},
+        needs_calibration - {"int16x8"},
+    ],
 }

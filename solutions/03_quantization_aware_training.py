@@ -17,7 +17,7 @@ def fake_quant_min_max(x, min_value, max_value, bits=8):
     The op first nudges the range so that 0.0 is exactly a level: the zero point is rounded to an
     integer and the range moves with it. Then it clips, rounds to the nearest level and scales back.
     """
-    top = 2 ** bits - 1
+    top = 2**bits - 1
     scale = (max_value - min_value) / top
     zero_point = np.clip(arith.round_half_away(-min_value / scale), 0, top)
     low, high = -zero_point * scale, (top - zero_point) * scale
@@ -32,19 +32,19 @@ def kernel_ranges(kernel):
 
 # -- typical slips -------------------------------------------------------------------------------------
 def fake_quant_not_nudged(x, min_value, max_value, bits=8):
-    scale = (max_value - min_value) / (2 ** bits - 1)
+    scale = (max_value - min_value) / (2**bits - 1)
     return min_value + np.round((np.clip(x, min_value, max_value) - min_value) / scale) * scale
 
 
 def fake_quant_not_clipped(x, min_value, max_value, bits=8):
-    top = 2 ** bits - 1
+    top = 2**bits - 1
     scale = (max_value - min_value) / top
     zero_point = np.clip(np.round(-min_value / scale), 0, top)
     return (np.round(np.asarray(x) / scale + zero_point) - zero_point) * scale
 
 
 def fake_quant_over_256(x, min_value, max_value, bits=8):
-    steps = 2 ** bits
+    steps = 2**bits
     scale = (max_value - min_value) / steps
     zero_point = np.clip(np.round(-min_value / scale), 0, steps)
     return np.round(np.clip(x, -zero_point * scale, (steps - zero_point) * scale) / scale) * scale
@@ -70,6 +70,14 @@ SOLUTIONS = {
     "check_kernel_ranges": kernel_ranges,
 }
 MISTAKES = {
-    "check_fake_quant_min_max": [fake_quant_not_nudged, fake_quant_not_clipped, fake_quant_over_256],
-    "check_kernel_ranges": [kernel_ranges_min_max, kernel_ranges_first_axis, kernel_ranges_per_tensor],
+    "check_fake_quant_min_max": [
+        fake_quant_not_nudged,
+        fake_quant_not_clipped,
+        fake_quant_over_256,
+    ],
+    "check_kernel_ranges": [
+        kernel_ranges_min_max,
+        kernel_ranges_first_axis,
+        kernel_ranges_per_tensor,
+    ],
 }

@@ -29,7 +29,7 @@ def rounding_and_clipping(x, g):
     clipped = g.clip(x)
     clipping = x - clipped
     rounding = clipped - g.round_trip(x)
-    return float(np.mean(rounding ** 2)), float(np.mean(clipping ** 2))
+    return float(np.mean(rounding**2)), float(np.mean(clipping**2))
 
 
 # -- typical slips -------------------------------------------------------------------------------------
@@ -61,7 +61,7 @@ def levels_used_no_clip(x, scale, zero_point):
 def rounding_includes_clipping(x, g):
     total = np.asarray(x) - g.round_trip(x)
     clipping = np.asarray(x) - g.clip(x)
-    return float(np.mean(total ** 2)), float(np.mean(clipping ** 2))
+    return float(np.mean(total**2)), float(np.mean(clipping**2))
 
 
 def rounding_and_clipping_rms(x, g):
@@ -75,8 +75,12 @@ SOLUTIONS = {
     "check_error_split": rounding_and_clipping,
 }
 MISTAKES = {
-    "check_per_channel_scales": [per_channel_scales_over_128, per_channel_scales_last_axis, per_tensor_scale,
-                                 per_channel_scales_max_not_abs],
+    "check_per_channel_scales": [
+        per_channel_scales_over_128,
+        per_channel_scales_last_axis,
+        per_tensor_scale,
+        per_channel_scales_max_not_abs,
+    ],
     "check_levels_used": [levels_used_counts_values, levels_used_no_clip],
     "check_error_split": [rounding_includes_clipping, rounding_and_clipping_rms],
 }

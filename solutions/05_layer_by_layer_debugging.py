@@ -11,8 +11,10 @@ import numpy as np
 
 def rmse_in_lsb(float_out, deployed_out, scale):
     """Root-mean-square error in steps of the output grid (LSB), averaged over images as the debugger does."""
-    diff = (np.asarray(deployed_out, np.float64) - np.asarray(float_out, np.float64)).reshape(len(float_out), -1)
-    mean_squared_error = np.mean(np.mean(diff ** 2, axis=1))
+    diff = (np.asarray(deployed_out, np.float64) - np.asarray(float_out, np.float64)).reshape(
+        len(float_out), -1
+    )
+    mean_squared_error = np.mean(np.mean(diff**2, axis=1))
     return float(np.sqrt(mean_squared_error) / scale)
 
 
@@ -28,7 +30,7 @@ def rmse_in_real_units(float_out, deployed_out, scale):
 
 def mean_of_image_rmse(float_out, deployed_out, scale):
     diff = (np.asarray(deployed_out) - np.asarray(float_out)).reshape(len(float_out), -1)
-    return float(np.mean(np.sqrt(np.mean(diff ** 2, axis=1))) / scale)
+    return float(np.mean(np.sqrt(np.mean(diff**2, axis=1))) / scale)
 
 
 def worst_by_mean_squared_error(table):

@@ -25,7 +25,9 @@ def requantize(acc, multiplier, shift, zero_point, act_min, act_max):
     """int32 accumulators to int8 as LiteRT's builtin kernels on x86-64 do: the rounding doubling high
     multiply, a rounding right shift (both with ties up, as ruy), the zero point, the clamp."""
     high = fixedpoint.rounding_doubling_high_mul(acc, multiplier, ties="up")
-    scaled = fixedpoint.rounding_divide_by_pot(high, -np.asarray(shift), ties="up")  # every shift here is <= 0
+    scaled = fixedpoint.rounding_divide_by_pot(
+        high, -np.asarray(shift), ties="up"
+    )  # every shift here is <= 0
     return np.clip(scaled + zero_point, act_min, act_max).astype(np.int8)
 
 
@@ -92,8 +94,16 @@ SOLUTIONS = {
     "check_int8_dot": int8_dot,
 }
 MISTAKES = {
-    "check_quantize_multiplier": [to_multiplier_truncated, to_multiplier_without_carry, to_multiplier_right_shift],
-    "check_requantize": [requantize_without_zero_point, requantize_ties_away, requantize_in_float,
-                         requantize_without_clamp],
+    "check_quantize_multiplier": [
+        to_multiplier_truncated,
+        to_multiplier_without_carry,
+        to_multiplier_right_shift,
+    ],
+    "check_requantize": [
+        requantize_without_zero_point,
+        requantize_ties_away,
+        requantize_in_float,
+        requantize_without_clamp,
+    ],
     "check_int8_dot": [int8_dot_without_input_zero_point, int8_dot_in_int8, int8_dot_without_bias],
 }

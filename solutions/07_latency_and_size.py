@@ -75,6 +75,9 @@ SOLUTIONS = {
 MISTAKES = {
     "check_median_ratio": [median_ratio_pooled, median_ratio_of_means, median_ratio_inverted],
     "check_gmac_per_s": [gmac_per_s_in_mac_per_s, gmac_per_s_as_if_ms, gmac_per_s_inverted],
-    "check_per_tensor_saving": [per_tensor_saving_weights_only, per_tensor_saving_int32_zero_points,
-                                per_tensor_saving_every_channel],
+    "check_per_tensor_saving": [
+        per_tensor_saving_weights_only,
+        per_tensor_saving_int32_zero_points,
+        per_tensor_saving_every_channel,
+    ],
 }

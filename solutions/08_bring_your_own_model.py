@@ -1,16 +1,18 @@
 """Solutions to the checked exercises of notebook 08 (bring your own model), with the slips the checks name.
 
-Hand this out after the session. `qlab.exercises.any_model.model_io` and `accuracy_change_truth` hold the
+Hand this out after the session. `qlab_workshop.exercises.any_model.model_io` and `accuracy_change_truth` hold the
 same answers, for comparison.
 """
 
-from qlab import artifacts, measure, train
+from qlab import artifacts
+from qlab.tflite import measure
+from qlab.training import fit
 
 
 def describe(model):
     """(sample shape without the batch axis, number of classes, whether the output is logits), read from
     the model: logits when qlab would train it with cross-entropy on logits (no softmax at the end)."""
-    from_logits = train.loss_for(model).get_config()["from_logits"]
+    from_logits = fit.loss_for(model).get_config()["from_logits"]
     return tuple(model.input_shape[1:]), model.output_shape[-1], from_logits
 
 
@@ -25,7 +27,11 @@ def accuracy_change(model, mode, calibration, dataset):
 
 # -- typical slips ------------------------------------------------------------------------------------
 def describe_with_batch_axis(model):
-    return model.input_shape, model.output_shape[-1], train.loss_for(model).get_config()["from_logits"]
+    return (
+        model.input_shape,
+        model.output_shape[-1],
+        fit.loss_for(model).get_config()["from_logits"],
+    )
 
 
 def describe_digits(model):
@@ -33,7 +39,11 @@ def describe_digits(model):
 
 
 def describe_output_shape(model):
-    return tuple(model.input_shape[1:]), model.output_shape, train.loss_for(model).get_config()["from_logits"]
+    return (
+        tuple(model.input_shape[1:]),
+        model.output_shape,
+        fit.loss_for(model).get_config()["from_logits"],
+    )
 
 
 def accuracy_change_as_fraction(model, mode, calibration, dataset):
@@ -45,7 +55,7 @@ def accuracy_change_reversed(model, mode, calibration, dataset):
 
 
 def accuracy_change_default_calibration(model, mode, calibration, dataset):
-    from qlab import data
+    from qlab.training import data
 
     return accuracy_change(model, mode, data.calibration(dataset.x_train), dataset)
 
@@ -56,6 +66,9 @@ SOLUTIONS = {
 }
 MISTAKES = {
     "check_model_io": [describe_with_batch_axis, describe_digits, describe_output_shape],
-    "check_accuracy_change": [accuracy_change_as_fraction, accuracy_change_reversed,
-                              accuracy_change_default_calibration],
+    "check_accuracy_change": [
+        accuracy_change_as_fraction,
+        accuracy_change_reversed,
+        accuracy_change_default_calibration,
+    ],
 }

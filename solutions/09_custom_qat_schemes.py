@@ -4,7 +4,7 @@ name.
 Hand this out after the session. `weight_grid` is the grid tfmot's n-bit weight quantizer gives a
 conv kernel (symmetric, narrow range, one scale per output channel: what
 qlab.analysis.fake_quant.nudge computes from the op's min and max), and `percentile_range` is
-qlab.schemes.PercentileQuantizer.range_of.
+qlab.training.schemes.PercentileQuantizer.range_of.
 """
 
 import numpy as np
@@ -19,14 +19,18 @@ def weight_grid(kernel, bits):
 
 def percentile_range(values, percentile):
     """The (100 - p)th and pth percentiles by nearest rank, widened to include 0."""
-    low, high = np.percentile(np.asarray(values).ravel(), [100 - percentile, percentile], method="nearest")
+    low, high = np.percentile(
+        np.asarray(values).ravel(), [100 - percentile, percentile], method="nearest"
+    )
     return min(float(low), 0.0), max(float(high), 0.0)
 
 
 # -- typical slips -------------------------------------------------------------------------------------
 def weight_grid_not_narrow(kernel, bits):
     w = np.asarray(kernel, np.float64)
-    return np.abs(w.reshape(-1, w.shape[-1])).max(axis=0) / 2 ** (bits - 1), np.zeros(w.shape[-1], np.int64)
+    return np.abs(w.reshape(-1, w.shape[-1])).max(axis=0) / 2 ** (bits - 1), np.zeros(
+        w.shape[-1], np.int64
+    )
 
 
 def weight_grid_per_tensor(kernel, bits):
@@ -35,7 +39,9 @@ def weight_grid_per_tensor(kernel, bits):
 
 def weight_grid_first_axis(kernel, bits):
     w = np.asarray(kernel, np.float64)
-    return np.abs(w.reshape(len(w), -1)).max(axis=1) / (2 ** (bits - 1) - 1), np.zeros(len(w), np.int64)
+    return np.abs(w.reshape(len(w), -1)).max(axis=1) / (2 ** (bits - 1) - 1), np.zeros(
+        len(w), np.int64
+    )
 
 
 def weight_grid_unsigned_zero_point(kernel, bits):
@@ -44,7 +50,9 @@ def weight_grid_unsigned_zero_point(kernel, bits):
 
 
 def percentile_range_no_zero(values, percentile):
-    low, high = np.percentile(np.asarray(values).ravel(), [100 - percentile, percentile], method="nearest")
+    low, high = np.percentile(
+        np.asarray(values).ravel(), [100 - percentile, percentile], method="nearest"
+    )
     return float(low), float(high)
 
 
@@ -54,6 +62,12 @@ def percentile_range_interpolated(values, percentile):
 
 
 SOLUTIONS = {"check_weight_grid": weight_grid, "check_percentile_quantizer_range": percentile_range}
-MISTAKES = {"check_weight_grid": [weight_grid_not_narrow, weight_grid_per_tensor, weight_grid_first_axis,
-                                  weight_grid_unsigned_zero_point],
-            "check_percentile_quantizer_range": [percentile_range_no_zero, percentile_range_interpolated]}
+MISTAKES = {
+    "check_weight_grid": [
+        weight_grid_not_narrow,
+        weight_grid_per_tensor,
+        weight_grid_first_axis,
+        weight_grid_unsigned_zero_point,
+    ],
+    "check_percentile_quantizer_range": [percentile_range_no_zero, percentile_range_interpolated],
+}

@@ -3,19 +3,19 @@ name.
 
 Hand this out after the session. `zeros_and_values` reads each weight tensor from the `.tflite` as
 qlab.analysis.weights.weight_table does (sparsity of the real values, distinct stored integers), and
-`sparsity_at` is tfmot's PolynomialDecay schedule, the one qlab.pruning.prune uses.
+`sparsity_at` is tfmot's PolynomialDecay schedule, the one qlab.training.pruning.prune uses.
 """
 
 import numpy as np
 
-from qlab import tflite_file
+from qlab.tflite import flatbuffer
 
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def zeros_and_values(tflite):
     """(fraction of zero weights, distinct stored values) of each op's weight tensor, in op order."""
-    file = tflite_file.read(tflite)
+    file = flatbuffer.read(tflite)
     pairs = []
     for op in file.ops:
         if op.name in WEIGHT_OPS:
@@ -36,7 +36,7 @@ def zeros_and_values_density(tflite):
 
 
 def zeros_and_values_with_biases(tflite):
-    file = tflite_file.read(tflite)
+    file = flatbuffer.read(tflite)
     pairs = []
     for op in file.ops:
         if op.name in WEIGHT_OPS:
@@ -47,7 +47,7 @@ def zeros_and_values_with_biases(tflite):
 
 
 def zeros_and_values_real(tflite):
-    file = tflite_file.read(tflite)
+    file = flatbuffer.read(tflite)
     pairs = []
     for op in file.ops:
         if op.name in WEIGHT_OPS:
@@ -67,5 +67,11 @@ def sparsity_at_unclipped(step, initial, final, begin, end, power=3):
 
 
 SOLUTIONS = {"check_zeros_and_values": zeros_and_values, "check_polynomial_sparsity": sparsity_at}
-MISTAKES = {"check_zeros_and_values": [zeros_and_values_density, zeros_and_values_with_biases, zeros_and_values_real],
-            "check_polynomial_sparsity": [sparsity_at_linear, sparsity_at_unclipped]}
+MISTAKES = {
+    "check_zeros_and_values": [
+        zeros_and_values_density,
+        zeros_and_values_with_biases,
+        zeros_and_values_real,
+    ],
+    "check_polynomial_sparsity": [sparsity_at_linear, sparsity_at_unclipped],
+}

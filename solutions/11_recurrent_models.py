@@ -12,7 +12,7 @@ import numpy as np
 def rmse_per_step(deployed, reference, scale):
     """Root mean squared error per time step (samples and units averaged), in output steps."""
     d = np.asarray(deployed, np.float64) - np.asarray(reference, np.float64)
-    return np.sqrt((d ** 2).mean(axis=(0, 2))) / scale
+    return np.sqrt((d**2).mean(axis=(0, 2))) / scale
 
 
 def cell_scale(max_abs_c):
@@ -23,17 +23,17 @@ def cell_scale(max_abs_c):
 # -- typical slips -------------------------------------------------------------------------------------
 def rmse_per_step_no_scale(deployed, reference, scale):
     d = np.asarray(deployed) - np.asarray(reference)
-    return np.sqrt((d ** 2).mean(axis=(0, 2)))
+    return np.sqrt((d**2).mean(axis=(0, 2)))
 
 
 def rmse_per_step_mean_of_rms(deployed, reference, scale):
     d = np.asarray(deployed) - np.asarray(reference)
-    return np.sqrt((d ** 2).mean(axis=2)).mean(axis=0) / scale
+    return np.sqrt((d**2).mean(axis=2)).mean(axis=0) / scale
 
 
 def rmse_per_step_wrong_axis(deployed, reference, scale):
     d = np.asarray(deployed) - np.asarray(reference)
-    return np.sqrt((d ** 2).mean(axis=(1, 2))) / scale
+    return np.sqrt((d**2).mean(axis=(1, 2))) / scale
 
 
 def cell_scale_floor(max_abs_c):
@@ -49,5 +49,11 @@ def cell_scale_exponent(max_abs_c):
 
 
 SOLUTIONS = {"check_rmse_per_step": rmse_per_step, "check_cell_scale": cell_scale}
-MISTAKES = {"check_rmse_per_step": [rmse_per_step_no_scale, rmse_per_step_mean_of_rms, rmse_per_step_wrong_axis],
-            "check_cell_scale": [cell_scale_floor, cell_scale_not_power_of_two, cell_scale_exponent]}
+MISTAKES = {
+    "check_rmse_per_step": [
+        rmse_per_step_no_scale,
+        rmse_per_step_mean_of_rms,
+        rmse_per_step_wrong_axis,
+    ],
+    "check_cell_scale": [cell_scale_floor, cell_scale_not_power_of_two, cell_scale_exponent],
+}

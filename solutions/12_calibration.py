@@ -15,7 +15,7 @@ of the range, a uint8 zero point, or 256 steps.
 
 import numpy as np
 
-from qlab import data
+from qlab.training import data
 
 
 def draw_per_class(x, y, per_class, seed):
@@ -70,13 +70,26 @@ MISTAKES = {
     "check_balanced_draw": [_whole_split, _n_in_all, _first_of_each, _test_images],
     "check_percentile_range": [
         lambda v, p: (float(np.min(v)), float(np.percentile(v, p))),  # the low tail left uncut
-        lambda v, p: (float(np.percentile(v, p)), float(np.percentile(v, p))),  # both ends at the p-th
-        lambda v, p: (-float(np.percentile(np.abs(v), p)), float(np.percentile(np.abs(v), p))),  # symmetric
+        lambda v, p: (
+            float(np.percentile(v, p)),
+            float(np.percentile(v, p)),
+        ),  # both ends at the p-th
+        lambda v, p: (
+            -float(np.percentile(np.abs(v), p)),
+            float(np.percentile(np.abs(v), p)),
+        ),  # symmetric
     ],
     "check_aeq_grid": [
-        lambda lo, hi, bits: ((hi - lo) / (2 ** bits - 1), round(-(2 ** (bits - 1)) - lo / ((hi - lo) / (2 ** bits - 1)))),
-        lambda lo, hi, bits: aeq_grid(lo, hi, bits)[:1] + (aeq_grid(lo, hi, bits)[1] + 2 ** (bits - 1),),  # uint8's
-        lambda lo, hi, bits: ((max(hi, 0) - min(lo, 0)) / 2 ** bits,
-                              round(-(2 ** (bits - 1)) - min(lo, 0) / ((max(hi, 0) - min(lo, 0)) / 2 ** bits))),
+        lambda lo, hi, bits: (
+            (hi - lo) / (2**bits - 1),
+            round(-(2 ** (bits - 1)) - lo / ((hi - lo) / (2**bits - 1))),
+        ),
+        lambda lo, hi, bits: (
+            aeq_grid(lo, hi, bits)[:1] + (aeq_grid(lo, hi, bits)[1] + 2 ** (bits - 1),)
+        ),  # uint8's
+        lambda lo, hi, bits: (
+            (max(hi, 0) - min(lo, 0)) / 2**bits,
+            round(-(2 ** (bits - 1)) - min(lo, 0) / ((max(hi, 0) - min(lo, 0)) / 2**bits)),
+        ),
     ],
 }

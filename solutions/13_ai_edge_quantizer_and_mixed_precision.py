@@ -14,7 +14,11 @@ instead of float; the smallest file whatever its accuracy, the tolerance read as
 accurate file; rankings in the wrong direction, float_one ranked like quantize_one.
 """
 
-FLOAT_RULE = {"operation": "*", "algorithm_key": "no_quantize", "op_config": {"compute_precision": "FLOAT"}}
+FLOAT_RULE = {
+    "operation": "*",
+    "algorithm_key": "no_quantize",
+    "op_config": {"compute_precision": "FLOAT"},
+}
 
 
 def keep_in_float(recipe, scope):
@@ -37,8 +41,14 @@ def ranking(table, way):
 def _int16_rule(recipe, scope):
     """Wrong: the op's activations in 16 bits, not float."""
     rule = {**recipe[0], "regex": scope}
-    rule["op_config"] = {**rule["op_config"], "activation_tensor_config": {
-        **rule["op_config"]["activation_tensor_config"], "num_bits": 16, "symmetric": True}}
+    rule["op_config"] = {
+        **rule["op_config"],
+        "activation_tensor_config": {
+            **rule["op_config"]["activation_tensor_config"],
+            "num_bits": 16,
+            "symmetric": True,
+        },
+    }
     return recipe + [rule]
 
 
@@ -50,21 +60,35 @@ SOLUTIONS = {
 
 MISTAKES = {
     "check_keep_in_float": [
-        lambda recipe, scope: [{"regex": scope, **FLOAT_RULE}] + recipe,  # first: the `.*` rule wins
+        lambda recipe, scope: (
+            [{"regex": scope, **FLOAT_RULE}] + recipe
+        ),  # first: the `.*` rule wins
         lambda recipe, scope: recipe,  # nothing added
         _int16_rule,
     ],
     "check_cheapest": [
-        lambda t, f, tol: t.sort_values("size_bytes").iloc[0],  # the smallest, whatever its accuracy
-        lambda t, f, tol: t[t.accuracy - f >= -tol].sort_values("size_bytes").iloc[0],  # tolerance as a fraction
-        lambda t, f, tol: t.sort_values(["accuracy", "size_bytes"], ascending=[False, True]).iloc[0],  # most accurate
-        lambda t, f, tol: t[100 * (t.accuracy - f) >= -tol].sort_values("size_bytes", kind="stable").iloc[0],  # ties
+        lambda t, f, tol: t.sort_values("size_bytes").iloc[
+            0
+        ],  # the smallest, whatever its accuracy
+        lambda t, f, tol: (
+            t[t.accuracy - f >= -tol].sort_values("size_bytes").iloc[0]
+        ),  # tolerance as a fraction
+        lambda t, f, tol: t.sort_values(["accuracy", "size_bytes"], ascending=[False, True]).iloc[
+            0
+        ],  # most accurate
+        lambda t, f, tol: (
+            t[100 * (t.accuracy - f) >= -tol].sort_values("size_bytes", kind="stable").iloc[0]
+        ),  # ties
     ],
     "check_sensitivity_ranking": [
-        lambda t, way: list(t[t.setting == way].sort_values("output_mse").layer),  # ascending for both
-        lambda t, way: list(t[t.setting == way].sort_values("output_mse", ascending=False).layer),  # like quantize_one
-        lambda t, way: list(t[t.setting == way].sort_values("accuracy", kind="stable").layer),  # by accuracy
+        lambda t, way: list(
+            t[t.setting == way].sort_values("output_mse").layer
+        ),  # ascending for both
+        lambda t, way: list(
+            t[t.setting == way].sort_values("output_mse", ascending=False).layer
+        ),  # like quantize_one
+        lambda t, way: list(
+            t[t.setting == way].sort_values("accuracy", kind="stable").layer
+        ),  # by accuracy
     ],
 }
-
-

@@ -7,17 +7,19 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numeric_paths  # noqa: E402
 import pytest  # noqa: E402
 
 import qlab  # noqa: E402,F401  (TensorFlow itself loads with the first fixture that needs it)
 
-import numeric_paths  # noqa: E402
-
 
 def pytest_addoption(parser):
-    parser.addoption("--built", action="store_true",
-                     help="the executed notebooks (build/book/notebooks) and the site (build/site) are built: "
-                          "check them (make test's last step; without it those tests are skipped)")
+    parser.addoption(
+        "--built",
+        action="store_true",
+        help="the executed notebooks (build/book/notebooks) and the site (build/site) are built: "
+        "check them (make test's last step; without it those tests are skipped)",
+    )
 
 
 class NotebookKernelsLogEverything:
@@ -47,24 +49,41 @@ def pytest_configure(config):
     numeric_paths.from_environment()
 
 
-
-
 BY_MODEL = {"test_zoo.py": "zoo", "test_intmath_zoo.py": "name"}
 """Files whose tests are parametrized by zoo model (the parameter's name): grouped by model, so each
 model is trained once, on one worker, and the models spread over the workers."""
-SHARED = {"test_bands.py": "digits-seeds", "03_quantization_aware_training.ipynb": "digits-seeds",
-          "test_zoo_command.py": "zoo-lstm_rows", "test_recurrent.py": "zoo-lstm_rows",
-          "11_recurrent_models.ipynb": "zoo-lstm_rows",
-          "test_pruning_clustering.py": "compression", "10_pruning_and_clustering.ipynb": "compression",
-          "test_schemes.py": "qat-schemes", "test_bits_delay.py": "qat-schemes",
-          "09_custom_qat_schemes.ipynb": "qat-schemes",
-          "test_calibration.py": "calibration", "12_calibration.ipynb": "calibration",
-          "test_explorer.py": "zoo-mobilenet_mini",
-          "test_aeq.py": "aeq", "13_ai_edge_quantizer_and_mixed_precision.ipynb": "aeq"}
+SHARED = {
+    "test_bands.py": "digits-seeds",
+    "03_quantization_aware_training.ipynb": "digits-seeds",
+    "test_zoo_command.py": "zoo-lstm_rows",
+    "test_recurrent.py": "zoo-lstm_rows",
+    "11_recurrent_models.ipynb": "zoo-lstm_rows",
+    "test_pruning_clustering.py": "compression",
+    "10_pruning_and_clustering.ipynb": "compression",
+    "test_schemes.py": "qat-schemes",
+    "test_bits_delay.py": "qat-schemes",
+    "09_custom_qat_schemes.ipynb": "qat-schemes",
+    "test_calibration.py": "calibration",
+    "12_calibration.ipynb": "calibration",
+    "test_explorer.py": "zoo-mobilenet_mini",
+    "test_aeq.py": "aeq",
+    "13_ai_edge_quantizer_and_mixed_precision.ipynb": "aeq",
+}
 """Files that train the same models as another group, run on its worker after it, from the cache."""
-HEAVIEST = ("digits-seeds", "zoo-lstm_rows", "compression", "qat-schemes", "test_reproduce.py", "zoo-resnet_mini",
-            "zoo-mobilenet_mini", "test_artifacts.py", "zoo-inception_mini", "08_bring_your_own_model.ipynb",
-            "test_sweep.py", "calibration")
+HEAVIEST = (
+    "digits-seeds",
+    "zoo-lstm_rows",
+    "compression",
+    "qat-schemes",
+    "test_reproduce.py",
+    "zoo-resnet_mini",
+    "zoo-mobilenet_mini",
+    "test_artifacts.py",
+    "zoo-inception_mini",
+    "08_bring_your_own_model.ipynb",
+    "test_sweep.py",
+    "calibration",
+)
 """Groups that take longest on a cold cache (`--durations`), started first so that the workers end
 together (with `--no-loadscope-reorder`, groups start in the order of their first test); notebook
 08 after the zoo groups, whose models it uses."""
@@ -85,7 +104,9 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.xdist_group(group))
         item.stash[GROUP] = group
     rank = {group: i for i, group in enumerate(HEAVIEST)}
-    items.sort(key=lambda item: rank.get(item.stash[GROUP], len(rank)))  # stable: files keep their order
+    items.sort(
+        key=lambda item: rank.get(item.stash[GROUP], len(rank))
+    )  # stable: files keep their order
 
 
 GROUP = pytest.StashKey[str]()
@@ -93,34 +114,37 @@ GROUP = pytest.StashKey[str]()
 
 @pytest.fixture(scope="session")
 def digits():
-    from qlab import data
+    from qlab.training import data
 
     return data.load()
 
 
 @pytest.fixture(scope="session")
 def calibration(digits):
-    from qlab import data
+    from qlab.training import data
 
     return data.calibration(digits.x_train)
 
 
 @pytest.fixture(scope="session")
 def float_model(digits):
-    from qlab import artifacts, train
+    from qlab import artifacts
+    from qlab.training import fit
 
-    return artifacts.trained(train.TrainConfig(), digits, progress=False)
+    return artifacts.trained(fit.TrainConfig(), digits, progress=False)
 
 
 @pytest.fixture(scope="session")
 def qat_model(digits):
-    from qlab import artifacts, train
+    from qlab import artifacts
+    from qlab.training import fit
 
-    return artifacts.trained(train.TrainConfig(training="qat"), digits, progress=False)
+    return artifacts.trained(fit.TrainConfig(training="qat"), digits, progress=False)
 
 
 @pytest.fixture(scope="session")
 def tiny_model(digits):
-    from qlab import artifacts, train
+    from qlab import artifacts
+    from qlab.training import fit
 
-    return artifacts.trained(train.TrainConfig(epochs=1), digits, progress=False)
+    return artifacts.trained(fit.TrainConfig(epochs=1), digits, progress=False)

@@ -12,17 +12,23 @@ import os
 
 import pytest
 
-from qlab import measure, runtime
-from qlab.analysis import capture, layer_errors, recurrent
+from qlab.analysis import capture, per_layer, recurrent
+from qlab.tflite import measure, runtime
 
-KERNEL_DEFAULTS = (measure.accuracy, layer_errors.local, layer_errors.accumulated, layer_errors.layer_errors,
-                   layer_errors.qat_vs_deployed, recurrent.error_over_time)
+KERNEL_DEFAULTS = (
+    measure.accuracy,
+    per_layer.local,
+    per_layer.accumulated,
+    per_layer.layer_errors,
+    per_layer.qat_vs_deployed,
+    recurrent.error_over_time,
+)
 """The functions whose `kernels` default is XNNPACK and which pass it on to LiteRT."""
 
 
 def default_kernels(function, kernels: str) -> str:
     """Set the default of `function`'s `kernels` parameter to `kernels`; returns the one it had."""
-    names = function.__code__.co_varnames[:function.__code__.co_argcount]
+    names = function.__code__.co_varnames[: function.__code__.co_argcount]
     defaults = list(function.__defaults__)
     index = names.index("kernels") - (len(names) - len(defaults))
     before, defaults[index] = defaults[index], kernels
@@ -35,8 +41,11 @@ def set_defaults(kernels: str, threads: int, capture_kernels: str | None = None)
     `kernels` default of every function that passes one on (capture's only when given: its builtin
     default stands for XNNPACK, which keeps no intermediate tensors). Returns what was there."""
     init = runtime.Runtime.__init__
-    saved = (init.__defaults__[:2], [default_kernels(f, kernels) for f in KERNEL_DEFAULTS],
-             capture.run.__defaults__[0])
+    saved = (
+        init.__defaults__[:2],
+        [default_kernels(f, kernels) for f in KERNEL_DEFAULTS],
+        capture.run.__defaults__[0],
+    )
     init.__defaults__ = (kernels, int(threads), *init.__defaults__[2:])
     if capture_kernels is not None:
         default_kernels(capture.run, capture_kernels)
@@ -61,6 +70,8 @@ def from_environment() -> None:
     kernels = os.environ.get("QLAB_TEST_KERNELS", "xnnpack")
     threads = os.environ.get("QLAB_TEST_THREADS", "1")
     if kernels not in runtime.KERNELS or not threads.isdigit() or int(threads) < 1:
-        raise pytest.UsageError(f"QLAB_TEST_KERNELS={kernels!r} QLAB_TEST_THREADS={threads!r}: kernels must be "
-                                f"one of {', '.join(runtime.KERNELS)} and threads a whole number from 1")
+        raise pytest.UsageError(
+            f"QLAB_TEST_KERNELS={kernels!r} QLAB_TEST_THREADS={threads!r}: kernels must be "
+            f"one of {', '.join(runtime.KERNELS)} and threads a whole number from 1"
+        )
     set_defaults(kernels, int(threads), kernels if kernels == "reference" else None)

@@ -14,11 +14,14 @@ import time
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # TensorFlow's C++ log: fatal errors only
 started = time.perf_counter()
 
-import qlab  # noqa: E402  (first: it switches tf.keras to Keras 2)
-from qlab import quiet  # noqa: E402
+from qlab.infra import quiet  # noqa: E402
 
 with quiet.stderr():  # TensorFlow's start-up lines
-    from qlab import artifacts, cache, data, measure, quantize, train
+    from qlab import artifacts
+    from qlab.conversion import to_tflite
+    from qlab.infra import cache
+    from qlab.tflite import measure
+    from qlab.training import data, fit
 
 imported = time.perf_counter()
 
@@ -27,21 +30,27 @@ def run() -> tuple[dict, float]:
     """Train, convert, measure in a scratch cache.
 
     Returns:
-        ({mode: qlab.measure.measure's row}, the time training ended).
+        ({mode: qlab.tflite.measure.measure's row}, the time training ended).
     """
     with tempfile.TemporaryDirectory(prefix="qlab-smoke-") as scratch, cache.use(scratch):
         digits = data.load()
-        model = artifacts.trained(train.TrainConfig(epochs=1), digits, progress=False)  # trained here
+        model = artifacts.trained(fit.TrainConfig(epochs=1), digits, progress=False)  # trained here
         trained = time.perf_counter()
-        files = {mode: quantize.quantize(model, mode, data.calibration(digits.x_train))
-                 for mode in ("float32", "integer_only")}
-        return {mode: measure.measure(tflite, digits.x_test, digits.y_test, runs=50)
-                for mode, tflite in files.items()}, trained
+        files = {
+            mode: to_tflite.quantize(model, mode, data.calibration(digits.x_train))
+            for mode in ("float32", "integer_only")
+        }
+        return {
+            mode: measure.measure(tflite, digits.x_test, digits.y_test, runs=50)
+            for mode, tflite in files.items()
+        }, trained
 
 
 held_text = ""
 try:
-    with quiet.stderr() as held:  # TensorFlow's and LiteRT's notices (no CUDA, the XNNPACK delegate)
+    with (
+        quiet.stderr() as held
+    ):  # TensorFlow's and LiteRT's notices (no CUDA, the XNNPACK delegate)
         try:
             rows, trained = run()
         finally:
@@ -51,19 +60,27 @@ except BaseException:
     raise
 
 for mode, row in rows.items():
-    print(f"{mode:13s} accuracy {100 * row['accuracy']:6.2f} %  latency {row['latency_us']:7.1f} µs (median of "
-          f"{row['latency_runs']})  size {row['size_bytes']:,} bytes")
+    print(
+        f"{mode:13s} accuracy {100 * row['accuracy']:6.2f} %  latency {row['latency_us']:7.1f} µs (median of "
+        f"{row['latency_runs']})  size {row['size_bytes']:,} bytes"
+    )
 float32, int8 = rows["float32"], rows["integer_only"]
 checks = {
     "one epoch leaves the CNN well above chance (10 %)": float32["accuracy"] > 0.3,
-    "int8 classifies like its float32 model (within 5 pp)": abs(int8["accuracy"] - float32["accuracy"]) < 0.05,
-    "the int8 file is below 0.4x float32's (1-byte weights)": int8["size_bytes"] < 0.4 * float32["size_bytes"],
+    "int8 classifies like its float32 model (within 5 pp)": abs(
+        int8["accuracy"] - float32["accuracy"]
+    )
+    < 0.05,
+    "the int8 file is below 0.4x float32's (1-byte weights)": int8["size_bytes"]
+    < 0.4 * float32["size_bytes"],
     "both files run on LiteRT and take time": int8["latency_us"] > 0 and float32["latency_us"] > 0,
 }
 for check, ok in checks.items():
     print(f"{'ok    ' if ok else 'FAILED'} {check}")
-print(f"Python {platform.python_version()} ({sys.executable}): import {imported - started:.1f} s, "
-      f"training {trained - imported:.1f} s, all {time.perf_counter() - started:.1f} s")
+print(
+    f"Python {platform.python_version()} ({sys.executable}): import {imported - started:.1f} s, "
+    f"training {trained - imported:.1f} s, all {time.perf_counter() - started:.1f} s"
+)
 failed = sum(not ok for ok in checks.values())
 print(f"smoke: {len(checks) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -8,7 +8,7 @@ import signal
 import uuid
 from pathlib import Path
 
-from qlab import cache
+from qlab.infra import cache
 
 NAME = "probe"
 MODELS = ("digits_cnn",)
@@ -42,12 +42,23 @@ def measure(cell):
         return []
     if setting == "fail":
         raise ValueError("probe: this cell fails")
-    Path(runs(), f"{cell['model']}-{cell['seed']}-{setting}-{os.getpid()}-{uuid.uuid4().hex}").touch()
+    Path(
+        runs(), f"{cell['model']}-{cell['seed']}-{setting}-{os.getpid()}-{uuid.uuid4().hex}"
+    ).touch()
     import tensorflow as tf
 
     threads = tf.config.threading.get_intra_op_parallelism_threads()
-    return [{"model": cell["model"], "seed": cell["seed"], "setting": setting, "part": part,
-             "value": cell["seed"] * 10 + setting + part / 10, "threads": threads} for part in (0, 1)]
+    return [
+        {
+            "model": cell["model"],
+            "seed": cell["seed"],
+            "setting": setting,
+            "part": part,
+            "value": cell["seed"] * 10 + setting + part / 10,
+            "threads": threads,
+        }
+        for part in (0, 1)
+    ]
 
 
 def summary(table):

@@ -8,19 +8,23 @@ import sys
 
 import pytest
 
-from qlab import artifacts, cache, progress
+from qlab import artifacts
+from qlab.infra import cache, progress
 
 OTHER_MODELS_FIRST = """
 import sys
 import qlab
-from qlab import artifacts, cache, models, quantize, train
+from qlab import artifacts
+from qlab.infra import cache
+from qlab.training import models, fit
+from qlab.conversion import to_tflite
 # a history the pytest process does not have: other models, QAT wrappers and a conversion first
 for _ in range(2):
-    quantize.quantize(train.quantize_aware(models.build("digits_cnn")), "integer_only",
-                      __import__("qlab").data.calibration(n=4))
+    to_tflite.quantize(fit.quantize_aware(models.build("digits_cnn")), "integer_only",
+                      __import__("qlab").representative_dataset(n=4))
     models.build("digits_cnn")
 with cache.use(sys.argv[1]):
-    for (training, mode), tflite in artifacts.convert_plan(progress=False).items():
+    for (training, mode), tflite in artifacts.convert_all(progress=False).items():
         open(f"{sys.argv[2]}/{training}-{mode}.tflite", "wb").write(tflite)
 """
 
@@ -35,17 +39,23 @@ def weights_only(tmp_path_factory, float_model, qat_model):
     return root
 
 
-def test_same_bytes_for_every_training_and_mode_whatever_the_process_built_before(weights_only, tmp_path):
+def test_same_bytes_for_every_training_and_mode_whatever_the_process_built_before(
+    weights_only, tmp_path
+):
     """Converted here, in the suite's process, and in a new process that built other models first,
     from the same trained weights (tests/test_reproduce.py retrains them in a new process)."""
-    ours = artifacts.convert_plan(progress=False)
+    ours = artifacts.convert_all(progress=False)
     out = tmp_path / "there"
     out.mkdir()
     there = tmp_path / "there-cache"
     shutil.copytree(weights_only, there)
-    result = subprocess.run([sys.executable, "-c", OTHER_MODELS_FIRST, str(there), str(out)],
-                            capture_output=True, text=True, timeout=600,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [sys.executable, "-c", OTHER_MODELS_FIRST, str(there), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(ours) == 10
     for (training, mode), tflite in ours.items():
@@ -55,7 +65,7 @@ def test_same_bytes_for_every_training_and_mode_whatever_the_process_built_befor
 def test_keras_names_resume_after_a_fresh_names_block():
     import tf_keras as keras
 
-    from qlab import models
+    from qlab.training import models
 
     before = keras.layers.Dense(2).name
     with models.fresh_names():

@@ -2,11 +2,11 @@
 
 import pytest
 
-from qlab import bands
+from qlab.studies import acceptance
 
 
 @pytest.mark.slow
 def test_median_over_five_seeds_is_in_the_bands():
-    report = bands.sweep(range(5), progress=False)
+    report = acceptance.sweep(range(5), progress=False)
     failed = report.checks[~report.checks.passed]
     assert failed.empty, f"\n{failed.to_string()}\n\nmedians:\n{report.medians.to_string()}"

@@ -9,27 +9,41 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
+from tolerance import gamma
 
 from qlab import artifacts
 from qlab.analysis import fake_quant
 from qlab.plots.schemes import bits_figures, delay_figures
 from qlab.studies import bits, delay
-from qlab.train import TrainConfig
-
-from tolerance import gamma
+from qlab.training.fit import TrainConfig
 
 
 @pytest.fixture(scope="module")
 def bits_rows():
-    cells = [("digits_cnn", [8, 8]), ("digits_cnn", [4, 8]), ("digits_cnn", [8, 4]), ("mobilenet_mini", [8, 8])]
-    return pd.DataFrame([row for name, setting in cells
-                         for row in bits.measure({"model": name, "seed": 0, "setting": setting})])
+    cells = [
+        ("digits_cnn", [8, 8]),
+        ("digits_cnn", [4, 8]),
+        ("digits_cnn", [8, 4]),
+        ("mobilenet_mini", [8, 8]),
+    ]
+    return pd.DataFrame(
+        [
+            row
+            for name, setting in cells
+            for row in bits.measure({"model": name, "seed": 0, "setting": setting})
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
 def delay_rows():
-    return pd.DataFrame([row for setting in (420, 430)
-                         for row in delay.measure({"model": "digits_cnn", "seed": 0, "setting": setting})])
+    return pd.DataFrame(
+        [
+            row
+            for setting in (420, 430)
+            for row in delay.measure({"model": "digits_cnn", "seed": 0, "setting": setting})
+        ]
+    )
 
 
 def test_the_8_bit_point_deployed_matches_keras_qat(bits_rows):
@@ -48,10 +62,17 @@ def test_the_8_bit_point_deployed_matches_keras_qat(bits_rows):
 def test_the_4_bit_point_deploys_int4_weights(bits_rows):
     four = bits_rows[bits_rows.weight_bits == 4].set_index("method")
     assert list(four.index) == ["post_training", "qat", "aeq_wi4_afp32"]
-    assert math.isnan(four.deployed_accuracy["post_training"]) and "Keras fake-quant only" in four.note["post_training"]
-    qat = four.loc["qat"]  # the converter writes tfmot's 4-bit weight grid as INT4 tensors: the same grid, the same model
+    assert (
+        math.isnan(four.deployed_accuracy["post_training"])
+        and "Keras fake-quant only" in four.note["post_training"]
+    )
+    qat = four.loc[
+        "qat"
+    ]  # the converter writes tfmot's 4-bit weight grid as INT4 tensors: the same grid, the same model
     assert qat.file_weights == "INT4" and abs(qat.deployed_accuracy - qat.keras_accuracy) <= 0.005
-    digits8 = bits_rows[(bits_rows.model == "digits_cnn") & (bits_rows.weight_bits == 8)].size_bytes.min()
+    digits8 = bits_rows[
+        (bits_rows.model == "digits_cnn") & (bits_rows.weight_bits == 8)
+    ].size_bytes.min()
     assert qat.size_bytes < 0.7 * digits8
     aeq = four.loc["aeq_wi4_afp32"]  # ai-edge-quantizer runs here: a measured file
     assert aeq.deployed_accuracy > 0.9 and aeq.file_weights == "INT4", aeq.note
@@ -62,7 +83,10 @@ def test_4_bit_activations_do_not_convert_and_say_why(bits_rows):
     qat = bits_rows[(bits_rows.activation_bits == 4) & (bits_rows.method == "qat")].iloc[0]
     assert math.isnan(qat.deployed_accuracy) and qat.note.startswith("not deployed, because")
     assert "integer_only" in qat.note and 0.5 < qat.keras_accuracy <= 1
-    assert "4-bit activations" in qat.note and "softmax's input and output grids differ in type" in qat.note
+    assert (
+        "4-bit activations" in qat.note
+        and "softmax's input and output grids differ in type" in qat.note
+    )
     assert "same element type" in qat.note and "Use mode" not in qat.note
 
 
@@ -86,7 +110,9 @@ def test_bits_refuses_bad_settings(setting):
 
 
 def test_delay_default_settings_say_they_are_digits_cnns():
-    with pytest.raises(ValueError, match="default settings.*digits_cnn's: pass --settings with steps from 0 to"):
+    with pytest.raises(
+        ValueError, match="default settings.*digits_cnn's: pass --settings with steps from 0 to"
+    ):
         delay.check(["wine_mlp"], delay.SETTINGS)
 
 
@@ -99,8 +125,13 @@ def test_bits_and_delay_refuse_recurrent_models():
 def test_delay_rows(delay_rows):
     rows = delay_rows.set_index("quant_delay")
     assert list(rows.qat_steps) == [10, 0] and (rows.total_steps == 430).all()
-    assert rows.int8_accuracy[420] > 0.9 and abs(rows.int8_accuracy[420] - rows.keras_accuracy[420]) <= 0.005
-    assert rows.int8_accuracy[430] < 0.5 and "no QAT step" in rows.note[430]  # ranges never left [-6, 6]
+    assert (
+        rows.int8_accuracy[420] > 0.9
+        and abs(rows.int8_accuracy[420] - rows.keras_accuracy[420]) <= 0.005
+    )
+    assert (
+        rows.int8_accuracy[430] < 0.5 and "no QAT step" in rows.note[430]
+    )  # ranges never left [-6, 6]
     # tfmot starts every range at [-6, 6]: with no QAT step the grid low is that range's, nudged
     start = float(fake_quant.nudge(-6.0, 6.0, 8).low[0])
     assert rows.activation_low[430] == start
@@ -110,20 +141,33 @@ def test_delay_rows(delay_rows):
     # step (the product, the difference, and 0.999 itself stored in float32); the logits' can only be
     # lower. The study's column is the mean of the nudged grids' lows.
     k = int(rows.qat_steps[420])
-    model = artifacts.trained(TrainConfig(training="qat", model="digits_cnn", seed=0, quant_delay=420), progress=False)
-    sites = [g for g in fake_quant.grids(model) if g.site.kind == "activation" and g.site.tensor != "input"]
+    model = artifacts.trained(
+        TrainConfig(training="qat", model="digits_cnn", seed=0, quant_delay=420), progress=False
+    )
+    sites = [
+        g
+        for g in fake_quant.grids(model)
+        if g.site.kind == "activation" and g.site.tensor != "input"
+    ]
     relus = [g for g in sites if g.site.tensor == "post_activation"]
     assert len(relus) == 4 and len(sites) == 5  # conv1-3 and dense after their ReLU; the logits
-    after = -6 * 0.999 ** k
+    after = -6 * 0.999**k
     for g in relus:
-        assert float(g.site.variables["min_var"].numpy()) == pytest.approx(after, rel=gamma(3 * k), abs=0)
-    assert all(float(g.site.variables["min_var"].numpy()) <= after * (1 - gamma(3 * k)) for g in sites)
+        assert float(g.site.variables["min_var"].numpy()) == pytest.approx(
+            after, rel=gamma(3 * k), abs=0
+        )
+    assert all(
+        float(g.site.variables["min_var"].numpy()) <= after * (1 - gamma(3 * k)) for g in sites
+    )
     assert rows.activation_low[420] == np.mean([float(g.grid.low[0]) for g in sites])
     assert rows.float_accuracy.nunique() == 1 and rows.ptq_int8_accuracy.iloc[0] > 0.9
     summary = delay.summary(delay_rows)
     assert list(summary.quant_delay) == [420, 430]
     text = delay.headline(delay_rows)
-    assert "with no QAT step (delay 430)" in text and "(1 seed) at quant delay 420 (10 QAT steps)" in text
+    assert (
+        "with no QAT step (delay 430)" in text
+        and "(1 seed) at quant delay 420 (10 QAT steps)" in text
+    )
     assert list(delay_figures(delay_rows)) == ["delay_curve"]
 
 

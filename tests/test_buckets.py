@@ -3,20 +3,21 @@ and every bad input refused with a message that says what to do."""
 
 import numpy as np
 import pytest
+import tolerance
 from matplotlib.figure import Figure
+from tolerance import U32, U64, gamma
 
 from qlab import artifacts
 from qlab import plots as plots_grid
 from qlab.analysis import buckets, capture, grid
 
-import tolerance
-from tolerance import U32, U64, gamma
-
 
 @pytest.fixture(scope="module")
 def models():
-    return artifacts.convert_plan([("float", "float32"), ("float", "full_integer"), ("float", "dynamic_range")],
-                                  progress=False)
+    return artifacts.convert_all(
+        [("float", "float32"), ("float", "full_integer"), ("float", "dynamic_range")],
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,9 @@ def test_rounding_and_clipping_add_up_to_the_total():
     x = np.random.default_rng(0).standard_t(3, size=20000)  # long tails
     g = grid.activations(range=(-2.0, 2.0))
     s = buckets.split(x, g)
-    assert s["rounding_mse"] + s["clipping_mse"] == pytest.approx(s["total_mse"], rel=tolerance.split_rtol(x.size))
+    assert s["rounding_mse"] + s["clipping_mse"] == pytest.approx(
+        s["total_mse"], rel=tolerance.split_rtol(x.size)
+    )
     # value by value the total is x - round_trip(x) itself (a clipped value's rounding part is 0
     # exactly, an unclipped one's clipping part 0.0): the same array, the same mean
     assert s["total_mse"] == np.mean((x - g.round_trip(x)) ** 2)
@@ -63,15 +66,18 @@ def test_rounding_and_clipping_add_up_to_the_total():
     # inside the grid, errors are uniform over a step (t(3)'s density barely changes across one
     # step of 4/255): the rms is 1/sqrt(12) steps up to the sampling error of n values
     inside = x[(x > g.low[0]) & (x < g.high[0])]
-    assert buckets.split(inside, g)["rmse/scale"] == pytest.approx(1 / np.sqrt(12),
-                                                                  rel=tolerance.rounding_rms_rtol(inside.size))
+    assert buckets.split(inside, g)["rmse/scale"] == pytest.approx(
+        1 / np.sqrt(12), rel=tolerance.rounding_rms_rtol(inside.size)
+    )
 
 
 def test_occupancy_counts_levels_by_hand():
     g = grid.activations(range=(0.0, 25.5))  # scale 0.1, zero point -128
     s = g.scale[0]
     assert s == np.float32(0.1)  # by construction: 25.5 / 255, stored as the float32 nearest 0.1
-    x = np.array([0.0, 0.0, 0.12, 0.1, 0.5, 30.0, 25.5])  # levels -128, -127 (twice), -123, 127 (twice)
+    x = np.array(
+        [0.0, 0.0, 0.12, 0.1, 0.5, 30.0, 25.5]
+    )  # levels -128, -127 (twice), -123, 127 (twice)
     assert buckets.used_levels(x, g).tolist() == [4]
     w = np.array([[1.0, -1.0, 0.5], [2.0, 2.0, 2.0]])
     per_channel = grid.weights(w)  # scales 1/127 and 2/127: levels ±127, 64 | 127
@@ -110,12 +116,21 @@ def test_deployed_activations_sit_on_the_levels_of_their_grid(pair, digits):
         # but for that rounding
         off = np.abs(deployed - g.round_trip(deployed))
         assert np.all(off <= gamma(1) * np.abs(deployed)), name
-        assert deployed.min() >= g.low[0] - U32 * abs(g.low[0]) and deployed.max() <= g.high[0] + U32 * abs(g.high[0])
+        assert deployed.min() >= g.low[0] - U32 * abs(g.low[0]) and deployed.max() <= g.high[
+            0
+        ] + U32 * abs(g.high[0])
 
 
 def test_calibration_data_fits_the_grid_and_test_data_overshoots(pair, calibration, digits):
     on_calibration = buckets.activation_table(pair, calibration).set_index("layer")
-    assert list(on_calibration.index) == ["conv1", "conv2", "conv3", "dense", "probs", "probs/softmax"]
+    assert list(on_calibration.index) == [
+        "conv1",
+        "conv2",
+        "conv3",
+        "dense",
+        "probs",
+        "probs/softmax",
+    ]
     relu = on_calibration.loc[["conv1", "conv2", "conv3", "dense"]]
     assert (relu.clipped_fraction == 0).all() and (relu.levels == 256).all()
     assert on_calibration.loc["probs/softmax", "clipped_fraction"] > 0  # 1.0 lies above 255/256
@@ -131,23 +146,32 @@ def test_clip_sweep_trades_rounding_for_clipping(pair):
     assert sweep.fraction.iloc[-1] == 1.0 and sweep.clipping_mse.iloc[-1] == 0
     assert np.all(np.diff(sweep.clipping_mse) <= 0)  # more range, less clipping
     assert sweep.rounding_mse.iloc[0] < sweep.rounding_mse.iloc[-1]
-    np.testing.assert_allclose(sweep.rounding_mse + sweep.clipping_mse, sweep.total_mse,
-                               rtol=tolerance.split_rtol(w.size))
+    np.testing.assert_allclose(
+        sweep.rounding_mse + sweep.clipping_mse, sweep.total_mse, rtol=tolerance.split_rtol(w.size)
+    )
     assert sweep.total_mse.idxmin() < len(sweep) - 1  # the best range is narrower than min..max
 
 
-def test_a_grid_fitted_after_the_relu_has_more_levels_for_its_outputs(pair, float_model, calibration):
+def test_a_grid_fitted_after_the_relu_has_more_levels_for_its_outputs(
+    pair, float_model, calibration
+):
     table = buckets.before_after(float_model, calibration).set_index("layer")
-    terms = tolerance.path_terms(pair.twin_tflite)
-    assert list(table.index) == buckets.relu_layers(float_model) == ["conv1", "conv2", "conv3", "dense"]
+    terms = tolerance.path_terms(pair.float_tflite)
+    assert (
+        list(table.index)
+        == buckets.relu_layers(float_model)
+        == ["conv1", "conv2", "conv3", "dense"]
+    )
     assert (table.usable_before < table.usable_after).all() and (table.usable_after == 256).all()
-    assert (table.used_before <= table.usable_before).all() and (table.used_before < table.used_after).all()
+    assert (table.used_before <= table.usable_before).all() and (
+        table.used_before < table.used_after
+    ).all()
     assert (table.rmse_before > table.rmse_after).all() and (table.scale_ratio > 1).all()
     for name in table.index:  # "after" is what the converter chose
         out = pair.layer(name).output(pair)
         # TensorFlow's maximum of the layer against the converter's calibration interpreter's, each
         # through the float32 roundings on the layer's path: tolerance.activation_scale_rtol
-        rtol = tolerance.activation_scale_rtol(terms[pair.layer(name).twin.outputs[0]])
+        rtol = tolerance.activation_scale_rtol(terms[pair.layer(name).reference.outputs[0]])
         assert table.loc[name, "scale_after"] == pytest.approx(float(out.scale[0]), rel=rtol)
         assert table.loc[name, "zero_point_after"] == int(out.zero_point[0])
 
@@ -156,14 +180,19 @@ def test_every_figure_builds(pair, digits, calibration, float_model):
     w, g = buckets.layer_weights(pair, "conv2")
     values, deployed, ag = buckets.layer_activations(pair, "conv2", digits.x_test[:40])
     figures = [
-        plots_grid.weight_histogram(w, g, channel=3), plots_grid.weight_histogram(w, g),
-        plots_grid.weight_histograms(pair), plots_grid.activation_histogram(values, deployed, ag),
+        plots_grid.weight_histogram(w, g, channel=3),
+        plots_grid.weight_histogram(w, g),
+        plots_grid.weight_histograms(pair),
+        plots_grid.activation_histogram(values, deployed, ag),
         plots_grid.activation_histograms(pair, digits.x_test[:40], ["conv1", "dense"]),
-        plots_grid.bucket_errors(values, ag), plots_grid.bucket_errors(w, g, channel=0),
+        plots_grid.bucket_errors(values, ag),
+        plots_grid.bucket_errors(w, g, channel=0),
         plots_grid.rounding_vs_clipping(buckets.activation_table(pair, digits.x_test[:40])),
         plots_grid.clip_sweep(buckets.clip_sweep(values)),
         plots_grid.before_after(buckets.before_after(float_model, calibration[:20], ["conv1"])),
-        plots_grid.before_after_ranges(capture.preactivation(float_model, "conv1", calibration[:20])),
+        plots_grid.before_after_ranges(
+            capture.preactivation(float_model, "conv1", calibration[:20])
+        ),
     ]
     assert all(isinstance(f, Figure) for f in figures)
     titles = [ax.get_title() for ax in figures[2].axes if ax.get_visible()]
@@ -188,11 +217,15 @@ def test_bad_tensors_are_refused():
 
 
 def test_bad_layers_are_refused(pair, dynamic, float_model, calibration, models):
-    with pytest.raises(KeyError, match="no layer 'conv9'.*conv1, conv2, conv3, flatten, dense, probs"):
+    with pytest.raises(
+        KeyError, match="no layer 'conv9'.*conv1, conv2, conv3, flatten, dense, probs"
+    ):
         buckets.layer_weights(pair, "conv9")
     with pytest.raises(ValueError, match="'flatten' is a RESHAPE op and has no weights"):
         buckets.layer_weights(pair, "flatten")
-    with pytest.raises(ValueError, match="'conv1' keeps its weights in FLOAT32.*pick one of: conv2, conv3, dense"):
+    with pytest.raises(
+        ValueError, match="'conv1' keeps its weights in FLOAT32.*pick one of: conv2, conv3, dense"
+    ):
         buckets.layer_weights(dynamic, "conv1")
     with pytest.raises(ValueError, match="'conv2' outputs FLOAT32.*full_integer"):
         buckets.layer_activations(dynamic, "conv2", calibration)

@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from qlab import artifacts, cache, train
+from qlab import artifacts
+from qlab.infra import cache
+from qlab.training import data, fit
 
 
 @pytest.fixture
@@ -22,7 +24,9 @@ def test_roundtrip_and_no_temp_files_left(root):
     assert record["size"] == 7 and record["config"] == {"a": 1}
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "drop_payload", "bad_record", "empty_record"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "flip", "drop_payload", "bad_record", "empty_record"]
+)
 def test_damaged_entry_is_rebuilt(root, damage, caplog):
     builds = []
 
@@ -75,9 +79,15 @@ def test_keys_separate_configs():
 
 
 def test_cut_off_model_entry_is_retrained_to_the_same_weights(root, digits):
-    config = train.TrainConfig(epochs=1, seed=7)
+    config = fit.TrainConfig(epochs=1, seed=7)
     first = artifacts.trained(config, digits, progress=False)
-    name = cache.key("model", {**config.key(), "data": __import__("qlab").data.fingerprint(digits.x_train, digits.y_train)})
+    name = cache.key(
+        "model",
+        {
+            **config.key(),
+            "data": data.fingerprint(digits.x_train, digits.y_train),
+        },
+    )
     path = root / f"{name}.bin"
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
     again = artifacts.trained(config, digits, progress=False)
@@ -86,7 +96,7 @@ def test_cut_off_model_entry_is_retrained_to_the_same_weights(root, digits):
 
 
 def test_quantized_is_served_from_cache(root, digits, calibration):
-    config = train.TrainConfig(epochs=1, seed=7)
+    config = fit.TrainConfig(epochs=1, seed=7)
     a = artifacts.quantized(config, "integer_only", calibration, digits, progress=False)
     entries = len(list(root.glob("tflite-*.bin")))
     b = artifacts.quantized(config, "integer_only", calibration, digits, progress=False)

@@ -61,8 +61,14 @@ BAD = [
     (["bench", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000"),
     (["bench", "--out", "{file}"], "is a file, not a folder"),
     (["bench", "--out", "{dir}"], "is a folder, but bench writes a file there"),
-    (["zoo", "--models", "alexnet"], "unknown model 'alexnet'; the zoo: digits_cnn, mobilenet_mini"),
-    (["zoo", "--models", "wine_mlp", "wine_mlp"], "--models: each value once, got wine_mlp wine_mlp"),
+    (
+        ["zoo", "--models", "alexnet"],
+        "unknown model 'alexnet'; the zoo: digits_cnn, mobilenet_mini",
+    ),
+    (
+        ["zoo", "--models", "wine_mlp", "wine_mlp"],
+        "--models: each value once, got wine_mlp wine_mlp",
+    ),
     (["zoo", "--models"], "expected at least one argument"),
     (["zoo", "--seeds", "1", "1"], "--seeds: each value once"),
     (["zoo", "--out", "{file}"], "is a file, not a folder"),
@@ -74,7 +80,10 @@ BAD = [
     (["reproduce", "--seed", "1", "--seed=2"], "--seed given twice"),
     (["conversions", "--models", "vgg"], "unknown model 'vgg'"),
     (["conversions", "--out", "{file}"], "is a file, not a folder"),
-    (["study", "nope"], "unknown study 'nope'; the studies are: bits, delay, pruning, clustering, recurrent"),
+    (
+        ["study", "nope"],
+        "unknown study 'nope'; the studies are: bits, delay, pruning, clustering, recurrent",
+    ),
     (["study"], "the following arguments are required: NAME"),
     (["study", "pruning", "--settings", "0.5", "0.5"], "--settings: each value once, got 0.5 0.5"),
     (["study", "bits", "--jobs", "0"], "argument --jobs: must be from 1 to 256, got 0"),
@@ -82,28 +91,65 @@ BAD = [
     (["study", "pruning", "--seeds", "1", "1"], "--seeds: each value once"),
     (["study", "pruning", "--out", "{file}"], "is a file, not a folder"),
     (["study", "bits", "--settings", "[1,8]"], "weight_bits must be a whole number from 2 to 8"),
-    (["study", "bits", "--settings", "[8,9]"], "activation_bits must be a whole number from 2 to 8"),
-    (["study", "bits", "--settings", "4"], "a bits setting is a pair [weight_bits, activation_bits], got 4"),
+    (
+        ["study", "bits", "--settings", "[8,9]"],
+        "activation_bits must be a whole number from 2 to 8",
+    ),
+    (
+        ["study", "bits", "--settings", "4"],
+        "a bits setting is a pair [weight_bits, activation_bits], got 4",
+    ),
     (["study", "bits", "--models", "lstm_rows"], "tfmot cannot wrap them for QAT"),
-    (["study", "pruning", "--settings", "1.0"], "sparsity is the fraction of weights set to zero, in [0, 1)"),
+    (
+        ["study", "pruning", "--settings", "1.0"],
+        "sparsity is the fraction of weights set to zero, in [0, 1)",
+    ),
     (["study", "pruning", "--settings", "-0.1"], "in [0, 1): got -0.1"),
     (["study", "clustering", "--settings", "1"], "whole numbers of 2 or more; got 1"),
-    (["study", "clustering", "--settings", "100000"], "100000 clusters are not fewer than the weights of layer"),
+    (
+        ["study", "clustering", "--settings", "100000"],
+        "100000 clusters are not fewer than the weights of layer",
+    ),
     (["study", "clustering", "--models", "lstm_rows"], "refuses the recurrent layer 'lstm'"),
     (["study", "recurrent", "--models", "digits_cnn"], "'digits_cnn' has none"),
-    (["study", "recurrent", "--settings", "int4"], "unknown setting 'int4' for the recurrent study"),
+    (
+        ["study", "recurrent", "--settings", "int4"],
+        "unknown setting 'int4' for the recurrent study",
+    ),
     (["study", "delay", "--settings", "-1"], "a quant_delay setting is a whole number of steps"),
-    (["study", "bits", "--backend", "dask"], "backend dask needs a dask scheduler's address (--scheduler ADDRESS"),
-    (["study", "bits", "--scheduler", "tcp://127.0.0.1:8786"], "is for backend dask; loky runs its workers on this"),
+    (
+        ["study", "bits", "--backend", "dask"],
+        "backend dask needs a dask scheduler's address (--scheduler ADDRESS",
+    ),
+    (
+        ["study", "bits", "--scheduler", "tcp://127.0.0.1:8786"],
+        "is for backend dask; loky runs its workers on this",
+    ),
     (["study", "bits", "--backend", "threads"], "unknown backend 'threads'; valid: loky, dask"),
-    (["study", "bits", "--backend", "dask", "--scheduler", "not an address"],
-     "'not an address' is not a dask scheduler address: give tcp://HOST:PORT"),
-    (["study", "bits", "--backend", "dask", "--scheduler", "tcp://127.0.0.1:8786", "--jobs", "2"],
-     "n_jobs (--jobs) is loky's worker count, got 2; on dask the cluster's workers run the cells"),
+    (
+        ["study", "bits", "--backend", "dask", "--scheduler", "not an address"],
+        "'not an address' is not a dask scheduler address: give tcp://HOST:PORT",
+    ),
+    (
+        [
+            "study",
+            "bits",
+            "--backend",
+            "dask",
+            "--scheduler",
+            "tcp://127.0.0.1:8786",
+            "--jobs",
+            "2",
+        ],
+        "n_jobs (--jobs) is loky's worker count, got 2; on dask the cluster's workers run the cells",
+    ),
     (["sweep-bench", "nope"], "unknown study 'nope'; the studies are: bits"),
     (["sweep-bench", "bits", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000, got 0"),
     (["sweep-bench", "bits", "--seeds", "1", "1"], "--seeds: each value once"),
-    (["sweep-bench", "bits", "--settings", "4"], "a bits setting is a pair [weight_bits, activation_bits], got 4"),
+    (
+        ["sweep-bench", "bits", "--settings", "4"],
+        "a bits setting is a pair [weight_bits, activation_bits], got 4",
+    ),
     (["sweep-bench", "bits", "--out", "{file}"], "is a file, not a folder"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "the following arguments are required: COMMAND"),
@@ -126,14 +172,28 @@ def test_bad_arguments_are_one_error_line_and_status_2(argv, message, a_file, a_
     assert (a_dir / "models").read_text().startswith("a file")
 
 
-@pytest.mark.parametrize("argv", [["reproduce", "--seed", "-1"], ["reproduce", "--out", "{file}"],
-                                  ["reproduce", "--runs", "0"], ["reproduce", "--epochs", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reproduce", "--seed", "-1"],
+        ["reproduce", "--out", "{file}"],
+        ["reproduce", "--runs", "0"],
+        ["reproduce", "--epochs", "0"],
+    ],
+)
 def test_the_four_reported_commands_in_a_real_process(argv, a_file):
     argv = [a.replace("{file}", str(a_file)) for a in argv]
-    result = subprocess.run([sys.executable, "-m", "qlab", *argv], capture_output=True, text=True,
-                            timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    result = subprocess.run(
+        [sys.executable, "-m", "qlab", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert result.returncode == 2
-    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, (
+        result.stderr
+    )
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
@@ -164,7 +224,7 @@ def test_quiet_before_or_after_the_command(capsys):
 
 
 def test_modes_lists_every_mode(capsys):
-    from qlab import modes
+    from qlab.conversion import modes
 
     assert main(["modes"]) == 0
     out = capsys.readouterr().out
@@ -172,7 +232,7 @@ def test_modes_lists_every_mode(capsys):
 
 
 def test_the_zoo_names_the_command_line_knows_are_the_zoo():
-    from qlab import models
     from qlab.commands import arguments
+    from qlab.training import models
 
     assert arguments.ZOO_NAMES == tuple(models.ZOO)

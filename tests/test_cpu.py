@@ -7,16 +7,20 @@ import archspec.cpu.detect as detect
 import pandas as pd
 import pytest
 
-from qlab import measure
 from qlab.perf import bench, cpu
+from qlab.tflite import measure
 
-EPYC_AVX2 = ("fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht "
-             "syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid pni "
-             "pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor "
-             "lahf_lm cmp_legacy cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw topoext ssbd ibrs ibpb stibp "
-             "vmmcall fsgsbase tsc_adjust bmi1 avx2 smep bmi2 rdseed adx smap clflushopt clwb sha_ni xsaveopt "
-             "xsavec xgetbv1 clzero xsaveerptr arat npt nrip_save umip rdpid")
-XEON_VNNI = EPYC_AVX2.replace("avx2", "avx2 avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni")
+EPYC_AVX2 = (
+    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht "
+    "syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid pni "
+    "pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor "
+    "lahf_lm cmp_legacy cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw topoext ssbd ibrs ibpb stibp "
+    "vmmcall fsgsbase tsc_adjust bmi1 avx2 smep bmi2 rdseed adx smap clflushopt clwb sha_ni xsaveopt "
+    "xsavec xgetbv1 clzero xsaveerptr arat npt nrip_save umip rdpid"
+)
+XEON_VNNI = EPYC_AVX2.replace(
+    "avx2", "avx2 avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni"
+)
 NEOVERSE_N1 = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs"
 
 
@@ -51,12 +55,18 @@ def proc_cpuinfo(architecture: str, flags: str) -> str:
     return f"processor\t: 0\nFeatures\t: {flags}\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n\n"
 
 
-@pytest.mark.parametrize("architecture, flags, path, shown", [
-    ("x86_64", EPYC_AVX2, "AVX2 (no VNNI)", "avx2 fma"),
-    ("x86_64", XEON_VNNI, "AVX-512 VNNI", "avx512_vnni avx512f avx2 fma"),
-    ("aarch64", NEOVERSE_N1, "ARM dot product", "asimddp asimd"),
-], ids=["epyc-avx2", "xeon-avx512-vnni", "neoverse-n1"])
-def test_features_are_read_by_archspec_from_proc_cpuinfo(fake_host, architecture, flags, path, shown):
+@pytest.mark.parametrize(
+    "architecture, flags, path, shown",
+    [
+        ("x86_64", EPYC_AVX2, "AVX2 (no VNNI)", "avx2 fma"),
+        ("x86_64", XEON_VNNI, "AVX-512 VNNI", "avx512_vnni avx512f avx2 fma"),
+        ("aarch64", NEOVERSE_N1, "ARM dot product", "asimddp asimd"),
+    ],
+    ids=["epyc-avx2", "xeon-avx512-vnni", "neoverse-n1"],
+)
+def test_features_are_read_by_archspec_from_proc_cpuinfo(
+    fake_host, architecture, flags, path, shown
+):
     machine = fake_host(architecture, proc_cpuinfo(architecture, flags))
     assert set(flags.split()) <= set(machine["cpu_flags"])  # archspec adds aliases (pni: sse3)
     described = cpu.describe(machine)
@@ -66,7 +76,9 @@ def test_features_are_read_by_archspec_from_proc_cpuinfo(fake_host, architecture
 
 def test_apple_silicon_takes_the_features_of_its_chip(monkeypatch):
     """macOS names an Apple chip but reports no flags: archspec's table of that chip gives them."""
-    monkeypatch.setattr(detect, "detected_info", lambda: detect.partial_uarch(name="m2", vendor="Apple"))
+    monkeypatch.setattr(
+        detect, "detected_info", lambda: detect.partial_uarch(name="m2", vendor="Apple")
+    )
     monkeypatch.setattr(archspec.cpu, "host", lambda: archspec.cpu.TARGETS["m2"])
     measure._cpu.cache_clear()
     try:
@@ -84,21 +96,26 @@ def test_this_machine_is_read_and_classified():
             key = "flags" if machine["architecture"] == "x86_64" else "Features"
             line = next(ln for ln in f if ln.split(":")[0].strip() == key)
         assert set(line.split(":", 1)[1].split()) <= set(machine["cpu_flags"])
-    assert cpu.describe(machine)["int8_path"] in {row["path"] for row in cpu.FEATURES.values()} | {cpu.UNKNOWN}
+    assert cpu.describe(machine)["int8_path"] in {row["path"] for row in cpu.FEATURES.values()} | {
+        cpu.UNKNOWN
+    }
 
 
-@pytest.mark.parametrize("flags, path", [
-    ({"avx", "avx2", "fma"}, "AVX2 (no VNNI)"),
-    ({"avx2", "fma", "avx512f"}, "AVX-512 (no VNNI)"),
-    ({"avx2", "fma", "avx512f", "avx512_vnni"}, "AVX-512 VNNI"),
-    ({"avx2", "fma", "avx_vnni"}, "AVX-VNNI"),
-    ({"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}, "AMX"),
-    ({"fp", "asimd"}, "ARM NEON only"),
-    ({"fp", "asimd", "asimddp"}, "ARM dot product"),
-    ({"fp", "asimd", "asimddp", "i8mm"}, "ARM i8mm"),
-    ({"sse2", "sse4_2"}, cpu.UNKNOWN),
-    (set(), cpu.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "flags, path",
+    [
+        ({"avx", "avx2", "fma"}, "AVX2 (no VNNI)"),
+        ({"avx2", "fma", "avx512f"}, "AVX-512 (no VNNI)"),
+        ({"avx2", "fma", "avx512f", "avx512_vnni"}, "AVX-512 VNNI"),
+        ({"avx2", "fma", "avx_vnni"}, "AVX-VNNI"),
+        ({"avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"}, "AMX"),
+        ({"fp", "asimd"}, "ARM NEON only"),
+        ({"fp", "asimd", "asimddp"}, "ARM dot product"),
+        ({"fp", "asimd", "asimddp", "i8mm"}, "ARM i8mm"),
+        ({"sse2", "sse4_2"}, cpu.UNKNOWN),
+        (set(), cpu.UNKNOWN),
+    ],
+)
 def test_the_int8_path_is_the_best_feature_in_the_table(flags, path):
     assert cpu.int8_path(flags) == path
     assert cpu.meaning(path)
@@ -118,24 +135,49 @@ def test_every_feature_says_what_it_does_for_int8_and_every_path_means_something
 def test_columns_and_the_line_above_a_table():
     machine = {"cpu": "AMD EPYC 7B12", "cpu_uarch": "zen2", "cpu_flags": tuple(EPYC_AVX2.split())}
     row = cpu.columns("xnnpack", 1, machine)
-    assert row == {"cpu": "AMD EPYC 7B12 (archspec's nearest: zen2)", "cpu_features": "avx2 fma",
-                   "int8_path": "AVX2 (no VNNI)", "kernels": "xnnpack", "threads": 1}
+    assert row == {
+        "cpu": "AMD EPYC 7B12 (archspec's nearest: zen2)",
+        "cpu_features": "avx2 fma",
+        "int8_path": "AVX2 (no VNNI)",
+        "kernels": "xnnpack",
+        "threads": 1,
+    }
     assert set(cpu.columns(None, None, machine)) == set(cpu.MACHINE_COLUMNS)
     table = cpu.with_columns(pd.DataFrame({"latency_us": [1.0, 2.0]}), "builtin", 2, machine)
-    assert table.cpu.nunique() == 1 and (table.kernels == "builtin").all() and (table.threads == 2).all()
+    assert (
+        table.cpu.nunique() == 1
+        and (table.kernels == "builtin").all()
+        and (table.threads == 2).all()
+    )
     text = cpu.line(table)
-    assert text.startswith("CPU: AMD EPYC 7B12 (archspec's nearest: zen2); int8 features: AVX2, FMA; int8 path: AVX2 (no VNNI)")
+    assert text.startswith(
+        "CPU: AMD EPYC 7B12 (archspec's nearest: zen2); int8 features: AVX2, FMA; int8 path: AVX2 (no VNNI)"
+    )
     assert text.endswith("LiteRT kernels: builtin, 2 threads.")
-    other = cpu.with_columns(pd.DataFrame({"latency_us": [3.0]}), "builtin", 2,
-                             {"cpu": "Xeon", "cpu_flags": tuple(XEON_VNNI.split())})
+    other = cpu.with_columns(
+        pd.DataFrame({"latency_us": [3.0]}),
+        "builtin",
+        2,
+        {"cpu": "Xeon", "cpu_flags": tuple(XEON_VNNI.split())},
+    )
     both = pd.concat([table, other])
-    assert " | " in cpu.line(both) and cpu.carried(both)["int8_path"] == "AVX2 (no VNNI) | AVX-512 VNNI"
+    assert (
+        " | " in cpu.line(both)
+        and cpu.carried(both)["int8_path"] == "AVX2 (no VNNI) | AVX-512 VNNI"
+    )
     assert "none that qlab knows" in cpu.line(machine={"cpu": "?", "cpu_flags": ()})
 
 
-@pytest.mark.parametrize("low, high, verdict", [
-    (0.4, 0.5, "faster"), (1.3, 1.4, "slower"), (0.97, 1.04, "same"), (0.9, 1.2, "mixed"), (0.96, 1.2, "mixed"),
-])
+@pytest.mark.parametrize(
+    "low, high, verdict",
+    [
+        (0.4, 0.5, "faster"),
+        (1.3, 1.4, "slower"),
+        (0.97, 1.04, "same"),
+        (0.9, 1.2, "mixed"),
+        (0.96, 1.2, "mixed"),
+    ],
+)
 def test_verdict_from_the_rounds(low, high, verdict):
     assert bench.verdict(low, high) == verdict
 

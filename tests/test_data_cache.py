@@ -6,16 +6,23 @@ import sys
 
 import numpy as np
 
-from qlab import cache, data
+from qlab.infra import cache
+from qlab.training import data
 
-PROBE = ("import sys, qlab; from qlab import data; d = data.load(); "
-         "print('sklearn' in sys.modules, int(d.x_train.sum()), int(d.y_test.sum()))")
+PROBE = (
+    "import sys, qlab; from qlab.training import data; d = data.load(); "
+    "print('sklearn' in sys.modules, int(d.x_train.sum()), int(d.y_test.sum()))"
+)
 
 
 def test_a_stored_set_loads_without_scikit_learn_and_equals_the_built_one(tmp_path):
     env = {"QLAB_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    first = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
-    second = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True)
+    first = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, check=True
+    )
     assert first.stdout.split()[0] == "True" and second.stdout.split()[0] == "False"
     assert first.stdout.split()[1:] == second.stdout.split()[1:]
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from qlab import data, models, modes
+from qlab.conversion import modes
+from qlab.training import data, models
 
 
 def test_split_is_the_articles(digits):
@@ -15,7 +16,9 @@ def test_split_is_the_articles(digits):
     from sklearn.model_selection import train_test_split
 
     d = load_digits()
-    _, x_test, _, y_test = train_test_split(d["images"], d["target"], test_size=0.25, random_state=42)
+    _, x_test, _, y_test = train_test_split(
+        d["images"], d["target"], test_size=0.25, random_state=42
+    )
     np.testing.assert_array_equal(digits.x_test[..., 0], x_test)
     np.testing.assert_array_equal(digits.y_test, y_test)
 
@@ -43,11 +46,17 @@ def test_calibration_size_out_of_range(digits, n):
 def test_model_is_the_articles():
     model = models.build("digits_cnn")
     assert model.count_params() == models.DIGITS_CNN_PARAMS == 32_810
-    summary = [(layer.__class__.__name__, layer.output_shape[1:], layer.count_params())
-               for layer in model.layers[1:]]
+    summary = [
+        (layer.__class__.__name__, layer.output_shape[1:], layer.count_params())
+        for layer in model.layers[1:]
+    ]
     assert summary == [
-        ("Conv2D", (6, 6, 64), 640), ("Conv2D", (4, 4, 32), 18464), ("Conv2D", (2, 2, 32), 9248),
-        ("Flatten", (128,), 0), ("Dense", (32,), 4128), ("Dense", (10,), 330),
+        ("Conv2D", (6, 6, 64), 640),
+        ("Conv2D", (4, 4, 32), 18464),
+        ("Conv2D", (2, 2, 32), 9248),
+        ("Flatten", (128,), 0),
+        ("Dense", (32,), 4128),
+        ("Dense", (10,), 330),
     ]
     assert model.layers[-1].activation.__name__ == "softmax"
 
@@ -60,8 +69,15 @@ def test_unknown_model_lists_valid():
 def test_unknown_mode_lists_every_valid_mode():
     with pytest.raises(ValueError) as err:
         modes.get("int8_only")
-    for name in ("float32", "dynamic_range", "float16", "full_integer", "integer_only",
-                 "integer_only_uint8", "int16x8"):
+    for name in (
+        "float32",
+        "dynamic_range",
+        "float16",
+        "full_integer",
+        "integer_only",
+        "integer_only_uint8",
+        "int16x8",
+    ):
         assert name in str(err.value)
 
 
@@ -77,7 +93,11 @@ def test_mode_rows_name_real_converter_settings():
 
 
 def test_qat_converts_in_the_integer_modes_only():
-    assert [m.name for m in modes.for_training("qat")] == ["full_integer", "integer_only", "integer_only_uint8"]
+    assert [m.name for m in modes.for_training("qat")] == [
+        "full_integer",
+        "integer_only",
+        "integer_only_uint8",
+    ]
     assert len(modes.for_training("float")) == len(modes.MODES)
     with pytest.raises(ValueError, match="float, qat"):
         modes.for_training("pruned")

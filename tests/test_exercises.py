@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qlab import exercises
-from qlab.exercises import feedback
+from qlab_workshop import exercises
+from qlab_workshop.exercises import feedback
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {p.name[:2]: p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
@@ -33,7 +33,11 @@ for _path in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.py")):
 
 def test_every_notebook_has_at_least_two_checked_exercises_and_calls_them():
     for number, path in NOTEBOOKS.items():
-        source = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        source = "".join(
+            "".join(c["source"])
+            for c in json.loads(path.read_text())["cells"]
+            if c["cell_type"] == "code"
+        )
         mine = [name for name, check in CHECKS.items() if check.notebook == number]
         assert len(mine) >= 2, f"{path.name} has {len(mine)} checked exercises"
         for name in mine:

@@ -5,18 +5,23 @@ wired to it; bad settings refused with a message naming the problem."""
 
 import numpy as np
 import pytest
-
-from qlab import artifacts, data, models, qat
-from qlab.analysis import capture, grid, rounding
-from qlab.explorer import QUANTIZE, Explorer, Settings, compute, histogram, show
-from qlab.explorer.widgets import calibration_sizes
-from qlab.train import TrainConfig
-
 import tolerance
 from tolerance import U64, gamma
 
-SETTINGS = [dict(), dict(bits=4, clip=0.7), dict(bits=3, symmetric=True, per_channel=False, calibration=10),
-            dict(bits=6, quantize="weights"), dict(bits=2, clip=0.5, quantize="activations", calibration=1)]
+from qlab import artifacts
+from qlab.analysis import capture, grid, rounding
+from qlab.training import data, models, qat
+from qlab.training.fit import TrainConfig
+from qlab_workshop.explorer import QUANTIZE, Explorer, Settings, compute, histogram, show
+from qlab_workshop.explorer.widgets import calibration_sizes
+
+SETTINGS = [
+    {},
+    {"bits": 4, "clip": 0.7},
+    {"bits": 3, "symmetric": True, "per_channel": False, "calibration": 10},
+    {"bits": 6, "quantize": "weights"},
+    {"bits": 2, "clip": 0.5, "quantize": "activations", "calibration": 1},
+]
 
 
 class Trained:
@@ -55,9 +60,9 @@ def oracle_accuracy(model, dataset, layer, site, kernels, activation_grid):
     try:
         target.set_weights(with_kernels(target, kernels))
         x = dataset.x_test
-        for l in model.layers[1:]:
-            x = l(x, training=False)
-            if l.name == site and activation_grid is not None:
+        for each in model.layers[1:]:
+            x = each(x, training=False)
+            if each.name == site and activation_grid is not None:
                 x = activation_grid.round_trip(np.asarray(x)).astype(np.float32)
     finally:
         target.set_weights(saved)
@@ -65,14 +70,24 @@ def oracle_accuracy(model, dataset, layer, site, kernels, activation_grid):
 
 
 def test_layers_are_read_from_the_model(trained):
-    with_kernel = [l.name for l in trained.model.layers if any(w.name.split("/")[-1].startswith(("kernel", "depthwise"))
-                                                               for w in l.weights)]
+    with_kernel = [
+        each.name
+        for each in trained.model.layers
+        if any(w.name.split("/")[-1].startswith(("kernel", "depthwise")) for w in each.weights)
+    ]
     assert trained.lab.layers == with_kernel
-    if trained.config.model == "mobilenet_mini":  # conv, BatchNorm, ReLU6: the activation after the ReLU, as converted
-        assert trained.lab.sites.layers["stem"] == "stem_relu" and trained.lab.sites.layers["probs"] == "probs"
+    if (
+        trained.config.model == "mobilenet_mini"
+    ):  # conv, BatchNorm, ReLU6: the activation after the ReLU, as converted
+        assert (
+            trained.lab.sites.layers["stem"] == "stem_relu"
+            and trained.lab.sites.layers["probs"] == "probs"
+        )
 
 
-@pytest.mark.parametrize("chosen", SETTINGS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()) or "default")
+@pytest.mark.parametrize(
+    "chosen", SETTINGS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()) or "default"
+)
 def test_compute_equals_qlabs_grid_bucket_and_split_functions(trained, chosen):
     lab, model = trained.lab, trained.model
     for layer in (lab.layers[0], lab.layers[-2]):
@@ -88,14 +103,24 @@ def test_compute_equals_qlabs_grid_bucket_and_split_functions(trained, chosen):
             np.testing.assert_array_equal(part.values, w)
             axis = w.ndim - 1 if settings.per_channel else None
             low, high = grid.value_range(w, axis)
-            expected = grid.fit(range=(low * settings.clip, high * settings.clip), bits=settings.bits,
-                                symmetric=settings.symmetric, axis=axis)
+            expected = grid.fit(
+                range=(low * settings.clip, high * settings.clip),
+                bits=settings.bits,
+                symmetric=settings.symmetric,
+                axis=axis,
+            )
             if settings.symmetric and settings.per_channel and settings.clip == 1:
-                expected = grid.weights(w, settings.bits, axis=axis)  # the converter's own weight grid
+                expected = grid.weights(
+                    w, settings.bits, axis=axis
+                )  # the converter's own weight grid
             assert_same_grid(part.grid, expected)
             assert_counts_and_split(part)
-            if not settings.per_channel:  # the clip sweep fits the same per-tensor grid to the same values
-                sweep = rounding.clip_sweep(w, settings.bits, settings.symmetric, fractions=[settings.clip])
+            if (
+                not settings.per_channel
+            ):  # the clip sweep fits the same per-tensor grid to the same values
+                sweep = rounding.clip_sweep(
+                    w, settings.bits, settings.symmetric, fractions=[settings.clip]
+                )
                 assert sweep.total_mse[0] == part.split["total_mse"]
             kernels[part.name] = part.grid.round_trip(w)
         grid_used = None
@@ -104,30 +129,51 @@ def test_compute_equals_qlabs_grid_bucket_and_split_functions(trained, chosen):
             site = lab.sites.layers[layer]
             # TensorFlow twice (the explorer's probe on the whole test split, Keras' predict in batches of
             # 256): the same float32 network summed in possibly other orders, tolerance.keras_bound apart
-            test = capture.keras_outputs(model, trained.data.x_test, [site])[site].astype(np.float64)
-            assert np.all(np.abs(part.values - test) <= tolerance.keras_bound(model, trained.data.x_test, site))
+            test = capture.keras_outputs(model, trained.data.x_test, [site])[site].astype(
+                np.float64
+            )
+            assert np.all(
+                np.abs(part.values - test)
+                <= tolerance.keras_bound(model, trained.data.x_test, site)
+            )
             calibration = data.calibration(trained.data.x_train, settings.calibration)
             values = capture.keras_outputs(model, calibration, [site])[site]
             low, high = grid.value_range(values)
             bound = tolerance.keras_bound(model, calibration, site)
             ends = (tolerance.extreme_bound(-values, bound), tolerance.extreme_bound(values, bound))
-            assert np.all(np.abs(np.concatenate(part.observed) - np.concatenate([low, high])) <= ends)
+            assert np.all(
+                np.abs(np.concatenate(part.observed) - np.concatenate([low, high])) <= ends
+            )
             if not settings.symmetric:  # the converter's activation grid
-                assert_same_grid(part.grid, grid.activations(range=(part.observed[0] * settings.clip,
-                                                                    part.observed[1] * settings.clip), bits=settings.bits))
+                assert_same_grid(
+                    part.grid,
+                    grid.activations(
+                        range=(part.observed[0] * settings.clip, part.observed[1] * settings.clip),
+                        bits=settings.bits,
+                    ),
+                )
             assert_counts_and_split(part)
             grid_used = part.grid
-        expected = oracle_accuracy(model, trained.data, layer, lab.sites.layers[layer], kernels, grid_used)
+        expected = oracle_accuracy(
+            model, trained.data, layer, lab.sites.layers[layer], kernels, grid_used
+        )
         assert result.accuracy == expected  # the same float ops, in a graph or one layer at a time
         assert 0 < result.seconds < 30
         text = result.summary()
-        assert f"accuracy {100 * result.accuracy:.2f} %" in text and f"float {100 * lab.float_accuracy:.2f} %" in text
+        assert (
+            f"accuracy {100 * result.accuracy:.2f} %" in text
+            and f"float {100 * lab.float_accuracy:.2f} %" in text
+        )
 
 
 def assert_same_grid(got, expected):
     np.testing.assert_array_equal(got.scale, expected.scale)
     np.testing.assert_array_equal(got.zero_point, expected.zero_point)
-    assert (got.bits, got.narrow_range, got.axis) == (expected.bits, expected.narrow_range, expected.axis)
+    assert (got.bits, got.narrow_range, got.axis) == (
+        expected.bits,
+        expected.narrow_range,
+        expected.axis,
+    )
 
 
 def assert_counts_and_split(part):
@@ -139,7 +185,9 @@ def assert_counts_and_split(part):
         np.testing.assert_array_equal(part.counts, table["count"])
         np.testing.assert_array_equal(part.clipped, table["clipped"])
     else:
-        np.testing.assert_array_equal(part.counts, np.bincount(g.quantize(part.values).ravel() - g.qmin, minlength=g.levels))
+        np.testing.assert_array_equal(
+            part.counts, np.bincount(g.quantize(part.values).ravel() - g.qmin, minlength=g.levels)
+        )
     assert part.clipped.sum() == round(part.split["clipped_fraction"] * part.values.size)
     assert part.clipped[1:-1].sum() == 0  # only the end levels collect clipped values
 
@@ -164,7 +212,11 @@ def test_the_widgets_recompute_on_every_change(trained):
     first_text, first_image = ui.summary.value, bytes(ui.image.value)
     assert "accuracy" in first_text and first_image.startswith(b"\x89PNG")
     ui.controls["bits"].value = 2
-    assert ui.result.settings.bits == 2 and ui.summary.value != first_text and bytes(ui.image.value) != first_image
+    assert (
+        ui.result.settings.bits == 2
+        and ui.summary.value != first_text
+        and bytes(ui.image.value) != first_image
+    )
     assert f"accuracy {100 * ui.result.accuracy:.2f} %" in ui.summary.value
     ui.controls["layer"].value = lab.layers[-1]
     ui.controls["quantize"].value = "weights"
@@ -174,20 +226,30 @@ def test_the_widgets_recompute_on_every_change(trained):
 
 def test_a_refused_setting_is_shown_not_raised(trained, monkeypatch):
     ui = show(trained.lab)
-    monkeypatch.setattr(trained.lab, "compute", lambda s: (_ for _ in ()).throw(ValueError("no grid for this")))
+    monkeypatch.setattr(
+        trained.lab, "compute", lambda s: (_ for _ in ()).throw(ValueError("no grid for this"))
+    )
     ui.controls["bits"].value = 5
-    assert ui.result is None and "nothing computed" in ui.summary.value and "no grid for this" in ui.summary.value
+    assert (
+        ui.result is None
+        and "nothing computed" in ui.summary.value
+        and "no grid for this" in ui.summary.value
+    )
 
 
-@pytest.mark.parametrize("bad, words", [
-    (dict(bits=1), "bits must be an integer from 2 to 16, got 1"),
-    (dict(bits=17), "bits must be an integer from 2 to 16"),
-    (dict(bits=4.0), "bits must be an integer"),
-    (dict(clip=0.0), "clip must be"), (dict(clip=1.5), "clip must be"),
-    (dict(calibration=0), "calibration must be a whole number"),
-    (dict(symmetric="yes"), "symmetric must be True or False"),
-    (dict(quantize="everything"), "quantize must be one of " + ", ".join(QUANTIZE)),
-])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"bits": 1}, "bits must be an integer from 2 to 16, got 1"),
+        ({"bits": 17}, "bits must be an integer from 2 to 16"),
+        ({"bits": 4.0}, "bits must be an integer"),
+        ({"clip": 0.0}, "clip must be"),
+        ({"clip": 1.5}, "clip must be"),
+        ({"calibration": 0}, "calibration must be a whole number"),
+        ({"symmetric": "yes"}, "symmetric must be True or False"),
+        ({"quantize": "everything"}, "quantize must be one of " + ", ".join(QUANTIZE)),
+    ],
+)
 def test_bad_settings_name_the_problem(bad, words):
     with pytest.raises(ValueError, match=words):
         Settings(layer="anything", **bad)
@@ -195,11 +257,14 @@ def test_bad_settings_name_the_problem(bad, words):
 
 def test_unknown_layer_and_too_many_images_are_refused_by_the_explorer(trained):
     lab = trained.lab
-    with pytest.raises(ValueError, match=r"unknown layer 'conv9'.*with weights to quantize are " + ", ".join(lab.layers)):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown layer 'conv9'.*with weights to quantize are " + ", ".join(lab.layers),
+    ):
         lab.compute(Settings(layer="conv9"))
     with pytest.raises(ValueError, match="calibration=5000 images, but the training split holds"):
         lab.compute(Settings(layer=lab.layers[0], calibration=5000))
-    with pytest.raises(TypeError, match="pass a qlab.explorer.Settings"):
+    with pytest.raises(TypeError, match="pass a qlab_workshop.explorer.Settings"):
         lab.compute({"layer": lab.layers[0]})
 
 
@@ -210,14 +275,19 @@ def test_any_zoo_architecture_untrained(name):
     dataset = data.load(models.get(name).dataset)
     model = models.build(name, dataset)
     lab = Explorer(model, dataset)
-    assert lab.layers and set(lab.layers) <= {l.name for l in model.layers}
+    assert lab.layers and set(lab.layers) <= {each.name for each in model.layers}
     for layer in lab.layers:
-        result = lab.compute(Settings(layer=layer, bits=4, calibration=min(10, len(dataset.x_train))))
+        result = lab.compute(
+            Settings(layer=layer, bits=4, calibration=min(10, len(dataset.x_train)))
+        )
         assert 0 <= result.accuracy <= 1 and result.activations is not None
         for part in result.weights:
             assert part.split == rounding.split(part.values, part.grid)
     if name == "lstm_rows":
-        assert [p.name for p in lab.compute(Settings(layer="lstm")).weights] == ["kernel", "recurrent_kernel"]
+        assert [p.name for p in lab.compute(Settings(layer="lstm")).weights] == [
+            "kernel",
+            "recurrent_kernel",
+        ]
 
 
 def test_sequential_and_nested_models():
@@ -225,12 +295,22 @@ def test_sequential_and_nested_models():
 
     dataset = data.load()
     inner = keras.Sequential([keras.layers.Dense(8, name="inner_dense")], name="inner")
-    model = keras.Sequential([keras.Input(dataset.sample_shape), keras.layers.Flatten(), keras.layers.Dense(16, name="hidden"),
-                              keras.layers.ReLU(name="hidden_relu"), inner, keras.layers.Dense(10, name="out")])
+    model = keras.Sequential(
+        [
+            keras.Input(dataset.sample_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(16, name="hidden"),
+            keras.layers.ReLU(name="hidden_relu"),
+            inner,
+            keras.layers.Dense(10, name="out"),
+        ]
+    )
     lab = Explorer(model, dataset)
     assert lab.layers == ["hidden", "out"]  # a nested model's layers are not offered
     assert lab.sites.layers["hidden"] == "hidden_relu"
-    assert lab.compute(Settings(layer="hidden", bits=2)).activations.values.min() >= 0  # after the ReLU
+    assert (
+        lab.compute(Settings(layer="hidden", bits=2)).activations.values.min() >= 0
+    )  # after the ReLU
 
 
 def test_models_the_explorer_cannot_take_are_refused():
@@ -240,7 +320,10 @@ def test_models_the_explorer_cannot_take_are_refused():
     with pytest.raises(ValueError, match="takes samples of shape"):
         Explorer(models.build("wine_mlp", data.load("wine")), dataset)
     import tf_keras as keras
-    no_kernel = keras.Sequential([keras.Input(dataset.sample_shape), keras.layers.Flatten(), keras.layers.Softmax()])
+
+    no_kernel = keras.Sequential(
+        [keras.Input(dataset.sample_shape), keras.layers.Flatten(), keras.layers.Softmax()]
+    )
     with pytest.raises(ValueError, match="no layer with a kernel"):
         Explorer(no_kernel, dataset)
 

@@ -28,11 +28,20 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "14_quantization_explorer.ipynb"
 ARTIFACTS = ROOT / "test-artifacts" / "explorer"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 WAIT_MS = 120_000  # generous, for a busy machine: a normal run needs a fraction of it
-DISABLED_PLUGINS = {"@jupyterlab/extensionmanager-extension": True,  # would query PyPI
-                    "@jupyterlab/apputils-extension:announcements": True}  # would fetch news
+DISABLED_PLUGINS = {
+    "@jupyterlab/extensionmanager-extension": True,  # would query PyPI
+    "@jupyterlab/apputils-extension:announcements": True,
+}  # would fetch news
 
 PANEL = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
 KERNEL_IDLE = f"""() => {{
@@ -94,34 +103,74 @@ class Lab:
         self.home, self.token, self.port = home, secrets.token_hex(16), _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         root, config, settings = home / "root", home / "config", home / "settings"
-        for folder in (root, config / "labconfig", home / "runtime", home / "workspaces", home / "data",
-                       home / "ipython", settings / "@jupyterlab" / "notebook-extension"):
+        for folder in (
+            root,
+            config / "labconfig",
+            home / "runtime",
+            home / "workspaces",
+            home / "data",
+            home / "ipython",
+            settings / "@jupyterlab" / "notebook-extension",
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-        (config / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": DISABLED_PLUGINS}))
-        (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
-            json.dumps({"windowingMode": "none"}))  # every cell stays in the page, scrolled away or not
-        (config / "jupyter_server_config.py").write_text("\n".join([
-            "c.ServerApp.ip = '127.0.0.1'", f"c.ServerApp.port = {self.port}", "c.ServerApp.port_retries = 0",
-            "c.ServerApp.open_browser = False", "c.ServerApp.allow_root = True",  # containers run as root
-            f"c.ServerApp.root_dir = {str(root)!r}", f"c.IdentityProvider.token = {self.token!r}",
-            "c.ServerApp.terminals_enabled = False",
-            "c.ServerApp.jpserver_extensions = {'jupyter_lsp': False, 'notebook_shim': False}",  # not needed here
-            "c.LabApp.news_url = None", "c.LabApp.check_for_updates_class = 'jupyterlab.NeverCheckForUpdate'",
-            "c.LabApp.extension_manager = 'readonly'", "c.LabApp.expose_app_in_browser = True",
-            f"c.LabApp.workspaces_dir = {str(home / 'workspaces')!r}", f"c.LabApp.user_settings_dir = {str(settings)!r}",
-            ""]))
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-               "JUPYTER_DATA_DIR": str(home / "data"), "IPYTHONDIR": str(home / "ipython"),
-               "JUPYTER_PLATFORM_DIRS": "1", "QLAB_PROGRESS": "0"}
+        (config / "labconfig" / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": DISABLED_PLUGINS})
+        )
+        (
+            settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+        ).write_text(
+            json.dumps({"windowingMode": "none"})
+        )  # every cell stays in the page, scrolled away or not
+        (config / "jupyter_server_config.py").write_text(
+            "\n".join(
+                [
+                    "c.ServerApp.ip = '127.0.0.1'",
+                    f"c.ServerApp.port = {self.port}",
+                    "c.ServerApp.port_retries = 0",
+                    "c.ServerApp.open_browser = False",
+                    "c.ServerApp.allow_root = True",  # containers run as root
+                    f"c.ServerApp.root_dir = {str(root)!r}",
+                    f"c.IdentityProvider.token = {self.token!r}",
+                    "c.ServerApp.terminals_enabled = False",
+                    "c.ServerApp.jpserver_extensions = {'jupyter_lsp': False, 'notebook_shim': False}",  # not needed here
+                    "c.LabApp.news_url = None",
+                    "c.LabApp.check_for_updates_class = 'jupyterlab.NeverCheckForUpdate'",
+                    "c.LabApp.extension_manager = 'readonly'",
+                    "c.LabApp.expose_app_in_browser = True",
+                    f"c.LabApp.workspaces_dir = {str(home / 'workspaces')!r}",
+                    f"c.LabApp.user_settings_dir = {str(settings)!r}",
+                    "",
+                ]
+            )
+        )
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(config),
+            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+            "JUPYTER_DATA_DIR": str(home / "data"),
+            "IPYTHONDIR": str(home / "ipython"),
+            "JUPYTER_PLATFORM_DIRS": "1",
+            "QLAB_PROGRESS": "0",
+        }
         self.log = (home / "lab.log").open("w")
-        self.process = subprocess.Popen([sys.executable, "-m", "jupyterlab"], cwd=root, env=env,
-                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab"],
+            cwd=root,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def call(self, path: str, method: str = "GET", body: dict | None = None, timeout: float = 60):
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.base}{path}", data=data, method=method, headers={
-            "Authorization": f"token {self.token}", "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.base}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
 
@@ -146,8 +195,16 @@ class Lab:
     def start_kernel(self) -> None:
         """The notebook's kernel, started now (a session for its path), so that it starts while the
         page loads; the page then connects to it instead of starting one."""
-        self.call("/api/sessions", "POST", {"path": NOTEBOOK.name, "name": NOTEBOOK.name, "type": "notebook",
-                                            "kernel": {"name": "python3"}})
+        self.call(
+            "/api/sessions",
+            "POST",
+            {
+                "path": NOTEBOOK.name,
+                "name": NOTEBOOK.name,
+                "type": "notebook",
+                "kernel": {"name": "python3"},
+            },
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         self.log.flush()
@@ -161,7 +218,9 @@ class Lab:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)  # the session we started: the server, its kernels
+                os.killpg(
+                    self.process.pid, signal.SIGTERM
+                )  # the session we started: the server, its kernels
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
         if self.process.poll() is None:
@@ -200,10 +259,14 @@ def test_the_explorer_runs_and_answers_a_slider_in_the_browser(tmp_path):
     lab = Lab(tmp_path / "lab")
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
             clock.mark("browser up")  # while JupyterLab starts
             try:
-                for attempt in range(1, 4):  # the free port was free when chosen; another process may take it
+                for attempt in range(
+                    1, 4
+                ):  # the free port was free when chosen; another process may take it
                     if lab.wait_ready():
                         break
                     lab.stop()
@@ -213,8 +276,14 @@ def test_the_explorer_runs_and_answers_a_slider_in_the_browser(tmp_path):
                 clock.mark("lab up")
                 lab.start_kernel()
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(lab.base)
-                              else route.abort())  # nothing leaves this machine
+                context.route(
+                    "**/*",
+                    lambda route: (
+                        route.continue_()
+                        if route.request.url.startswith(lab.base)
+                        else route.abort()
+                    ),
+                )  # nothing leaves this machine
                 page = context.new_page()
                 try:
                     run_and_move_the_slider(page, lab, shots, clock)
@@ -225,8 +294,10 @@ def test_the_explorer_runs_and_answers_a_slider_in_the_browser(tmp_path):
             finally:
                 browser.close()
     except Exception as error:
-        raise AssertionError(f"{error}\nsteps: {clock}\nscreenshots in {ARTIFACTS}\n"
-                             f"JupyterLab's log ends:\n{lab.log_tail()}") from error
+        raise AssertionError(
+            f"{error}\nsteps: {clock}\nscreenshots in {ARTIFACTS}\n"
+            f"JupyterLab's log ends:\n{lab.log_tail()}"
+        ) from error
     finally:
         lab.stop()
         clock.mark("lab stopped")
@@ -236,7 +307,11 @@ def test_the_explorer_runs_and_answers_a_slider_in_the_browser(tmp_path):
 
 
 def run_and_move_the_slider(page, lab: Lab, shots: dict, clock: Clock) -> None:
-    page.goto(f"{lab.base}/lab/tree/{NOTEBOOK.name}?token={lab.token}", wait_until="domcontentloaded", timeout=WAIT_MS)
+    page.goto(
+        f"{lab.base}/lab/tree/{NOTEBOOK.name}?token={lab.token}",
+        wait_until="domcontentloaded",
+        timeout=WAIT_MS,
+    )
     page.wait_for_function(KERNEL_IDLE, timeout=WAIT_MS)
     clock.mark("page and kernel up")
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -245,15 +320,24 @@ def run_and_move_the_slider(page, lab: Lab, shots: dict, clock: Clock) -> None:
     errors = page.evaluate(ERRORS)
     assert not errors, f"the notebook raised: {errors}"
     page.wait_for_function(SUMMARY_HAS, arg="accuracy", timeout=WAIT_MS)
-    summary, histogram = page.locator(".qlab-explorer-summary"), page.locator(".qlab-explorer-histogram")
+    summary, histogram = (
+        page.locator(".qlab-explorer-summary"),
+        page.locator(".qlab-explorer-histogram"),
+    )
     before = summary.inner_text()
     histogram.scroll_into_view_if_needed()
     image_before = histogram.screenshot()
     page.locator(".qlab-explorer").screenshot(path=shots["before"])
-    assert _accuracy(before), f"no accuracy in the explorer's text {before!r} (see {shots['before']})"
-    assert "int8" in before, f"the explorer should start at 8 bits: {before!r} (see {shots['before']})"
+    assert _accuracy(before), (
+        f"no accuracy in the explorer's text {before!r} (see {shots['before']})"
+    )
+    assert "int8" in before, (
+        f"the explorer should start at 8 bits: {before!r} (see {shots['before']})"
+    )
 
-    page.locator(".qlab-explorer-bits .noUi-handle").press("Home")  # the slider's lowest value, 2 bits
+    page.locator(".qlab-explorer-bits .noUi-handle").press(
+        "Home"
+    )  # the slider's lowest value, 2 bits
     page.wait_for_function(SUMMARY_HAS, arg="int2", timeout=WAIT_MS)
     clock.mark("slider answered")
     after = summary.inner_text()
@@ -261,9 +345,12 @@ def run_and_move_the_slider(page, lab: Lab, shots: dict, clock: Clock) -> None:
     page.locator(".qlab-explorer").screenshot(path=shots["after"])
     where = f"(screenshots: {shots['before']}, {shots['after']})"
     assert after != before, f"the explorer's text did not change {where}: {after!r}"
-    assert _accuracy(after), f"no accuracy in the explorer's text after the change {where}: {after!r}"
+    assert _accuracy(after), (
+        f"no accuracy in the explorer's text after the change {where}: {after!r}"
+    )
     rounding = [re.search(r"weights: rounding error (\S+),", text) for text in (before, after)]
-    assert all(rounding) and rounding[0].group(1) != rounding[1].group(1), \
+    assert all(rounding) and rounding[0].group(1) != rounding[1].group(1), (
         f"the weights' rounding error did not change {where}: {before!r} -> {after!r}"
+    )
     assert image_after != image_before, f"the histogram did not change {where}"
     print(f"\nexplorer before: {_accuracy(before)}; after: {_accuracy(after)}")

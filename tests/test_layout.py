@@ -10,33 +10,42 @@ import sys
 import tokenize
 from pathlib import Path
 
+import house_style
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "qlab"
-MODULES = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
-           for p in sorted(PACKAGE.rglob("*.py"))}
+PACKAGES = ("qlab", "qlab_workshop")
+MODULES = {
+    ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+    for package in PACKAGES
+    for p in sorted((ROOT / package).rglob("*.py"))
+}
 TENSORFLOW = ("tensorflow", "tf_keras", "tensorflow_model_optimization", "ai_edge_quantizer")
-CLUSTER = ("dask", "distributed")  # the sweep engine's dask backend: loaded only when a sweep asks for it
-MAX_LINES = 300
+CLUSTER = ("dask", "distributed")  # the sweep engine's dask backend: loaded when a sweep asks
 
-# the folders, bottom to top; a module may import its own layer and those below, never above
+# the packages by job, bottom to top; a module may import its own layer and those below, never above
 LAYERS = [
-    ("bottom", ["qlab.vocabulary", "qlab.arith"]),
-    ("pipeline", ["qlab", "qlab.progress", "qlab.quiet", "qlab.tflite_file", "qlab.runtime", "qlab.data",
-                  "qlab.naming", "qlab.models", "qlab.qat", "qlab.schemes", "qlab.pruning", "qlab.clustering", "qlab.modes", "qlab.train", "qlab.saved_model", "qlab.converter", "qlab.aeq", "qlab.debugger",
-                  "qlab.quantize", "qlab.measure", "qlab.cache", "qlab.tables", "qlab.published"]),
-    ("artifacts", ["qlab.artifacts", "qlab.bands"]),
-    ("intmath", ["qlab.intmath"]),
+    ("bottom", ["qlab", "qlab.vocabulary", "qlab.arith"]),
+    ("infrastructure", ["qlab.infra", "qlab.published"]),
+    ("reading .tflite files", ["qlab.tflite"]),
+    ("training and QAT", ["qlab.training"]),
+    ("converting", ["qlab.conversion"]),
+    ("artifacts", ["qlab.artifacts"]),
+    ("integer engine", ["qlab.intmath"]),
     ("analysis", ["qlab.analysis"]),
-    ("perf", ["qlab.perf"]),
-    ("studies", ["qlab.zoo", "qlab.studies"]),
+    ("measuring", ["qlab.perf"]),
+    ("studies", ["qlab.studies"]),
     ("plots", ["qlab.plots"]),
-    ("workshop", ["qlab.exercises", "qlab.explorer", "qlab.teaching"]),
+    ("workshop", ["qlab_workshop"]),
     ("commands", ["qlab.commands", "qlab.__main__"]),
 ]
-ARITHMETIC = ["qlab.arith", "qlab.intmath.fixedpoint", "qlab.intmath.integer_ops", "qlab.intmath.float_ops",
-              "qlab.analysis.grid"]
+ARITHMETIC = [
+    "qlab.arith",
+    "qlab.intmath.fixedpoint",
+    "qlab.intmath.integer_ops",
+    "qlab.intmath.float_ops",
+    "qlab.analysis.grid",
+]
 
 
 def layer_of(module: str) -> int:
@@ -61,8 +70,12 @@ def top_level_imports(module: str) -> set[str]:
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-            found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in MODULES}
-    return {m for m in found if m == "qlab" or m.startswith("qlab.")}
+            found |= {
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if f"{node.module}.{a.name}" in MODULES
+            }
+    return {m for m in found if m.split(".")[0] in PACKAGES}
 
 
 def closure(module: str) -> set[str]:
@@ -98,7 +111,32 @@ def own_nodes(fn):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_modules_are_small(module):
-    assert len(MODULES[module].read_text().splitlines()) <= MAX_LINES
+    assert house_style.formatted_lines(MODULES[module]) <= house_style.MAX_FORMATTED_LINES
+
+
+def test_no_function_is_too_complex():
+    found = house_style.complexities(MODULES.values())
+    over = {where: n for where, n in found.items() if n > house_style.MAX_COMPLEXITY}
+    assert not over, f"split by job or dispatch through a table: {over}"
+
+
+def test_docstrings_are_concise():
+    for package in PACKAGES:
+        ratio = house_style.docstring_ratio((ROOT / package).rglob("*.py"))
+        assert ratio <= house_style.MAX_DOCSTRING_RATIO, f"{package}: {ratio:.3f}"
+
+
+def test_every_package_is_in_a_layer_and_the_layers_are_in_order():
+    for module in MODULES:
+        layer_of(module)
+    ranks = [layer_of(m) for _, prefixes in LAYERS for m in prefixes if m in MODULES]
+    assert ranks == sorted(ranks)
+
+
+def test_the_library_never_imports_the_workshop():
+    for module in MODULES:
+        if module.startswith("qlab.") and layer_of(module) < layer_of("qlab_workshop"):
+            assert not [d for d in closure(module) if d.startswith("qlab_workshop")], module
 
 
 def test_no_utils_and_no_star_imports():
@@ -119,15 +157,21 @@ def test_imports_flow_down_the_layers(module):
 @pytest.mark.parametrize("module", ARITHMETIC)
 def test_arithmetic_never_imports_the_runtime_or_tensorflow(module):
     deps = closure(module)
-    assert "qlab.runtime" not in deps, deps
-    assert not any(d.split(".")[-1] in ("models", "train", "quantize", "converter") for d in deps), deps
+    assert "qlab.tflite.runtime" not in deps, deps
+    assert not any(
+        d.split(".")[-1] in ("models", "train", "quantize", "converter") for d in deps
+    ), deps
 
 
 def test_importing_the_arithmetic_loads_neither_runtime_nor_tensorflow():
-    probe = (f"import sys, {', '.join(ARITHMETIC)}; "
-             "print(sorted(m for m in ('qlab.runtime', 'ai_edge_litert.interpreter', 'tensorflow', 'tf_keras') "
-             "if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    probe = (
+        f"import sys, {', '.join(ARITHMETIC)}; "
+        "print(sorted(m for m in ('qlab.tflite.runtime', 'ai_edge_litert.interpreter', 'tensorflow', 'tf_keras') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
@@ -136,14 +180,26 @@ def test_rounding_quantize_and_dequantize_are_defined_once():
     defined = {}
     for module in MODULES:
         for fn, cls in functions(tree(module)):
-            if cls is None and fn.name in ("round_half_away", "round_half_even", "quantize", "dequantize"):
+            if cls is None and fn.name in (
+                "round_half_away",
+                "round_half_even",
+                "quantize",
+                "dequantize",
+            ):
                 defined.setdefault(fn.name, []).append(module)
-    assert defined.pop("round_half_away") == ["qlab.arith"] and defined.pop("round_half_even") == ["qlab.arith"]
+    assert defined.pop("round_half_away") == ["qlab.arith"] and defined.pop("round_half_even") == [
+        "qlab.arith"
+    ]
     # besides the arithmetic: the two tools' whole-file entries (the converter's, ai-edge-quantizer's)
-    assert defined == {"quantize": ["qlab.aeq", "qlab.arith", "qlab.quantize"], "dequantize": ["qlab.arith"]}
+    assert defined == {
+        "quantize": ["qlab.arith", "qlab.conversion.aeq", "qlab.conversion.to_tflite"],
+        "dequantize": ["qlab.arith"],
+    }
     for module in MODULES:  # real = (q - zero_point) * scale is arith's alone
         if module != "qlab.arith":
-            assert not re.search(r"-\s*[\w.]*zero_point[^)]*\)\s*\*\s*[\w.]*scale", code(module)), module
+            assert not re.search(r"-\s*[\w.]*zero_point[^)]*\)\s*\*\s*[\w.]*scale", code(module)), (
+                module
+            )
 
 
 def code(module: str) -> str:
@@ -157,14 +213,27 @@ def test_imports_inside_functions_only_load_tensorflow_lazily():
         for fn, _ in functions(tree(module)):
             for node in own_nodes(fn):
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
-                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                    names = (
+                        [a.name for a in node.names]
+                        if isinstance(node, ast.Import)
+                        else [node.module]
+                    )
                     for name in names:
                         lazy_tf = name.split(".")[0] in TENSORFLOW
-                        lazy_cluster = module in ("qlab.studies.sweep", "qlab.studies.cluster") and name.split(".")[0] in CLUSTER
-                        lazy_command = module == "qlab.__main__" and name.startswith("qlab.commands")
+                        lazy_cluster = (
+                            module in ("qlab.studies.sweep", "qlab.studies.cluster")
+                            and name.split(".")[0] in CLUSTER
+                        )
+                        lazy_command = module == "qlab.__main__" and name.startswith(
+                            "qlab.commands"
+                        )
                         # scikit-learn builds the built-in data sets; cached, they load without it
-                        lazy_sklearn = module == "qlab.data" and name.split(".")[0] == "sklearn"
-                        assert lazy_tf or lazy_cluster or lazy_command or lazy_sklearn, f"{module}.{fn.name} imports {name}"
+                        lazy_sklearn = (
+                            module == "qlab.training.data" and name.split(".")[0] == "sklearn"
+                        )
+                        assert lazy_tf or lazy_cluster or lazy_command or lazy_sklearn, (
+                            f"{module}.{fn.name} imports {name}"
+                        )
 
 
 def test_the_library_never_prints():
@@ -179,8 +248,14 @@ def test_the_library_never_prints():
 def test_nothing_but_the_command_line_imports_the_commands():
     for module in MODULES:
         if not module.startswith("qlab.commands") and module != "qlab.__main__":
-            assert not [d for d in top_level_imports(module) if d.startswith("qlab.commands")], module
-    sources = [p.read_text() for p in (ROOT / "tests").glob("*.py") if p.name not in ("test_cli.py", "test_layout.py")]
+            assert not [d for d in top_level_imports(module) if d.startswith("qlab.commands")], (
+                module
+            )
+    sources = [
+        p.read_text()
+        for p in (ROOT / "tests").glob("*.py")
+        if p.name not in ("test_cli.py", "test_layout.py")
+    ]
     for path in (ROOT / "notebooks").glob("*.ipynb"):
         sources.append("".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]))
     for text in sources:
@@ -210,8 +285,18 @@ def test_every_public_definition_says_what_it_returns_and_raises(module):
         properties = any(isinstance(d, ast.Name) and d.id == "property" for d in fn.decorator_list)
         returns = any(isinstance(n, ast.Return) and n.value is not None for n in own_nodes(fn))
         predicate = isinstance(fn.returns, ast.Name) and fn.returns.id == "bool"
-        if returns and not properties and not predicate and "Returns" not in doc and "Yields" not in doc:
+        if (
+            returns
+            and not properties
+            and not predicate
+            and "Returns" not in doc
+            and "Yields" not in doc
+        ):
             missing.append(f"{where}: no Returns")
-        if any(isinstance(n, ast.Raise) for n in own_nodes(fn)) and "Raises" not in doc and "raise" not in doc.lower():
+        if (
+            any(isinstance(n, ast.Raise) for n in own_nodes(fn))
+            and "Raises" not in doc
+            and "raise" not in doc.lower()
+        ):
             missing.append(f"{where}: no Raises")
     assert not missing, "\n".join(missing)

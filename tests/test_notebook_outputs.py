@@ -14,8 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks").glob("*.ipynb"))
 EXECUTED = ROOT / "build" / "book" / "notebooks"
-TF_LOG = re.compile(r"\b[IWEF]\d{4} \d\d:\d\d:\d\d[\d.]*\s+\d+ [\w./-]+:\d+\]"  # absl's line prefix
-                    r"|[IWEF]0000 |WARNING: All log messages before absl::InitializeLog")
+TF_LOG = re.compile(
+    r"\b[IWEF]\d{4} \d\d:\d\d:\d\d[\d.]*\s+\d+ [\w./-]+:\d+\]"  # absl's line prefix
+    r"|[IWEF]0000 |WARNING: All log messages before absl::InitializeLog"
+)
 """A line of TensorFlow's C++ log: `W0000 00:00:1732… 123 file.cc:45] …` (0000 before absl's logging
 is set up, the date after), and absl's notice that comes with the first one."""
 
@@ -23,9 +25,13 @@ is set up, the date after), and absl's notice that comes with the first one."""
 def executed(source: Path, request) -> dict:
     """The executed copy of notebook `source`, as JSON; skips unless --built."""
     if not request.config.getoption("--built"):
-        pytest.skip("reads the notebooks make test executed: run with --built after them (make test does)")
+        pytest.skip(
+            "reads the notebooks make test executed: run with --built after them (make test does)"
+        )
     copy = EXECUTED / source.name
-    assert copy.exists(), f"{source.name} was not executed: no {copy.relative_to(ROOT)} (make test or make site)"
+    assert copy.exists(), (
+        f"{source.name} was not executed: no {copy.relative_to(ROOT)} (make test or make site)"
+    )
     return json.loads(copy.read_text())
 
 
@@ -58,7 +64,7 @@ def test_executed_notebook_has_no_stderr_and_no_tensorflow_log(source, request):
                 continue
             for text in output_texts(output):
                 if match := TF_LOG.search(text):
-                    line = text[text.rfind("\n", 0, match.start()) + 1:].split("\n", 1)[0]
+                    line = text[text.rfind("\n", 0, match.start()) + 1 :].split("\n", 1)[0]
                     problems.append(f"{where}: TensorFlow log line: {line[:300]!r}")
     assert not problems, "\n".join(problems)
 
@@ -68,5 +74,6 @@ def test_every_executed_copy_is_the_current_notebook(request):
     for source in SOURCES:
         copy = executed(source, request)
         committed = json.loads(source.read_text())
-        assert ["".join(c["source"]) for c in copy["cells"]] == ["".join(c["source"]) for c in committed["cells"]], \
-            f"{source.name}: the executed copy is stale (make test or make site executes it again)"
+        assert ["".join(c["source"]) for c in copy["cells"]] == [
+            "".join(c["source"]) for c in committed["cells"]
+        ], f"{source.name}: the executed copy is stale (make test or make site executes it again)"

@@ -39,16 +39,42 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 DOCUMENTS = [ROOT / "README.md", ROOT / "docs" / "teaching.md", *NOTEBOOKS]
 
-SPEED = re.compile(r"\b(faster|slower|quicker|speed-?ups?|slow-?downs?|outperform\w*|beats?)\b", re.IGNORECASE)
+SPEED = re.compile(
+    r"\b(faster|slower|quicker|speed-?ups?|slow-?downs?|outperform\w*|beats?)\b", re.IGNORECASE
+)
 DTYPE = re.compile(r"\b(int8|int16x8|8-bit|16-bit|integer\w*|float\w*|quantized)\b", re.IGNORECASE)
-CONDITION = re.compile("|".join([
-    r"\bVNNI\b", r"\bAVX", r"\bAMX\b", r"\bdot[- ]product", r"\bAMD EPYC\b", r"\bXeon\b", r"\bARM\b",
-    r"\b(that|your|its|another)\s+(\S+\s+){0,2}?(CPU|machine|run)s?\b", r"\bmachine of\b",
-    r"\bverdicts?\b", r"\bprint(s|ed)?\b", r"\bif\b", r"\bwhether\b", r"\bdepends?\b", r"\bexpect",
-    r"\barticle", r"\btalk\b", r"\bblog\b", r"\bpublished\b", r"\bissue \d+",
-    r"\b(below|above) (the \w+ line at )?1\b", r"\bfind\b", r"\bsuch an? (\S+\s+)?(CPU|machine)s?\b",
-    r"\bmaintainer\b", r"\bevery run recorded\b",
-]), re.IGNORECASE)
+CONDITION = re.compile(
+    "|".join(
+        [
+            r"\bVNNI\b",
+            r"\bAVX",
+            r"\bAMX\b",
+            r"\bdot[- ]product",
+            r"\bAMD EPYC\b",
+            r"\bXeon\b",
+            r"\bARM\b",
+            r"\b(that|your|its|another)\s+(\S+\s+){0,2}?(CPU|machine|run)s?\b",
+            r"\bmachine of\b",
+            r"\bverdicts?\b",
+            r"\bprint(s|ed)?\b",
+            r"\bif\b",
+            r"\bwhether\b",
+            r"\bdepends?\b",
+            r"\bexpect",
+            r"\barticle",
+            r"\btalk\b",
+            r"\bblog\b",
+            r"\bpublished\b",
+            r"\bissue \d+",
+            r"\b(below|above) (the \w+ line at )?1\b",
+            r"\bfind\b",
+            r"\bsuch an? (\S+\s+)?(CPU|machine)s?\b",
+            r"\bmaintainer\b",
+            r"\bevery run recorded\b",
+        ]
+    ),
+    re.IGNORECASE,
+)
 THIS_MACHINE = re.compile(r"\bthis\s+(\S+\s+){0,2}?(CPU|machine|run)s?\b", re.IGNORECASE)
 """A condition in a notebook, which runs on the reader's machine; not in the README or the teaching
 notes, whose "this machine" is the writer's."""
@@ -77,7 +103,7 @@ def split_outside_parentheses(text: str) -> list[str]:
     pieces, start = [], 0
     for cut in SENTENCE_END.finditer(text):
         if depths[cut.start()] == 0:
-            pieces.append(text[start:cut.start()])
+            pieces.append(text[start : cut.start()])
             start = cut.end()
     return [p for p in [*pieces, text[start:]] if p]
 
@@ -108,16 +134,24 @@ def offending(markdown: str, notebook: bool = False) -> list[str]:
 
 @pytest.mark.parametrize("path", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_unconditional_speed_claim(path):
-    bad = [b for markdown in markdown_of(path) for b in offending(markdown, notebook=path.suffix == ".ipynb")]
+    bad = [
+        b
+        for markdown in markdown_of(path)
+        for b in offending(markdown, notebook=path.suffix == ".ipynb")
+    ]
     assert not bad, f"{path.relative_to(ROOT)}:\n" + "\n".join(bad)
 
 
 OLD = [  # before issue 20; each held on the machine of its run only
-    ("The article's int8 models ran 6× slower than float; here int8 runs about 2× faster,\n"
-     "under every LiteRT kernel choice (notebook 02 times XNNPACK, builtin and reference kernels)."),
+    (
+        "The article's int8 models ran 6× slower than float; here int8 runs about 2× faster,\n"
+        "under every LiteRT kernel choice (notebook 02 times XNNPACK, builtin and reference kernels)."
+    ),
     "The int8\nLSTM runs 7.2× slower than its float32 file here; the CNNs run 0.3–0.9× their float time.",
-    ("Accuracies, sizes and every table built from the seeded models are the same on every machine with\n"
-     "the same pins."),
+    (
+        "Accuracies, sizes and every table built from the seeded models are the same on every machine with\n"
+        "the same pins."
+    ),
     "The int8 modes' rounds say how much their integer kernels gain on this machine.",
     "On this CPU no kernel choice makes the 8-bit modes slower than float32.",
     "int8 is faster than float32 in every setting.",  # a blanket claim, found in review
@@ -125,10 +159,14 @@ OLD = [  # before issue 20; each held on the machine of its run only
     "Quantized inference outperforms float by 2x.",
 ]
 NEW = [  # conditional wording that must stay allowed
-    ("Whether the int8 modes beat float32 depends on the CPU, and the last verdict line says what happened\n"
-     "on yours."),
-    ("With AVX2 only, int8 is no faster and can be slower: on a 2-core AMD EPYC with AVX2 and FMA but no\n"
-     "AVX-512, it took 1.34–1.41× float32's time."),
+    (
+        "Whether the int8 modes beat float32 depends on the CPU, and the last verdict line says what happened\n"
+        "on yours."
+    ),
+    (
+        "With AVX2 only, int8 is no faster and can be slower: on a 2-core AMD EPYC with AVX2 and FMA but no\n"
+        "AVX-512, it took 1.34–1.41× float32's time."
+    ),
     "In that run the int8 LSTM ran 7.2× slower than its float32 file and the CNNs took 0.3–0.9× their float time.",
     "The article's int8 models ran about 6× *slower* than float; here read `latency_x` and its range.",
     "- tell apart what QAT gains from what the extra training alone gains;",
@@ -155,11 +193,12 @@ def test_markdown_after_a_verdict_states_both_outcomes(path):
     for i, cell in enumerate(cells):
         if cell["cell_type"] != "code" or VERDICT not in "".join(cell["source"]):
             continue
-        following = cells[i + 1:]
+        following = cells[i + 1 :]
         end = next((j for j, c in enumerate(following) if c["cell_type"] == "code"), len(following))
         after = "\n\n".join("".join(c["source"]) for c in following[:end])
         text = " ".join(after.split())
         for outcome in ("faster", "slower"):
             assert re.search(rf"\bif\b[^.]*\b{outcome}\b", text, re.IGNORECASE), (
                 f"{path.name}, cell {i}: the markdown after the verdict does not say what a '{outcome}' "
-                f"verdict means (no 'if ... {outcome}'):\n{after}")
+                f"verdict means (no 'if ... {outcome}'):\n{after}"
+            )

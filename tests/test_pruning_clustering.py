@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 import tf_keras as keras
 
-from qlab import clustering, data, models, pruning, quantize, studies
+from qlab import studies
 from qlab.analysis import weights
+from qlab.conversion import to_tflite
 from qlab.perf import sizes
 from qlab.plots import compression
 from qlab.studies import clustering as clustering_study
 from qlab.studies import pruning as pruning_study
+from qlab.training import clustering, data, models, pruning
 
 PRUNING_CELL = {"model": "digits_cnn", "seed": 0, "setting": 0.75}
 CLUSTERING_CELL = {"model": "digits_cnn", "seed": 0, "setting": 8}
@@ -34,7 +36,9 @@ def small_model():
     with models.fresh_names():
         inputs = keras.Input((8, 8, 1))
         x = keras.layers.Conv2D(2, 2, activation="relu", name="small_conv")(inputs)  # 8 weights
-        outputs = keras.layers.Dense(10, activation="softmax", name="head")(keras.layers.Flatten()(x))
+        outputs = keras.layers.Dense(10, activation="softmax", name="head")(
+            keras.layers.Flatten()(x)
+        )
         return keras.Model(inputs, outputs, name="small")
 
 
@@ -74,7 +78,9 @@ def test_fewer_than_two_clusters_are_refused(clusters):
 def test_more_clusters_than_a_layers_weights_are_refused():
     with pytest.raises(ValueError, match=r"'small_conv' \(8\).*at most 7"):
         clustering.check_clusters(small_model(), 16)
-    with pytest.raises(ValueError, match=r"'small_conv' \(8\).*more weights than clusters.*at most 7"):
+    with pytest.raises(
+        ValueError, match=r"'small_conv' \(8\).*more weights than clusters.*at most 7"
+    ):
         clustering.check_clusters(small_model(), 8)  # tfmot would skip the layer with a warning
     assert clustering.check_clusters(small_model(), 7) == 7
     with pytest.raises(ValueError, match=r"'conv1' \(576\)"):
@@ -89,18 +95,24 @@ def test_an_unknown_centroid_initialisation_is_refused(tiny_model, digits):
 
 
 def test_pruning_preserving_qat_of_a_model_never_pruned_is_refused(tiny_model, digits):
-    with pytest.raises(ValueError, match=r"none worth the name.*conv1 0\.0 %.*qlab\.pruning\.prune"):
+    with pytest.raises(
+        ValueError, match=r"none worth the name.*conv1 0\.0 %.*qlab\.training\.pruning\.prune"
+    ):
         pruning.quantize_aware(tiny_model, digits, preserve_sparsity=True)
     barely = pruning.copy(tiny_model)
     kernel = barely.get_layer("conv1").kernel
-    kernel.assign(np.where(np.arange(kernel.shape.num_elements()).reshape(kernel.shape) == 0, 0, kernel.numpy()))
+    kernel.assign(
+        np.where(
+            np.arange(kernel.shape.num_elements()).reshape(kernel.shape) == 0, 0, kernel.numpy()
+        )
+    )
     with pytest.raises(ValueError, match=r"Prune it further.*0\.05 or more") as tiny:
         pruning.quantize_aware(barely, digits, preserve_sparsity=True)
     assert "Prune it first" not in str(tiny.value)
 
 
 def test_cluster_preserving_qat_of_a_model_never_clustered_is_refused(tiny_model, digits):
-    with pytest.raises(ValueError, match=r"never clustered to 8.*qlab\.clustering\.cluster"):
+    with pytest.raises(ValueError, match=r"never clustered to 8.*qlab\.training\.clustering\.cluster"):
         clustering.cluster_preserving_qat(tiny_model, digits, 8)
 
 
@@ -147,10 +159,13 @@ def test_the_converter_refuses_a_model_still_wrapped(tiny_model, technique):
     if technique == "pruning":
         wrapped, strip = tfmot.sparsity.keras.prune_low_magnitude(plain), "strip_pruning"
     else:
-        wrapped, strip = tfmot.clustering.keras.cluster_weights(plain, number_of_clusters=8), "strip_clustering"
+        wrapped, strip = (
+            tfmot.clustering.keras.cluster_weights(plain, number_of_clusters=8),
+            "strip_clustering",
+        )
     for mode in ("float32", "integer_only"):
         with pytest.raises(ValueError, match=f"training wrappers; call tfmot's {strip}"):
-            quantize.quantize(wrapped, mode, data.calibration(data.load().x_train))
+            to_tflite.quantize(wrapped, mode, data.calibration(data.load().x_train))
 
 
 # -- the pipeline --------------------------------------------------------------------------------
@@ -192,22 +207,36 @@ def test_pruning_rows_are_tidy(pruning_table):
     assert not table.duplicated(["model", "seed", "setting", "stage", "file", "layer"]).any()
     files = set(zip(table.stage, table.file))
     assert files == {(s, f) for s in ("float", "pruned") for f in ("keras", "float32", "int8")} | {
-        ("qat", "keras"), ("qat", "int8"), ("pqat", "keras"), ("pqat", "int8")}
+        ("qat", "keras"),
+        ("qat", "int8"),
+        ("pqat", "keras"),
+        ("pqat", "int8"),
+    }
     layers = ["conv1", "conv2", "conv3", "dense", "probs"]
-    for (stage, kind), part in table.groupby(["stage", "file"]):
+    for (_stage, kind), part in table.groupby(["stage", "file"]):
         assert list(part.layer) == layers + ([] if kind == "keras" else [pruning_study.ALL])
     whole = table[table.layer == pruning_study.ALL]
     assert whole.accuracy.between(0.5, 1).all() and (whole.gzip_bytes < whole.size_bytes).all()
 
 
 def test_the_pruned_file_holds_the_models_zeros_and_gzips_smaller(pruning_table):
-    pruned = pruning_table[pruning_table.stage == "pruned"].pivot(index="layer", columns="file", values="sparsity")
+    pruned = pruning_table[pruning_table.stage == "pruned"].pivot(
+        index="layer", columns="file", values="sparsity"
+    )
     # tfmot keeps round(0.25·n) of a kernel's n weights (the ramp ends on a mask update): 0.75 to
     # within half a weight, 0.5 / n
-    keras = pruning_table[(pruning_table.stage == "pruned") & (pruning_table.file == "keras")].set_index("layer")
-    assert (np.abs(keras.sparsity - 0.75) <= 0.5 / keras.weights).all(), keras[["sparsity", "weights"]]
+    keras = pruning_table[
+        (pruning_table.stage == "pruned") & (pruning_table.file == "keras")
+    ].set_index("layer")
+    assert (np.abs(keras.sparsity - 0.75) <= 0.5 / keras.weights).all(), keras[
+        ["sparsity", "weights"]
+    ]
     assert (pruned.keras.dropna() == pruned.float32.reindex(pruned.keras.dropna().index)).all()
-    whole = pruning_table[(pruning_table.layer == pruning_study.ALL)].set_index(["stage", "file"]).gzip_bytes
+    whole = (
+        pruning_table[(pruning_table.layer == pruning_study.ALL)]
+        .set_index(["stage", "file"])
+        .gzip_bytes
+    )
     assert whole["pruned", "int8"] < 0.6 * whole["float", "int8"]
     assert whole["pruned", "float32"] < 0.5 * whole["float", "float32"]
 
@@ -224,7 +253,9 @@ def test_oracle_cluster_preserving_qat_keeps_at_most_k_values(clustering_table):
     assert (oracle.int8_unique_per_channel <= 8).all()  # rounding never splits a channel's centroid
     per_tensor = oracle[oracle.int8_scales == 1]
     assert (per_tensor.int8_unique <= 8).all()
-    clustered = clustering_table[(clustering_table.stage == "clustered") & (clustering_table.layer != "(all)")]
+    clustered = clustering_table[
+        (clustering_table.stage == "clustered") & (clustering_table.layer != "(all)")
+    ]
     counts = clustered.pivot(index="layer", columns="file", values="unique")
     assert (counts.keras <= 8).all() and (counts.keras == counts.float32).all()
 
@@ -238,33 +269,44 @@ def test_clustering_rows_say_how_cqat_held_its_centroids(clustering_table):
 
 
 def test_summary_headline_and_figures_come_from_the_rows(pruning_table, clustering_table):
-    for module, table, stems in ((pruning_study, pruning_table, ("pruning_layers", "pruning_size")),
-                                 (clustering_study, clustering_table, ("clustering_layers", "clustering_size"))):
+    for module, table, stems in (
+        (pruning_study, pruning_table, ("pruning_layers", "pruning_size")),
+        (clustering_study, clustering_table, ("clustering_layers", "clustering_size")),
+    ):
         summary = module.summary(table)
         assert len(summary) == len(table) and (summary.seeds == 1).all()
         assert summary.gzip_bytes.dtype == "Int64" and summary.size_bytes_max.dtype == "Int64"
         assert module.headline(table).startswith("digits_cnn ")
-        figures = (compression.pruning_figures if module is pruning_study else compression.clustering_figures)(table)
+        figures = (
+            compression.pruning_figures
+            if module is pruning_study
+            else compression.clustering_figures
+        )(table)
         assert sorted(figures) == sorted(f"{stem}_digits_cnn" for stem in stems)
     assert "pruned to 75 %" in pruning_study.headline(pruning_table)
     assert "clustered to 8 " in clustering_study.headline(clustering_table)
 
 
 def test_weight_table_counts_int8_integers(clustering_table, digits):
-    table = clustering_table[(clustering_table.stage == "clustered") & (clustering_table.file == "int8")]
+    table = clustering_table[
+        (clustering_table.stage == "clustered") & (clustering_table.file == "int8")
+    ]
     assert (table.type == "INT8").all()
     model = models.build("digits_cnn")
-    tflite = quantize.quantize(model, "float32")
+    tflite = to_tflite.quantize(model, "float32")
     read = weights.weight_table(tflite, model)
-    assert list(read.layer) == ["conv1", "conv2", "conv3", "dense", "probs"] and (read.scales == 0).all()
+    assert (
+        list(read.layer) == ["conv1", "conv2", "conv3", "dense", "probs"]
+        and (read.scales == 0).all()
+    )
     assert (read.unique == read.unique_real).all() and weights.total_sparsity(read) == 0
 
 
 def test_layers_feeding_a_concatenate_keep_their_zeros_through_pqat(digits, calibration):
-    # tfmot's ConcatTransform gives these layers the default config; qlab.pruning.ConcatInputsKept mends it
+    # tfmot's ConcatTransform gives these layers the default config; qlab.training.pruning.ConcatInputsKept mends it
     pruned = pruning.prune(models.build("inception_mini"), digits, 0.5, epochs=1, ramp_epochs=1)
     pqat = pruning.quantize_aware(pruned, digits, preserve_sparsity=True, epochs=1)
-    table = weights.weight_table(quantize.quantize(pqat, "integer_only", calibration), pruned)
+    table = weights.weight_table(to_tflite.quantize(pqat, "integer_only", calibration), pruned)
     feeding = table[table.layer.isin(["branch1x1", "branch3x3", "branch_pool_proj"])]
     # pruned to round(0.5·n) zeros (half a weight: 0.5 / n), which PQAT keeps and int8 rounding can only add to
     assert len(feeding) == 3 and (feeding.sparsity >= 0.5 - 0.5 / feeding.weights).all(), table

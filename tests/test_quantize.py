@@ -4,15 +4,17 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from qlab import measure, modes, quantize, train
-from qlab.runtime import Runtime
+from qlab.conversion import modes, to_tflite
+from qlab.tflite import measure
+from qlab.tflite.runtime import Runtime
+from qlab.training import fit
 
 WEIGHT_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
 
 
 @pytest.fixture(scope="module")
 def converted(float_model, calibration):
-    return {name: quantize.quantize(float_model, name, calibration) for name in modes.MODES}
+    return {name: to_tflite.quantize(float_model, name, calibration) for name in modes.MODES}
 
 
 @pytest.mark.parametrize("name", list(modes.MODES))
@@ -36,37 +38,40 @@ def test_dynamic_range_leaves_small_weight_tensors_in_float(converted):
 
 @pytest.mark.parametrize("name", list(modes.MODES))
 def test_every_mode_stays_close_to_keras(converted, float_model, digits, name):
-    keras_acc = train.keras_accuracy(float_model, digits)
+    keras_acc = fit.keras_accuracy(float_model, digits)
     assert abs(measure.accuracy(converted[name], digits.x_test, digits.y_test) - keras_acc) <= 0.01
 
 
 def test_qat_model_converts_in_integer_modes(qat_model, calibration, digits):
     for mode in modes.for_training("qat"):
-        tflite = quantize.quantize(qat_model, mode.name, calibration)
+        tflite = to_tflite.quantize(qat_model, mode.name, calibration)
         assert Runtime(tflite).input_dtype == np.dtype(mode.io)
         assert measure.accuracy(tflite, digits.x_test, digits.y_test) >= 0.95
 
 
 def test_qat_model_refuses_float_modes(qat_model):
     with pytest.raises(ValueError, match="full_integer, integer_only, integer_only_uint8"):
-        quantize.quantize(qat_model, "float16")
+        to_tflite.quantize(qat_model, "float16")
 
 
-@pytest.mark.parametrize("calibration, message", [
-    (None, "needs calibration data"),
-    (np.zeros((0, 8, 8, 1), np.float32), "empty"),
-    (np.zeros((5, 8, 8), np.float32), r"shape \(8, 8\).*takes \(8, 8, 1\)"),
-    (np.zeros((8, 8, 1), np.float32), "one sample"),
-    (np.full((3, 8, 8, 1), np.nan, np.float32), "NaN"),
-])
+@pytest.mark.parametrize(
+    "calibration, message",
+    [
+        (None, "needs calibration data"),
+        (np.zeros((0, 8, 8, 1), np.float32), "empty"),
+        (np.zeros((5, 8, 8), np.float32), r"shape \(8, 8\).*takes \(8, 8, 1\)"),
+        (np.zeros((8, 8, 1), np.float32), "one sample"),
+        (np.full((3, 8, 8, 1), np.nan, np.float32), "NaN"),
+    ],
+)
 def test_bad_calibration_is_refused_before_conversion(tiny_model, calibration, message):
     with pytest.raises(ValueError, match=message):
-        quantize.quantize(tiny_model, "full_integer", calibration)
+        to_tflite.quantize(tiny_model, "full_integer", calibration)
 
 
 def test_unknown_mode(tiny_model):
     with pytest.raises(ValueError, match="valid modes: float32, dynamic_range"):
-        quantize.quantize(tiny_model, "int4")
+        to_tflite.quantize(tiny_model, "int4")
 
 
 def _model_with(fn, name):
@@ -80,20 +85,22 @@ def test_op_without_int8_kernel_names_the_layer(calibration):
     import tensorflow as tf
 
     model = _model_with(tf.sin, "wavy")
-    with pytest.raises(quantize.ConversionError, match=r"SIN \(layer 'wavy'\) has no int8 kernel.*full_integer"):
-        quantize.quantize(model, "integer_only", calibration)
+    with pytest.raises(
+        to_tflite.ConversionError, match=r"SIN \(layer 'wavy'\) has no int8 kernel.*full_integer"
+    ):
+        to_tflite.quantize(model, "integer_only", calibration)
     # with float fallback the same model converts and runs
-    tflite = quantize.quantize(model, "full_integer", calibration)
+    tflite = to_tflite.quantize(model, "full_integer", calibration)
     assert Runtime(tflite).predict(calibration[:2]).shape == (2, 10)
 
 
 def test_op_without_tflite_kernel_names_the_layer(calibration):
     import tensorflow as tf
 
-    with pytest.raises(quantize.ConversionError, match=r"tf\.Erf in layer 'bell'"):
-        quantize.quantize(_model_with(tf.math.erf, "bell"), "full_integer", calibration)
+    with pytest.raises(to_tflite.ConversionError, match=r"tf\.Erf in layer 'bell'"):
+        to_tflite.quantize(_model_with(tf.math.erf, "bell"), "full_integer", calibration)
 
 
 def test_conversion_is_deterministic(float_model, calibration):
-    a = quantize.quantize(float_model, "integer_only", calibration)
-    assert a == quantize.quantize(float_model, "integer_only", calibration)
+    a = to_tflite.quantize(float_model, "integer_only", calibration)
+    assert a == to_tflite.quantize(float_model, "integer_only", calibration)

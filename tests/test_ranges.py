@@ -5,10 +5,9 @@ import math
 
 import numpy as np
 import pytest
+import tolerance
 
 from qlab.analysis import ranges
-
-import tolerance
 
 N = 200_000
 
@@ -54,17 +53,28 @@ def test_check_percentile_accepts(p):
     assert ranges.check_percentile(p) == float(p)
 
 
-@pytest.mark.parametrize("setting, expected", [
-    ("minmax", ("minmax", None)), ("mse", ("mse", None)), ("entropy", ("entropy", None)),
-    ("percentile_99.9", ("percentile", 99.9)), ("percentile_99.99", ("percentile", 99.99))])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("minmax", ("minmax", None)),
+        ("mse", ("mse", None)),
+        ("entropy", ("entropy", None)),
+        ("percentile_99.9", ("percentile", 99.9)),
+        ("percentile_99.99", ("percentile", 99.99)),
+    ],
+)
 def test_parse_reads_the_settings(setting, expected):
     assert ranges.parse(setting) == expected
     assert ranges.parse(setting)[0] in ranges.METHODS
 
 
-@pytest.mark.parametrize("setting", ["kl", "MinMax", "percentile", "percentile_", "percentile_abc", "", 3, None])
+@pytest.mark.parametrize(
+    "setting", ["kl", "MinMax", "percentile", "percentile_", "percentile_abc", "", 3, None]
+)
 def test_parse_refuses_unknown_settings_listing_the_valid_ones(setting):
-    with pytest.raises(ValueError, match="'minmax', 'percentile_99.9', 'percentile_99.99', 'mse', 'entropy'"):
+    with pytest.raises(
+        ValueError, match="'minmax', 'percentile_99.9', 'percentile_99.99', 'mse', 'entropy'"
+    ):
         ranges.parse(setting)
 
 
@@ -85,7 +95,9 @@ def test_choose_dispatches(outliers, outliers_mse):
         ranges.choose(outliers, "minmax", bits=1)
 
 
-@pytest.mark.parametrize("method", [ranges.minmax, ranges.mse, ranges.entropy, lambda x: ranges.percentile(x, 99)])
+@pytest.mark.parametrize(
+    "method", [ranges.minmax, ranges.mse, ranges.entropy, lambda x: ranges.percentile(x, 99)]
+)
 def test_methods_refuse_empty_and_non_finite_values(method):
     with pytest.raises(ValueError, match="empty"):
         method(np.zeros((0, 3)))
@@ -110,7 +122,10 @@ def test_mse_of_a_gaussian_clips_where_the_analytic_optimum_is(gauss):
     # is least at a ≈ 3.92 (Banner et al., ACIQ, 2019, get the same); the search's step is 0.01 of ~4.7.
     def mse(a):
         tail = 0.5 * math.erfc(a / math.sqrt(2))
-        return (2 * a / 255) ** 2 / 12 * (1 - 2 * tail) + 2 * ((1 + a * a) * tail - a * math.exp(-a * a / 2) / math.sqrt(2 * math.pi))
+        return (2 * a / 255) ** 2 / 12 * (1 - 2 * tail) + 2 * (
+            (1 + a * a) * tail - a * math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
+        )
+
     optimum = min(np.arange(2, 6, 0.001), key=mse)
     # 3.92 is the published value to 2 decimals (within 0.005); this grid of 0.001 adds half a step
     assert optimum == pytest.approx(3.92, abs=0.005 + 0.001 / 2)
@@ -127,7 +142,7 @@ def test_mse_of_a_gaussian_clips_where_the_analytic_optimum_is(gauss):
     tail = 0.5 * math.erfc(a / math.sqrt(2))
     clipping = 2 * ((1 + a * a) * tail - a * math.exp(-a * a / 2) / math.sqrt(2 * math.pi))
     h = 1e-3  # a central difference: its error, h²/12 of mse'''', is ~1e-6 of the curvature
-    curvature = (mse(a + h) - 2 * mse(a) + mse(a - h)) / h ** 2
+    curvature = (mse(a + h) - 2 * mse(a) + mse(a - h)) / h**2
     sd = math.sqrt(4 * clipping) / (curvature * math.sqrt(N))
     half_width = (high - low) / 2
     assert half_width == pytest.approx(optimum, abs=tolerance.Z * sd + 0.01 / 2 * half_width / f)
@@ -136,11 +151,15 @@ def test_mse_of_a_gaussian_clips_where_the_analytic_optimum_is(gauss):
 def test_mse_clips_outliers_and_beats_minmax(outliers, outliers_mse):
     low, high = outliers_mse
     assert -45 < low < -10 and 10 < high < 80  # well inside the outliers, well outside the Gaussian
-    assert ranges.split(outliers, low, high)["total_mse"] < 0.8 * ranges.split(outliers, *ranges.minmax(outliers))["total_mse"]
+    assert (
+        ranges.split(outliers, low, high)["total_mse"]
+        < 0.8 * ranges.split(outliers, *ranges.minmax(outliers))["total_mse"]
+    )
 
 
 def test_mse_and_entropy_are_fast_enough(gauss):
     import time
+
     for method in (ranges.mse, ranges.entropy):  # ~0.03 s and ~0.1 s on 200k values
         start = time.perf_counter()
         method(gauss)
@@ -177,9 +196,17 @@ def test_entropy_refuses_too_few_bins(gauss):
 def test_split_adds_up(outliers, outliers_mse):
     for low, high in (ranges.minmax(outliers), outliers_mse, (-3.0, 2.0)):
         s = ranges.split(outliers, low, high)
-        assert s["rounding_mse"] + s["clipping_mse"] == pytest.approx(s["total_mse"],
-                                                                     rel=tolerance.split_rtol(outliers.size))
-        assert set(s) == {"scale", "zero_point", "rounding_mse", "clipping_mse", "total_mse", "clipped_fraction"}
+        assert s["rounding_mse"] + s["clipping_mse"] == pytest.approx(
+            s["total_mse"], rel=tolerance.split_rtol(outliers.size)
+        )
+        assert set(s) == {
+            "scale",
+            "zero_point",
+            "rounding_mse",
+            "clipping_mse",
+            "total_mse",
+            "clipped_fraction",
+        }
     s = ranges.split(outliers, -3.0, 2.0)
     assert s["clipping_mse"] > 0 and 0 < s["clipped_fraction"] < 0.05
 
@@ -204,16 +231,32 @@ def test_rounding_error_of_dense_uniform_values_is_a_twelfth_of_a_step_squared()
     assert s["rounding_mse"] == pytest.approx(s["scale"] ** 2 / 12, rel=rtol)
 
 
-@pytest.mark.parametrize("low, high, bits", [
-    (-1.0, 1.0, 8), (-4.59399, 4.73196, 8), (0.0, 6.0, 8), (0.5, 6.0, 8), (-3.0, -0.25, 8),
-    (-0.0123, 987.6, 8), (0.0, 0.0, 8), (-1e-12, 1e-12, 8),  # a width below AEQ's 1e-9 floor
-    (-2.5, 7.25, 4), (-1.7, 2.3, 16)])
+@pytest.mark.parametrize(
+    "low, high, bits",
+    [
+        (-1.0, 1.0, 8),
+        (-4.59399, 4.73196, 8),
+        (0.0, 6.0, 8),
+        (0.5, 6.0, 8),
+        (-3.0, -0.25, 8),
+        (-0.0123, 987.6, 8),
+        (0.0, 0.0, 8),
+        (-1e-12, 1e-12, 8),  # a width below AEQ's 1e-9 floor
+        (-2.5, 7.25, 4),
+        (-1.7, 2.3, 16),
+    ],
+)
 def test_aeq_grid_is_aeqs(low, high, bits):
     from ai_edge_quantizer import qtyping
     from ai_edge_quantizer.algorithms.uniform_quantize import uniform_quantize_tensor
 
     zp, scale = uniform_quantize_tensor.tensor_zp_scale_from_min_max(
-        np.array([low], np.float32), np.array([high], np.float32), bits, False, qtyping.QuantGranularity.TENSORWISE)
+        np.array([low], np.float32),
+        np.array([high], np.float32),
+        bits,
+        False,
+        qtyping.QuantGranularity.TENSORWISE,
+    )
     assert scale.dtype == np.float32
     assert ranges.aeq_grid(low, high, bits) == (float(scale[0]), int(zp[0]))
 

@@ -2,21 +2,21 @@
 
 import numpy as np
 import pytest
-
-from qlab import arith, quantize
-from qlab.runtime import InvalidModelError, Runtime
-
 from tolerance import softmax_sum_atol
+
+from qlab import arith
+from qlab.conversion import to_tflite
+from qlab.tflite.runtime import InvalidModelError, Runtime
 
 
 @pytest.fixture(scope="module")
 def int8_tflite(float_model, calibration):
-    return quantize.quantize(float_model, "integer_only", calibration)
+    return to_tflite.quantize(float_model, "integer_only", calibration)
 
 
 @pytest.fixture(scope="module")
 def uint8_tflite(float_model, calibration):
-    return quantize.quantize(float_model, "integer_only_uint8", calibration)
+    return to_tflite.quantize(float_model, "integer_only_uint8", calibration)
 
 
 @pytest.mark.parametrize("fixture", ["int8_tflite", "uint8_tflite"])
@@ -26,13 +26,17 @@ def test_predict_quantizes_inputs_and_dequantizes_outputs(request, digits, fixtu
     s_in, z_in = rt.input["quantization"]
     s_out, z_out = rt.output["quantization"]
     info = np.iinfo(rt.input_dtype)
-    q = np.clip(np.floor(x / s_in + 0.5) + z_in, info.min, info.max).astype(rt.input_dtype)  # x >= 0
+    q = np.clip(np.floor(x / s_in + 0.5) + z_in, info.min, info.max).astype(
+        rt.input_dtype
+    )  # x >= 0
     by_hand = (rt.invoke_raw(q).astype(np.int64) - z_out) * s_out
     # predict dequantizes the same integers in float64 and returns float32: by_hand rounded once
     np.testing.assert_array_equal(rt.predict(x), by_hand.astype(np.float32))
     probs = rt.predict(x)
     # softmax survives int8: each class within a step of its probability
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=0, atol=softmax_sum_atol(probs.shape[1], s_out))
+    np.testing.assert_allclose(
+        probs.sum(axis=1), 1.0, rtol=0, atol=softmax_sum_atol(probs.shape[1], s_out)
+    )
 
 
 def test_single_sample_and_batches_agree(int8_tflite, digits):
@@ -52,17 +56,21 @@ def test_raw_pixels_cast_to_int8_reproduce_the_articles_collapse(int8_tflite, di
 
 
 def test_round_half_away_from_zero():
-    np.testing.assert_array_equal(arith.round_half_away(np.array([-2.5, -0.5, 0.5, 1.5, 2.5])),
-                                  [-3, -1, 1, 2, 3])
+    np.testing.assert_array_equal(
+        arith.round_half_away(np.array([-2.5, -0.5, 0.5, 1.5, 2.5])), [-3, -1, 1, 2, 3]
+    )
 
 
-@pytest.mark.parametrize("x, message", [
-    (np.zeros((2, 8, 8), np.float32), r"shape \(2, 8, 8\).*\(n, 8, 8, 1\)"),
-    (np.zeros((2, 64), np.float32), r"shape \(2, 64\)"),
-    (np.zeros((0, 8, 8, 1), np.float32), "empty"),
-    (np.zeros((2, 8, 8, 1), np.int32), "predict\\(\\) takes real-valued"),
-    (np.array([["a"] * 8] * 8)[None, ..., None], "numeric"),
-])
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (np.zeros((2, 8, 8), np.float32), r"shape \(2, 8, 8\).*\(n, 8, 8, 1\)"),
+        (np.zeros((2, 64), np.float32), r"shape \(2, 64\)"),
+        (np.zeros((0, 8, 8, 1), np.float32), "empty"),
+        (np.zeros((2, 8, 8, 1), np.int32), "predict\\(\\) takes real-valued"),
+        (np.array([["a"] * 8] * 8)[None, ..., None], "numeric"),
+    ],
+)
 def test_wrong_input_is_refused(int8_tflite, x, message):
     with pytest.raises(ValueError, match=message):
         Runtime(int8_tflite).predict(x)

@@ -3,15 +3,14 @@ grid each fake-quant op uses (equal to qlab's Grid, value for value)."""
 
 import numpy as np
 import pytest
-
-import qlab  # noqa: F401
 import tensorflow as tf
 import tf_keras as keras
-
-from qlab import arith, data, models, schemes
-from qlab.analysis import fake_quant
-
 from tolerance import U32
+
+import qlab  # noqa: F401
+from qlab import arith
+from qlab.analysis import fake_quant
+from qlab.training import data, models, schemes
 
 BAD_BITS = (1, 9, 0, 16, 4.0, 7.5, "8", None, True)
 
@@ -36,7 +35,11 @@ def probe(g, ndim: int) -> np.ndarray:
     levels = np.arange(g.qmin, g.qmax + 1)
     offsets = np.array([-0.25, 0.0, 0.25])
     q = np.repeat(levels, offsets.size)[:, None] * np.ones((1, channels), np.int64)
-    x = arith.dequantize(q, g.scale, g.zero_point, axis=1) if g.per_axis else g.dequantize(q.ravel())[:, None]
+    x = (
+        arith.dequantize(q, g.scale, g.zero_point, axis=1)
+        if g.per_axis
+        else g.dequantize(q.ravel())[:, None]
+    )
     x = x + np.tile(offsets, levels.size)[:, None] * g.scale[None, :]
     x = np.concatenate([x, 3 * g.low[None, :] - 1, 3 * g.high[None, :] + 1]).astype(np.float32)
     return x.reshape((-1,) + (1,) * (ndim - 2) + (channels,)) if g.per_axis else x.ravel()
@@ -54,7 +57,9 @@ def assert_same_as_grid(entry):
     # (u·|level·scale| <= 2u·span), the sum once (u·span); qlab's level, a small integer times a
     # float32 scale, is exact in float64
     assert np.abs(out - expected).max() <= 4 * U32 * span, (entry.site.layer, entry.site.tensor)
-    assert len(np.unique(g.quantize(x))) == g.levels  # every level was reached: the test is not vacuous
+    assert (
+        len(np.unique(g.quantize(x))) == g.levels
+    )  # every level was reached: the test is not vacuous
 
 
 @pytest.mark.parametrize("weight_bits, activation_bits", [(8, 8), (3, 5), (2, 8)])
@@ -63,10 +68,16 @@ def test_fake_quant_grids_equal_qlab_grids(untrained, digits, weight_bits, activ
     fake_quant.calibrate(model, data.calibration(digits.x_train, n=20))
     entries = fake_quant.grids(model)
     kinds = {(e.site.kind, e.grid.bits, e.grid.per_axis) for e in entries}
-    assert ("weight", weight_bits, True) in kinds and ("activation", activation_bits, False) in kinds
+    assert ("weight", weight_bits, True) in kinds and (
+        "activation",
+        activation_bits,
+        False,
+    ) in kinds
     for entry in entries:
         assert_same_as_grid(entry)
-        if entry.site.kind == "weight":  # symmetric narrow range: zero point 0, levels -(2^(b-1) - 1)..2^(b-1) - 1
+        if (
+            entry.site.kind == "weight"
+        ):  # symmetric narrow range: zero point 0, levels -(2^(b-1) - 1)..2^(b-1) - 1
             assert entry.grid.narrow_range and np.all(entry.grid.zero_point == 0)
     table = fake_quant.table(model)
     assert set(table.bits) == {weight_bits, activation_bits} and len(table) == len(entries)
@@ -77,16 +88,27 @@ def test_custom_quantizer_grid_equals_qlab_grid(untrained, digits):
     model = schemes.quantize_bits(untrained, 8, 8, configs=configs)
     calibration = data.calibration(digits.x_train, n=20)
     fake_quant.calibrate(model, calibration)
-    custom = [e for e in fake_quant.grids(model) if isinstance(e.site.quantizer, schemes.PercentileQuantizer)]
+    custom = [
+        e
+        for e in fake_quant.grids(model)
+        if isinstance(e.site.quantizer, schemes.PercentileQuantizer)
+    ]
     assert len(custom) == 1 and custom[0].grid.bits == 4 and custom[0].site.layer == "quant_dense"
     assert_same_as_grid(custom[0])
-    dense_weight = [e for e in fake_quant.grids(model) if e.site.layer == "quant_dense" and e.site.kind == "weight"]
+    dense_weight = [
+        e
+        for e in fake_quant.grids(model)
+        if e.site.layer == "quant_dense" and e.site.kind == "weight"
+    ]
     assert dense_weight[0].grid.bits == 6 and not dense_weight[0].grid.per_axis
     # the range is the 1st and 99th percentiles of the dense layer's float outputs over the calibration set
     with models.fresh_names():
         probe_model = keras.Model(untrained.input, untrained.get_layer("dense").output)
     outputs = probe_model(calibration).numpy()
-    low, high = custom[0].site.variables["min_var"].numpy(), custom[0].site.variables["max_var"].numpy()
+    low, high = (
+        custom[0].site.variables["min_var"].numpy(),
+        custom[0].site.variables["max_var"].numpy(),
+    )
     # calibration passes every value through its quantizers unchanged: the same TensorFlow ops on the
     # same float32 weights and the same 20 images (one batch) as the probe, in this process; the
     # percentiles (nearest rank) are elements of the same outputs, stored as float32: equal exactly
@@ -100,10 +122,14 @@ def test_percentile_quantizer_moves_its_range_in_training_only():
     x = tf.constant(np.linspace(-1.0, 9.0, 1001, dtype=np.float32))
     q(x, False, variables)
     assert variables["max_var"].numpy() == 6.0  # inference: the range stays
-    q(x, True, variables)  # training, no averaging: this batch's percentiles (ranks 10 and 990 of 0..1000)
+    q(
+        x, True, variables
+    )  # training, no averaging: this batch's percentiles (ranks 10 and 990 of 0..1000)
     # 0·old + 1·new is new exactly, and both pick the same elements of x (ranks 1000·1/100 and
     # 1000·99/100 are whole numbers in float32 and float64): the same float32 values
-    assert (float(variables["min_var"].numpy()), float(variables["max_var"].numpy())) == q.range_of(x.numpy())
+    assert (float(variables["min_var"].numpy()), float(variables["max_var"].numpy())) == q.range_of(
+        x.numpy()
+    )
     again = schemes.PercentileQuantizer.from_config(q.get_config())
     assert again.get_config() == q.get_config()
 
@@ -160,7 +186,9 @@ def test_named_layers_only(untrained, digits):
     assert weights == {"quant_conv1", "quant_dense"}
     assert {"conv2", "conv3", "probs"} <= {layer.name for layer in model.layers}  # left float
     one = schemes.quantize_bits(untrained, 4, 8, layers="conv1")  # a single name is a 1-tuple
-    assert {e.site.layer for e in fake_quant.grids(one) if e.site.kind == "weight"} == {"quant_conv1"}
+    assert {e.site.layer for e in fake_quant.grids(one) if e.site.kind == "weight"} == {
+        "quant_conv1"
+    }
 
 
 def test_calibration_changes_no_weight_and_no_batchnorm_statistic(digits):
@@ -174,11 +202,15 @@ def test_calibration_changes_no_weight_and_no_batchnorm_statistic(digits):
     calibration = data.calibration(digits.x_train, n=30)
     for model in (plain, dropping):
         wrapped = schemes.quantize_bits(model, 8, 8)
-        float_weights = {w.name: w.numpy() for w in wrapped.weights if not w.name.endswith(("_min:0", "_max:0"))}
+        float_weights = {
+            w.name: w.numpy() for w in wrapped.weights if not w.name.endswith(("_min:0", "_max:0"))
+        }
         fake_quant.calibrate(wrapped, calibration)
         first = [e.grid.scale.copy() for e in fake_quant.grids(wrapped)]
         fake_quant.calibrate(wrapped, calibration)
-        assert all(np.array_equal(a, e.grid.scale) for a, e in zip(first, fake_quant.grids(wrapped)))
+        assert all(
+            np.array_equal(a, e.grid.scale) for a, e in zip(first, fake_quant.grids(wrapped))
+        )
         for w in wrapped.weights:
             if w.name in float_weights and "optimizer_step" not in w.name:
                 assert np.array_equal(w.numpy(), float_weights[w.name]), w.name
@@ -189,10 +221,21 @@ def test_nudge_is_tensorflows(bits, narrow):
     """Ranges that hold 0, that do not (the zero point clamps to an end), and tiny ones: the grid's
     round trip is TensorFlow's FakeQuantWithMinMaxVars output."""
     rng = np.random.default_rng(bits)
-    for low, high in [(-1.0, 3.0), (0.3, 2.0), (-5.0, -0.5), (-1e-3, 2e-3), *rng.normal(0, 4, (8, 2))]:
+    for low, high in [
+        (-1.0, 3.0),
+        (0.3, 2.0),
+        (-5.0, -0.5),
+        (-1e-3, 2e-3),
+        *rng.normal(0, 4, (8, 2)),
+    ]:
         low, high = float(min(low, high)), float(max(low, high))
         g = fake_quant.nudge(low, high, bits, narrow)
         x = probe(g, 1)
-        out = tf.quantization.fake_quant_with_min_max_vars(x, low, high, num_bits=bits, narrow_range=narrow).numpy()
+        out = tf.quantization.fake_quant_with_min_max_vars(
+            x, low, high, num_bits=bits, narrow_range=narrow
+        ).numpy()
         span = float(max(abs(g.low[0]), abs(g.high[0])))
-        assert np.abs(out - g.round_trip(x)).max() <= 4 * np.finfo(np.float32).eps * span, (low, high)
+        assert np.abs(out - g.round_trip(x)).max() <= 4 * np.finfo(np.float32).eps * span, (
+            low,
+            high,
+        )

@@ -18,10 +18,25 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "build" / "site"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-DOCS = [p for p in (ROOT / "docs" / name for name in ("teaching.md", "glossary.md", "writing-notebooks.md"))
-        if p.exists()]
-LINKING = {"a": "href", "link": "href", "script": "src", "img": "src", "iframe": "src", "source": "src",
-           "video": "src", "audio": "src", "embed": "src", "object": "data"}
+DOCS = [
+    p
+    for p in (
+        ROOT / "docs" / name for name in ("teaching.md", "glossary.md", "writing-notebooks.md")
+    )
+    if p.exists()
+]
+LINKING = {
+    "a": "href",
+    "link": "href",
+    "script": "src",
+    "img": "src",
+    "iframe": "src",
+    "source": "src",
+    "video": "src",
+    "audio": "src",
+    "embed": "src",
+    "object": "data",
+}
 
 
 class Page(HTMLParser):
@@ -45,10 +60,17 @@ class Page(HTMLParser):
 @pytest.fixture(scope="module")
 def pages(request) -> dict[Path, Page]:
     if not request.config.getoption("--built"):
-        pytest.skip("reads the built site: run with --built after `make site-html` (make test and make site do)")
-    assert (SITE / "index.html").exists(), f"no site: {SITE.relative_to(ROOT)}/index.html (make site builds it)"
-    return {path: Page(path.read_text(errors="replace")) for path in sorted(SITE.rglob("*.html"))
-            if "_static" not in path.relative_to(SITE).parts}  # the theme's template fragments there are no pages
+        pytest.skip(
+            "reads the built site: run with --built after `make site-html` (make test and make site do)"
+        )
+    assert (SITE / "index.html").exists(), (
+        f"no site: {SITE.relative_to(ROOT)}/index.html (make site builds it)"
+    )
+    return {
+        path: Page(path.read_text(errors="replace"))
+        for path in sorted(SITE.rglob("*.html"))
+        if "_static" not in path.relative_to(SITE).parts
+    }  # the theme's template fragments there are no pages
 
 
 def test_every_notebook_in_order_then_the_docs(pages):
@@ -59,9 +81,11 @@ def test_every_notebook_in_order_then_the_docs(pages):
         if tag == "a" and re.fullmatch(r"(notebooks|docs)/[^/]+\.html", path) and path not in order:
             order.append(path)
     expected = [f"notebooks/{p.stem}.html" for p in NOTEBOOKS]
-    assert order[:len(expected)] == expected
-    assert set(order[len(expected):]) == {f"docs/{p.stem}.html" for p in DOCS} and order[len(expected)] == \
-        f"docs/{DOCS[0].stem}.html"
+    assert order[: len(expected)] == expected
+    assert (
+        set(order[len(expected) :]) == {f"docs/{p.stem}.html" for p in DOCS}
+        and order[len(expected)] == f"docs/{DOCS[0].stem}.html"
+    )
     for page in order:
         assert SITE / page in pages, page
 
@@ -91,9 +115,15 @@ def test_every_internal_link_resolves(pages):
             elif not target.exists():
                 broken.append(f"{where}: no file {target.relative_to(SITE)}")
             elif parts.fragment and target.suffix == ".html":
-                ids = pages[target].ids if target in pages else Page(target.read_text(errors="replace")).ids
+                ids = (
+                    pages[target].ids
+                    if target in pages
+                    else Page(target.read_text(errors="replace")).ids
+                )
                 if unquote(parts.fragment) not in ids:
-                    broken.append(f"{where}: no id {parts.fragment!r} in {target.relative_to(SITE)}")
+                    broken.append(
+                        f"{where}: no id {parts.fragment!r} in {target.relative_to(SITE)}"
+                    )
     assert not broken, f"{len(broken)} broken link(s):\n" + "\n".join(broken[:50])
 
 
@@ -104,7 +134,9 @@ def test_no_page_loads_anything_from_another_host(pages):
     remote = []
     for path, page in pages.items():
         for tag, url, attrs in page.urls:
-            loads = tag != "a" and not (tag == "link" and attrs.get("rel") not in ("stylesheet", "preload", "icon"))
+            loads = tag != "a" and not (
+                tag == "link" and attrs.get("rel") not in ("stylesheet", "preload", "icon")
+            )
             if loads and (urlsplit(url).netloc or url.startswith("//")):
                 remote.append(f"{path.relative_to(SITE)}: <{tag}> {url}")
     assert not remote, "\n".join(remote[:20])

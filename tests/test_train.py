@@ -6,65 +6,89 @@ import sys
 import numpy as np
 import pytest
 
-from qlab import train
+from qlab.training import fit
 
 
 def test_same_seed_same_weights(digits):
-    config = train.TrainConfig(epochs=1, seed=11)
-    a = train.train_float(digits, config, progress=False)
-    b = train.train_float(digits, config, progress=False)
+    config = fit.TrainConfig(epochs=1, seed=11)
+    a = fit.train_float(digits, config, progress=False)
+    b = fit.train_float(digits, config, progress=False)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    c = train.train_float(digits, train.TrainConfig(epochs=1, seed=12), progress=False)
+    c = fit.train_float(digits, fit.TrainConfig(epochs=1, seed=12), progress=False)
     assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
 
 
 def test_float_baseline_learns(float_model, digits):
-    assert train.keras_accuracy(float_model, digits) > 0.95
+    assert fit.keras_accuracy(float_model, digits) > 0.95
 
 
 def test_qat_wraps_every_layer_and_keeps_accuracy(qat_model, float_model, digits):
-    wrapped = [layer.name for layer in qat_model.layers if type(layer).__name__.startswith("QuantizeWrapper")]
-    assert wrapped == ["quant_conv1", "quant_conv2", "quant_conv3", "quant_flatten", "quant_dense", "quant_probs"]
-    assert train.keras_accuracy(qat_model, digits) >= train.keras_accuracy(float_model, digits) - 0.01
+    wrapped = [
+        layer.name
+        for layer in qat_model.layers
+        if type(layer).__name__.startswith("QuantizeWrapper")
+    ]
+    assert wrapped == [
+        "quant_conv1",
+        "quant_conv2",
+        "quant_conv3",
+        "quant_flatten",
+        "quant_dense",
+        "quant_probs",
+    ]
+    assert fit.keras_accuracy(qat_model, digits) >= fit.keras_accuracy(float_model, digits) - 0.01
 
 
 def test_qat_selected_layers_only(tiny_model, digits):
-    model = train.quantize_aware(tiny_model, layers=("dense", "probs"))
-    wrapped = [layer.name for layer in model.layers if type(layer).__name__.startswith("QuantizeWrapper")]
+    model = fit.quantize_aware(tiny_model, layers=("dense", "probs"))
+    wrapped = [
+        layer.name for layer in model.layers if type(layer).__name__.startswith("QuantizeWrapper")
+    ]
     # tfmot also wraps the Flatten feeding an annotated layer (a pass-through for its ranges)
     assert "quant_dense" in wrapped and "quant_probs" in wrapped
     assert not any(name.startswith("quant_conv") for name in wrapped)
     # the float weights carry over into the wrapped layers
-    np.testing.assert_array_equal(model.get_layer("conv1").get_weights()[0], tiny_model.get_layer("conv1").get_weights()[0])
+    np.testing.assert_array_equal(
+        model.get_layer("conv1").get_weights()[0], tiny_model.get_layer("conv1").get_weights()[0]
+    )
     with pytest.raises(ValueError, match="no layer named dense9.*conv1"):
-        train.quantize_aware(tiny_model, layers=("dense9",))
+        fit.quantize_aware(tiny_model, layers=("dense9",))
 
 
 def test_quant_delay_trains_float_first_then_qat(digits):
-    config = train.TrainConfig(training="qat", epochs=1, quant_delay=30, seed=5)
-    model = train.train_qat(digits, None, config, progress=False)
+    config = fit.TrainConfig(training="qat", epochs=1, quant_delay=30, seed=5)
+    model = fit.train_qat(digits, None, config, progress=False)
     steps_per_epoch = int(np.ceil(len(digits.x_train) / config.batch_size))
     assert int(model.optimizer.iterations.numpy()) == steps_per_epoch - 30  # fake-quant phase
-    assert train.keras_accuracy(model, digits) > 0.5
+    assert fit.keras_accuracy(model, digits) > 0.5
     with pytest.raises(ValueError, match="quant_delay=999 must be between 0 and 43"):
-        train.train_qat(digits, None, train.TrainConfig(training="qat", epochs=1, quant_delay=999))
+        fit.train_qat(digits, None, fit.TrainConfig(training="qat", epochs=1, quant_delay=999))
 
 
 def test_unknown_training():
     with pytest.raises(ValueError, match="valid: float, qat"):
-        train.TrainConfig(training="prune")
+        fit.TrainConfig(training="prune")
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_keras3_loaded_before_qlab_is_explained():
-    result = _run("import tensorflow as tf; tf.keras.layers\n"
-                  "try:\n import qlab\nexcept ImportError as e: print('ERR', e)")
-    assert "ERR" in result.stdout and "TF_USE_LEGACY_KERAS=1" in result.stdout, result.stderr[-2000:]
+    result = _run(
+        "import tensorflow as tf; tf.keras.layers\n"
+        "try:\n import qlab\nexcept ImportError as e: print('ERR', e)"
+    )
+    assert "ERR" in result.stdout and "TF_USE_LEGACY_KERAS=1" in result.stdout, result.stderr[
+        -2000:
+    ]
 
 
 def test_qlab_first_makes_tf_keras_keras2():
@@ -76,6 +100,9 @@ def test_keras3_model_handed_to_qat_is_explained():
     result = _run(
         "import qlab, keras\n"
         "m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])\n"
-        "from qlab import train\n"
-        "try:\n train.quantize_aware(m)\nexcept TypeError as e: print('ERR', e)")
-    assert "ERR" in result.stdout and "tf_keras" in result.stdout and "Keras 3" in result.stdout, result.stderr[-2000:]
+        "from qlab.training import fit\n"
+        "try:\n fit.quantize_aware(m)\nexcept TypeError as e: print('ERR', e)"
+    )
+    assert "ERR" in result.stdout and "tf_keras" in result.stdout and "Keras 3" in result.stdout, (
+        result.stderr[-2000:]
+    )

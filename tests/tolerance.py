@@ -28,9 +28,9 @@ import math
 
 import numpy as np
 
-from qlab import tflite_file
 from qlab.analysis import grid
 from qlab.intmath import float_ops
+from qlab.tflite import flatbuffer
 from qlab.vocabulary import SAME_GRID_OPS, SHARED_GRID_OPS
 
 U32 = 2.0**-24
@@ -122,9 +122,26 @@ TERMS = {
     "SOFTMAX": _last_axis,
     **dict.fromkeys(("ADD", "SUB", "MUL", "HARD_SWISH"), lambda m, o: 1),
     **dict.fromkeys(("LOGISTIC", "TANH"), lambda m, o: 1 + TRANSCENDENTAL_ULPS),
-    **dict.fromkeys(("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "CONCATENATION", "MAX_POOL_2D",
-                     "REDUCE_MAX", "RELU", "RELU6", "PAD", "QUANTIZE", "DEQUANTIZE", "SHAPE", "PACK",
-                     "TRANSPOSE", "GATHER"), lambda m, o: 0),
+    **dict.fromkeys(
+        (
+            "RESHAPE",
+            "SQUEEZE",
+            "STRIDED_SLICE",
+            "CONCATENATION",
+            "MAX_POOL_2D",
+            "REDUCE_MAX",
+            "RELU",
+            "RELU6",
+            "PAD",
+            "QUANTIZE",
+            "DEQUANTIZE",
+            "SHAPE",
+            "PACK",
+            "TRANSPOSE",
+            "GATHER",
+        ),
+        lambda m, o: 0,
+    ),
 }
 """Float32 roundings per output element of each op (its reduction length): a per-op table, so a
 new op in a test model fails here by name instead of getting a guessed tolerance."""
@@ -133,11 +150,13 @@ new op in a test model fails here by name instead of getting a guessed tolerance
 def path_terms(tflite: bytes) -> dict[int, int]:
     """Tensor index -> N, the float32 terms summed on the longest path from the model's inputs to
     that tensor (constants and inputs: 0). Ops are in execution order in a .tflite."""
-    model = tflite_file.read(tflite)
-    terms = {i: 0 for i in model.inputs}
+    model = flatbuffer.read(tflite)
+    terms = dict.fromkeys(model.inputs, 0)
     for op in model.ops:
         if op.name not in TERMS:
-            raise KeyError(f"tests/tolerance.py has no rounding count for {op.name}: add it to TERMS")
+            raise KeyError(
+                f"tests/tolerance.py has no rounding count for {op.name}: add it to TERMS"
+            )
         before = max((terms.get(i, 0) for i in op.inputs if i >= 0), default=0)
         for out in op.outputs:
             terms[out] = before + TERMS[op.name](model, op)
@@ -167,20 +186,24 @@ def assert_grids_equal(predicted: dict, tflite: bytes) -> None:
     file's bits, the file's scale within `grid_scale_rtol`, and the file's zero point. A zero point
     may be one level off only where the scale moved too: rounding the unrounded zero point
     (qmin - low / scale) flips only when the range it came from differs."""
-    model = tflite_file.read(tflite)
+    model = flatbuffer.read(tflite)
     quantized = [t for t in model.tensors if t.quantized]
     assert quantized and sorted(predicted) == sorted(t.index for t in quantized)
     terms = path_terms(tflite)
     for t in quantized:
         ours, theirs = predicted[t.index], grid.of_tensor(t)
         assert ours.scale.shape == theirs.scale.shape, t.name
-        np.testing.assert_allclose(ours.scale, theirs.scale, rtol=grid_scale_rtol(t, terms), err_msg=t.name)
+        np.testing.assert_allclose(
+            ours.scale, theirs.scale, rtol=grid_scale_rtol(t, terms), err_msg=t.name
+        )
         moved = ours.scale != theirs.scale
         off = np.abs(ours.zero_point - theirs.zero_point)
-        assert np.all((off == 0) | ((off == 1) & moved)), (t.name, ours.zero_point, theirs.zero_point)
+        assert np.all((off == 0) | ((off == 1) & moved)), (
+            t.name,
+            ours.zero_point,
+            theirs.zero_point,
+        )
         assert ours.bits == theirs.bits and ours.signed == theirs.signed, t.name
-
-
 
 
 def _magnitude(model, op) -> float:
@@ -208,7 +231,7 @@ def local_bound(tflite: bytes, tensor_name: str) -> float:
     sum (K terms, one more rounding each for dequantizing the inputs and the result), plus the
     transcendental kernels' allowance for ops that evaluate one, plus one float32 dequantize of
     the output on each side."""
-    model = tflite_file.read(tflite)
+    model = flatbuffer.read(tflite)
     op = next(o for o in model.ops if model.tensors[o.outputs[0]].name == tensor_name)
     out = model.tensors[op.outputs[0]]
     reach = float(np.abs(np.concatenate([grid.of_tensor(out).low, grid.of_tensor(out).high])).max())
@@ -233,8 +256,12 @@ def assert_debugger_agrees(ours, theirs, tflite: bytes, samples: int) -> None:
     assert list(ours["layer"]) == list(theirs["layer"])
     np.testing.assert_array_equal(ours["num_elements"], theirs["num_elements"])
     # the debugger's table passes through text: its scales round-trip float32, not float64
-    np.testing.assert_array_equal(ours["scale"].to_numpy(np.float32), theirs["scale"].to_numpy(np.float32))
-    np.testing.assert_array_equal(ours["zero_point"].to_numpy(float), theirs["zero_point"].to_numpy(float))
+    np.testing.assert_array_equal(
+        ours["scale"].to_numpy(np.float32), theirs["scale"].to_numpy(np.float32)
+    )
+    np.testing.assert_array_equal(
+        ours["zero_point"].to_numpy(float), theirs["zero_point"].to_numpy(float)
+    )
     d = np.array([local_bound(tflite, name) for name in ours["tensor"]])
     mse = theirs["mean_squared_error"].to_numpy(float)
     n = theirs["num_elements"].to_numpy(float) / samples
@@ -278,10 +305,14 @@ def _magnitudes(model, op, inputs, shape) -> np.ndarray:
     if op.name == "SUB":
         op = copy.copy(op)
         op.name = "ADD"
-    return float_ops.compute(_unfused(op), absolute, shape) * reordered(TERMS[op.name](model, op) + 1)
+    return float_ops.compute(_unfused(op), absolute, shape) * reordered(
+        TERMS[op.name](model, op) + 1
+    )
 
 
-def _transcendental(model, op, inputs, shape) -> float:  # outputs in [-1, 1]; TERMS counts the kernel's ulps
+def _transcendental(
+    model, op, inputs, shape
+) -> float:  # outputs in [-1, 1]; TERMS counts the kernel's ulps
     return reordered(TERMS[op.name](model, op) + 1)
 
 
@@ -294,18 +325,42 @@ def _lstm_bound(model, op, inputs, shape) -> float:
     steps = model.tensors[op.inputs[0]].shape[1]
     reach = float(np.abs(inputs[0]).max())
     rows = [np.abs(np.asarray(inputs[i], np.float64)).sum(axis=1) for i in range(1, 9)]
-    pre = max(float((rows[g] * reach + rows[g + 4] + np.abs(inputs[12 + g])).max()) for g in range(4))
+    pre = max(
+        float((rows[g] * reach + rows[g + 4] + np.abs(inputs[12 + g])).max()) for g in range(4)
+    )
     per_step = _lstm_step_terms(model, op) - 5 * TRANSCENDENTAL_ULPS  # the sums; the kernels' below
     return steps * (reordered(per_step) * pre + 2 * TRANSCENDENTAL * 5)
 
 
 BOUNDS = {
-    **dict.fromkeys(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "MEAN",
-                     "AVERAGE_POOL_2D"), _magnitudes),
+    **dict.fromkeys(
+        (
+            "CONV_2D",
+            "DEPTHWISE_CONV_2D",
+            "FULLY_CONNECTED",
+            "ADD",
+            "SUB",
+            "MUL",
+            "MEAN",
+            "AVERAGE_POOL_2D",
+        ),
+        _magnitudes,
+    ),
     **dict.fromkeys(("SOFTMAX", "LOGISTIC", "TANH"), _transcendental),
     "UNIDIRECTIONAL_SEQUENCE_LSTM": _lstm_bound,
-    **dict.fromkeys(("RESHAPE", "SQUEEZE", "CONCATENATION", "MAX_POOL_2D", "PAD", "STRIDED_SLICE",
-                     "RELU", "RELU6"), lambda model, op, inputs, shape: 0.0),
+    **dict.fromkeys(
+        (
+            "RESHAPE",
+            "SQUEEZE",
+            "CONCATENATION",
+            "MAX_POOL_2D",
+            "PAD",
+            "STRIDED_SLICE",
+            "RELU",
+            "RELU6",
+        ),
+        lambda model, op, inputs, shape: 0.0,
+    ),
 }
 """Per op, how far two float32 evaluations on the same inputs may differ, per output element:
 ops that sum (`_magnitudes`), ops that evaluate exp or tanh, the LSTM, and ops that only move or
@@ -389,8 +444,12 @@ def float32_mse_rtol(elements: int, samples: int) -> float:
     same way on both sides (float32 minus float32); in float32 the square rounds once, the mean
     goes through `numpy_depth(elements)` additions and a division, all on non-negative terms, so
     relative to the value; float64 adds its own means over elements and samples on each side."""
-    return (gamma(numpy_depth(elements) + 2) + numpy_mean(elements) + 2 * numpy_mean(samples)
-            + numpy_mean(elements * samples))
+    return (
+        gamma(numpy_depth(elements) + 2)
+        + numpy_mean(elements)
+        + 2 * numpy_mean(samples)
+        + numpy_mean(elements * samples)
+    )
 
 
 def float32_cosine_slack(elements: int) -> float:
@@ -433,7 +492,9 @@ def _layer_terms(layer, input_shape) -> int:
     kind = type(layer).__name__
     if kind in _KERNEL_LAYERS:
         kernel = layer.get_weights()[0].shape
-        length = int(np.prod(kernel[:2])) if kind == "DepthwiseConv2D" else int(np.prod(kernel[:-1]))
+        length = (
+            int(np.prod(kernel[:2])) if kind == "DepthwiseConv2D" else int(np.prod(kernel[:-1]))
+        )
         return length + int(bool(layer.use_bias))
     if kind == "BatchNormalization":
         return 8
@@ -485,7 +546,9 @@ def keras_bound(model, x, layer: str, preactivation: bool = False) -> np.ndarray
     for current in model.layers:
         kind, act, last = type(current).__name__, _activation(current), current.name == layer
         if act not in _LIPSCHITZ_ACTIVATIONS and not (last and preactivation):
-            raise KeyError(f"keras_bound has no rule for activation {act!r} of layer {current.name!r}")
+            raise KeyError(
+                f"keras_bound has no rule for activation {act!r} of layer {current.name!r}"
+            )
         if kind in _KERNEL_LAYERS:
             weights = [np.asarray(w, np.float64) for w in current.get_weights()]
             terms = _layer_terms(current, a.shape)
@@ -494,18 +557,25 @@ def keras_bound(model, x, layer: str, preactivation: bool = False) -> np.ndarray
             absolute.build(a.shape)
             exact.set_weights(weights)
             absolute.set_weights([np.abs(w) for w in weights])
-            carried = absolute(e).numpy() - (np.abs(weights[1]) if current.use_bias else 0.0)  # |W| e, no bias
+            carried = absolute(e).numpy() - (
+                np.abs(weights[1]) if current.use_bias else 0.0
+            )  # |W| e, no bias
             magnitude = absolute(np.abs(a) + e).numpy()  # |W| (|a| + e) + |b|
             a, e = exact(a).numpy(), carried + gamma(terms) * magnitude
             if act != "linear" and not (last and preactivation):
                 a = np.clip(a, 0.0, 6.0 if act == "relu6" else None)
         elif kind == "BatchNormalization":
             if not (current.scale and current.center):
-                raise KeyError(f"keras_bound: BatchNormalization {current.name!r} without scale and center")
+                raise KeyError(
+                    f"keras_bound: BatchNormalization {current.name!r} without scale and center"
+                )
             g, offset, mean, var = (np.asarray(w, np.float64) for w in current.get_weights())
             s = g / np.sqrt(var + current.epsilon)
             magnitude = np.abs(s) * (np.abs(a) + e + np.abs(mean)) + np.abs(offset)
-            a, e = s * (a - mean) + offset, np.abs(s) * e + gamma(_layer_terms(current, a.shape)) * magnitude
+            a, e = (
+                s * (a - mean) + offset,
+                np.abs(s) * e + gamma(_layer_terms(current, a.shape)) * magnitude,
+            )
         elif kind == "ReLU":
             a = np.clip(a, 0.0, None if current.max_value is None else float(current.max_value))
             if float(current.negative_slope) or float(current.threshold):
@@ -516,9 +586,14 @@ def keras_bound(model, x, layer: str, preactivation: bool = False) -> np.ndarray
             terms = _layer_terms(current, a.shape)
             keep = bool(current.keepdims)
             magnitude = (np.abs(a) + e).mean(axis=(1, 2), keepdims=keep)
-            a, e = a.mean(axis=(1, 2), keepdims=keep), e.mean(axis=(1, 2), keepdims=keep) + gamma(terms) * magnitude
+            a, e = (
+                a.mean(axis=(1, 2), keepdims=keep),
+                e.mean(axis=(1, 2), keepdims=keep) + gamma(terms) * magnitude,
+            )
         elif kind in _MOVE_ONLY:
-            if kind != "InputLayer":  # max pooling e: a window's largest error bounds the error of its max
+            if (
+                kind != "InputLayer"
+            ):  # max pooling e: a window's largest error bounds the error of its max
                 copy = _float64_copy(current)
                 a, e = np.asarray(copy(a)), np.asarray(copy(e))
         else:
@@ -553,7 +628,15 @@ def softmax_sum_atol(classes: int, scale: float) -> float:
 
 
 # -- a float32 .tflite against another float32 evaluation of the whole network ----------------------
-_MOVING_OPS = ("RESHAPE", "SQUEEZE", "STRIDED_SLICE", "PAD", "MAX_POOL_2D", "MEAN", "AVERAGE_POOL_2D")
+_MOVING_OPS = (
+    "RESHAPE",
+    "SQUEEZE",
+    "STRIDED_SLICE",
+    "PAD",
+    "MAX_POOL_2D",
+    "MEAN",
+    "AVERAGE_POOL_2D",
+)
 """Ops through which an input's error bound passes as the op itself moves, selects or averages it
 (a max over a window is within the window's largest error; a mean within the mean error)."""
 
@@ -565,8 +648,10 @@ def carried(model, op, bounds: list, inputs: list, shape):
     move, select or average values take the bound along (`_MOVING_OPS`); ReLUs are 1-Lipschitz.
     An LSTM takes only exact inputs here (through the recurrence a bound would be multiplied by the
     recurrent weights at every step)."""
-    data = [None if b is None else np.broadcast_to(np.asarray(b, np.float64), np.shape(i))
-            for b, i in zip(bounds, inputs)]
+    data = [
+        None if b is None else np.broadcast_to(np.asarray(b, np.float64), np.shape(i))
+        for b, i in zip(bounds, inputs)
+    ]
     if all(b is None or not np.any(b) for b in data):
         return 0.0
     if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
@@ -576,7 +661,9 @@ def carried(model, op, bounds: list, inputs: list, shape):
         return float_ops.compute(_unfused(op), [np.array(data[0]), *inputs[1:]], shape)
     if op.name in ("RELU", "RELU6"):
         return np.array(data[0])
-    raise KeyError(f"tests/tolerance.py carries no error bound through {op.name}: add it to `carried`")
+    raise KeyError(
+        f"tests/tolerance.py carries no error bound through {op.name}: add it to `carried`"
+    )
 
 
 def network_bounds(tflite: bytes, captured: dict) -> dict:
@@ -584,12 +671,19 @@ def network_bounds(tflite: bytes, captured: dict) -> dict:
     `captured` (`qlab.analysis.capture.run` of the float32 file), per element: each op's own
     `op_bound` on its inputs plus what `carried` brings from earlier ops (Higham §3.5: forward
     errors through a sequence of operations). Inputs and constants: 0."""
-    model = tflite_file.read(tflite)
-    bounds = {i: 0.0 for i in model.inputs}
+    model = flatbuffer.read(tflite)
+    bounds = dict.fromkeys(model.inputs, 0.0)
     for op in model.ops:
-        inputs = [captured[i] if i in captured else (model.tensors[i].data if i >= 0 else None) for i in op.inputs]
+        inputs = [
+            captured[i] if i in captured else (model.tensors[i].data if i >= 0 else None)
+            for i in op.inputs
+        ]
         shape = model.tensors[op.outputs[0]].shape
-        incoming = [bounds.get(i) if i >= 0 and model.tensors[i].data is None else None for i in op.inputs]
+        incoming = [
+            bounds.get(i) if i >= 0 and model.tensors[i].data is None else None for i in op.inputs
+        ]
         own = op_bound(model, op, inputs, shape)
-        bounds[op.outputs[0]] = np.asarray(own, np.float64) + carried(model, op, incoming, inputs, shape)
+        bounds[op.outputs[0]] = np.asarray(own, np.float64) + carried(
+            model, op, incoming, inputs, shape
+        )
     return bounds

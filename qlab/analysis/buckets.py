@@ -13,15 +13,28 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import quiet
 from qlab.analysis import capture, grid
-from qlab.analysis.rounding import (bucket_table, clip_sweep, errors, occupancy, one_channel,  # noqa: F401
-                                    split, used_levels)  # (the one-tensor measures are this module's API too)
-from qlab.vocabulary import DATA_INPUT_FIRST, LSTM_INPUTS, LSTM_WEIGHT_NAMES, RECURRENT_OPS, WEIGHT_INPUTS
+from qlab.analysis.rounding import (  # noqa: F401 (the one-tensor measures are this API too)
+    bucket_table,
+    clip_sweep,
+    errors,
+    occupancy,
+    one_channel,
+    split,
+    used_levels,
+)
+from qlab.infra import quiet
+from qlab.vocabulary import (
+    DATA_INPUT_FIRST,
+    LSTM_INPUTS,
+    LSTM_WEIGHT_NAMES,
+    RECURRENT_OPS,
+    WEIGHT_INPUTS,
+)
 
 
 def weight_tensors(pair: capture.Pair, name: str) -> dict[str, tuple[np.ndarray, grid.Grid | None]]:
-    """A layer's weight tensors: float values (from the float twin) and the grid each deployed copy
+    """A layer's weight tensors: float values (from the float reference) and the grid each deployed copy
     sits on (None where the model keeps them in float).
 
     Returns:
@@ -43,17 +56,25 @@ def weight_tensors(pair: capture.Pair, name: str) -> dict[str, tuple[np.ndarray,
     for label, position in places.items():
         if position < len(layer.deployed.inputs) and layer.deployed.inputs[position] >= 0:
             tensor = pair.deployed.tensors[layer.deployed.inputs[position]]
-            values = pair.twin.tensors[layer.twin.inputs[position]].data.astype(np.float64)
+            values = pair.reference.tensors[layer.reference.inputs[position]].data.astype(
+                np.float64
+            )
             found[label] = (values, grid.of_tensor(tensor) if tensor.quantized else None)
     return found
 
 
 def _with_quantized_weights(pair: capture.Pair) -> list[str]:
-    return [l.name for l in pair.layers if any(g is not None for _, g in weight_tensors(pair, l.name).values())]
+    return [
+        each.name
+        for each in pair.layers
+        if any(g is not None for _, g in weight_tensors(pair, each.name).values())
+    ]
 
 
-def layer_weights(pair: capture.Pair, name: str, tensor: str | None = None) -> tuple[np.ndarray, grid.Grid]:
-    """A layer's float weights (from the float twin) and the grid its deployed weights sit on.
+def layer_weights(
+    pair: capture.Pair, name: str, tensor: str | None = None
+) -> tuple[np.ndarray, grid.Grid]:
+    """A layer's float weights (from the float reference) and the grid its deployed weights sit on.
 
     Args:
         tensor: which weights, for a layer with several (an LSTM's gate matrices, by the names of
@@ -70,16 +91,20 @@ def layer_weights(pair: capture.Pair, name: str, tensor: str | None = None) -> t
     found = weight_tensors(pair, name)
     quantized = _with_quantized_weights(pair)
     if not found:
-        raise ValueError(f"{name!r} is a {pair.layer(name).op} op and has no weights; layers with quantized "
-                         f"weights: {', '.join(quantized) or 'none'}")
+        raise ValueError(
+            f"{name!r} is a {pair.layer(name).op} op and has no weights; layers with quantized "
+            f"weights: {', '.join(quantized) or 'none'}"
+        )
     if tensor is None and len(found) > 1 or tensor is not None and tensor not in found:
         raise ValueError(f"{name!r} has weights {', '.join(found)}: pass tensor= one of them")
     values, g = found[tensor or next(iter(found))]
     if g is None:
         kind = pair.deployed.tensors[pair.layer(name).deployed.inputs[1]].type
-        raise ValueError(f"{name!r} keeps its weights in {kind} in this model, so they have no grid "
-                         "(dynamic_range leaves tensors under 1,024 elements in float); pick one "
-                         f"of: {', '.join(quantized) or 'none'}, or use a full_integer model")
+        raise ValueError(
+            f"{name!r} keeps its weights in {kind} in this model, so they have no grid "
+            "(dynamic_range leaves tensors under 1,024 elements in float); pick one "
+            f"of: {', '.join(quantized) or 'none'}, or use a full_integer model"
+        )
     return values, g
 
 
@@ -87,23 +112,27 @@ def _runs(pair: capture.Pair, x) -> tuple[dict, dict]:
     x = np.asarray(x, np.float32)
     if x.size == 0:
         raise ValueError(f"no input samples (shape {x.shape}): pass calibration or test images")
-    return capture.run(pair.twin_tflite, x), capture.run(pair.tflite, x)
+    return capture.run(pair.float_tflite, x), capture.run(pair.tflite, x)
 
 
-def _activation(pair: capture.Pair, layer: capture.Layer, runs) -> tuple[np.ndarray, np.ndarray, grid.Grid]:
+def _activation(
+    pair: capture.Pair, layer: capture.OpPair, runs
+) -> tuple[np.ndarray, np.ndarray, grid.Grid]:
     out = layer.output(pair)
     if not out.quantized:
-        with_grid = [l.name for l in pair.layers if l.output(pair).quantized]
-        raise ValueError(f"{layer.name!r} outputs {out.type} in this model: its activations are not "
-                         f"quantized (a dynamic_range or float16 model?); layers with quantized "
-                         f"outputs: {', '.join(with_grid) or 'none'}; use a full_integer model")
-    twin, deployed = runs
+        with_grid = [each.name for each in pair.layers if each.output(pair).quantized]
+        raise ValueError(
+            f"{layer.name!r} outputs {out.type} in this model: its activations are not "
+            f"quantized (a dynamic_range or float16 model?); layers with quantized "
+            f"outputs: {', '.join(with_grid) or 'none'}; use a full_integer model"
+        )
+    float_tflite, deployed = runs
     real = capture.real(pair.deployed, out.index, deployed[out.index]).astype(np.float64)
-    return twin[layer.twin.outputs[0]].astype(np.float64), real, grid.of_tensor(out)
+    return float_tflite[layer.reference.outputs[0]].astype(np.float64), real, grid.of_tensor(out)
 
 
 def layer_activations(pair: capture.Pair, name: str, x) -> tuple[np.ndarray, np.ndarray, grid.Grid]:
-    """Returns a layer's output for inputs `x` from the float twin and from the deployed model (dequantized),
+    """Returns a layer's output for inputs `x` from the float reference and from the deployed model (dequantized),
     float64 (n,) + its sample shape, and the deployed output grid the converter chose from calibration.
 
     Raises:
@@ -113,9 +142,19 @@ def layer_activations(pair: capture.Pair, name: str, x) -> tuple[np.ndarray, np.
 
 
 def _row(name: str, kind: str, x: np.ndarray, g: grid.Grid) -> dict:
-    return {"layer": name, "tensor": kind, "grid": "per-axis" if g.per_axis else "per-tensor",
-            "values": x.size, "scale": float(np.median(g.scale)), "low": float(np.min(g.low)),
-            "high": float(np.max(g.high)), "min": x.min(), "max": x.max(), **occupancy(x, g), **split(x, g)}
+    return {
+        "layer": name,
+        "tensor": kind,
+        "grid": "per-axis" if g.per_axis else "per-tensor",
+        "values": x.size,
+        "scale": float(np.median(g.scale)),
+        "low": float(np.min(g.low)),
+        "high": float(np.max(g.high)),
+        "min": x.min(),
+        "max": x.max(),
+        **occupancy(x, g),
+        **split(x, g),
+    }
 
 
 def weight_table(pair: capture.Pair) -> pd.DataFrame:
@@ -132,15 +171,23 @@ def weight_table(pair: capture.Pair) -> pd.DataFrame:
     """
     names = _with_quantized_weights(pair)
     if not names:
-        raise ValueError("no layer of this model has quantized weights (a float32 or float16 model?): "
-                         "pass a pair whose deployed model is int8")
-    return pd.DataFrame([_row(n, label, values, g) for n in names
-                         for label, (values, g) in weight_tensors(pair, n).items() if g is not None])
+        raise ValueError(
+            "no layer of this model has quantized weights (a float32 or float16 model?): "
+            "pass a pair whose deployed model is int8"
+        )
+    return pd.DataFrame(
+        [
+            _row(n, label, values, g)
+            for n in names
+            for label, (values, g) in weight_tensors(pair, n).items()
+            if g is not None
+        ]
+    )
 
 
 def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
     """Returns a DataFrame in `weight_table`'s columns (tensor "activations") and a `note`, one row
-    per quantized layer output: the float twin's outputs for `x` on the deployed grid (or NaN and
+    per quantized layer output: the float reference's outputs for `x` on the deployed grid (or NaN and
     a note saying why not). Test data can overshoot
     the range calibration set (RESHAPE shares its input's grid: left out).
 
@@ -148,14 +195,20 @@ def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
         ValueError: no samples, or no quantized layer output (a dynamic_range or float model).
     """
     runs = _runs(pair, x)
-    layers = [l for l in pair.layers if l.op != "RESHAPE" and l.output(pair).quantized]
+    layers = [each for each in pair.layers if each.op != "RESHAPE" and each.output(pair).quantized]
     if not layers:
         _activation(pair, pair.layers[0], runs)  # raises, saying why
     rows = []
     for layer in layers:
-        if layer.twin.outputs[0] not in runs[0] or layer.output(pair).index not in runs[1]:
-            rows.append({"layer": layer.name, "tensor": "activations", "note": "not computed, because the "
-                         f"runtime kept no value of this {layer.op} op's output (computed before the run?)"})
+        if layer.reference.outputs[0] not in runs[0] or layer.output(pair).index not in runs[1]:
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "tensor": "activations",
+                    "note": "not computed, because the "
+                    f"runtime kept no value of this {layer.op} op's output (computed before the run?)",
+                }
+            )
             continue
         values, _, g = _activation(pair, layer, runs)
         rows.append({**_row(layer.name, "activations", values, g), "note": ""})
@@ -184,7 +237,7 @@ def relu_layers(model) -> list[str]:
     Returns:
         their names, in order.
     """
-    return [l.name for l in model.layers if relu_cap(l) is not False]
+    return [each.name for each in model.layers if relu_cap(each) is not False]
 
 
 def before_after(model, x, layers=None, bits: int = 8) -> pd.DataFrame:
@@ -206,24 +259,39 @@ def before_after(model, x, layers=None, bits: int = 8) -> pd.DataFrame:
         raise ValueError(f"no input samples (shape {x.shape}): pass calibration images")
     layers = relu_layers(model) if layers is None else layers
     if not layers:
-        raise ValueError(f"model {model.name!r} has no layer ending in a ReLU: before_after compares grids "
-                         "fitted before and after one")
+        raise ValueError(
+            f"model {model.name!r} has no layer ending in a ReLU: before_after compares grids "
+            "fitted before and after one"
+        )
     rows = []
     for name in layers:
-        with quiet.stderr():  # a probe model per layer: TensorFlow warns of retracing; harmless here
-            pre = capture.preactivation(model, name, x).astype(np.float64)  # KeyError lists the layers
+        with (
+            quiet.stderr()
+        ):  # a probe model per layer: TensorFlow warns of retracing; harmless here
+            pre = capture.preactivation(model, name, x).astype(
+                np.float64
+            )  # KeyError lists the layers
         cap = relu_cap(model.get_layer(name))
         if cap is False:
-            activation = getattr(getattr(model.get_layer(name), "activation", None), "__name__", "no ReLU")
-            raise ValueError(f"{name!r} ends in {activation}, not relu; ReLU layers: {', '.join(relu_layers(model))}")
+            activation = getattr(
+                getattr(model.get_layer(name), "activation", None), "__name__", "no ReLU"
+            )
+            raise ValueError(
+                f"{name!r} ends in {activation}, not relu; ReLU layers: {', '.join(relu_layers(model))}"
+            )
         post = np.clip(pre, 0.0, cap)
         row = {"layer": name, "min_before": pre.min(), "max": post.max()}
         for when, values in (("before", pre), ("after", post)):
             g = grid.activations(values, bits)
-            row.update({f"scale_{when}": g.scale[0], f"zero_point_{when}": int(g.zero_point[0]),
-                        f"usable_{when}": int(g.qmax - np.clip(g.zero_point[0], g.qmin, g.qmax) + 1),
-                        f"used_{when}": int(used_levels(post, g)[0]),
-                        f"rmse_{when}": float(np.sqrt(np.mean((post - g.round_trip(post)) ** 2)))})
+            row.update(
+                {
+                    f"scale_{when}": g.scale[0],
+                    f"zero_point_{when}": int(g.zero_point[0]),
+                    f"usable_{when}": int(g.qmax - np.clip(g.zero_point[0], g.qmin, g.qmax) + 1),
+                    f"used_{when}": int(used_levels(post, g)[0]),
+                    f"rmse_{when}": float(np.sqrt(np.mean((post - g.round_trip(post)) ** 2))),
+                }
+            )
         row["scale_ratio"] = row["scale_before"] / row["scale_after"]
         rows.append(row)
     return pd.DataFrame(rows)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import aeq, naming, tflite_file
 from qlab.analysis import capture, grid, ranges, rounding
+from qlab.conversion import aeq
+from qlab.tflite import flatbuffer, naming
 
 RANGE_COLUMNS = ("layer", "op", "tensor", "type", "scale", "zero_point", "low", "high")
 """`file_ranges`' columns: the layer label ("input" for the model input), the op writing the tensor
@@ -35,13 +36,15 @@ def activations(float32_tflite: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
     Raises:
         ValueError: a quantized file (give the float32 one), or inputs of the wrong shape.
     """
-    model = tflite_file.read(float32_tflite)
+    model = flatbuffer.read(float32_tflite)
     if any(t.quantized for t in model.tensors):
         raise ValueError("activations are captured from the float32 .tflite; this one is quantized")
     return {model.tensors[i].name: v for i, v in capture.run(float32_tflite, x).items()}
 
 
-def method_ranges(float32_tflite: bytes, calibration: np.ndarray, setting: str, bits: int = 8) -> dict[str, tuple]:
+def method_ranges(
+    float32_tflite: bytes, calibration: np.ndarray, setting: str, bits: int = 8
+) -> dict[str, tuple]:
     """The range method `setting` (`qlab.analysis.ranges.choose`) applied to every activation AEQ
     quantizes, over the calibration samples.
 
@@ -51,20 +54,24 @@ def method_ranges(float32_tflite: bytes, calibration: np.ndarray, setting: str, 
     Raises:
         ValueError: an unknown setting or bad percentile (`qlab.analysis.ranges.parse`); a method that
             gives some tensor an empty range (e.g. a percentile near 50 on a ReLU output, mostly zeros).
-        qlab.aeq.AEQError: AEQ cannot calibrate the model.
+        qlab.conversion.aeq.AEQError: AEQ cannot calibrate the model.
     """
     ranges.parse(setting)
     captured = activations(float32_tflite, calibration)
     wanted = aeq.calibrate(float32_tflite, calibration[:1])  # which tensors AEQ quantizes
     missing = sorted(set(wanted) - set(captured))
     if missing:
-        raise ValueError(f"tensors AEQ quantizes but LiteRT does not keep for qlab to read: {', '.join(missing)}")
+        raise ValueError(
+            f"tensors AEQ quantizes but LiteRT does not keep for qlab to read: {', '.join(missing)}"
+        )
     chosen = {name: ranges.choose(captured[name], setting, bits) for name in wanted}
     empty = [name for name, (low, high) in chosen.items() if not max(high, 0.0) - min(low, 0.0) > 0]
     if empty:
-        raise ValueError(f"{setting} gives an empty range [0, 0] to {len(empty)} tensor(s), e.g. {empty[0]!r} (most of "
-                         "its values are one number, such as a ReLU's zeros): no grid can be built; use min-max or a "
-                         "higher percentile")
+        raise ValueError(
+            f"{setting} gives an empty range [0, 0] to {len(empty)} tensor(s), e.g. {empty[0]!r} (most of "
+            "its values are one number, such as a ReLU's zeros): no grid can be built; use min-max or a "
+            "higher percentile"
+        )
     return chosen
 
 
@@ -74,11 +81,15 @@ def qsvs(chosen: dict[str, tuple]) -> dict:
     Returns:
         {tensor name: {"min": float32 array (1,), "max": float32 array (1,)}}.
     """
-    return {name: {"min": np.array([low], np.float32), "max": np.array([high], np.float32)}
-            for name, (low, high) in chosen.items()}
+    return {
+        name: {"min": np.array([low], np.float32), "max": np.array([high], np.float32)}
+        for name, (low, high) in chosen.items()
+    }
 
 
-def method_file(float32_tflite: bytes, calibration: np.ndarray, setting: str) -> tuple[bytes, pd.DataFrame]:
+def method_file(
+    float32_tflite: bytes, calibration: np.ndarray, setting: str
+) -> tuple[bytes, pd.DataFrame]:
     """A static int8 file (AEQ's `static_wi8_ai8`) whose activation ranges come from method `setting`,
     and the check that it holds them.
 
@@ -87,30 +98,39 @@ def method_file(float32_tflite: bytes, calibration: np.ndarray, setting: str) ->
         scale and zero_point (in the file), expected_scale and expected_zero_point (AEQ's rule on
         the chosen range, `qlab.analysis.ranges.aeq_grid`), scale_rel_error (|file − expected| /
         expected), constraint ("" if the file's grid comes from the chosen range alone, else AEQ's
-        constraint that ties or fixes it, `qlab.aeq.constraints`)).
+        constraint that ties or fixes it, `qlab.conversion.aeq.constraints`)).
 
     Raises:
-        ValueError: see `method_ranges`; qlab.aeq.AEQError: AEQ refused the model.
+        ValueError: see `method_ranges`; qlab.conversion.aeq.AEQError: AEQ refused the model.
     """
     chosen = method_ranges(float32_tflite, calibration, setting)
     tflite = aeq.quantize(float32_tflite, "static_wi8_ai8", qsvs=qsvs(chosen))
-    stored = {t.name: t for t in tflite_file.read(tflite).tensors if t.quantized and t.data is None}
-    tied = constrained(tflite_file.read(float32_tflite))
+    stored = {t.name: t for t in flatbuffer.read(tflite).tensors if t.quantized and t.data is None}
+    tied = constrained(flatbuffer.read(float32_tflite))
     rows = []
     for name, (low, high) in chosen.items():
         scale, zero_point = ranges.aeq_grid(low, high, 8)
         tensor = stored.get(name)
         file_scale = float(tensor.scale[0]) if tensor is not None else np.nan
-        rows.append({"tensor": name, "low": low, "high": high, "scale": file_scale,
-                     "zero_point": float(tensor.zero_point[0]) if tensor is not None else np.nan,
-                     "expected_scale": float(scale), "expected_zero_point": float(zero_point),
-                     "scale_rel_error": abs(file_scale - float(scale)) / float(scale), "constraint": tied.get(name, "")})
+        rows.append(
+            {
+                "tensor": name,
+                "low": low,
+                "high": high,
+                "scale": file_scale,
+                "zero_point": float(tensor.zero_point[0]) if tensor is not None else np.nan,
+                "expected_scale": float(scale),
+                "expected_zero_point": float(zero_point),
+                "scale_rel_error": abs(file_scale - float(scale)) / float(scale),
+                "constraint": tied.get(name, ""),
+            }
+        )
     return tflite, pd.DataFrame(rows)
 
 
-def constrained(model: tflite_file.ModelFile) -> dict[str, str]:
+def constrained(model: flatbuffer.ModelFile) -> dict[str, str]:
     """The tensors whose grid AEQ ties to another tensor or fixes: outputs of constrained ops, and
-    inputs of ops that give their inputs the output's scale (`qlab.aeq.constraints`).
+    inputs of ops that give their inputs the output's scale (`qlab.conversion.aeq.constraints`).
 
     Returns:
         {tensor name: AEQ's constraint name}.
@@ -120,7 +140,13 @@ def constrained(model: tflite_file.ModelFile) -> dict[str, str]:
     for op in model.ops:
         rule = rules.get(op.name, "")
         if rule == "same_as_output_scale":
-            tied.update({model.tensors[i].name: rule for i in op.inputs if i >= 0 and model.tensors[i].data is None})
+            tied.update(
+                {
+                    model.tensors[i].name: rule
+                    for i in op.inputs
+                    if i >= 0 and model.tensors[i].data is None
+                }
+            )
         if rule:
             tied.update({model.tensors[i].name: rule for i in op.outputs if i >= 0})
     return tied
@@ -133,38 +159,51 @@ def file_ranges(tflite: bytes, keras_model=None) -> pd.DataFrame:
         DataFrame with `RANGE_COLUMNS`, one row per quantized activation, in op order (float ones
         left out).
     """
-    model = tflite_file.read(tflite)
+    model = flatbuffer.read(tflite)
     labels = naming.labels(model, keras_model)
-    wanted = [("input", "INPUT", model.inputs[0])] + [(labels[op.index], op.name, op.outputs[0])
-                                                       for op in naming.compute_ops(model)]
+    wanted = [("input", "INPUT", model.inputs[0])] + [
+        (labels[op.index], op.name, op.outputs[0]) for op in naming.compute_ops(model)
+    ]
     rows = []
     for label, op, index in wanted:
         tensor = model.tensors[index]
         if not tensor.quantized:
             continue
         g = grid.of_tensor(tensor, narrow_range=False)
-        rows.append({"layer": label, "op": op, "tensor": tensor.name, "type": tensor.type, "scale": float(g.scale[0]),
-                     "zero_point": int(g.zero_point[0]), "low": float(g.low[0]), "high": float(g.high[0])})
+        rows.append(
+            {
+                "layer": label,
+                "op": op,
+                "tensor": tensor.name,
+                "type": tensor.type,
+                "scale": float(g.scale[0]),
+                "zero_point": int(g.zero_point[0]),
+                "low": float(g.low[0]),
+                "high": float(g.high[0]),
+            }
+        )
     return pd.DataFrame(rows, columns=list(RANGE_COLUMNS))
 
 
-def layer_splits(tflite: bytes, twin_tflite: bytes, x: np.ndarray, keras_model=None) -> pd.DataFrame:
+def layer_splits(
+    tflite: bytes, float_tflite: bytes, x: np.ndarray, keras_model=None
+) -> pd.DataFrame:
     """Each quantized activation's error on the grid the file gives it, split into rounding and
-    clipping: the float32 twin's values over `x` put through that grid (`qlab.analysis.rounding.split`).
+    clipping: the float32 reference's values over `x` put through that grid (`qlab.analysis.rounding.split`).
 
     Returns:
         DataFrame, one row per quantized activation of the file: layer, tensor, and rounding_mse,
         clipping_mse, total_mse (real units squared), clipped_fraction (0..1), rmse/scale (steps).
 
     Raises:
-        ValueError: a twin that is not the float32 file of the same model.
+        ValueError: a float_tflite that is not the float32 file of the same model.
     """
-    pair = capture.pair(tflite, twin_tflite, keras_model)
-    captured = capture.run(twin_tflite, x)
+    pair = capture.pair(tflite, float_tflite, keras_model)
+    captured = capture.run(float_tflite, x)
     rows = []
     for layer in pair.layers:
         tensor = layer.output(pair)
-        index = layer.twin.outputs[0]
+        index = layer.reference.outputs[0]
         if not tensor.quantized or index not in captured:
             continue
         split = rounding.split(captured[index], grid.of_tensor(tensor, narrow_range=False))

@@ -1,6 +1,6 @@
-"""Run models and keep what every layer computed: the deployed .tflite, its float twin, a Keras model.
+"""Run models and keep what every layer computed: the deployed .tflite, its float reference, a Keras model.
 
-The *float twin* of a deployed model is the float32 .tflite of the same Keras model. The converter
+The *float reference* of a deployed model is the float32 .tflite of the same Keras model. The converter
 lays both out with the same compute ops in the same order (the quantized one adds QUANTIZE and
 DEQUANTIZE at its edges, and around any op kept in float), so `pair` lines them up op by op, and
 each `Layer` knows its op in both files. Layers are named after the Keras layer they came from.
@@ -13,26 +13,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qlab import naming, tflite_file
-from qlab.naming import compute_ops
-from qlab.runtime import Runtime
+from qlab.tflite import flatbuffer, naming
+from qlab.tflite.naming import compute_ops
+from qlab.tflite.runtime import Runtime
 
 
 @dataclass
 class Layer:
-    """One compute op of the deployed model and the same op in its float twin."""
+    """One compute op of the deployed model and the same op in its float reference."""
 
     name: str  # a unique label: the Keras layer ('head'), 'head/softmax' for a layer's second op
     op: str  # CONV_2D, FULLY_CONNECTED, RESHAPE, SOFTMAX, ...
-    deployed: tflite_file.Op
-    twin: tflite_file.Op
+    deployed: flatbuffer.Op
+    reference: flatbuffer.Op
     keras: str = ""  # the Keras layer the op comes from (repeats when one layer gives several ops)
 
-    def output(self, model: "Pair") -> tflite_file.Tensor:
+    def output(self, model: Pair) -> flatbuffer.Tensor:
         """The deployed op's (first) output tensor in `model`, the pair this layer belongs to.
 
         Returns:
-            the `qlab.tflite_file.Tensor` as the deployed file stores it (its type, shape, and
+            the `qlab.tflite.flatbuffer.Tensor` as the deployed file stores it (its type, shape, and
             scale and zero point if quantized).
         """
         return model.deployed.tensors[self.deployed.outputs[0]]
@@ -40,17 +40,17 @@ class Layer:
 
 @dataclass
 class Pair:
-    """A deployed .tflite and its float twin, read and lined up.
+    """A deployed .tflite and its float reference, read and lined up.
 
-    `deployed` and `twin` are the parsed files, `tflite` and `twin_tflite` their bytes, and
+    `deployed` and `float_tflite` are the parsed files, `tflite` and `float_tflite` their bytes, and
     `layers` one `Layer` per compute op, in op order.
     """
 
-    deployed: tflite_file.ModelFile
-    twin: tflite_file.ModelFile
+    deployed: flatbuffer.ModelFile
+    reference: flatbuffer.ModelFile
     layers: list[Layer]
     tflite: bytes
-    twin_tflite: bytes
+    float_tflite: bytes
 
     @property
     def names(self) -> list[str]:
@@ -72,37 +72,47 @@ class Pair:
         raise KeyError(f"no layer {name!r} in this model; its layers are: {', '.join(self.names)}")
 
 
-def pair(tflite: bytes, twin_tflite: bytes, keras_model=None) -> Pair:
-    """Line up the compute ops of a deployed model with those of its float twin.
+def pair(tflite: bytes, float_tflite: bytes, keras_model=None) -> Pair:
+    """Line up the compute ops of a deployed model with those of its float reference.
 
     Args:
         tflite: the deployed (quantized) model's bytes.
-        twin_tflite: the float32 .tflite of the same Keras model.
+        float_tflite: the float32 .tflite of the same Keras model.
         keras_model: that Keras model, if at hand: it names the layers of nested models and the
-            recurrent ops (see `qlab.naming`).
+            recurrent ops (see `qlab.tflite.naming`).
 
     Returns:
         the `Pair`, one `Layer` per compute op, named after its Keras layer.
 
     Raises:
-        ValueError: a twin that is quantized, or two files whose compute ops differ (not the
+        ValueError: a float_tflite that is quantized, or two files whose compute ops differ (not the
             same Keras model).
-        qlab.tflite_file.InvalidModelError: bytes that are not a .tflite.
+        qlab.tflite.flatbuffer.InvalidModelError: bytes that are not a .tflite.
     """
-    deployed, twin = tflite_file.read(tflite), tflite_file.read(twin_tflite)
-    if any(t.quantized for t in twin.tensors):
-        raise ValueError("the float twin must be a float32 .tflite (mode 'float32'); this one is quantized")
-    ours, theirs = compute_ops(deployed), compute_ops(twin)
+    deployed, reference = flatbuffer.read(tflite), flatbuffer.read(float_tflite)
+    if any(t.quantized for t in reference.tensors):
+        raise ValueError(
+            "the float reference must be a float32 .tflite (mode 'float32'); this one is quantized"
+        )
+    ours, theirs = compute_ops(deployed), compute_ops(reference)
     if [op.name for op in ours] != [op.name for op in theirs]:
         raise ValueError(
             "the two models do not have the same ops, so they are not the same Keras model: "
-            f"deployed {[op.name for op in ours]}, float {[op.name for op in theirs]}")
-    labels, owners = naming.labels(twin, keras_model), naming.layer_names(twin, keras_model)
-    layers = [Layer(labels[t.index], op.name, op, t, owners[t.index]) for op, t in zip(ours, theirs)]
-    return Pair(deployed, twin, layers, tflite, twin_tflite)
+            f"deployed {[op.name for op in ours]}, float {[op.name for op in theirs]}"
+        )
+    labels, owners = (
+        naming.labels(reference, keras_model),
+        naming.layer_names(reference, keras_model),
+    )
+    layers = [
+        Layer(labels[t.index], op.name, op, t, owners[t.index]) for op, t in zip(ours, theirs)
+    ]
+    return Pair(deployed, reference, layers, tflite, float_tflite)
 
 
-def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin", carry_state: bool = False) -> dict[int, np.ndarray]:
+def run(
+    tflite: bytes, x: np.ndarray, kernels: str = "builtin", carry_state: bool = False
+) -> dict[int, np.ndarray]:
     """Every tensor the model computes for inputs `x`, stacked over samples, by tensor index.
 
     Samples are run one at a time, as a deployed model sees them (dynamic-range kernels quantize
@@ -112,7 +122,7 @@ def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin", carry_state: boo
     constants (weights, biases) and state are not.
 
     Args:
-        tflite: the model's bytes (deployed or float twin).
+        tflite: the model's bytes (deployed or float reference).
         x: real-valued inputs, (n,) + the input's sample shape, or one sample.
         kernels: a `qlab.vocabulary.KERNELS` name; "builtin" (no delegate) by default.
         carry_state: a stateful model (an LSTM) starts each sample from the state the previous
@@ -124,13 +134,13 @@ def run(tflite: bytes, x: np.ndarray, kernels: str = "builtin", carry_state: boo
 
     Raises:
         ValueError: inputs of the wrong shape, or none; unknown kernels.
-        qlab.tflite_file.InvalidModelError: bytes LiteRT cannot load.
+        qlab.tflite.flatbuffer.InvalidModelError: bytes LiteRT cannot load.
     """
     with warnings.catch_warnings():  # keeping intermediates is the point here
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
         rt = Runtime(tflite, kernels=kernels, keep_intermediates=True)
-    x = tflite_file.as_batch(np.asarray(x, np.float32), rt.sample_shape)
-    model = tflite_file.read(tflite)
+    x = flatbuffer.as_batch(np.asarray(x, np.float32), rt.sample_shape)
+    model = flatbuffer.read(tflite)
     computed = set(model.inputs) | {o for op in model.ops for o in op.outputs}
     details = [d for d in rt.tensors() if d["index"] in computed and _is_activation(rt, d)]
     kept: dict[int, list] = {d["index"]: [] for d in details}
@@ -153,11 +163,11 @@ def _is_activation(rt: Runtime, detail: dict) -> bool:
     return True
 
 
-def real(model: tflite_file.ModelFile, index: int, values: np.ndarray) -> np.ndarray:
+def real(model: flatbuffer.ModelFile, index: int, values: np.ndarray) -> np.ndarray:
     """A captured tensor as real numbers: dequantized with its own scale and zero point.
 
     Args:
-        model: the parsed file the tensor belongs to (`Pair.deployed` or `Pair.twin`).
+        model: the parsed file the tensor belongs to (`Pair.deployed` or `Pair.reference`).
         index: the tensor's index in `model`; `values` are what `run` captured for it.
 
     Returns:
@@ -181,12 +191,16 @@ def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict
     """
     import tf_keras as keras  # lazily: the .tflite half of this module needs no TensorFlow
 
-    names = layers or [layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    names = layers or [
+        layer.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)
+    ]
     known = [layer.name for layer in model.layers]
     missing = [n for n in names if n not in known]
     if missing:
-        raise KeyError(f"no layer {', '.join(map(repr, missing))} in model {model.name!r}; "
-                       f"its layers are: {', '.join(known)}")
+        raise KeyError(
+            f"no layer {', '.join(map(repr, missing))} in model {model.name!r}; "
+            f"its layers are: {', '.join(known)}"
+        )
     probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
     outputs = probe.predict(np.asarray(x, np.float32), verbose=0, batch_size=256)
     outputs = outputs if isinstance(outputs, list) else [outputs]
@@ -209,17 +223,27 @@ def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
     """
     import tf_keras as keras  # lazily: the .tflite half of this module needs no TensorFlow
 
-    target = model.get_layer(layer) if layer in [l.name for l in model.layers] else None
-    if target is not None and type(target).__name__ in ("ReLU", "Activation"):  # the activation is the layer
-        return keras.Model(model.inputs, target.input).predict(np.asarray(x, np.float32), verbose=0, batch_size=256)
+    target = model.get_layer(layer) if layer in [each.name for each in model.layers] else None
+    if target is not None and type(target).__name__ in (
+        "ReLU",
+        "Activation",
+    ):  # the activation is the layer
+        return keras.Model(model.inputs, target.input).predict(
+            np.asarray(x, np.float32), verbose=0, batch_size=256
+        )
     if target is None or not hasattr(target, "activation"):
-        with_activation = [l.name for l in model.layers if hasattr(l, "activation")]
+        with_activation = [each.name for each in model.layers if hasattr(each, "activation")]
         if not with_activation:
-            raise KeyError(f"model {model.name!r} has no plain layer with an activation (a QAT model's "
-                           "layers are wrapped): pass the float model, or train.float_copy(qat_model, float_architecture)")
-        raise KeyError(f"no layer {layer!r} with an activation; those with one: {', '.join(with_activation)}")
-    inbound = keras.Model(model.inputs, target.input).predict(np.asarray(x, np.float32), verbose=0,
-                                                              batch_size=256)
+            raise KeyError(
+                f"model {model.name!r} has no plain layer with an activation (a QAT model's "
+                "layers are wrapped): pass the float model, or fit.float_copy(qat_model, float_architecture)"
+            )
+        raise KeyError(
+            f"no layer {layer!r} with an activation; those with one: {', '.join(with_activation)}"
+        )
+    inbound = keras.Model(model.inputs, target.input).predict(
+        np.asarray(x, np.float32), verbose=0, batch_size=256
+    )
     linear = type(target).from_config({**target.get_config(), "activation": "linear"})
     linear.build(inbound.shape)
     linear.set_weights(target.get_weights())

@@ -3,7 +3,7 @@ the float model and the calibration data alone, to be checked against the grids 
 
 The rules, each checked tensor by tensor on every zoo model (`tests/test_zoo.py`):
 
-- an activation gets `grid.activations` fitted to the range the float twin reaches on the
+- an activation gets `grid.activations` fitted to the range the float reference reaches on the
   calibration data (min/max calibration);
 - the calibration reads an op's inputs after the op ran, and TFLite runs ADD, SUB and MUL in place
   over their first input that no other op reads (of the output's shape): that input's recorded
@@ -28,15 +28,22 @@ import numpy as np
 from qlab.analysis import capture
 from qlab.analysis.grid import Grid, activations, bias, weights
 from qlab.intmath import float_ops
-from qlab.vocabulary import (DATA_INPUT_FIRST, FIXED_OUTPUT_GRIDS, INPLACE_OPS, LSTM_INPUTS, SAME_GRID_OPS,
-                             SHARED_GRID_OPS, WEIGHT_INPUTS)
+from qlab.vocabulary import (
+    DATA_INPUT_FIRST,
+    FIXED_OUTPUT_GRIDS,
+    INPLACE_OPS,
+    LSTM_INPUTS,
+    SAME_GRID_OPS,
+    SHARED_GRID_OPS,
+    WEIGHT_INPUTS,
+)
 
 
 def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
     """The grid qlab predicts for every quantized tensor of `pair.deployed`, by tensor index.
 
     Args:
-        pair: a `qlab.analysis.capture.Pair` (the deployed model and its float twin).
+        pair: a `qlab.analysis.capture.Pair` (the deployed model and its float reference).
         calibration: the calibration (representative) dataset the converter used, float
             samples (n,) + the input's sample shape, in the order the converter saw them.
 
@@ -51,10 +58,12 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
     """
     calibration = np.asarray(calibration, np.float32)
     if calibration.size == 0:
-        raise ValueError("the calibration set is empty: pass the samples the model was calibrated with")
+        raise ValueError(
+            "the calibration set is empty: pass the samples the model was calibrated with"
+        )
     deployed = pair.deployed
     recurrent = any(layer.op in ("UNIDIRECTIONAL_SEQUENCE_LSTM",) for layer in pair.layers)
-    captured = capture.run(pair.twin_tflite, calibration, carry_state=recurrent)
+    captured = capture.run(pair.float_tflite, calibration, carry_state=recurrent)
     ranges = _ranges(pair, captured)
     groups = _groups(pair, ranges)
     predicted: dict[int, Grid] = {}
@@ -73,37 +82,56 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
             _weights_and_bias(pair, layer, predicted)
         if layer.op == "UNIDIRECTIONAL_SEQUENCE_LSTM":
             _lstm(pair, layer, calibration, captured, predicted)
-        if layer.op in SAME_GRID_OPS and op.inputs[0] in predicted and out.quantized \
-                and (deployed.tensors[op.inputs[0]].dtype == out.dtype):
+        if (
+            layer.op in SAME_GRID_OPS
+            and op.inputs[0] in predicted
+            and out.quantized
+            and (deployed.tensors[op.inputs[0]].dtype == out.dtype)
+        ):
             predicted[out.index] = predicted[op.inputs[0]]  # a fixed grid (TANH, ...) carries on
     _quantize_shifts(deployed, predicted)
     return predicted
 
 
 def _ranges(pair, captured: dict[int, np.ndarray]) -> dict[int, tuple[float, float]]:
-    """The calibrated (min, max) of every deployed activation tensor the twin computed, with the
+    """The calibrated (min, max) of every deployed activation tensor the float_tflite computed, with the
     in-place rule applied."""
     ranges = {}
     for layer in pair.layers:
-        ends = zip(layer.deployed.inputs + layer.deployed.outputs, layer.twin.inputs + layer.twin.outputs)
-        for index, twin_index in ends:
-            if index >= 0 and twin_index in captured and pair.deployed.tensors[index].data is None:
-                values = captured[twin_index]
+        ends = zip(
+            layer.deployed.inputs + layer.deployed.outputs,
+            layer.reference.inputs + layer.reference.outputs,
+        )
+        for index, reference_index in ends:
+            if (
+                index >= 0
+                and reference_index in captured
+                and pair.deployed.tensors[index].data is None
+            ):
+                values = captured[reference_index]
                 ranges[index] = (float(values.min()), float(values.max()))
     readers = {}
-    for op in pair.twin.ops:
+    for op in pair.reference.ops:
         for i in op.inputs:
             readers[i] = readers.get(i, 0) + 1
-    graph_ends = set(pair.twin.inputs) | set(pair.twin.outputs)
+    graph_ends = set(pair.reference.inputs) | set(pair.reference.outputs)
     for layer in pair.layers:
         if layer.op not in INPLACE_OPS:
             continue
-        out, twin_out = layer.deployed.outputs[0], layer.twin.outputs[0]
-        for index, twin_index in zip(layer.deployed.inputs, layer.twin.inputs):
-            source = pair.twin.tensors[twin_index]
-            if (source.data is None and twin_index not in graph_ends and readers.get(twin_index) == 1
-                    and source.shape == pair.twin.tensors[twin_out].shape and index in ranges):
-                ranges[index] = (min(ranges[index][0], ranges[out][0]), max(ranges[index][1], ranges[out][1]))
+        out, reference_out = layer.deployed.outputs[0], layer.reference.outputs[0]
+        for index, reference_index in zip(layer.deployed.inputs, layer.reference.inputs):
+            source = pair.reference.tensors[reference_index]
+            if (
+                source.data is None
+                and reference_index not in graph_ends
+                and readers.get(reference_index) == 1
+                and source.shape == pair.reference.tensors[reference_out].shape
+                and index in ranges
+            ):
+                ranges[index] = (
+                    min(ranges[index][0], ranges[out][0]),
+                    max(ranges[index][1], ranges[out][1]),
+                )
                 break
     return ranges
 
@@ -137,33 +165,42 @@ def _groups(pair, ranges: dict) -> dict[int, tuple[float, float]]:
 
 
 def _weights_and_bias(pair, layer, predicted: dict) -> None:
-    op, twin_op = layer.deployed, layer.twin
+    op, reference_op = layer.deployed, layer.reference
     w_input, b_input = WEIGHT_INPUTS[layer.op]
     w = pair.deployed.tensors[op.inputs[w_input]]
     if not w.quantized:
         return
-    w_grid = weights(pair.twin.tensors[twin_op.inputs[w_input]].data, w.dtype.itemsize * 8, axis=w.axis)
+    w_grid = weights(
+        pair.reference.tensors[reference_op.inputs[w_input]].data, w.dtype.itemsize * 8, axis=w.axis
+    )
     predicted[w.index] = w_grid
     b_index = op.inputs[b_input] if len(op.inputs) > b_input else -1
     if b_index >= 0 and pair.deployed.tensors[b_index].quantized and op.inputs[0] in predicted:
-        predicted[b_index] = bias(predicted[op.inputs[0]], w_grid, pair.deployed.tensors[b_index].dtype.itemsize * 8)
+        predicted[b_index] = bias(
+            predicted[op.inputs[0]], w_grid, pair.deployed.tensors[b_index].dtype.itemsize * 8
+        )
 
 
 def _lstm(pair, layer, calibration, captured, predicted: dict) -> None:
     """An LSTM's weights (per tensor), gate biases, output state, cell state and the intermediate
     tensor on the output's grid."""
-    op, twin_op, deployed = layer.deployed, layer.twin, pair.deployed
+    op, reference_op, deployed = layer.deployed, layer.reference, pair.deployed
     gate_weights = {}
     for position in LSTM_INPUTS["weights"]:
         w = deployed.tensors[op.inputs[position]]
         if w.quantized:
             gate_weights[position] = predicted[w.index] = weights(
-                pair.twin.tensors[twin_op.inputs[position]].data, w.dtype.itemsize * 8, axis=None)
+                pair.reference.tensors[reference_op.inputs[position]].data,
+                w.dtype.itemsize * 8,
+                axis=None,
+            )
     source = op.inputs[0]
-    for gate, position in enumerate(LSTM_INPUTS["biases"]):
+    for position in LSTM_INPUTS["biases"]:
         b = deployed.tensors[op.inputs[position]]
         if b.quantized and source in predicted and position - 11 in gate_weights:
-            predicted[b.index] = bias(predicted[source], gate_weights[position - 11], b.dtype.itemsize * 8)
+            predicted[b.index] = bias(
+                predicted[source], gate_weights[position - 11], b.dtype.itemsize * 8
+            )
     out = op.outputs[0]
     output_state, cell_state = (op.inputs[i] for i in LSTM_INPUTS["states"])
     if out in predicted and deployed.tensors[output_state].quantized:
@@ -174,9 +211,11 @@ def _lstm(pair, layer, calibration, captured, predicted: dict) -> None:
             predicted[index] = predicted[out]
     cell = deployed.tensors[cell_state]
     if cell.quantized:
-        inputs = [pair.twin.tensors[i].data if i >= 0 else None for i in twin_op.inputs]
-        inputs[0] = captured[twin_op.inputs[0]]
-        cells = float_ops.lstm_steps(twin_op, inputs[0].astype(np.float32), inputs, carry=True)[1]
+        inputs = [pair.reference.tensors[i].data if i >= 0 else None for i in reference_op.inputs]
+        inputs[0] = captured[reference_op.inputs[0]]
+        cells = float_ops.lstm_steps(
+            reference_op, inputs[0].astype(np.float32), inputs, carry=True
+        )[1]
         scale = cell_state_scale(float(np.abs(cells).max()))
         predicted[cell_state] = Grid(16, np.array([scale]), np.zeros(1, np.int64))
 
@@ -208,5 +247,11 @@ def _quantize_shifts(deployed, predicted: dict) -> None:
             if known.index in predicted and unknown.index not in predicted:
                 g = predicted[known.index]
                 shift = (1 << (g.bits - 1)) * (1 if known.dtype.kind == "i" else -1)
-                predicted[unknown.index] = Grid(g.bits, g.scale, g.zero_point + shift,
-                                                unknown.dtype.kind == "i", g.narrow_range, g.axis)
+                predicted[unknown.index] = Grid(
+                    g.bits,
+                    g.scale,
+                    g.zero_point + shift,
+                    unknown.dtype.kind == "i",
+                    g.narrow_range,
+                    g.axis,
+                )

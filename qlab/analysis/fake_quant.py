@@ -51,12 +51,14 @@ class Site:
     quantizer: object
     variables: dict
     weight: object = None
-    holder: object = None  # where the quantizer object lives, so that calibration can stand in for it
+    holder: object = (
+        None  # where the quantizer object lives, so that calibration can stand in for it
+    )
     slot: object = None
 
 
 def sites(model) -> list[Site]:
-    """Every fake-quant op of a model wrapped by tfmot (`qlab.schemes`' or the default 8-bit scheme).
+    """Every fake-quant op of a model wrapped by tfmot (`qlab.training.schemes`' or the default 8-bit scheme).
 
     Returns:
         `Site`s in layer order: per layer its weights, then its activations, then its output.
@@ -65,22 +67,59 @@ def sites(model) -> list[Site]:
     for layer in model.layers:
         kind = type(layer).__name__
         if kind == "QuantizeLayer" and layer.quantizer is not None:
-            found.append(Site(layer.name, "input", "activation", layer.quantizer, layer.quantizer_vars,
-                              holder=layer, slot="quantizer"))
+            found.append(
+                Site(
+                    layer.name,
+                    "input",
+                    "activation",
+                    layer.quantizer,
+                    layer.quantizer_vars,
+                    holder=layer,
+                    slot="quantizer",
+                )
+            )
         if kind not in ("QuantizeWrapper", "QuantizeWrapperV2"):
             continue
         for i, (weight, quantizer, variables) in enumerate(layer._weight_vars):
-            found.append(Site(layer.name, layer._weight_name(weight.name), "weight", quantizer, variables, weight,
-                              layer._weight_vars, i))
+            found.append(
+                Site(
+                    layer.name,
+                    layer._weight_name(weight.name),
+                    "weight",
+                    quantizer,
+                    variables,
+                    weight,
+                    layer._weight_vars,
+                    i,
+                )
+            )
         for activation in layer._quantize_activations:
             for part in ("pre_activation", "post_activation"):
                 variables = getattr(activation, f"_{part}_vars", None)
                 if variables is not None:
-                    found.append(Site(layer.name, part, "activation", activation.quantizer, variables,
-                                      holder=activation, slot="quantizer"))
+                    found.append(
+                        Site(
+                            layer.name,
+                            part,
+                            "activation",
+                            activation.quantizer,
+                            variables,
+                            holder=activation,
+                            slot="quantizer",
+                        )
+                    )
         if layer._output_quantizers:
-            found.append(Site(layer.name, "output", "activation", layer._output_quantizers[0],
-                              layer._output_quantizer_vars, holder=layer._output_quantizers, slot=0))
+            found.append(
+                Site(
+                    layer.name,
+                    "output",
+                    "activation",
+                    layer._output_quantizers[0],
+                    layer._output_quantizer_vars,
+                    holder=layer._output_quantizers,
+                    slot=0,
+                )
+            )
     return found
 
 
@@ -115,7 +154,7 @@ def calibrate(model, calibration, batch_size: int = 128):
     *float* model (every fake-quant op passed through, in inference mode: BatchNorm uses its
     moving statistics and updates nothing, Dropout drops nothing), as the TFLite converter
     calibrates: min and max widened to include 0, or the quantizer's `range_of` (a
-    `qlab.schemes.PercentileQuantizer`'s percentiles). Weights are not changed.
+    `qlab.training.schemes.PercentileQuantizer`'s percentiles). Weights are not changed.
 
     Args:
         calibration: representative samples, (n,) + the model's input shape.
@@ -131,21 +170,25 @@ def calibrate(model, calibration, batch_size: int = 128):
     calibration = np.asarray(calibration, np.float32)
     found = sites(model)
     if not found:
-        raise ValueError(f"model {model.name!r} has no fake-quant ops: wrap it first (qlab.schemes.quantize_bits "
-                         "or qlab.train.quantize_aware)")
+        raise ValueError(
+            f"model {model.name!r} has no fake-quant ops: wrap it first (qlab.training.schemes.quantize_bits "
+            "or qlab.training.fit.quantize_aware)"
+        )
     if calibration.ndim < 2 or len(calibration) == 0:
         raise ValueError(f"the calibration set must hold samples, got shape {calibration.shape}")
     activations = [s for s in found if s.kind == "activation"]
     for site in activations:
         if not {"min_var", "max_var"} <= set(site.variables):
-            raise ValueError(f"cannot calibrate {site.layer}/{site.tensor}: its quantizer "
-                             f"{type(site.quantizer).__name__} keeps no min_var and max_var")
+            raise ValueError(
+                f"cannot calibrate {site.layer}/{site.tensor}: its quantizer "
+                f"{type(site.quantizer).__name__} keeps no min_var and max_var"
+            )
     observer = _Observer({id(s.variables) for s in activations})
     for site in found:
         _put(site, observer)
     try:
         for start in range(0, len(calibration), batch_size):
-            model(calibration[start:start + batch_size], training=False)
+            model(calibration[start : start + batch_size], training=False)
     finally:
         for site in found:
             _put(site, site.quantizer)
@@ -164,11 +207,15 @@ def calibrate(model, calibration, batch_size: int = 128):
             site.variables["max_var"].assign(high)
         else:  # tfmot's weight quantizers set their range from the weights when called in training
             site.quantizer(site.weight, True, weights=site.variables)
-    log.info("calibrated %d fake-quant ops of %s on %d samples", len(found), model.name, len(calibration))
+    log.info(
+        "calibrated %d fake-quant ops of %s on %d samples", len(found), model.name, len(calibration)
+    )
     return model
 
 
-def nudge(min_value, max_value, bits: int, narrow_range: bool = False, axis: int | None = None) -> Grid:
+def nudge(
+    min_value, max_value, bits: int, narrow_range: bool = False, axis: int | None = None
+) -> Grid:
     """The grid TensorFlow's fake-quant op uses for the range [min_value, max_value].
 
     Args:
@@ -189,8 +236,10 @@ def nudge(min_value, max_value, bits: int, narrow_range: bool = False, axis: int
     low = np.atleast_1d(np.asarray(min_value, np.float32))
     high = np.atleast_1d(np.asarray(max_value, np.float32))
     if low.shape != high.shape or (axis is None and low.size != 1):
-        raise ValueError(f"min and max must be one value, or one per channel with axis=; got shapes "
-                         f"{low.shape} and {high.shape}")
+        raise ValueError(
+            f"min and max must be one value, or one per channel with axis=; got shapes "
+            f"{low.shape} and {high.shape}"
+        )
     quant_min, quant_max = np.float32(int(narrow_range)), np.float32((1 << bits) - 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = (high - low) / (quant_max - quant_min)  # float32 throughout, as the kernel computes
@@ -198,8 +247,14 @@ def nudge(min_value, max_value, bits: int, narrow_range: bool = False, axis: int
     if not np.all(scale > 0) or not np.all(np.isfinite(scale)):
         raise ValueError(f"the range [{low.min()}, {high.max()}] is empty or not finite: no grid")
     zero_point = np.clip(arith.round_half_away(from_min), quant_min, quant_max).astype(np.int64)
-    return Grid(bits, scale.astype(np.float64), zero_point - (1 << (bits - 1)), True, bool(narrow_range),
-                axis)
+    return Grid(
+        bits,
+        scale.astype(np.float64),
+        zero_point - (1 << (bits - 1)),
+        True,
+        bool(narrow_range),
+        axis,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -217,7 +272,7 @@ class FakeQuantGrid:
 
 def grids(model) -> list[FakeQuantGrid]:
     """The grid of every fake-quant op of a wrapped model whose quantizer keeps min_var and max_var
-    and says its num_bits (tfmot's quantizers and `qlab.schemes.PercentileQuantizer` do).
+    and says its num_bits (tfmot's quantizers and `qlab.training.schemes.PercentileQuantizer` do).
 
     An op whose range is still empty (tfmot's input quantizer starts at [0, 0] and moves only in
     training; TensorFlow's op then outputs 0) has no grid and is left out, with a log line.
@@ -233,10 +288,16 @@ def grids(model) -> list[FakeQuantGrid]:
             continue
         low, high = v["min_var"].numpy(), v["max_var"].numpy()
         if not np.all(high > low):
-            log.info("%s/%s has an empty range [%s, %s]: no grid", site.layer, site.tensor, low, high)
+            log.info(
+                "%s/%s has an empty range [%s, %s]: no grid", site.layer, site.tensor, low, high
+            )
             continue
         axis = len(site.weight.shape) - 1 if low.ndim == 1 and site.weight is not None else None
-        found.append(FakeQuantGrid(site, nudge(low, high, q.num_bits, getattr(q, "narrow_range", False), axis)))
+        found.append(
+            FakeQuantGrid(
+                site, nudge(low, high, q.num_bits, getattr(q, "narrow_range", False), axis)
+            )
+        )
     return found
 
 
@@ -251,10 +312,22 @@ def table(model) -> pd.DataFrame:
     rows = []
     for entry in grids(model):
         g, s = entry.grid, entry.site
-        rows.append({"layer": s.layer, "tensor": s.tensor, "kind": s.kind, "quantizer": type(s.quantizer).__name__,
-                     "bits": g.bits, "levels": g.levels, "per_axis": g.per_axis, "scale": float(g.scale.min()),
-                     "zero_point": int(g.zero_point[0]), "low": float(g.low.min()), "high": float(g.high.max()),
-                     "grid": g.describe()})
+        rows.append(
+            {
+                "layer": s.layer,
+                "tensor": s.tensor,
+                "kind": s.kind,
+                "quantizer": type(s.quantizer).__name__,
+                "bits": g.bits,
+                "levels": g.levels,
+                "per_axis": g.per_axis,
+                "scale": float(g.scale.min()),
+                "zero_point": int(g.zero_point[0]),
+                "low": float(g.low.min()),
+                "high": float(g.high.max()),
+                "grid": g.describe(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -270,5 +343,7 @@ def apply(entry: FakeQuantGrid, x) -> np.ndarray:
     """
     import tensorflow as tf  # TensorFlow's op runs it; reading grids needs no TensorFlow
 
-    out = entry.site.quantizer(tf.constant(np.asarray(x, np.float32)), False, weights=entry.site.variables)
+    out = entry.site.quantizer(
+        tf.constant(np.asarray(x, np.float32)), False, weights=entry.site.variables
+    )
     return np.asarray(out, np.float32)

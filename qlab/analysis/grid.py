@@ -25,7 +25,9 @@ class Grid:
     """Integer levels qmin..qmax and their real values, per tensor or per channel along `axis`."""
 
     bits: int
-    scale: np.ndarray  # real units per step (LSB): float64 copies of float32 scales, one per channel (or one)
+    scale: (
+        np.ndarray
+    )  # real units per step (LSB): float64 copies of float32 scales, one per channel (or one)
     zero_point: np.ndarray  # int64, same length as scale
     signed: bool = True
     narrow_range: bool = False
@@ -61,28 +63,41 @@ class Grid:
     @property
     def low(self) -> np.ndarray:
         """The smallest real value on the grid: float64, one per channel (one for per-tensor)."""
-        return arith.dequantize(np.full(self.scale.size, self.qmin), self.scale, self.zero_point, axis=0)
+        return arith.dequantize(
+            np.full(self.scale.size, self.qmin), self.scale, self.zero_point, axis=0
+        )
 
     @property
     def high(self) -> np.ndarray:
         """The largest real value on the grid: float64, one per channel (one for per-tensor)."""
-        return arith.dequantize(np.full(self.scale.size, self.qmax), self.scale, self.zero_point, axis=0)
+        return arith.dequantize(
+            np.full(self.scale.size, self.qmax), self.scale, self.zero_point, axis=0
+        )
 
-    def channel(self, c: int) -> "Grid":
+    def channel(self, c: int) -> Grid:
         """Returns channel `c` of a per-axis grid as a per-tensor `Grid` (a per-tensor grid: itself).
         Raises IndexError for a channel the grid does not have."""
         if not self.per_axis:
             return self
         if not 0 <= c < self.scale.size:
-            raise IndexError(f"no channel {c}: this grid has {self.scale.size}, 0 to {self.scale.size - 1}")
-        return Grid(self.bits, self.scale[c:c + 1], self.zero_point[c:c + 1], self.signed,
-                    self.narrow_range, None)
+            raise IndexError(
+                f"no channel {c}: this grid has {self.scale.size}, 0 to {self.scale.size - 1}"
+            )
+        return Grid(
+            self.bits,
+            self.scale[c : c + 1],
+            self.zero_point[c : c + 1],
+            self.signed,
+            self.narrow_range,
+            None,
+        )
 
     def _check(self, x: np.ndarray) -> None:
         if self.per_axis and (x.ndim <= self.axis or x.shape[self.axis] != self.scale.size):
             raise ValueError(
                 f"this grid has {self.scale.size} channels along axis {self.axis}; the tensor has "
-                f"shape {x.shape}")
+                f"shape {x.shape}"
+            )
 
     def _params(self, values: np.ndarray) -> np.ndarray:
         return values if self.per_axis else values[:1]
@@ -98,8 +113,14 @@ class Grid:
         """
         x = np.asarray(x, np.float64)
         self._check(x)
-        return arith.quantize(x, self._params(self.scale), self._params(self.zero_point),
-                              self.qmin, self.qmax, self.axis)
+        return arith.quantize(
+            x,
+            self._params(self.scale),
+            self._params(self.zero_point),
+            self.qmin,
+            self.qmax,
+            self.axis,
+        )
 
     def dequantize(self, q) -> np.ndarray:
         """Integers to the real values they stand for: (q - zero_point) * scale.
@@ -112,7 +133,9 @@ class Grid:
         """
         q = np.asarray(q, np.int64)
         self._check(q)
-        return arith.dequantize(q, self._params(self.scale), self._params(self.zero_point), self.axis)
+        return arith.dequantize(
+            q, self._params(self.scale), self._params(self.zero_point), self.axis
+        )
 
     def round_trip(self, x) -> np.ndarray:
         """Returns what `x` becomes after quantize then dequantize (fake-quant): float64, x's shape."""
@@ -124,7 +147,9 @@ class Grid:
         if not self.per_axis:
             return np.clip(x, self.low[0], self.high[0])
         self._check(x)
-        return np.clip(x, arith.along(self.low, x.ndim, self.axis), arith.along(self.high, x.ndim, self.axis))
+        return np.clip(
+            x, arith.along(self.low, x.ndim, self.axis), arith.along(self.high, x.ndim, self.axis)
+        )
 
     def edges(self, channel: int | None = None) -> np.ndarray:
         """Returns the bucket edges, float64 (levels + 1,), real units, ascending: level qmin + i
@@ -145,13 +170,21 @@ class Grid:
     def describe(self) -> str:
         """Returns one line (str) for people: type, symmetry, per-tensor or per-axis, scale, range."""
         kind = f"{'int' if self.signed else 'uint'}{self.bits}"
-        where = f"per-axis (axis {self.axis}, {self.scale.size} channels)" if self.per_axis else "per-tensor"
+        where = (
+            f"per-axis (axis {self.axis}, {self.scale.size} channels)"
+            if self.per_axis
+            else "per-tensor"
+        )
         sym = "symmetric" if self.symmetric else "asymmetric"
         if self.per_axis:
-            return (f"{kind} {sym} {where}, scales {self.scale.min():.4g}..{self.scale.max():.4g}, "
-                    f"{self.levels} levels")
-        return (f"{kind} {sym} {where}, scale {self.scale[0]:.6g}, zero point {self.zero_point[0]}, "
-                f"range [{self.low[0]:.4g}, {self.high[0]:.4g}], {self.levels} levels")
+            return (
+                f"{kind} {sym} {where}, scales {self.scale.min():.4g}..{self.scale.max():.4g}, "
+                f"{self.levels} levels"
+            )
+        return (
+            f"{kind} {sym} {where}, scale {self.scale[0]:.6g}, zero point {self.zero_point[0]}, "
+            f"range [{self.low[0]:.4g}, {self.high[0]:.4g}], {self.levels} levels"
+        )
 
     def __repr__(self) -> str:
         return f"Grid({self.describe()})"
@@ -171,7 +204,9 @@ def value_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     tensor, or an axis it does not have."""
     x = np.asarray(x)
     if x.size == 0:
-        raise ValueError(f"the tensor is empty (shape {x.shape}): there is no range to fit a grid to")
+        raise ValueError(
+            f"the tensor is empty (shape {x.shape}): there is no range to fit a grid to"
+        )
     if not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"the tensor must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float64)
@@ -185,8 +220,15 @@ def value_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return x.min(axis=others), x.max(axis=others)
 
 
-def fit(x=None, bits: int = 8, symmetric: bool = False, axis: int | None = None,
-        range: tuple | None = None, narrow_range: bool | None = None, signed: bool = True) -> Grid:
+def fit(
+    x=None,
+    bits: int = 8,
+    symmetric: bool = False,
+    axis: int | None = None,
+    range: tuple | None = None,
+    narrow_range: bool | None = None,
+    signed: bool = True,
+) -> Grid:
     """The grid the TFLite converter would choose for `x` (or for a given (min, max) `range`).
 
     Asymmetric: the range is widened to include 0, scale = (max - min) / (levels - 1), and the
@@ -235,11 +277,14 @@ def fit(x=None, bits: int = 8, symmetric: bool = False, axis: int | None = None,
     else:
         lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
         scale = np.where(hi > lo, (hi - lo) / (qmax - qmin), 1.0)
-        zero_point = np.array([_nudged_zero_point(a, b, s, qmin, qmax)
-                               for a, b, s in zip(lo, hi, scale)], np.int64)
+        zero_point = np.array(
+            [_nudged_zero_point(a, b, s, qmin, qmax) for a, b, s in zip(lo, hi, scale)], np.int64
+        )
     scale = scale.astype(np.float32).astype(np.float64)  # a .tflite stores float32 scales
     if not np.all(np.isfinite(scale)):
-        raise ValueError("the range is too wide for a float32 scale; these values cannot share a grid")
+        raise ValueError(
+            "the range is too wide for a float32 scale; these values cannot share a grid"
+        )
     return Grid(bits, scale, zero_point, signed, narrow_range, axis)
 
 
@@ -267,13 +312,21 @@ def bias(input_grid: Grid, weight_grid: Grid, bits: int = 32) -> Grid:
     straight into the integer accumulator; zero point 0. Returns a `Grid` of `bits` (int32; int64
     in 16x8), one float32 product per weight channel, per-axis on axis 0 if the weights are, as
     `SymmetricPerChannelBiasQuantize` computes it (tensorflow/lite/tools/optimize/quantization_utils.cc)."""
-    scale = (np.float32(input_grid.scale[0]) * weight_grid.scale.astype(np.float32)).astype(np.float64)
-    return Grid(bits, scale, np.zeros(scale.size, np.int64), True, False,
-                0 if weight_grid.per_axis else None)
+    scale = (np.float32(input_grid.scale[0]) * weight_grid.scale.astype(np.float32)).astype(
+        np.float64
+    )
+    return Grid(
+        bits,
+        scale,
+        np.zeros(scale.size, np.int64),
+        True,
+        False,
+        0 if weight_grid.per_axis else None,
+    )
 
 
 def of_tensor(tensor, narrow_range: bool | None = None) -> Grid:
-    """The grid a .tflite stores for `tensor` (a qlab.tflite_file.Tensor). The file does not record
+    """The grid a .tflite stores for `tensor` (a qlab.tflite.flatbuffer.Tensor). The file does not record
     narrow range; by default constant int8 tensors (weights) are taken to be narrow, as the
     converter makes them.
 
@@ -292,5 +345,11 @@ def of_tensor(tensor, narrow_range: bool | None = None) -> Grid:
     if narrow_range is None:
         narrow_range = tensor.data is not None and tensor.type == "INT8"
     axis = tensor.quantized_dimension if tensor.per_axis else None
-    return Grid(dtype.itemsize * 8, tensor.scale.astype(np.float64), tensor.zero_point.astype(np.int64),
-                dtype.kind == "i", bool(narrow_range), axis)
+    return Grid(
+        dtype.itemsize * 8,
+        tensor.scale.astype(np.float64),
+        tensor.zero_point.astype(np.int64),
+        dtype.kind == "i",
+        bool(narrow_range),
+        axis,
+    )

@@ -1,5 +1,5 @@
 """Which layers hurt, and what to keep in higher precision: per-layer sensitivity and a mixed-precision
-search, on files ai-edge-quantizer builds with one precision per op (`qlab.aeq.recipe`).
+search, on files ai-edge-quantizer builds with one precision per op (`qlab.conversion.aeq.recipe`).
 
 Every configuration is a real file run on LiteRT: its accuracy on the samples given, its size, and
 the mean squared error of its output against the float32 file's (a finer signal than accuracy on a
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qlab import aeq
 from qlab.analysis import calibration
-from qlab.runtime import Runtime
+from qlab.conversion import aeq
+from qlab.tflite.runtime import Runtime
 
 RANGES = ("minmax", "aeq_calibrate")
 """Where activation ranges come from: qlab's min-max, or AEQ's own calibration (a moving average)."""
@@ -69,8 +69,12 @@ class Evaluator:
         Returns:
             dict: config "float32", accuracy (0..1), size_bytes, output_mse (0.0).
         """
-        return {"config": "float32", "accuracy": self._accuracy(self._float_outputs()), "size_bytes": len(self.float32),
-                "output_mse": 0.0}
+        return {
+            "config": "float32",
+            "accuracy": self._accuracy(self._float_outputs()),
+            "size_bytes": len(self.float32),
+            "output_mse": 0.0,
+        }
 
     def evaluate(self, precisions: dict[str, str]) -> dict:
         """One configuration: every op at the precision given (unnamed ops int8), built and run.
@@ -81,20 +85,36 @@ class Evaluator:
             squared).
 
         Raises:
-            ValueError: an unknown layer, precision or source of ranges. qlab.aeq.AEQError: AEQ refused.
+            ValueError: an unknown layer, precision or source of ranges. qlab.conversion.aeq.AEQError: AEQ refused.
         """
         if self.ranges not in RANGES:
-            raise ValueError(f"unknown source of ranges {self.ranges!r}; valid: {', '.join(RANGES)}")
+            raise ValueError(
+                f"unknown source of ranges {self.ranges!r}; valid: {', '.join(RANGES)}"
+            )
         config = json.dumps({k: v for k, v in sorted(precisions.items()) if v != "int8"})
         if config not in self._seen:
             if self._qsvs is None:
-                self._qsvs = (aeq.calibrate(self.float32, self.calibration) if self.ranges == "aeq_calibrate" else
-                              calibration.qsvs(calibration.method_ranges(self.float32, self.calibration, "minmax")))
-            tflite = aeq.quantize(self.float32, "static_wi8_ai8", qsvs=self._qsvs, precisions=precisions,
-                                  keras_model=self.keras_model)
+                self._qsvs = (
+                    aeq.calibrate(self.float32, self.calibration)
+                    if self.ranges == "aeq_calibrate"
+                    else calibration.qsvs(
+                        calibration.method_ranges(self.float32, self.calibration, "minmax")
+                    )
+                )
+            tflite = aeq.quantize(
+                self.float32,
+                "static_wi8_ai8",
+                qsvs=self._qsvs,
+                precisions=precisions,
+                keras_model=self.keras_model,
+            )
             outputs = Runtime(tflite).predict(self.x)
-            self._seen[config] = {"config": config, "accuracy": self._accuracy(outputs), "size_bytes": len(tflite),
-                                  "output_mse": float(np.mean((outputs - self._float_outputs()) ** 2))}
+            self._seen[config] = {
+                "config": config,
+                "accuracy": self._accuracy(outputs),
+                "size_bytes": len(tflite),
+                "output_mse": float(np.mean((outputs - self._float_outputs()) ** 2)),
+            }
         return dict(self._seen[config])
 
     def _float_outputs(self) -> np.ndarray:
@@ -148,9 +168,9 @@ def search(evaluator: Evaluator) -> list[dict]:
         step (0 for all-int8), chosen (True for the configurations the search moved to).
 
     Raises:
-        qlab.aeq.AEQError: AEQ refused a configuration.
+        qlab.conversion.aeq.AEQError: AEQ refused a configuration.
     """
-    current = {layer: "int8" for layer in evaluator.layers}
+    current = dict.fromkeys(evaluator.layers, "int8")
     here = evaluator.evaluate(current) | {"step": 0, "chosen": True}
     tried, step = [here], 0
     while any(p != "float" for p in current.values()):
@@ -162,7 +182,14 @@ def search(evaluator: Evaluator) -> list[dict]:
                 point = evaluator.evaluate(config) | {"step": step, "chosen": False}
                 tried.append(point)
                 gain = here["output_mse"] - point["output_mse"]
-                options.append((gain / max(point["size_bytes"] - here["size_bytes"], 1), -len(options), config, point))
+                options.append(
+                    (
+                        gain / max(point["size_bytes"] - here["size_bytes"], 1),
+                        -len(options),
+                        config,
+                        point,
+                    )
+                )
         _, _, current, here = max(options, key=lambda o: (o[0], o[1]))
         here["chosen"] = True
     return tried
@@ -177,8 +204,12 @@ def pareto(points: list[dict]) -> list[bool]:
     """
     front = []
     for p in points:
-        beaten = any(q["size_bytes"] <= p["size_bytes"] and q["accuracy"] >= p["accuracy"]
-                     and (q["size_bytes"] < p["size_bytes"] or q["accuracy"] > p["accuracy"]) for q in points)
+        beaten = any(
+            q["size_bytes"] <= p["size_bytes"]
+            and q["accuracy"] >= p["accuracy"]
+            and (q["size_bytes"] < p["size_bytes"] or q["accuracy"] > p["accuracy"])
+            for q in points
+        )
         front.append(not beaten)
     return front
 

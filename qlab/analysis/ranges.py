@@ -21,26 +21,41 @@ import numpy as np
 from qlab.analysis import grid, rounding
 
 METHODS = ("minmax", "percentile", "mse", "entropy")
-FORMS = ("minmax", "percentile_99.9", "percentile_99.99", "mse", "entropy")  # percentile_<p>: 50 < p <= 100
+FORMS = (
+    "minmax",
+    "percentile_99.9",
+    "percentile_99.99",
+    "mse",
+    "entropy",
+)  # percentile_<p>: 50 < p <= 100
 MSE_FRACTIONS = np.round(np.arange(100, 4, -1) / 100, 2)
 """The candidates of `mse`: 1.00, 0.99, ..., 0.05 of the min-max range, widest first."""
 AEQ_MIN_BOUND = 1e-9  # AEQ's floor on the width of a range ("Avoid zero scale")
-KEYS = ("rounding_mse", "clipping_mse", "total_mse", "clipped_fraction")  # what `split` takes from rounding
+KEYS = (
+    "rounding_mse",
+    "clipping_mse",
+    "total_mse",
+    "clipped_fraction",
+)  # what `split` takes from rounding
 
 
 def _values(x) -> np.ndarray:
     """`x` flattened to float64, refused if empty, not numeric or not finite."""
     x = np.asarray(x)
     if x.size == 0:
-        raise ValueError(f"the values are empty (shape {x.shape}): pass what the tensor took over "
-                         "the calibration set")
+        raise ValueError(
+            f"the values are empty (shape {x.shape}): pass what the tensor took over "
+            "the calibration set"
+        )
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise ValueError(f"the values must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float64).ravel()
     nan, inf = int(np.isnan(x).sum()), int(np.isinf(x).sum())
     if nan or inf:
-        raise ValueError(f"the values contain {nan} NaN and {inf} infinite of {x.size}: a range "
-                         "needs finite values; find where the float model overflows first")
+        raise ValueError(
+            f"the values contain {nan} NaN and {inf} infinite of {x.size}: a range "
+            "needs finite values; find where the float model overflows first"
+        )
     return x
 
 
@@ -78,10 +93,14 @@ def parse(setting) -> tuple[str, float | None]:
         try:
             p = float(text)
         except ValueError:
-            raise ValueError(f"{setting!r}: {text!r} is not a number; valid settings are {forms}") from None
+            raise ValueError(
+                f"{setting!r}: {text!r} is not a number; valid settings are {forms}"
+            ) from None
         return "percentile", check_percentile(p)
-    raise ValueError(f"unknown range setting {setting!r}; valid ones are {forms} "
-                     "(percentile_<p> for any p in (50, 100])")
+    raise ValueError(
+        f"unknown range setting {setting!r}; valid ones are {forms} "
+        "(percentile_<p> for any p in (50, 100])"
+    )
 
 
 def minmax(x) -> tuple[float, float]:
@@ -178,8 +197,10 @@ def entropy(x, bits: int = 8, bins: int = 2048) -> tuple[float, float]:
     one_sided = lo >= 0
     levels = 1 << bits if one_sided else 1 << (bits - 1)
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < levels:
-        raise ValueError(f"bins must be an integer of at least {levels} (the quantized bins at "
-                         f"{bits} bits), e.g. 2048; got {bins!r}")
+        raise ValueError(
+            f"bins must be an integer of at least {levels} (the quantized bins at "
+            f"{bits} bits), e.g. 2048; got {bins!r}"
+        )
     magnitude = x if one_sided else np.abs(x)
     top = magnitude.max()
     if top == 0:
@@ -209,7 +230,9 @@ def _least_divergence(hist: np.ndarray, levels: int) -> int:
         p = hist[:i].copy()
         p[-1] += outliers[i]
         nonzero = (p != 0).astype(np.float64)
-        group = np.minimum(np.arange(i) // (i // levels), levels - 1)  # the rest joins the last group
+        group = np.minimum(
+            np.arange(i) // (i // levels), levels - 1
+        )  # the rest joins the last group
         counts, norm = np.bincount(group, hist[:i], levels), np.bincount(group, nonzero, levels)
         per_bin = np.divide(counts, norm, out=np.zeros(levels), where=norm > 0)
         q = per_bin[group] * nonzero

@@ -25,35 +25,64 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import naming, tflite_file
-from qlab.analysis import capture, layer_errors
+from qlab.analysis import capture, per_layer
+from qlab.tflite import flatbuffer, naming
 from qlab.vocabulary import LSTM_INPUTS, RECURRENT_OPS
 
 FUSED_LSTM_OPS = ("UNIDIRECTIONAL_SEQUENCE_LSTM", "LSTM")
 """Ops with the 24-input layout of lstm_shared.h (the full LSTM kernel and its sequence form)."""
 
 _GATES = ("input", "forget", "cell", "output")
-ROLES = ("input", *(f"input_to_{g}_weights" for g in _GATES), *(f"recurrent_to_{g}_weights" for g in _GATES),
-         *(f"cell_to_{g}_weights" for g in _GATES if g != "cell"), *(f"{g}_gate_bias" for g in _GATES),
-         "projection_weights", "projection_bias", "output_state", "cell_state",
-         *(f"{g}_layer_norm_coefficients" for g in _GATES))
+ROLES = (
+    "input",
+    *(f"input_to_{g}_weights" for g in _GATES),
+    *(f"recurrent_to_{g}_weights" for g in _GATES),
+    *(f"cell_to_{g}_weights" for g in _GATES if g != "cell"),
+    *(f"{g}_gate_bias" for g in _GATES),
+    "projection_weights",
+    "projection_bias",
+    "output_state",
+    "cell_state",
+    *(f"{g}_layer_norm_coefficients" for g in _GATES),
+)
 """The op's inputs by position, lstm_shared.h's names without the k...Tensor around them."""
 
-INTERMEDIATES = ("input_to_input_intermediate", "input_to_forget_intermediate", "input_to_cell_intermediate",
-                 "input_to_output_intermediate", "effective_hidden_scale_intermediate")
+INTERMEDIATES = (
+    "input_to_input_intermediate",
+    "input_to_forget_intermediate",
+    "input_to_cell_intermediate",
+    "input_to_output_intermediate",
+    "effective_hidden_scale_intermediate",
+)
 """The op's intermediate tensors, in the order the kernel reads them (GetIntermediates 0..4)."""
 
-KINDS = {0: "input", **{p: {"biases": "bias", "states": "state"}.get(kind, kind)
-                        for kind, places in LSTM_INPUTS.items() for p in places}}
+KINDS = {
+    0: "input",
+    **{
+        p: {"biases": "bias", "states": "state"}.get(kind, kind)
+        for kind, places in LSTM_INPUTS.items()
+        for p in places
+    },
+}
 """Input position -> kind of tensor: input, weights, peephole, bias, projection, state, layer_norm."""
 
-INTEGER_KERNEL = {"input": "int8", "weights": "int8", "peephole": "int16", "bias": "int32",
-                  "projection_weights": "int8", "projection_bias": "int32", "output_state": "int8",
-                  "cell_state": "int16", "layer_norm": "int16", "gate_intermediate": "int16",
-                  "effective_hidden_scale_intermediate": "int8", "output": "int8"}
+INTEGER_KERNEL = {
+    "input": "int8",
+    "weights": "int8",
+    "peephole": "int16",
+    "bias": "int32",
+    "projection_weights": "int8",
+    "projection_bias": "int32",
+    "output_state": "int8",
+    "cell_state": "int16",
+    "layer_norm": "int16",
+    "gate_intermediate": "int16",
+    "effective_hidden_scale_intermediate": "int8",
+    "output": "int8",
+}
 """The type each tensor has in an integer (8x8_16) LSTM, as the kernel checks or reads it (sources above)."""
 
-Q3_12, Q0_15 = 2.0 ** -12, 2.0 ** -15
+Q3_12, Q0_15 = 2.0**-12, 2.0**-15
 """The kernel's fixed grids: gate pre-activations without layer normalization, and what the sigmoid
 and tanh of the integer kernel return (int16, zero point 0)."""
 
@@ -64,11 +93,29 @@ without writing its output (tensor_utils, ApplyTanh/PortableApplyTanh): outside 
 and so the hidden state, is whatever the scratch buffer held. The converter picks
 k = ceil(log2 max|c|) - 15, so a cell state that never reaches 0.5 in calibration gets k = -16."""
 
-COLUMNS = ("layer", "op", "kernel", "kind", "role", "position", "tensor", "name", "dtype", "bits", "shape", "scale",
-           "zero_point", "scales", "variable", "constant", "integer_kernel", "note")
+COLUMNS = (
+    "layer",
+    "op",
+    "kernel",
+    "kind",
+    "role",
+    "position",
+    "tensor",
+    "name",
+    "dtype",
+    "bits",
+    "shape",
+    "scale",
+    "zero_point",
+    "scales",
+    "variable",
+    "constant",
+    "integer_kernel",
+    "note",
+)
 
 
-def lstm_ops(model: tflite_file.ModelFile) -> list[tflite_file.Op]:
+def lstm_ops(model: flatbuffer.ModelFile) -> list[flatbuffer.Op]:
     """The fused LSTM ops of a parsed file, in file order.
 
     Returns:
@@ -82,13 +129,18 @@ def lstm_ops(model: tflite_file.ModelFile) -> list[tflite_file.Op]:
     if found:
         return found
     other = sorted({op.name for op in model.ops if op.name in RECURRENT_OPS})
-    has = (f"its recurrent ops ({', '.join(other)}) have another layout" if other else
-           f"its ops are {', '.join(sorted({op.name for op in model.ops}))}")
-    raise ValueError(f"this .tflite has no fused LSTM op ({' or '.join(FUSED_LSTM_OPS)}): {has}. A Keras LSTM layer "
-                     "converts to one when the model has a fixed batch size (qlab.artifacts.convertible)")
+    has = (
+        f"its recurrent ops ({', '.join(other)}) have another layout"
+        if other
+        else f"its ops are {', '.join(sorted({op.name for op in model.ops}))}"
+    )
+    raise ValueError(
+        f"this .tflite has no fused LSTM op ({' or '.join(FUSED_LSTM_OPS)}): {has}. A Keras LSTM layer "
+        "converts to one when the model has a fixed batch size (qlab.artifacts.convertible)"
+    )
 
 
-def kernel_of(model: tflite_file.ModelFile, op: tflite_file.Op) -> str:
+def kernel_of(model: flatbuffer.ModelFile, op: flatbuffer.Op) -> str:
     """Which of the LSTM kernel's three paths runs this op, from its input and weight types
     (unidirectional_sequence_lstm.cc, Eval: float weights, int8 weights with a float input, an int8 input).
 
@@ -123,34 +175,70 @@ def lstm_tensors(tflite: bytes, keras_model=None) -> pd.DataFrame:
 
     Raises:
         ValueError: no fused LSTM op in the file (`lstm_ops`).
-        qlab.tflite_file.InvalidModelError: bytes that are not a .tflite.
+        qlab.tflite.flatbuffer.InvalidModelError: bytes that are not a .tflite.
     """
-    model = tflite_file.read(tflite)
+    model = flatbuffer.read(tflite)
     ops = lstm_ops(model)
     names = naming.layer_names(model, keras_model)
     rows = []
     for op in ops:
         raw = model.raw.subgraphs[0].operators[op.index]
         intermediates = [int(i) for i in raw.intermediates] if raw.intermediates is not None else []
-        slots = [(KINDS.get(p, "input"), ROLES[p], p, i) for p, i in enumerate(op.inputs[:len(ROLES)])]
-        slots += [("intermediate", INTERMEDIATES[p], p, i) for p, i in enumerate(intermediates[:len(INTERMEDIATES)])]
+        slots = [
+            (KINDS.get(p, "input"), ROLES[p], p, i) for p, i in enumerate(op.inputs[: len(ROLES)])
+        ]
+        slots += [
+            ("intermediate", INTERMEDIATES[p], p, i)
+            for p, i in enumerate(intermediates[: len(INTERMEDIATES)])
+        ]
         slots += [("output", "output", 0, op.outputs[0])]
-        context = {"layer": names.get(op.index, op.name.lower()), "op": op.index, "kernel": kernel_of(model, op)}
-        rows += [{**context, **_tensor_fields(model, index), "kind": kind, "role": role, "position": position,
-                  "integer_kernel": _integer_type(kind, role), "note": _note(model, op, kind, role, index)}
-                 for kind, role, position, index in slots]
+        context = {
+            "layer": names.get(op.index, op.name.lower()),
+            "op": op.index,
+            "kernel": kernel_of(model, op),
+        }
+        rows += [
+            {
+                **context,
+                **_tensor_fields(model, index),
+                "kind": kind,
+                "role": role,
+                "position": position,
+                "integer_kernel": _integer_type(kind, role),
+                "note": _note(model, op, kind, role, index),
+            }
+            for kind, role, position, index in slots
+        ]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _tensor_fields(model: tflite_file.ModelFile, index: int) -> dict:
+def _tensor_fields(model: flatbuffer.ModelFile, index: int) -> dict:
     if index < 0:
-        return {"tensor": -1, "name": "", "dtype": "", "bits": np.nan, "shape": (), "scale": np.nan,
-                "zero_point": np.nan, "scales": 0, "variable": False, "constant": False}
+        return {
+            "tensor": -1,
+            "name": "",
+            "dtype": "",
+            "bits": np.nan,
+            "shape": (),
+            "scale": np.nan,
+            "zero_point": np.nan,
+            "scales": 0,
+            "variable": False,
+            "constant": False,
+        }
     t = model.tensors[index]
-    return {"tensor": index, "name": t.name, "dtype": t.type.lower(), "shape": t.shape,
-            "bits": t.dtype.itemsize * 8 if t.dtype else np.nan, "scale": float(t.scale[0]) if t.quantized else np.nan,
-            "zero_point": int(t.zero_point[0]) if t.quantized else np.nan, "scales": int(t.scale.size),
-            "variable": bool(model.raw.subgraphs[0].tensors[index].isVariable), "constant": t.data is not None}
+    return {
+        "tensor": index,
+        "name": t.name,
+        "dtype": t.type.lower(),
+        "shape": t.shape,
+        "bits": t.dtype.itemsize * 8 if t.dtype else np.nan,
+        "scale": float(t.scale[0]) if t.quantized else np.nan,
+        "zero_point": int(t.zero_point[0]) if t.quantized else np.nan,
+        "scales": int(t.scale.size),
+        "variable": bool(model.raw.subgraphs[0].tensors[index].isVariable),
+        "constant": t.data is not None,
+    }
 
 
 def _integer_type(kind: str, role: str) -> str:
@@ -159,9 +247,13 @@ def _integer_type(kind: str, role: str) -> str:
     return INTEGER_KERNEL[role if kind in ("projection", "state") else kind]
 
 
-_ABSENT = {"peephole": "this LSTM has no peephole connections", "projection": "this LSTM has no projection",
-           "layer_norm": "this LSTM has no layer normalization",
-           "weights": "no input gate: a CIFG LSTM", "bias": "no input gate: a CIFG LSTM"}
+_ABSENT = {
+    "peephole": "this LSTM has no peephole connections",
+    "projection": "this LSTM has no projection",
+    "layer_norm": "this LSTM has no layer normalization",
+    "weights": "no input gate: a CIFG LSTM",
+    "bias": "no input gate: a CIFG LSTM",
+}
 
 
 def _note(model, op, kind: str, role: str, index: int) -> str:
@@ -178,10 +270,20 @@ def _note(model, op, kind: str, role: str, index: int) -> str:
         k, clip = np.log2(float(t.scale[0])), op.option("cellClip", 0.0)
         if k != np.round(k):
             return "scale not a power of two: the integer kernel refuses it"
-        broken = "" if k in CELL_LOG2_SCALES else (f"; OUTSIDE 2^-15..2^-9: the kernel's tanh of the cell gets "
-                                                   f"{15 + int(k)} integer bits, which it does not compute "
-                                                   "(CELL_LOG2_SCALES), so the hidden state is garbage")
-        return f"power-of-two scale 2^{int(k)}" + (f"; clipped to +-{clip:g} (cell_clip)" if clip else "") + broken
+        broken = (
+            ""
+            if k in CELL_LOG2_SCALES
+            else (
+                f"; OUTSIDE 2^-15..2^-9: the kernel's tanh of the cell gets "
+                f"{15 + int(k)} integer bits, which it does not compute "
+                "(CELL_LOG2_SCALES), so the hidden state is garbage"
+            )
+        )
+        return (
+            f"power-of-two scale 2^{int(k)}"
+            + (f"; clipped to +-{clip:g} (cell_clip)" if clip else "")
+            + broken
+        )
     if kind == "bias" and t.quantized:
         gate = role.removesuffix("_gate_bias")
         weights = model.tensors[op.inputs[ROLES.index(f"input_to_{gate}_weights")]]
@@ -217,83 +319,180 @@ def lstm_arithmetic(tflite: bytes, keras_model=None) -> pd.DataFrame:
     rows = []
     for (layer, _), part in table.groupby(["layer", "op"], sort=False):
         if not part.kernel.iloc[0].startswith("integer"):
-            raise ValueError(f"the LSTM op of layer {layer!r} runs the {part.kernel.iloc[0]} kernel, in float: the "
-                             "integer arithmetic applies to files with int8 activations (full_integer, integer_only)")
+            raise ValueError(
+                f"the LSTM op of layer {layer!r} runs the {part.kernel.iloc[0]} kernel, in float: the "
+                "integer arithmetic applies to files with int8 activations (full_integer, integer_only)"
+            )
         r = part.set_index("role")
-        norm = r.loc["input_to_forget_intermediate"] if r.loc["forget_layer_norm_coefficients", "tensor"] >= 0 else None
-        gate = _grid("int16", Q3_12, 0) if norm is None else _grid(norm["dtype"], norm["scale"], norm["zero_point"])
+        norm = (
+            r.loc["input_to_forget_intermediate"]
+            if r.loc["forget_layer_norm_coefficients", "tensor"] >= 0
+            else None
+        )
+        gate = (
+            _grid("int16", Q3_12, 0)
+            if norm is None
+            else _grid(norm["dtype"], norm["scale"], norm["zero_point"])
+        )
         q15, cell = _grid("int16", Q0_15, 0), r.loc["cell_state"]
         stages = [
-            ("input", "x_t", r.loc["input"], "file: input", "the sequence, one time step at a time"),
-            ("previous output", "h_t-1", r.loc["output_state"], "file: output_state",
-             "variable tensor: the last step's output, kept between steps"),
-            ("gate weights", "W_*, R_*", _grid("int8"), "file: 8 weight matrices, one scale each",
-             "input_to_* multiply x_t, recurrent_to_* multiply h_t-1"),
-            ("matrix products", "W x_t + R h_t-1 + b", _grid("int32"), "kernel",
-             "int8 x int8 products summed in int32 with the int32 gate bias, each sum rescaled to the gate's int16"),
-            ("gate pre-activations", "z_i, z_f, z_g, z_o", gate, "kernel" if norm is None else "file: intermediates",
-             "Q3.12: scale 2^-12" if norm is None else "on the intermediates' grids, then layer-normalized"),
-            ("input, forget, output gates", "i, f, o = sigmoid(z)", q15, "kernel",
-             "integer sigmoid, Q3.12 in, Q0.15 out"),
+            (
+                "input",
+                "x_t",
+                r.loc["input"],
+                "file: input",
+                "the sequence, one time step at a time",
+            ),
+            (
+                "previous output",
+                "h_t-1",
+                r.loc["output_state"],
+                "file: output_state",
+                "variable tensor: the last step's output, kept between steps",
+            ),
+            (
+                "gate weights",
+                "W_*, R_*",
+                _grid("int8"),
+                "file: 8 weight matrices, one scale each",
+                "input_to_* multiply x_t, recurrent_to_* multiply h_t-1",
+            ),
+            (
+                "matrix products",
+                "W x_t + R h_t-1 + b",
+                _grid("int32"),
+                "kernel",
+                "int8 x int8 products summed in int32 with the int32 gate bias, each sum rescaled to the gate's int16",
+            ),
+            (
+                "gate pre-activations",
+                "z_i, z_f, z_g, z_o",
+                gate,
+                "kernel" if norm is None else "file: intermediates",
+                "Q3.12: scale 2^-12"
+                if norm is None
+                else "on the intermediates' grids, then layer-normalized",
+            ),
+            (
+                "input, forget, output gates",
+                "i, f, o = sigmoid(z)",
+                q15,
+                "kernel",
+                "integer sigmoid, Q3.12 in, Q0.15 out",
+            ),
             ("cell candidate", "g = tanh(z_g)", q15, "kernel", "integer tanh, Q3.12 in, Q0.15 out"),
-            ("cell state", "c_t = f c_t-1 + i g", cell, "file: cell_state",
-             f"variable tensor; products shifted to its grid, saturating add; {cell['note']}"),
-            ("tanh of the cell", "tanh(c_t)", q15, "kernel",
-             f"integer tanh from the cell's grid, {15 + int(np.log2(cell['scale']))} integer bits (0 to 6 computed)"),
-            ("hidden state", "h_t = o tanh(c_t)", r.loc[INTERMEDIATES[4]], f"file: {INTERMEDIATES[4]}",
-             "Q0.15 x Q0.15 product rescaled to int8"),
-            ("output", "h_t", r.loc["output"], "file: output",
-             "the hidden state, written to the output and to output_state"),
+            (
+                "cell state",
+                "c_t = f c_t-1 + i g",
+                cell,
+                "file: cell_state",
+                f"variable tensor; products shifted to its grid, saturating add; {cell['note']}",
+            ),
+            (
+                "tanh of the cell",
+                "tanh(c_t)",
+                q15,
+                "kernel",
+                f"integer tanh from the cell's grid, {15 + int(np.log2(cell['scale']))} integer bits (0 to 6 computed)",
+            ),
+            (
+                "hidden state",
+                "h_t = o tanh(c_t)",
+                r.loc[INTERMEDIATES[4]],
+                f"file: {INTERMEDIATES[4]}",
+                "Q0.15 x Q0.15 product rescaled to int8",
+            ),
+            (
+                "output",
+                "h_t",
+                r.loc["output"],
+                "file: output",
+                "the hidden state, written to the output and to output_state",
+            ),
         ]
         for stage, symbol, grid, where, rule in stages:
-            rows.append({"layer": layer, "stage": stage, "symbol": symbol, "dtype": grid["dtype"],
-                         "bits": int(np.dtype(grid["dtype"]).itemsize * 8), "scale": grid["scale"],
-                         "zero_point": grid["zero_point"], "where": where, "rule": rule})
-    return pd.DataFrame(rows, columns=["layer", "stage", "symbol", "dtype", "bits", "scale", "zero_point", "where",
-                                       "rule"])
+            rows.append(
+                {
+                    "layer": layer,
+                    "stage": stage,
+                    "symbol": symbol,
+                    "dtype": grid["dtype"],
+                    "bits": int(np.dtype(grid["dtype"]).itemsize * 8),
+                    "scale": grid["scale"],
+                    "zero_point": grid["zero_point"],
+                    "where": where,
+                    "rule": rule,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "layer",
+            "stage",
+            "symbol",
+            "dtype",
+            "bits",
+            "scale",
+            "zero_point",
+            "where",
+            "rule",
+        ],
+    )
 
 
 def _grid(dtype: str, scale: float = np.nan, zero_point: float = np.nan) -> dict:
-    return {"dtype": dtype, "scale": float(scale), "zero_point": zero_point}  # a grid the kernel fixes
+    return {
+        "dtype": dtype,
+        "scale": float(scale),
+        "zero_point": zero_point,
+    }  # a grid the kernel fixes
 
 
-def error_over_time(tflite: bytes, twin_tflite: bytes, x: np.ndarray, kernels: str = "xnnpack",
-                    keras_model=None) -> pd.DataFrame:
+def error_over_time(
+    tflite: bytes, float_tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", keras_model=None
+) -> pd.DataFrame:
     """The accumulated view of each LSTM's output, time step by time step: the deployed model and
-    its float twin run on the same inputs (each sample from the initial state), and the LSTM's output
+    its float reference run on the same inputs (each sample from the initial state), and the LSTM's output
     at step t compared. Error carried in the state adds to each new step's own rounding.
 
-    Metrics follow `qlab.analysis.layer_errors.metrics` (the QuantizationDebugger's): per sample on
+    Metrics follow `qlab.analysis.per_layer.metrics` (the QuantizationDebugger's): per sample on
     diff = deployed - float, then averaged over samples.
 
     Args:
-        twin_tflite: the float32 .tflite of the same Keras model.
+        float_tflite: the float32 .tflite of the same Keras model.
         x: real-valued inputs, (n, time steps, features).
 
     Returns:
         DataFrame, one row per (LSTM layer, step): layer, step (1 = the first), the debugger's
-        metrics (`layer_errors.METRICS`: num_elements, stddev, mean_error and max_abs_error in real
+        metrics (`per_layer.METRICS`: num_elements, stddev, mean_error and max_abs_error in real
         units, mean_squared_error in real units squared), scale (the output's, NaN if float) and
         rmse/scale (in output steps).
 
     Raises:
-        ValueError: no fused LSTM op, twin and model that do not pair (`capture.pair`), or inputs
+        ValueError: no fused LSTM op, float_tflite and model that do not pair (`capture.pair`), or inputs
             of the wrong shape.
     """
-    pair = capture.pair(tflite, twin_tflite, keras_model)
+    pair = capture.pair(tflite, float_tflite, keras_model)
     ops = {op.index for op in lstm_ops(pair.deployed)}
     x = np.asarray(x, np.float32)
-    deployed, twin = capture.run(tflite, x, kernels), capture.run(twin_tflite, x, kernels)
+    deployed, reference = capture.run(tflite, x, kernels), capture.run(float_tflite, x, kernels)
     rows = []
     for layer in pair.layers:
         if layer.deployed.index not in ops:
             continue
         out = layer.output(pair)
         got = capture.real(pair.deployed, out.index, deployed[out.index])
-        diffs = got - twin[layer.twin.outputs[0]].reshape(got.shape)
+        diffs = got - reference[layer.reference.outputs[0]].reshape(got.shape)
         scale = float(out.scale[0]) if out.quantized else np.nan
         for step in range(diffs.shape[1]):
-            m = layer_errors.metrics(diffs[:, step])
-            rows.append({"layer": layer.name, "step": step + 1, **m, "scale": scale,
-                         "rmse/scale": np.sqrt(m["mean_squared_error"]) / scale})
-    return pd.DataFrame(rows, columns=["layer", "step", *layer_errors.METRICS, "scale", "rmse/scale"])
+            m = per_layer.metrics(diffs[:, step])
+            rows.append(
+                {
+                    "layer": layer.name,
+                    "step": step + 1,
+                    **m,
+                    "scale": scale,
+                    "rmse/scale": np.sqrt(m["mean_squared_error"]) / scale,
+                }
+            )
+    return pd.DataFrame(rows, columns=["layer", "step", *per_layer.METRICS, "scale", "rmse/scale"])

@@ -23,7 +23,9 @@ def _values(x) -> np.ndarray:
     """`x` as float64, refused if empty or not finite."""
     x = np.asarray(x, np.float64)
     if x.size == 0:
-        raise ValueError(f"the tensor is empty (shape {x.shape}): pass the values to put on the grid")
+        raise ValueError(
+            f"the tensor is empty (shape {x.shape}): pass the values to put on the grid"
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError("the tensor contains NaN or infinite values; they have no bucket")
     return x
@@ -33,9 +35,11 @@ def _check(x, g: grid.Grid) -> np.ndarray:
     """`x` as float64, also refused if a per-axis grid has no channel for each of its slices."""
     x = _values(x)
     if g.per_axis and (x.ndim <= g.axis or x.shape[g.axis] != g.scale.size):
-        raise ValueError(f"this grid has {g.scale.size} channels along axis {g.axis}, the tensor has "
-                         f"shape {x.shape}: pass the tensor the grid was fitted to (weights: one scale "
-                         "per output channel, on axis 0)")
+        raise ValueError(
+            f"this grid has {g.scale.size} channels along axis {g.axis}, the tensor has "
+            f"shape {x.shape}: pass the tensor the grid was fitted to (weights: one scale "
+            "per output channel, on axis 0)"
+        )
     return x
 
 
@@ -67,9 +71,13 @@ def split(x, g: grid.Grid) -> dict[str, float]:
     x = _check(x, g)
     rounding, clipping = errors(x, g)
     total = rounding + clipping
-    return {"rounding_mse": float(np.mean(rounding ** 2)), "clipping_mse": float(np.mean(clipping ** 2)),
-            "total_mse": float(np.mean(total ** 2)), "clipped_fraction": float(np.mean(clipping != 0)),
-            "rmse/scale": float(np.sqrt(np.mean((total / _steps(x, g)) ** 2)))}
+    return {
+        "rounding_mse": float(np.mean(rounding**2)),
+        "clipping_mse": float(np.mean(clipping**2)),
+        "total_mse": float(np.mean(total**2)),
+        "clipped_fraction": float(np.mean(clipping != 0)),
+        "rmse/scale": float(np.sqrt(np.mean((total / _steps(x, g)) ** 2))),
+    }
 
 
 def used_levels(x, g: grid.Grid) -> np.ndarray:
@@ -84,8 +92,12 @@ def occupancy(x, g: grid.Grid) -> dict[str, float]:
     the channel), and for per-axis grids the least and median used by one channel: levels, used,
     used_min (int), used_median (float); for a per-tensor grid used_min = used_median = used."""
     per_channel = used_levels(x, g)
-    return {"levels": g.levels, "used": int(np.unique(g.quantize(_check(x, g))).size),
-            "used_min": int(per_channel.min()), "used_median": float(np.median(per_channel))}
+    return {
+        "levels": g.levels,
+        "used": int(np.unique(g.quantize(_check(x, g))).size),
+        "used_min": int(per_channel.min()),
+        "used_median": float(np.median(per_channel)),
+    }
 
 
 def one_channel(x, g: grid.Grid, channel: int | None) -> tuple[np.ndarray, grid.Grid]:
@@ -99,8 +111,10 @@ def one_channel(x, g: grid.Grid, channel: int | None) -> tuple[np.ndarray, grid.
     if not g.per_axis:
         return x, g
     if channel is None or not 0 <= channel < g.scale.size:
-        raise ValueError(f"this grid is per-axis ({g.scale.size} channels, each with its own scale): "
-                         f"pass channel= from 0 to {g.scale.size - 1}")
+        raise ValueError(
+            f"this grid is per-axis ({g.scale.size} channels, each with its own scale): "
+            f"pass channel= from 0 to {g.scale.size - 1}"
+        )
     return np.take(x, channel, axis=g.axis), g.channel(channel)
 
 
@@ -121,10 +135,18 @@ def bucket_table(x, g: grid.Grid, channel: int | None = None) -> pd.DataFrame:
     np.maximum.at(worst, idx, err)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(idx, weights=err, minlength=g.levels) / count
-    return pd.DataFrame({"level": np.arange(g.qmin, g.qmax + 1), "value": g.centers(), "count": count,
-                         "mean_abs_error": mean, "max_abs_error": np.where(count > 0, worst, np.nan),
-                         "clipped": np.bincount(idx, weights=(clipping != 0).ravel(), minlength=g.levels)
-                         .astype(int)})
+    return pd.DataFrame(
+        {
+            "level": np.arange(g.qmin, g.qmax + 1),
+            "value": g.centers(),
+            "count": count,
+            "mean_abs_error": mean,
+            "max_abs_error": np.where(count > 0, worst, np.nan),
+            "clipped": np.bincount(idx, weights=(clipping != 0).ravel(), minlength=g.levels).astype(
+                int
+            ),
+        }
+    )
 
 
 # -- the layers of a deployed model ------------------------------------------------------------
@@ -139,12 +161,16 @@ def clip_sweep(x, bits: int = 8, symmetric: bool = False, fractions=None) -> pd.
         ValueError: fractions outside (0, 1], or none; bits outside 2..16; `x` refused.
     """
     x = _values(x)
-    fractions = np.linspace(0.4, 1.0, 61) if fractions is None else np.asarray(fractions, np.float64)
+    fractions = (
+        np.linspace(0.4, 1.0, 61) if fractions is None else np.asarray(fractions, np.float64)
+    )
     if fractions.size == 0 or np.any(fractions <= 0) or np.any(fractions > 1):
         raise ValueError("fractions must be in (0, 1]: the share of the full range to keep")
     lo, hi = grid.value_range(x)
     rows = []
     for f in fractions:
         g = grid.fit(range=(lo * f, hi * f), bits=bits, symmetric=symmetric)
-        rows.append({"fraction": f, "low": g.low[0], "high": g.high[0], "scale": g.scale[0], **split(x, g)})
+        rows.append(
+            {"fraction": f, "low": g.low[0], "high": g.high[0], "scale": g.scale[0], **split(x, g)}
+        )
     return pd.DataFrame(rows)

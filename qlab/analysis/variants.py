@@ -9,16 +9,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import debugger, naming, quantize, tflite_file
-from qlab.analysis import layer_errors
-from qlab.runtime import Runtime
-from qlab.vocabulary import (DATA_INPUT_FIRST, LSTM_INPUTS, LSTM_WEIGHT_NAMES, OUTPUT_CHANNEL_AXIS, RECURRENT_OPS,
-                             WEIGHT_INPUTS)
+from qlab.analysis import per_layer
+from qlab.conversion import debugger, to_tflite
+from qlab.tflite import flatbuffer, naming
+from qlab.tflite.runtime import Runtime
+from qlab.vocabulary import (
+    DATA_INPUT_FIRST,
+    LSTM_INPUTS,
+    LSTM_WEIGHT_NAMES,
+    OUTPUT_CHANNEL_AXIS,
+    RECURRENT_OPS,
+    WEIGHT_INPUTS,
+)
 
 
-def _outcome(tflite: bytes, twin_tflite: bytes, x: np.ndarray, y: np.ndarray) -> dict:
-    """Accuracy, top-1 agreement with the float twin, output rmse against it, and size."""
-    probs, float_probs = Runtime(tflite).predict(x), Runtime(twin_tflite).predict(x)
+def _outcome(tflite: bytes, float_tflite: bytes, x: np.ndarray, y: np.ndarray) -> dict:
+    """Accuracy, top-1 agreement with the float reference, output rmse against it, and size."""
+    probs, float_probs = Runtime(tflite).predict(x), Runtime(float_tflite).predict(x)
     return {
         "accuracy": float(np.mean(probs.argmax(1) == y)),
         "agreement": float(np.mean(probs.argmax(1) == float_probs.argmax(1))),
@@ -27,13 +34,18 @@ def _outcome(tflite: bytes, twin_tflite: bytes, x: np.ndarray, y: np.ndarray) ->
     }
 
 
-def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarray,
-                     choices: list[tuple[str, ...]] | None = None) -> pd.DataFrame:
+def keep_float_sweep(
+    model,
+    calibration: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    choices: list[tuple[str, ...]] | None = None,
+) -> pd.DataFrame:
     """`full_integer` with each choice of layers kept in float (default: none, then each conv and
     dense layer alone, then the two last ones): what each costs in size and buys in accuracy.
 
     Layers are kept in float through the QuantizationDebugger's denylist
-    (`qlab.debugger.quantize_keeping_float`); the float32 twin is converted once.
+    (`qlab.conversion.debugger.quantize_keeping_float`); the float32 reference is converted once.
 
     Args:
         model: the float tf_keras model.
@@ -46,33 +58,43 @@ def keep_float_sweep(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarra
 
     Returns:
         DataFrame, one row per choice: keep_float (layer names joined by "+", or "(none)"), accuracy and
-        agreement (top-1 with the float twin, 0..1), output_rmse (of the output probabilities
-        against the float twin's), size_bytes, size_vs_int8 (against the first row, the plain
-        int8 model by default), size_vs_float32 (against the float32 twin).
+        agreement (top-1 with the float reference, 0..1), output_rmse (of the output probabilities
+        against the float reference's), size_bytes, size_vs_int8 (against the first row, the plain
+        int8 model by default), size_vs_float32 (against the float32 reference).
 
     Raises:
         ValueError: a QAT model, bad calibration, or an unknown layer in a choice.
     """
-    twin_tflite = quantize.quantize(model, "float32")
+    float_tflite = to_tflite.quantize(model, "float32")
     if choices is None:
-        twin = tflite_file.read(twin_tflite)
-        labels = naming.labels(twin, model)
-        layers = [labels[op.index] for op in naming.compute_ops(twin)
-                  if op.name in DATA_INPUT_FIRST or op.name in RECURRENT_OPS]
-        choices = [(), *[(name,) for name in layers]] + ([tuple(layers[-2:])] if len(layers) > 2 else [])
+        reference = flatbuffer.read(float_tflite)
+        labels = naming.labels(reference, model)
+        layers = [
+            labels[op.index]
+            for op in naming.compute_ops(reference)
+            if op.name in DATA_INPUT_FIRST or op.name in RECURRENT_OPS
+        ]
+        choices = [(), *[(name,) for name in layers]] + (
+            [tuple(layers[-2:])] if len(layers) > 2 else []
+        )
     choices = [(keep,) if isinstance(keep, str) else tuple(keep) for keep in choices]
     rows = []
     for keep in choices:
-        tflite = debugger.quantize_keeping_float(model, calibration, tuple(keep), twin=twin_tflite)
-        rows.append({"keep_float": "+".join(keep) or "(none)", **_outcome(tflite, twin_tflite, x, y)})
+        tflite = debugger.quantize_keeping_float(
+            model, calibration, tuple(keep), float_tflite=float_tflite
+        )
+        rows.append(
+            {"keep_float": "+".join(keep) or "(none)", **_outcome(tflite, float_tflite, x, y)}
+        )
     table = pd.DataFrame(rows)
     table["size_vs_int8"] = table["size_bytes"] / table["size_bytes"].iloc[0]
-    table["size_vs_float32"] = table["size_bytes"] / len(twin_tflite)
+    table["size_vs_float32"] = table["size_bytes"] / len(float_tflite)
     return table
 
 
-def per_channel_vs_per_tensor(model, calibration: np.ndarray, x: np.ndarray, y: np.ndarray,
-                              mode: str = "full_integer") -> tuple[pd.DataFrame, pd.DataFrame]:
+def per_channel_vs_per_tensor(
+    model, calibration: np.ndarray, x: np.ndarray, y: np.ndarray, mode: str = "full_integer"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Convert with weights per output channel (the default) and per tensor (the converter's
     switch): accuracy, agreement, output error and size of each, and the local layer error of
     both schemes side by side.
@@ -81,7 +103,7 @@ def per_channel_vs_per_tensor(model, calibration: np.ndarray, x: np.ndarray, y: 
         model: the float tf_keras model.
         calibration: the calibration (representative) dataset, (n,) + the input's sample shape.
         x, y: evaluation inputs and their integer labels (n,).
-        mode: a quantized mode of `qlab.modes`.
+        mode: a quantized mode of `qlab.conversion.modes`.
 
     Returns:
         (schemes, layers): schemes, one row per scheme: weights ("per-channel" or "per-tensor"),
@@ -90,25 +112,25 @@ def per_channel_vs_per_tensor(model, calibration: np.ndarray, x: np.ndarray, y: 
 
     Raises:
         ValueError: an unknown mode, a QAT model, bad calibration, or a mode that quantizes nothing.
-        qlab.quantize.ConversionError: the converter failed.
+        qlab.conversion.to_tflite.ConversionError: the converter failed.
     """
-    twin_tflite = quantize.quantize(model, "float32")
+    float_tflite = to_tflite.quantize(model, "float32")
     rows, errors = [], {}
     for scheme, per_channel in (("per-channel", True), ("per-tensor", False)):
-        tflite = quantize.quantize(model, mode, calibration, per_channel=per_channel)
-        rows.append({"weights": scheme, **_outcome(tflite, twin_tflite, x, y)})
-        local = layer_errors.layer_errors(tflite, twin_tflite, x, views=("local",), keras_model=model)
+        tflite = to_tflite.quantize(model, mode, calibration, per_channel=per_channel)
+        rows.append({"weights": scheme, **_outcome(tflite, float_tflite, x, y)})
+        local = per_layer.layer_errors(tflite, float_tflite, x, views=("local",), keras_model=model)
         errors[scheme] = local.set_index("layer")["rmse/scale"]
     return pd.DataFrame(rows), pd.DataFrame(errors)
 
 
-def channel_ranges(twin_tflite: bytes, keras_model=None) -> pd.DataFrame:
+def channel_ranges(float_tflite: bytes, keras_model=None) -> pd.DataFrame:
     """Per weight tensor and output channel: the largest |weight|, and how many of the 255 int8
     levels that channel spans with its own scale (all of them) and with the tensor's one.
 
     Args:
-        twin_tflite: the float32 .tflite (its weights are read, nothing is run).
-        keras_model: the Keras model, if at hand, for its layer names (see `qlab.naming`).
+        float_tflite: the float32 .tflite (its weights are read, nothing is run).
+        keras_model: the Keras model, if at hand, for its layer names (see `qlab.tflite.naming`).
 
     Returns:
         DataFrame, one row per (layer, tensor, channel): layer, tensor ("weights", or an LSTM gate
@@ -117,23 +139,38 @@ def channel_ranges(twin_tflite: bytes, keras_model=None) -> pd.DataFrame:
         levels_per_tensor (2·round(127·max_abs / the tensor's largest max_abs) + 1: the narrow
         symmetric int8 levels from -q to q the channel reaches).
     """
-    twin = tflite_file.read(twin_tflite)
-    labels = naming.labels(twin, keras_model)
+    reference = flatbuffer.read(float_tflite)
+    labels = naming.labels(reference, keras_model)
     rows = []
-    for op in naming.compute_ops(twin):
+    for op in naming.compute_ops(reference):
         if op.name in DATA_INPUT_FIRST:
-            tensors = {"weights": np.moveaxis(twin.tensors[op.inputs[WEIGHT_INPUTS[op.name][0]]].data,
-                                              OUTPUT_CHANNEL_AXIS[op.name], 0)}
+            tensors = {
+                "weights": np.moveaxis(
+                    reference.tensors[op.inputs[WEIGHT_INPUTS[op.name][0]]].data,
+                    OUTPUT_CHANNEL_AXIS[op.name],
+                    0,
+                )
+            }
         elif op.name in RECURRENT_OPS:
-            tensors = {name: twin.tensors[op.inputs[i]].data for name, i in
-                       zip(LSTM_WEIGHT_NAMES, LSTM_INPUTS["weights"]) if op.inputs[i] >= 0}
+            tensors = {
+                name: reference.tensors[op.inputs[i]].data
+                for name, i in zip(LSTM_WEIGHT_NAMES, LSTM_INPUTS["weights"])
+                if op.inputs[i] >= 0
+            }
         else:
             continue
         for tensor, w in tensors.items():
             reach = np.abs(w.reshape(len(w), -1)).max(axis=1)
             widest = reach.max() if reach.max() > 0 else 1.0
             for channel, m in enumerate(reach):
-                rows.append({"layer": labels[op.index], "tensor": tensor, "channel": channel, "max_abs": float(m),
-                             "levels_per_channel": 255 if m > 0 else 1,
-                             "levels_per_tensor": int(2 * np.floor(127 * m / widest + 0.5) + 1)})
+                rows.append(
+                    {
+                        "layer": labels[op.index],
+                        "tensor": tensor,
+                        "channel": channel,
+                        "max_abs": float(m),
+                        "levels_per_channel": 255 if m > 0 else 1,
+                        "levels_per_tensor": int(2 * np.floor(127 * m / widest + 0.5) + 1),
+                    }
+                )
     return pd.DataFrame(rows)

@@ -4,7 +4,7 @@
 A weight tensor is the weight input of an op of `qlab.vocabulary.WEIGHT_INPUTS` (CONV_2D,
 DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV), followed through the DEQUANTIZE that float16
 weights pass; biases are left out (tfmot neither prunes nor clusters them). Rows are named after
-the Keras layers (`qlab.naming.labels`).
+the Keras layers (`qlab.tflite.naming.labels`).
 
 What is counted is what the file stores: float values in a float32 or float16 file, int8 integers in
 an int8 file. With one scale per output channel (the converter's default for conv and fully
@@ -19,14 +19,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import naming, tflite_file
+from qlab.tflite import flatbuffer, naming
 from qlab.vocabulary import OUTPUT_CHANNEL_AXIS, WEIGHT_INPUTS
 
-COLUMNS = ("layer", "op", "type", "weights", "sparsity", "unique", "unique_per_channel", "channels", "scales",
-           "unique_real")
+COLUMNS = (
+    "layer",
+    "op",
+    "type",
+    "weights",
+    "sparsity",
+    "unique",
+    "unique_per_channel",
+    "channels",
+    "scales",
+    "unique_real",
+)
 
 
-def weight_tensors(model: tflite_file.ModelFile) -> list[tuple[tflite_file.Op, tflite_file.Tensor]]:
+def weight_tensors(model: flatbuffer.ModelFile) -> list[tuple[flatbuffer.Op, flatbuffer.Tensor]]:
     """The weight tensor of every op with weights, where its data is stored in the file.
 
     Returns:
@@ -52,7 +62,7 @@ def weight_table(tflite: bytes, keras_model=None) -> pd.DataFrame:
 
     Args:
         keras_model: the Keras model the file was converted from, if at hand, for layer names
-            (`qlab.naming.labels`).
+            (`qlab.tflite.naming.labels`).
 
     Returns:
         one row per op with weights, in op order: layer, op, type (the stored type: FLOAT32,
@@ -66,7 +76,7 @@ def weight_table(tflite: bytes, keras_model=None) -> pd.DataFrame:
     Raises:
         InvalidModelError, TypeError: not a readable .tflite.
     """
-    model = tflite_file.read(tflite)
+    model = flatbuffer.read(tflite)
     labels = naming.labels(model, keras_model)
     rows = []
     for op, tensor in weight_tensors(model):
@@ -74,12 +84,20 @@ def weight_table(tflite: bytes, keras_model=None) -> pd.DataFrame:
         real = tensor.dequantize(stored)
         axis = OUTPUT_CHANNEL_AXIS[op.name]
         channels = np.moveaxis(stored, axis, 0).reshape(stored.shape[axis], -1)
-        rows.append({"layer": labels.get(op.index, op.name.lower()), "op": op.name, "type": tensor.type,
-                     "weights": int(stored.size), "sparsity": float(np.mean(real == 0)),
-                     "unique": int(len(np.unique(stored))),
-                     "unique_per_channel": int(max(len(np.unique(c)) for c in channels)),
-                     "channels": int(stored.shape[axis]), "scales": int(tensor.scale.size),
-                     "unique_real": int(len(np.unique(real)))})
+        rows.append(
+            {
+                "layer": labels.get(op.index, op.name.lower()),
+                "op": op.name,
+                "type": tensor.type,
+                "weights": int(stored.size),
+                "sparsity": float(np.mean(real == 0)),
+                "unique": int(len(np.unique(stored))),
+                "unique_per_channel": int(max(len(np.unique(c)) for c in channels)),
+                "channels": int(stored.shape[axis]),
+                "scales": int(tensor.scale.size),
+                "unique_real": int(len(np.unique(real))),
+            }
+        )
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -14,12 +14,20 @@ import re
 import tempfile
 from pathlib import Path
 
-from qlab import cache, studies, vocabulary
+from qlab import studies, vocabulary
+from qlab.infra import cache
 
 SEED_LIMIT = 2**32  # Keras' set_random_seed and NumPy's generators take seeds below this
 LIMITS = {"epochs": 1000, "runs": 1_000_000, "rounds": 1000, "jobs": 256}
-ZOO_NAMES = ("digits_cnn", "mobilenet_mini", "resnet_mini", "inception_mini", "lstm_rows", "wine_mlp")
-"""The zoo's names, as `qlab.models.ZOO` has them (a test checks they agree): kept here so that
+ZOO_NAMES = (
+    "digits_cnn",
+    "mobilenet_mini",
+    "resnet_mini",
+    "inception_mini",
+    "lstm_rows",
+    "wine_mlp",
+)
+"""The zoo's names, as `qlab.training.models.ZOO` has them (a test checks they agree): kept here so that
 argument mistakes are answered without loading TensorFlow."""  # beyond these a run would not finish today
 OUTPUTS = {  # what each command writes under --out: (folders, files)
     "reproduce": (("models", "figures"), ("results.csv", "results.md", "comparison.csv")),
@@ -103,7 +111,7 @@ def kernels(text: str) -> str:
 
 
 def zoo_model(text: str) -> str:
-    """argparse type: a model of the zoo (`qlab.models.ZOO`).
+    """argparse type: a model of the zoo (`qlab.training.models.ZOO`).
 
     Returns:
         the name.
@@ -161,12 +169,16 @@ def writable(path: Path, what: str) -> None:
     """
     try:
         if path.exists() and not path.is_dir():
-            raise UsageError(f"{what}: {path} is a file, not a folder; pass a folder (it is created if missing)")
+            raise UsageError(
+                f"{what}: {path} is a file, not a folder; pass a folder (it is created if missing)"
+            )
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as exc:
-        raise UsageError(f"{what}: cannot write to {path} ({exc.strerror or exc}); pass a writable folder") from None
+        raise UsageError(
+            f"{what}: cannot write to {path} ({exc.strerror or exc}); pass a writable folder"
+        ) from None
 
 
 def check_out(out: str, command: str) -> Path:
@@ -186,12 +198,16 @@ def check_out(out: str, command: str) -> Path:
     folders, files = OUTPUTS.get(command, ((), ()))
     for name in folders:
         if (path / name).exists() and not (path / name).is_dir():
-            raise UsageError(f"--out {out}: {path / name} is a file, but {command} writes a folder there; "
-                             "move it or pick another --out")
+            raise UsageError(
+                f"--out {out}: {path / name} is a file, but {command} writes a folder there; "
+                "move it or pick another --out"
+            )
     for name in files:
         if (path / name).is_dir():
-            raise UsageError(f"--out {out}: {path / name} is a folder, but {command} writes a file there; "
-                             "move it or pick another --out")
+            raise UsageError(
+                f"--out {out}: {path / name} is a folder, but {command} writes a file there; "
+                "move it or pick another --out"
+            )
     return path
 
 
@@ -210,13 +226,25 @@ def check(args, test_images: int, training_images: int) -> None:
         if values and len(set(values)) != len(values):
             raise UsageError(f"--{name}: each value once, got {' '.join(map(str, values))}")
     if getattr(args, "batches", None) and max(args.batches) > test_images:
-        raise UsageError(f"--batches: at most {test_images}, the test images there are; got {max(args.batches)}")
+        raise UsageError(
+            f"--batches: at most {test_images}, the test images there are; got {max(args.batches)}"
+        )
     if getattr(args, "calibration_size", None) and args.calibration_size > training_images:
-        raise UsageError(f"--calibration-size must be from 1 to {training_images}, the training images there "
-                         f"are; got {args.calibration_size}")
-    if getattr(args, "settings", None) and len({json.dumps(s) for s in args.settings}) != len(args.settings):
-        raise UsageError(f"--settings: each value once, got {' '.join(map(json.dumps, args.settings))}")
+        raise UsageError(
+            f"--calibration-size must be from 1 to {training_images}, the training images there "
+            f"are; got {args.calibration_size}"
+        )
+    if getattr(args, "settings", None) and len({json.dumps(s) for s in args.settings}) != len(
+        args.settings
+    ):
+        raise UsageError(
+            f"--settings: each value once, got {' '.join(map(json.dumps, args.settings))}"
+        )
     if getattr(args, "out", None) is not None:
-        check_out(args.out, f"{args.command} {args.name}" if hasattr(args, "name") else args.command)
+        check_out(
+            args.out, f"{args.command} {args.name}" if hasattr(args, "name") else args.command
+        )
     if args.command != "modes" and not getattr(args, "no_cache", False):
-        writable(cache.cache_dir(), "the cache folder (set QLAB_CACHE to a writable folder, or unset it)")
+        writable(
+            cache.cache_dir(), "the cache folder (set QLAB_CACHE to a writable folder, or unset it)"
+        )

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from qlab import artifacts, data, measure, plots
+from qlab import artifacts, plots
 from qlab.perf import bench as perf_bench
 from qlab.perf import cpu, sizes, work
-from qlab.train import TrainConfig
+from qlab.tflite import measure
+from qlab.training import data
+from qlab.training.fit import TrainConfig
 
 
 @dataclass
@@ -29,8 +31,12 @@ class Benched:
     written: list[Path] = field(default_factory=list)
 
 
-def bench(out: str | Path = "results", config: perf_bench.BenchConfig = perf_bench.BenchConfig(),
-          seed: int = 0, progress: bool = True) -> Benched:
+def bench(
+    out: str | Path = "results",
+    config: perf_bench.BenchConfig = perf_bench.BenchConfig(),
+    seed: int = 0,
+    progress: bool = True,
+) -> Benched:
     """Latency grid, peak MAC rates, size breakdown and work floor for every model of the plan
     (seed `seed`).
 
@@ -51,20 +57,31 @@ def bench(out: str | Path = "results", config: perf_bench.BenchConfig = perf_ben
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    models = artifacts.convert_plan(seed=seed, progress=progress)
+    models = artifacts.convert_all(seed=seed, progress=progress)
     num_params = artifacts.trained(TrainConfig(seed=seed), progress=progress).count_params()
     tables = {"bench": perf_bench.run(models, data.load().x_test, config, progress)}
-    peak_kernels = [k for k in work.PEAK_KERNELS if k == "xnnpack" or k in config.kernels]  # xnnpack: the floor's
-    peak_config = dataclasses.replace(work.PEAK_CONFIG, rounds=config.rounds, warmup=max(1, min(config.warmup, 2)))
-    tables["peaks"] = cpu.with_columns(work.peaks(peak_kernels, peak_config), kernels=None, threads=None)
-    tables["bench"] = cpu.with_columns(work.with_floor(tables["bench"], models, tables["peaks"]), None, None)
+    peak_kernels = [
+        k for k in work.PEAK_KERNELS if k == "xnnpack" or k in config.kernels
+    ]  # xnnpack: the floor's
+    peak_config = dataclasses.replace(
+        work.PEAK_CONFIG, rounds=config.rounds, warmup=max(1, min(config.warmup, 2))
+    )
+    tables["peaks"] = cpu.with_columns(
+        work.peaks(peak_kernels, peak_config), kernels=None, threads=None
+    )
+    tables["bench"] = cpu.with_columns(
+        work.with_floor(tables["bench"], models, tables["peaks"]), None, None
+    )
     tables["sizes"] = sizes.table(models, num_params)
     tables["work"] = cpu.with_columns(work.floor_table(models, tables["bench"], tables["peaks"]))
     written = []
     for name, frame in tables.items():
         frame.to_csv(out / f"{name}.csv", index=False)
         written.append(out / f"{name}.csv")
-    for name, fig in (("bench", plots.bench_ratios(tables["bench"])), ("sizes", plots.size_breakdown(tables["sizes"]))):
+    for name, fig in (
+        ("bench", plots.bench_ratios(tables["bench"])),
+        ("sizes", plots.size_breakdown(tables["sizes"])),
+    ):
         fig.savefig(out / f"{name}.png", dpi=120)
         written.append(out / f"{name}.png")
     return Benched(tables, config, out, time.perf_counter() - started, written)
@@ -79,14 +96,21 @@ def peak_lines(peak_table: pd.DataFrame) -> list[str]:
     lines = []
     for (shape, kernels), part in peak_table.groupby(["shape", "kernels"], sort=False):
         rates = {r.dtype: r for r in part.itertuples()}
-        text = ", ".join(f"{d} {r.gmacs:.1f} GMAC/s [{r.gmacs_min:.1f}–{r.gmacs_max:.1f}]" for d, r in rates.items())
+        text = ", ".join(
+            f"{d} {r.gmacs:.1f} GMAC/s [{r.gmacs_min:.1f}–{r.gmacs_max:.1f}]"
+            for d, r in rates.items()
+        )
         i8 = rates["int8"]
-        lines.append(f"  {shape}, {kernels}: {text}; int8/float32 {i8.vs_float32:.2f}× "
-                     f"[{i8.vs_float32_min:.2f}–{i8.vs_float32_max:.2f}]")
+        lines.append(
+            f"  {shape}, {kernels}: {text}; int8/float32 {i8.vs_float32:.2f}× "
+            f"[{i8.vs_float32_min:.2f}–{i8.vs_float32_max:.2f}]"
+        )
     return lines + ["", work.peak_verdict(peak_table)]
 
 
-def model_verdicts(bench_table: pd.DataFrame, kernels: str = "xnnpack", threads: int = 1, batch: int = 1) -> str:
+def model_verdicts(
+    bench_table: pd.DataFrame, kernels: str = "xnnpack", threads: int = 1, batch: int = 1
+) -> str:
     """Each quantized model against float/float32 under one setting, as `qlab.perf.bench.verdict`
     reads its per-round ratios.
 
@@ -95,14 +119,23 @@ def model_verdicts(bench_table: pd.DataFrame, kernels: str = "xnnpack", threads:
         float/dynamic_range 0.35 [0.33–0.36], ..."; "" if the setting was not measured.
     """
     baseline = (bench_table.training == "float") & (bench_table["mode"] == "float32")
-    sub = bench_table[(bench_table.kernels == kernels) & (bench_table.threads == threads)
-                      & (bench_table.batch == batch) & ~baseline]
-    said = {"faster": "faster than float32 in every round", "slower": "slower than float32 in every round",
-            "same": "within 5 % of float32 in every round", "mixed": "mixed (the rounds disagree)"}
+    sub = bench_table[
+        (bench_table.kernels == kernels)
+        & (bench_table.threads == threads)
+        & (bench_table.batch == batch)
+        & ~baseline
+    ]
+    said = {
+        "faster": "faster than float32 in every round",
+        "slower": "slower than float32 in every round",
+        "same": "within 5 % of float32 in every round",
+        "mixed": "mixed (the rounds disagree)",
+    }
     found = {}
     for r in sub.itertuples():
         found.setdefault(perf_bench.verdict(r.ratio_min, r.ratio_max), []).append(
-            f"{r.training}/{r.mode} {r.ratio_vs_float32:.2f} [{r.ratio_min:.2f}–{r.ratio_max:.2f}]")
+            f"{r.training}/{r.mode} {r.ratio_vs_float32:.2f} [{r.ratio_min:.2f}–{r.ratio_max:.2f}]"
+        )
     return "\n".join(f"  {said[v]}: {', '.join(found[v])}" for v in said if v in found)
 
 
@@ -116,20 +149,30 @@ def summary(result: Benched) -> str:
     m = measure.machine()
     bench_table, peaks = result.tables["bench"], result.tables["peaks"]
     verdicts = model_verdicts(bench_table)
-    parts = [cpu.line(peaks[list(cpu.MACHINE_COLUMNS)]),
-             f"\nPeak MAC rate, 1 thread (median [min–max] over {int(peaks['rounds'].max())} interleaved rounds):",
-             *peak_lines(peaks),
-             *(["On this CPU, XNNPACK, 1 thread, batch 1 (median [min–max] of the per-round ratios to float32):",
-                verdicts] if verdicts else []),
-             f"\nLatency relative to float/float32 on the same kernels and threads (median [p10–p90] over "
-             f"{result.config.rounds} interleaved rounds):"]
+    parts = [
+        cpu.line(peaks[list(cpu.MACHINE_COLUMNS)]),
+        f"\nPeak MAC rate, 1 thread (median [min–max] over {int(peaks['rounds'].max())} interleaved rounds):",
+        *peak_lines(peaks),
+        *(
+            [
+                "On this CPU, XNNPACK, 1 thread, batch 1 (median [min–max] of the per-round ratios to float32):",
+                verdicts,
+            ]
+            if verdicts
+            else []
+        ),
+        f"\nLatency relative to float/float32 on the same kernels and threads (median [p10–p90] over "
+        f"{result.config.rounds} interleaved rounds):",
+    ]
     for b in result.config.batches:
         parts += [f"\nBatch {b}:\n", perf_bench.summary(bench_table, b).to_string()]
     work_table = cpu.without_columns(result.tables["work"])
-    parts += ["\nSize breakdown (bytes):\n",
-              result.tables["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-              "\nWork and the floor it implies at the peak above (XNNPACK, 1 thread, batch 1):\n",
-              work_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-              f"\n{m['cpu']}, {m['cores']} cores, LiteRT {m['ai_edge_litert']}; took {result.elapsed:.0f} s. "
-              f"Wrote {', '.join(p.name for p in result.written)} under {result.out}"]
+    parts += [
+        "\nSize breakdown (bytes):\n",
+        result.tables["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        "\nWork and the floor it implies at the peak above (XNNPACK, 1 thread, batch 1):\n",
+        work_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
+        f"\n{m['cpu']}, {m['cores']} cores, LiteRT {m['ai_edge_litert']}; took {result.elapsed:.0f} s. "
+        f"Wrote {', '.join(p.name for p in result.written)} under {result.out}",
+    ]
     return "\n".join(parts)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qlab import measure, tables
 from qlab.commands.views import Timed, timed
+from qlab.infra import tables
 from qlab.perf import conversions
+from qlab.tflite import measure
 
 
 def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool = True) -> Timed:
@@ -22,8 +23,11 @@ def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool
         ValueError: an unknown model, or rounds < 1.
         OSError: `out` cannot be written.
     """
-    return timed(out, "conversions.csv",
-                 lambda: conversions.time_conversions(names, rounds=rounds, progress_bar=progress))
+    return timed(
+        out,
+        "conversions.csv",
+        lambda: conversions.time_conversions(names, rounds=rounds, progress_bar=progress),
+    )
 
 
 def summary(result: Timed) -> str:
@@ -33,13 +37,19 @@ def summary(result: Timed) -> str:
         multi-line text.
     """
     t, m = result.table, measure.machine()
-    lines = [f"Converting each model to every mode it takes (seconds for all of them; median of the rounds), "
-             f"TensorFlow's Keras route against qlab's, interleaved, on {m['cpu']} ({m['cores']} cores):\n",
-             tables.to_text(t.drop(columns=["note"])),
-             *(f"  {r.model}: {r.note}" for r in t.itertuples() if r.note),
-             f"\nSpeedup per model from {t.speedup.min():.1f}x to {t.speedup.max():.1f}x (medians); single rounds "
-             f"ranged {t.speedup_min.min():.1f}x to {t.speedup_max.max():.1f}x.",
-             "Same bytes by both routes: " + ("every file." if t.same_bytes.all() else
-                                              "NO, for " + ", ".join(t.model[~t.same_bytes]) + "."),
-             f"Took {result.elapsed:.0f} s; wrote {result.out / 'conversions.csv'}"]
+    lines = [
+        f"Converting each model to every mode it takes (seconds for all of them; median of the rounds), "
+        f"TensorFlow's Keras route against qlab's, interleaved, on {m['cpu']} ({m['cores']} cores):\n",
+        tables.to_text(t.drop(columns=["note"])),
+        *(f"  {r.model}: {r.note}" for r in t.itertuples() if r.note),
+        f"\nSpeedup per model from {t.speedup.min():.1f}x to {t.speedup.max():.1f}x (medians); single rounds "
+        f"ranged {t.speedup_min.min():.1f}x to {t.speedup_max.max():.1f}x.",
+        "Same bytes by both routes: "
+        + (
+            "every file."
+            if t.same_bytes.all()
+            else "NO, for " + ", ".join(t.model[~t.same_bytes]) + "."
+        ),
+        f"Took {result.elapsed:.0f} s; wrote {result.out / 'conversions.csv'}",
+    ]
     return "\n".join(lines)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from qlab import tables, teaching
+from qlab.infra import tables
+from qlab_workshop import teaching
 
 
 def run(paths) -> pd.DataFrame:
-    """Section times of the executed notebooks `paths` (`qlab.teaching.series_times`).
+    """Section times of the executed notebooks `paths` (`qlab_workshop.teaching.series_times`).
 
     Returns:
         DataFrame: notebook, section, code_cells, seconds.
@@ -27,6 +28,8 @@ def summary(times: pd.DataFrame) -> str:
     per_notebook = times.groupby("notebook", sort=False)["seconds"].sum()
     lines = [tables.to_text(times.assign(seconds=times.seconds.round(1)), digits=1), ""]
     lines += [f"{name}: {seconds:.1f} s" for name, seconds in per_notebook.items()]
-    lines.append(f"all {len(per_notebook)} notebooks: {per_notebook.sum():.1f} s "
-                 f"({per_notebook.sum() / 60:.1f} min of cell execution; kernel start-up not included)")
+    lines.append(
+        f"all {len(per_notebook)} notebooks: {per_notebook.sum():.1f} s "
+        f"({per_notebook.sum() / 60:.1f} min of cell execution; kernel start-up not included)"
+    )
     return "\n".join(lines)

@@ -1,15 +1,16 @@
 """`python -m qlab seeds`: accuracy and size of every model over several seeds, medians, and the
-promised bands checked (`qlab.bands`). Writes OUT/seeds.csv; `summary` is the terminal text."""
+promised bands checked (`qlab.studies.acceptance`). Writes OUT/seeds.csv; `summary` is the terminal text."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from qlab import bands, cache
+from qlab.infra import cache
+from qlab.studies import acceptance
 
 
-def seeds(seed_list, out: str | Path = "results", progress: bool = True) -> bands.SweepReport:
-    """Run `qlab.bands.sweep` over `seed_list` and write its per-seed rows to OUT/seeds.csv.
+def seeds(seed_list, out: str | Path = "results", progress: bool = True) -> acceptance.SweepReport:
+    """Run `qlab.studies.acceptance.sweep` over `seed_list` and write its per-seed rows to OUT/seeds.csv.
 
     Returns:
         the `SweepReport`.
@@ -18,12 +19,12 @@ def seeds(seed_list, out: str | Path = "results", progress: bool = True) -> band
         ValueError: no seeds.
         OSError: `out` cannot be written.
     """
-    report = bands.sweep(seed_list, progress)
+    report = acceptance.sweep(seed_list, progress)
     cache.write_atomic(Path(out) / "seeds.csv", report.per_seed.to_csv(index=False).encode())
     return report
 
 
-def summary(report: bands.SweepReport) -> str:
+def summary(report: acceptance.SweepReport) -> str:
     """The terminal report: accuracy per seed of three key models, medians, and the checks.
 
     Returns:
@@ -31,12 +32,14 @@ def summary(report: bands.SweepReport) -> str:
     """
     per_seed = report.per_seed.pivot(index="seed", columns=["training", "mode"], values="accuracy")
     key = [("float", "float32"), ("float", "integer_only"), ("qat", "integer_only")]
-    return "\n".join([
-        "Accuracy % per seed:\n",
-        (100 * per_seed[key]).to_string(float_format=lambda v: f"{v:.2f}"),
-        f"\nMedians over seeds {sorted(report.per_seed.seed.unique().tolist())}:\n",
-        report.medians.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
-        "\nChecks:\n",
-        report.checks.to_string(index=False),
-        f"\n{'All checks pass.' if report.passed else 'Some checks FAIL.'}",
-    ])
+    return "\n".join(
+        [
+            "Accuracy % per seed:\n",
+            (100 * per_seed[key]).to_string(float_format=lambda v: f"{v:.2f}"),
+            f"\nMedians over seeds {sorted(report.per_seed.seed.unique().tolist())}:\n",
+            report.medians.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+            "\nChecks:\n",
+            report.checks.to_string(index=False),
+            f"\n{'All checks pass.' if report.passed else 'Some checks FAIL.'}",
+        ]
+    )

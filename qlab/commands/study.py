@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from qlab import cache, plots, studies, tables
+from qlab import plots, studies
+from qlab.infra import cache, tables
 from qlab.perf import cpu
 from qlab.studies import sweep
 
@@ -30,9 +31,17 @@ class Studied:
     written: list[Path] = field(default_factory=list)
 
 
-def run(name: str, out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4), settings=None,
-        jobs: int | None = None, progress: bool = True, backend: str = "loky",
-        scheduler: str | None = None) -> Studied:
+def run(
+    name: str,
+    out: str | Path = "results",
+    names=None,
+    seeds=(0, 1, 2, 3, 4),
+    settings=None,
+    jobs: int | None = None,
+    progress: bool = True,
+    backend: str = "loky",
+    scheduler: str | None = None,
+) -> Studied:
     """Run study `name` over its grid (cells already measured come from the cache) and write its
     table, summary and figures under `out`.
 
@@ -81,10 +90,12 @@ def summary(result: Studied) -> str:
     """
     seeds = sorted(result.table.seed.unique().tolist()) if len(result.table) else []
     timed = set(cpu.MACHINE_COLUMNS) <= set(result.table.columns)
-    return "\n".join([
-        f"Study {result.name} over seeds {seeds} ({result.elapsed:.0f} s):\n",
-        *([cpu.line(result.table) + "\n"] if timed else []),
-        tables.to_text(cpu.without_columns(result.summary)),
-        "\n" + result.headline,
-        "\nWrote " + ", ".join(str(p) for p in result.written),
-    ])
+    return "\n".join(
+        [
+            f"Study {result.name} over seeds {seeds} ({result.elapsed:.0f} s):\n",
+            *([cpu.line(result.table) + "\n"] if timed else []),
+            tables.to_text(cpu.without_columns(result.summary)),
+            "\n" + result.headline,
+            "\nWrote " + ", ".join(str(p) for p in result.written),
+        ]
+    )

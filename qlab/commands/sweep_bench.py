@@ -22,7 +22,8 @@ from pathlib import Path
 import pandas as pd
 from joblib.executor import get_memmapping_executor
 
-from qlab import cache, progress as bars
+from qlab.infra import cache
+from qlab.infra import progress as bars
 from qlab.studies import sweep
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,15 @@ class SweepBench:
         return sweep.spread(by_round[JOBS[0]] / by_round[JOBS[-1]])
 
 
-def run(name: str, out: str | Path = "results", names=None, seeds=(0,), settings=None, rounds: int = 3,
-        progress: bool = True) -> SweepBench:
+def run(
+    name: str,
+    out: str | Path = "results",
+    names=None,
+    seeds=(0,),
+    settings=None,
+    rounds: int = 3,
+    progress: bool = True,
+) -> SweepBench:
     """Time study `name`'s grid on 1 and on 2 loky workers, `rounds` times each, from a warm cache.
 
     Args:
@@ -87,8 +95,10 @@ def run(name: str, out: str | Path = "results", names=None, seeds=(0,), settings
         prepared = sweep.prepare(grid)
         prepare_seconds = time.perf_counter() - started
     rows, tables = [], []
-    with tempfile.TemporaryDirectory(prefix="qlab-sweep-bench-") as tmp, \
-            bars.bar(total=rounds * len(JOBS), desc=f"sweep-bench {name}", show=progress) as bar:
+    with (
+        tempfile.TemporaryDirectory(prefix="qlab-sweep-bench-") as tmp,
+        bars.bar(total=rounds * len(JOBS), desc=f"sweep-bench {name}", show=progress) as bar,
+    ):
         for round_ in range(1, rounds + 1):
             for jobs in JOBS if round_ % 2 else JOBS[::-1]:
                 copy = Path(tmp, f"round{round_}-jobs{jobs}", "cache")
@@ -97,12 +107,18 @@ def run(name: str, out: str | Path = "results", names=None, seeds=(0,), settings
                 with cache.use(copy):
                     started = time.perf_counter()
                     tables.append(sweep.run(grid, jobs, show=False))
-                    rows.append({"round": round_, "jobs": jobs, "seconds": time.perf_counter() - started})
+                    rows.append(
+                        {"round": round_, "jobs": jobs, "seconds": time.perf_counter() - started}
+                    )
                 shutil.rmtree(copy.parent)
                 bar.update(1)
     _stop_workers()
-    timed = [c for c in tables[0].columns if "latency" in c]  # measured times differ from run to run by nature
-    identical = all(table.drop(columns=timed).equals(tables[0].drop(columns=timed)) for table in tables[1:])
+    timed = [
+        c for c in tables[0].columns if "latency" in c
+    ]  # measured times differ from run to run by nature
+    identical = all(
+        table.drop(columns=timed).equals(tables[0].drop(columns=timed)) for table in tables[1:]
+    )
     if not identical:
         log.warning("sweep-bench %s: the runs gave different tables", name)
     written = Path(out) / f"sweep_bench_{name}.csv"
@@ -127,15 +143,21 @@ def summary(result: SweepBench) -> str:
     counts = {k: len({str(c[k]) for c in cells}) for k in ("model", "seed", "setting")}
     shape = " × ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items())
     rounds = result.runs["round"].nunique()
-    lines = [f"Sweep bench {result.name}: {len(cells)} cells ({shape}), {rounds} round(s), fresh workers and a "
-             f"fresh copy of the warm cache each run",
-             f"  shared preparation: {result.prepared} prepare call(s), {result.prepare_seconds:.1f} s (once)"]
+    lines = [
+        f"Sweep bench {result.name}: {len(cells)} cells ({shape}), {rounds} round(s), fresh workers and a "
+        f"fresh copy of the warm cache each run",
+        f"  shared preparation: {result.prepared} prepare call(s), {result.prepare_seconds:.1f} s (once)",
+    ]
     for jobs in JOBS:
         median, low, high = result.seconds(jobs)
-        lines.append(f"  {jobs} worker{'s' if jobs > 1 else ' '}: {median:7.1f} s median [{low:.1f}–{high:.1f}], "
-                     f"{60 * len(cells) / median:.1f} cells/min")
+        lines.append(
+            f"  {jobs} worker{'s' if jobs > 1 else ' '}: {median:7.1f} s median [{low:.1f}–{high:.1f}], "
+            f"{60 * len(cells) / median:.1f} cells/min"
+        )
     median, low, high = result.speedup()
-    lines.append(f"  speed-up {JOBS[0]}→{JOBS[-1]} workers: {median:.2f}× median [{low:.2f}–{high:.2f}] over {rounds} "
-                 "round(s)")
+    lines.append(
+        f"  speed-up {JOBS[0]}→{JOBS[-1]} workers: {median:.2f}× median [{low:.2f}–{high:.2f}] over {rounds} "
+        "round(s)"
+    )
     lines.append(f"  tables identical across runs: {'yes' if result.identical else 'NO'}")
     return "\n".join(lines + [f"\nWrote {result.written}"])

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from qlab import cache, measure, tables
+from qlab.infra import cache, tables
 from qlab.perf import views
+from qlab.tflite import measure
 
 
 @dataclass
@@ -33,7 +34,9 @@ def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool
         ValueError: an unknown model, or rounds < 1.
         OSError: `out` cannot be written.
     """
-    return timed(out, "views.csv", lambda: views.time_views(names, rounds=rounds, progress_bar=progress))
+    return timed(
+        out, "views.csv", lambda: views.time_views(names, rounds=rounds, progress_bar=progress)
+    )
 
 
 def timed(out: str | Path, name: str, measure) -> Timed:
@@ -60,13 +63,17 @@ def summary(result: Timed) -> str:
     """
     timed = result.table.dropna(subset=["median_s"])
     m = measure.machine()
-    lines = [f"Per-layer views (local and accumulated, one layer_errors call) over each model's test split, "
-             f"median of the rounds [min, max], on {m['cpu']} ({m['cores']} cores):\n",
-             tables.to_text(result.table.drop(columns=["note"])),
-             *(f"  {r.model}/{r.mode}: {r.note}" for r in result.table.itertuples() if r.note)]
+    lines = [
+        f"Per-layer views (local and accumulated, one layer_errors call) over each model's test split, "
+        f"median of the rounds [min, max], on {m['cpu']} ({m['cores']} cores):\n",
+        tables.to_text(result.table.drop(columns=["note"])),
+        *(f"  {r.model}/{r.mode}: {r.note}" for r in result.table.itertuples() if r.note),
+    ]
     if len(timed):
         slowest = timed.loc[timed.median_s.idxmax()]
-        lines.append(f"\nSlowest: {slowest.model}/{slowest['mode']}, {slowest.median_s:.2f} s "
-                     f"[{slowest.min_s:.2f}, {slowest.max_s:.2f}] for {slowest.images} images.")
+        lines.append(
+            f"\nSlowest: {slowest.model}/{slowest['mode']}, {slowest.median_s:.2f} s "
+            f"[{slowest.min_s:.2f}, {slowest.max_s:.2f}] for {slowest.images} images."
+        )
     lines.append(f"Took {result.elapsed:.0f} s; wrote {result.out / 'views.csv'}")
     return "\n".join(lines)

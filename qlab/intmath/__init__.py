@@ -15,5 +15,13 @@ from qlab.intmath.compare import compare
 from qlab.intmath.engine import KERNELS, IntegerModel, IntegerRun, run_float_shortcut, run_integer
 from qlab.intmath.prepare import IntegerModelError, Step
 
-__all__ = ["KERNELS", "IntegerModel", "IntegerModelError", "IntegerRun", "Step", "compare",
-           "run_float_shortcut", "run_integer"]
+__all__ = [
+    "KERNELS",
+    "IntegerModel",
+    "IntegerModelError",
+    "IntegerRun",
+    "Step",
+    "compare",
+    "run_float_shortcut",
+    "run_integer",
+]

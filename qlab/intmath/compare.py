@@ -31,6 +31,14 @@ def compare(tflite: bytes, a: IntegerRun, b: IntegerRun):
     for step in IntegerModel(tflite).steps:
         i = step.output.index
         diff = np.abs(a.tensors[i].astype(np.int64) - b.tensors[i].astype(np.int64))
-        rows.append({"op": step.op.name, "layer": step.layer, "tensor": i, "values": diff.size,
-                     "different": int(np.count_nonzero(diff)), "max_lsb": int(diff.max(initial=0))})
+        rows.append(
+            {
+                "op": step.op.name,
+                "layer": step.layer,
+                "tensor": i,
+                "values": diff.size,
+                "different": int(np.count_nonzero(diff)),
+                "max_lsb": int(diff.max(initial=0)),
+            }
+        )
     return pd.DataFrame(rows)

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from qlab.intmath.fixedpoint import (multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide_by_pot,
-                                     rounding_doubling_high_mul, wrap32)
+from qlab.intmath.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    rounding_doubling_high_mul,
+    wrap32,
+)
 from qlab.intmath.simd import vector_part
 
 ADD_LEFT_SHIFT = 20
 """The left shift of int8 ADD's inputs (15 for int16): Prepare in tflite/kernels/add.cc."""
 
 
-def add_rescale(input1_scale: float, input2_scale: float, output_scale: float,
-                left_shift: int = ADD_LEFT_SHIFT) -> tuple[tuple[int, int], ...]:
+def add_rescale(
+    input1_scale: float, input2_scale: float, output_scale: float, left_shift: int = ADD_LEFT_SHIFT
+) -> tuple[tuple[int, int], ...]:
     """The three multipliers and shifts of an int8 ADD, as its Prepare computes them.
 
     Follows Prepare in tflite/kernels/add.cc: with m = 2 · max(S1, S2), input i is scaled by
@@ -42,16 +48,30 @@ def add_rescale(input1_scale: float, input2_scale: float, output_scale: float,
             output scale is then too small for the inputs').
     """
     twice_max = 2.0 * max(float(input1_scale), float(input2_scale))
-    reals = (float(input1_scale) / twice_max, float(input2_scale) / twice_max,
-             twice_max / (2.0**left_shift * float(output_scale)))
+    reals = (
+        float(input1_scale) / twice_max,
+        float(input2_scale) / twice_max,
+        twice_max / (2.0**left_shift * float(output_scale)),
+    )
     if not all(0.0 < r < 1.0 for r in reals):
-        raise ValueError(f"ADD's real multipliers must lie in (0, 1) (QuantizeMultiplierSmallerThanOneExp); "
-                         f"these scales give {', '.join(f'{r:.6g}' for r in reals)}")
+        raise ValueError(
+            f"ADD's real multipliers must lie in (0, 1) (QuantizeMultiplierSmallerThanOneExp); "
+            f"these scales give {', '.join(f'{r:.6g}' for r in reals)}"
+        )
     return tuple((int(m[0]), int(s[0])) for m, s in (quantize_multiplier(r) for r in reals))
 
 
-def add(a, b, zero_points: tuple[int, int], rescale: tuple[tuple[int, int], ...], output_zero_point: int,
-        act_min: int, act_max: int, lanes: int = 0, left_shift: int = ADD_LEFT_SHIFT) -> np.ndarray:
+def add(
+    a,
+    b,
+    zero_points: tuple[int, int],
+    rescale: tuple[tuple[int, int], ...],
+    output_zero_point: int,
+    act_min: int,
+    act_max: int,
+    lanes: int = 0,
+    left_shift: int = ADD_LEFT_SHIFT,
+) -> np.ndarray:
     """int8 ADD: both inputs onto a common grid, added in int32, rescaled to the output grid.
 
     The scalar rule, reference_integer_ops::AddFunc (tflite/kernels/internal/reference/
@@ -84,14 +104,24 @@ def add(a, b, zero_points: tuple[int, int], rescale: tuple[tuple[int, int], ...]
     a = np.asarray(a)
     qs = [np.asarray(q, np.int64) - zp for q, zp in zip((a, b), zero_points)]
     mo, so = rescale[2]
-    scaled = [multiply_by_quantized_multiplier(q << left_shift, m, s, "away") for q, (m, s) in zip(qs, rescale)]
-    out = multiply_by_quantized_multiplier(wrap32(scaled[0] + scaled[1]), mo, so, "away") + output_zero_point
+    scaled = [
+        multiply_by_quantized_multiplier(q << left_shift, m, s, "away")
+        for q, (m, s) in zip(qs, rescale)
+    ]
+    out = (
+        multiply_by_quantized_multiplier(wrap32(scaled[0] + scaled[1]), mo, so, "away")
+        + output_zero_point
+    )
     out = np.clip(out, act_min, act_max)
     vector = vector_part(a.size, lanes).reshape(a.shape)
     if vector.any():
-        shifted = [q << (left_shift + s) if left_shift + s >= 0 else q >> -(left_shift + s)
-                   for q, (_, s) in zip(qs, rescale)]
-        total = wrap32(sum(rounding_doubling_high_mul(x, m, "up") for x, (m, _) in zip(shifted, rescale)))
+        shifted = [
+            q << (left_shift + s) if left_shift + s >= 0 else q >> -(left_shift + s)
+            for q, (_, s) in zip(qs, rescale)
+        ]
+        total = wrap32(
+            sum(rounding_doubling_high_mul(x, m, "up") for x, (m, _) in zip(shifted, rescale))
+        )
         v = rounding_divide_by_pot(rounding_doubling_high_mul(total, mo, "up"), -so, "away")
         v = _wrap16(_wrap16(v) + output_zero_point)  # vmovn_s32, then vaddq_s16
         out = np.where(vector, np.clip(np.clip(v, -128, 127), act_min, act_max), out)

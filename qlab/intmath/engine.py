@@ -1,7 +1,7 @@
 """Run an integer-only .tflite in NumPy, op by op, with the runtime's own integer rules.
 
 `run_integer(tflite, q_input)` returns the int8 output and every intermediate int8 tensor.
-`kernels` picks whose rules to follow, with the names `qlab.runtime.Runtime` uses:
+`kernels` picks whose rules to follow, with the names `qlab.tflite.runtime.Runtime` uses:
 
 - "builtin": LiteRT's builtin kernels on x86-64 (any x86 CPU; aarch64's round otherwise: design
   notes). Conv and fully connected requantize with a 31-bit multiplier and a shift in ruy (ties
@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qlab import arith, naming, tflite_file, vocabulary
+from qlab import arith, vocabulary
 from qlab.intmath import fixedpoint, float_ops, integer_ops, ops, simd
 from qlab.intmath.prepare import Step, check_integer_only, check_kernels, prepare
+from qlab.tflite import flatbuffer, naming
 
 KERNELS = tuple(vocabulary.KERNELS)
 """Whose integer rules the engine can follow (the names of `qlab.vocabulary.KERNELS`)."""
@@ -58,8 +59,8 @@ class IntegerModel:
 
     Attributes:
         kernels: the rules this model follows.
-        model: the parsed file (`qlab.tflite_file.ModelFile`).
-        input, output: its input and output `qlab.tflite_file.Tensor`.
+        model: the parsed file (`qlab.tflite.flatbuffer.ModelFile`).
+        input, output: its input and output `qlab.tflite.flatbuffer.Tensor`.
         steps: one prepared `Step` per op, in execution order (`qlab.intmath.prepare`).
 
     Raises:
@@ -74,12 +75,14 @@ class IntegerModel:
         if kernels not in KERNELS:
             raise ValueError(f"unknown kernels {kernels!r}; valid: {', '.join(KERNELS)}")
         self.kernels = kernels
-        self.model = tflite_file.read(tflite)
+        self.model = flatbuffer.read(tflite)
         check_integer_only(self.model)
         self.input = self.model.tensors[self.model.inputs[0]]
         self.output = self.model.tensors[self.model.outputs[0]]
         labels = naming.labels(self.model)
-        self.steps = [prepare(self.model, op, labels.get(op.index, op.name.lower())) for op in self.model.ops]
+        self.steps = [
+            prepare(self.model, op, labels.get(op.index, op.name.lower())) for op in self.model.ops
+        ]
         check_kernels(self.steps, kernels)
 
     # -- input and output -------------------------------------------------------------------------
@@ -119,8 +122,9 @@ class IntegerModel:
                 f"run_integer needs input of dtype {self.input.dtype} (this model's input tensor "
                 f"{self.input.name!r}), got {q.dtype}. Quantize float data first: "
                 f"q = round(x / {float(self.input.scale[0]):.6g}) {'-' if zp < 0 else '+'} {abs(zp)}, "
-                "e.g. IntegerModel(tflite).quantize_input(x)")
-        return tflite_file.as_batch(q, self.input.shape[1:])
+                "e.g. IntegerModel(tflite).quantize_input(x)"
+            )
+        return flatbuffer.as_batch(q, self.input.shape[1:])
 
     # -- running ----------------------------------------------------------------------------------
     def run(self, q_input, inputs_from: dict | None = None) -> IntegerRun:
@@ -144,8 +148,9 @@ class IntegerModel:
         """
         return self._run(q_input, inputs_from, self._apply, self.kernels)
 
-    def run_float_shortcut(self, q_input, inputs_from: dict | None = None,
-                           dtype=np.float32) -> IntegerRun:
+    def run_float_shortcut(
+        self, q_input, inputs_from: dict | None = None, dtype=np.float32
+    ) -> IntegerRun:
         """Each op as dequantize -> float math -> quantize, int8 tensors in between.
 
         Real values are (q - zero_point) * scale in `dtype`; each op's float result is
@@ -159,8 +164,12 @@ class IntegerModel:
             ValueError: as for `run`.
             NotImplementedError: an op without a float version (`float_ops.compute`).
         """
-        return self._run(q_input, inputs_from, lambda step, xs: self._apply_float(step, xs, dtype),
-                         "float shortcut")
+        return self._run(
+            q_input,
+            inputs_from,
+            lambda step, xs: self._apply_float(step, xs, dtype),
+            "float shortcut",
+        )
 
     def _run(self, q_input, inputs_from, apply, label) -> IntegerRun:
         q = self.check_input(q_input)
@@ -188,12 +197,23 @@ class IntegerModel:
             NotImplementedError: a conv padding other than SAME or VALID.
         """
         p = step.params
-        conv = {"CONV_2D": integer_ops.conv2d_accumulate,
-                "DEPTHWISE_CONV_2D": integer_ops.depthwise_conv2d_accumulate}.get(step.op.name)
+        conv = {
+            "CONV_2D": integer_ops.conv2d_accumulate,
+            "DEPTHWISE_CONV_2D": integer_ops.depthwise_conv2d_accumulate,
+        }.get(step.op.name)
         if conv is not None:
-            return conv(x, p["input_zero_point"], p["weights"], p["bias"], p["stride"], p["dilation"], p["padding"])
-        return integer_ops.fully_connected_accumulate(x, p["input_zero_point"], p["weights"], p["bias"],
-                                                      p["weights_zero_point"])
+            return conv(
+                x,
+                p["input_zero_point"],
+                p["weights"],
+                p["bias"],
+                p["stride"],
+                p["dilation"],
+                p["padding"],
+            )
+        return integer_ops.fully_connected_accumulate(
+            x, p["input_zero_point"], p["weights"], p["bias"], p["weights_zero_point"]
+        )
 
     def requantize(self, step: Step, acc: np.ndarray) -> np.ndarray:
         """int32 accumulators -> the output type: rescale by this model's rule, add the zero
@@ -227,36 +247,49 @@ class IntegerModel:
             scaled = fixedpoint.requantize_fp32(acc, p["fp32_scale"])
         elif self.kernels == "builtin" and step.op.name == "DEPTHWISE_CONV_2D":
             vector = simd.vector_part(acc.shape[-1], simd.LANES["DEPTHWISE_CONV_2D"])
-            scaled = simd.multiply_by_quantized_multiplier_simd(acc, p["multiplier"], p["shift"], vector)
+            scaled = simd.multiply_by_quantized_multiplier_simd(
+                acc, p["multiplier"], p["shift"], vector
+            )
         elif self.kernels == "reference" and step.op.name == "FULLY_CONNECTED":
             # reference_integer_ops::FullyConnected(PerChannel) rescales in double, rounds half away
             scaled = arith.round_half_away(acc * p["real_multiplier"]).astype(np.int64)
         else:
             ties = "up" if self.kernels == "builtin" else "away"
-            scaled = fixedpoint.multiply_by_quantized_multiplier(acc, p["multiplier"], p["shift"], ties)
-        return np.clip(scaled + p["output_zero_point"], p["act_min"], p["act_max"]).astype(step.output.dtype)
+            scaled = fixedpoint.multiply_by_quantized_multiplier(
+                acc, p["multiplier"], p["shift"], ties
+            )
+        return np.clip(scaled + p["output_zero_point"], p["act_min"], p["act_max"]).astype(
+            step.output.dtype
+        )
 
     def _apply(self, step: Step, inputs: list) -> np.ndarray:
-        name, p, x = step.op.name, step.params, inputs[0]
+        name, x = step.op.name, inputs[0]
         if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             return self.requantize(step, self.accumulate(step, x))
-        if name == "FULLY_CONNECTED":  # (batch, units), or the input's leading axes with keepNumDims
-            return self.requantize(step, self.accumulate(step, x)).reshape(len(x), *step.output.shape[1:])
+        if (
+            name == "FULLY_CONNECTED"
+        ):  # (batch, units), or the input's leading axes with keepNumDims
+            return self.requantize(step, self.accumulate(step, x)).reshape(
+                len(x), *step.output.shape[1:]
+            )
         return ops.apply(step, inputs, self.kernels)
 
     def _apply_float(self, step: Step, activations: list, dtype) -> np.ndarray:
         if step.op.name == "RESHAPE":
             return ops.reshape(activations[0], step.output)
         given = iter(activations)  # every input real (constants too), in the op's order
-        inputs = [None if t is None else _real(t, next(given) if t.data is None else t.data, dtype)
-                  for t in step.inputs]
+        inputs = [
+            None if t is None else _real(t, next(given) if t.data is None else t.data, dtype)
+            for t in step.inputs
+        ]
         if step.op.name == "QUANTIZE":  # between two grids: the real values stay as they are
             return step.output.quantize(inputs[0])
         return step.output.quantize(float_ops.compute(step.op, inputs, step.output.shape))
 
 
-def run_integer(tflite: bytes, q_input, kernels: str = "builtin",
-                inputs_from: dict | None = None) -> IntegerRun:
+def run_integer(
+    tflite: bytes, q_input, kernels: str = "builtin", inputs_from: dict | None = None
+) -> IntegerRun:
     """Run an integer-only .tflite on `q_input` (its input dtype, already quantized) in NumPy.
 
     Args:
@@ -279,8 +312,9 @@ def run_integer(tflite: bytes, q_input, kernels: str = "builtin",
     return IntegerModel(tflite, kernels).run(q_input, inputs_from)
 
 
-def run_float_shortcut(tflite: bytes, q_input, inputs_from: dict | None = None,
-                       dtype=np.float32) -> IntegerRun:
+def run_float_shortcut(
+    tflite: bytes, q_input, inputs_from: dict | None = None, dtype=np.float32
+) -> IntegerRun:
     """The same model as dequantize -> float math -> quantize, for comparison with the integer rules.
 
     Returns:
@@ -295,6 +329,6 @@ def run_float_shortcut(tflite: bytes, q_input, inputs_from: dict | None = None,
     return IntegerModel(tflite).run_float_shortcut(q_input, inputs_from, dtype)
 
 
-def _real(tensor: tflite_file.Tensor, values: np.ndarray, dtype):
+def _real(tensor: flatbuffer.Tensor, values: np.ndarray, dtype):
     """A quantized tensor's real values in `dtype`; an unquantized one (axes, shapes) as it is."""
     return tensor.dequantize(values, dtype) if tensor.quantized else values

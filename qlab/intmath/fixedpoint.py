@@ -112,7 +112,9 @@ def rounding_divide_by_pot(x, exponent, ties: str = "away") -> np.ndarray:
     """
     x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
     if ties == "up":
-        return (x + np.where(exponent > 0, np.left_shift(1, np.maximum(exponent - 1, 0)), 0)) >> exponent
+        return (
+            x + np.where(exponent > 0, np.left_shift(1, np.maximum(exponent - 1, 0)), 0)
+        ) >> exponent
     if ties != "away":
         raise ValueError(f"ties must be 'away' or 'up', got {ties!r}")
     mask = np.left_shift(1, exponent) - 1
@@ -183,7 +185,10 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype) -> t
         NotImplementedError: any other fused activation (e.g. TANH, SIGN_BIT).
     """
     info = np.iinfo(dtype)
-    q = lambda real: zero_point + int(round_half_away(np.float64(np.float32(real) / np.float32(scale))))
+
+    def q(real):
+        return zero_point + int(round_half_away(np.float64(np.float32(real) / np.float32(scale))))
+
     if activation == "NONE":
         return info.min, info.max
     if activation == "RELU":
@@ -192,8 +197,10 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype) -> t
         return max(info.min, q(0.0)), min(info.max, q(6.0))
     if activation == "RELU_N1_TO_1":
         return max(info.min, q(-1.0)), min(info.max, q(1.0))
-    raise NotImplementedError(f"fused activation {activation} is not implemented by qlab.intmath; "
-                              "implemented: NONE, RELU, RELU6, RELU_N1_TO_1")
+    raise NotImplementedError(
+        f"fused activation {activation} is not implemented by qlab.intmath; "
+        "implemented: NONE, RELU, RELU6, RELU_N1_TO_1"
+    )
 
 
 def srdhm(a, b) -> np.ndarray:
@@ -250,8 +257,9 @@ def exp_on_negative_values(a: np.ndarray, integer_bits: int = 5) -> np.ndarray:
     poly = rounding_divide_by_pot(srdhm(x4_over_4 + x3, 715827883) + x2, 1)  # 715827883 = 1/3
     result = 1895147668 + srdhm(1895147668, x + poly)  # 1895147668 = exp(−1/8)
     remainder = wrap32(a_mod - a)
-    for k, constant in zip(range(-2, 5), (1672461947, 1302514674, 790015084, 290630308,
-                                          39332535, 720401, 242)):  # exp(−2^k) in Q0.31
+    for k, constant in zip(
+        range(-2, 5), (1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242)
+    ):  # exp(−2^k) in Q0.31
         if integer_bits > k:
             result = np.where(remainder & (1 << (frac + k)), srdhm(result, constant), result)
     return np.where(a == 0, INT32_MAX, result)

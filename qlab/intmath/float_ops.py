@@ -1,7 +1,7 @@
 """The float computation each op of a quantized .tflite approximates, in NumPy.
 
 The integer engine's float shortcut (dequantize, float math, quantize) and the local view of
-per-layer error (`qlab.analysis.layer_errors`) both compute an op in float with `compute`. Each
+per-layer error (`qlab.analysis.per_layer`) both compute an op in float with `compute`. Each
 rule follows the op's TFLite reference kernel (tflite/kernels/internal/reference/*.h); the ops
 are those the zoo's models convert to.
 """
@@ -11,18 +11,43 @@ from __future__ import annotations
 import numpy as np
 
 from qlab.intmath.integer_ops import windows
-from qlab.tflite_file import PADDINGS
+from qlab.tflite.flatbuffer import PADDINGS
 
-ACTIVATION_BOUNDS = {"NONE": (None, None), "RELU": (0, None), "RELU6": (0, 6), "RELU_N1_TO_1": (-1, 1)}
+ACTIVATION_BOUNDS = {
+    "NONE": (None, None),
+    "RELU": (0, None),
+    "RELU6": (0, 6),
+    "RELU_N1_TO_1": (-1, 1),
+}
 """Each fused activation as (low, high) real bounds; None means unbounded on that side."""
-FLOAT_OPS = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
-             "HARD_SWISH", "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "RELU", "RELU6", "RESHAPE",
-             "SOFTMAX", "SQUEEZE", "STRIDED_SLICE", "SUB", "TANH", "UNIDIRECTIONAL_SEQUENCE_LSTM")
+FLOAT_OPS = (
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "HARD_SWISH",
+    "LOGISTIC",
+    "MAX_POOL_2D",
+    "MEAN",
+    "MUL",
+    "PAD",
+    "RELU",
+    "RELU6",
+    "RESHAPE",
+    "SOFTMAX",
+    "SQUEEZE",
+    "STRIDED_SLICE",
+    "SUB",
+    "TANH",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+)
 """The ops `compute` computes."""
 
 
 def compute(op, inputs: list, output_shape=None) -> np.ndarray:
-    """One op of a .tflite (a qlab.tflite_file.Op) computed in float, its fused activation applied.
+    """One op of a .tflite (a qlab.tflite.flatbuffer.Op) computed in float, its fused activation applied.
 
     Args:
         op: the op; its options give strides, paddings, axes, beta, ...
@@ -41,7 +66,9 @@ def compute(op, inputs: list, output_shape=None) -> np.ndarray:
     """
     name, x = op.name, inputs[0]
     if name not in FLOAT_OPS:
-        raise NotImplementedError(f"qlab has no float version of op {name}; it has: {', '.join(FLOAT_OPS)}")
+        raise NotImplementedError(
+            f"qlab has no float version of op {name}; it has: {', '.join(FLOAT_OPS)}"
+        )
     n = len(x)
     shape = (n, *output_shape[1:]) if output_shape is not None else None
     if name in ("RESHAPE", "SQUEEZE"):
@@ -53,13 +80,20 @@ def compute(op, inputs: list, output_shape=None) -> np.ndarray:
         return _elementwise(name, x)
     if name == "CONV_2D":
         w = inputs[1]
-        patches = windows(x, w.shape[1:3], _strides(op), _dilations(op), PADDINGS[op.option("padding")])
+        patches = windows(
+            x, w.shape[1:3], _strides(op), _dilations(op), PADDINGS[op.option("padding")]
+        )
         y = patches.reshape(*patches.shape[:3], -1) @ w.reshape(len(w), -1).T.astype(x.dtype)
     elif name == "DEPTHWISE_CONV_2D":
         w = inputs[1]  # (1, kh, kw, channels × depth_multiplier)
         multiplier = int(op.option("depthMultiplier", 1) or 1)
-        patches = windows(np.repeat(x, multiplier, axis=-1), w.shape[1:3], _strides(op), _dilations(op),
-                          PADDINGS[op.option("padding")])
+        patches = windows(
+            np.repeat(x, multiplier, axis=-1),
+            w.shape[1:3],
+            _strides(op),
+            _dilations(op),
+            PADDINGS[op.option("padding")],
+        )
         y = np.einsum("nhwkc,kc->nhwc", patches, w.reshape(-1, w.shape[-1]).astype(x.dtype))
     elif name == "FULLY_CONNECTED":
         w = inputs[1]
@@ -80,7 +114,11 @@ def compute(op, inputs: list, output_shape=None) -> np.ndarray:
         y = _strided_slice(op, x, inputs[1:4])
     else:
         return _lstm(op, x, inputs)  # its fused activation (tanh) acts inside the cell
-    if len(inputs) > 2 and inputs[2] is not None and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+    if (
+        len(inputs) > 2
+        and inputs[2] is not None
+        and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+    ):
         y = y + inputs[2].astype(x.dtype)
     low, high = ACTIVATION_BOUNDS[op.activation]
     return y if low is None else np.clip(y, low, high)
@@ -111,7 +149,11 @@ def _pool(op, x: np.ndarray) -> np.ndarray:
     kernel = (int(op.option("filterHeight")), int(op.option("filterWidth")))
     padding = PADDINGS[op.option("padding")]
     if op.name == "MAX_POOL_2D":
-        return windows(x, kernel, _strides(op), padding=padding, pad_value=-np.inf).max(axis=3).astype(x.dtype)
+        return (
+            windows(x, kernel, _strides(op), padding=padding, pad_value=-np.inf)
+            .max(axis=3)
+            .astype(x.dtype)
+        )
     total = windows(x, kernel, _strides(op), padding=padding).sum(axis=3)
     count = windows(np.ones_like(x[:1, ..., :1]), kernel, _strides(op), padding=padding).sum(axis=3)
     return (total / count).astype(x.dtype)
@@ -122,7 +164,9 @@ def _strided_slice(op, x: np.ndarray, constants) -> np.ndarray:
     the batch axis (0) is kept whole."""
     begin, end, strides = (np.ravel(c).astype(np.int64) for c in constants)
     if int(op.option("ellipsisMask", 0) or 0) or int(op.option("newAxisMask", 0) or 0):
-        raise NotImplementedError("STRIDED_SLICE with an ellipsis or new-axis mask has no float version in qlab")
+        raise NotImplementedError(
+            "STRIDED_SLICE with an ellipsis or new-axis mask has no float version in qlab"
+        )
     index = []
     for axis in range(len(begin)):
         if axis == 0:
@@ -141,7 +185,9 @@ def _lstm(op, x: np.ndarray, inputs: list) -> np.ndarray:
     return lstm_steps(op, x, inputs)[0]
 
 
-def lstm_steps(op, x: np.ndarray, inputs: list, carry: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def lstm_steps(
+    op, x: np.ndarray, inputs: list, carry: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """An LSTM over the time axis (reference lstm_eval.cc): gates i, f, c, o from the input and
     recurrent weights and the gate biases, the cell clipped to `cellClip` if set; no peephole,
     projection or layer norm.
@@ -150,7 +196,7 @@ def lstm_steps(op, x: np.ndarray, inputs: list, carry: bool = False) -> tuple[np
         op: the UNIDIRECTIONAL_SEQUENCE_LSTM op (batch-major).
         x: (n, time steps, features) real inputs.
         inputs: the op's inputs as `compute` takes them (weights 1..8, biases 12..15).
-        carry: False starts every sample from zero state (as `qlab.runtime` runs a model);
+        carry: False starts every sample from zero state (as `qlab.tflite.runtime` runs a model);
             True runs the samples one after another, each starting from the state the previous
             one left, as the converter's calibration does.
 
@@ -162,17 +208,23 @@ def lstm_steps(op, x: np.ndarray, inputs: list, carry: bool = False) -> tuple[np
             activation other than tanh.
     """
     if any(inputs[i] is not None for i in (9, 10, 11, 16, 17, *range(20, min(24, len(inputs))))):
-        raise NotImplementedError("an LSTM with peephole, projection or layer norm has no float version in qlab")
+        raise NotImplementedError(
+            "an LSTM with peephole, projection or layer norm has no float version in qlab"
+        )
     if op.option("timeMajor", False) or op.activation != "TANH":
-        raise NotImplementedError("a time-major LSTM, or one whose cell activation is not tanh, has no float "
-                                  "version in qlab")
+        raise NotImplementedError(
+            "a time-major LSTM, or one whose cell activation is not tanh, has no float "
+            "version in qlab"
+        )
     dtype = x.dtype
-    wx = [np.asarray(inputs[i], dtype) for i in (1, 2, 3, 4)]  # input-to-{input, forget, cell, output}
+    wx = [
+        np.asarray(inputs[i], dtype) for i in (1, 2, 3, 4)
+    ]  # input-to-{input, forget, cell, output}
     wh = [np.asarray(inputs[i], dtype) for i in (5, 6, 7, 8)]
     b = [np.asarray(inputs[i], dtype) for i in (12, 13, 14, 15)]
     clip = float(op.option("cellClip", 0.0) or 0.0)
     sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
-    batches = [x[i:i + 1] for i in range(len(x))] if carry else [x]
+    batches = [x[i : i + 1] for i in range(len(x))] if carry else [x]
     units = wh[0].shape[0]
     h, c = np.zeros((len(batches[0]), units), dtype), np.zeros((len(batches[0]), units), dtype)
     outputs, cells = [], []
@@ -184,7 +236,11 @@ def lstm_steps(op, x: np.ndarray, inputs: list, carry: bool = False) -> tuple[np
             h = sigmoid(gate[3]) * np.tanh(c)
             outputs.append(h)
             cells.append(c)
-    shape = (len(x), x.shape[1], units)  # one batch of n, or n batches of 1 in sequence: the same order
+    shape = (
+        len(x),
+        x.shape[1],
+        units,
+    )  # one batch of n, or n batches of 1 in sequence: the same order
     return np.stack(outputs, axis=1).reshape(shape), np.stack(cells, axis=1).reshape(shape)
 
 

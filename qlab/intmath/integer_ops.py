@@ -11,8 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from qlab.arith import round_half_away
-from qlab.intmath.fixedpoint import (exp_on_negative_values, one_over_one_plus_x, quantize_multiplier,
-                                     rounding_divide_by_pot, srdhm, wrap32)
+from qlab.intmath.fixedpoint import (
+    exp_on_negative_values,
+    one_over_one_plus_x,
+    quantize_multiplier,
+    rounding_divide_by_pot,
+    srdhm,
+    wrap32,
+)
+
 
 # -- accumulation -------------------------------------------------------------------------------
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int, int]:
@@ -30,8 +37,14 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[in
     return out, total // 2, total - total // 2
 
 
-def windows(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1), padding: str = "VALID",
-            pad_value=0) -> np.ndarray:
+def windows(
+    x: np.ndarray,
+    kernel: tuple[int, int],
+    stride=(1, 1),
+    dilation=(1, 1),
+    padding: str = "VALID",
+    pad_value=0,
+) -> np.ndarray:
     """Every receptive field of an (n, h, w, c) array: the windows a conv, depthwise conv or pool
     reads, SAME padding filled with `pad_value`.
 
@@ -40,7 +53,7 @@ def windows(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 
     Args:
         x: (n, h, w, c) array, any dtype.
         kernel, stride, dilation: (height, width) pairs.
-        padding: "SAME" or "VALID", as `qlab.tflite_file.PADDINGS` names them.
+        padding: "SAME" or "VALID", as `qlab.tflite.flatbuffer.PADDINGS` names them.
         pad_value: what padded positions hold (0; -inf for max pooling, which ignores them).
 
     Returns:
@@ -59,13 +72,17 @@ def windows(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 
         oh, ow = (h - (kh - 1) * dh - 1) // sh + 1, (wd - (kw - 1) * dw - 1) // sw + 1
     else:
         raise NotImplementedError(f"padding {padding} is not implemented by qlab.intmath")
-    patches = [x[:, i * dh: i * dh + (oh - 1) * sh + 1: sh, j * dw: j * dw + (ow - 1) * sw + 1: sw, :]
-               for i in range(kh) for j in range(kw)]
+    patches = [
+        x[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
     return np.stack(patches, axis=3)
 
 
-def im2col(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1),
-           padding: str = "VALID") -> tuple[np.ndarray, tuple[int, int, int]]:
+def im2col(
+    x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1), padding: str = "VALID"
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Every receptive field of an (n, h, w, c) array as one row of kh·kw·c values.
 
     The builtin conv kernel lays its input out the same way before one matrix multiply
@@ -84,8 +101,9 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1
     return patches.reshape(n * oh * ow, -1), (n, oh, ow)
 
 
-def conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1),
-                      padding: str = "VALID") -> np.ndarray:
+def conv2d_accumulate(
+    q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1), padding: str = "VALID"
+) -> np.ndarray:
     """int32 accumulators of a 2-D convolution: Σ (q − input_zero_point) · w + bias.
 
     q is (n, h, w, c) int8, weights (out_channels, kh, kw, c) int8 with zero point 0 (TFLite's
@@ -116,8 +134,9 @@ def conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=(1, 1), di
     return acc.reshape(*shape, len(w)).astype(np.int64)
 
 
-def depthwise_conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1),
-                                padding: str = "VALID") -> np.ndarray:
+def depthwise_conv2d_accumulate(
+    q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1), padding: str = "VALID"
+) -> np.ndarray:
     """int32 accumulators of a depthwise convolution: each input channel convolved on its own.
 
     Output channel ic·m + k (m = depth multiplier = out_channels / in_channels) sums
@@ -147,9 +166,13 @@ def depthwise_conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=
     x = np.asarray(q, np.int32) - np.int32(input_zero_point)
     channels = w.shape[3]
     if channels % x.shape[3]:
-        raise ValueError(f"depthwise weights have {channels} channels, not a multiple of the "
-                         f"input's {x.shape[3]}")
-    x = np.repeat(x, channels // x.shape[3], axis=3)  # output channel ic·m + k reads input channel ic
+        raise ValueError(
+            f"depthwise weights have {channels} channels, not a multiple of the "
+            f"input's {x.shape[3]}"
+        )
+    x = np.repeat(
+        x, channels // x.shape[3], axis=3
+    )  # output channel ic·m + k reads input channel ic
     patches = windows(x, w.shape[1:3], stride, dilation, padding)
     acc = np.einsum("nhwkc,kc->nhwc", patches, w.reshape(-1, channels))
     if bias is not None:
@@ -157,7 +180,9 @@ def depthwise_conv2d_accumulate(q, input_zero_point: int, weights, bias, stride=
     return acc.astype(np.int64)
 
 
-def fully_connected_accumulate(q, input_zero_point: int, weights, bias, weights_zero_point: int = 0):
+def fully_connected_accumulate(
+    q, input_zero_point: int, weights, bias, weights_zero_point: int = 0
+):
     """int32 accumulators of a fully connected layer: Σ (q − input_zero_point) · (w − w_zp) + bias.
 
     Follows reference_integer_ops::FullyConnected (tflite/kernels/internal/reference/
@@ -182,8 +207,9 @@ def fully_connected_accumulate(q, input_zero_point: int, weights, bias, weights_
 
 
 # -- softmax ------------------------------------------------------------------------------------
-def softmax_lut(q, input_scale: float, beta: float, output_scale: float, output_zero_point: int,
-                dtype=np.int8) -> np.ndarray:
+def softmax_lut(
+    q, input_scale: float, beta: float, output_scale: float, output_zero_point: int, dtype=np.int8
+) -> np.ndarray:
     """LiteRT's builtin int8 softmax on x86: a float32 table of exp(−scale·d) for d = max − q.
 
     Follows PopulateSoftmaxLookupTable and Softmax<int8> in tflite/kernels/internal/optimized/
@@ -210,7 +236,10 @@ def softmax_lut(q, input_scale: float, beta: float, output_scale: float, output_
     for j in range(q.shape[-1]):  # sequential float32 sum, not NumPy's pairwise sum
         total += exps[..., j]
     inv = np.float32(1.0) / (total * np.float32(output_scale))
-    probs = round_half_away((exps * inv[..., None]).astype(np.float64)).astype(np.int64) + output_zero_point
+    probs = (
+        round_half_away((exps * inv[..., None]).astype(np.float64)).astype(np.int64)
+        + output_zero_point
+    )
     info = np.iinfo(dtype)
     return np.clip(probs, info.min, info.max).astype(dtype)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import warnings
 
 from qlab.intmath.engine import IntegerModel, IntegerRun
-from qlab.runtime import Runtime
+from qlab.tflite.runtime import Runtime
 
 
 def run_litert(tflite: bytes, q_input, kernels: str = "builtin") -> IntegerRun:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from qlab import arith, tflite_file
+from qlab import arith
 from qlab.intmath import elementwise, integer_ops, pooling, simd
 from qlab.intmath.prepare import Step
+from qlab.tflite import flatbuffer
 
 
 def apply(step: Step, inputs: list, kernels: str) -> np.ndarray:
@@ -21,7 +22,7 @@ def apply(step: Step, inputs: list, kernels: str) -> np.ndarray:
     - RESHAPE, CONCATENATION: the integers copied (every input on the output's grid).
     - SOFTMAX: "reference" → `integer_ops.softmax_fixed_point`; "builtin" and "xnnpack" (which
       does not take int8 softmax) → `integer_ops.softmax_lut`.
-    - QUANTIZE (int8 ↔ uint8): Requantize in tflite/kernels/quantize.cc. "builtin":
+    - QUANTIZE (int8 ↔ uint8): Requantize in tflite/kernels/to_tflite.cc. "builtin":
       optimized_ops::Requantize (optimized/optimized_ops.h), MultiplyByQuantizedMultiplier4Rows
       for 16 values of the flattened batch at a time (ties up), the scalar tail ties away
       (`simd`); "reference" and "xnnpack": MultiplyByQuantizedMultiplier (internal/common.h,
@@ -55,28 +56,48 @@ def apply(step: Step, inputs: list, kernels: str) -> np.ndarray:
     if name == "SOFTMAX":
         if kernels == "reference":
             return integer_ops.softmax_fixed_point(x, p["input_scale"], p["beta"], out.dtype)
-        return integer_ops.softmax_lut(x, p["input_scale"], p["beta"], p["output_scale"],
-                                       p["output_zero_point"], out.dtype)
+        return integer_ops.softmax_lut(
+            x, p["input_scale"], p["beta"], p["output_scale"], p["output_zero_point"], out.dtype
+        )
     if name == "QUANTIZE":
-        vector = simd.vector_part(x.size, simd.LANES["QUANTIZE"] if kernels == "builtin" else 0).reshape(x.shape)
-        scaled = simd.multiply_by_quantized_multiplier_simd(x.astype(np.int64) - p["input_zero_point"],
-                                                            p["multiplier"], p["shift"], vector)
-        return np.clip(scaled + p["output_zero_point"], *arith.integer_range(out.dtype)).astype(out.dtype)
+        vector = simd.vector_part(
+            x.size, simd.LANES["QUANTIZE"] if kernels == "builtin" else 0
+        ).reshape(x.shape)
+        scaled = simd.multiply_by_quantized_multiplier_simd(
+            x.astype(np.int64) - p["input_zero_point"], p["multiplier"], p["shift"], vector
+        )
+        return np.clip(scaled + p["output_zero_point"], *arith.integer_range(out.dtype)).astype(
+            out.dtype
+        )
     if name == "ADD":
-        return elementwise.add(*inputs, p["zero_points"], p["rescale"], p["output_zero_point"],
-                               p["act_min"], p["act_max"], simd.LANES["ADD"] if kernels == "builtin" else 0)
+        return elementwise.add(
+            *inputs,
+            p["zero_points"],
+            p["rescale"],
+            p["output_zero_point"],
+            p["act_min"],
+            p["act_max"],
+            simd.LANES["ADD"] if kernels == "builtin" else 0,
+        )
     if name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
         pool = pooling.max_pool if name == "MAX_POOL_2D" else pooling.average_pool
         return pool(x, p["kernel"], p["stride"], p["padding"], p["act_min"], p["act_max"])
     if name == "MEAN":
         if p["spatial"] and kernels == "builtin":
             return pooling.mean_spatial(x, *p["spatial_rescale"], simd.LANES["MEAN"])
-        return pooling.mean(x, p["axes"], p["keep_dims"], p["input_zero_point"], p["multiplier"],
-                            p["shift"], p["output_zero_point"])
+        return pooling.mean(
+            x,
+            p["axes"],
+            p["keep_dims"],
+            p["input_zero_point"],
+            p["multiplier"],
+            p["shift"],
+            p["output_zero_point"],
+        )
     raise NotImplementedError(f"op {name} is not implemented by qlab.intmath.ops")
 
 
-def reshape(x: np.ndarray, out: tflite_file.Tensor) -> np.ndarray:
+def reshape(x: np.ndarray, out: flatbuffer.Tensor) -> np.ndarray:
     """RESHAPE copies the integers as they are; the stored shape's batch becomes the run's.
 
     Returns:

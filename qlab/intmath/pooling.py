@@ -20,8 +20,9 @@ from qlab.intmath.simd import multiply_by_quantized_multiplier_simd, vector_part
 
 
 # -- pooling --------------------------------------------------------------------------------------
-def max_pool(q, kernel: tuple[int, int], stride: tuple[int, int], padding: str, act_min: int,
-             act_max: int) -> np.ndarray:
+def max_pool(
+    q, kernel: tuple[int, int], stride: tuple[int, int], padding: str, act_min: int, act_max: int
+) -> np.ndarray:
     """The largest integer of each window, clamped to the fused activation's range.
 
     Padded positions are left out, as in optimized_integer_ops::MaxPool (tflite/kernels/
@@ -45,8 +46,9 @@ def max_pool(q, kernel: tuple[int, int], stride: tuple[int, int], padding: str, 
     return np.clip(patches.max(axis=3), act_min, act_max).astype(q.dtype)
 
 
-def average_pool(q, kernel: tuple[int, int], stride: tuple[int, int], padding: str, act_min: int,
-                 act_max: int) -> np.ndarray:
+def average_pool(
+    q, kernel: tuple[int, int], stride: tuple[int, int], padding: str, act_min: int, act_max: int
+) -> np.ndarray:
     """The average of each window's integers, rounded half away from zero, then clamped.
 
     Follows optimized_integer_ops::AveragePool (tflite/kernels/internal/optimized/integer_ops/
@@ -70,9 +72,13 @@ def average_pool(q, kernel: tuple[int, int], stride: tuple[int, int], padding: s
     """
     q = np.asarray(q)
     total = windows(q.astype(np.int64), kernel, stride, padding=padding).sum(axis=3)
-    count = windows(np.ones((1, *q.shape[1:3], 1), np.int64), kernel, stride, padding=padding).sum(axis=3)
+    count = windows(np.ones((1, *q.shape[1:3], 1), np.int64), kernel, stride, padding=padding).sum(
+        axis=3
+    )
     half = count // 2
-    rounded = np.where(total > 0, (total + half) // count, -((half - total) // count))  # C's truncation
+    rounded = np.where(
+        total > 0, (total + half) // count, -((half - total) // count)
+    )  # C's truncation
     return np.clip(rounded, act_min, act_max).astype(q.dtype)
 
 
@@ -88,13 +94,22 @@ def mean_rescale(input_scale: float, output_scale: float, count: int) -> tuple[i
     Returns:
         (multiplier, shift) as Python ints; the shift is a power of two (negative: right).
     """
-    multiplier, shift = (int(v[0]) for v in quantize_multiplier(float(input_scale) / float(output_scale)))
+    multiplier, shift = (
+        int(v[0]) for v in quantize_multiplier(float(input_scale) / float(output_scale))
+    )
     k = min(count.bit_length() - 1, 32, 31 + shift)
     return (multiplier << k) // count, shift - k
 
 
-def mean(q, axes: tuple[int, ...], keep_dims: bool, input_zero_point: int, multiplier: int, shift: int,
-         output_zero_point: int) -> np.ndarray:
+def mean(
+    q,
+    axes: tuple[int, ...],
+    keep_dims: bool,
+    input_zero_point: int,
+    multiplier: int,
+    shift: int,
+    output_zero_point: int,
+) -> np.ndarray:
     """The reference MEAN rule: (Σ q − zero_point · count) rescaled by `mean_rescale`'s multiplier.
 
     Follows reference_ops::QuantizedMeanOrSum (tflite/kernels/internal/reference/reduce.h), which
@@ -115,14 +130,21 @@ def mean(q, axes: tuple[int, ...], keep_dims: bool, input_zero_point: int, multi
     """
     q = np.asarray(q)
     count = int(np.prod([q.shape[a] for a in axes]))
-    total = wrap32(q.astype(np.int64).sum(axis=tuple(axes), keepdims=keep_dims) - input_zero_point * count)
+    total = wrap32(
+        q.astype(np.int64).sum(axis=tuple(axes), keepdims=keep_dims) - input_zero_point * count
+    )
     scaled = multiply_by_quantized_multiplier(total, multiplier, shift, "away") + output_zero_point
     info = np.iinfo(q.dtype)
     return np.clip(scaled, info.min, info.max).astype(q.dtype)
 
 
-def mean_spatial_rescale(input_scale: float, input_zero_point: int, output_scale: float,
-                         output_zero_point: int, count: int) -> tuple[int, int, int]:
+def mean_spatial_rescale(
+    input_scale: float,
+    input_zero_point: int,
+    output_scale: float,
+    output_zero_point: int,
+    count: int,
+) -> tuple[int, int, int]:
     """The multiplier, shift and bias of the builtin 4-D spatial MEAN, computed in float32.
 
     Follows optimized_integer_ops::Mean (tflite/kernels/internal/optimized/integer_ops/mean.h):
@@ -149,7 +171,7 @@ def mean_spatial(q, multiplier: int, shift: int, bias: int, lanes: int = 0) -> n
     to int8. The first channels, `lanes` at a time, go through its NEON loop
     (MultiplyByQuantizedMultiplier4Rows: ties up), the remaining channels through
     MultiplyByQuantizedMultiplier (ties away): `simd.multiply_by_quantized_multiplier_simd`.
-    With one thread, as `qlab.runtime` runs LiteRT (more threads split the channels, and each
+    With one thread, as `qlab.tflite.runtime` runs LiteRT (more threads split the channels, and each
     share has its own tail).
 
     Args:

@@ -8,15 +8,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qlab import naming, tflite_file
 from qlab.intmath import elementwise, fixedpoint, pooling
+from qlab.tflite import flatbuffer, naming
 from qlab.vocabulary import OUTPUT_CHANNEL_AXIS, WEIGHTED_OPS
 
-IMPLEMENTED = ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED",
-               "MAX_POOL_2D", "MEAN", "QUANTIZE", "RESHAPE", "SOFTMAX")
+IMPLEMENTED = (
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "MAX_POOL_2D",
+    "MEAN",
+    "QUANTIZE",
+    "RESHAPE",
+    "SOFTMAX",
+)
 """The ops the engine runs."""
-KERNEL_RULES = {name: ("builtin", "reference") for name in
-                ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN")}
+KERNEL_RULES = dict.fromkeys(
+    ("ADD", "AVERAGE_POOL_2D", "CONCATENATION", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "MEAN"),
+    ("builtin", "reference"),
+)
 """Ops whose rules the engine has for some kernels only: op -> those kernels. The other ops of
 `IMPLEMENTED` follow all three ("builtin", "reference", "xnnpack")."""
 INTEGER_TYPES = ("INT8", "UINT8")
@@ -32,9 +45,9 @@ class Step:
     """One op, prepared: its tensors and the integer parameters its kernel computes before running.
 
     Attributes:
-        op: the `qlab.tflite_file.Op`.
+        op: the `qlab.tflite.flatbuffer.Op`.
         layer: a short name for tables (the Keras layer, e.g. conv2d, dense, dense/softmax).
-        inputs: a `qlab.tflite_file.Tensor` per input (None for an absent optional one).
+        inputs: a `qlab.tflite.flatbuffer.Tensor` per input (None for an absent optional one).
         output: its output tensor.
         params: what `prepare` computed; for CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED:
             input_zero_point, output_zero_point, weights (int8), bias (int32 or None),
@@ -51,14 +64,14 @@ class Step:
             RESHAPE: nothing.
     """
 
-    op: tflite_file.Op
+    op: flatbuffer.Op
     layer: str  # a short name for tables: the Keras layer, e.g. conv2d, dense, dense/softmax
-    inputs: list  # tflite_file.Tensor for each input (None for an absent optional one)
-    output: tflite_file.Tensor
+    inputs: list  # flatbuffer.Tensor for each input (None for an absent optional one)
+    output: flatbuffer.Tensor
     params: dict = field(default_factory=dict)
 
 
-def check_integer_only(model: tflite_file.ModelFile) -> None:
+def check_integer_only(model: flatbuffer.ModelFile) -> None:
     """Refuse float, dynamic-range and 16-bit models, and ops the engine lacks, saying which.
 
     Raises:
@@ -68,23 +81,34 @@ def check_integer_only(model: tflite_file.ModelFile) -> None:
     io = [model.tensors[i] for i in model.inputs + model.outputs]
     activations = [model.tensors[o] for op in model.ops for o in op.outputs]
     # int32 activations are shapes being computed (SHAPE, PACK, ...): the missing-ops error below names them
-    wrong = next((t for t in io + activations if t.type not in INTEGER_TYPES and t.type != "INT32"), None)
+    wrong = next(
+        (t for t in io + activations if t.type not in INTEGER_TYPES and t.type != "INT32"), None
+    )
     if wrong is not None:
-        where = ("input" if wrong.index in model.inputs
-                 else "output" if wrong.index in model.outputs else "tensor")
+        where = (
+            "input"
+            if wrong.index in model.inputs
+            else "output"
+            if wrong.index in model.outputs
+            else "tensor"
+        )
         raise IntegerModelError(
             f"run_integer needs an integer-only model (mode 'integer_only' or 'integer_only_uint8'); "
             f"this model has {wrong.type.lower()} {where} {wrong.name!r}{_kind(model)}. "
-            "Convert it with qlab.quantize.quantize(model, 'integer_only', calibration).")
+            "Convert it with qlab.conversion.to_tflite.quantize(model, 'integer_only', calibration)."
+        )
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise IntegerModelError(f"run_integer takes models with one input and one output; this one has "
-                                f"{len(model.inputs)} and {len(model.outputs)}")
+        raise IntegerModelError(
+            f"run_integer takes models with one input and one output; this one has "
+            f"{len(model.inputs)} and {len(model.outputs)}"
+        )
     missing = sorted({op.name for op in model.ops if op.name not in IMPLEMENTED})
     if missing:
         raise IntegerModelError(
             f"op{'s' * (len(missing) > 1)} {', '.join(missing)} {'are' if len(missing) > 1 else 'is'} "
             f"not implemented by qlab.intmath; implemented: {', '.join(IMPLEMENTED)}. Run this model "
-            "on LiteRT only (qlab.runtime.Runtime), or build it from layers that convert to these ops.")
+            "on LiteRT only (qlab.tflite.runtime.Runtime), or build it from layers that convert to these ops."
+        )
 
 
 def check_kernels(steps: list, kernels: str) -> None:
@@ -99,10 +123,11 @@ def check_kernels(steps: list, kernels: str) -> None:
             raise IntegerModelError(
                 f"{step.op.name} (op {step.op.index}, {step.layer}) follows the {' and '.join(follows)} "
                 f"kernels' rules only in qlab.intmath, not {kernels!r}; run this model with kernels="
-                f"{follows[0]!r}, or on LiteRT (qlab.runtime.Runtime) for {kernels!r}")
+                f"{follows[0]!r}, or on LiteRT (qlab.tflite.runtime.Runtime) for {kernels!r}"
+            )
 
 
-def _kind(model: tflite_file.ModelFile) -> str:
+def _kind(model: flatbuffer.ModelFile) -> str:
     constants = {t.type for t in model.tensors if t.data is not None and t.type != "INT32"}
     names = {op.name for op in model.ops}
     if any(t.type == "INT16" for t in model.tensors):
@@ -116,7 +141,7 @@ def _kind(model: tflite_file.ModelFile) -> str:
     return " (a float32 model)"
 
 
-def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None = None) -> Step:
+def prepare(model: flatbuffer.ModelFile, op: flatbuffer.Op, label: str | None = None) -> Step:
     """The parameters each kernel computes in its Prepare, before any input arrives.
 
     For conv, depthwise conv and fully connected ops: the real multiplier S_in·S_w/S_out per
@@ -128,7 +153,7 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None 
     (CalculateActivationRangeQuantized, kernel_util.cc), zero points, weights and bias. For
     SOFTMAX: input scale, beta and the output grid (int8, 1/256 and -128, as SoftmaxPrepare in
     tflite/kernels/activations.cc). For QUANTIZE: the multiplier and shift between the two grids
-    (input scale / output scale in double, as Prepare in tflite/kernels/quantize.cc). For ADD,
+    (input scale / output scale in double, as Prepare in tflite/kernels/to_tflite.cc). For ADD,
     pooling, CONCATENATION and MEAN: see `_prepare_int8_op`.
 
     Returns:
@@ -147,50 +172,82 @@ def prepare(model: tflite_file.ModelFile, op: tflite_file.Op, label: str | None 
     step = Step(op, label, inputs, model.tensors[op.outputs[0]])
     x, out = inputs[0], step.output
     if x.type not in INTEGER_TYPES or not x.quantized:
-        raise IntegerModelError(f"{op.name} (op {op.index}) has input {x.name!r} of type {x.type}; "
-                                "the engine runs int8 and uint8 tensors only")
+        raise IntegerModelError(
+            f"{op.name} (op {op.index}) has input {x.name!r} of type {x.type}; "
+            "the engine runs int8 and uint8 tensors only"
+        )
     s_in, s_out = float(x.scale[0]), float(out.scale[0])
     zp_in, zp_out = int(x.zero_point[0]), int(out.zero_point[0])
     p = step.params
     if op.name in WEIGHTED_OPS:
         w, b = inputs[1], inputs[2]
         if x.type != "INT8" or w.type != "INT8" or (b is not None and b.type != "INT32"):
-            raise IntegerModelError(f"{op.name} (op {op.index}) must have int8 input and weights and an "
-                                    f"int32 bias; it has {x.type}, {w.type}, {b.type if b else 'no bias'}")
+            raise IntegerModelError(
+                f"{op.name} (op {op.index}) must have int8 input and weights and an "
+                f"int32 bias; it has {x.type}, {w.type}, {b.type if b else 'no bias'}"
+            )
         per_channel = w.per_axis
         channels = w.shape[OUTPUT_CHANNEL_AXIS[op.name]]
         w_scale = np.broadcast_to(w.scale.astype(np.float64), (channels,))
         real = s_in * w_scale / s_out  # PopulateConvolutionQuantizationParams: double throughout
         if op.name == "FULLY_CONNECTED" and not per_channel:
             # GetQuantizedConvolutionMultipler (kernel_util.cc) takes the product in float32
-            multiplier, shift = fixedpoint.quantize_multiplier(float(np.float32(x.scale[0]) * w.scale[0]) / s_out)
+            multiplier, shift = fixedpoint.quantize_multiplier(
+                float(np.float32(x.scale[0]) * w.scale[0]) / s_out
+            )
         else:
             multiplier, shift = fixedpoint.quantize_multiplier(real)
-        act_min, act_max = fixedpoint.activation_range(op.activation, out.scale[0], zp_out, out.dtype)
-        p.update(input_zero_point=zp_in, output_zero_point=zp_out, weights=w.data,
-                 bias=None if b is None else b.data, per_channel=per_channel, real_multiplier=real,
-                 multiplier=multiplier, shift=shift, act_min=act_min, act_max=act_max,
-                 fp32_scale=np.float32(x.scale[0]) * w.scale.astype(np.float32) / np.float32(out.scale[0]))
+        act_min, act_max = fixedpoint.activation_range(
+            op.activation, out.scale[0], zp_out, out.dtype
+        )
+        p.update(
+            input_zero_point=zp_in,
+            output_zero_point=zp_out,
+            weights=w.data,
+            bias=None if b is None else b.data,
+            per_channel=per_channel,
+            real_multiplier=real,
+            multiplier=multiplier,
+            shift=shift,
+            act_min=act_min,
+            act_max=act_max,
+            fp32_scale=np.float32(x.scale[0])
+            * w.scale.astype(np.float32)
+            / np.float32(out.scale[0]),
+        )
         if op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             if np.any(w.zero_point != 0):
                 raise IntegerModelError(
-                    f"{op.name} (op {op.index}) has int8 weights with a non-zero zero point")
-            p.update(stride=(op.option("strideH"), op.option("strideW")),
-                     dilation=(op.option("dilationHFactor"), op.option("dilationWFactor")),
-                     padding=tflite_file.PADDINGS[op.option("padding")])
+                    f"{op.name} (op {op.index}) has int8 weights with a non-zero zero point"
+                )
+            p.update(
+                stride=(op.option("strideH"), op.option("strideW")),
+                dilation=(op.option("dilationHFactor"), op.option("dilationWFactor")),
+                padding=flatbuffer.PADDINGS[op.option("padding")],
+            )
         else:
             if op.option("weightsFormat", 0) != 0:
-                raise IntegerModelError(f"FULLY_CONNECTED (op {op.index}) uses a shuffled weights format")
+                raise IntegerModelError(
+                    f"FULLY_CONNECTED (op {op.index}) uses a shuffled weights format"
+                )
             p["weights_zero_point"] = 0 if per_channel else int(w.zero_point[0])
     elif op.name == "SOFTMAX":
         if x.type != "INT8" or out.type != "INT8" or zp_out != -128 or abs(s_out * 256 - 1) > 1e-3:
-            raise IntegerModelError(f"SOFTMAX (op {op.index}) must map int8 to int8 with output scale 1/256 "
-                                    f"and zero point -128; it has {x.type} -> {out.type}, {s_out}, {zp_out}")
-        p.update(input_scale=s_in, beta=float(op.option("beta", 1.0)), output_scale=s_out,
-                 output_zero_point=zp_out)
+            raise IntegerModelError(
+                f"SOFTMAX (op {op.index}) must map int8 to int8 with output scale 1/256 "
+                f"and zero point -128; it has {x.type} -> {out.type}, {s_out}, {zp_out}"
+            )
+        p.update(
+            input_scale=s_in,
+            beta=float(op.option("beta", 1.0)),
+            output_scale=s_out,
+            output_zero_point=zp_out,
+        )
     elif op.name == "QUANTIZE":
         multiplier, shift = fixedpoint.quantize_multiplier(s_in / s_out)
-        p.update(input_zero_point=zp_in, output_zero_point=zp_out, multiplier=multiplier, shift=shift)
+        p.update(
+            input_zero_point=zp_in, output_zero_point=zp_out, multiplier=multiplier, shift=shift
+        )
     elif op.name in KERNEL_RULES:
         _prepare_int8_op(step)
     return step
@@ -218,18 +275,26 @@ def _prepare_int8_op(step: Step) -> None:
     n_data = 1 if op.name == "MEAN" else len(op.inputs)  # MEAN's second input is its axes
     data, constants = step.inputs[:n_data], step.inputs[n_data:]
     if any(t.type != "INT8" for t in data + [out]):
-        raise IntegerModelError(f"{name} runs int8 tensors only in qlab.intmath (the uint8 kernels follow "
-                                f"other rules); it has {', '.join(t.type for t in data)} -> {out.type}")
+        raise IntegerModelError(
+            f"{name} runs int8 tensors only in qlab.intmath (the uint8 kernels follow "
+            f"other rules); it has {', '.join(t.type for t in data)} -> {out.type}"
+        )
     if any(t.data is not None for t in data) or any(t is None or t.data is None for t in constants):
-        raise IntegerModelError(f"{name}: inputs that are constants (or axes that are computed) are not "
-                                "implemented by qlab.intmath")
+        raise IntegerModelError(
+            f"{name}: inputs that are constants (or axes that are computed) are not "
+            "implemented by qlab.intmath"
+        )
     zp_out = int(out.zero_point[0])
     if op.name in ("ADD", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
-        p["act_min"], p["act_max"] = fixedpoint.activation_range(op.activation, out.scale[0], zp_out, out.dtype)
+        p["act_min"], p["act_max"] = fixedpoint.activation_range(
+            op.activation, out.scale[0], zp_out, out.dtype
+        )
     if op.name == "ADD":
         if data[0].shape != data[1].shape:
-            raise IntegerModelError(f"{name} broadcasts {data[0].shape} with {data[1].shape}; "
-                                    "qlab.intmath adds inputs of one shape only")
+            raise IntegerModelError(
+                f"{name} broadcasts {data[0].shape} with {data[1].shape}; "
+                "qlab.intmath adds inputs of one shape only"
+            )
         try:
             p["rescale"] = elementwise.add_rescale(data[0].scale[0], data[1].scale[0], out.scale[0])
         except ValueError as exc:
@@ -238,29 +303,47 @@ def _prepare_int8_op(step: Step) -> None:
     elif op.name == "CONCATENATION":
         axis = int(op.option("axis")) % len(out.shape)
         if axis == 0 or op.activation != "NONE":
-            raise IntegerModelError(f"{name} along axis {axis} with activation {op.activation}: qlab.intmath "
-                                    "concatenates along a sample axis, without activation (as LiteRT)")
+            raise IntegerModelError(
+                f"{name} along axis {axis} with activation {op.activation}: qlab.intmath "
+                "concatenates along a sample axis, without activation (as LiteRT)"
+            )
         if any(t.scale[0] != out.scale[0] or t.zero_point[0] != zp_out for t in data):
-            raise IntegerModelError(f"{name} has inputs on other grids than its output: requantizing int8 "
-                                    "concatenation is refused by LiteRT (concatenation.cc) and by qlab.intmath")
+            raise IntegerModelError(
+                f"{name} has inputs on other grids than its output: requantizing int8 "
+                "concatenation is refused by LiteRT (concatenation.cc) and by qlab.intmath"
+            )
         p["axis"] = axis
     elif op.name == "MEAN":
         x = data[0]
         axes = tuple(dict.fromkeys(int(a) % len(x.shape) for a in np.ravel(constants[0].data)))
         if 0 in axes:
-            raise IntegerModelError(f"{name} averages over the batch axis; qlab.intmath averages within samples")
+            raise IntegerModelError(
+                f"{name} averages over the batch axis; qlab.intmath averages within samples"
+            )
         keep_dims = bool(op.option("keepDims", False))
         count = int(np.prod([x.shape[a] for a in axes]))
         multiplier, shift = pooling.mean_rescale(x.scale[0], out.scale[0], count)
-        p.update(axes=axes, keep_dims=keep_dims, input_zero_point=int(x.zero_point[0]), output_zero_point=zp_out,
-                 multiplier=multiplier, shift=shift, spatial=keep_dims and len(x.shape) == 4 and set(axes) == {1, 2},
-                 spatial_rescale=pooling.mean_spatial_rescale(x.scale[0], int(x.zero_point[0]), out.scale[0],
-                                                              zp_out, count))
+        p.update(
+            axes=axes,
+            keep_dims=keep_dims,
+            input_zero_point=int(x.zero_point[0]),
+            output_zero_point=zp_out,
+            multiplier=multiplier,
+            shift=shift,
+            spatial=keep_dims and len(x.shape) == 4 and set(axes) == {1, 2},
+            spatial_rescale=pooling.mean_spatial_rescale(
+                x.scale[0], int(x.zero_point[0]), out.scale[0], zp_out, count
+            ),
+        )
     else:  # pooling
         x = data[0]
         if abs(float(x.scale[0]) - float(out.scale[0])) > 1e-6 or x.zero_point[0] != zp_out:
-            raise IntegerModelError(f"{name} has its input and output on different grids; the pooling kernels "
-                                    "assume one grid (GenericPrepare in tflite/kernels/pooling.cc)")
-        p.update(kernel=(op.option("filterHeight"), op.option("filterWidth")),
-                 stride=(op.option("strideH"), op.option("strideW")),
-                 padding=tflite_file.PADDINGS[op.option("padding")])
+            raise IntegerModelError(
+                f"{name} has its input and output on different grids; the pooling kernels "
+                "assume one grid (GenericPrepare in tflite/kernels/pooling.cc)"
+            )
+        p.update(
+            kernel=(op.option("filterHeight"), op.option("filterWidth")),
+            stride=(op.option("strideH"), op.option("strideW")),
+            padding=flatbuffer.PADDINGS[op.option("padding")],
+        )

@@ -56,8 +56,11 @@ def multiply_by_quantized_multiplier_simd(x, multiplier, shift, vector) -> np.nd
     Returns:
         int64 array of the broadcast shape, before the zero point is added and the clamp.
     """
-    return np.where(vector, multiply_by_quantized_multiplier(x, multiplier, shift, "up"),
-                    multiply_by_quantized_multiplier(x, multiplier, shift, "away"))
+    return np.where(
+        vector,
+        multiply_by_quantized_multiplier(x, multiplier, shift, "up"),
+        multiply_by_quantized_multiplier(x, multiplier, shift, "away"),
+    )
 
 
 LANES = {"DEPTHWISE_CONV_2D": 8, "ADD": 16, "MEAN": 16, "QUANTIZE": 16}
@@ -65,6 +68,6 @@ LANES = {"DEPTHWISE_CONV_2D": 8, "ADD": 16, "MEAN": 16, "QUANTIZE": 16}
 the per-channel loop of optimized_ops::Quantize that ends optimized_integer_ops::
 depthwise_conv::DepthwiseConvGeneral (8 channels), AddElementwiseInt8 (optimized/integer_ops/
 add.h, 16 values of the flattened batch), optimized_integer_ops::MeanImpl (optimized/
-integer_ops/mean.h, 16 channels, one thread as `qlab.runtime` runs LiteRT) and
+integer_ops/mean.h, 16 channels, one thread as `qlab.tflite.runtime` runs LiteRT) and
 optimized_ops::Requantize between int8 and uint8 (optimized/optimized_ops.h, 16 values of the
 flattened batch)."""

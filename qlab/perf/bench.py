@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from qlab import measure
-from qlab.progress import bar as progress_bar
-from qlab.runtime import KERNELS, Runtime
+from qlab.infra.progress import bar as progress_bar
+from qlab.tflite import measure
+from qlab.tflite.runtime import KERNELS, Runtime
 from qlab.vocabulary import VERDICTS  # noqa: F401  (bench.VERDICTS words verdict's answers)
 
 BASELINE = ("float", "float32")
@@ -57,21 +57,27 @@ class BenchConfig:
         for name in ("kernels", "threads", "batches"):
             values = getattr(self, name)
             if not values or len(set(values)) != len(values):
-                raise ValueError(f"{name} must name each value once and at least one, got {values!r}")
+                raise ValueError(
+                    f"{name} must name each value once and at least one, got {values!r}"
+                )
         for k in self.kernels:
             if k not in KERNELS:
                 raise ValueError(f"unknown kernels {k!r}; valid: {', '.join(KERNELS)}")
         cores = os.cpu_count() or 1
         for t in self.threads:
             if not isinstance(t, (int, np.integer)) or not 1 <= t <= cores:
-                raise ValueError(f"threads {t!r} not valid on this machine; valid: "
-                                 f"{', '.join(map(str, range(1, cores + 1)))}")
+                raise ValueError(
+                    f"threads {t!r} not valid on this machine; valid: "
+                    f"{', '.join(map(str, range(1, cores + 1)))}"
+                )
         for b in self.batches:
             if not isinstance(b, (int, np.integer)) or b < 1:
                 raise ValueError(f"batch {b!r}: the models take a batch of 1 or more images")
         if self.rounds < 1 or self.warmup < 0 or self.block_ms <= 0:
-            raise ValueError(f"rounds must be >= 1 (got {self.rounds}), warmup >= 0 (got {self.warmup}), "
-                             f"block_ms > 0 (got {self.block_ms}): nothing would be timed")
+            raise ValueError(
+                f"rounds must be >= 1 (got {self.rounds}), warmup >= 0 (got {self.warmup}), "
+                f"block_ms > 0 (got {self.block_ms}): nothing would be timed"
+            )
 
 
 QUICK = BenchConfig(batches=(1, 4), rounds=3, block_ms=0.3, warmup=1, loop=False)  # CI smoke test
@@ -98,8 +104,9 @@ def _time_block(rt: Runtime, n: int) -> np.ndarray:
     return out
 
 
-def time_rounds(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
-                config: BenchConfig) -> dict:
+def time_rounds(
+    models: dict, x: np.ndarray, kernels: str, threads: int, batch: int, config: BenchConfig
+) -> dict:
     """Every model under one setting in interleaved rounds: the raw invoke times.
 
     Each model's block size is set from its warmup median so that a block lasts about
@@ -119,7 +126,9 @@ def time_rounds(models: dict, x: np.ndarray, kernels: str, threads: int, batch: 
         ValueError: a model with a fixed batch size other than `batch`, or unknown kernels.
         InvalidModelError: bytes LiteRT cannot load.
     """
-    return _interleaved({k: _runtime(t, kernels, threads, batch, x) for k, t in models.items()}, config)
+    return _interleaved(
+        {k: _runtime(t, kernels, threads, batch, x) for k, t in models.items()}, config
+    )
 
 
 def time_settings(tflite: bytes, x: np.ndarray, settings, config: BenchConfig) -> dict:
@@ -142,10 +151,18 @@ def time_settings(tflite: bytes, x: np.ndarray, settings, config: BenchConfig) -
     """
     settings = [tuple(s) for s in settings]
     if not settings or len(set(settings)) != len(settings):
-        raise ValueError(f"settings must name each (kernels, threads, batch) once and at least one, got {settings!r}")
+        raise ValueError(
+            f"settings must name each (kernels, threads, batch) once and at least one, got {settings!r}"
+        )
     for kernels, threads, batch in settings:
-        BenchConfig(kernels=(kernels,), threads=(threads,), batches=(batch,), rounds=config.rounds,
-                    block_ms=config.block_ms, warmup=config.warmup).check()
+        BenchConfig(
+            kernels=(kernels,),
+            threads=(threads,),
+            batches=(batch,),
+            rounds=config.rounds,
+            block_ms=config.block_ms,
+            warmup=config.warmup,
+        ).check()
         if batch > len(x):
             raise ValueError(f"batch {batch} is larger than the {len(x)} test images available")
     return _interleaved({s: _runtime(tflite, *s, x) for s in settings}, config)
@@ -155,7 +172,10 @@ def _interleaved(runtimes: dict, config: BenchConfig) -> dict:
     """`config.rounds` rounds of one block per runtime, the order rotated each round."""
     keys = list(runtimes)
     estimate = {k: float(np.median(_time_block(runtimes[k], max(config.warmup, 1)))) for k in keys}
-    block = {k: int(min(500, max(1, math.ceil(config.block_ms * 1e3 / max(estimate[k], 0.1))))) for k in keys}
+    block = {
+        k: int(min(500, max(1, math.ceil(config.block_ms * 1e3 / max(estimate[k], 0.1)))))
+        for k in keys
+    }
     times = {k: [] for k in keys}
     for r in range(config.rounds):
         shift = r % len(keys)  # rotate the order so no model always goes first
@@ -180,8 +200,12 @@ def round_ratios(times, base_times) -> np.ndarray:
         ValueError: different numbers of rounds, or none.
     """
     if len(times) != len(base_times) or not len(times):
-        raise ValueError(f"need the same number of rounds, at least one: got {len(times)} and {len(base_times)}")
-    return np.array([np.median(t) / np.median(b) for t, b in zip(times, base_times)], dtype=np.float64)
+        raise ValueError(
+            f"need the same number of rounds, at least one: got {len(times)} and {len(base_times)}"
+        )
+    return np.array(
+        [np.median(t) / np.median(b) for t, b in zip(times, base_times)], dtype=np.float64
+    )
 
 
 def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
@@ -197,8 +221,9 @@ def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
     return "faster" if high < 1 else "slower" if low > 1 else "mixed"
 
 
-def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, batch: int,
-                    config: BenchConfig) -> pd.DataFrame:
+def measure_setting(
+    models: dict, x: np.ndarray, kernels: str, threads: int, batch: int, config: BenchConfig
+) -> pd.DataFrame:
     """All models under one setting, interleaved (`time_rounds`); one row per model with ratios to float32.
 
     Args:
@@ -222,20 +247,36 @@ def measure_setting(models: dict, x: np.ndarray, kernels: str, threads: int, bat
     for k, rounds in times.items():
         t = np.concatenate(rounds)
         p10, med, p90 = np.percentile(t, [10, 50, 90])
-        row = {"training": k[0], "mode": k[1], "kernels": kernels, "threads": threads, "batch": batch,
-               "median_us": med, "p10_us": p10, "p90_us": p90, "count": len(t),
-               "per_image_us": med / batch}
+        row = {
+            "training": k[0],
+            "mode": k[1],
+            "kernels": kernels,
+            "threads": threads,
+            "batch": batch,
+            "median_us": med,
+            "p10_us": p10,
+            "p90_us": p90,
+            "count": len(t),
+            "per_image_us": med / batch,
+        }
         if BASELINE in times:
             ratios = round_ratios(rounds, times[BASELINE])
-            row.update({"ratio_vs_float32": float(np.median(ratios)),
-                        "ratio_p10": float(np.percentile(ratios, 10)),
-                        "ratio_p90": float(np.percentile(ratios, 90)),
-                        "ratio_min": float(ratios.min()), "ratio_max": float(ratios.max())})
+            row.update(
+                {
+                    "ratio_vs_float32": float(np.median(ratios)),
+                    "ratio_p10": float(np.percentile(ratios, 10)),
+                    "ratio_p90": float(np.percentile(ratios, 90)),
+                    "ratio_min": float(ratios.min()),
+                    "ratio_max": float(ratios.max()),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def run(models: dict, x: np.ndarray, config: BenchConfig = BenchConfig(), progress: bool = True) -> pd.DataFrame:
+def run(
+    models: dict, x: np.ndarray, config: BenchConfig = BenchConfig(), progress: bool = True
+) -> pd.DataFrame:
     """Every setting of `config` for every model in `models` ({(training, mode): tflite}).
 
     Args:
@@ -254,15 +295,20 @@ def run(models: dict, x: np.ndarray, config: BenchConfig = BenchConfig(), progre
     """
     config.check()
     if max(config.batches) > len(x):
-        raise ValueError(f"batch {max(config.batches)} is larger than the {len(x)} test images available")
+        raise ValueError(
+            f"batch {max(config.batches)} is larger than the {len(x)} test images available"
+        )
     settings = [(k, t, b) for k in config.kernels for t in config.threads for b in config.batches]
     frames = []
-    for kernels, threads, batch in progress_bar(settings, desc="settings", total=len(settings), show=progress,
-                                                unit="setting"):
+    for kernels, threads, batch in progress_bar(
+        settings, desc="settings", total=len(settings), show=progress, unit="setting"
+    ):
         frame = measure_setting(models, x, kernels, threads, batch, config)
         if config.loop and batch == 1:
-            frame["loop_ms"] = [measure.loop_ms(models[(r.training, r.mode)], x, kernels, threads, repeats=1)
-                                for r in frame.itertuples()]
+            frame["loop_ms"] = [
+                measure.loop_ms(models[(r.training, r.mode)], x, kernels, threads, repeats=1)
+                for r in frame.itertuples()
+            ]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
 
@@ -293,7 +339,10 @@ def summary(bench: pd.DataFrame, batch: int = 1, spread: str = "p10-p90") -> pd.
     sub = bench[bench.batch == batch].copy()
     sub["setting"] = sub.kernels + "/" + sub.threads.astype(str) + "t"
     sub["model"] = sub.training + "/" + sub["mode"]
-    sub["ratio"] = [f"{r.ratio_vs_float32:.2f} [{getattr(r, low):.2f}–{getattr(r, high):.2f}]" for r in sub.itertuples()]
+    sub["ratio"] = [
+        f"{r.ratio_vs_float32:.2f} [{getattr(r, low):.2f}–{getattr(r, high):.2f}]"
+        for r in sub.itertuples()
+    ]
     order = list(dict.fromkeys(sub.model))
     table = sub.pivot(index="model", columns="setting", values="ratio").reindex(order)
     return table[list(dict.fromkeys(sub.setting))]

@@ -1,5 +1,5 @@
 """How long a conversion takes by TensorFlow's own Keras route and by qlab's, which saves a model
-once for all its conversions (`qlab.saved_model`). Each round converts every zoo model to every
+once for all its conversions (`qlab.conversion.saved_model`). Each round converts every zoo model to every
 mode by both routes, in turn, so that machine drift spreads over both alike; the files of both
 routes are compared byte for byte as they are made."""
 
@@ -12,9 +12,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, models, progress, quantize, saved_model
-from qlab.converter import ConversionError
-from qlab.train import TrainConfig
+from qlab import artifacts
+from qlab.conversion import saved_model, to_tflite
+from qlab.conversion.converter import ConversionError
+from qlab.infra import progress
+from qlab.training import data, models
+from qlab.training.fit import TrainConfig
 
 log = logging.getLogger(__name__)
 MODES = ("float32", "dynamic_range", "float16", "full_integer", "integer_only", "int16x8")
@@ -23,8 +26,9 @@ ROUTES = ("tensorflow", "qlab")
 """tf.lite.TFLiteConverter.from_keras_model as it is; and qlab's, which saves each model state once."""
 
 
-def time_conversions(names=None, modes=MODES, rounds: int = 3, seed: int = 0,
-                     progress_bar: bool = True) -> pd.DataFrame:
+def time_conversions(
+    names=None, modes=MODES, rounds: int = 3, seed: int = 0, progress_bar: bool = True
+) -> pd.DataFrame:
     """Seconds to convert each zoo model to every mode, by TensorFlow's route and by qlab's.
 
     A round converts a model to all `modes` by one route, then by the other (which goes first
@@ -33,7 +37,7 @@ def time_conversions(names=None, modes=MODES, rounds: int = 3, seed: int = 0,
     left out of both routes and named in `note`.
 
     Args:
-        names: zoo models (default: all of `qlab.models.ZOO`).
+        names: zoo models (default: all of `qlab.training.models.ZOO`).
         modes: the modes converted in each round.
         rounds: interleaved rounds (≥ 1).
         seed: the models' training and calibration seed.
@@ -59,14 +63,26 @@ def time_conversions(names=None, modes=MODES, rounds: int = 3, seed: int = 0,
         usable, refused = [], []
         for mode in modes:
             try:
-                quantize.quantize(model, mode, calibration)
+                to_tflite.quantize(model, mode, calibration)
                 usable.append(mode)
             except (ValueError, ConversionError) as exc:
-                refused.append(f"{mode}: {str(exc).splitlines()[0]}")  # the diagnosis, not the converter's log
-        cells.append({"model": name, "keras": model, "calibration": calibration, "modes": usable,
-                      "note": "not converted by either route: " + "; ".join(refused) if refused else "",
-                      "seconds": {route: [] for route in ROUTES}, "same": True})
-    with progress.bar(total=rounds * len(cells), desc="conversions", unit="model", show=progress_bar) as bar:
+                refused.append(
+                    f"{mode}: {str(exc).splitlines()[0]}"
+                )  # the diagnosis, not the converter's log
+        cells.append(
+            {
+                "model": name,
+                "keras": model,
+                "calibration": calibration,
+                "modes": usable,
+                "note": "not converted by either route: " + "; ".join(refused) if refused else "",
+                "seconds": {route: [] for route in ROUTES},
+                "same": True,
+            }
+        )
+    with progress.bar(
+        total=rounds * len(cells), desc="conversions", unit="model", show=progress_bar
+    ) as bar:
         for r in range(rounds):
             for cell in cells:
                 files = {}
@@ -82,7 +98,9 @@ def time_conversions(names=None, modes=MODES, rounds: int = 3, seed: int = 0,
 def _convert(route: str, cell: dict) -> list[bytes]:
     saved_model.clear()
     with saved_model.turned_off() if route == "tensorflow" else contextlib.nullcontext():
-        return [quantize.quantize(cell["keras"], mode, cell["calibration"]) for mode in cell["modes"]]
+        return [
+            to_tflite.quantize(cell["keras"], mode, cell["calibration"]) for mode in cell["modes"]
+        ]
 
 
 def _row(cell: dict) -> dict:
@@ -90,6 +108,14 @@ def _row(cell: dict) -> dict:
     ratio = tf_s / ours
     if not cell["same"]:
         log.warning("%s: the two routes gave different files", cell["model"])
-    return {"model": cell["model"], "conversions": len(cell["modes"]), "tensorflow_s": float(np.median(tf_s)),
-            "qlab_s": float(np.median(ours)), "speedup": float(np.median(ratio)), "speedup_min": float(ratio.min()),
-            "speedup_max": float(ratio.max()), "same_bytes": bool(cell["same"]), "note": cell["note"]}
+    return {
+        "model": cell["model"],
+        "conversions": len(cell["modes"]),
+        "tensorflow_s": float(np.median(tf_s)),
+        "qlab_s": float(np.median(ours)),
+        "speedup": float(np.median(ratio)),
+        "speedup_min": float(ratio.min()),
+        "speedup_max": float(ratio.max()),
+        "same_bytes": bool(cell["same"]),
+        "note": cell["note"],
+    }

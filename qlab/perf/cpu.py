@@ -12,7 +12,7 @@ multiply int8 values *and sum several products into an int32* in one instruction
   float32, often slower.
 
 `FEATURES` is the table of the features that decide it, best int8 path first; `int8_path` reads a
-CPU's flags (`qlab.measure.machine`, read with archspec) against it, and `columns` and `line` put
+CPU's flags (`qlab.tflite.measure.machine`, read with archspec) against it, and `columns` and `line` put
 the CPU, these features, the path and the LiteRT kernels beside every latency qlab writes.
 """
 
@@ -20,52 +20,88 @@ from __future__ import annotations
 
 import pandas as pd
 
-from qlab import measure
+from qlab.tflite import measure
 
 FEATURES = {
-    "amx_int8": {"isa": "x86", "name": "AMX-INT8", "path": "AMX",
-                 "int8": "tile instructions (TDPBSSD) multiply whole int8 matrices into int32 tiles, "
-                         "1,024 multiply-adds each; only kernels written for AMX use them",
-                 "meaning": "int8 matrix tiles: int8 can be many times float32's speed where the kernels use "
-                            "AMX; elsewhere the CPU's AVX-512 VNNI applies"},
-    "avx512_vnni": {"isa": "x86", "name": "AVX-512 VNNI", "path": "AVX-512 VNNI",
-                    "int8": "VPDPBUSD: 4 int8 products summed into each of 16 int32 lanes in one instruction "
-                            "(64 multiply-adds, against 16 for a float32 FMA)",
-                    "meaning": "int8 does 4 products per lane where float32 does 1: int8 can be 2–4× faster"},
-    "avx_vnni": {"isa": "x86", "name": "AVX-VNNI", "path": "AVX-VNNI",
-                 "int8": "VPDPBUSD on 256-bit registers: 4 int8 products into each of 8 int32 lanes "
-                         "(32 multiply-adds, against 8 for a float32 FMA)",
-                 "meaning": "int8 does 4 products per lane where float32 does 1 (256-bit): int8 can be 2–4× "
-                            "faster"},
-    "avx512f": {"isa": "x86", "name": "AVX-512F", "path": "AVX-512 (no VNNI)",
-                "int8": "512-bit registers: twice AVX2's lanes, for float32 and int8 alike",
-                "meaning": "no int8 dot product: int8 is widened to int16 (VPMADDWD), about float32 FMA's "
-                           "multiply-adds per instruction plus requantization: int8 about as fast as float32 "
-                           "or slower"},
-    "avx2": {"isa": "x86", "name": "AVX2", "path": "AVX2 (no VNNI)",
-             "int8": "256-bit integer SIMD: int8 widened to int16 (VPMOVSXBW), multiplied with VPMADDWD "
-                     "(16 products summed in pairs into 8 int32s) and added to the accumulators with another "
-                     "instruction: about the multiply-adds per cycle of float32's 8-lane FMAs",
-             "meaning": "no int8 dot product: int8 widened to int16 (VPMADDWD) does about float32 FMA's "
-                        "multiply-adds per instruction plus requantization: int8 no faster, often slower"},
-    "fma": {"isa": "x86", "name": "FMA", "path": None,
-            "int8": "float32 fused multiply-add (VFMADD231PS): float32's fast path; nothing for int8",
-            "meaning": ""},
-    "i8mm": {"isa": "arm", "name": "i8mm", "path": "ARM i8mm",
-             "int8": "SMMLA: a 2x8 by 8x2 int8 block product into 4 int32s, 32 multiply-adds per "
-                     "128-bit instruction (SDOT: 16; float32 FMLA: 4)",
-             "meaning": "int8 matrix-multiply instructions, twice the dot product's products: int8 well "
-                        "ahead of float32"},
-    "asimddp": {"isa": "arm", "name": "dot product (SDOT/UDOT)", "path": "ARM dot product",
-                "int8": "SDOT/UDOT: 4 int8 products summed into each of 4 int32 lanes, 16 multiply-adds "
-                        "per 128-bit instruction (float32 FMLA: 4)",
-                "meaning": "int8 does 4 products per lane where float32 does 1: int8 can be 2–4× faster (the "
-                           "phones behind the articles' figures)"},
-    "asimd": {"isa": "arm", "name": "NEON (ASIMD)", "path": "ARM NEON only",
-              "int8": "128-bit SIMD: int8 multiplied by widening to int16 (SMLAL, 8 products per "
-                      "instruction) and added into int32 (float32 FMLA: 4)",
-              "meaning": "no int8 dot product: widening multiplies give int8 a modest edge over float32 at "
-                         "best"},
+    "amx_int8": {
+        "isa": "x86",
+        "name": "AMX-INT8",
+        "path": "AMX",
+        "int8": "tile instructions (TDPBSSD) multiply whole int8 matrices into int32 tiles, "
+        "1,024 multiply-adds each; only kernels written for AMX use them",
+        "meaning": "int8 matrix tiles: int8 can be many times float32's speed where the kernels use "
+        "AMX; elsewhere the CPU's AVX-512 VNNI applies",
+    },
+    "avx512_vnni": {
+        "isa": "x86",
+        "name": "AVX-512 VNNI",
+        "path": "AVX-512 VNNI",
+        "int8": "VPDPBUSD: 4 int8 products summed into each of 16 int32 lanes in one instruction "
+        "(64 multiply-adds, against 16 for a float32 FMA)",
+        "meaning": "int8 does 4 products per lane where float32 does 1: int8 can be 2–4× faster",
+    },
+    "avx_vnni": {
+        "isa": "x86",
+        "name": "AVX-VNNI",
+        "path": "AVX-VNNI",
+        "int8": "VPDPBUSD on 256-bit registers: 4 int8 products into each of 8 int32 lanes "
+        "(32 multiply-adds, against 8 for a float32 FMA)",
+        "meaning": "int8 does 4 products per lane where float32 does 1 (256-bit): int8 can be 2–4× "
+        "faster",
+    },
+    "avx512f": {
+        "isa": "x86",
+        "name": "AVX-512F",
+        "path": "AVX-512 (no VNNI)",
+        "int8": "512-bit registers: twice AVX2's lanes, for float32 and int8 alike",
+        "meaning": "no int8 dot product: int8 is widened to int16 (VPMADDWD), about float32 FMA's "
+        "multiply-adds per instruction plus requantization: int8 about as fast as float32 "
+        "or slower",
+    },
+    "avx2": {
+        "isa": "x86",
+        "name": "AVX2",
+        "path": "AVX2 (no VNNI)",
+        "int8": "256-bit integer SIMD: int8 widened to int16 (VPMOVSXBW), multiplied with VPMADDWD "
+        "(16 products summed in pairs into 8 int32s) and added to the accumulators with another "
+        "instruction: about the multiply-adds per cycle of float32's 8-lane FMAs",
+        "meaning": "no int8 dot product: int8 widened to int16 (VPMADDWD) does about float32 FMA's "
+        "multiply-adds per instruction plus requantization: int8 no faster, often slower",
+    },
+    "fma": {
+        "isa": "x86",
+        "name": "FMA",
+        "path": None,
+        "int8": "float32 fused multiply-add (VFMADD231PS): float32's fast path; nothing for int8",
+        "meaning": "",
+    },
+    "i8mm": {
+        "isa": "arm",
+        "name": "i8mm",
+        "path": "ARM i8mm",
+        "int8": "SMMLA: a 2x8 by 8x2 int8 block product into 4 int32s, 32 multiply-adds per "
+        "128-bit instruction (SDOT: 16; float32 FMLA: 4)",
+        "meaning": "int8 matrix-multiply instructions, twice the dot product's products: int8 well "
+        "ahead of float32",
+    },
+    "asimddp": {
+        "isa": "arm",
+        "name": "dot product (SDOT/UDOT)",
+        "path": "ARM dot product",
+        "int8": "SDOT/UDOT: 4 int8 products summed into each of 4 int32 lanes, 16 multiply-adds "
+        "per 128-bit instruction (float32 FMLA: 4)",
+        "meaning": "int8 does 4 products per lane where float32 does 1: int8 can be 2–4× faster (the "
+        "phones behind the articles' figures)",
+    },
+    "asimd": {
+        "isa": "arm",
+        "name": "NEON (ASIMD)",
+        "path": "ARM NEON only",
+        "int8": "128-bit SIMD: int8 multiplied by widening to int16 (SMLAL, 8 products per "
+        "instruction) and added into int32 (float32 FMLA: 4)",
+        "meaning": "no int8 dot product: widening multiplies give int8 a modest edge over float32 at "
+        "best",
+    },
 }
 """The instruction-set features that decide int8 speed, by the flag name Linux gives them, best
 int8 path first: isa ("x86" or "arm"), name, int8 (what the feature does for int8 arithmetic),
@@ -73,7 +109,9 @@ path (the `int8_path` a CPU gets when this is the best feature it has; None: no 
 and meaning (that path in one line)."""
 
 UNKNOWN = "unknown"
-UNKNOWN_MEANING = "no feature qlab knows: whether int8 beats float32 cannot be said in advance; measure it"
+UNKNOWN_MEANING = (
+    "no feature qlab knows: whether int8 beats float32 cannot be said in advance; measure it"
+)
 MACHINE_COLUMNS = ("cpu", "cpu_features", "int8_path")
 """The columns every latency table carries, beside its `kernels` and `threads`."""
 
@@ -82,7 +120,7 @@ def features(flags) -> list[str]:
     """The flags of `FEATURES` among `flags`, in the table's order (best int8 path first).
 
     Args:
-        flags: feature flags as `qlab.measure.machine()["cpu_flags"]` gives them (an iterable of
+        flags: feature flags as `qlab.tflite.measure.machine()["cpu_flags"]` gives them (an iterable of
             strings), or one string of them separated by spaces, as the `cpu_features` column
             stores them; either case.
 
@@ -125,7 +163,7 @@ def describe(machine: dict | None = None) -> dict:
     """This machine's CPU as the latency tables record it.
 
     Args:
-        machine: `qlab.measure.machine()`'s dict (default: read it now).
+        machine: `qlab.tflite.measure.machine()`'s dict (default: read it now).
 
     Returns:
         {"cpu": model name, with archspec's microarchitecture after it when known, "cpu_features":
@@ -136,10 +174,17 @@ def describe(machine: dict | None = None) -> dict:
     found = features(m.get("cpu_flags", ()))
     path = int8_path(found)
     cpu = f"{m['cpu']} (archspec's nearest: {m['cpu_uarch']})" if m.get("cpu_uarch") else m["cpu"]
-    return {"cpu": cpu, "cpu_features": " ".join(found) or "none", "int8_path": path, "meaning": meaning(path)}
+    return {
+        "cpu": cpu,
+        "cpu_features": " ".join(found) or "none",
+        "int8_path": path,
+        "meaning": meaning(path),
+    }
 
 
-def columns(kernels: str | None = "xnnpack", threads: int | None = 1, machine: dict | None = None) -> dict:
+def columns(
+    kernels: str | None = "xnnpack", threads: int | None = 1, machine: dict | None = None
+) -> dict:
     """The columns a latency row carries: the CPU, its int8 features and path, the LiteRT setting.
 
     Args:
@@ -156,8 +201,12 @@ def columns(kernels: str | None = "xnnpack", threads: int | None = 1, machine: d
     return row
 
 
-def with_columns(frame: pd.DataFrame, kernels: str | None = "xnnpack", threads: int | None = 1,
-                 machine: dict | None = None) -> pd.DataFrame:
+def with_columns(
+    frame: pd.DataFrame,
+    kernels: str | None = "xnnpack",
+    threads: int | None = 1,
+    machine: dict | None = None,
+) -> pd.DataFrame:
     """A copy of `frame` with `columns` appended to every row (columns it already has are kept).
 
     Returns:
@@ -176,7 +225,9 @@ def without_columns(frame: pd.DataFrame) -> pd.DataFrame:
     Returns:
         a new DataFrame.
     """
-    return frame.drop(columns=[c for c in (*MACHINE_COLUMNS, "kernels", "threads") if c in frame.columns])
+    return frame.drop(
+        columns=[c for c in (*MACHINE_COLUMNS, "kernels", "threads") if c in frame.columns]
+    )
 
 
 def carried(part: pd.DataFrame) -> dict:
@@ -208,18 +259,32 @@ def line(frame: pd.DataFrame | None = None, machine: dict | None = None) -> str:
     """
     if frame is None or not set(MACHINE_COLUMNS) <= set(frame.columns):
         d = describe(machine)
-        values = {"cpu": [d["cpu"]], "cpu_features": [d["cpu_features"]], "int8_path": [d["int8_path"]]}
+        values = {
+            "cpu": [d["cpu"]],
+            "cpu_features": [d["cpu_features"]],
+            "int8_path": [d["int8_path"]],
+        }
         setting = []
     else:
         values = {c: list(dict.fromkeys(frame[c].dropna().astype(str))) for c in MACHINE_COLUMNS}
-        setting = ([f"{k}, {t} thread{'s' if int(t) > 1 else ''}" for k, t in
-                    dict.fromkeys(zip(frame.kernels, frame.threads))] if {"kernels", "threads"} <= set(frame.columns)
-                   else [])
-    names = [", ".join(FEATURES[f]["name"] for f in flags.split() if f in FEATURES) or "none that qlab knows"
-             for flags in values["cpu_features"]]
+        setting = (
+            [
+                f"{k}, {t} thread{'s' if int(t) > 1 else ''}"
+                for k, t in dict.fromkeys(zip(frame.kernels, frame.threads))
+            ]
+            if {"kernels", "threads"} <= set(frame.columns)
+            else []
+        )
+    names = [
+        ", ".join(FEATURES[f]["name"] for f in flags.split() if f in FEATURES)
+        or "none that qlab knows"
+        for flags in values["cpu_features"]
+    ]
     paths = [f"{p} ({meaning(p)})" if _known(p) else p for p in values["int8_path"]]
-    text = (f"CPU: {' | '.join(values['cpu'])}; int8 features: {' | '.join(names)}; "
-            f"int8 path: {' | '.join(paths)}")
+    text = (
+        f"CPU: {' | '.join(values['cpu'])}; int8 features: {' | '.join(names)}; "
+        f"int8 path: {' | '.join(paths)}"
+    )
     return text + (f"; LiteRT kernels: {' | '.join(setting)}." if setting else ".")
 
 

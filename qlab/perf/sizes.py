@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 from ai_edge_litert import schema_py_generated as schema
 
-from qlab import modes, tflite_file
+from qlab.conversion import modes
+from qlab.tflite import flatbuffer
 from qlab.vocabulary import LSTM_INPUTS, RECURRENT_OPS, WEIGHT_INPUTS
 
 BYTES_PER_PARAM = {"float32": 4, "float16": 2, "int8": 1}
-"""Bytes per stored weight, by a mode's weight type (`qlab.modes.Mode.weights`)."""
+"""Bytes per stored weight, by a mode's weight type (`qlab.conversion.modes.Mode.weights`)."""
 
 
 class _ByteMap:
@@ -35,7 +36,9 @@ class _ByteMap:
         taken = self.owner[start:end]
         clash = taken[(taken != -1) & (taken != code)]
         if clash.size:
-            raise AssertionError(f"bytes {start}..{end} claimed by {part} and {self.parts[clash[0]]}")
+            raise AssertionError(
+                f"bytes {start}..{end} claimed by {part} and {self.parts[clash[0]]}"
+            )
         taken[:] = code
 
     def totals(self) -> dict[str, int]:
@@ -59,20 +62,24 @@ def _string_span(tab, slot: int) -> tuple[int, int] | None:
     return None if span is None else (span[0], span[1] + 1)  # the terminating NUL
 
 
-def _constant_roles(model: tflite_file.ModelFile) -> dict[int, str]:
+def _constant_roles(model: flatbuffer.ModelFile) -> dict[int, str]:
     """Buffer index -> part name, following DEQUANTIZE ops (float16 weights are stored that way)."""
     produced_by = {out: op for op in model.ops for out in op.outputs}
     roles: dict[int, str] = {}
 
-    def source(tensor_index: int) -> tflite_file.Tensor:
+    def source(tensor_index: int) -> flatbuffer.Tensor:
         op = produced_by.get(tensor_index)
         if op is not None and op.name == "DEQUANTIZE":
             return model.tensors[op.inputs[0]]
         return model.tensors[tensor_index]
 
     for op in model.ops:
-        if op.name in RECURRENT_OPS:  # an LSTM: gate and projection weights, gate and projection biases
-            places = [(p, "weights") for p in LSTM_INPUTS["weights"] + LSTM_INPUTS["projection"][:1]]
+        if (
+            op.name in RECURRENT_OPS
+        ):  # an LSTM: gate and projection weights, gate and projection biases
+            places = [
+                (p, "weights") for p in LSTM_INPUTS["weights"] + LSTM_INPUTS["projection"][:1]
+            ]
             places += [(p, "biases") for p in LSTM_INPUTS["biases"] + LSTM_INPUTS["projection"][1:]]
         elif op.name in WEIGHT_INPUTS:
             places = list(zip(WEIGHT_INPUTS[op.name], ("weights", "biases")))
@@ -82,7 +89,9 @@ def _constant_roles(model: tflite_file.ModelFile) -> dict[int, str]:
             if position < len(op.inputs) and op.inputs[position] >= 0:
                 t = source(op.inputs[position])
                 if t.data is not None:
-                    roles[t.buffer] = f"weights_{t.type.lower()}" if label == "weights" else "biases"
+                    roles[t.buffer] = (
+                        f"weights_{t.type.lower()}" if label == "weights" else "biases"
+                    )
     return roles
 
 
@@ -105,7 +114,7 @@ def breakdown(tflite: bytes) -> dict[str, int]:
         AssertionError: two parts claim the same byte, or the parts do not add up to the size
             (a bug here, not in the file).
     """
-    model = tflite_file.read(tflite)
+    model = flatbuffer.read(tflite)
     buf = bytearray(tflite)
     root = schema.Model.GetRootAs(buf, 0)
     graph = root.Subgraphs(0)
@@ -190,7 +199,11 @@ def table(models: dict[tuple[str, str], bytes], num_params: int) -> pd.DataFrame
         row["size_vs_ideal"] = len(tflite) / row["ideal_bytes"]
         rows.append(row)
     df = pd.DataFrame(rows).fillna(0)
-    part_columns = [c for c in df.columns if c not in ("training", "mode", "size_bytes", "ideal_bytes", "size_vs_ideal")]
+    part_columns = [
+        c
+        for c in df.columns
+        if c not in ("training", "mode", "size_bytes", "ideal_bytes", "size_vs_ideal")
+    ]
     df[part_columns] = df[part_columns].astype(int)
     ordered = sorted(part_columns, key=lambda c: (not c.startswith("weights"), c != "biases", c))
     return df[["training", "mode", *ordered, "size_bytes", "ideal_bytes", "size_vs_ideal"]]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
-import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
 import tf_keras as keras
 
-from qlab import cache, models, modes, quantize, tflite_file
+import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
+from qlab.conversion import modes, to_tflite
+from qlab.infra import cache
 from qlab.perf import bench, cpu
+from qlab.tflite import flatbuffer
+from qlab.training import models
 from qlab.vocabulary import LSTM_INPUTS, WEIGHTED_OPS
 
 PROBES = {
@@ -33,8 +35,9 @@ DTYPES = {"float32": "float32", "int8": "integer_only"}
 """Each peak's data type and the mode its probe is converted in (int8 in, int8 out)."""
 PEAK_KERNELS = ("xnnpack", "builtin")
 """The kernel choices peaks are measured for (the reference kernels are plain loops, not a peak)."""
-PEAK_CONFIG = bench.BenchConfig(kernels=("xnnpack",), threads=(1,), batches=(1,), rounds=15, block_ms=10.0,
-                                warmup=2, loop=False)
+PEAK_CONFIG = bench.BenchConfig(
+    kernels=("xnnpack",), threads=(1,), batches=(1,), rounds=15, block_ms=10.0, warmup=2, loop=False
+)
 """The default timing of the probes: 15 interleaved rounds of about 10 ms per data type."""
 
 
@@ -48,7 +51,7 @@ def gmacs(macs: float, latency_us: float) -> float:
 
 
 def peak_kind(mode: str) -> str:
-    """Which peak a mode's model is held to, read from the mode table (`qlab.modes`).
+    """Which peak a mode's model is held to, read from the mode table (`qlab.conversion.modes`).
 
     Returns:
         "int8" for a mode with int8 weights (dynamic range included: its weighted ops compute in
@@ -73,21 +76,31 @@ def macs(tflite: bytes) -> pd.DataFrame:
     Raises:
         InvalidModelError: bytes that are not a readable .tflite.
     """
-    model = tflite_file.read(tflite)
+    model = flatbuffer.read(tflite)
     rows = []
     for op in model.ops:
         if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM":  # input (batch, steps, features)
             steps = model.tensors[op.inputs[0]].shape[1]
-            matrices = [i for i in LSTM_INPUTS["weights"] + LSTM_INPUTS["projection"][:1]
-                        if i < len(op.inputs) and op.inputs[i] >= 0]
+            matrices = [
+                i
+                for i in LSTM_INPUTS["weights"] + LSTM_INPUTS["projection"][:1]
+                if i < len(op.inputs) and op.inputs[i] >= 0
+            ]
             n = steps * sum(int(np.prod(model.tensors[op.inputs[i]].shape)) for i in matrices)
         elif op.name not in WEIGHTED_OPS or op.name == "TRANSPOSE_CONV":
             continue
         else:
             n = _weighted_macs(model, op)
         out = model.tensors[op.outputs[0]].shape
-        rows.append({"op": op.index, "op_name": op.name, "output": model.tensors[op.outputs[0]].name,
-                     "output_shape": out, "macs": n})
+        rows.append(
+            {
+                "op": op.index,
+                "op_name": op.name,
+                "output": model.tensors[op.outputs[0]].name,
+                "output_shape": out,
+                "macs": n,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -116,7 +129,9 @@ def probe_model(probe: str = "conv"):
     with models.fresh_names():
         if probe == "conv":
             inputs = keras.Input((p["size"], p["size"], p["channels"]), name="probe_input")
-            outputs = keras.layers.Conv2D(p["channels"], p["kernel"], padding="same", name="probe")(inputs)
+            outputs = keras.layers.Conv2D(p["channels"], p["kernel"], padding="same", name="probe")(
+                inputs
+            )
         else:
             inputs = keras.Input((p["depth"],), name="probe_input")
             outputs = keras.layers.Dense(p["units"], name="probe")(inputs)
@@ -143,15 +158,20 @@ def probe_tflite(mode: str, probe: str = "conv") -> bytes:
     Raises:
         ValueError: an unknown mode. KeyError: an unknown probe.
     """
+
     def build() -> bytes:
         model = probe_model(probe)
-        calibration = np.random.default_rng(0).normal(size=(16, *model.input_shape[1:])).astype(np.float32)
-        return quantize.quantize(model, mode, calibration)
+        calibration = (
+            np.random.default_rng(0).normal(size=(16, *model.input_shape[1:])).astype(np.float32)
+        )
+        return to_tflite.quantize(model, mode, calibration)
 
     return cache.cached("probe", {"probe": probe, **PROBES[probe], "mode": mode}, build)
 
 
-def peaks(kernels=("xnnpack",), config: bench.BenchConfig = PEAK_CONFIG, probes=tuple(PROBES)) -> pd.DataFrame:
+def peaks(
+    kernels=("xnnpack",), config: bench.BenchConfig = PEAK_CONFIG, probes=tuple(PROBES)
+) -> pd.DataFrame:
     """The MAC rate LiteRT reaches on each probe in float32 and in int8, one thread: this CPU's
     practical peak per data type. The two files of a probe are timed in interleaved rounds
     (`qlab.perf.bench.time_rounds`), so the int8-over-float32 ratio of each round is taken on the
@@ -176,7 +196,9 @@ def peaks(kernels=("xnnpack",), config: bench.BenchConfig = PEAK_CONFIG, probes=
     """
     unknown = [k for k in kernels if k not in PEAK_KERNELS]
     if unknown or not kernels:
-        raise ValueError(f"peaks are measured for kernels {', '.join(PEAK_KERNELS)}; got {list(kernels)!r}")
+        raise ValueError(
+            f"peaks are measured for kernels {', '.join(PEAK_KERNELS)}; got {list(kernels)!r}"
+        )
     config.check()
     rows = []
     for probe in probes:
@@ -188,13 +210,28 @@ def peaks(kernels=("xnnpack",), config: bench.BenchConfig = PEAK_CONFIG, probes=
             times = bench.time_rounds(files, x, k, 1, batch, config)
             for kind, rounds in times.items():
                 rates = gmacs(per_invoke, np.array([np.median(r) for r in rounds]))
-                vs = bench.round_ratios(times["float32"], rounds)  # float32's time over this one's: rate ratio
-                rows.append({"probe": probe, "shape": _shape(probe), "kernels": k, "threads": 1, "batch": batch,
-                             "dtype": kind, "macs": per_invoke, "median_us": float(np.median(np.concatenate(rounds))),
-                             "gmacs": float(np.median(rates)), "gmacs_min": float(rates.min()),
-                             "gmacs_max": float(rates.max()), "rounds": len(rounds),
-                             "vs_float32": float(np.median(vs)), "vs_float32_min": float(vs.min()),
-                             "vs_float32_max": float(vs.max())})
+                vs = bench.round_ratios(
+                    times["float32"], rounds
+                )  # float32's time over this one's: rate ratio
+                rows.append(
+                    {
+                        "probe": probe,
+                        "shape": _shape(probe),
+                        "kernels": k,
+                        "threads": 1,
+                        "batch": batch,
+                        "dtype": kind,
+                        "macs": per_invoke,
+                        "median_us": float(np.median(np.concatenate(rounds))),
+                        "gmacs": float(np.median(rates)),
+                        "gmacs_min": float(rates.min()),
+                        "gmacs_max": float(rates.max()),
+                        "rounds": len(rounds),
+                        "vs_float32": float(np.median(vs)),
+                        "vs_float32_min": float(vs.min()),
+                        "vs_float32_max": float(vs.max()),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -230,16 +267,29 @@ def peak_verdict(peak_table: pd.DataFrame, kernels: str = "xnnpack") -> str:
     sub = peak_table[(peak_table.kernels == kernels) & (peak_table.dtype == "int8")]
     if not len(sub):
         raise ValueError(f"no int8 peak measured for kernels {kernels!r}")
-    parts = ", ".join(f"{r.vs_float32:.1f}× [{r.vs_float32_min:.1f}–{r.vs_float32_max:.1f}] ({r.probe})"
-                      for r in sub.itertuples())
-    time_low, time_high = 1 / sub.vs_float32_max.max(), 1 / sub.vs_float32_min.min()  # int8's time over float32's
-    said = {"faster": "reaches a higher MAC rate than float32 in every round of every probe",
-            "slower": "reaches a lower MAC rate than float32 in every round of every probe",
-            "same": "reaches float32's MAC rate within 5 % in every round",
-            "mixed": "is mixed: above float32's MAC rate in some rounds or probes, below in others"}
-    path = ", ".join(dict.fromkeys(sub.int8_path)) if "int8_path" in sub.columns else cpu.describe()["int8_path"]
-    return (f"int8 peak / float32 peak = {parts} on this CPU ({path}), {kernels}, 1 thread: int8 "
-            f"{said[bench.verdict(time_low, time_high)]}.")
+    parts = ", ".join(
+        f"{r.vs_float32:.1f}× [{r.vs_float32_min:.1f}–{r.vs_float32_max:.1f}] ({r.probe})"
+        for r in sub.itertuples()
+    )
+    time_low, time_high = (
+        1 / sub.vs_float32_max.max(),
+        1 / sub.vs_float32_min.min(),
+    )  # int8's time over float32's
+    said = {
+        "faster": "reaches a higher MAC rate than float32 in every round of every probe",
+        "slower": "reaches a lower MAC rate than float32 in every round of every probe",
+        "same": "reaches float32's MAC rate within 5 % in every round",
+        "mixed": "is mixed: above float32's MAC rate in some rounds or probes, below in others",
+    }
+    path = (
+        ", ".join(dict.fromkeys(sub.int8_path))
+        if "int8_path" in sub.columns
+        else cpu.describe()["int8_path"]
+    )
+    return (
+        f"int8 peak / float32 peak = {parts} on this CPU ({path}), {kernels}, 1 thread: int8 "
+        f"{said[bench.verdict(time_low, time_high)]}."
+    )
 
 
 def with_floor(bench_table: pd.DataFrame, tflites: dict, peak_table: pd.DataFrame) -> pd.DataFrame:
@@ -260,13 +310,18 @@ def with_floor(bench_table: pd.DataFrame, tflites: dict, peak_table: pd.DataFram
     best = {k: best_peaks(peak_table, k) for k in dict.fromkeys(peak_table.kernels)}
     out = bench_table.copy()
     out["macs"] = [per_image[(r.training, r.mode)] for r in out.itertuples()]
-    out["peak_gmacs"] = [best.get(r.kernels, {}).get(peak_kind(r.mode), np.nan) for r in out.itertuples()]
-    out["floor_us"] = out.batch * out.macs / (out.peak_gmacs * 1e3 * out.threads)  # gmacs solved for the time
+    out["peak_gmacs"] = [
+        best.get(r.kernels, {}).get(peak_kind(r.mode), np.nan) for r in out.itertuples()
+    ]
+    out["floor_us"] = (
+        out.batch * out.macs / (out.peak_gmacs * 1e3 * out.threads)
+    )  # gmacs solved for the time
     return out
 
 
-def floor_table(tflites: dict, bench_table: pd.DataFrame | None = None,
-                peak_table: pd.DataFrame | None = None) -> pd.DataFrame:
+def floor_table(
+    tflites: dict, bench_table: pd.DataFrame | None = None, peak_table: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Per model: MACs per image, the floor MACs / peak (XNNPACK, 1 thread; the peak of the mode's
     `peak_kind`, the best over the probes), and the measured median beside it when a bench table
     (batch 1, xnnpack, 1 thread) is given.
@@ -286,12 +341,22 @@ def floor_table(tflites: dict, bench_table: pd.DataFrame | None = None,
     for (training, mode), tflite in tflites.items():
         total = int(macs(tflite).macs.sum())
         kind = peak_kind(mode)
-        row = {"training": training, "mode": mode, "macs": total, "peak_kind": kind,
-               "peak_gmacs": best[kind], "floor_us": total / best[kind] / 1e3}
+        row = {
+            "training": training,
+            "mode": mode,
+            "macs": total,
+            "peak_kind": kind,
+            "peak_gmacs": best[kind],
+            "floor_us": total / best[kind] / 1e3,
+        }
         if bench_table is not None:
-            hit = bench_table[(bench_table.training == training) & (bench_table["mode"] == mode)
-                              & (bench_table.kernels == "xnnpack") & (bench_table.threads == 1)
-                              & (bench_table.batch == 1)]
+            hit = bench_table[
+                (bench_table.training == training)
+                & (bench_table["mode"] == mode)
+                & (bench_table.kernels == "xnnpack")
+                & (bench_table.threads == 1)
+                & (bench_table.batch == 1)
+            ]
             if len(hit):
                 row["measured_us"] = float(hit.median_us.iloc[0])
                 row["measured_vs_floor"] = row["measured_us"] / row["floor_us"]

@@ -1,34 +1,84 @@
 """One function per figure, each returning a matplotlib Figure; one shared helper (`figure`).
 
 Every figure function is importable from here (`from qlab import plots; plots.weight_histograms(...)`);
-they live in `results` (training and result tables: `qlab.tables`, Keras histories, predictions),
+they live in `results` (training and result tables: `qlab.infra.tables`, Keras histories, predictions),
 `histograms` (values counted on a quantization grid: `qlab.analysis.buckets`, `capture.Pair`),
 `errors` (the error a grid makes and choosing its range: `qlab.analysis.buckets` tables),
-`layers` (per-layer error, integer runs: `qlab.analysis.layer_errors`, `qlab.analysis.variants`,
+`layers` (per-layer error, integer runs: `qlab.analysis.per_layer`, `qlab.analysis.variants`,
 `qlab.intmath.compare`) and `perf` (latency and size: `qlab.perf.bench`, `qlab.perf.sizes`).
 """
 
 from qlab.plots.calibration import calibration_method_figures, calibration_size_figures
 from qlab.plots.compression import clustering_figures, pruning_figures
-from qlab.plots.errors import before_after, before_after_ranges, bucket_errors, clip_sweep, rounding_vs_clipping
-from qlab.plots.histograms import (activation_histogram, activation_histograms, weight_histogram,
-                                   weight_histograms)
-from qlab.plots.layers import (channel_ranges, error_growth, keep_float_tradeoff, layer_errors,
-                               lsb_differences, qat_vs_deployed)
+from qlab.plots.errors import (
+    before_after,
+    before_after_ranges,
+    bucket_errors,
+    clip_sweep,
+    rounding_vs_clipping,
+)
+from qlab.plots.histograms import (
+    activation_histogram,
+    activation_histograms,
+    weight_histogram,
+    weight_histograms,
+)
+from qlab.plots.layers import (
+    channel_ranges,
+    error_growth,
+    keep_float_tradeoff,
+    layer_errors,
+    lsb_differences,
+    qat_vs_deployed,
+)
 from qlab.plots.perf import bench_ratios, peak_rates, size_breakdown
 from qlab.plots.precision import aeq_figures, mixed_precision_figures, sensitivity_figures
 from qlab.plots.recurrent import error_over_time, lstm_types, recurrent_figures
-from qlab.plots.results import (confusion, difference_bars, digits, measured_vs_published,
-                                output_error, training_curves)
+from qlab.plots.results import (
+    confusion,
+    difference_bars,
+    digits,
+    measured_vs_published,
+    output_error,
+    training_curves,
+)
 from qlab.plots.schemes import bits_figures, delay_figures
 
 __all__ = [
-    "activation_histogram", "activation_histograms", "before_after", "before_after_ranges", "bucket_errors",
-    "clip_sweep", "rounding_vs_clipping", "weight_histogram", "weight_histograms",
-    "channel_ranges", "error_growth", "keep_float_tradeoff", "layer_errors", "lsb_differences",
-    "qat_vs_deployed", "bench_ratios", "peak_rates", "size_breakdown",
-    "confusion", "difference_bars", "digits", "measured_vs_published", "output_error",
-    "training_curves", "bits_figures", "delay_figures", "pruning_figures", "clustering_figures",
-    "recurrent_figures", "lstm_types", "error_over_time", "calibration_size_figures", "calibration_method_figures",
-    "aeq_figures", "sensitivity_figures", "mixed_precision_figures",
+    "activation_histogram",
+    "activation_histograms",
+    "before_after",
+    "before_after_ranges",
+    "bucket_errors",
+    "clip_sweep",
+    "rounding_vs_clipping",
+    "weight_histogram",
+    "weight_histograms",
+    "channel_ranges",
+    "error_growth",
+    "keep_float_tradeoff",
+    "layer_errors",
+    "lsb_differences",
+    "qat_vs_deployed",
+    "bench_ratios",
+    "peak_rates",
+    "size_breakdown",
+    "confusion",
+    "difference_bars",
+    "digits",
+    "measured_vs_published",
+    "output_error",
+    "training_curves",
+    "bits_figures",
+    "delay_figures",
+    "pruning_figures",
+    "clustering_figures",
+    "recurrent_figures",
+    "lstm_types",
+    "error_over_time",
+    "calibration_size_figures",
+    "calibration_method_figures",
+    "aeq_figures",
+    "sensitivity_figures",
+    "mixed_precision_figures",
 ]

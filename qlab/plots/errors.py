@@ -64,12 +64,16 @@ def bucket_errors(x, g: grid.Grid, channel: int | None = None, title: str = "") 
     edges = zoom_buckets(axes[1], g, x)
     line = np.linspace(edges[0], edges[-1], 2000)
     axes[1].plot(line, line - g.round_trip(line), color="gray", lw=0.8)
-    axes[1].set(ylim=(-0.6 * g.scale[0], 0.6 * g.scale[0]), title="zoom: the sawtooth, ±scale/2 dashed")
+    axes[1].set(
+        ylim=(-0.6 * g.scale[0], 0.6 * g.scale[0]), title="zoom: the sawtooth, ±scale/2 dashed"
+    )
     table = buckets.bucket_table(x, g)
     axes[2].plot(table.level, table.max_abs_error, ".", ms=3, color=CLIP, label="max |error|")
     axes[2].plot(table.level, table.mean_abs_error, ".", ms=3, color=FLOAT, label="mean |error|")
     axes[2].axhline(g.scale[0] / 2, color="gray", lw=0.8, ls="--")
-    axes[2].set(yscale="log", xlabel="level q", ylabel="|error|", title="per bucket (empty ones left out)")
+    axes[2].set(
+        yscale="log", xlabel="level q", ylabel="|error|", title="per bucket (empty ones left out)"
+    )
     axes[2].legend(fontsize=7)
     return fig
 
@@ -95,12 +99,25 @@ def rounding_vs_clipping(table: pd.DataFrame) -> Figure:
     fig, (ax, steps) = figure(2, width=4.6, height=3.2)
     x = np.arange(len(table))
     ax.bar(x - 0.2, table.rounding_mse, 0.4, label="rounding", color=FLOAT)
-    ax.bar(x + 0.2, table.clipping_mse.where(table.clipping_mse > 0, np.nan), 0.4, label="clipping", color=CLIP)
+    ax.bar(
+        x + 0.2,
+        table.clipping_mse.where(table.clipping_mse > 0, np.nan),
+        0.4,
+        label="clipping",
+        color=CLIP,
+    )
     for i, row in enumerate(table.itertuples()):
-        ax.annotate(f"{100 * row.clipped_fraction:.2g} %" if row.clipped_fraction else "none",
-                    (i + 0.2, row.clipping_mse or row.rounding_mse), textcoords="offset points",
-                    xytext=(0, 3), ha="center", fontsize=7)
-    ax.set(yscale="log", ylabel="mean squared error", title="error by cause (label: values clipped)")
+        ax.annotate(
+            f"{100 * row.clipped_fraction:.2g} %" if row.clipped_fraction else "none",
+            (i + 0.2, row.clipping_mse or row.rounding_mse),
+            textcoords="offset points",
+            xytext=(0, 3),
+            ha="center",
+            fontsize=7,
+        )
+    ax.set(
+        yscale="log", ylabel="mean squared error", title="error by cause (label: values clipped)"
+    )
     ax.set_xticks(x, table.layer)
     ax.legend(fontsize=7)
     steps.bar(x, table["rmse/scale"], color="tab:purple")
@@ -138,9 +155,14 @@ def clip_sweep(sweeps, title: str = "") -> Figure:
         ax.plot(s.fraction, s.total_mse, "k", lw=2, label="total")
         best = s.loc[s.total_mse.idxmin()]
         ax.plot(best.fraction, best.total_mse, "ko", mfc="white")
-        ax.set(yscale="log", xlabel="range kept (fraction of min..max)", ylabel="mean squared error")
-        ax.set_title(f"{label}\ntotal least at {best.fraction:.2f} of the range, "
-                     f"{s.total_mse.iloc[-1] / best.total_mse:.2f}× below full", fontsize=9)
+        ax.set(
+            yscale="log", xlabel="range kept (fraction of min..max)", ylabel="mean squared error"
+        )
+        ax.set_title(
+            f"{label}\ntotal least at {best.fraction:.2f} of the range, "
+            f"{s.total_mse.iloc[-1] / best.total_mse:.2f}× below full",
+            fontsize=9,
+        )
         ax.legend(fontsize=7, loc="lower left")
     return fig
 
@@ -165,7 +187,14 @@ def before_after(table: pd.DataFrame) -> Figure:
     x = np.arange(len(table))
     for shift, when, color in ((-0.2, "before", "tab:gray"), (0.2, "after", "tab:green")):
         ax.bar(x + shift, table[f"usable_{when}"], 0.4, fill=False, edgecolor=color)
-        ax.bar(x + shift, table[f"used_{when}"], 0.4, color=color, alpha=0.7, label=f"fitted {when} ReLU")
+        ax.bar(
+            x + shift,
+            table[f"used_{when}"],
+            0.4,
+            color=color,
+            alpha=0.7,
+            label=f"fitted {when} ReLU",
+        )
         err.bar(x + shift, table[f"rmse_{when}"], 0.4, color=color, label=f"fitted {when} ReLU")
     ax.set(ylabel="levels", title="levels usable (outline) and used (filled)")
     err.set(ylabel="rmse of the ReLU output", title="rounding error")
@@ -204,12 +233,25 @@ def before_after_ranges(pre, bits: int = 8, title: str = "") -> Figure:
     ax.hist(pre, bins=200, color=FLOAT, alpha=0.6)
     ax.set_yscale("log")
     ax.set_ylim(0.5, ax.get_ylim()[1] * 300)  # room above the histogram for the two ranges
-    for g, color, y, name in ((before, "tab:gray", 0.93, "before"), (after, "tab:green", 0.83, "after")):
+    for g, color, y, name in (
+        (before, "tab:gray", 0.93, "before"),
+        (after, "tab:green", 0.83, "after"),
+    ):
         ax.axvspan(g.low[0], g.high[0], ymin=y - 0.07, ymax=y, color=color, alpha=0.6)
-        ax.text(g.low[0], y - 0.035, f"  fitted {name} ReLU: scale {g.scale[0]:.3g}, zero point "
-                f"{g.zero_point[0]}", va="center", fontsize=8, transform=ax.get_xaxis_transform())
+        ax.text(
+            g.low[0],
+            y - 0.035,
+            f"  fitted {name} ReLU: scale {g.scale[0]:.3g}, zero point {g.zero_point[0]}",
+            va="center",
+            fontsize=8,
+            transform=ax.get_xaxis_transform(),
+        )
     ax.axvspan(before.low[0], 0, ymax=0.86, color=CLIP, alpha=0.08)
-    ax.set(xlabel="output before the ReLU", ylabel="values",
-           title=title or f"fitted before the ReLU, {before.zero_point[0] - before.qmin} of {before.levels} "
-                             "levels lie below 0 (shaded)")
+    ax.set(
+        xlabel="output before the ReLU",
+        ylabel="values",
+        title=title
+        or f"fitted before the ReLU, {before.zero_point[0] - before.qmin} of {before.levels} "
+        "levels lie below 0 (shaded)",
+    )
     return fig

@@ -13,8 +13,9 @@ FLOAT, DEPLOYED, CLIP = "tab:blue", "tab:orange", "tab:red"
 """The colours of the grid figures: the float model, the deployed model, range ends and clipping."""
 
 
-def figure(panels: int = 1, ncols: int | None = None, width: float = 7.0,
-           height: float = 3.2) -> tuple[Figure, np.ndarray]:
+def figure(
+    panels: int = 1, ncols: int | None = None, width: float = 7.0, height: float = 3.2
+) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure of `panels` axes, `ncols` to a row (default: all in one row),
     each panel `width` × `height` inches; axes beyond `panels` in the last row are hidden.
 
@@ -41,7 +42,9 @@ def range_lines(ax, g) -> None:
     """Draw dashed red vertical lines on `ax` at the range ends, low and high, of grid `g` (a
     `qlab.analysis.grid.Grid`; its first channel's if per-axis)."""
     for end in (g.low[0], g.high[0]):
-        ax.axvline(end, color=CLIP, ls="--", lw=0.9, zorder=0.5)  # behind the data: the end levels show
+        ax.axvline(
+            end, color=CLIP, ls="--", lw=0.9, zorder=0.5
+        )  # behind the data: the end levels show
 
 
 def zoom_buckets(ax, g, x: np.ndarray, n: int = 8) -> np.ndarray:
@@ -53,8 +56,10 @@ def zoom_buckets(ax, g, x: np.ndarray, n: int = 8) -> np.ndarray:
     """
     q = g.quantize(x).ravel()
     busy = q[q != g.zero_point[0]] if np.any(q != g.zero_point[0]) else q
-    centre = int(np.clip(np.bincount(busy - g.qmin).argmax() + g.qmin, g.qmin + n // 2, g.qmax - n // 2))
-    edges = g.edges()[centre - n // 2 - g.qmin: centre + n // 2 + 1 - g.qmin]
+    centre = int(
+        np.clip(np.bincount(busy - g.qmin).argmax() + g.qmin, g.qmin + n // 2, g.qmax - n // 2)
+    )
+    edges = g.edges()[centre - n // 2 - g.qmin : centre + n // 2 + 1 - g.qmin]
     for e in edges:
         ax.axvline(e, color="gray", ls=":", lw=0.8)
     ax.set_xlim(edges[0], edges[-1])

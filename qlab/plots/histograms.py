@@ -2,7 +2,7 @@
 the grid they sit on, with a zoom where single values and levels show. Each returns a matplotlib
 Figure; no global style changes.
 
-The figures take a `qlab.analysis.capture.Pair` (a deployed model and its float twin) or what
+The figures take a `qlab.analysis.capture.Pair` (a deployed model and its float reference) or what
 `qlab.analysis.buckets` reads from one: `layer_weights` (weights, grid), `layer_activations`
 (float outputs, deployed outputs, grid), and the layer column of `weight_table` and
 `activation_table`. Colours (`qlab.plots.figure`): blue is the float model, orange the deployed model, red the
@@ -16,7 +16,6 @@ from matplotlib.figure import Figure
 
 from qlab.analysis import buckets, grid
 from qlab.plots.figure import DEPLOYED, FLOAT, figure, range_lines, zoom_buckets
-
 
 
 def _levels_axis(ax, g: grid.Grid) -> None:
@@ -33,12 +32,28 @@ def _by_level(ax, q: np.ndarray, g: grid.Grid) -> None:
     ax.stairs(counts, np.arange(g.qmin, g.qmax + 2) - 0.5, fill=True)
 
 
-def _over_buckets(ax, values: np.ndarray, deployed: np.ndarray, g: grid.Grid, ms: float = 3) -> np.ndarray:
+def _over_buckets(
+    ax, values: np.ndarray, deployed: np.ndarray, g: grid.Grid, ms: float = 3
+) -> np.ndarray:
     """Float values counted per bucket (filled) and deployed values per level (dots), log scale;
     returns the deployed counts."""
-    ax.hist(np.ravel(values), bins=g.edges(), histtype="stepfilled", color=FLOAT, alpha=0.5, label="float model")
+    ax.hist(
+        np.ravel(values),
+        bins=g.edges(),
+        histtype="stepfilled",
+        color=FLOAT,
+        alpha=0.5,
+        label="float model",
+    )
     counts = np.bincount(g.quantize(deployed).ravel() - g.qmin, minlength=g.levels)
-    ax.plot(g.centers()[counts > 0], counts[counts > 0], ".", color=DEPLOYED, ms=ms, label="deployed model")
+    ax.plot(
+        g.centers()[counts > 0],
+        counts[counts > 0],
+        ".",
+        color=DEPLOYED,
+        ms=ms,
+        label="deployed model",
+    )
     range_lines(ax, g)
     ax.set_yscale("log")
     return counts
@@ -78,21 +93,42 @@ def weight_histogram(w, g: grid.Grid, channel: int | None = None, title: str = "
     if g.per_axis and channel is None:
         fig, (ax,) = figure(1, width=7, height=3.0)
         _by_level(ax, g.quantize(w), g)
-        ax.set(xlabel="level q (each channel on its own scale)", ylabel="weights", title=title or
-               f"all {g.scale.size} channels: {buckets.occupancy(w, g)['used']} of {g.levels} levels used")
+        ax.set(
+            xlabel="level q (each channel on its own scale)",
+            ylabel="weights",
+            title=title
+            or f"all {g.scale.size} channels: {buckets.occupancy(w, g)['used']} of {g.levels} levels used",
+        )
         return fig
     x, g = buckets.one_channel(w, g, channel)
     fig, (ax, zoom) = figure(2, width=4.2, height=3.2)
     ax.hist(x.ravel(), bins=g.edges())
-    ax.plot(x.ravel(), np.zeros(x.size), "|", color="black", alpha=0.5, ms=10)  # a rug: lone weights show
+    ax.plot(
+        x.ravel(), np.zeros(x.size), "|", color="black", alpha=0.5, ms=10
+    )  # a rug: lone weights show
     range_lines(ax, g)
     _levels_axis(ax, g)
     used = buckets.used_levels(x, g)[0]
-    ax.set(xlabel="weight", ylabel="weights per bucket", title=title or f"{x.size} weights use {used} of {g.levels} levels")
+    ax.set(
+        xlabel="weight",
+        ylabel="weights per bucket",
+        title=title or f"{x.size} weights use {used} of {g.levels} levels",
+    )
     edges = zoom_buckets(zoom, g, x)
     zoom.plot(x.ravel(), np.random.default_rng(0).uniform(0.1, 0.9, x.size), "o", ms=3, alpha=0.6)
-    zoom.plot((edges[:-1] + edges[1:]) / 2, np.zeros(len(edges) - 1), "k^", ms=7, label="level (stored value)")
-    zoom.set(xlabel="weight", yticks=[], ylim=(-0.1, 1), title=f"zoom: {len(edges) - 1} buckets, edges dotted")
+    zoom.plot(
+        (edges[:-1] + edges[1:]) / 2,
+        np.zeros(len(edges) - 1),
+        "k^",
+        ms=7,
+        label="level (stored value)",
+    )
+    zoom.set(
+        xlabel="weight",
+        yticks=[],
+        ylim=(-0.1, 1),
+        title=f"zoom: {len(edges) - 1} buckets, edges dotted",
+    )
     zoom.legend(fontsize=7, loc="upper right")
     return fig
 
@@ -107,7 +143,7 @@ def weight_histograms(pair, per_tensor: bool = False) -> Figure:
     one channel uses. The figure's title says which grids the weights are on.
 
     Args:
-        pair: a `qlab.analysis.capture.Pair` (`capture.pair(deployed, float twin)`) whose
+        pair: a `qlab.analysis.capture.Pair` (`capture.pair(deployed, float reference)`) whose
             deployed model has int8 weights; its layers come from the layer column of
             `qlab.analysis.buckets.weight_table`, their weights and grids from `layer_weights`.
         per_tensor: False draws the deployed grids (per output channel); True refits one
@@ -132,7 +168,10 @@ def weight_histograms(pair, per_tensor: bool = False) -> Figure:
         ax.set(xlabel="level q", title=f"{name}: {occ['used']}/{g.levels} levels{each}")
         ax.title.set_fontsize(9)
     axes[0].set_ylabel("weights")
-    fig.suptitle("weights on " + ("one grid per tensor" if per_tensor else "the deployed grids (per channel)"))
+    fig.suptitle(
+        "weights on "
+        + ("one grid per tensor" if per_tensor else "the deployed grids (per channel)")
+    )
     return fig
 
 
@@ -149,7 +188,7 @@ def activation_histogram(values, deployed, g: grid.Grid, title: str = "") -> Fig
     levels, linear y.
 
     Args:
-        values: the layer's outputs in the float twin, any shape (flattened).
+        values: the layer's outputs in the float reference, any shape (flattened).
         deployed: the same outputs in the deployed model, dequantized, any shape (flattened).
         g: the layer's (per-tensor) output grid. The three are what
             `qlab.analysis.buckets.layer_activations` returns.
@@ -158,7 +197,10 @@ def activation_histogram(values, deployed, g: grid.Grid, title: str = "") -> Fig
     Returns:
         The matplotlib Figure: 2 panels side by side.
     """
-    values, deployed = np.asarray(values, np.float64).ravel(), np.asarray(deployed, np.float64).ravel()
+    values, deployed = (
+        np.asarray(values, np.float64).ravel(),
+        np.asarray(deployed, np.float64).ravel(),
+    )
     fig, (ax, zoom) = figure(2, width=4.4, height=3.2)
     counts = _over_buckets(ax, values, deployed, g)
     ax.set(xlabel="activation", ylabel="values per bucket", title=title or "over the whole grid")
@@ -176,16 +218,16 @@ def activation_histogram(values, deployed, g: grid.Grid, title: str = "") -> Fig
 
 
 def activation_histograms(pair, x, layers=None) -> Figure:
-    """Every quantized layer output for inputs `x`: float twin (bars) and deployed model (dots)
+    """Every quantized layer output for inputs `x`: float reference (bars) and deployed model (dots)
     counted per bucket of the deployed grid, log scale, range ends dashed.
 
-    One panel per layer, three to a row: the float twin's outputs counted per bucket (blue,
+    One panel per layer, three to a row: the float reference's outputs counted per bucket (blue,
     filled) and the deployed model's per level (orange dots) against the output value, log y,
     the grid's range ends as red dashed lines. Each title gives the grid's scale and zero point.
 
     Args:
-        pair: a `qlab.analysis.capture.Pair` of a full-integer model and its float twin.
-        x: the input images to run both on, e.g. `qlab.data.load().x_test`.
+        pair: a `qlab.analysis.capture.Pair` of a full-integer model and its float reference.
+        x: the input images to run both on, e.g. `qlab.training.data.load().x_test`.
         layers: names of the layers to show; by default the layer column of
             `qlab.analysis.buckets.activation_table` (every quantized output but RESHAPE's).
 
@@ -202,7 +244,10 @@ def activation_histograms(pair, x, layers=None) -> Figure:
     for ax, name in zip(axes, names):
         values, deployed, g = buckets.layer_activations(pair, name, x)
         _over_buckets(ax, values, deployed, g, ms=2)
-        ax.set(xlabel=f"{name} output", title=f"{name}: scale {g.scale[0]:.3g}, zero point {g.zero_point[0]}")
+        ax.set(
+            xlabel=f"{name} output",
+            title=f"{name}: scale {g.scale[0]:.3g}, zero point {g.zero_point[0]}",
+        )
         ax.title.set_fontsize(9)
     axes[0].legend(fontsize=7)
     return fig

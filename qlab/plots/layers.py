@@ -1,10 +1,10 @@
 """Figures of per-layer error: the two views, error growth, layers kept in float, per-channel
 weight ranges, QAT against deployed, where two integer runs disagree. Each returns a matplotlib
-Figure; tables come from `qlab.analysis.layer_errors`, `qlab.analysis.variants` and
+Figure; tables come from `qlab.analysis.per_layer`, `qlab.analysis.variants` and
 `qlab.intmath.compare`.
 
-`layer_errors` and `error_growth` take tables of `layer_errors.layer_errors` (also `debugger`),
-`qat_vs_deployed` the table of `layer_errors.qat_vs_deployed`, `keep_float_tradeoff` and
+`layer_errors` and `error_growth` take tables of `per_layer.layer_errors` (also `debugger`),
+`qat_vs_deployed` the table of `per_layer.qat_vs_deployed`, `keep_float_tradeoff` and
 `channel_ranges` those of `variants.keep_float_sweep` and `variants.channel_ranges`, and
 `lsb_differences` tables of `qlab.intmath.compare.compare`. Each view has one colour throughout
 (`VIEW_COLORS`): local blue, accumulated orange, debugger green, qat purple."""
@@ -15,10 +15,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from qlab.analysis.layer_errors import ROUNDING_ONLY
+from qlab.analysis.per_layer import ROUNDING_ONLY
 from qlab.plots.figure import figure
 
-VIEW_COLORS = {"local": "tab:blue", "accumulated": "tab:orange", "debugger": "tab:green", "qat": "tab:purple"}
+VIEW_COLORS = {
+    "local": "tab:blue",
+    "accumulated": "tab:orange",
+    "debugger": "tab:green",
+    "qat": "tab:purple",
+}
 
 
 def layer_errors(table: pd.DataFrame, title: str = "") -> Figure:
@@ -31,7 +36,7 @@ def layer_errors(table: pd.DataFrame, title: str = "") -> Figure:
     views without a colour are left out.
 
     Args:
-        table: from `qlab.analysis.layer_errors.layer_errors` (views local and accumulated), or
+        table: from `qlab.analysis.per_layer.layer_errors` (views local and accumulated), or
             `debugger` or `qat_vs_deployed`, or several of them concatenated; reads view, layer
             and rmse/scale.
         title: the panel's title; by default it says what the two views show.
@@ -46,15 +51,22 @@ def layer_errors(table: pd.DataFrame, title: str = "") -> Figure:
     width = 0.8 / max(len(views), 1)
     for i, view in enumerate(views):
         rows = table[table["view"] == view].set_index("layer").reindex(layers)
-        ax.bar(np.arange(len(layers)) + (i - (len(views) - 1) / 2) * width, rows["rmse/scale"],
-               width, label=view, color=VIEW_COLORS[view])
+        ax.bar(
+            np.arange(len(layers)) + (i - (len(views) - 1) / 2) * width,
+            rows["rmse/scale"],
+            width,
+            label=view,
+            color=VIEW_COLORS[view],
+        )
     ax.axhline(ROUNDING_ONLY, color="black", ls="--", lw=0.8, label="rounding only (0.289)")
     values = table["rmse/scale"][table["rmse/scale"] > 0]
     if len(values) and values.max() / values.min() > 50:
         ax.set_yscale("log")
     ax.set_xticks(range(len(layers)), layers)
-    ax.set(ylabel="rmse / output scale (levels)", title=title or "error each layer adds (local) "
-           "and carries (accumulated), in output levels")
+    ax.set(
+        ylabel="rmse / output scale (levels)",
+        title=title or "error each layer adds (local) and carries (accumulated), in output levels",
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -67,7 +79,7 @@ def error_growth(tables: dict[str, pd.DataFrame], view: str = "accumulated") -> 
     layer with no error at all (rmse under 1e-12) has no point.
 
     Args:
-        tables: {line label: a table from `qlab.analysis.layer_errors.layer_errors`}, e.g. one
+        tables: {line label: a table from `qlab.analysis.per_layer.layer_errors`}, e.g. one
             per mode; reads view, layer and mean_squared_error.
         view: which rows to draw: "accumulated" (the error carried to each layer) or "local".
 
@@ -80,8 +92,10 @@ def error_growth(tables: dict[str, pd.DataFrame], view: str = "accumulated") -> 
         rmse = np.sqrt(rows["mean_squared_error"].to_numpy(float))
         ax.plot(rows["layer"], np.where(rmse > 1e-12, rmse, np.nan), marker="o", label=label)
     ax.set_yscale("log")
-    ax.set(ylabel="rmse against float (real units)",
-           title=f"{view} error, layer by layer (no point: no error at all)")
+    ax.set(
+        ylabel="rmse against float (real units)",
+        title=f"{view} error, layer by layer (no point: no error at all)",
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -103,11 +117,18 @@ def keep_float_tradeoff(sweep: pd.DataFrame) -> Figure:
     fig, (ax,) = figure(1, width=7, height=3.4)
     ax.scatter(sweep["size_bytes"] / 1024, sweep["output_rmse"], color="tab:red")
     for _, row in sweep.iterrows():
-        ax.annotate(f"{row['keep_float']}  {100 * row['accuracy']:.2f} %",
-                    (row["size_bytes"] / 1024, row["output_rmse"]), fontsize=8,
-                    xytext=(4, 3), textcoords="offset points")
-    ax.set(xlabel="size (KB)", ylabel="output rmse against float32",
-           title="keeping layers in float: size paid, error and accuracy bought")
+        ax.annotate(
+            f"{row['keep_float']}  {100 * row['accuracy']:.2f} %",
+            (row["size_bytes"] / 1024, row["output_rmse"]),
+            fontsize=8,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
+    ax.set(
+        xlabel="size (KB)",
+        ylabel="output rmse against float32",
+        title="keeping layers in float: size paid, error and accuracy bought",
+    )
     return fig
 
 
@@ -147,7 +168,7 @@ def qat_vs_deployed(table: pd.DataFrame) -> Figure:
     apart, labelled "max" and the largest gap.
 
     Args:
-        table: from `qlab.analysis.layer_errors.qat_vs_deployed` (view qat; from a concatenated
+        table: from `qlab.analysis.per_layer.qat_vs_deployed` (view qat; from a concatenated
             table, select those rows first, e.g. `.query("view == 'qat'")`); reads layer,
             lsb_off (a fraction) and max_lsb.
 
@@ -157,7 +178,9 @@ def qat_vs_deployed(table: pd.DataFrame) -> Figure:
     fig, (ax,) = figure(1, width=7, height=3.0)
     bars = ax.bar(table["layer"], 100 * table["lsb_off"], color=VIEW_COLORS["qat"])
     ax.bar_label(bars, labels=[f"max {m:.0f}" for m in table["max_lsb"]], fontsize=8)
-    ax.set(ylabel="% of values a level apart", title="QAT Keras model against the deployed int8 model")
+    ax.set(
+        ylabel="% of values a level apart", title="QAT Keras model against the deployed int8 model"
+    )
     return fig
 
 
@@ -190,6 +213,9 @@ def lsb_differences(tables: dict[str, pd.DataFrame], title: str = "") -> Figure:
         ax.bar_label(bars, labels=[f"±{m}" if m else "" for m in t.max_lsb], fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(range(len(layers)), layers)
-    ax.set(ylabel="% of values that differ", title=title or "where two int8 runs disagree (label: max LSB)")
+    ax.set(
+        ylabel="% of values that differ",
+        title=title or "where two int8 runs disagree (label: max LSB)",
+    )
     ax.legend(fontsize=8)
     return fig

@@ -53,14 +53,26 @@ def _files(summary: pd.DataFrame) -> Figure:
         rows = summary[summary.model == name].reset_index(drop=True)
         y, colors = np.arange(len(rows)), [ROUTE_COLORS.get(r, "gray") for r in rows.route]
         done = rows.accuracy_pct.notna().to_numpy()
-        acc, size, latency = axes[3 * row: 3 * row + 3]
+        acc, size, latency = axes[3 * row : 3 * row + 3]
         for i in y[done]:
             r = rows.loc[i]
-            acc.errorbar(r.accuracy_pct, i, fmt="o", color=colors[i], capsize=3,
-                         xerr=[[r.accuracy_pct - r.accuracy_min_pct], [r.accuracy_max_pct - r.accuracy_pct]])
+            acc.errorbar(
+                r.accuracy_pct,
+                i,
+                fmt="o",
+                color=colors[i],
+                capsize=3,
+                xerr=[[r.accuracy_pct - r.accuracy_min_pct], [r.accuracy_max_pct - r.accuracy_pct]],
+            )
             if np.isfinite(r.latency_x):
-                latency.errorbar(r.latency_x, i, fmt="o", color=colors[i], capsize=3,
-                                 xerr=[[r.latency_x - r.latency_x_min], [r.latency_x_max - r.latency_x]])
+                latency.errorbar(
+                    r.latency_x,
+                    i,
+                    fmt="o",
+                    color=colors[i],
+                    capsize=3,
+                    xerr=[[r.latency_x - r.latency_x_min], [r.latency_x_max - r.latency_x]],
+                )
         float32 = rows[rows.setting == "float32"]
         if len(float32) and np.isfinite(float32.accuracy_pct.iloc[0]):
             acc.axvline(float32.accuracy_pct.iloc[0], color="gray", ls=":", lw=1)
@@ -68,11 +80,24 @@ def _files(summary: pd.DataFrame) -> Figure:
         base = float32.size_bytes.iloc[0] if len(float32) else np.nan
         for i in y[done]:
             kb = rows.size_bytes[i] / KB
-            size.text(kb, i, f" {kb:.1f}" + (f" ({rows.size_bytes[i] / base:.2f}×)" if base == base else ""),
-                      va="center", fontsize=7)
+            size.text(
+                kb,
+                i,
+                f" {kb:.1f}" + (f" ({rows.size_bytes[i] / base:.2f}×)" if base == base else ""),
+                va="center",
+                fontsize=7,
+            )
         for i in y[~done]:
-            acc.text(0.5, i, "not computed", transform=acc.get_yaxis_transform(), ha="center", va="center",
-                     fontsize=8, color="gray")
+            acc.text(
+                0.5,
+                i,
+                "not computed",
+                transform=acc.get_yaxis_transform(),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="gray",
+            )
         latency.axvline(1, color="gray", ls=":", lw=1)
         latency.set_xscale("log")
         size.set_xlim(0, 1.45 * max(np.nanmax(rows.size_bytes.to_numpy(float) / KB, initial=1), 1))
@@ -90,33 +115,64 @@ def _files(summary: pd.DataFrame) -> Figure:
 def _layers(table: pd.DataFrame) -> Figure:
     names = list(dict.fromkeys(table.model))
     fig, axes = figure(2 * max(len(names), 1), ncols=2, width=5.2, height=3.8)
-    layers = table[(table.layer.fillna("") != "") & table.aeq_mse.notna()] if "aeq_mse" in table else table.iloc[:0]
+    layers = (
+        table[(table.layer.fillna("") != "") & table.aeq_mse.notna()]
+        if "aeq_mse" in table
+        else table.iloc[:0]
+    )
     for row, name in enumerate(names):
         both, views = axes[2 * row], axes[2 * row + 1]
         part = layers[layers.model == name]
         if not len(part):
             for ax in (both, views):
-                ax.text(0.5, 0.5, "no ai-edge-quantizer file measured", ha="center", transform=ax.transAxes)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no ai-edge-quantizer file measured",
+                    ha="center",
+                    transform=ax.transAxes,
+                )
             continue
         colors = {s: f"C{i}" for i, s in enumerate(dict.fromkeys(part.setting))}
         shown = part[(part.aeq_mse > 0) & (part.accumulated_mse > 0)]
         for setting, rows in shown.groupby("setting", sort=False):
-            both.scatter(rows.accumulated_mse, rows.aeq_mse, s=18, color=colors[setting], label=setting)
-        ends = [shown[["aeq_mse", "accumulated_mse"]].min().min(), shown[["aeq_mse", "accumulated_mse"]].max().max()]
+            both.scatter(
+                rows.accumulated_mse, rows.aeq_mse, s=18, color=colors[setting], label=setting
+            )
+        ends = [
+            shown[["aeq_mse", "accumulated_mse"]].min().min(),
+            shown[["aeq_mse", "accumulated_mse"]].max().max(),
+        ]
         both.plot(ends, ends, color="black", lw=0.8, ls="--", zorder=0, label="AEQ = qlab")
-        gap = ((part.aeq_mse - part.accumulated_mse).abs() / part.accumulated_mse.where(part.accumulated_mse > 0)).max()
-        both.set(xscale="log", yscale="log", xlabel="qlab, accumulated view: mse (real units²)",
-                 ylabel="AEQ validate(): mse", title=f"{name}: per tensor, largest relative gap {gap:.1e}")
+        gap = (
+            (part.aeq_mse - part.accumulated_mse).abs()
+            / part.accumulated_mse.where(part.accumulated_mse > 0)
+        ).max()
+        both.set(
+            xscale="log",
+            yscale="log",
+            xlabel="qlab, accumulated view: mse (real units²)",
+            ylabel="AEQ validate(): mse",
+            title=f"{name}: per tensor, largest relative gap {gap:.1e}",
+        )
         both.legend(fontsize=7)
         for setting, rows in part.groupby("setting", sort=False):
             per = rows.groupby("layer", sort=False)[["accumulated_mse", "local_mse"]].median()
             x = np.arange(len(per))
-            views.plot(x, per.local_mse / per.accumulated_mse.where(per.accumulated_mse > 0), "o-",
-                       color=colors[setting], label=setting)
+            views.plot(
+                x,
+                per.local_mse / per.accumulated_mse.where(per.accumulated_mse > 0),
+                "o-",
+                color=colors[setting],
+                label=setting,
+            )
             views.set_xticks(x, per.index, rotation=30, fontsize=7)
         views.axhline(1, color="black", lw=0.8, ls="--")
-        views.set(ylabel="local mse / accumulated mse", ylim=(-0.03, max(1.1, views.get_ylim()[1])),
-                  title=f"{name}: the share of each tensor's error its op adds itself")
+        views.set(
+            ylabel="local mse / accumulated mse",
+            ylim=(-0.03, max(1.1, views.get_ylim()[1])),
+            title=f"{name}: the share of each tensor's error its op adds itself",
+        )
         views.legend(fontsize=6.5)
         for ax in (both, views):
             ax.grid(alpha=0.3)
@@ -138,9 +194,13 @@ def sensitivity_figures(table: pd.DataFrame) -> dict[str, Figure]:
         median [min–max] over seeds.}
     """
     names = list(dict.fromkeys(table.model))
-    ways = {"quantize_one": ("only this layer int8", "mse it adds alone"),
-            "float_one": ("only this layer float", "mse it removes kept float")}
-    fig, axes = figure(2 * max(len(names), 1), ncols=2, width=5.2, height=0.32 * table.layer.nunique() + 1.7)
+    ways = {
+        "quantize_one": ("only this layer int8", "mse it adds alone"),
+        "float_one": ("only this layer float", "mse it removes kept float"),
+    }
+    fig, axes = figure(
+        2 * max(len(names), 1), ncols=2, width=5.2, height=0.32 * table.layer.nunique() + 1.7
+    )
     for row, name in enumerate(names):
         for col, (way, (what, xlabel)) in enumerate(ways.items()):
             ax, part = axes[2 * row + col], table[(table.model == name) & (table.setting == way)]
@@ -148,19 +208,37 @@ def sensitivity_figures(table: pd.DataFrame) -> dict[str, Figure]:
                 ax.text(0.5, 0.5, f"{way} not measured", ha="center", transform=ax.transAxes)
                 continue
             stats = part.groupby("layer", sort=False).agg(
-                effect=("effect_mse", "median"), low=("effect_mse", "min"), high=("effect_mse", "max"),
-                rank=("rank", "median"), rank_min=("rank", "min"), rank_max=("rank", "max"), seeds=("seed", "nunique"))
+                effect=("effect_mse", "median"),
+                low=("effect_mse", "min"),
+                high=("effect_mse", "max"),
+                rank=("rank", "median"),
+                rank_min=("rank", "min"),
+                rank_max=("rank", "max"),
+                seeds=("seed", "nunique"),
+            )
             stats = stats.sort_values(["rank", "effect"], ascending=[True, False], kind="stable")
             y, unit = np.arange(len(stats)), _unit(stats[["low", "high"]].abs().to_numpy())
             stats[["effect", "low", "high"]] /= unit
-            ax.barh(y, stats.effect, xerr=[stats.effect - stats.low, stats.high - stats.effect], capsize=3,
-                    color=np.where(stats.effect >= 0, DEPLOYED if way == "quantize_one" else FLOAT, CLIP))
-            labels = [f"{layer}  rank {r['rank']:g} [{r.rank_min:g}–{r.rank_max:g}]" for layer, r in stats.iterrows()]
+            ax.barh(
+                y,
+                stats.effect,
+                xerr=[stats.effect - stats.low, stats.high - stats.effect],
+                capsize=3,
+                color=np.where(
+                    stats.effect >= 0, DEPLOYED if way == "quantize_one" else FLOAT, CLIP
+                ),
+            )
+            labels = [
+                f"{layer}  rank {r['rank']:g} [{r.rank_min:g}–{r.rank_max:g}]"
+                for layer, r in stats.iterrows()
+            ]
             ax.set_yticks(y, labels, fontsize=7.5)
             ax.set_ylim(len(y) - 0.5, -0.5)
             ax.axvline(0, color="black", lw=0.8)
-            ax.set(xlabel=f"output {xlabel} ({unit:.0e} real units²)",
-                   title=f"{name}, {way}: {what}\n{int(stats.seeds.max())} seed(s), most sensitive on top")
+            ax.set(
+                xlabel=f"output {xlabel} ({unit:.0e} real units²)",
+                title=f"{name}, {way}: {what}\n{int(stats.seeds.max())} seed(s), most sensitive on top",
+            )
             ax.grid(axis="x", alpha=0.3)
     return {"sensitivity": fig}
 
@@ -192,39 +270,101 @@ def mixed_precision_figures(table: pd.DataFrame) -> dict[str, Figure]:
     fig, axes = figure(max(len(panels), 1), width=7.0, height=4.2)
     for ax, (name, setting) in zip(axes, panels):
         part = table[(table.model == name) & (table.setting == setting)].assign(
-            delta=lambda t: 100 * (t.accuracy - t.float_accuracy), kb=lambda t: t.size_bytes / KB)
+            delta=lambda t: 100 * (t.accuracy - t.float_accuracy), kb=lambda t: t.size_bytes / KB
+        )
         seeds = list(dict.fromkeys(part.seed))
         search = part[part.kind == "search"]
-        ax.scatter(search.kb, search.delta, s=12, color="gray", alpha=0.5, lw=0, label="configurations tried")
+        ax.scatter(
+            search.kb,
+            search.delta,
+            s=12,
+            color="gray",
+            alpha=0.5,
+            lw=0,
+            label="configurations tried",
+        )
         right = part.kb.max() * 1.03
         for k, seed in enumerate(seeds):
             mine = part[part.seed == seed]
             path = mine[(mine.kind == "search") & mine.chosen.astype(bool)].sort_values("step")
-            ax.plot(path.kb, path.delta, "-", color="gray", lw=0.6, alpha=0.7,
-                    label="the search's path" if k == 0 else None)
+            ax.plot(
+                path.kb,
+                path.delta,
+                "-",
+                color="gray",
+                lw=0.6,
+                alpha=0.7,
+                label="the search's path" if k == 0 else None,
+            )
             front = mine[mine.pareto.astype(bool)].sort_values(["kb", "delta"])
             color = DEPLOYED if len(seeds) == 1 else f"C{k + 1}"
-            ax.step(np.r_[front.kb, right], np.r_[front.delta, front.delta.iloc[-1:]], where="post", color=color,
-                    lw=1.5, label="Pareto front" + ("" if len(seeds) == 1 else f", seed {seed}"))
-        marked = part[part.kind != "search"].groupby(["kind", "config"], sort=False)[["kb", "delta"]].median()
+            ax.step(
+                np.r_[front.kb, right],
+                np.r_[front.delta, front.delta.iloc[-1:]],
+                where="post",
+                color=color,
+                lw=1.5,
+                label="Pareto front" + ("" if len(seeds) == 1 else f", seed {seed}"),
+            )
+        marked = (
+            part[part.kind != "search"]
+            .groupby(["kind", "config"], sort=False)[["kb", "delta"]]
+            .median()
+        )
         for k, ((kind, config), at) in enumerate(marked.sort_values("kb").iterrows()):
             rows, color = part[(part.kind == kind) & (part.config == config)], COLORS[kind]
-            ax.scatter(rows.kb, rows.delta, marker=UNIFORM_MARKERS.get(config, "D"), s=50, color=color,
-                       edgecolor="black", lw=0.5, zorder=3)
-            ax.annotate(config, (at.kb, at.delta), xytext=(0, (8, -14, 18, -24, 28, -34)[k % 6]), ha="center",
-                        textcoords="offset points", fontsize=7, color=color)
+            ax.scatter(
+                rows.kb,
+                rows.delta,
+                marker=UNIFORM_MARKERS.get(config, "D"),
+                s=50,
+                color=color,
+                edgecolor="black",
+                lw=0.5,
+                zorder=3,
+            )
+            ax.annotate(
+                config,
+                (at.kb, at.delta),
+                xytext=(0, (8, -14, 18, -24, 28, -34)[k % 6]),
+                ha="center",
+                textcoords="offset points",
+                fontsize=7,
+                color=color,
+            )
         best = part[part.cheapest.astype(bool)]
-        ax.scatter(best.kb, best.delta, s=160, facecolor="none", edgecolor=CLIP, lw=1.8, zorder=4,
-                   label=f"cheapest within {mp_study.TOLERANCE_PP} pp")
+        ax.scatter(
+            best.kb,
+            best.delta,
+            s=160,
+            facecolor="none",
+            edgecolor=CLIP,
+            lw=1.8,
+            zorder=4,
+            label=f"cheapest within {mp_study.TOLERANCE_PP} pp",
+        )
         ax.axhline(0, color="gray", ls=":", lw=1, label="float32")
-        ax.axhline(-mp_study.TOLERANCE_PP, color=CLIP, ls="--", lw=1, label=f"float32 − {mp_study.TOLERANCE_PP} pp")
+        ax.axhline(
+            -mp_study.TOLERANCE_PP,
+            color=CLIP,
+            ls="--",
+            lw=1,
+            label=f"float32 − {mp_study.TOLERANCE_PP} pp",
+        )
         low, high = np.nanmin(np.r_[part.delta, 0]), np.nanmax(np.r_[part.delta, 0])
-        ax.set(xscale="log", xlabel="file size (KB, log)", ylabel="accuracy − float32 (pp)",
-               ylim=(min(low, -mp_study.TOLERANCE_PP) - 0.3, high + 0.3), xlim=(part.kb.min() / 1.08, right * 1.08),
-               title=f"{name}, {setting} ranges: mixed precision, {len(seeds)} seed(s)\n"
-                     "blue: uniform precision; green: the converter's modes")
+        ax.set(
+            xscale="log",
+            xlabel="file size (KB, log)",
+            ylabel="accuracy − float32 (pp)",
+            ylim=(min(low, -mp_study.TOLERANCE_PP) - 0.3, high + 0.3),
+            xlim=(part.kb.min() / 1.08, right * 1.08),
+            title=f"{name}, {setting} ranges: mixed precision, {len(seeds)} seed(s)\n"
+            "blue: uniform precision; green: the converter's modes",
+        )
         ax.xaxis.set_major_formatter(ticker.ScalarFormatter())
-        ax.xaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(int(v))[0] in "2345678" else ""))
+        ax.xaxis.set_minor_formatter(
+            ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(int(v))[0] in "2345678" else "")
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     return {"mixed_precision": fig}

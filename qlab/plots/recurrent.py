@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from qlab.analysis.layer_errors import ROUNDING_ONLY
+from qlab.analysis.per_layer import ROUNDING_ONLY
 from qlab.plots.figure import figure
 from qlab.studies import recurrent as study
 
@@ -45,14 +45,24 @@ def _accuracy(summary: pd.DataFrame) -> Figure:
         x = np.arange(len(rows))
         measured = rows.delta_pp.notna()
         low, high = rows.delta_pp - rows.delta_min_pp, rows.delta_max_pp - rows.delta_pp
-        ax.errorbar(x[measured], rows.delta_pp[measured], yerr=[low[measured], high[measured]], fmt="o",
-                    color="tab:blue", capsize=4, label="median, min-max over seeds")
+        ax.errorbar(
+            x[measured],
+            rows.delta_pp[measured],
+            yerr=[low[measured], high[measured]],
+            fmt="o",
+            color="tab:blue",
+            capsize=4,
+            label="median, min-max over seeds",
+        )
         for i in x[~measured]:
             ax.text(i, 0, "not\ncomputed", ha="center", va="center", fontsize=8, color=FLOAT_COLOR)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(x, rows.setting, rotation=20)
         seeds = int(rows.seeds.max()) if len(rows) else 0
-        ax.set(ylabel="accuracy - float32 (pp)", title=f"{name}: accuracy against float32, {seeds} seed(s)")
+        ax.set(
+            ylabel="accuracy - float32 (pp)",
+            title=f"{name}: accuracy against float32, {seeds} seed(s)",
+        )
         span = np.nanmax(np.abs(np.r_[rows.delta_min_pp, rows.delta_max_pp, 0.5]))
         ax.set_ylim(-1.3 * span, 1.3 * span)
         ax.legend(fontsize=8, loc="upper left")
@@ -63,17 +73,28 @@ def _steps(summary: pd.DataFrame) -> Figure:
     names = list(dict.fromkeys(summary.model))
     fig, axes = figure(max(len(names), 1), width=6.5, height=3.2)
     for ax, name in zip(axes, names):
-        rows = summary[(summary.model == name) & summary.last_step_steps.notna()].reset_index(drop=True)
+        rows = summary[(summary.model == name) & summary.last_step_steps.notna()].reset_index(
+            drop=True
+        )
         x = np.arange(len(rows))
         for k, (column, color) in enumerate(STEP_COLORS.items()):
             low = rows[column] - rows[column.replace("_steps", "_min_steps")]
             high = rows[column.replace("_steps", "_max_steps")] - rows[column]
-            ax.bar(x + (k - 0.5) * 0.38, rows[column], 0.38, yerr=[low, high], capsize=3, color=color,
-                   label=column.split("_")[0] + " time step")
+            ax.bar(
+                x + (k - 0.5) * 0.38,
+                rows[column],
+                0.38,
+                yerr=[low, high],
+                capsize=3,
+                color=color,
+                label=column.split("_")[0] + " time step",
+            )
         ax.axhline(ROUNDING_ONLY, color="black", ls="--", lw=0.8, label="rounding only (0.289)")
         ax.set_xticks(x, rows.setting)
-        ax.set(ylabel="rmse / output scale (levels)",
-               title=f"{name}: the LSTM output's error, first and last time step")
+        ax.set(
+            ylabel="rmse / output scale (levels)",
+            title=f"{name}: the LSTM output's error, first and last time step",
+        )
         ax.legend(fontsize=8)
     return fig
 
@@ -98,13 +119,22 @@ def lstm_types(tensors: pd.DataFrame, arithmetic: pd.DataFrame | None = None) ->
     panels = [(present, labels, present.dtype, present.scale, "tensors in the file")]
     if arithmetic is not None:
         stages = arithmetic.iloc[::-1]
-        panels.append((stages, stages.stage + "  " + stages.symbol, stages.dtype, stages.scale,
-                       "one time step of the integer kernel"))
+        panels.append(
+            (
+                stages,
+                stages.stage + "  " + stages.symbol,
+                stages.dtype,
+                stages.scale,
+                "one time step of the integer kernel",
+            )
+        )
     fig, axes = figure(len(panels), width=6.5, height=0.28 * max(len(p[0]) for p in panels) + 1.2)
     for ax, (rows, labels, dtypes, scales, title) in zip(axes, panels):
         bits = rows.bits.to_numpy(float)
-        colors = [FLOAT_COLOR if d.startswith("float") else BIT_COLORS.get(int(b), "black")
-                  for d, b in zip(dtypes, bits)]
+        colors = [
+            FLOAT_COLOR if d.startswith("float") else BIT_COLORS.get(int(b), "black")
+            for d, b in zip(dtypes, bits)
+        ]
         y = np.arange(len(rows))
         ax.barh(y, bits, color=colors)
         for i, (b, d, s) in enumerate(zip(bits, dtypes, scales)):
@@ -115,7 +145,7 @@ def lstm_types(tensors: pd.DataFrame, arithmetic: pd.DataFrame | None = None) ->
 
 
 def error_over_time(steps, title: str = "") -> Figure:
-    """The deployed LSTM's output error per time step, against its float twin, in output levels.
+    """The deployed LSTM's output error per time step, against its float reference, in output levels.
 
     Args:
         steps: a table of `qlab.analysis.recurrent.error_over_time`, or {line label: table} (e.g.
@@ -135,7 +165,10 @@ def error_over_time(steps, title: str = "") -> Figure:
     values = pd.concat([t["rmse/scale"] for t in tables.values()]).to_numpy(float)
     if values.size and np.nanmax(values) > 50 * ROUNDING_ONLY:
         ax.set_yscale("log")
-    ax.set(xlabel="time step", ylabel="rmse / output scale (levels)",
-           title=title or "the LSTM output's error, step by step (accumulated view)")
+    ax.set(
+        xlabel="time step",
+        ylabel="rmse / output scale (levels)",
+        title=title or "the LSTM output's error, step by step (accumulated view)",
+    )
     ax.legend(fontsize=8)
     return fig

@@ -1,8 +1,8 @@
 """Figures of the results: the data, training curves, confusion matrices, the published table beside
 ours, output error, differences from a reference. Each returns a matplotlib Figure.
 
-The figures take the digits arrays of `qlab.data.load` (`digits`, `confusion`), a Keras
-`History.history` dict (`training_curves`), the table of `qlab.tables.comparison` (`measured_vs_published`), each mode's
+The figures take the digits arrays of `qlab.training.data.load` (`digits`, `confusion`), a Keras
+`History.history` dict (`training_curves`), the table of `qlab.infra.tables.comparison` (`measured_vs_published`), each mode's
 difference from float32's output probabilities (`output_error`), and any table with a label
 column and a number column as differences from a reference (`difference_bars`)."""
 
@@ -23,7 +23,7 @@ def digits(x: np.ndarray, labels, predictions=None, n: int = 16) -> Figure:
     `predictions` is given, in red where the two differ.
 
     Args:
-        x: images of shape (N, 8, 8, 1) or (N, 8, 8), pixels 0..16, e.g. `qlab.data.load().x_test`.
+        x: images of shape (N, 8, 8, 1) or (N, 8, 8), pixels 0..16, e.g. `qlab.training.data.load().x_test`.
         labels: the true digit of each image, e.g. `y_test`.
         predictions: the predicted digit of each image, in the same order, e.g.
             `Runtime(tflite).predict(x).argmax(axis=1)`; None titles the images with labels alone.
@@ -54,7 +54,7 @@ def training_curves(history: dict, title: str = "") -> Figure:
 
     Args:
         history: a Keras `History.history` dict (e.g. `model.history.history` after
-            `qlab.train.train_float`); reads loss and accuracy (a fraction, drawn in %), and
+            `qlab.training.fit.train_float`); reads loss and accuracy (a fraction, drawn in %), and
             val_loss and val_accuracy when val_loss is there.
         title: the figure's title; none when empty.
 
@@ -86,7 +86,7 @@ def confusion(y_true, y_pred, num_classes: int = 10, title: str = "") -> Figure:
     count.
 
     Args:
-        y_true: the true labels, integers 0..num_classes − 1, e.g. `qlab.data.load().y_test`.
+        y_true: the true labels, integers 0..num_classes − 1, e.g. `qlab.training.data.load().y_test`.
         y_pred: the predicted labels, same length and order, e.g. the argmax of
             `Runtime(tflite).predict(x_test)`.
         num_classes: the number of rows and columns (10 digits).
@@ -101,10 +101,22 @@ def confusion(y_true, y_pred, num_classes: int = 10, title: str = "") -> Figure:
     im = ax.imshow(counts, cmap="Blues")
     for (i, j), c in np.ndenumerate(counts):
         if c:
-            ax.text(j, i, str(c), ha="center", va="center", fontsize=7,
-                    color="white" if c > counts.max() / 2 else "black")
-    ax.set(xlabel="predicted", ylabel="true", xticks=range(num_classes), yticks=range(num_classes),
-           title=title or f"{np.trace(counts)} of {counts.sum()} right")
+            ax.text(
+                j,
+                i,
+                str(c),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if c > counts.max() / 2 else "black",
+            )
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        xticks=range(num_classes),
+        yticks=range(num_classes),
+        title=title or f"{np.trace(counts)} of {counts.sum()} right",
+    )
     fig.colorbar(im, ax=ax, shrink=0.8)
     return fig
 
@@ -117,7 +129,7 @@ def measured_vs_published(comparison: pd.DataFrame) -> Figure:
     panel a black line marks 1, as fast as float32.
 
     Args:
-        comparison: from `qlab.tables.comparison`, one row per mode; reads mode, accuracy and
+        comparison: from `qlab.infra.tables.comparison`, one row per mode; reads mode, accuracy and
             accuracy_pub (%), latency_x and latency_x_pub, size_x and size_x_pub (ratios to
             float32).
 
@@ -126,7 +138,11 @@ def measured_vs_published(comparison: pd.DataFrame) -> Figure:
     """
     fig, axes = figure(3, width=10 / 3, height=3.4)
     x = np.arange(len(comparison))
-    panels = [("accuracy", "accuracy (%)"), ("latency_x", "latency / float32"), ("size_x", "size / float32")]
+    panels = [
+        ("accuracy", "accuracy (%)"),
+        ("latency_x", "latency / float32"),
+        ("size_x", "size / float32"),
+    ]
     for ax, (column, ylabel) in zip(axes, panels):
         pub = ax.bar(x - 0.2, comparison[f"{column}_pub"], 0.4, label="published", color="tab:gray")
         ours = ax.bar(x + 0.2, comparison[column], 0.4, label="measured here", color="tab:green")
@@ -160,13 +176,22 @@ def output_error(errors: dict[str, np.ndarray]) -> Figure:
     data = [np.maximum(np.abs(errors[n]).ravel(), 1e-9) for n in names]
     ax.boxplot(data, tick_labels=names, showfliers=True, flierprops={"markersize": 2})
     ax.set_yscale("log")
-    ax.set(ylabel="|probability − float32's|", title="how far each mode's outputs move from float32")
+    ax.set(
+        ylabel="|probability − float32's|", title="how far each mode's outputs move from float32"
+    )
     ax.tick_params(axis="x", rotation=30)
     return fig
 
 
-def difference_bars(table: pd.DataFrame, label: str, value: str, step: float, title: str = "",
-                    unit: str = "pp", step_label: str = "test images") -> Figure:
+def difference_bars(
+    table: pd.DataFrame,
+    label: str,
+    value: str,
+    step: float,
+    title: str = "",
+    unit: str = "pp",
+    step_label: str = "test images",
+) -> Figure:
     """Horizontal bars of differences from a reference (e.g. accuracy minus a baseline's, in percentage
     points) around a zero line, with a dotted line at every multiple of `step` (e.g. one test image).
 
@@ -196,8 +221,15 @@ def difference_bars(table: pd.DataFrame, label: str, value: str, step: float, ti
     fig, (ax,) = figure(1, width=8, height=0.45 * len(table) + 1.2)
     bars = ax.barh(range(len(table)), values, color=np.where(values >= 0, "tab:green", "tab:red"))
     one = step_label[:-1] if step_label.endswith("s") else step_label
-    ax.bar_label(bars, [f"{v:+.2f} {unit} ({round(v / step):+d} {one if abs(round(v / step)) == 1 else step_label})"
-                        for v in values], fontsize=8, padding=3)
+    ax.bar_label(
+        bars,
+        [
+            f"{v:+.2f} {unit} ({round(v / step):+d} {one if abs(round(v / step)) == 1 else step_label})"
+            for v in values
+        ],
+        fontsize=8,
+        padding=3,
+    )
     ax.set_yticks(range(len(table)), table[label])
     ax.invert_yaxis()
     steps = int(np.ceil(max(np.nanmax(np.abs(values)) / step, 1.0))) + 1
@@ -205,5 +237,8 @@ def difference_bars(table: pd.DataFrame, label: str, value: str, step: float, ti
         ax.axvline(k * step, color="gray", ls=":", lw=0.7, zorder=0)
     ax.axvline(0.0, color="black", lw=0.9)
     ax.set_xlim(-(steps + 1.5) * step, (steps + 1.5) * step)
-    ax.set(xlabel=f"{value}; dotted lines {step:.3g} {unit} apart (one of the {step_label})", title=title)
+    ax.set(
+        xlabel=f"{value}; dotted lines {step:.3g} {unit} apart (one of the {step_label})",
+        title=title,
+    )
     return fig

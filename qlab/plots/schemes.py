@@ -10,12 +10,20 @@ from matplotlib.figure import Figure
 
 from qlab.plots.figure import CLIP, DEPLOYED, FLOAT, figure
 
-METHOD_STYLE = {"qat": ("QAT fine-tuned (Keras fake-quant)", DEPLOYED, "o-"),
-                "post_training": ("post-training fake-quant (Keras)", FLOAT, "s--")}
-DEPLOYED_STYLE = {"qat": ("QAT, integer_only .tflite (LiteRT)", DEPLOYED, "*", 0.12),
-                  "post_training": ("post-training, integer_only .tflite (LiteRT)", FLOAT, "P", -0.12),
-                  "aeq_wi4_afp32": ("float model, int4 weights by ai-edge-quantizer (LiteRT)", "tab:green", "D",
-                                    -0.12)}
+METHOD_STYLE = {
+    "qat": ("QAT fine-tuned (Keras fake-quant)", DEPLOYED, "o-"),
+    "post_training": ("post-training fake-quant (Keras)", FLOAT, "s--"),
+}
+DEPLOYED_STYLE = {
+    "qat": ("QAT, integer_only .tflite (LiteRT)", DEPLOYED, "*", 0.12),
+    "post_training": ("post-training, integer_only .tflite (LiteRT)", FLOAT, "P", -0.12),
+    "aeq_wi4_afp32": (
+        "float model, int4 weights by ai-edge-quantizer (LiteRT)",
+        "tab:green",
+        "D",
+        -0.12,
+    ),
+}
 """Deployed files: label, colour, marker, and an x offset (bits) so that markers do not hide each other."""
 
 
@@ -68,7 +76,9 @@ def bits_figures(table: pd.DataFrame) -> dict[str, Figure]:
     fig, axes = figure(2 * max(len(names), 1), ncols=2, width=5.2, height=3.6)
     for row, name in enumerate(names):
         part = table[table.model == name]
-        for col, (x, other) in enumerate((("weight_bits", "activation_bits"), ("activation_bits", "weight_bits"))):
+        for col, (x, other) in enumerate(
+            (("weight_bits", "activation_bits"), ("activation_bits", "weight_bits"))
+        ):
             ax = axes[2 * row + col]
             sweep = part[part[other] == 8]
             for method, (label, color, style) in METHOD_STYLE.items():
@@ -78,25 +88,54 @@ def bits_figures(table: pd.DataFrame) -> dict[str, Figure]:
             for method, (label, color, marker, shift) in DEPLOYED_STYLE.items():
                 stats = _spread(sweep[sweep.method == method], x, "deployed_accuracy")
                 if len(stats):
-                    ax.errorbar(stats.index + shift, stats["median"], [stats["median"] - stats["min"],
-                                stats["max"] - stats["median"]], fmt=marker, color=color, ms=8, capsize=3,
-                                label=label, zorder=3)
-            ax.axhline(100 * part.float_accuracy.median(), color="gray", ls=":", lw=1, label="float model (Keras)")
+                    ax.errorbar(
+                        stats.index + shift,
+                        stats["median"],
+                        [stats["median"] - stats["min"], stats["max"] - stats["median"]],
+                        fmt=marker,
+                        color=color,
+                        ms=8,
+                        capsize=3,
+                        label=label,
+                        zorder=3,
+                    )
+            ax.axhline(
+                100 * part.float_accuracy.median(),
+                color="gray",
+                ls=":",
+                lw=1,
+                label="float model (Keras)",
+            )
             widths = sorted(sweep[x].unique())
             if widths and widths[0] < 8:
                 ax.axvspan(widths[0] - 0.5, 7.5, color=CLIP, alpha=0.06, lw=0)
             qat = sweep[sweep.method == "qat"]
             for width in widths:
-                ax.text(width, 0.02, _kept(qat[qat[x] == width], x), transform=ax.get_xaxis_transform(),
-                        ha="center", va="bottom", fontsize=6.5, color="dimgray")
-            ax.set(xlabel=f"{x.replace('_', ' ')} ({other.replace('_', ' ')} at 8)", ylabel="test accuracy (%)",
-                   title=f"{name}: {x.split('_')[0]}s", xticks=widths)
+                ax.text(
+                    width,
+                    0.02,
+                    _kept(qat[qat[x] == width], x),
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="bottom",
+                    fontsize=6.5,
+                    color="dimgray",
+                )
+            ax.set(
+                xlabel=f"{x.replace('_', ' ')} ({other.replace('_', ' ')} at 8)",
+                ylabel="test accuracy (%)",
+                title=f"{name}: {x.split('_')[0]}s",
+                xticks=widths,
+            )
             ax.grid(alpha=0.3)
     handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3, fontsize=7)
-    fig.suptitle("Accuracy against bit width, median and min–max over seeds. Shaded: below 8 bits, the Keras model "
-                 "simulates a grid the int8 file only partly keeps\n(under each width: the QAT file's weight storage, "
-                 "v = most values in a tensor, or its activation levels, lv)", fontsize=8.5)
+    fig.suptitle(
+        "Accuracy against bit width, median and min–max over seeds. Shaded: below 8 bits, the Keras model "
+        "simulates a grid the int8 file only partly keeps\n(under each width: the QAT file's weight storage, "
+        "v = most values in a tensor, or its activation levels, lv)",
+        fontsize=8.5,
+    )
     return {"bits_curve": fig}
 
 
@@ -121,21 +160,38 @@ def delay_figures(table: pd.DataFrame) -> dict[str, Figure]:
     for row, name in enumerate(names):
         part = table[table.model == name]
         ax, lows = axes[2 * row], axes[2 * row + 1]
-        _line(ax, _spread(part, "qat_steps", "int8_accuracy"), "QAT, integer_only .tflite (LiteRT)", DEPLOYED, "o-")
-        _line(ax, _spread(part, "qat_steps", "keras_accuracy"), "QAT (Keras fake-quant)", FLOAT, "s--")
-        for column, label, color in (("float_accuracy", "float model (Keras)", "gray"),
-                                     ("ptq_int8_accuracy", "post-training integer_only", "tab:green")):
+        _line(
+            ax,
+            _spread(part, "qat_steps", "int8_accuracy"),
+            "QAT, integer_only .tflite (LiteRT)",
+            DEPLOYED,
+            "o-",
+        )
+        _line(
+            ax, _spread(part, "qat_steps", "keras_accuracy"), "QAT (Keras fake-quant)", FLOAT, "s--"
+        )
+        for column, label, color in (
+            ("float_accuracy", "float model (Keras)", "gray"),
+            ("ptq_int8_accuracy", "post-training integer_only", "tab:green"),
+        ):
             ax.axhline(100 * part[column].median(), color=color, ls=":", lw=1.2, label=label)
         steps = int(part.total_steps.iloc[0])
-        ax.set(xlabel=f"QAT steps after the delay (quant_delay = {steps} − steps)", ylabel="test accuracy (%)",
-               title=f"{name}: int8 accuracy against the steps left for QAT")
+        ax.set(
+            xlabel=f"QAT steps after the delay (quant_delay = {steps} − steps)",
+            ylabel="test accuracy (%)",
+            title=f"{name}: int8 accuracy against the steps left for QAT",
+        )
         ax.legend(fontsize=7, loc="lower right")
         stats = part.groupby("qat_steps").activation_low.agg(["median", "min", "max"]).sort_index()
         lows.plot(stats.index, stats["median"], "o-", color=CLIP)
         lows.fill_between(stats.index, stats["min"], stats["max"], color=CLIP, alpha=0.15, lw=0)
         lows.axhline(-6, color="gray", ls=":", lw=1)
-        lows.set(xlabel="QAT steps after the delay", ylabel="mean range minimum (real units)",
-                 title="activation ranges' lower end (tfmot starts at −6)", ylim=(-6.5, 0.2))
+        lows.set(
+            xlabel="QAT steps after the delay",
+            ylabel="mean range minimum (real units)",
+            title="activation ranges' lower end (tfmot starts at −6)",
+            ylim=(-6.5, 0.2),
+        )
         for a in (ax, lows):
             a.grid(alpha=0.3)
             a.set_xscale("symlog", linthresh=1)

@@ -1,2 +1,2 @@
 """The tables the source articles publish, as CSV with their source: package data, read by
-`qlab.tables.published`. See README.md beside this file."""
+`qlab.infra.tables.published`. See README.md beside this file."""

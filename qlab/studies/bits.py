@@ -2,7 +2,7 @@
 activations (4 to 8, weights at 8), by quantization-aware fine-tuning and by post-training
 fake-quant (no training), side by side, on the same wrapping of the same trained float model.
 
-A cell wraps the model with `qlab.schemes.quantize_bits` (tfmot's n-bit scheme), sets every range
+A cell wraps the model with `qlab.training.schemes.quantize_bits` (tfmot's n-bit scheme), sets every range
 from the calibration set (`qlab.analysis.fake_quant.calibrate`) and scores it: the `post_training`
 row. It then fine-tunes that model with fake-quant on for `QAT_EPOCHS` (ranges then move by tfmot's
 rules: weights' last value, activations' moving average) and scores it again: the `qat` row. So
@@ -27,12 +27,15 @@ import re
 import numpy as np
 import pandas as pd
 
-from qlab import aeq, artifacts, data, qat, quantize, schemes, tflite_file, train
+from qlab import artifacts
 from qlab.analysis import fake_quant
-from qlab.converter import ConversionError
-from qlab.measure import accuracy as litert_accuracy
+from qlab.conversion import aeq, to_tflite
+from qlab.conversion.converter import ConversionError
 from qlab.studies.sweep import spread
-from qlab.train import TrainConfig
+from qlab.tflite import flatbuffer
+from qlab.tflite.measure import accuracy as litert_accuracy
+from qlab.training import data, fit, qat, schemes
+from qlab.training.fit import TrainConfig
 
 log = logging.getLogger(__name__)
 NAME = "bits"
@@ -44,8 +47,10 @@ QAT_EPOCHS = 1
 """Fine-tuning epochs per cell (digits: 42 steps of 32 images), what 110 cells afford in 5 minutes."""
 METHODS = ("post_training", "qat", "aeq_wi4_afp32")
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-AEQ_NOTE = ("deployed with ai-edge-quantizer's weight_only_wi4_afp32 recipe on the float model's float32 "
-            ".tflite: int4 weights (one scale per output channel), float32 activations")
+AEQ_NOTE = (
+    "deployed with ai-edge-quantizer's weight_only_wi4_afp32 recipe on the float model's float32 "
+    ".tflite: int4 weights (one scale per output channel), float32 activations"
+)
 
 
 def check(names, settings) -> None:
@@ -53,7 +58,9 @@ def check(names, settings) -> None:
     numbers from 2 to 8, or a model with a layer tfmot cannot wrap for QAT (a recurrent one)."""
     for setting in settings:
         if not isinstance(setting, (list, tuple)) or len(setting) != 2:
-            raise ValueError(f"a bits setting is a pair [weight_bits, activation_bits], got {setting!r}")
+            raise ValueError(
+                f"a bits setting is a pair [weight_bits, activation_bits], got {setting!r}"
+            )
         schemes.check_bits(setting[0], "weight_bits")
         schemes.check_bits(setting[1], "activation_bits")
     for name in names:
@@ -89,16 +96,30 @@ def measure(cell: dict) -> list[dict]:
     calibration = data.calibration(dataset.x_train, seed=seed)
     float_model = artifacts.trained(config, dataset, progress=False)
     float32 = artifacts.quantized(config, "float32", progress=False)
-    base = {"model": name, "seed": seed, "setting": [weight_bits, activation_bits], "weight_bits": weight_bits,
-            "activation_bits": activation_bits, "float_accuracy": train.keras_accuracy(float_model, dataset),
-            "float32_bytes": len(float32), "qat_epochs": QAT_EPOCHS}
-    train.seed_everything(seed)
+    base = {
+        "model": name,
+        "seed": seed,
+        "setting": [weight_bits, activation_bits],
+        "weight_bits": weight_bits,
+        "activation_bits": activation_bits,
+        "float_accuracy": fit.keras_accuracy(float_model, dataset),
+        "float32_bytes": len(float32),
+        "qat_epochs": QAT_EPOCHS,
+    }
+    fit.seed_everything(seed)
     model = schemes.quantize_bits(float_model, weight_bits, activation_bits)
     fake_quant.calibrate(model, calibration)
     full = (weight_bits, activation_bits) == (8, 8)
     rows = [_scored(base, "post_training", model, dataset, calibration, deploy=full)]
-    fine_tune(model, dataset, QAT_EPOCHS, config.qat_learning_rate, config.batch_size, train.loss_for(float_model),
-              seed)
+    fine_tune(
+        model,
+        dataset,
+        QAT_EPOCHS,
+        config.qat_learning_rate,
+        config.batch_size,
+        fit.loss_for(float_model),
+        seed,
+    )
     rows.append(_scored(base, "qat", model, dataset, calibration, deploy=True))
     if (weight_bits, activation_bits) == (4, 8):
         rows.append(_aeq_row(base, float32, dataset))
@@ -115,39 +136,58 @@ def fine_tune(model, dataset, epochs: int, learning_rate: float, batch_size: int
     """
     import tensorflow as tf  # TensorFlow's input pipeline
 
-    train.compile_model(model, learning_rate, loss)
-    batches = (tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
-               .shuffle(len(dataset.x_train), seed=seed).batch(batch_size, drop_remainder=True))
+    fit.compile_model(model, learning_rate, loss)
+    batches = (
+        tf.data.Dataset.from_tensor_slices((dataset.x_train, dataset.y_train))
+        .shuffle(len(dataset.x_train), seed=seed)
+        .batch(batch_size, drop_remainder=True)
+    )
     model.fit(batches, epochs=epochs, verbose=0)
     return model
 
 
 def _row(base: dict, method: str) -> dict:
-    return {**base, "method": method, "keras_accuracy": math.nan, "deployed_accuracy": math.nan,
-            "size_bytes": math.nan, "file_weights": "", "file_weight_values": math.nan,
-            "file_activation_levels": math.nan, "note": ""}
+    return {
+        **base,
+        "method": method,
+        "keras_accuracy": math.nan,
+        "deployed_accuracy": math.nan,
+        "size_bytes": math.nan,
+        "file_weights": "",
+        "file_weight_values": math.nan,
+        "file_activation_levels": math.nan,
+        "note": "",
+    }
 
 
 def _scored(base: dict, method: str, model, dataset, calibration, deploy: bool) -> dict:
     """The row of a fake-quant model, and of its integer_only file if `deploy`."""
     row = _row(base, method)
-    row["keras_accuracy"] = train.keras_accuracy(model, dataset)
+    row["keras_accuracy"] = fit.keras_accuracy(model, dataset)
     if not deploy:
         row["note"] = "Keras fake-quant only (the post-training model is converted at 8/8 only)"
         return row
     try:
-        tflite = quantize.quantize(model, "integer_only", calibration)
+        tflite = to_tflite.quantize(model, "integer_only", calibration)
     except (ValueError, ConversionError) as exc:
         row["note"] = f"not deployed, because {why_not_deployed(str(exc), base['activation_bits'])}"
         return row
-    row.update(deployed_accuracy=litert_accuracy(tflite, dataset.x_test, dataset.y_test), size_bytes=len(tflite),
-               **file_kept(tflite, model))
-    kept = (f"weights as {row['file_weights']}" + ("" if math.isnan(row["file_weight_values"])
-                                                   else f" holding at most {row['file_weight_values']:.0f} values"))
+    row.update(
+        deployed_accuracy=litert_accuracy(tflite, dataset.x_test, dataset.y_test),
+        size_bytes=len(tflite),
+        **file_kept(tflite, model),
+    )
+    kept = f"weights as {row['file_weights']}" + (
+        ""
+        if math.isnan(row["file_weight_values"])
+        else f" holding at most {row['file_weight_values']:.0f} values"
+    )
     acts = row["file_activation_levels"]
-    row["note"] = (f"integer_only .tflite on LiteRT: {kept}, activations on {acts:.0f} levels"
-                   + ("" if acts <= 2 ** base["activation_bits"] + 0.5 else
-                      f", not the {base['activation_bits']}-bit grid the Keras model simulates"))
+    row["note"] = f"integer_only .tflite on LiteRT: {kept}, activations on {acts:.0f} levels" + (
+        ""
+        if acts <= 2 ** base["activation_bits"] + 0.5
+        else f", not the {base['activation_bits']}-bit grid the Keras model simulates"
+    )
     return row
 
 
@@ -156,12 +196,18 @@ def why_not_deployed(error: str, activation_bits: int) -> str:
     an op whose input and output quantized types differ (tfmot's 4-bit activation grid feeding the
     softmax, whose output the converter keeps int8; 5 to 8 bits convert), that reason with the
     converter's own message, else qlab's error with it (qlab's advice about modes dropped)."""
-    said = next((ln.split("error:", 1)[1].strip() for ln in error.splitlines() if "error:" in ln), "")
-    op = re.search(r"'tfl\.(\w+)' op failed to verify that input and output must have same element type", said)
+    said = next(
+        (ln.split("error:", 1)[1].strip() for ln in error.splitlines() if "error:" in ln), ""
+    )
+    op = re.search(
+        r"'tfl\.(\w+)' op failed to verify that input and output must have same element type", said
+    )
     if op:
-        return (f"the converter cannot deploy a tfmot QAT model with {activation_bits}-bit activations to "
-                f"integer_only (nor full_integer): the {op.group(1)}'s input and output grids differ in type "
-                f"(converter: {said})")
+        return (
+            f"the converter cannot deploy a tfmot QAT model with {activation_bits}-bit activations to "
+            f"integer_only (nor full_integer): the {op.group(1)}'s input and output grids differ in type "
+            f"(converter: {said})"
+        )
     first = error.splitlines()[0].split(". Use mode")[0].rstrip(".")
     return f"{first} (converter: {said})" if said else first
 
@@ -177,32 +223,50 @@ def file_kept(tflite: bytes, model=None) -> dict:
         span the fake-quant input range of `model` (256 when the file keeps 8-bit activations; NaN
         without a model, an input fake-quant op or a quantized file input)}.
     """
-    file = tflite_file.read(tflite)
+    file = flatbuffer.read(tflite)
     producer = {out: op for op in file.ops for out in op.outputs}
     weights = []
     for op in file.ops:
         if op.name in WEIGHT_OPS:
             source = producer.get(op.inputs[1])
-            weights.append(file.tensors[source.inputs[0] if source is not None and source.name == "DEQUANTIZE"
-                                        else op.inputs[1]])
+            weights.append(
+                file.tensors[
+                    source.inputs[0]
+                    if source is not None and source.name == "DEQUANTIZE"
+                    else op.inputs[1]
+                ]
+            )
     int8 = [len(np.unique(t.data)) for t in weights if t.data is not None and t.type == "INT8"]
-    entry = None if model is None else next((e for e in fake_quant.grids(model) if e.site.tensor == "input"), None)
+    entry = (
+        None
+        if model is None
+        else next((e for e in fake_quant.grids(model) if e.site.tensor == "input"), None)
+    )
     scale = file.tensors[file.inputs[0]].scale
     levels = math.nan
     if entry is not None and scale.size:
         levels = round(float(entry.grid.high[0] - entry.grid.low[0]) / float(scale[0]) + 1, 1)
-    return {"file_weights": "+".join(sorted({t.type for t in weights})),
-            "file_weight_values": float(max(int8)) if int8 else math.nan, "file_activation_levels": levels}
+    return {
+        "file_weights": "+".join(sorted({t.type for t in weights})),
+        "file_weight_values": float(max(int8)) if int8 else math.nan,
+        "file_activation_levels": levels,
+    }
 
 
 def _aeq_row(base: dict, float32: bytes, dataset) -> dict:
     row = _row(base, "aeq_wi4_afp32")
     try:
         tflite = aeq_int4(float32)
-        row.update(deployed_accuracy=litert_accuracy(tflite, dataset.x_test, dataset.y_test), size_bytes=len(tflite),
-                   **file_kept(tflite), note=AEQ_NOTE)
+        row.update(
+            deployed_accuracy=litert_accuracy(tflite, dataset.x_test, dataset.y_test),
+            size_bytes=len(tflite),
+            **file_kept(tflite),
+            note=AEQ_NOTE,
+        )
     except (ValueError, RuntimeError, TypeError, KeyError, NotImplementedError) as exc:
-        row["note"] = f"not computed, because ai-edge-quantizer's weight_only_wi4_afp32 failed: {exc}"
+        row["note"] = (
+            f"not computed, because ai-edge-quantizer's weight_only_wi4_afp32 failed: {exc}"
+        )
         log.info("%s aeq_wi4_afp32: %s", base["model"], row["note"])
     return row
 
@@ -215,7 +279,7 @@ def aeq_int4(float32_tflite: bytes) -> bytes:
         the .tflite bytes.
 
     Raises:
-        qlab.aeq.AEQError: ai-edge-quantizer cannot quantize the model (its reason).
+        qlab.conversion.aeq.AEQError: ai-edge-quantizer cannot quantize the model (its reason).
     """
     return aeq.quantize(float32_tflite, "weight_only_wi4_afp32")
 
@@ -232,17 +296,32 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         seed's).
     """
     rows = []
-    for (name, wb, ab, method), part in table.groupby(["model", "weight_bits", "activation_bits", "method"],
-                                                      sort=False):
+    for (name, wb, ab, method), part in table.groupby(
+        ["model", "weight_bits", "activation_bits", "method"], sort=False
+    ):
         keras_, deployed = spread(100 * part.keras_accuracy), spread(100 * part.deployed_accuracy)
-        rows.append({"model": name, "weight_bits": wb, "activation_bits": ab, "method": method, "seeds": len(part),
-                     "keras_pct": keras_[0], "keras_min_pct": keras_[1], "keras_max_pct": keras_[2],
-                     "deployed_pct": deployed[0], "deployed_min_pct": deployed[1], "deployed_max_pct": deployed[2],
-                     "gap_pp": spread(100 * (part.deployed_accuracy - part.keras_accuracy))[0],
-                     "float_pct": spread(100 * part.float_accuracy)[0], "size_bytes": spread(part.size_bytes)[0],
-                     "file_weights": part.file_weights.iloc[0],
-                     "file_weight_values": spread(part.file_weight_values)[0],
-                     "file_activation_levels": spread(part.file_activation_levels)[0], "note": part.note.iloc[0]})
+        rows.append(
+            {
+                "model": name,
+                "weight_bits": wb,
+                "activation_bits": ab,
+                "method": method,
+                "seeds": len(part),
+                "keras_pct": keras_[0],
+                "keras_min_pct": keras_[1],
+                "keras_max_pct": keras_[2],
+                "deployed_pct": deployed[0],
+                "deployed_min_pct": deployed[1],
+                "deployed_max_pct": deployed[2],
+                "gap_pp": spread(100 * (part.deployed_accuracy - part.keras_accuracy))[0],
+                "float_pct": spread(100 * part.float_accuracy)[0],
+                "size_bytes": spread(part.size_bytes)[0],
+                "file_weights": part.file_weights.iloc[0],
+                "file_weight_values": spread(part.file_weight_values)[0],
+                "file_activation_levels": spread(part.file_activation_levels)[0],
+                "note": part.note.iloc[0],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -257,24 +336,34 @@ def headline(table: pd.DataFrame) -> str:
     frame = summary(table)
     weights = frame[frame.activation_bits == 8]
     if weights.empty:
-        measured = ", ".join(f"{w}/{a}" for w, a in sorted(set(zip(frame.weight_bits, frame.activation_bits))))
-        return (f"No setting with 8-bit activations was measured (weight/activation bits measured: {measured}); "
-                f"{_deployed(frame)}")
+        measured = ", ".join(
+            f"{w}/{a}" for w, a in sorted(set(zip(frame.weight_bits, frame.activation_bits)))
+        )
+        return (
+            f"No setting with 8-bit activations was measured (weight/activation bits measured: {measured}); "
+            f"{_deployed(frame)}"
+        )
     low, seeds = int(weights.weight_bits.min()), int(frame.seeds.max())
     parts = []
     for name, part in weights[weights.weight_bits == low].groupby("model", sort=False):
         by = part.set_index("method")
-        parts.append(f"{name} {_pct(by, 'qat')} after QAT, {_pct(by, 'post_training')} after post-training "
-                     f"fake-quant (float {by.float_pct.iloc[0]:.2f} %)")
+        parts.append(
+            f"{name} {_pct(by, 'qat')} after QAT, {_pct(by, 'post_training')} after post-training "
+            f"fake-quant (float {by.float_pct.iloc[0]:.2f} %)"
+        )
     over = "1 seed" if seeds == 1 else f"median [min–max] over {seeds} seeds"
     text = f"At {low}-bit weights and 8-bit activations ({over}): {'; '.join(parts)}."
     for wb, what in ((8, "at 8/8"), (4, "at 4-bit weights")):
-        rows = table[(table.method == "qat") & (table.weight_bits == wb) & (table.activation_bits == 8)]
+        rows = table[
+            (table.method == "qat") & (table.weight_bits == wb) & (table.activation_bits == 8)
+        ]
         gaps = (100 * (rows.deployed_accuracy - rows.keras_accuracy)).abs().dropna()
         if len(gaps):
             stored = "+".join(sorted(set(rows.file_weights) - {""}))
-            text += (f" The QAT models {what}, converted to integer_only files ({stored} weights) and run on LiteRT, "
-                     f"score within {gaps.max():.2f} pp of Keras ({len(gaps)} file{'s' if len(gaps) != 1 else ''}).")
+            text += (
+                f" The QAT models {what}, converted to integer_only files ({stored} weights) and run on LiteRT, "
+                f"score within {gaps.max():.2f} pp of Keras ({len(gaps)} file{'s' if len(gaps) != 1 else ''})."
+            )
     return text
 
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import aeq, artifacts, data, models, tflite_file
+from qlab import artifacts
 from qlab.analysis import calibration, ranges
-from qlab.measure import accuracy as litert_accuracy
+from qlab.conversion import aeq
 from qlab.studies.sweep import spread
-from qlab.train import TrainConfig
+from qlab.tflite import flatbuffer
+from qlab.tflite.measure import accuracy as litert_accuracy
+from qlab.training import data, models
+from qlab.training.fit import TrainConfig
 
 NAME = "calibration-method"
 MODELS = ("digits_cnn", "mobilenet_mini")
@@ -29,14 +32,28 @@ SETTINGS = ["minmax", "percentile_99.9", "percentile_99.99", "mse", "entropy", "
 VERSION = 1
 CALIBRATION_SIZE = 100
 SPLIT_COLUMNS = ("rounding_mse", "clipping_mse", "total_mse", "clipped_fraction", "rmse/scale")
-COLUMNS = ("model", "seed", "setting", "accuracy", "float_accuracy", "layer", "tensor", "low", "high", "scale",
-           "expected_scale", "scale_rel_error", "constraint", *SPLIT_COLUMNS)
+COLUMNS = (
+    "model",
+    "seed",
+    "setting",
+    "accuracy",
+    "float_accuracy",
+    "layer",
+    "tensor",
+    "low",
+    "high",
+    "scale",
+    "expected_scale",
+    "scale_rel_error",
+    "constraint",
+    *SPLIT_COLUMNS,
+)
 """One row per (model, seed, setting, activation): LiteRT accuracy of the int8 file and of the float32
 file (0..1, test split, the same on every row of a cell); the activation's layer label ("input" for
 the model input) and tensor name; the chosen range [low, high] (real units), the scale the file
 holds and the one AEQ's rule gives for that range (`qlab.analysis.ranges.aeq_grid`) with their
 relative difference, and constraint (AEQ's rule that ties or fixes that tensor's grid instead,
-`qlab.aeq.constraints`; empty if the chosen range alone sets it); the test split's float activations on the file's grid: rounding_mse,
+`qlab.conversion.aeq.constraints`; empty if the chosen range alone sets it); the test split's float activations on the file's grid: rounding_mse,
 clipping_mse, total_mse (real units squared), clipped_fraction (0..1), rmse/scale (steps)."""
 
 
@@ -66,7 +83,7 @@ def measure(cell: dict) -> list[dict]:
         one row per activation AEQ quantizes (`COLUMNS`).
 
     Raises:
-        ValueError: an unknown model or method. qlab.aeq.AEQError: AEQ refused the model.
+        ValueError: an unknown model or method. qlab.conversion.aeq.AEQError: AEQ refused the model.
     """
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
@@ -78,25 +95,46 @@ def measure(cell: dict) -> list[dict]:
     if setting == "aeq_calibrate":
         tflite = aeq.quantize(float32, "static_wi8_ai8", calibration=images)
         held = calibration.file_ranges(tflite, keras_model)
-        tied = calibration.constrained(tflite_file.read(float32))
-        checked = held.assign(expected_scale=np.nan, scale_rel_error=np.nan, constraint=[tied.get(t, "") for t in held.tensor])[
-            ["tensor", "low", "high", "scale", "expected_scale", "scale_rel_error", "constraint"]]
+        tied = calibration.constrained(flatbuffer.read(float32))
+        checked = held.assign(
+            expected_scale=np.nan,
+            scale_rel_error=np.nan,
+            constraint=[tied.get(t, "") for t in held.tensor],
+        )[["tensor", "low", "high", "scale", "expected_scale", "scale_rel_error", "constraint"]]
     else:
         tflite, checked = calibration.method_file(float32, images, setting)
     held = calibration.file_ranges(tflite, keras_model)
     labels = dict(zip(held.tensor, held.layer))
-    splits = calibration.layer_splits(tflite, float32, dataset.x_test, keras_model).set_index("tensor")
-    base = {"model": name, "seed": seed, "setting": setting,
-            "accuracy": litert_accuracy(tflite, dataset.x_test, dataset.y_test),
-            "float_accuracy": litert_accuracy(float32, dataset.x_test, dataset.y_test)}
+    splits = calibration.layer_splits(tflite, float32, dataset.x_test, keras_model).set_index(
+        "tensor"
+    )
+    base = {
+        "model": name,
+        "seed": seed,
+        "setting": setting,
+        "accuracy": litert_accuracy(tflite, dataset.x_test, dataset.y_test),
+        "float_accuracy": litert_accuracy(float32, dataset.x_test, dataset.y_test),
+    }
     rows = []
     for _, r in checked.iterrows():
         if r.tensor not in labels:
             continue  # a range AEQ was given for a tensor it left in float
-        row = {**base, "layer": labels[r.tensor], "tensor": r.tensor,
-               **{c: float(r[c]) for c in ("low", "high", "scale", "expected_scale", "scale_rel_error")},
-               "constraint": r.constraint}
-        row.update({c: float(splits.loc[r.tensor, c]) if r.tensor in splits.index else np.nan for c in SPLIT_COLUMNS})
+        row = {
+            **base,
+            "layer": labels[r.tensor],
+            "tensor": r.tensor,
+            **{
+                c: float(r[c])
+                for c in ("low", "high", "scale", "expected_scale", "scale_rel_error")
+            },
+            "constraint": r.constraint,
+        }
+        row.update(
+            {
+                c: float(splits.loc[r.tensor, c]) if r.tensor in splits.index else np.nan
+                for c in SPLIT_COLUMNS
+            }
+        )
         rows.append(row)
     return rows
 
@@ -112,21 +150,44 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         (the largest difference between a file's scale and AEQ's rule on the chosen range, over
         the tensors no AEQ constraint ties).
     """
-    own = table[table.constraint.fillna("") == ""]  # grids the chosen range alone sets (no repeats, no fixed ones)
-    cells = own.groupby(["model", "seed", "setting"], sort=False).agg(
-        accuracy=("accuracy", "first"), clipped_fraction=("clipped_fraction", "mean"),
-        rounding_mse=("rounding_mse", "mean"), clipping_mse=("clipping_mse", "mean"),
-        scale_rel_error=("scale_rel_error", "max")).reset_index()
+    own = table[
+        table.constraint.fillna("") == ""
+    ]  # grids the chosen range alone sets (no repeats, no fixed ones)
+    cells = (
+        own.groupby(["model", "seed", "setting"], sort=False)
+        .agg(
+            accuracy=("accuracy", "first"),
+            clipped_fraction=("clipped_fraction", "mean"),
+            rounding_mse=("rounding_mse", "mean"),
+            clipping_mse=("clipping_mse", "mean"),
+            scale_rel_error=("scale_rel_error", "max"),
+        )
+        .reset_index()
+    )
     base = cells[cells.setting == "minmax"].set_index(["model", "seed"]).accuracy
     rows = []
     for (name, setting), part in cells.groupby(["model", "setting"], sort=False):
         acc = spread(100 * part.accuracy)
-        delta = spread([100 * (a - base.get((name, s), np.nan)) for a, s in zip(part.accuracy, part.seed)])
-        rows.append({"model": name, "setting": setting, "seeds": len(part), "accuracy_pct": acc[0],
-                     "accuracy_min_pct": acc[1], "accuracy_max_pct": acc[2], "delta_pp": delta[0],
-                     "delta_min_pp": delta[1], "delta_max_pp": delta[2],
-                     "clipped_fraction": part.clipped_fraction.median(), "rounding_mse": part.rounding_mse.median(),
-                     "clipping_mse": part.clipping_mse.median(), "max_scale_rel_error": part.scale_rel_error.max()})
+        delta = spread(
+            [100 * (a - base.get((name, s), np.nan)) for a, s in zip(part.accuracy, part.seed)]
+        )
+        rows.append(
+            {
+                "model": name,
+                "setting": setting,
+                "seeds": len(part),
+                "accuracy_pct": acc[0],
+                "accuracy_min_pct": acc[1],
+                "accuracy_max_pct": acc[2],
+                "delta_pp": delta[0],
+                "delta_min_pp": delta[1],
+                "delta_max_pp": delta[2],
+                "clipped_fraction": part.clipped_fraction.median(),
+                "rounding_mse": part.rounding_mse.median(),
+                "clipping_mse": part.clipping_mse.median(),
+                "max_scale_rel_error": part.scale_rel_error.max(),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -143,11 +204,22 @@ def headline(table: pd.DataFrame) -> str:
         n = int(s[s.model == name].seeds.max())
         over = f"median [min, max] over {n} seeds" if n > 1 else "one seed"
         base = s[(s.model == name) & (s.setting == "minmax")]
-        start = f"{name} (min-max {base.accuracy_pct.iloc[0]:.2f} %): " if len(base) else f"{name}: "
-        said.append(start + ", ".join(
-            f"{r.setting} {r.delta_pp:+.2f} pp" + (f" [{r.delta_min_pp:+.2f}, {r.delta_max_pp:+.2f}]" if n > 1 else "")
-            for r in part.itertuples()) + f" against min-max ({over}" + (", paired by seed)" if n > 1 else ")"))
+        start = (
+            f"{name} (min-max {base.accuracy_pct.iloc[0]:.2f} %): " if len(base) else f"{name}: "
+        )
+        said.append(
+            start
+            + ", ".join(
+                f"{r.setting} {r.delta_pp:+.2f} pp"
+                + (f" [{r.delta_min_pp:+.2f}, {r.delta_max_pp:+.2f}]" if n > 1 else "")
+                for r in part.itertuples()
+            )
+            + f" against min-max ({over}"
+            + (", paired by seed)" if n > 1 else ")")
+        )
     worst = s.max_scale_rel_error.max()
     if np.isfinite(worst):
-        said.append(f"every file holds its chosen ranges: scales within {worst:.1e} (relative) of AEQ's rule")
+        said.append(
+            f"every file holds its chosen ranges: scales within {worst:.1e} (relative) of AEQ's rule"
+        )
     return ". ".join(said) + "."

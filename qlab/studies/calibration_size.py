@@ -2,7 +2,7 @@
 activation's range against the size of the representative dataset.
 
 One float model per zoo model (trained with seed `MODEL_SEED`); the cell's seed only picks which
-images are drawn (`qlab.data.calibration`), so the spread over seeds is the spread of the draw.
+images are drawn (`qlab.training.data.calibration`), so the spread over seeds is the spread of the draw.
 Each cell converts with the converter's integer_only mode (min-max calibration) and runs the file on
 LiteRT; the activation ranges are read back from the file (`qlab.analysis.calibration.file_ranges`).
 Besides sizes drawn from the training split, "test_10" draws ten *test* images (with the seed, like
@@ -16,11 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, models
+from qlab import artifacts
 from qlab.analysis import calibration
-from qlab.measure import accuracy as litert_accuracy
 from qlab.studies.sweep import spread
-from qlab.train import TrainConfig
+from qlab.tflite.measure import accuracy as litert_accuracy
+from qlab.training import data, models
+from qlab.training.fit import TrainConfig
 
 NAME = "calibration-size"
 MODELS = ("digits_cnn", "mobilenet_mini")
@@ -35,7 +36,20 @@ FIXED_OUTPUT = ("SOFTMAX", "LOGISTIC", "TANH")
 (tensorflow/lite/kernels/activations.cc)."""
 TOLERANCE_PP = 0.2
 """How close to full calibration's accuracy (percentage points) counts as enough."""
-COLUMNS = ("model", "seed", "setting", "size", "split", "accuracy", "layer", "op", "tensor", "low", "high", "scale")
+COLUMNS = (
+    "model",
+    "seed",
+    "setting",
+    "size",
+    "split",
+    "accuracy",
+    "layer",
+    "op",
+    "tensor",
+    "low",
+    "high",
+    "scale",
+)
 """The tidy table: one row per (model, seed, setting, activation): the number of images and the
 split they come from, the file's LiteRT accuracy (0..1, test split; the same on every row of a
 cell), the activation's layer label, the op that writes it ("INPUT" for the model input) and tensor name, and the real range [low, high] and scale
@@ -57,11 +71,15 @@ def size_of(setting, train_size: int) -> tuple[int, str]:
     if setting == "test_10":
         return 10, "test"
     if isinstance(setting, bool) or not isinstance(setting, (int, np.integer)) or setting < 1:
-        raise ValueError(f"a calibration-size setting is a whole number of images from 1, 'all' or 'test_10'; "
-                         f"got {setting!r}")
+        raise ValueError(
+            f"a calibration-size setting is a whole number of images from 1, 'all' or 'test_10'; "
+            f"got {setting!r}"
+        )
     if setting > train_size:
-        raise ValueError(f"calibration size {setting} is larger than the training split ({train_size} images); "
-                         f"give at most {train_size}, or 'all'")
+        raise ValueError(
+            f"calibration size {setting} is larger than the training split ({train_size} images); "
+            f"give at most {train_size}, or 'all'"
+        )
     return int(setting), "train"
 
 
@@ -107,20 +125,36 @@ def measure(cell: dict) -> list[dict]:
     dataset = data.load(config.dataset)
     size, split = size_of(setting, len(dataset.x_train))
     pool = dataset.x_test if split == "test" else dataset.x_train
-    images = data.calibration(pool, size, seed) if size < len(pool) else np.asarray(pool, np.float32)
+    images = (
+        data.calibration(pool, size, seed) if size < len(pool) else np.asarray(pool, np.float32)
+    )
     keras_model = artifacts.trained(config, dataset, progress=False)
     tflite = artifacts.quantized(config, MODE, images, dataset, progress=False)
     accuracy = litert_accuracy(tflite, dataset.x_test, dataset.y_test)
     ranges = calibration.file_ranges(tflite, keras_model)
-    base = {"model": name, "seed": seed, "setting": setting, "size": size, "split": split, "accuracy": accuracy}
-    return [{**base, **{c: r[c] for c in ("layer", "op", "tensor", "low", "high", "scale")}} for _, r in ranges.iterrows()]
+    base = {
+        "model": name,
+        "seed": seed,
+        "setting": setting,
+        "size": size,
+        "split": split,
+        "accuracy": accuracy,
+    }
+    return [
+        {**base, **{c: r[c] for c in ("layer", "op", "tensor", "low", "high", "scale")}}
+        for _, r in ranges.iterrows()
+    ]
 
 
 def _cells(table: pd.DataFrame) -> pd.DataFrame:
     """One row per cell (accuracy), with its delta against full calibration of the same model."""
-    cells = table.drop_duplicates(["model", "seed", "setting"])[["model", "seed", "setting", "size", "split", "accuracy"]]
+    cells = table.drop_duplicates(["model", "seed", "setting"])[
+        ["model", "seed", "setting", "size", "split", "accuracy"]
+    ]
     full = cells[cells.setting == "all"].groupby("model").accuracy.median()
-    cells = cells.assign(delta_pp=[100 * (a - full.get(m, np.nan)) for m, a in zip(cells.model, cells.accuracy)])
+    cells = cells.assign(
+        delta_pp=[100 * (a - full.get(m, np.nan)) for m, a in zip(cells.model, cells.accuracy)]
+    )
     return cells
 
 
@@ -129,11 +163,18 @@ def _range_ratio(table: pd.DataFrame) -> pd.DataFrame:
     calibration's (outputs whose grid the op fixes, such as softmax's, left out)."""
     if "op" in table:
         table = table[~table.op.isin(FIXED_OUTPUT)]
-    full = table[table.setting == "all"].groupby(["model", "tensor"]).apply(
-        lambda p: float((p.high - p.low).median()), include_groups=False)
+    full = (
+        table[table.setting == "all"]
+        .groupby(["model", "tensor"])
+        .apply(lambda p: float((p.high - p.low).median()), include_groups=False)
+    )
     width = table.high - table.low
     ratio = [w / full.get((m, t), np.nan) for w, m, t in zip(width, table.model, table.tensor)]
-    return table.assign(range_ratio=ratio).groupby(["model", "seed", "setting"], sort=False).range_ratio.median()
+    return (
+        table.assign(range_ratio=ratio)
+        .groupby(["model", "seed", "setting"], sort=False)
+        .range_ratio.median()
+    )
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -152,10 +193,22 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         acc, lo, hi = spread(100 * part.accuracy)
         delta, dlo, dhi = spread(part.delta_pp)
         ratios = [ratio.get((name, s, setting), np.nan) for s in part.seed]
-        rows.append({"model": name, "setting": setting, "size": int(part["size"].iloc[0]), "split": part.split.iloc[0],
-                     "seeds": len(part), "accuracy_pct": acc, "accuracy_min_pct": lo, "accuracy_max_pct": hi,
-                     "delta_pp": delta, "delta_min_pp": dlo, "delta_max_pp": dhi,
-                     "range_ratio": spread(ratios)[0]})
+        rows.append(
+            {
+                "model": name,
+                "setting": setting,
+                "size": int(part["size"].iloc[0]),
+                "split": part.split.iloc[0],
+                "seeds": len(part),
+                "accuracy_pct": acc,
+                "accuracy_min_pct": lo,
+                "accuracy_max_pct": hi,
+                "delta_pp": delta,
+                "delta_min_pp": dlo,
+                "delta_max_pp": dhi,
+                "range_ratio": spread(ratios)[0],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -188,16 +241,22 @@ def headline(table: pd.DataFrame) -> str:
     for name in dict.fromkeys(s.model):
         row = enough(s, name)
         if row is None:
-            said.append(f"{name}: no size measured here is within {TOLERANCE_PP} pp of full calibration "
-                        "(or full calibration was not measured)")
+            said.append(
+                f"{name}: no size measured here is within {TOLERANCE_PP} pp of full calibration "
+                "(or full calibration was not measured)"
+            )
             continue
-        text = (f"{name}: {int(row['size'])} image(s) reach full calibration's accuracy within {TOLERANCE_PP} pp "
-                f"(median {row.delta_pp:+.2f} pp, [{row.delta_min_pp:+.2f}, {row.delta_max_pp:+.2f}] over "
-                f"{int(row.seeds)} draws)")
+        text = (
+            f"{name}: {int(row['size'])} image(s) reach full calibration's accuracy within {TOLERANCE_PP} pp "
+            f"(median {row.delta_pp:+.2f} pp, [{row.delta_min_pp:+.2f}, {row.delta_max_pp:+.2f}] over "
+            f"{int(row.seeds)} draws)"
+        )
         by = s[s.model == name].set_index("setting")
         if "test_10" in by.index and 10 in by.index:
             t, r = by.loc["test_10"], by.loc[10]
-            text += (f"; ten test images give {t.accuracy_pct:.2f} % [{t.accuracy_min_pct:.2f}–{t.accuracy_max_pct:.2f}]"
-                     f", ten training images {r.accuracy_pct:.2f} % [{r.accuracy_min_pct:.2f}–{r.accuracy_max_pct:.2f}]")
+            text += (
+                f"; ten test images give {t.accuracy_pct:.2f} % [{t.accuracy_min_pct:.2f}–{t.accuracy_max_pct:.2f}]"
+                f", ten training images {r.accuracy_pct:.2f} % [{r.accuracy_min_pct:.2f}–{r.accuracy_max_pct:.2f}]"
+            )
         said.append(text)
     return ". ".join(said) + "."

@@ -10,7 +10,9 @@ import threading
 
 CONNECT_TIMEOUT = 5
 """Seconds the scheduler gets to answer."""
-ADDRESS = re.compile(r"^(((tcp|tls|ws|wss|ucx)://)?(\[[0-9a-fA-F:]+\]|[^:/\s\[\]]+):\d{1,5}|inproc://\S+)$")
+ADDRESS = re.compile(
+    r"^(((tcp|tls|ws|wss|ucx)://)?(\[[0-9a-fA-F:]+\]|[^:/\s\[\]]+):\d{1,5}|inproc://\S+)$"
+)
 """What a scheduler address looks like: [tcp|tls|ws|wss|ucx://]HOST:PORT (dask's default protocol is
 tcp), or inproc://... (a cluster in this process)."""
 START = "start one with `dask scheduler` and workers with `dask worker {address} --nthreads 1`"
@@ -28,8 +30,10 @@ def connect(scheduler: str):
             how to start one.
     """
     if not isinstance(scheduler, str) or not ADDRESS.match(scheduler):
-        raise ValueError(f"{scheduler!r} is not a dask scheduler address: give tcp://HOST:PORT (e.g. "
-                         f"tcp://127.0.0.1:8786), the address `dask scheduler` prints; or {START.format(address='ADDRESS')}")
+        raise ValueError(
+            f"{scheduler!r} is not a dask scheduler address: give tcp://HOST:PORT (e.g. "
+            f"tcp://127.0.0.1:8786), the address `dask scheduler` prints; or {START.format(address='ADDRESS')}"
+        )
     from distributed import Client
 
     outcome: dict = {}
@@ -40,12 +44,22 @@ def connect(scheduler: str):
         except BaseException as exc:  # any failure of dask's, reported to the caller below
             outcome["error"] = exc
 
-    thread = threading.Thread(target=attempt, daemon=True)  # a handshake that never ends must not hold the exit
+    thread = threading.Thread(
+        target=attempt, daemon=True
+    )  # a handshake that never ends must not hold the exit
     thread.start()
     thread.join(CONNECT_TIMEOUT + 2)
     if "client" in outcome:
         return outcome["client"]
-    reason = f"{type(outcome['error']).__name__}: {outcome['error']}" if "error" in outcome else "no answer"
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)  # the half-open client's noise when it is dropped
-    raise ValueError(f"could not reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s "
-                     f"({' '.join(reason.split())[:200]}); check the address, or {START.format(address=scheduler)}")
+    reason = (
+        f"{type(outcome['error']).__name__}: {outcome['error']}"
+        if "error" in outcome
+        else "no answer"
+    )
+    logging.getLogger("distributed").setLevel(
+        logging.CRITICAL
+    )  # the half-open client's noise when it is dropped
+    raise ValueError(
+        f"could not reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s "
+        f"({' '.join(reason.split())[:200]}); check the address, or {START.format(address=scheduler)}"
+    )

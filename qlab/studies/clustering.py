@@ -1,5 +1,5 @@
 """Clustering with quantization: a trained float model's kernels clustered to each cluster count
-(`qlab.clustering.cluster`), deployed in float32 and int8, then fine-tuned with cluster-preserving
+(`qlab.training.clustering.cluster`), deployed in float32 and int8, then fine-tuned with cluster-preserving
 QAT (CQAT) and deployed in int8. What each stage keeps is read from the models and the files.
 
 A cell is (model, seed, clusters). Its stages: `float` (the trained model), `clustered`
@@ -8,7 +8,7 @@ notebook 10 runs by hand, is left out of the study to keep five seeds within min
 a `qat` stage too). The rows are `qlab.studies.pruning`'s
 (one per stage, file and layer; file `keras` is the model's own kernels, before int8 rounding),
 with one more column, `centroids_per`: for `cqat` kernels, whether tfmot's CQAT kept one set of
-centroids per output channel or one per kernel (`qlab.clustering.centroids_per`).
+centroids per output channel or one per kernel (`qlab.training.clustering.centroids_per`).
 
 How values are counted (`unique`, `unique_per_channel`): distinct floats in a Keras kernel or a
 float32 file; distinct int8 integers in an int8 file. One weight scale per output channel puts one
@@ -26,9 +26,9 @@ import numbers
 
 import pandas as pd
 
-from qlab import clustering, models
 from qlab.studies import pruning as study
 from qlab.studies.pruning import ALL, Stage, deploy, prepare, summary  # noqa: F401  (the contract's prepare, summary)
+from qlab.training import clustering, models
 
 NAME = "clustering"
 MODELS = ("digits_cnn",)
@@ -47,7 +47,9 @@ def check(names, settings) -> None:
     """
     for setting in settings:
         if isinstance(setting, bool) or not isinstance(setting, numbers.Integral) or setting < 2:
-            raise ValueError(f"clustering settings are cluster counts, whole numbers of 2 or more; got {setting!r}")
+            raise ValueError(
+                f"clustering settings are cluster counts, whole numbers of 2 or more; got {setting!r}"
+            )
     for name in names:
         model = models.build(name)
         clustering.check_clusterable(model)
@@ -68,9 +70,14 @@ def stages(cell: dict) -> dict[str, Stage]:
     _, dataset, calibration = study.inputs(cell["model"], cell["seed"])
     base = prepare(cell["model"], cell["seed"])
     clustered = clustering.cluster(base.model, dataset, cell["setting"], seed=cell["seed"])
-    preserving = clustering.cluster_preserving_qat(clustered, dataset, cell["setting"], seed=cell["seed"])
-    return {"float": base, "clustered": Stage(clustered, deploy(clustered, calibration)),
-            "cqat": Stage(preserving, deploy(preserving, calibration, float32=False))}
+    preserving = clustering.cluster_preserving_qat(
+        clustered, dataset, cell["setting"], seed=cell["seed"]
+    )
+    return {
+        "float": base,
+        "clustered": Stage(clustered, deploy(clustered, calibration)),
+        "cqat": Stage(preserving, deploy(preserving, calibration, float32=False)),
+    }
 
 
 def rows(cell: dict, found: dict[str, Stage]) -> list[dict]:
@@ -81,8 +88,15 @@ def rows(cell: dict, found: dict[str, Stage]) -> list[dict]:
         `cqat` stage's `keras` rows, else "").
     """
     per = clustering.centroids_per(found["cqat"].model) if "cqat" in found else {}
-    return [{**row, "centroids_per": per.get(row["layer"], "") if (row["stage"], row["file"]) == ("cqat", "keras")
-             else ""} for row in study.rows(cell, found)]
+    return [
+        {
+            **row,
+            "centroids_per": per.get(row["layer"], "")
+            if (row["stage"], row["file"]) == ("cqat", "keras")
+            else "",
+        }
+        for row in study.rows(cell, found)
+    ]
 
 
 def measure(cell: dict) -> list[dict]:
@@ -101,8 +115,19 @@ def per_layer(table: pd.DataFrame, value: str = "unique") -> pd.DataFrame:
     Returns:
         as `qlab.studies.pruning.per_layer`.
     """
-    return study.per_layer(table, value, (("float", "keras"), ("clustered", "keras"), ("clustered", "float32"),
-                                          ("clustered", "int8"), ("qat", "int8"), ("cqat", "keras"), ("cqat", "int8")))
+    return study.per_layer(
+        table,
+        value,
+        (
+            ("float", "keras"),
+            ("clustered", "keras"),
+            ("clustered", "float32"),
+            ("clustered", "int8"),
+            ("qat", "int8"),
+            ("cqat", "keras"),
+            ("cqat", "int8"),
+        ),
+    )
 
 
 def oracle(table: pd.DataFrame) -> pd.DataFrame:
@@ -121,10 +146,20 @@ def oracle(table: pd.DataFrame) -> pd.DataFrame:
     keys = ["model", "setting", "seed", "layer"]
     result = keras[keys + ["centroids_per", "unique", "unique_per_channel"]].merge(
         int8[keys + ["unique", "unique_per_channel", "scales"]].rename(
-            columns={"unique": "int8_unique", "unique_per_channel": "int8_unique_per_channel",
-                     "scales": "int8_scales"}), on=keys, how="left")
-    result.insert(len(keys) + 3, "counted", result.unique_per_channel.where(result.centroids_per == "channel",
-                                                                            result.unique))
+            columns={
+                "unique": "int8_unique",
+                "unique_per_channel": "int8_unique_per_channel",
+                "scales": "int8_scales",
+            }
+        ),
+        on=keys,
+        how="left",
+    )
+    result.insert(
+        len(keys) + 3,
+        "counted",
+        result.unique_per_channel.where(result.centroids_per == "channel", result.unique),
+    )
     result.insert(len(keys) + 4, "holds", result.counted <= result.setting)
     return result
 
@@ -142,11 +177,18 @@ def headline(table: pd.DataFrame) -> str:
         low = part[part.setting == part.setting.min()]
         k = int(low.setting.iloc[0])
         whole = low[(low.layer == ALL) & (low.file == "int8")]
-        get = lambda stage, column: whole[whole.stage == stage].sort_values("seed")[column].to_numpy()  # noqa: E731
+
+        def get(stage, column, whole=whole):
+            return whole[whole.stage == stage].sort_values("seed")[column].to_numpy()
+
         held = oracle(low)
         per_channel = held[held.centroids_per == "channel"]
-        channels = (f"{len(per_channel)} of them per output channel, up to {int(per_channel.unique.max())} values in "
-                    "all" if len(per_channel) else "every one per kernel")
+        channels = (
+            f"{len(per_channel)} of them per output channel, up to {int(per_channel.unique.max())} values in "
+            "all"
+            if len(per_channel)
+            else "every one per kernel"
+        )
         sentences.append(
             f"{name} clustered to {k} ({low.seed.nunique()} seeds): its int8 file gzips to "
             f"{study.spread_text(get('clustered', 'gzip_bytes'), 1 / 1024)} KB, "
@@ -157,5 +199,6 @@ def headline(table: pd.DataFrame) -> str:
             f"CQAT kept at most {k} values per clustering unit in {int(held.holds.sum())} of {len(held)} layer kernels "
             f"({channels}), and its int8 file holds "
             f"{int(held.int8_unique.min())}–{int(held.int8_unique.max())} distinct int8 values per layer, at most "
-            f"{int(held.int8_unique_per_channel.max())} in any one channel.")
+            f"{int(held.int8_unique_per_channel.max())} in any one channel."
+        )
     return " ".join(sentences)

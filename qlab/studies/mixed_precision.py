@@ -11,13 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, models
+from qlab import artifacts
 from qlab.analysis import precision
-from qlab.converter import ConversionError
-from qlab.measure import accuracy as litert_accuracy
+from qlab.conversion.converter import ConversionError
 from qlab.studies import sensitivity
 from qlab.studies.sweep import spread
-from qlab.train import TrainConfig
+from qlab.tflite.measure import accuracy as litert_accuracy
+from qlab.training import data, models
+from qlab.training.fit import TrainConfig
 
 NAME = "mixed-precision"
 MODELS = ("digits_cnn", "mobilenet_mini")
@@ -29,8 +30,22 @@ VERSION = 1
 TOLERANCE_PP = 0.1
 UNIFORM = {"all_int8": "int8", "all_int16": "int16"}
 CONVERTER = ("dynamic_range", "float16", "full_integer", "int16x8")
-COLUMNS = ("model", "seed", "setting", "kind", "config", "accuracy", "float_accuracy", "size_bytes", "output_mse",
-           "step", "chosen", "pareto", "cheapest", "note")
+COLUMNS = (
+    "model",
+    "seed",
+    "setting",
+    "kind",
+    "config",
+    "accuracy",
+    "float_accuracy",
+    "size_bytes",
+    "output_mse",
+    "step",
+    "chosen",
+    "pareto",
+    "cheapest",
+    "note",
+)
 """One row per configuration of a (model, seed): kind ("search": tried by the search; "uniform": all
 ops at one precision, config all_int8 / all_int16 / float32; "converter": the converter's mode named
 in config), config (JSON {layer: precision} of the ops not int8, for search rows), accuracy (0..1,
@@ -50,7 +65,9 @@ def check(names, settings) -> None:
         models.get(name)
     for setting in settings:
         if setting not in SETTINGS:
-            raise ValueError(f"unknown setting {setting!r} for the mixed-precision study; valid: {', '.join(SETTINGS)}")
+            raise ValueError(
+                f"unknown setting {setting!r} for the mixed-precision study; valid: {', '.join(SETTINGS)}"
+            )
 
 
 def prepare(model: str, seed: int) -> None:
@@ -65,7 +82,7 @@ def measure(cell: dict) -> list[dict]:
         one row per configuration (`COLUMNS`).
 
     Raises:
-        ValueError: an unknown model or setting. qlab.aeq.AEQError: AEQ refused a file.
+        ValueError: an unknown model or setting. qlab.conversion.aeq.AEQError: AEQ refused a file.
     """
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
@@ -73,7 +90,9 @@ def measure(cell: dict) -> list[dict]:
     float_point = ev.float_point()
     points = [p | {"kind": "search"} for p in precision.search(ev)]
     for label, level in UNIFORM.items():
-        points.append(ev.evaluate({layer: level for layer in ev.layers}) | {"kind": "uniform", "config": label})
+        points.append(
+            ev.evaluate(dict.fromkeys(ev.layers, level)) | {"kind": "uniform", "config": label}
+        )
     points.append(float_point | {"kind": "uniform"})
     config = TrainConfig(model=name, seed=seed)
     dataset = data.load(config.dataset)
@@ -83,18 +102,50 @@ def measure(cell: dict) -> list[dict]:
         try:
             tflite = artifacts.quantized(config, mode, images, dataset, progress=False)
         except (ConversionError, ValueError) as exc:
-            refused.append({"kind": "converter", "config": mode, "accuracy": np.nan, "size_bytes": np.nan,
-                            "output_mse": np.nan, "note": f"not computed, because the converter refused: "
-                                                          f"{' '.join(str(exc).split())}"})
+            refused.append(
+                {
+                    "kind": "converter",
+                    "config": mode,
+                    "accuracy": np.nan,
+                    "size_bytes": np.nan,
+                    "output_mse": np.nan,
+                    "note": f"not computed, because the converter refused: "
+                    f"{' '.join(str(exc).split())}",
+                }
+            )
             continue
-        points.append({"kind": "converter", "config": mode, "accuracy": litert_accuracy(tflite, ev.x, ev.y),
-                       "size_bytes": len(tflite), "output_mse": np.nan})
-    best = precision.cheapest([p for p in points if p["kind"] != "converter"], float_point["accuracy"], TOLERANCE_PP)
+        points.append(
+            {
+                "kind": "converter",
+                "config": mode,
+                "accuracy": litert_accuracy(tflite, ev.x, ev.y),
+                "size_bytes": len(tflite),
+                "output_mse": np.nan,
+            }
+        )
+    best = precision.cheapest(
+        [p for p in points if p["kind"] != "converter"], float_point["accuracy"], TOLERANCE_PP
+    )
     front = precision.pareto(points) + [False] * len(refused)
-    return [{"model": name, "seed": seed, "setting": setting, "kind": p["kind"], "config": p["config"],
-             "accuracy": p["accuracy"], "float_accuracy": float_point["accuracy"], "size_bytes": p["size_bytes"],
-             "output_mse": p["output_mse"], "step": p.get("step", np.nan), "chosen": bool(p.get("chosen", False)),
-             "pareto": on, "cheapest": p is best, "note": p.get("note", "")} for p, on in zip(points + refused, front)]
+    return [
+        {
+            "model": name,
+            "seed": seed,
+            "setting": setting,
+            "kind": p["kind"],
+            "config": p["config"],
+            "accuracy": p["accuracy"],
+            "float_accuracy": float_point["accuracy"],
+            "size_bytes": p["size_bytes"],
+            "output_mse": p["output_mse"],
+            "step": p.get("step", np.nan),
+            "chosen": bool(p.get("chosen", False)),
+            "pareto": on,
+            "cheapest": p is best,
+            "note": p.get("note", ""),
+        }
+        for p, on in zip(points + refused, front)
+    ]
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -110,23 +161,42 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     for (name, setting, seed), part in table.groupby(["model", "setting", "seed"], sort=False):
         uniform = part[part.kind == "uniform"].set_index("config").size_bytes
         best = part[part.cheapest]
-        row = {"model": name, "setting": setting, "seed": seed, "tried": int((part.kind == "search").sum())}
+        row = {
+            "model": name,
+            "setting": setting,
+            "seed": seed,
+            "tried": int((part.kind == "search").sum()),
+        }
         if len(best):
             b = best.iloc[0]
-            row.update(config=b.config, accuracy_pct=100 * b.accuracy, float_accuracy_pct=100 * b.float_accuracy,
-                       size_bytes=b.size_bytes, size_x_int8=b.size_bytes / uniform.get("all_int8", np.nan),
-                       size_x_float=b.size_bytes / uniform.get("float32", np.nan))
+            row.update(
+                config=b.config,
+                accuracy_pct=100 * b.accuracy,
+                float_accuracy_pct=100 * b.float_accuracy,
+                size_bytes=b.size_bytes,
+                size_x_int8=b.size_bytes / uniform.get("all_int8", np.nan),
+                size_x_float=b.size_bytes / uniform.get("float32", np.nan),
+            )
         rows.append(row)
     out = pd.DataFrame(rows)
     for name, setting in dict.fromkeys(zip(out.model, out.setting)) if len(out) else []:
         part = out[(out.model == name) & (out.setting == setting)]
         x = spread(part.get("size_x_int8", pd.Series(dtype=float)))
-        rows.append({"model": name, "setting": setting, "seed": "all seeds", "tried": int(part.tried.median()),
-                     "accuracy_pct": spread(part.get("accuracy_pct", []))[0],
-                     "float_accuracy_pct": spread(part.get("float_accuracy_pct", []))[0],
-                     "size_bytes": spread(part.get("size_bytes", []))[0], "size_x_int8": x[0],
-                     "size_x_int8_min": x[1], "size_x_int8_max": x[2],
-                     "size_x_float": spread(part.get("size_x_float", []))[0]})
+        rows.append(
+            {
+                "model": name,
+                "setting": setting,
+                "seed": "all seeds",
+                "tried": int(part.tried.median()),
+                "accuracy_pct": spread(part.get("accuracy_pct", []))[0],
+                "float_accuracy_pct": spread(part.get("float_accuracy_pct", []))[0],
+                "size_bytes": spread(part.get("size_bytes", []))[0],
+                "size_x_int8": x[0],
+                "size_x_int8_min": x[1],
+                "size_x_int8_max": x[2],
+                "size_x_float": spread(part.get("size_x_float", []))[0],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -143,9 +213,11 @@ def headline(table: pd.DataFrame) -> str:
         configs = per_seed.config.value_counts() if "config" in per_seed else pd.Series(dtype=int)
         common = configs.index[0] if len(configs) else "none"
         common = "every op int8" if common == "{}" else common
-        said.append(f"{r.model}, {r.setting} ranges: the cheapest configuration within {TOLERANCE_PP} pp of float is "
-                    f"{r.size_x_int8:.2f}x "
-                    f"all-int8's size [{r.size_x_int8_min:.2f}–{r.size_x_int8_max:.2f}] over {len(per_seed)} seeds; "
-                    f"most often {common} (ops not listed stay int8; {configs.iloc[0] if len(configs) else 0} "
-                    f"of {len(per_seed)} seeds)")
+        said.append(
+            f"{r.model}, {r.setting} ranges: the cheapest configuration within {TOLERANCE_PP} pp of float is "
+            f"{r.size_x_int8:.2f}x "
+            f"all-int8's size [{r.size_x_int8_min:.2f}–{r.size_x_int8_max:.2f}] over {len(per_seed)} seeds; "
+            f"most often {common} (ops not listed stay int8; {configs.iloc[0] if len(configs) else 0} "
+            f"of {len(per_seed)} seeds)"
+        )
     return ". ".join(said) + "."

@@ -1,5 +1,5 @@
 """Pruning with quantization: a trained float model pruned by magnitude to each target sparsity
-(`qlab.pruning.prune`), deployed in float32 and int8, then fine-tuned with QAT two ways, plain and
+(`qlab.training.pruning.prune`), deployed in float32 and int8, then fine-tuned with QAT two ways, plain and
 pruning-preserving (PQAT), and deployed in int8. What each stage keeps is read from the files.
 
 A cell is (model, seed, target sparsity). Its stages: `float` (the trained model, unpruned),
@@ -19,11 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, models, pruning, quantize
+from qlab import artifacts
 from qlab.analysis import weights
-from qlab.measure import accuracy
+from qlab.conversion import to_tflite
 from qlab.perf import sizes
-from qlab.train import TrainConfig
+from qlab.tflite.measure import accuracy
+from qlab.training import data, models, pruning
+from qlab.training.fit import TrainConfig
 
 NAME = "pruning"
 MODELS = ("digits_cnn",)
@@ -34,8 +36,25 @@ INT8 = "integer_only"
 """The converter mode of every int8 file (int8 weights, activations and I/O)."""
 ALL = "(all)"
 """The `layer` of a file's whole-model row (sparsity over all its weights, accuracy, sizes)."""
-COLUMNS = ("model", "seed", "setting", "stage", "file", "layer", "op", "type", "weights", "sparsity", "unique",
-           "unique_per_channel", "channels", "scales", "accuracy", "size_bytes", "gzip_bytes")
+COLUMNS = (
+    "model",
+    "seed",
+    "setting",
+    "stage",
+    "file",
+    "layer",
+    "op",
+    "type",
+    "weights",
+    "sparsity",
+    "unique",
+    "unique_per_channel",
+    "channels",
+    "scales",
+    "accuracy",
+    "size_bytes",
+    "gzip_bytes",
+)
 ORACLE_PP = 1.0
 """PQAT keeps each layer's int8 sparsity within this many percentage points of the pruned model's."""
 
@@ -54,7 +73,7 @@ class Stage:
 
 
 def check(names, settings) -> None:
-    """Refuse sparsities outside [0, 1), sparsities below `qlab.pruning.MIN_SPARSITY` (too few zeros
+    """Refuse sparsities outside [0, 1), sparsities below `qlab.training.pruning.MIN_SPARSITY` (too few zeros
     for the PQAT stage, which needs a pruned model), and models tfmot cannot prune (an LSTM, by name).
 
     Raises:
@@ -65,7 +84,8 @@ def check(names, settings) -> None:
             raise ValueError(
                 f"the pruning study's lowest sparsity is {pruning.MIN_SPARSITY:g}: got {setting!r}, which leaves too "
                 f"few zeros for its pruning-preserving QAT stage (PQAT keeps the zeros of a model pruned to at least "
-                f"{100 * pruning.MIN_SPARSITY:g} % in some kernel); pass settings of {pruning.MIN_SPARSITY:g} or more")
+                f"{100 * pruning.MIN_SPARSITY:g} % in some kernel); pass settings of {pruning.MIN_SPARSITY:g} or more"
+            )
     for name in names:
         pruning.check_prunable(models.build(name))
 
@@ -91,8 +111,13 @@ def prepare(name: str, seed: int) -> Stage:
     """
     config, dataset, calibration = inputs(name, seed)
     model = artifacts.trained(config, dataset, progress=False)
-    return Stage(model, {"float32": artifacts.quantized(config, "float32", calibration, dataset, progress=False),
-                         "int8": artifacts.quantized(config, INT8, calibration, dataset, progress=False)})
+    return Stage(
+        model,
+        {
+            "float32": artifacts.quantized(config, "float32", calibration, dataset, progress=False),
+            "int8": artifacts.quantized(config, INT8, calibration, dataset, progress=False),
+        },
+    )
 
 
 def deploy(model, calibration, float32: bool = True) -> dict:
@@ -102,11 +127,11 @@ def deploy(model, calibration, float32: bool = True) -> dict:
         {"float32": bytes, "int8": bytes} (or only "int8").
 
     Raises:
-        ValueError, ConversionError: as `qlab.quantize.quantize` (e.g. a model still wrapped for
+        ValueError, ConversionError: as `qlab.conversion.to_tflite.quantize` (e.g. a model still wrapped for
             pruning or clustering).
     """
-    files = {"float32": quantize.quantize(model, "float32")} if float32 else {}
-    files["int8"] = quantize.quantize(model, INT8, calibration)
+    files = {"float32": to_tflite.quantize(model, "float32")} if float32 else {}
+    files["int8"] = to_tflite.quantize(model, INT8, calibration)
     return files
 
 
@@ -125,21 +150,30 @@ def stages(cell: dict) -> dict[str, Stage]:
     pruned = pruning.prune(base.model, dataset, cell["setting"], seed=cell["seed"])
     found = {"float": base, "pruned": Stage(pruned, deploy(pruned, calibration))}
     for stage, preserve in (("qat", False), ("pqat", True)):
-        trained = pruning.quantize_aware(pruned, dataset, preserve_sparsity=preserve, seed=cell["seed"])
+        trained = pruning.quantize_aware(
+            pruned, dataset, preserve_sparsity=preserve, seed=cell["seed"]
+        )
         found[stage] = Stage(trained, deploy(trained, calibration, float32=False))
     return found
 
 
 def keras_rows(model) -> list[dict]:
-    """One row per kernel of a Keras model (`qlab.pruning.kernels`): its values before any rounding.
+    """One row per kernel of a Keras model (`qlab.training.pruning.kernels`): its values before any rounding.
 
     Returns:
         dicts with layer, weights, sparsity, unique, unique_per_channel, channels (the last axis).
     """
-    return [{"layer": name, "weights": int(k.size), "sparsity": float(np.mean(k == 0)),
-             "unique": int(len(np.unique(k))), "channels": int(k.shape[-1]),
-             "unique_per_channel": int(max(len(np.unique(k[..., c])) for c in range(k.shape[-1])))}
-            for name, k in pruning.kernels(model).items()]
+    return [
+        {
+            "layer": name,
+            "weights": int(k.size),
+            "sparsity": float(np.mean(k == 0)),
+            "unique": int(len(np.unique(k))),
+            "channels": int(k.shape[-1]),
+            "unique_per_channel": int(max(len(np.unique(k[..., c])) for c in range(k.shape[-1]))),
+        }
+        for name, k in pruning.kernels(model).items()
+    ]
 
 
 def file_rows(tflite: bytes, model, dataset) -> list[dict]:
@@ -150,11 +184,22 @@ def file_rows(tflite: bytes, model, dataset) -> list[dict]:
         dicts with the columns of `COLUMNS` after `file`.
     """
     table = weights.weight_table(tflite, model)
-    whole = {"accuracy": accuracy(tflite, dataset.x_test, dataset.y_test), "size_bytes": len(tflite),
-             "gzip_bytes": sizes.gzip_bytes(tflite)}
+    whole = {
+        "accuracy": accuracy(tflite, dataset.x_test, dataset.y_test),
+        "size_bytes": len(tflite),
+        "gzip_bytes": sizes.gzip_bytes(tflite),
+    }
     rows = [{**row, **whole} for row in table.to_dict("records")]
-    rows.append({"layer": ALL, "op": "", "type": table.type.iloc[0] if len(table) else "",
-                 "weights": int(table.weights.sum()), "sparsity": weights.total_sparsity(table), **whole})
+    rows.append(
+        {
+            "layer": ALL,
+            "op": "",
+            "type": table.type.iloc[0] if len(table) else "",
+            "weights": int(table.weights.sum()),
+            "sparsity": weights.total_sparsity(table),
+            **whole,
+        }
+    )
     return rows
 
 
@@ -169,12 +214,22 @@ def rows(cell: dict, found: dict[str, Stage]) -> list[dict]:
     found_rows = []
     for stage, part in found.items():
         per_file = [("keras", row) for row in keras_rows(part.model)]
-        per_file += [(kind, row) for kind, tflite in part.files.items()
-                     for row in file_rows(tflite, part.model, dataset)]
+        per_file += [
+            (kind, row)
+            for kind, tflite in part.files.items()
+            for row in file_rows(tflite, part.model, dataset)
+        ]
         for kind, row in per_file:
-            found_rows.append({column: row.get(column, np.nan) for column in COLUMNS}
-                              | {"model": cell["model"], "seed": cell["seed"], "setting": cell["setting"],
-                                 "stage": stage, "file": kind})
+            found_rows.append(
+                {column: row.get(column, np.nan) for column in COLUMNS}
+                | {
+                    "model": cell["model"],
+                    "seed": cell["seed"],
+                    "setting": cell["setting"],
+                    "stage": stage,
+                    "file": kind,
+                }
+            )
     return found_rows
 
 
@@ -196,22 +251,44 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         counts as nullable Int64 where whole).
     """
     keys = ["model", "setting", "stage", "file", "layer"]
-    values = [c for c in ("sparsity", "unique", "unique_per_channel", "accuracy", "size_bytes", "gzip_bytes")
-              if c in table]
+    values = [
+        c
+        for c in (
+            "sparsity",
+            "unique",
+            "unique_per_channel",
+            "accuracy",
+            "size_bytes",
+            "gzip_bytes",
+        )
+        if c in table
+    ]
     grouped = table.groupby(keys, sort=False)[values]
     result = grouped.median()
     for suffix, how in (("_min", grouped.min()), ("_max", grouped.max())):
         result = result.join(how.add_suffix(suffix))
     for column in [c for c in result if c.startswith(("size_bytes", "gzip_bytes"))]:
-        if (result[column].dropna() % 1 == 0).all():  # byte counts as integers (a median of two may be x.5)
+        if (
+            result[column].dropna() % 1 == 0
+        ).all():  # byte counts as integers (a median of two may be x.5)
             result[column] = result[column].astype("Int64")
     result.insert(0, "seeds", table.groupby(keys, sort=False).seed.nunique())
     return result.reset_index()
 
 
-def per_layer(table: pd.DataFrame, value: str = "sparsity",
-              columns=(("pruned", "keras"), ("pruned", "float32"), ("pruned", "int8"), ("qat", "keras"),
-                       ("qat", "int8"), ("pqat", "keras"), ("pqat", "int8"))) -> pd.DataFrame:
+def per_layer(
+    table: pd.DataFrame,
+    value: str = "sparsity",
+    columns=(
+        ("pruned", "keras"),
+        ("pruned", "float32"),
+        ("pruned", "int8"),
+        ("qat", "keras"),
+        ("qat", "int8"),
+        ("pqat", "keras"),
+        ("pqat", "int8"),
+    ),
+) -> pd.DataFrame:
     """The before/after table: one row per (model, setting, layer), one column per (stage, file)
     of `columns`, the median over seeds of `value`.
 
@@ -219,8 +296,13 @@ def per_layer(table: pd.DataFrame, value: str = "sparsity",
         a DataFrame indexed by model, setting, layer; columns named "stage file".
     """
     rows_ = table[table.layer != ALL]
-    pivot = rows_.pivot_table(index=["model", "setting", "layer"], columns=["stage", "file"], values=value,
-                              aggfunc="median", sort=False)
+    pivot = rows_.pivot_table(
+        index=["model", "setting", "layer"],
+        columns=["stage", "file"],
+        values=value,
+        aggfunc="median",
+        sort=False,
+    )
     wanted = [c for c in columns if c in pivot.columns]
     result = pivot[wanted]
     result.columns = [f"{stage} {kind}" for stage, kind in wanted]
@@ -236,10 +318,16 @@ def oracle(table: pd.DataFrame) -> pd.DataFrame:
         holds (|pqat_change_pp| ≤ `ORACLE_PP`).
     """
     rows_ = table[(table.file == "int8") & (table.layer != ALL)]
-    pivot = rows_.pivot_table(index=["model", "setting", "seed", "layer"], columns="stage", values="sparsity",
-                              sort=False)
-    result = pd.DataFrame({"pruned_pct": 100 * pivot["pruned"], "qat_pct": 100 * pivot["qat"],
-                           "pqat_pct": 100 * pivot["pqat"]})
+    pivot = rows_.pivot_table(
+        index=["model", "setting", "seed", "layer"], columns="stage", values="sparsity", sort=False
+    )
+    result = pd.DataFrame(
+        {
+            "pruned_pct": 100 * pivot["pruned"],
+            "qat_pct": 100 * pivot["qat"],
+            "pqat_pct": 100 * pivot["pqat"],
+        }
+    )
     result["pqat_change_pp"] = result.pqat_pct - result.pruned_pct
     result["holds"] = result.pqat_change_pp.abs() <= ORACLE_PP
     return result.reset_index()
@@ -271,7 +359,10 @@ def headline(table: pd.DataFrame) -> str:
     for name, part in table.groupby("model", sort=False):
         top = part[part.setting == part.setting.max()]
         whole = top[(top.layer == ALL) & (top.file == "int8")]
-        get = lambda stage, column: whole[whole.stage == stage].sort_values("seed")[column].to_numpy()  # noqa: E731
+
+        def get(stage, column, whole=whole):
+            return whole[whole.stage == stage].sort_values("seed")[column].to_numpy()
+
         ratio = get("pruned", "gzip_bytes") / get("float", "gzip_bytes")
         held = oracle(part)
         sentences.append(
@@ -283,5 +374,6 @@ def headline(table: pd.DataFrame) -> str:
             f"{spread_text(get('pruned', 'sparsity'), 100)} %, after plain QAT "
             f"{spread_text(get('qat', 'sparsity'), 100)} %, "
             f"after PQAT {spread_text(get('pqat', 'sparsity'), 100)} %; over every target and seed, PQAT kept "
-            f"{int(held.holds.sum())} of {len(held)} layer sparsities within {ORACLE_PP:g} pp of the pruned model's.")
+            f"{int(held.holds.sum())} of {len(held)} layer sparsities within {ORACLE_PP:g} pp of the pruned model's."
+        )
     return " ".join(sentences)

@@ -18,13 +18,16 @@ import re
 import numpy as np
 import pandas as pd
 
-from qlab import artifacts, data, models, modes, tflite_file
-from qlab.analysis import layer_errors, recurrent
-from qlab.converter import ConversionError
+from qlab import artifacts
+from qlab.analysis import per_layer, recurrent
+from qlab.conversion import modes
+from qlab.conversion.converter import ConversionError
 from qlab.perf import cpu
-from qlab.measure import accuracy as litert_accuracy
-from qlab.measure import latency_against
-from qlab.train import TrainConfig
+from qlab.tflite import flatbuffer
+from qlab.tflite.measure import accuracy as litert_accuracy
+from qlab.tflite.measure import latency_against
+from qlab.training import data, models
+from qlab.training.fit import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +36,39 @@ MODELS = ["lstm_rows"]
 SETTINGS = ["float32", "dynamic_range", "full_integer", "integer_only", "int16x8", "qat"]
 """Post-training modes (float32 is the reference), and "qat": quantization-aware training, then integer_only."""
 VERSION = 2  # 2: the CPU columns
-LATENCY_ROUNDS, LATENCY_RUNS = 3, 50  # interleaved rounds of (file, float32) timings, invokes per timing
-ERRORS = ("lstm_local_steps", "lstm_accumulated_steps", "first_step_steps", "last_step_steps", "output_steps")
-COLUMNS = ("model", "seed", "setting", "training", "mode", "accuracy", "float_accuracy", "delta_pp", "size_bytes",
-           "size_x", "latency_us", "latency_x", "kernel", "cell_state_type", "cell_state_log2_scale", *ERRORS,
-           *cpu.MACHINE_COLUMNS, "kernels", "threads", "note")
+LATENCY_ROUNDS, LATENCY_RUNS = (
+    3,
+    50,
+)  # interleaved rounds of (file, float32) timings, invokes per timing
+ERRORS = (
+    "lstm_local_steps",
+    "lstm_accumulated_steps",
+    "first_step_steps",
+    "last_step_steps",
+    "output_steps",
+)
+COLUMNS = (
+    "model",
+    "seed",
+    "setting",
+    "training",
+    "mode",
+    "accuracy",
+    "float_accuracy",
+    "delta_pp",
+    "size_bytes",
+    "size_x",
+    "latency_us",
+    "latency_x",
+    "kernel",
+    "cell_state_type",
+    "cell_state_log2_scale",
+    *ERRORS,
+    *cpu.MACHINE_COLUMNS,
+    "kernels",
+    "threads",
+    "note",
+)
 """The tidy table's columns: accuracy and float_accuracy (0..1, the test split, the same seed's
 float32 file), delta_pp (percentage points), size_bytes and size_x (against float32), latency_us
 (median single-image invoke, XNNPACK, 1 thread) and latency_x (median over interleaved rounds of the
@@ -62,14 +93,18 @@ def check(names, settings) -> None:
         models.get(name)
         if not _recurrent(name):
             with_rnn = [other for other in models.ZOO if _recurrent(other)]
-            raise ValueError(f"the recurrent study takes zoo models with a recurrent layer; {name!r} has none "
-                             f"(models with one: {', '.join(with_rnn)})")
+            raise ValueError(
+                f"the recurrent study takes zoo models with a recurrent layer; {name!r} has none "
+                f"(models with one: {', '.join(with_rnn)})"
+            )
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
-        raise ValueError(f"unknown setting {unknown[0]!r} for the recurrent study; valid: {', '.join(SETTINGS)}")
+        raise ValueError(
+            f"unknown setting {unknown[0]!r} for the recurrent study; valid: {', '.join(SETTINGS)}"
+        )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _recurrent(name: str) -> bool:
     return bool(models.recurrent_layers(models.build(name)))
 
@@ -98,12 +133,21 @@ def measure(cell: dict) -> list[dict]:
     dataset = data.load(models.get(name).dataset)
     calibration = data.calibration(dataset.x_train, seed=seed)  # as the zoo: its files are shared
     config = TrainConfig(model=name, seed=seed)
-    twin = artifacts.quantized(config, "float32", progress=False)
-    float_accuracy = measure_accuracy(twin, dataset)
+    float_tflite = artifacts.quantized(config, "float32", progress=False)
+    float_accuracy = measure_accuracy(float_tflite, dataset)
     training, mode = ("qat", "integer_only") if setting == "qat" else ("float", setting)
-    row = {c: np.nan for c in COLUMNS} | {"model": name, "seed": seed, "setting": setting, "training": training,
-                                           "mode": mode, "float_accuracy": float_accuracy, "kernel": "",
-                                           "cell_state_type": "", "note": "", **cpu.columns("xnnpack", 1)}
+    row = dict.fromkeys(COLUMNS, np.nan) | {
+        "model": name,
+        "seed": seed,
+        "setting": setting,
+        "training": training,
+        "mode": mode,
+        "float_accuracy": float_accuracy,
+        "kernel": "",
+        "cell_state_type": "",
+        "note": "",
+        **cpu.columns("xnnpack", 1),
+    }
     try:
         if training == "qat":
             qat_config = TrainConfig(training="qat", model=name, seed=seed)
@@ -111,8 +155,8 @@ def measure(cell: dict) -> list[dict]:
             tflite = artifacts.quantized(qat_config, mode, calibration, dataset, progress=False)
         else:
             tflite = artifacts.quantized(config, mode, calibration, dataset, progress=False)
-        row.update(_measured(tflite, twin, dataset, float_accuracy))
-        row.update(_errors(tflite, twin, dataset, config, row))
+        row.update(_measured(tflite, float_tflite, dataset, float_accuracy))
+        row.update(_errors(tflite, float_tflite, dataset, config, row))
     except (ValueError, ConversionError) as exc:
         row["note"] = f"not computed, because {' '.join(str(exc).split())}"
         log.info("%s/%s seed %d: %s", name, setting, seed, row["note"])
@@ -128,31 +172,50 @@ def measure_accuracy(tflite: bytes, dataset: data.Dataset) -> float:
     return litert_accuracy(tflite, dataset.x_test, dataset.y_test)
 
 
-def _measured(tflite: bytes, twin: bytes, dataset: data.Dataset, float_accuracy: float) -> dict:
+def _measured(
+    tflite: bytes, float_tflite: bytes, dataset: data.Dataset, float_accuracy: float
+) -> dict:
     accuracy = measure_accuracy(tflite, dataset)
-    timed = latency_against(tflite, twin, dataset.x_test, LATENCY_ROUNDS, LATENCY_RUNS)  # interleaved with float32
+    timed = latency_against(
+        tflite, float_tflite, dataset.x_test, LATENCY_ROUNDS, LATENCY_RUNS
+    )  # interleaved with float32
     cell = recurrent.lstm_tensors(tflite).query("role == 'cell_state'").iloc[0]
-    return {"accuracy": accuracy, "delta_pp": 100 * (accuracy - float_accuracy), "size_bytes": len(tflite),
-            "size_x": len(tflite) / len(twin), "latency_us": timed["latency_us"],
-            "latency_x": timed["latency_x"], "kernel": cell["kernel"], "cell_state_type": cell["dtype"],
-            "cell_state_log2_scale": float(np.log2(cell["scale"]))}  # NaN for a float cell state
+    return {
+        "accuracy": accuracy,
+        "delta_pp": 100 * (accuracy - float_accuracy),
+        "size_bytes": len(tflite),
+        "size_x": len(tflite) / len(float_tflite),
+        "latency_us": timed["latency_us"],
+        "latency_x": timed["latency_x"],
+        "kernel": cell["kernel"],
+        "cell_state_type": cell["dtype"],
+        "cell_state_log2_scale": float(np.log2(cell["scale"])),
+    }  # NaN for a float cell state
 
 
-def _errors(tflite: bytes, twin: bytes, dataset: data.Dataset, config: TrainConfig, row: dict) -> dict:
+def _errors(
+    tflite: bytes, float_tflite: bytes, dataset: data.Dataset, config: TrainConfig, row: dict
+) -> dict:
     """The per-layer error columns; for a file with nothing quantized, a note instead."""
     if row["mode"] == "float32":
         return {}
-    if not any(t.quantized for t in tflite_file.read(tflite).tensors):
+    if not any(t.quantized for t in flatbuffer.read(tflite).tensors):
         return {"note": f"measured, but {modes.NOTHING_QUANTIZED}; no per-layer error to measure"}
-    keras_model = artifacts.convertible(artifacts.trained(config, dataset, progress=False))  # names the layers
-    table = layer_errors.layer_errors(tflite, twin, dataset.x_test, keras_model=keras_model)
-    steps = recurrent.error_over_time(tflite, twin, dataset.x_test, keras_model=keras_model)
+    keras_model = artifacts.convertible(
+        artifacts.trained(config, dataset, progress=False)
+    )  # names the layers
+    table = per_layer.layer_errors(tflite, float_tflite, dataset.x_test, keras_model=keras_model)
+    steps = recurrent.error_over_time(tflite, float_tflite, dataset.x_test, keras_model=keras_model)
     lstm = steps.layer.iloc[0]
     steps = steps[steps.layer == lstm]["rmse/scale"]
-    view = {v: table[table.view == v].set_index("layer")["rmse/scale"] for v in layer_errors.VIEWS}
-    return {"lstm_local_steps": view["local"][lstm], "lstm_accumulated_steps": view["accumulated"][lstm],
-            "first_step_steps": steps.iloc[0], "last_step_steps": steps.iloc[-1],
-            "output_steps": view["accumulated"].iloc[-1]}
+    view = {v: table[table.view == v].set_index("layer")["rmse/scale"] for v in per_layer.VIEWS}
+    return {
+        "lstm_local_steps": view["local"][lstm],
+        "lstm_accumulated_steps": view["accumulated"][lstm],
+        "first_step_steps": steps.iloc[0],
+        "last_step_steps": steps.iloc[-1],
+        "output_steps": view["accumulated"].iloc[-1],
+    }
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -172,12 +235,25 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (name, setting), part in table.groupby(["model", "setting"], sort=False):
         acc, delta = 100 * part.accuracy, part.delta_pp
-        row = {"model": name, "setting": setting, "training": part.training.iloc[0], "mode": part["mode"].iloc[0],
-               "seeds": int(acc.notna().sum()), "accuracy_pct": acc.median(), "accuracy_min_pct": acc.min(),
-               "accuracy_max_pct": acc.max(), "delta_pp": delta.median(), "delta_min_pp": delta.min(),
-               "delta_max_pp": delta.max(), "size_x": part.size_x.median(), "latency_x": part.latency_x.median(),
-               "kernel": next((k for k in part.kernel if isinstance(k, str) and k), ""),
-               "cell_state_type": next((k for k in part.cell_state_type if isinstance(k, str) and k), "")}
+        row = {
+            "model": name,
+            "setting": setting,
+            "training": part.training.iloc[0],
+            "mode": part["mode"].iloc[0],
+            "seeds": int(acc.notna().sum()),
+            "accuracy_pct": acc.median(),
+            "accuracy_min_pct": acc.min(),
+            "accuracy_max_pct": acc.max(),
+            "delta_pp": delta.median(),
+            "delta_min_pp": delta.min(),
+            "delta_max_pp": delta.max(),
+            "size_x": part.size_x.median(),
+            "latency_x": part.latency_x.median(),
+            "kernel": next((k for k in part.kernel if isinstance(k, str) and k), ""),
+            "cell_state_type": next(
+                (k for k in part.cell_state_type if isinstance(k, str) and k), ""
+            ),
+        }
         for column in ERRORS:
             row[column] = part[column].median()
         for column in ("first_step_steps", "last_step_steps"):
@@ -206,14 +282,18 @@ def headline(table: pd.DataFrame) -> str:
         if "integer_only" in s.index and s.loc["integer_only", "seeds"]:
             r = s.loc["integer_only"]
             seeds = f"{int(r.seeds)} seed{'s' if r.seeds > 1 else ''}"
-            said.append(f"integer_only ({r.kernel}, {r.cell_state_type} cell state) changes accuracy by "
-                        f"{r.delta_pp:+.2f} pp [{r.delta_min_pp:+.2f}, {r.delta_max_pp:+.2f}] against float32 "
-                        f"(median [min, max] over {seeds}) at {r.size_x:.2f}x its size, and the LSTM's output "
-                        f"drifts from {r.first_step_steps:.2f} output steps rms at the first time step to "
-                        f"{r.last_step_steps:.2f} [{r.last_step_min_steps:.2f}, {r.last_step_max_steps:.2f}] "
-                        "at the last")
+            said.append(
+                f"integer_only ({r.kernel}, {r.cell_state_type} cell state) changes accuracy by "
+                f"{r.delta_pp:+.2f} pp [{r.delta_min_pp:+.2f}, {r.delta_max_pp:+.2f}] against float32 "
+                f"(median [min, max] over {seeds}) at {r.size_x:.2f}x its size, and the LSTM's output "
+                f"drifts from {r.first_step_steps:.2f} output steps rms at the first time step to "
+                f"{r.last_step_steps:.2f} [{r.last_step_min_steps:.2f}, {r.last_step_max_steps:.2f}] "
+                "at the last"
+            )
         for setting in ("int16x8", "qat"):
             if setting in s.index and s.loc[setting, "note"].startswith("not computed"):
                 said.append(f"{setting} is {re.split(r'; |[.] ', s.loc[setting, 'note'])[0]}")
-        sentences.append(f"{name}: " + ("; ".join(said) if said else "no integer_only row measured") + ".")
+        sentences.append(
+            f"{name}: " + ("; ".join(said) if said else "no integer_only row measured") + "."
+        )
     return " ".join(sentences)

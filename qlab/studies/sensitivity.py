@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import pandas as pd
 
-from qlab import artifacts, data, models
+from qlab import artifacts
 from qlab.analysis import precision
 from qlab.studies.sweep import spread
-from qlab.train import TrainConfig
+from qlab.training import data, models
+from qlab.training.fit import TrainConfig
 
 NAME = "sensitivity"
 MODELS = ("digits_cnn", "mobilenet_mini")
 SETTINGS = ["quantize_one", "float_one"]
 VERSION = 1
-COLUMNS = ("model", "seed", "setting", "layer", "rank", "accuracy", "float_accuracy", "int8_accuracy", "size_bytes",
-           "output_mse", "effect_mse")
+COLUMNS = (
+    "model",
+    "seed",
+    "setting",
+    "layer",
+    "rank",
+    "accuracy",
+    "float_accuracy",
+    "int8_accuracy",
+    "size_bytes",
+    "output_mse",
+    "effect_mse",
+)
 """One row per (model, seed, setting, layer): rank (1 = most sensitive, by effect_mse); accuracy
 (0..1, LiteRT, test split) and size_bytes of the file with that layer alone int8 ("quantize_one") or
 alone float ("float_one"); float_accuracy and int8_accuracy (the float32 and all-int8 files); output_mse
@@ -37,7 +49,9 @@ def check(names, settings) -> None:
         models.get(name)
     for setting in settings:
         if setting not in SETTINGS:
-            raise ValueError(f"unknown setting {setting!r} for the sensitivity study; valid: {', '.join(SETTINGS)}")
+            raise ValueError(
+                f"unknown setting {setting!r} for the sensitivity study; valid: {', '.join(SETTINGS)}"
+            )
 
 
 def prepare(model: str, seed: int) -> None:
@@ -60,8 +74,14 @@ def evaluator(name: str, seed: int, ranges: str = "minmax") -> precision.Evaluat
     dataset = data.load(config.dataset)
     keras_model = artifacts.trained(config, dataset, progress=False)
     float32 = artifacts.quantized(config, "float32", progress=False)
-    return precision.Evaluator(float32, data.calibration(dataset.x_train, seed=seed), dataset.x_test, dataset.y_test,
-                               keras_model, ranges)
+    return precision.Evaluator(
+        float32,
+        data.calibration(dataset.x_train, seed=seed),
+        dataset.x_test,
+        dataset.y_test,
+        keras_model,
+        ranges,
+    )
 
 
 def measure(cell: dict) -> list[dict]:
@@ -71,13 +91,18 @@ def measure(cell: dict) -> list[dict]:
         one row per layer (`COLUMNS`).
 
     Raises:
-        ValueError: an unknown model or setting. qlab.aeq.AEQError: AEQ refused a file.
+        ValueError: an unknown model or setting. qlab.conversion.aeq.AEQError: AEQ refused a file.
     """
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
     ev = evaluator(name, seed)
-    base = {"model": name, "seed": seed, "setting": setting, "float_accuracy": ev.float_point()["accuracy"],
-            "int8_accuracy": ev.evaluate({})["accuracy"]}
+    base = {
+        "model": name,
+        "seed": seed,
+        "setting": setting,
+        "float_accuracy": ev.float_point()["accuracy"],
+        "int8_accuracy": ev.evaluate({})["accuracy"],
+    }
     return [{c: {**base, **r}[c] for c in COLUMNS} for r in precision.sensitivity(ev, setting)]
 
 
@@ -91,12 +116,30 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (name, setting, layer), part in table.groupby(["model", "setting", "layer"], sort=False):
         rank = spread(part["rank"])
-        rows.append({"model": name, "setting": setting, "layer": layer, "seeds": len(part), "rank": rank[0],
-                     "rank_min": rank[1], "rank_max": rank[2], "effect_mse": part.effect_mse.median(),
-                     "accuracy_pct": 100 * part.accuracy.median(), "top_seeds": int((part["rank"] == 1).sum())})
+        rows.append(
+            {
+                "model": name,
+                "setting": setting,
+                "layer": layer,
+                "seeds": len(part),
+                "rank": rank[0],
+                "rank_min": rank[1],
+                "rank_max": rank[2],
+                "effect_mse": part.effect_mse.median(),
+                "accuracy_pct": 100 * part.accuracy.median(),
+                "top_seeds": int((part["rank"] == 1).sum()),
+            }
+        )
     out = pd.DataFrame(rows)
-    return out.sort_values(["model", "setting", "rank", "effect_mse"], ascending=[True, True, True, False],
-                           kind="stable").reset_index(drop=True) if len(out) else out
+    return (
+        out.sort_values(
+            ["model", "setting", "rank", "effect_mse"],
+            ascending=[True, True, True, False],
+            kind="stable",
+        ).reset_index(drop=True)
+        if len(out)
+        else out
+    )
 
 
 def headline(table: pd.DataFrame) -> str:
@@ -113,10 +156,16 @@ def headline(table: pd.DataFrame) -> str:
             part = s[(s.model == name) & (s.setting == setting)]
             if len(part):
                 tops[setting] = part.iloc[0]
-        text = "; ".join(f"{k}: {r.layer} ranks first in {r.top_seeds} of {r.seeds} seeds (median rank {r['rank']:g})"
-                         for k, r in tops.items())
+        text = "; ".join(
+            f"{k}: {r.layer} ranks first in {r.top_seeds} of {r.seeds} seeds (median rank {r['rank']:g})"
+            for k, r in tops.items()
+        )
         if len(tops) == 2:
             same = tops["quantize_one"].layer == tops["float_one"].layer
-            text += "; the two ways " + ("agree" if same else "disagree") + " on the most sensitive layer"
+            text += (
+                "; the two ways "
+                + ("agree" if same else "disagree")
+                + " on the most sensitive layer"
+            )
         said.append(f"{name}: {text}")
     return ". ".join(said) + "."

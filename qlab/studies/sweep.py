@@ -2,7 +2,7 @@
 measured by the study's `measure` in a joblib worker process, each cell's rows cached as soon as
 the cell ends, gathered into one tidy table.
 
-- **Resumable.** A cell's rows are stored in qlab's cache (`qlab.cache`, written atomically) by the
+- **Resumable.** A cell's rows are stored in qlab's cache (`qlab.infra.cache`, written atomically) by the
   worker that measured it, keyed by the study, its `VERSION`, the cell and the TensorFlow version.
   A rerun measures only the cells not stored yet; a killed sweep loses only the cells in flight.
 - **Parallel.** Cells run in joblib's `loky` worker processes on this machine (one per core by
@@ -27,16 +27,20 @@ import os
 from dataclasses import dataclass
 
 import joblib
-from joblib.executor import get_memmapping_executor
 import pandas as pd
+from joblib.executor import get_memmapping_executor
 
-from qlab import cache, models, progress, studies
+from qlab import studies
+from qlab.infra import cache, progress
 from qlab.studies import cluster
+from qlab.training import models
 
 log = logging.getLogger(__name__)
 BACKENDS = ("loky", "dask")
 """The joblib backends a sweep can use: "loky", processes on this machine; "dask", a dask cluster's."""
-WORKERS_TIMEOUT = 10  # seconds for a dask scheduler to have a worker (to answer: `cluster.CONNECT_TIMEOUT`)
+WORKERS_TIMEOUT = (
+    10  # seconds for a dask scheduler to have a worker (to answer: `cluster.CONNECT_TIMEOUT`)
+)
 THREADS = 1
 """TensorFlow threads per worker (intra-op and inter-op): one, so that cells do not fight over cores
 and a cell's rows do not depend on how many workers there are."""
@@ -83,11 +87,17 @@ def grid(study: str, names=None, seeds=(0, 1, 2, 3, 4), settings=None) -> Grid:
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise ValueError(f"seed must be a whole number in 0..2**32 - 1, got {seed!r}")
-    for what, values in (("model", names), ("seed", seeds), ("setting", [json.dumps(s) for s in settings])):
+    for what, values in (
+        ("model", names),
+        ("seed", seeds),
+        ("setting", [json.dumps(s) for s in settings]),
+    ):
         if len(set(values)) != len(values):
             raise ValueError(f"study {study}: each {what} once, got {values}")
     module.check(names, settings)
-    cells = tuple({"model": m, "seed": s, "setting": x} for m in names for s in seeds for x in settings)
+    cells = tuple(
+        {"model": m, "seed": s, "setting": x} for m in names for s in seeds for x in settings
+    )
     return Grid(study, module.__name__, cells)
 
 
@@ -95,7 +105,7 @@ def cell_key(grid_: Grid, cell: dict) -> str:
     """The cache name of one cell's rows.
 
     Returns:
-        a `qlab.cache.key` of kind "study-cell" over the study, its VERSION and the cell.
+        a `qlab.infra.cache.key` of kind "study-cell" over the study, its VERSION and the cell.
     """
     version = importlib.import_module(grid_.module).VERSION
     return cache.key("study-cell", {"study": grid_.study, "version": version, **cell})
@@ -106,7 +116,7 @@ def cached_rows(grid_: Grid, cell: dict) -> list[dict] | None:
 
     Returns:
         the list of row dicts, or None if the cell has not run (or its entry was damaged: then it
-        is deleted, by `qlab.cache.get`, and the cell runs again).
+        is deleted, by `qlab.infra.cache.get`, and the cell runs again).
     """
     payload = cache.get(cell_key(grid_, cell))
     if payload is None:
@@ -118,7 +128,9 @@ def cached_rows(grid_: Grid, cell: dict) -> list[dict] | None:
         return None
 
 
-def check_backend(backend: str = "loky", scheduler: str | None = None, n_jobs: int | None = None) -> None:
+def check_backend(
+    backend: str = "loky", scheduler: str | None = None, n_jobs: int | None = None
+) -> None:
     """Check a backend, a dask scheduler's address and a worker count, before anything runs.
 
     Raises:
@@ -127,21 +139,34 @@ def check_backend(backend: str = "loky", scheduler: str | None = None, n_jobs: i
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1):
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1
+    ):
         raise ValueError(f"n_jobs must be a whole number of 1 or more, got {n_jobs!r}")
     if backend == "dask" and not scheduler:
-        raise ValueError("backend dask needs a dask scheduler's address (--scheduler ADDRESS, e.g. tcp://127.0.0.1:"
-                         "8786); start one with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`")
+        raise ValueError(
+            "backend dask needs a dask scheduler's address (--scheduler ADDRESS, e.g. tcp://127.0.0.1:"
+            "8786); start one with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`"
+        )
     if backend == "dask" and n_jobs is not None:
-        raise ValueError(f"n_jobs (--jobs) is loky's worker count, got {n_jobs}; on dask the cluster's workers run "
-                         "the cells: leave it out and start as many `dask worker`s as you want")
+        raise ValueError(
+            f"n_jobs (--jobs) is loky's worker count, got {n_jobs}; on dask the cluster's workers run "
+            "the cells: leave it out and start as many `dask worker`s as you want"
+        )
     if backend == "loky" and scheduler is not None:
-        raise ValueError(f"a scheduler ({scheduler}) is for backend dask; loky runs its workers on this machine: "
-                         "leave out --scheduler, or add --backend dask")
+        raise ValueError(
+            f"a scheduler ({scheduler}) is for backend dask; loky runs its workers on this machine: "
+            "leave out --scheduler, or add --backend dask"
+        )
 
 
-def run(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", show: bool = True,
-        scheduler: str | None = None) -> pd.DataFrame:
+def run(
+    grid_: Grid,
+    n_jobs: int | None = None,
+    backend: str = "loky",
+    show: bool = True,
+    scheduler: str | None = None,
+) -> pd.DataFrame:
     """Measure every cell of `grid_` not measured yet, in worker processes, and gather all the rows.
 
     Every cell runs in a worker with one TensorFlow thread (`THREADS`), so that it gives the same
@@ -163,21 +188,32 @@ def run(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", show: boo
             worker ends the sweep (loky: `TerminatedWorkerError`). Finished cells stay cached.
     """
     check_backend(backend, scheduler, n_jobs)
-    done = {i: rows for i, cell in enumerate(grid_.cells) if (rows := cached_rows(grid_, cell)) is not None}
+    done = {
+        i: rows
+        for i, cell in enumerate(grid_.cells)
+        if (rows := cached_rows(grid_, cell)) is not None
+    }
     todo = [i for i in range(len(grid_.cells)) if i not in done]
     n_jobs = max(1, min(n_jobs or os.cpu_count() or 1, len(todo)))
     root = os.path.abspath(cache.cache_dir())
-    with _pool(backend, scheduler) as client, \
-            progress.bar(total=len(grid_.cells), desc=f"study {grid_.study}", show=show, initial=len(done)) as bar:
+    with (
+        _pool(backend, scheduler) as client,
+        progress.bar(
+            total=len(grid_.cells), desc=f"study {grid_.study}", show=show, initial=len(done)
+        ) as bar,
+    ):
         _prepare(grid_, [grid_.cells[i] for i in todo], n_jobs, client, root)
-        for i, rows in _parallel(n_jobs, client, [joblib.delayed(_measure)(grid_, i, grid_.cells[i], root)
-                                                  for i in todo]):
+        for i, rows in _parallel(
+            n_jobs, client, [joblib.delayed(_measure)(grid_, i, grid_.cells[i], root) for i in todo]
+        ):
             done[i] = rows
             bar.update(1)
     return pd.DataFrame([row for i in range(len(grid_.cells)) for row in done[i]])
 
 
-def prepare(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", scheduler: str | None = None) -> int:
+def prepare(
+    grid_: Grid, n_jobs: int | None = None, backend: str = "loky", scheduler: str | None = None
+) -> int:
     """Build what the cells of `grid_` share (the study's `prepare`, once per `prepare_key`) in
     workers, as `run` would, measuring no cell (e.g. to warm a cache before timing sweeps).
 
@@ -189,7 +225,13 @@ def prepare(grid_: Grid, n_jobs: int | None = None, backend: str = "loky", sched
     """
     check_backend(backend, scheduler, n_jobs)
     with _pool(backend, scheduler) as client:
-        return _prepare(grid_, grid_.cells, n_jobs or os.cpu_count() or 1, client, os.path.abspath(cache.cache_dir()))
+        return _prepare(
+            grid_,
+            grid_.cells,
+            n_jobs or os.cpu_count() or 1,
+            client,
+            os.path.abspath(cache.cache_dir()),
+        )
 
 
 def _prepare(grid_: Grid, cells, n_jobs: int, client, root: str) -> int:
@@ -200,9 +242,13 @@ def _prepare(grid_: Grid, cells, n_jobs: int, client, root: str) -> int:
     key = getattr(module, "prepare_key", lambda model, seed: (model, seed))
     pairs = {}
     for cell in cells:
-        pairs.setdefault(json.dumps(key(cell["model"], cell["seed"]), default=str), (cell["model"], cell["seed"]))
+        pairs.setdefault(
+            json.dumps(key(cell["model"], cell["seed"]), default=str), (cell["model"], cell["seed"])
+        )
     calls = [joblib.delayed(_prepare_one)(grid_, pair, root) for pair in pairs.values()]
-    list(_parallel(n_jobs, client, calls))  # the cells' pool size: loky keeps the same workers for them
+    list(
+        _parallel(n_jobs, client, calls)
+    )  # the cells' pool size: loky keeps the same workers for them
     return len(calls)
 
 
@@ -211,12 +257,22 @@ def _parallel(n_jobs: int, client, calls: list):
     if not calls:
         return iter(())
     # one cell per dispatch: cells are long, and each one's rows come back (and are cached) as it ends
-    if client is not None and sum(client.nthreads().values()) > 1:  # the cluster decides how many at once
+    if (
+        client is not None and sum(client.nthreads().values()) > 1
+    ):  # the cluster decides how many at once
         return joblib.Parallel(batch_size=1, return_as="generator_unordered")(calls)
-    if n_jobs == 1 or client is not None:  # joblib would run these in this process: one worker, one at a time
-        executor = client or get_memmapping_executor(1)  # dask's one worker, or the pool of joblib's loky backend
-        return (executor.submit(function, *args, **kwargs).result() for function, args, kwargs in calls)
-    return joblib.Parallel(n_jobs=n_jobs, backend="loky", batch_size=1, return_as="generator_unordered")(calls)
+    if (
+        n_jobs == 1 or client is not None
+    ):  # joblib would run these in this process: one worker, one at a time
+        executor = client or get_memmapping_executor(
+            1
+        )  # dask's one worker, or the pool of joblib's loky backend
+        return (
+            executor.submit(function, *args, **kwargs).result() for function, args, kwargs in calls
+        )
+    return joblib.Parallel(
+        n_jobs=n_jobs, backend="loky", batch_size=1, return_as="generator_unordered"
+    )(calls)
 
 
 @contextlib.contextmanager
@@ -229,12 +285,18 @@ def _pool(backend: str, scheduler: str | None):
     client = cluster.connect(scheduler)  # ValueError within seconds, whatever the address
     try:
         client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
-        wrong = [f"dask worker {w} runs {n} threads" for w, n in client.nthreads().items() if n != THREADS]
+        wrong = [
+            f"dask worker {w} runs {n} threads"
+            for w, n in client.nthreads().items()
+            if n != THREADS
+        ]
     except (OSError, TimeoutError):
         wrong = [f"the dask scheduler at {scheduler} has no worker after {WORKERS_TIMEOUT} s"]
     try:
         if wrong:
-            raise ValueError(f"{wrong[0]}; start workers with {start}, each runs one cell at a time")
+            raise ValueError(
+                f"{wrong[0]}; start workers with {start}, each runs one cell at a time"
+            )
         with joblib.parallel_config(backend="dask", client=client):
             yield client
     finally:
@@ -272,7 +334,11 @@ def _prepare_one(grid_: Grid, pair: tuple, root: str) -> None:
 def _measure(grid_: Grid, index: int, cell: dict, root: str):
     with _worker(root):
         rows = importlib.import_module(grid_.module).measure(dict(cell))
-        cache.put(cell_key(grid_, cell), json.dumps(rows, default=_plain).encode(), {"study": grid_.study, **cell})
+        cache.put(
+            cell_key(grid_, cell),
+            json.dumps(rows, default=_plain).encode(),
+            {"study": grid_.study, **cell},
+        )
     return index, rows
 
 
@@ -280,7 +346,9 @@ def _plain(value):
     """NumPy scalars and arrays as JSON values (NaN stays NaN)."""
     if hasattr(value, "tolist"):
         return value.tolist()
-    raise TypeError(f"a study row holds {type(value).__name__}, which is not a JSON value: {value!r}")
+    raise TypeError(
+        f"a study row holds {type(value).__name__}, which is not a JSON value: {value!r}"
+    )
 
 
 def spread(values) -> tuple[float, float, float]:
@@ -289,7 +357,9 @@ def spread(values) -> tuple[float, float, float]:
     Returns:
         (median, min, max) as floats; all NaN if there is no finite value.
     """
-    finite = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    finite = [
+        float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))
+    ]
     if not finite:
         return math.nan, math.nan, math.nan
     return float(pd.Series(finite).median()), min(finite), max(finite)

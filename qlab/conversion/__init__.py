@@ -1,0 +1,1 @@
+"""Converting: the mode table, the TFLite converter, its debugger, ai-edge-quantizer."""

@@ -1,0 +1,1 @@
+"""Infrastructure: the cache, progress bars, quieting TensorFlow, result tables."""

@@ -1,0 +1,1 @@
+"""Reading and running `.tflite` files: the flatbuffer, LiteRT, op naming, measuring."""

@@ -1,0 +1,1 @@
+"""Data sets, model builders and training: float, QAT, schemes, pruning, clustering."""
