@@ -5,7 +5,7 @@ its per-layer error::
 
     import qlab
     digits = qlab.load_dataset("digits")
-    model = qlab.train(qlab.build_model("digits_cnn"), digits, epochs=5)
+    model = qlab.train(qlab.build_model("digits_cnn", seed=0), digits, epochs=10)
     int8 = qlab.quantize(model, "integer_only", qlab.representative_dataset(digits.x_train))
     qlab.accuracy(int8, digits.x_test, digits.y_test)
     qlab.layer_errors(int8, qlab.quantize(model, "float32"), digits.x_test)
@@ -17,7 +17,7 @@ its per-layer error::
 - `MODES`, `quantize`: the converter's post-training modes; a `.tflite` in one (cached).
 - `accuracy`: a `.tflite`'s accuracy, run in LiteRT; `Runtime`: the interpreter, float in and out.
 - `layer_errors`: per-layer error against the float reference (`qlab.analysis.per_layer`).
-- `IntegerModel`: the integer engine, bit for bit with LiteRT (`qlab.intmath`).
+- `intmath`: the integer engine (`IntegerModel`, `compare`), bit for bit with LiteRT.
 - `analysis`, `plots`: deeper: grids, buckets, variants; one function per figure.
 
 Names load on first use, so `import qlab` loads no TensorFlow. Everything else stays importable
@@ -46,7 +46,7 @@ _FRONT_DOOR = {
     "accuracy": ("qlab.tflite.measure", "accuracy"),
     "layer_errors": ("qlab.analysis.per_layer", "layer_errors"),
     "Runtime": ("qlab.tflite.runtime", "Runtime"),
-    "IntegerModel": ("qlab.intmath.engine", "IntegerModel"),
+    "intmath": ("qlab.intmath", None),
     "analysis": ("qlab.analysis", None),
     "plots": ("qlab.plots", None),
 }

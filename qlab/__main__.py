@@ -1,10 +1,9 @@
 """Command line: `python -m qlab reproduce` and friends.
 
-This module only parses and checks arguments (`qlab.commands.arguments`), calls a command
-(`qlab.commands`), and prints. A bad argument prints one `error:` line and exits with status 2;
-so does bad input the library refuses. Results go to stdout; progress bars and qlab's logs to
-stderr. `-q/--quiet` switches both off and also holds back what TensorFlow prints. The command
-modules load TensorFlow, so `run` imports them only once a command runs.
+Parses and checks arguments (`qlab.commands.arguments`), calls a command (`qlab.commands`), and
+prints. A bad argument, or bad input the library refuses, prints one `error:` line and exits with
+status 2. Results go to stdout; progress bars and logs to stderr (`-q` switches both off and holds
+back what TensorFlow prints). The command modules load TensorFlow, so they are imported late.
 """
 
 from __future__ import annotations
@@ -36,12 +35,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def parser() -> Parser:
-    """The whole command line.
-
-    Returns:
-        the `Parser`, with subcommands reproduce, seeds, bench, zoo, views, conversions, study,
-        sweep-bench, sections and modes.
-    """
+    """Returns the whole command line's `Parser`."""
     main = Parser(
         prog="python -m qlab",
         description="qlab: see quantization happen on a model you can "
@@ -50,9 +44,8 @@ def parser() -> Parser:
     main.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars or logs on stderr"
     )
-    quiet_too = Parser(
-        add_help=False
-    )  # -q also after the command; SUPPRESS keeps the one given before
+    # -q also after the command; SUPPRESS keeps the one given before
+    quiet_too = Parser(add_help=False)
     quiet_too.add_argument(
         "-q",
         "--quiet",
@@ -111,7 +104,8 @@ def parser() -> Parser:
 
     ben = command(
         "bench",
-        "latency under each kernel choice, threads and batch; the CPU's peaks; size breakdown; work floor",
+        "latency under each kernel choice, threads and batch; the CPU's peaks; "
+        "size breakdown; work floor",
     )
     ben.add_argument(
         "--out",
@@ -236,8 +230,8 @@ def parser() -> Parser:
         "--scheduler",
         default=None,
         metavar="ADDRESS",
-        help="the dask scheduler, e.g. tcp://127.0.0.1:8786 (`dask scheduler`; workers: `dask worker "
-        "ADDRESS --nthreads 1`, sharing this cache folder)",
+        help="the dask scheduler, e.g. tcp://127.0.0.1:8786 (`dask scheduler`; workers: "
+        "`dask worker ADDRESS --nthreads 1`, sharing this cache folder)",
     )
 
     swb = command(
@@ -288,101 +282,116 @@ def parser() -> Parser:
 
 
 def run(args) -> int:
-    """Call the command `args` names and print its summary.
+    """Calls the command `args` names and prints its summary.
 
-    Returns:
-        the exit status: 0, or 1 for `seeds` when a band check fails and for `sweep-bench` when
-        its runs gave different tables.
+    Returns the exit status: 0, or 1 for `seeds` when a band check fails and for `sweep-bench`
+    when its runs gave different tables.
     """
-    if args.command == "modes":
-        for m in modes.MODES.values():
-            print(f"{m.name:20s} {m.summary}")
-        return 0
-    if args.command == "sections":  # reads notebook files only: no TensorFlow
-        from qlab.commands import sections
-
-        print(sections.summary(sections.run(args.notebooks)))
-        return 0
-    with (
-        quiet.stderr()
-    ):  # TensorFlow's start-up lines (absl, oneDNN, CUDA) are not the command's output
+    if args.command in _WITHOUT_TENSORFLOW:
+        return _WITHOUT_TENSORFLOW[args.command](args)
+    # TensorFlow's start-up lines (absl, oneDNN, CUDA) are not the command's output
+    with quiet.stderr():
         import tensorflow  # noqa: F401
-    show = not args.quiet
-    if args.command == "reproduce":
-        from qlab.commands import reproduce
+    return _COMMANDS.get(args.command, _seeds)(args, not args.quiet)
 
-        print(
-            reproduce.summary(
-                reproduce.reproduce(
-                    args.out,
-                    seed=args.seed,
-                    epochs=args.epochs,
-                    calibration_size=args.calibration_size,
-                    runs=args.runs,
-                    use_cache=not args.no_cache,
-                    progress=show,
-                )
+
+def _modes(args) -> int:
+    for m in modes.MODES.values():
+        print(f"{m.name:20s} {m.summary}")
+    return 0
+
+
+def _sections(args) -> int:
+    from qlab.commands import sections
+
+    print(sections.summary(sections.run(args.notebooks)))
+    return 0
+
+
+def _reproduce(args, show: bool) -> int:
+    from qlab.commands import reproduce
+
+    print(
+        reproduce.summary(
+            reproduce.reproduce(
+                args.out,
+                seed=args.seed,
+                epochs=args.epochs,
+                calibration_size=args.calibration_size,
+                runs=args.runs,
+                use_cache=not args.no_cache,
+                progress=show,
             )
         )
-        return 0
-    if args.command == "bench":
-        from qlab.commands import bench
+    )
+    return 0
 
-        config = QUICK if args.quick else BenchConfig()
-        chosen = {
-            "kernels": args.kernels,
-            "threads": args.threads,
-            "batches": args.batches,
-            "rounds": args.rounds,
-        }
-        config = dataclasses.replace(
-            config,
-            **{
-                k: tuple(v) if isinstance(v, list) else v
-                for k, v in chosen.items()
-                if v is not None
-            },
-        )
-        print(bench.summary(bench.bench(args.out, config, progress=show)))
-        return 0
-    if args.command == "zoo":
-        from qlab.commands import zoo
 
-        print(zoo.summary(zoo.run(args.out, args.models, args.seeds, progress=show)))
-        return 0
-    if args.command == "study":
-        from qlab.commands import study
+def _bench(args, show: bool) -> int:
+    from qlab.commands import bench
 
-        print(
-            study.summary(
-                study.run(
-                    args.name,
-                    args.out,
-                    args.models,
-                    args.seeds,
-                    args.settings,
-                    args.jobs,
-                    progress=show,
-                    backend=args.backend,
-                    scheduler=args.scheduler,
-                )
+    config = QUICK if args.quick else BenchConfig()
+    chosen = {
+        "kernels": args.kernels,
+        "threads": args.threads,
+        "batches": args.batches,
+        "rounds": args.rounds,
+    }
+    config = dataclasses.replace(
+        config,
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in chosen.items() if v is not None},
+    )
+    print(bench.summary(bench.bench(args.out, config, progress=show)))
+    return 0
+
+
+def _zoo(args, show: bool) -> int:
+    from qlab.commands import zoo
+
+    print(zoo.summary(zoo.run(args.out, args.models, args.seeds, progress=show)))
+    return 0
+
+
+def _study(args, show: bool) -> int:
+    from qlab.commands import study
+
+    print(
+        study.summary(
+            study.run(
+                args.name,
+                args.out,
+                args.models,
+                args.seeds,
+                args.settings,
+                args.jobs,
+                progress=show,
+                backend=args.backend,
+                scheduler=args.scheduler,
             )
         )
-        return 0
-    if args.command == "sweep-bench":
-        from qlab.commands import sweep_bench
+    )
+    return 0
 
-        result = sweep_bench.run(
-            args.name, args.out, args.models, args.seeds, args.settings, args.rounds, progress=show
-        )
-        print(sweep_bench.summary(result))
-        return 0 if result.identical else 1
-    if args.command in ("views", "conversions"):
-        from qlab.commands import conversions, views
 
-        timing = {"views": views, "conversions": conversions}[args.command]
-        print(timing.summary(timing.run(args.out, args.models, args.rounds, progress=show)))
-        return 0
+def _sweep_bench(args, show: bool) -> int:
+    from qlab.commands import sweep_bench
+
+    result = sweep_bench.run(
+        args.name, args.out, args.models, args.seeds, args.settings, args.rounds, progress=show
+    )
+    print(sweep_bench.summary(result))
+    return 0 if result.identical else 1
+
+
+def _timing(args, show: bool) -> int:
+    from qlab.commands import conversions, views
+
+    timing = {"views": views, "conversions": conversions}[args.command]
+    print(timing.summary(timing.run(args.out, args.models, args.rounds, progress=show)))
+    return 0
+
+
+def _seeds(args, show: bool) -> int:
     from qlab.commands import seeds
 
     report = seeds.seeds(args.seeds, args.out, progress=show)
@@ -390,12 +399,24 @@ def run(args) -> int:
     return 0 if report.passed else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse `argv` (default: the process's), check it, run the command, print.
+# sections reads notebook files only: neither needs TensorFlow
+_WITHOUT_TENSORFLOW = {"modes": _modes, "sections": _sections}
+_COMMANDS = {
+    "reproduce": _reproduce,
+    "bench": _bench,
+    "zoo": _zoo,
+    "study": _study,
+    "sweep-bench": _sweep_bench,
+    "views": _timing,
+    "conversions": _timing,
+}
 
-    Returns:
-        the exit status: 0 done, 1 a failed check or an OS error, 2 a bad argument or input,
-        130 interrupted.
+
+def main(argv: list[str] | None = None) -> int:
+    """Parses `argv` (default: the process's), checks it, runs the command, prints.
+
+    Returns the exit status: 0 done, 1 a failed check or an OS error, 2 a bad argument or input,
+    130 interrupted.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ chatter, before it loads
     given = [
@@ -410,16 +431,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     args = parser().parse_args(argv)
-    if getattr(
-        args, "no_cache", False
-    ):  # reproduce --no-cache: not even the data sets touch the shared cache
+    # reproduce --no-cache: not even the data sets touch the shared cache
+    if getattr(args, "no_cache", False):
         with cache.scratch():
             return _checked_run(args)
     return _checked_run(args)
 
 
 def _checked_run(args) -> int:
-    """Check `args` against the data, then run the command with logging, progress and quiet set up."""
+    """Checks `args` against the data, then runs the command with logging, progress and quiet."""
     digits = data.load()
     try:
         arguments.check(args, len(digits.x_test), len(digits.x_train))

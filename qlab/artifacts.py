@@ -1,15 +1,9 @@
-"""What notebooks, commands and tests ask for: trained models and converted `.tflite` files for a
-(model, data, training, mode), each built once and then served from the cache (`qlab.infra.cache`).
+"""Trained models and converted `.tflite` files for a (model, data, training, mode), each built
+once and then served from the cache (`qlab.infra.cache`).
 
-- `trained(config)` and `quantized(config, mode)`: a zoo model a `TrainConfig` describes, and its
-  `.tflite` in a mode.
-- `trained_model(model, dataset)` and `quantized_model(model, mode)`: your own model, cached under
-  a key of its architecture and weights (or not at all: `cache=False`).
-- `conversions()`, `convert_all(...)`, `measure_models(...)`: every (training, mode) of the reproduce table.
-- `float_tflite(config)`: the float reference the per-layer views compare a deployed model with.
-
-The same configuration gives the same weights and the same `.tflite` bytes whatever the
-process built before (`qlab.training.models.fresh_names`), cache warm or cold.
+`trained`/`quantized` serve zoo models a `TrainConfig` describes; `trained_model`/`quantized_model`
+serve your own. The same configuration gives the same weights and `.tflite` bytes, cache warm or
+cold, whatever the process built before (`qlab.training.models.fresh_names`).
 """
 
 from __future__ import annotations
@@ -35,21 +29,11 @@ log = logging.getLogger(__name__)
 def trained(
     config: TrainConfig = TrainConfig(), dataset: data.Dataset | None = None, progress: bool = True
 ):
-    """The zoo model `config` describes, trained: from the cache if there, else trained and stored.
+    """Returns the trained tf_keras model `config` describes (QAT: with its fake-quant wrappers),
+    from the cache or trained and stored; QAT fine-tuning trains (or loads) its float model first.
 
-    A QAT model that fine-tunes a float one trains (or loads) that float model first.
-
-    Args:
-        dataset: the data to train on (default: the config's data set).
-        progress: False hides the training progress bars.
-
-    Returns:
-        the trained tf_keras model (QAT: with its fake-quant wrappers).
-
-    Raises:
-        ValueError: as `qlab.training.fit.train_float` and `train_qat` (e.g. a quant_delay beyond the steps,
-            or layers tfmot cannot wrap).
-        OSError: the cache folder cannot be written.
+    Raises ValueError as `qlab.training.fit.train_float`/`train_qat`; OSError if the cache folder
+    cannot be written.
     """
     dataset = dataset or data.load(config.dataset)
     key = {
@@ -76,12 +60,7 @@ def trained(
 
 
 def convertible(model):
-    """The model as the converter takes it.
-
-    Returns:
-        a recurrent model with a dynamic batch: a copy with a fixed batch of 1
-        (`qlab.training.models.with_batch_size`); any other model: itself.
-    """
+    """Returns a copy with a batch of 1 for a recurrent model with a dynamic batch, else `model`."""
     return (
         models.with_batch_size(model, 1)
         if models.recurrent_layers(model) and model.input_shape[0] is None
@@ -97,22 +76,10 @@ def quantized(
     progress: bool = True,
     per_channel: bool = True,
 ) -> bytes:
-    """The .tflite of the zoo model `config` describes, in `mode`, cached.
+    """Returns the cached .tflite bytes of the zoo model `config` describes, in `mode`.
 
-    The model is trained (or loaded) only if its .tflite is not in the cache already; a recurrent
-    model converts with a batch of 1 (`convertible`).
-
-    Args:
-        calibration: representative samples for the modes that need them (default: 100 images
-            of the config's training split, `qlab.training.data.calibration`); ignored by the others.
-        dataset: the data to train on, if the model is not cached (default: the config's data set).
-        per_channel: False gives the weights one scale per tensor (see `qlab.conversion.to_tflite.quantize`).
-
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        ValueError, ConversionError: as `qlab.conversion.to_tflite.quantize`.
+    `calibration` defaults to `qlab.training.data.calibration` of the training split (ignored by
+    modes without calibration). Raises ValueError, ConversionError as `to_tflite.quantize`.
     """
     mode = modes.get(mode)
     if mode.needs_calibration and calibration is None:
@@ -127,9 +94,8 @@ def quantized(
         **fit.thread_key(),  # the model it converts was trained on these threads
     }
     if not per_channel:
-        key["per_channel"] = (
-            False  # absent when True: the keys of every per-channel file stay as they were
-        )
+        # absent when True: the keys of every per-channel file stay as they were
+        key["per_channel"] = False
     return cache.cached(
         "tflite",
         key,
@@ -152,21 +118,10 @@ def trained_model(
     use_cache: bool = True,
     progress: bool = True,
 ):
-    """Your own (untrained) model, trained in place on `dataset` with its own loss, cached under a
-    key of its architecture, its initial weights, the data and the settings.
+    """Trains your own model in place with its own loss, cached under a key of its architecture,
+    initial weights, data and settings; never cached unless `saved_model.fully_described`.
 
-    A model with layers or functions of your own (or a `Lambda`) is never cached: its config does
-    not say everything it computes, so the cache could not tell it from another
-    (`qlab.conversion.saved_model.fully_described`).
-
-    Args:
-        use_cache: False trains every time and stores nothing.
-
-    Returns:
-        `model`, trained (or given the cached trained weights).
-
-    Raises:
-        TypeError, ValueError: as `qlab.training.fit.train_model`.
+    Returns `model`, trained. Raises TypeError, ValueError as `qlab.training.fit.train_model`.
     """
     key = {
         "architecture": architecture_key(model),
@@ -194,20 +149,10 @@ def trained_model(
 def quantized_model(
     model, mode: str, calibration=None, per_channel: bool = True, use_cache: bool = True
 ) -> bytes:
-    """Your own (trained) model's .tflite in `mode`, cached under a key of its architecture and
-    weights, the mode, the calibration samples and `per_channel` (never cached for a model that is
-    not `qlab.conversion.saved_model.fully_described`, as in `trained_model`).
+    """Returns your own trained model's .tflite bytes in `mode`, cached as in `trained_model`.
 
-    Args:
-        calibration: representative samples (an array, or any form `qlab.conversion.converter.as_samples`
-            takes) for the modes that need them.
-        use_cache: False converts every time and stores nothing.
-
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        ValueError, ConversionError: as `qlab.conversion.to_tflite.quantize`.
+    `calibration` takes any form `converter.as_samples` takes. Raises ValueError, ConversionError
+    as `qlab.conversion.to_tflite.quantize`.
     """
     mode = modes.get(mode)
     calibration = converter.check_calibration(model, calibration, mode)
@@ -228,52 +173,33 @@ def quantized_model(
 
 
 def architecture_key(model) -> str:
-    """A fingerprint of a Keras model's architecture (its config, layer names included).
-
-    Returns:
-        16 hex digits.
-    """
+    """Returns 16 hex digits fingerprinting the model's config, layer names included."""
     text = json.dumps(model.get_config(), sort_keys=True, default=str)
     return data.fingerprint(np.frombuffer(text.encode(), np.uint8))
 
 
 def weights_key(model) -> str:
-    """A fingerprint of a Keras model's weights.
-
-    Returns:
-        16 hex digits (`qlab.training.data.fingerprint` of every weight array, in order).
-    """
+    """Returns 16 hex digits fingerprinting every weight array, in order."""
     return data.fingerprint(*model.get_weights()) if model.weights else "no weights"
 
 
 def weights_to_bytes(model) -> bytes:
-    """The model's weights, serialized.
-
-    Returns:
-        the bytes of an .npz holding arr_0, arr_1, ... in `get_weights()` order.
-    """
+    """Returns the bytes of an .npz holding arr_0, arr_1, ... in `get_weights()` order."""
     buffer = io.BytesIO()
     np.savez(buffer, *model.get_weights())
     return buffer.getvalue()
 
 
 def load_weights(model, payload: bytes) -> None:
-    """Set `model`'s weights from `weights_to_bytes` output.
-
-    Raises:
-        ValueError, KeyError, OSError: a payload that is not such an .npz or does not fit the model.
-    """
+    """Sets the weights from `weights_to_bytes` output; raises ValueError, KeyError or OSError for
+    a payload that is not such an .npz or does not fit."""
     with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
         weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
     model.set_weights(weights)
 
 
 def conversions() -> list[tuple[str, modes.Mode]]:
-    """Every (training, mode) pair the reproduce table has.
-
-    Returns:
-        float in every mode, then QAT in the integer modes, as (training, `Mode`) pairs.
-    """
+    """Returns the reproduce table's (training, `Mode`) pairs: float in every mode, then QAT."""
     return [(t, m) for t in TRAININGS for m in modes.for_training(t)]
 
 
@@ -285,18 +211,9 @@ def convert_all(
     progress: bool = True,
     model: str = "digits_cnn",
 ) -> dict[tuple[str, str], bytes]:
-    """The .tflite of each (training, mode) of `pairs` (default: the whole plan) for a zoo model,
-    from the cache or trained and converted now; calibration is drawn from the model's training
-    split with `seed`.
+    """Returns {(training, mode name): .tflite bytes} for `pairs` (default: `conversions()`).
 
-    Args:
-        epochs: float training epochs (None: the model's own).
-
-    Returns:
-        {(training, mode name): .tflite bytes}, in the order of `pairs`.
-
-    Raises:
-        ValueError: an unknown mode or model, or a calibration size outside 1..the training split.
+    Raises ValueError for an unknown mode or model, or a calibration size outside 1..the split.
     """
     pairs = conversions() if pairs is None else [(t, modes.get(m)) for t, m in pairs]
     configs = {t: TrainConfig(training=t, model=model, seed=seed, epochs=epochs) for t in TRAININGS}
@@ -311,17 +228,8 @@ def convert_all(
 
 
 def float_tflite(config: TrainConfig, qat_model=None) -> bytes:
-    """The float reference for models of `config`: the float32 .tflite of the float model, or of the
-    QAT model's float weights with fake-quant taken out (`qlab.training.qat.float_copy`).
-
-    Args:
-        qat_model: the trained QAT model, if at hand (else it is loaded).
-
-    Returns:
-        the float32 .tflite bytes.
-
-    Raises:
-        ConversionError: the converter refused the model.
+    """Returns the float32 .tflite of the float model, or of a QAT model's float weights without
+    fake-quant (`qlab.training.qat.float_copy`). Raises ConversionError if the converter refuses.
     """
     if config.training == "float":
         return quantized(config, "float32", progress=False)
@@ -339,16 +247,11 @@ def measure_models(
     progress: bool = True,
     model: str = "digits_cnn",
 ) -> pd.DataFrame:
-    """Convert (or load from the cache) and measure each (training, mode) of `pairs` on LiteRT.
+    """Measures each (training, mode) of `pairs` on LiteRT (shared by command and notebooks).
 
-    One function serves the reproduce command and the notebooks, so their tables agree.
-
-    Returns:
-        `qlab.infra.tables.results` of one row per model: training, mode, seed, epochs, accuracy on
-        the test split, latency in µs (median, p10, p90), the article's loop in ms, size in bytes.
-
-    Raises:
-        ValueError: as `convert_all`, or runs below 1.
+    Returns `tables.results`, one row per model: training, mode, seed, epochs, test accuracy,
+    latency in µs (median, p10, p90), the article's loop in ms, size in bytes.
+    Raises ValueError as `convert_all`, or for runs below 1.
     """
     tflites = convert_all(pairs, seed, epochs, calibration_size, progress, model)
     dataset = data.load(TrainConfig(model=model).dataset)

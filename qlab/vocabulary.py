@@ -7,7 +7,8 @@ names live in `qlab.conversion.modes`, the one table of post-training modes.
 
 # -- ops, as a .tflite names them ----------------------------------------------------------------
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")
-"""Ops quantization adds at a model's edges and around ops kept in float; every other op computes."""
+"""Ops quantization adds at a model's edges and around ops kept in float; every other op
+computes."""
 
 WEIGHT_INPUTS = {
     "CONV_2D": (1, 2),
@@ -97,10 +98,12 @@ FIXED_OUTPUT_GRIDS = {
 }
 """Ops whose output grid is fixed whatever the data: (op, bits) -> (scale, zero_point).
 Sources: `tflite/kernels/activations.cc` (SoftmaxPrepare, SigmoidPrepare, TanhPrepare) and the
-quantizer's `restricted_value_int8/int16` in `tensorflow/lite/tools/optimize/operator_property.cc`."""
+quantizer's `restricted_value_int8/int16` in
+`tensorflow/lite/tools/optimize/operator_property.cc`."""
 
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
-"""The fused activations a conv or fully connected op can carry (schema `ActivationFunctionType`)."""
+"""The fused activations a conv or fully connected op can carry (schema
+`ActivationFunctionType`)."""
 
 # -- kernels: whose arithmetic runs a .tflite ---------------------------------------------------
 KERNELS = {
@@ -117,8 +120,8 @@ VERDICTS = {
     "slower": "slower in every round",
     "mixed": "mixed: faster in some rounds, slower in others",
 }
-"""What interleaved timing rounds let one say of a model against its baseline, as words for a printed
-line: each answer of `qlab.perf.bench.verdict`."""
+"""What interleaved timing rounds let one say of a model against its baseline, as words for a
+printed line: each answer of `qlab.perf.bench.verdict`."""
 
 # -- how a Keras model was trained ------------------------------------------------------------
 TRAININGS = ("float", "qat")

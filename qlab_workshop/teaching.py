@@ -35,13 +35,14 @@ def section_times(path) -> pd.DataFrame:
     open the next); cells before the first heading count as "(title)".
 
     Args:
-        path: an executed `.ipynb` (e.g. build/book/notebooks/02_post_training_modes.ipynb after `make test`).
+        path: an executed `.ipynb` (e.g. build/book/notebooks/02_post_training_modes.ipynb, made
+            by `make test`).
     Returns:
         DataFrame, one row per section in notebook order: notebook (file stem), section (heading
         text), code_cells (int), seconds (float, sum over its code cells of reply minus start).
     Raises:
-        ValueError: the file is missing or not a notebook, it has no code cell, or a code cell has no
-            timing metadata (it was never executed, or by a tool that does not record timing).
+        ValueError: the file is missing or not a notebook, it has no code cell, or a code cell has
+            no timing metadata (it was never executed, or by a tool that does not record timing).
         OSError: the file cannot be read.
     """
     path = Path(path)

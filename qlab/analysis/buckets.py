@@ -1,12 +1,9 @@
 """Where the values of every layer of a deployed model land on its grids: weights and activations,
-their levels and their rounding vs clipping, layer by layer; and, for ReLU layers, a grid fitted
-before the activation against one fitted after it (`before_after`).
+their levels, rounding vs clipping; and, for ReLU layers, a grid fitted before the activation
+against one fitted after it (`before_after`).
 
 The one-tensor measures (`errors`, `split`, `used_levels`, `occupancy`, `one_channel`,
-`bucket_table`, `clip_sweep`) are `qlab.analysis.rounding`'s, importable from here too. Errors are
-in real units (mse: squared), in steps where a name says /scale. Given values `x`, a function
-raises ValueError if `x` is empty or not finite, or a per-axis grid does not fit it.
-"""
+`bucket_table`, `clip_sweep`) are `qlab.analysis.rounding`'s, importable from here too."""
 
 from __future__ import annotations
 
@@ -34,17 +31,12 @@ from qlab.vocabulary import (
 
 
 def weight_tensors(pair: capture.Pair, name: str) -> dict[str, tuple[np.ndarray, grid.Grid | None]]:
-    """A layer's weight tensors: float values (from the float reference) and the grid each deployed copy
-    sits on (None where the model keeps them in float).
+    """A layer's weight tensors: float values (from the float reference) and the grid each deployed
+    copy sits on (None where the model keeps them in float).
 
-    Returns:
-        {"weights": (w, grid)} for a conv, depthwise conv or fully connected op (w in the file's
-        layout, e.g. (out, kh, kw, in) for CONV_2D); for an LSTM, one entry per gate matrix
-        (`qlab.vocabulary.LSTM_WEIGHT_NAMES`); empty for an op without weights. Values float64.
-
-    Raises:
-        KeyError: no layer of that name.
-    """
+    Returns {"weights": (w, grid)} for a conv, depthwise conv or fully connected op (w float64 in
+    the file's layout), one entry per gate matrix for an LSTM (`LSTM_WEIGHT_NAMES`), {} for an op
+    without weights. Raises KeyError for no layer of that name."""
     layer = pair.layer(name)
     if layer.op in DATA_INPUT_FIRST:
         places = {"weights": WEIGHT_INPUTS[layer.op][0]}
@@ -74,20 +66,13 @@ def _with_quantized_weights(pair: capture.Pair) -> list[str]:
 def layer_weights(
     pair: capture.Pair, name: str, tensor: str | None = None
 ) -> tuple[np.ndarray, grid.Grid]:
-    """A layer's float weights (from the float reference) and the grid its deployed weights sit on.
-
-    Args:
-        tensor: which weights, for a layer with several (an LSTM's gate matrices, by the names of
-            `qlab.vocabulary.LSTM_WEIGHT_NAMES`); None for a layer with one.
-
-    Returns:
-        (float64 weights in the file's layout, e.g. (out, kh, kw, in) for CONV_2D; the `Grid`).
+    """Returns (float64 weights in the file's layout, the `Grid` the deployed ones sit on) of a
+    layer; `tensor` picks an LSTM's gate matrix (`qlab.vocabulary.LSTM_WEIGHT_NAMES`).
 
     Raises:
         KeyError: no layer of that name.
-        ValueError: a layer without weights, weights the model keeps in float, or an unknown or
-            missing `tensor` (the message lists the choices).
-    """
+        ValueError: a layer without weights, weights kept in float, or an unknown or missing
+            `tensor` (the message lists the choices)."""
     found = weight_tensors(pair, name)
     quantized = _with_quantized_weights(pair)
     if not found:
@@ -132,12 +117,11 @@ def _activation(
 
 
 def layer_activations(pair: capture.Pair, name: str, x) -> tuple[np.ndarray, np.ndarray, grid.Grid]:
-    """Returns a layer's output for inputs `x` from the float reference and from the deployed model (dequantized),
-    float64 (n,) + its sample shape, and the deployed output grid the converter chose from calibration.
+    """Returns a layer's output for inputs `x` from the float reference and from the deployed model
+    (dequantized), float64 (n,) + sample shape, and the deployed output grid.
 
-    Raises:
-        KeyError: no layer of that name. ValueError: no samples, or an output not quantized.
-    """
+    Raises KeyError for no layer of that name, ValueError for no samples or an output not
+    quantized."""
     return _activation(pair, pair.layer(name), _runs(pair, x))
 
 
@@ -158,17 +142,11 @@ def _row(name: str, kind: str, x: np.ndarray, g: grid.Grid) -> dict:
 
 
 def weight_table(pair: capture.Pair) -> pd.DataFrame:
-    """One row per layer with quantized weights: occupancy and rounding vs clipping on its grid
-    (scale: the median over channels).
+    """One row per quantized weight tensor: layer, tensor, grid (per-axis or per-tensor), values,
+    scale (median over channels), low, high (the grid's), min, max (the values'), then `occupancy`
+    and `split`.
 
-    Returns:
-        DataFrame, one row per weight tensor: layer, tensor ("weights", or an LSTM gate matrix's
-        name), grid (per-axis or per-tensor), values (count),
-        scale, low, high (the grid's range), min, max (the values'), then `occupancy` and `split`.
-
-    Raises:
-        ValueError: no layer with quantized weights (a float32 or float16 model).
-    """
+    Returns the DataFrame. Raises ValueError if no layer has quantized weights."""
     names = _with_quantized_weights(pair)
     if not names:
         raise ValueError(
@@ -186,14 +164,11 @@ def weight_table(pair: capture.Pair) -> pd.DataFrame:
 
 
 def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
-    """Returns a DataFrame in `weight_table`'s columns (tensor "activations") and a `note`, one row
-    per quantized layer output: the float reference's outputs for `x` on the deployed grid (or NaN and
-    a note saying why not). Test data can overshoot
-    the range calibration set (RESHAPE shares its input's grid: left out).
+    """Returns a DataFrame in `weight_table`'s columns (tensor "activations") plus `note`, one row
+    per quantized layer output: the float reference's outputs for `x` on the deployed grid (NaN and
+    a note where not computed; RESHAPE, sharing its input's grid, left out).
 
-    Raises:
-        ValueError: no samples, or no quantized layer output (a dynamic_range or float model).
-    """
+    Raises ValueError for no samples, or no quantized layer output."""
     runs = _runs(pair, x)
     layers = [each for each in pair.layers if each.op != "RESHAPE" and each.output(pair).quantized]
     if not layers:
@@ -206,7 +181,8 @@ def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
                     "layer": layer.name,
                     "tensor": "activations",
                     "note": "not computed, because the "
-                    f"runtime kept no value of this {layer.op} op's output (computed before the run?)",
+                    f"runtime kept no value of this {layer.op} op's output "
+                    "(computed before the run?)",
                 }
             )
             continue
@@ -217,13 +193,11 @@ def activation_table(pair: capture.Pair, x) -> pd.DataFrame:
 
 # -- choosing a range: the sweep, and before vs after the activation ----------------------------
 def relu_cap(layer) -> float | None | bool:
-    """What a layer's ReLU caps its output at. A ReLU is an activation relu or relu6, a ReLU layer
-    with no slope or threshold, or Activation("relu")/("relu6").
+    """What a layer's ReLU caps its output at: activation relu or relu6, a ReLU layer with no slope
+    or threshold, or Activation("relu")/("relu6").
 
-    Returns:
-        None for a plain ReLU, the cap (6.0 for relu6) for a capped one, False for a layer that
-        does not end in a ReLU.
-    """
+    Returns None for a plain ReLU, the cap (6.0 for relu6), or False for a layer that does not
+    end in a ReLU."""
     activation = getattr(getattr(layer, "activation", None), "__name__", "")
     if type(layer).__name__ == "ReLU":
         plain = not float(layer.negative_slope) and not float(layer.threshold)
@@ -232,28 +206,20 @@ def relu_cap(layer) -> float | None | bool:
 
 
 def relu_layers(model) -> list[str]:
-    """The model's layers that end in a ReLU (see `relu_cap`).
-
-    Returns:
-        their names, in order.
-    """
+    """Returns the names of the model's layers that end in a ReLU (`relu_cap`), in order."""
     return [each.name for each in model.layers if relu_cap(each) is not False]
 
 
 def before_after(model, x, layers=None, bits: int = 8) -> pd.DataFrame:
-    """For each ReLU layer (`relu_layers`: activation relu or relu6, or a ReLU layer), an asymmetric
-    grid fitted to its output before the ReLU against one fitted after it (as the converter does,
-    the ReLU fused): levels the ReLU output can use (those at or
-    above the zero point), levels it does use, the scales, and its rounding error (rmse) on each.
+    """For each ReLU layer (`relu_layers`), an asymmetric grid fitted to its output before the ReLU
+    against one fitted after it (as the converter does, the ReLU fused): levels the ReLU output can
+    use (at or above the zero point), levels it uses, the scales, its rmse on each.
 
-    Returns:
-        DataFrame, one row per layer: layer, min_before, max, then for each of before and after:
-        scale_*, zero_point_*, usable_*, used_*, rmse_* (real units); scale_ratio = before / after.
+    Returns a DataFrame, one row per layer: layer, min_before, max, then scale_*, zero_point_*,
+    usable_*, used_*, rmse_* for before and after; scale_ratio = before / after.
 
-    Raises:
-        KeyError: a layer without an activation. ValueError: no samples, not a ReLU layer, or a
-        model without ReLU layers.
-    """
+    Raises KeyError for a layer without an activation, ValueError for no samples, not a ReLU
+    layer, or a model without ReLU layers."""
     x = np.asarray(x, np.float32)
     if x.size == 0:
         raise ValueError(f"no input samples (shape {x.shape}): pass calibration images")
@@ -277,7 +243,8 @@ def before_after(model, x, layers=None, bits: int = 8) -> pd.DataFrame:
                 getattr(model.get_layer(name), "activation", None), "__name__", "no ReLU"
             )
             raise ValueError(
-                f"{name!r} ends in {activation}, not relu; ReLU layers: {', '.join(relu_layers(model))}"
+                f"{name!r} ends in {activation}, not relu; "
+                f"ReLU layers: {', '.join(relu_layers(model))}"
             )
         post = np.clip(pre, 0.0, cap)
         row = {"layer": name, "min_before": pre.min(), "max": post.max()}

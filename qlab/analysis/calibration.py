@@ -1,14 +1,12 @@
 """Calibration made visible: the activation ranges a deployed file holds, ranges chosen by other
 methods (`qlab.analysis.ranges`) put into a deployable file through ai-edge-quantizer, and each
-layer's error split into rounding and clipping on the grid the file uses.
+layer's error split into rounding and clipping on the file's grid.
 
-Route for the methods: AEQ's static recipes quantize every activation from a range per tensor (its
-QSVs, keyed by tensor name); AEQ's own algorithms other than min-max (MSE, OCTAV, ...) choose
-*weight* ranges only and fall back to min-max for activations. So qlab captures each activation of
-the float32 file over the calibration set, chooses its range by the method, and hands AEQ those
-ranges as the QSVs; AEQ then builds the int8 grid from them by its rule (`ranges.aeq_grid`), which
-`method_file` checks tensor by tensor.
-"""
+AEQ's static recipes quantize every activation from a range per tensor (its QSVs, by tensor
+name); its own algorithms other than min-max choose *weight* ranges only. So qlab captures each
+activation of the float32 file over the calibration set, chooses its range by the method and
+hands AEQ those ranges as the QSVs; AEQ builds the grid by its rule (`ranges.aeq_grid`), which
+`method_file` checks."""
 
 from __future__ import annotations
 
@@ -27,15 +25,10 @@ cover, low = (qmin − zero_point)·scale and high = (qmax − zero_point)·scal
 
 
 def activations(float32_tflite: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
-    """What every activation of the float32 file holds over samples `x`, by tensor name.
+    """Returns {tensor name: float32 (n,) + sample shape}: the float32 file's input and every op
+    output the interpreter keeps, over samples `x`.
 
-    Returns:
-        {tensor name: float32 array (n,) + the tensor's sample shape}: the model input and every
-        op output the interpreter keeps.
-
-    Raises:
-        ValueError: a quantized file (give the float32 one), or inputs of the wrong shape.
-    """
+    Raises ValueError for a quantized file or inputs of the wrong shape."""
     model = flatbuffer.read(float32_tflite)
     if any(t.quantized for t in model.tensors):
         raise ValueError("activations are captured from the float32 .tflite; this one is quantized")
@@ -45,17 +38,13 @@ def activations(float32_tflite: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
 def method_ranges(
     float32_tflite: bytes, calibration: np.ndarray, setting: str, bits: int = 8
 ) -> dict[str, tuple]:
-    """The range method `setting` (`qlab.analysis.ranges.choose`) applied to every activation AEQ
-    quantizes, over the calibration samples.
-
-    Returns:
-        {tensor name: (low, high)} in real units, one per tensor in AEQ's QSVs.
+    """Returns {tensor name: (low, high)}: the range method `setting` (`ranges.choose`) applied to
+    every activation in AEQ's QSVs, over the calibration samples.
 
     Raises:
-        ValueError: an unknown setting or bad percentile (`qlab.analysis.ranges.parse`); a method that
-            gives some tensor an empty range (e.g. a percentile near 50 on a ReLU output, mostly zeros).
-        qlab.conversion.aeq.AEQError: AEQ cannot calibrate the model.
-    """
+        ValueError: an unknown setting (`ranges.parse`); a method that gives some tensor an empty
+            range (e.g. a percentile near 50 on a ReLU output).
+        qlab.conversion.aeq.AEQError: AEQ cannot calibrate the model."""
     ranges.parse(setting)
     captured = activations(float32_tflite, calibration)
     wanted = aeq.calibrate(float32_tflite, calibration[:1])  # which tensors AEQ quantizes
@@ -68,19 +57,15 @@ def method_ranges(
     empty = [name for name, (low, high) in chosen.items() if not max(high, 0.0) - min(low, 0.0) > 0]
     if empty:
         raise ValueError(
-            f"{setting} gives an empty range [0, 0] to {len(empty)} tensor(s), e.g. {empty[0]!r} (most of "
-            "its values are one number, such as a ReLU's zeros): no grid can be built; use min-max or a "
-            "higher percentile"
+            f"{setting} gives an empty range [0, 0] to {len(empty)} tensor(s), e.g. {empty[0]!r} "
+            "(most of its values are one number, such as a ReLU's zeros): no grid can be built; "
+            "use min-max or a higher percentile"
         )
     return chosen
 
 
 def qsvs(chosen: dict[str, tuple]) -> dict:
-    """Ranges as AEQ's QSVs.
-
-    Returns:
-        {tensor name: {"min": float32 array (1,), "max": float32 array (1,)}}.
-    """
+    """Returns ranges as AEQ's QSVs: {tensor name: {"min": float32 (1,), "max": float32 (1,)}}."""
     return {
         name: {"min": np.array([low], np.float32), "max": np.array([high], np.float32)}
         for name, (low, high) in chosen.items()
@@ -90,19 +75,14 @@ def qsvs(chosen: dict[str, tuple]) -> dict:
 def method_file(
     float32_tflite: bytes, calibration: np.ndarray, setting: str
 ) -> tuple[bytes, pd.DataFrame]:
-    """A static int8 file (AEQ's `static_wi8_ai8`) whose activation ranges come from method `setting`,
+    """A static int8 file (AEQ's `static_wi8_ai8`) with the activation ranges of method `setting`,
     and the check that it holds them.
 
-    Returns:
-        (tflite bytes, DataFrame with one row per activation: tensor, low, high (the chosen range),
-        scale and zero_point (in the file), expected_scale and expected_zero_point (AEQ's rule on
-        the chosen range, `qlab.analysis.ranges.aeq_grid`), scale_rel_error (|file − expected| /
-        expected), constraint ("" if the file's grid comes from the chosen range alone, else AEQ's
-        constraint that ties or fixes it, `qlab.conversion.aeq.constraints`)).
+    Returns (tflite bytes, DataFrame, one row per activation: tensor, low, high (chosen), scale and
+    zero_point (the file's), expected_scale and expected_zero_point (`ranges.aeq_grid`),
+    scale_rel_error, constraint ("" or AEQ's constraint that ties or fixes the grid)).
 
-    Raises:
-        ValueError: see `method_ranges`; qlab.conversion.aeq.AEQError: AEQ refused the model.
-    """
+    Raises ValueError as `method_ranges`, qlab.conversion.aeq.AEQError if AEQ refused the model."""
     chosen = method_ranges(float32_tflite, calibration, setting)
     tflite = aeq.quantize(float32_tflite, "static_wi8_ai8", qsvs=qsvs(chosen))
     stored = {t.name: t for t in flatbuffer.read(tflite).tensors if t.quantized and t.data is None}
@@ -129,12 +109,9 @@ def method_file(
 
 
 def constrained(model: flatbuffer.ModelFile) -> dict[str, str]:
-    """The tensors whose grid AEQ ties to another tensor or fixes: outputs of constrained ops, and
-    inputs of ops that give their inputs the output's scale (`qlab.conversion.aeq.constraints`).
-
-    Returns:
-        {tensor name: AEQ's constraint name}.
-    """
+    """Returns {tensor name: AEQ's constraint name} for the tensors whose grid AEQ ties or fixes:
+    outputs of constrained ops, and inputs of ops that take their output's scale
+    (`qlab.conversion.aeq.constraints`)."""
     rules = aeq.constraints()
     tied = {}
     for op in model.ops:
@@ -153,12 +130,8 @@ def constrained(model: flatbuffer.ModelFile) -> dict[str, str]:
 
 
 def file_ranges(tflite: bytes, keras_model=None) -> pd.DataFrame:
-    """The activation ranges a quantized file holds: its input's and each compute op's output's.
-
-    Returns:
-        DataFrame with `RANGE_COLUMNS`, one row per quantized activation, in op order (float ones
-        left out).
-    """
+    """Returns a DataFrame with `RANGE_COLUMNS`, one row per quantized activation (the input,
+    then each compute op's output), in op order."""
     model = flatbuffer.read(tflite)
     labels = naming.labels(model, keras_model)
     wanted = [("input", "INPUT", model.inputs[0])] + [
@@ -188,16 +161,12 @@ def file_ranges(tflite: bytes, keras_model=None) -> pd.DataFrame:
 def layer_splits(
     tflite: bytes, float_tflite: bytes, x: np.ndarray, keras_model=None
 ) -> pd.DataFrame:
-    """Each quantized activation's error on the grid the file gives it, split into rounding and
-    clipping: the float32 reference's values over `x` put through that grid (`qlab.analysis.rounding.split`).
+    """Each quantized activation's error on the file's grid, split into rounding and clipping: the
+    float32 reference's values over `x` through that grid (`rounding.split`).
 
-    Returns:
-        DataFrame, one row per quantized activation of the file: layer, tensor, and rounding_mse,
-        clipping_mse, total_mse (real units squared), clipped_fraction (0..1), rmse/scale (steps).
-
-    Raises:
-        ValueError: a float_tflite that is not the float32 file of the same model.
-    """
+    Returns a DataFrame, one row per quantized activation: layer, tensor, rounding_mse,
+    clipping_mse, total_mse, clipped_fraction, rmse/scale. Raises ValueError for a float_tflite
+    that is not the float32 file of the same model."""
     pair = capture.pair(tflite, float_tflite, keras_model)
     captured = capture.run(float_tflite, x)
     rows = []

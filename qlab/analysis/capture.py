@@ -1,10 +1,10 @@
-"""Run models and keep what every layer computed: the deployed .tflite, its float reference, a Keras model.
+"""Run models and keep what every layer computed: the deployed .tflite, its float reference, a Keras
+model.
 
-The *float reference* of a deployed model is the float32 .tflite of the same Keras model. The converter
-lays both out with the same compute ops in the same order (the quantized one adds QUANTIZE and
-DEQUANTIZE at its edges, and around any op kept in float), so `pair` lines them up op by op, and
-each `Layer` knows its op in both files. Layers are named after the Keras layer they came from.
-"""
+The *float reference* of a deployed model is the float32 .tflite of the same Keras model. The
+converter lays both out with the same compute ops in the same order (the quantized one adds
+QUANTIZE and DEQUANTIZE at its edges and around ops kept in float), so `pair` lines them up op by
+op."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from qlab.tflite.runtime import Runtime
 
 
 @dataclass
-class Layer:
+class OpPair:
     """One compute op of the deployed model and the same op in its float reference."""
 
     name: str  # a unique label: the Keras layer ('head'), 'head/softmax' for a layer's second op
@@ -29,26 +29,18 @@ class Layer:
     keras: str = ""  # the Keras layer the op comes from (repeats when one layer gives several ops)
 
     def output(self, model: Pair) -> flatbuffer.Tensor:
-        """The deployed op's (first) output tensor in `model`, the pair this layer belongs to.
-
-        Returns:
-            the `qlab.tflite.flatbuffer.Tensor` as the deployed file stores it (its type, shape, and
-            scale and zero point if quantized).
-        """
+        """Returns the deployed op's (first) output `Tensor` in `model`, the pair of this layer."""
         return model.deployed.tensors[self.deployed.outputs[0]]
 
 
 @dataclass
 class Pair:
-    """A deployed .tflite and its float reference, read and lined up.
-
-    `deployed` and `float_tflite` are the parsed files, `tflite` and `float_tflite` their bytes, and
-    `layers` one `Layer` per compute op, in op order.
-    """
+    """A deployed .tflite and its float reference: `deployed` and `reference` the parsed files,
+    `tflite` and `float_tflite` their bytes, `layers` one `OpPair` per compute op, in op order."""
 
     deployed: flatbuffer.ModelFile
     reference: flatbuffer.ModelFile
-    layers: list[Layer]
+    layers: list[OpPair]
     tflite: bytes
     float_tflite: bytes
 
@@ -57,15 +49,9 @@ class Pair:
         """The layers' names (list of str), in op order."""
         return [layer.name for layer in self.layers]
 
-    def layer(self, name: str) -> Layer:
-        """The layer called `name`.
-
-        Returns:
-            its `Layer`.
-
-        Raises:
-            KeyError: an unknown name (the message lists the ones that exist).
-        """
+    def layer(self, name: str) -> OpPair:
+        """Returns the `OpPair` called `name`; raises KeyError for an unknown one (listing those
+        that exist)."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -73,22 +59,14 @@ class Pair:
 
 
 def pair(tflite: bytes, float_tflite: bytes, keras_model=None) -> Pair:
-    """Line up the compute ops of a deployed model with those of its float reference.
+    """Line up the compute ops of a deployed model with those of its float reference; `keras_model`,
+    if at hand, names the layers of nested models and the recurrent ops (`qlab.tflite.naming`).
 
-    Args:
-        tflite: the deployed (quantized) model's bytes.
-        float_tflite: the float32 .tflite of the same Keras model.
-        keras_model: that Keras model, if at hand: it names the layers of nested models and the
-            recurrent ops (see `qlab.tflite.naming`).
-
-    Returns:
-        the `Pair`, one `Layer` per compute op, named after its Keras layer.
+    Returns the `Pair`.
 
     Raises:
-        ValueError: a float_tflite that is quantized, or two files whose compute ops differ (not the
-            same Keras model).
-        qlab.tflite.flatbuffer.InvalidModelError: bytes that are not a .tflite.
-    """
+        ValueError: a quantized float_tflite, or two files whose compute ops differ.
+        qlab.tflite.flatbuffer.InvalidModelError: bytes that are not a .tflite."""
     deployed, reference = flatbuffer.read(tflite), flatbuffer.read(float_tflite)
     if any(t.quantized for t in reference.tensors):
         raise ValueError(
@@ -105,7 +83,7 @@ def pair(tflite: bytes, float_tflite: bytes, keras_model=None) -> Pair:
         naming.layer_names(reference, keras_model),
     )
     layers = [
-        Layer(labels[t.index], op.name, op, t, owners[t.index]) for op, t in zip(ours, theirs)
+        OpPair(labels[t.index], op.name, op, t, owners[t.index]) for op, t in zip(ours, theirs)
     ]
     return Pair(deployed, reference, layers, tflite, float_tflite)
 
@@ -115,27 +93,16 @@ def run(
 ) -> dict[int, np.ndarray]:
     """Every tensor the model computes for inputs `x`, stacked over samples, by tensor index.
 
-    Samples are run one at a time, as a deployed model sees them (dynamic-range kernels quantize
-    each batch on the fly, so batching would change what they compute). Float inputs are quantized
-    with the input tensor's own scale and zero point first, as `Runtime.predict` does. Kept are the
-    model's input and every op's output that the interpreter can read with a batch axis of 1;
-    constants (weights, biases) and state are not.
+    Samples run one at a time, as a deployed model sees them (dynamic-range kernels quantize each
+    batch on the fly). Float inputs are quantized with the input's own grid. Kept: the input and
+    every op output readable with a batch axis of 1. `carry_state`: a stateful model (LSTM) starts
+    each sample from the state the previous one left, as the converter's calibration runs it.
 
-    Args:
-        tflite: the model's bytes (deployed or float reference).
-        x: real-valued inputs, (n,) + the input's sample shape, or one sample.
-        kernels: a `qlab.vocabulary.KERNELS` name; "builtin" (no delegate) by default.
-        carry_state: a stateful model (an LSTM) starts each sample from the state the previous
-            one left, as the converter's calibration runs it, instead of from its initial state.
-
-    Returns:
-        {tensor index: array (n,) + the tensor's sample shape, in the tensor's own dtype (raw
-        integers for quantized tensors: see `real`)}.
+    Returns {tensor index: (n,) + sample shape, in the tensor's dtype (raw integers: see `real`)}.
 
     Raises:
         ValueError: inputs of the wrong shape, or none; unknown kernels.
-        qlab.tflite.flatbuffer.InvalidModelError: bytes LiteRT cannot load.
-    """
+        qlab.tflite.flatbuffer.InvalidModelError: bytes LiteRT cannot load."""
     with warnings.catch_warnings():  # keeping intermediates is the point here
         warnings.filterwarnings("ignore", message=".*experimental_preserve_all_tensors")
         rt = Runtime(tflite, kernels=kernels, keep_intermediates=True)
@@ -164,31 +131,13 @@ def _is_activation(rt: Runtime, detail: dict) -> bool:
 
 
 def real(model: flatbuffer.ModelFile, index: int, values: np.ndarray) -> np.ndarray:
-    """A captured tensor as real numbers: dequantized with its own scale and zero point.
-
-    Args:
-        model: the parsed file the tensor belongs to (`Pair.deployed` or `Pair.reference`).
-        index: the tensor's index in `model`; `values` are what `run` captured for it.
-
-    Returns:
-        float32 array of the shape of `values` (float tensors: `values` as float32).
-    """
+    """Returns a captured tensor of `model` dequantized with its own grid, float32."""
     return model.tensors[index].dequantize(values)
 
 
 def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Each named Keras layer's output for inputs `x` (default: every layer but the input).
-
-    Args:
-        model: a tf_keras model (float or QAT: a QAT model's layers are named quant_<name>).
-        layers: Keras layer names; None (or empty) for every layer but the input.
-
-    Returns:
-        {layer name: float32 array (n,) + the layer's output shape}.
-
-    Raises:
-        KeyError: a name the model has no layer of (the message lists them).
-    """
+    """Returns {layer name: float32 (n,) + output shape}: each named Keras layer's output for `x`
+    (default: every layer but the input). Raises KeyError for a name the model has no layer of."""
     import tf_keras as keras  # lazily: the .tflite half of this module needs no TensorFlow
 
     names = layers or [
@@ -208,19 +157,11 @@ def keras_outputs(model, x: np.ndarray, layers: list[str] | None = None) -> dict
 
 
 def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
-    """A Keras layer's output before its activation (conv or dense + bias, no ReLU), for inputs x;
-    for a ReLU or Activation layer, its input.
+    """Returns a Keras layer's output before its activation for inputs `x`, float32 (for a ReLU or
+    Activation layer, its input); the layer is rebuilt with a linear activation and its own weights.
 
-    The layer is rebuilt from its config with a linear activation and its own weights, and fed
-    the layer's input as the model computes it.
-
-    Returns:
-        float32 array (n,) + the layer's output shape.
-
-    Raises:
-        KeyError: no layer of that name with an activation (the message lists those that have
-            one; a QAT model's layers are wrapped, so it has none).
-    """
+    Raises KeyError for no layer of that name with an activation (a QAT model's layers are
+    wrapped, so it has none)."""
     import tf_keras as keras  # lazily: the .tflite half of this module needs no TensorFlow
 
     target = model.get_layer(layer) if layer in [each.name for each in model.layers] else None
@@ -236,7 +177,8 @@ def preactivation(model, layer: str, x: np.ndarray) -> np.ndarray:
         if not with_activation:
             raise KeyError(
                 f"model {model.name!r} has no plain layer with an activation (a QAT model's "
-                "layers are wrapped): pass the float model, or fit.float_copy(qat_model, float_architecture)"
+                "layers are wrapped): pass the float model, or "
+                "fit.float_copy(qat_model, float_architecture)"
             )
         raise KeyError(
             f"no layer {layer!r} with an activation; those with one: {', '.join(with_activation)}"

@@ -1,25 +1,22 @@
-"""The converter's choices for a whole model: the grid of every quantized tensor, predicted from
-the float model and the calibration data alone, to be checked against the grids the file holds.
+"""The converter's choices for a whole model: the grid of every quantized tensor, predicted from the
+float model and the calibration data alone, to be checked against the file's grids.
 
 The rules, each checked tensor by tensor on every zoo model (`tests/test_zoo.py`):
 
 - an activation gets `grid.activations` fitted to the range the float reference reaches on the
   calibration data (min/max calibration);
 - the calibration reads an op's inputs after the op ran, and TFLite runs ADD, SUB and MUL in place
-  over their first input that no other op reads (of the output's shape): that input's recorded
-  range also covers the op's output (`INPLACE_OPS`);
-- a recurrent model is calibrated with its state carried from one sample to the next, as the
-  calibration invokes the model sample after sample without a reset;
+  over a first input no other op reads (of the output's shape): that input's range also covers the
+  output (`INPLACE_OPS`);
+- a recurrent model is calibrated with its state carried from one sample to the next;
 - ops that move values share one grid between input and output (`SAME_GRID_OPS`), concatenation
   among all its inputs and its output (`SHARED_GRID_OPS`): the union of their ranges;
 - some ops fix their output grid (`FIXED_OUTPUT_GRIDS`: softmax);
-- weights get `grid.weights` (per channel along the axis the file quantizes; an LSTM's per tensor),
-  biases scale input scale × weight scale (`grid.bias`);
-- an LSTM's output state shares its output's grid, its cell state is int16 with a power-of-two
-  scale 2^ceil(log2 max|c|) / 2^15 (tensorflow/lite/tools/optimize/quantization_utils.cc,
-  the int16 power-of-two rule for LSTM cell state);
-- a QUANTIZE between int8 and uint8 (the uint8 I/O) shifts the zero point by 128.
-"""
+- weights get `grid.weights` (per channel where the file is; an LSTM's per tensor), biases input
+  scale × weight scale (`grid.bias`);
+- an LSTM's output state shares its output's grid, its cell state is int16 with a power-of-two scale
+  (`cell_state_scale`);
+- a QUANTIZE between int8 and uint8 (the uint8 I/O) shifts the zero point by 128."""
 
 from __future__ import annotations
 
@@ -40,22 +37,15 @@ from qlab.vocabulary import (
 
 
 def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
-    """The grid qlab predicts for every quantized tensor of `pair.deployed`, by tensor index.
+    """The grid qlab predicts for every quantized tensor of `pair.deployed` (a
+    `qlab.analysis.capture.Pair`), from the `calibration` samples in the order the converter saw
+    them.
 
-    Args:
-        pair: a `qlab.analysis.capture.Pair` (the deployed model and its float reference).
-        calibration: the calibration (representative) dataset the converter used, float
-            samples (n,) + the input's sample shape, in the order the converter saw them.
+    Returns {tensor index in the deployed file: predicted `Grid`} for the compute ops' quantized
+    inputs and outputs, weights, biases and state, and the tensors across int8/uint8 QUANTIZE ops;
+    tensors no rule reaches are absent.
 
-    Returns:
-        dict {tensor index in the deployed file: the predicted `Grid`} (float64 scales holding
-        float32 values, int64 zero points): the quantized inputs and outputs of the compute ops,
-        their weights, biases and state, and the tensors across int8/uint8 QUANTIZE ops. Quantized
-        tensors no rule reaches are absent.
-
-    Raises:
-        ValueError: an empty calibration set, or samples of the wrong shape (`capture.run`).
-    """
+    Raises ValueError for an empty calibration set, or samples of the wrong shape."""
     calibration = np.asarray(calibration, np.float32)
     if calibration.size == 0:
         raise ValueError(
@@ -94,8 +84,8 @@ def converter_grids(pair, calibration: np.ndarray) -> dict[int, Grid]:
 
 
 def _ranges(pair, captured: dict[int, np.ndarray]) -> dict[int, tuple[float, float]]:
-    """The calibrated (min, max) of every deployed activation tensor the float_tflite computed, with the
-    in-place rule applied."""
+    """The calibrated (min, max) of every deployed activation tensor the float_tflite computed,
+    with the in-place rule applied."""
     ranges = {}
     for layer in pair.layers:
         ends = zip(
@@ -110,6 +100,12 @@ def _ranges(pair, captured: dict[int, np.ndarray]) -> dict[int, tuple[float, flo
             ):
                 values = captured[reference_index]
                 ranges[index] = (float(values.min()), float(values.max()))
+    _in_place(pair, ranges)
+    return ranges
+
+
+def _in_place(pair, ranges: dict) -> None:
+    """Widen the range of an in-place op's first lone input (`INPLACE_OPS`) by its output's."""
     readers = {}
     for op in pair.reference.ops:
         for i in op.inputs:
@@ -133,7 +129,6 @@ def _ranges(pair, captured: dict[int, np.ndarray]) -> dict[int, tuple[float, flo
                     max(ranges[index][1], ranges[out][1]),
                 )
                 break
-    return ranges
 
 
 def _groups(pair, ranges: dict) -> dict[int, tuple[float, float]]:
@@ -184,6 +179,28 @@ def _weights_and_bias(pair, layer, predicted: dict) -> None:
 def _lstm(pair, layer, calibration, captured, predicted: dict) -> None:
     """An LSTM's weights (per tensor), gate biases, output state, cell state and the intermediate
     tensor on the output's grid."""
+    op, deployed = layer.deployed, pair.deployed
+    _lstm_weights_and_biases(pair, layer, predicted)
+    out = op.outputs[0]
+    output_state, cell_state = (op.inputs[i] for i in LSTM_INPUTS["states"])
+    if out in predicted and deployed.tensors[output_state].quantized:
+        predicted[output_state] = predicted[out]
+    for index in _intermediates(pair, op):
+        t = deployed.tensors[index]
+        if t.quantized and t.name.startswith("effective_hidden_scale") and out in predicted:
+            predicted[index] = predicted[out]
+    if deployed.tensors[cell_state].quantized:
+        reference_op = layer.reference
+        inputs = [pair.reference.tensors[i].data if i >= 0 else None for i in reference_op.inputs]
+        inputs[0] = captured[reference_op.inputs[0]]
+        cells = float_ops.lstm_steps(
+            reference_op, inputs[0].astype(np.float32), inputs, carry=True
+        )[1]
+        scale = cell_state_scale(float(np.abs(cells).max()))
+        predicted[cell_state] = Grid(16, np.array([scale]), np.zeros(1, np.int64))
+
+
+def _lstm_weights_and_biases(pair, layer, predicted: dict) -> None:
     op, reference_op, deployed = layer.deployed, layer.reference, pair.deployed
     gate_weights = {}
     for position in LSTM_INPUTS["weights"]:
@@ -201,33 +218,13 @@ def _lstm(pair, layer, calibration, captured, predicted: dict) -> None:
             predicted[b.index] = bias(
                 predicted[source], gate_weights[position - 11], b.dtype.itemsize * 8
             )
-    out = op.outputs[0]
-    output_state, cell_state = (op.inputs[i] for i in LSTM_INPUTS["states"])
-    if out in predicted and deployed.tensors[output_state].quantized:
-        predicted[output_state] = predicted[out]
-    for index in _intermediates(pair, op):
-        t = deployed.tensors[index]
-        if t.quantized and t.name.startswith("effective_hidden_scale") and out in predicted:
-            predicted[index] = predicted[out]
-    cell = deployed.tensors[cell_state]
-    if cell.quantized:
-        inputs = [pair.reference.tensors[i].data if i >= 0 else None for i in reference_op.inputs]
-        inputs[0] = captured[reference_op.inputs[0]]
-        cells = float_ops.lstm_steps(
-            reference_op, inputs[0].astype(np.float32), inputs, carry=True
-        )[1]
-        scale = cell_state_scale(float(np.abs(cells).max()))
-        predicted[cell_state] = Grid(16, np.array([scale]), np.zeros(1, np.int64))
 
 
 def cell_state_scale(reach: float) -> float:
-    """The int16 power-of-two scale the converter gives an LSTM's cell state that reached `reach`
-    (max |c| over calibration): 2^ceil(log2 reach) / 2^15, or 2^-15 for a cell that stayed at 0
-    (tensorflow/lite/tools/optimize/quantization_utils.cc, the power-of-two rule for LSTM cell state).
-
-    Returns:
-        the scale, float (real units per step).
-    """
+    """Returns the int16 power-of-two scale the converter gives an LSTM's cell state that reached
+    `reach` (max |c| over calibration): 2^ceil(log2 reach) / 2^15, or 2^-15 for a cell that
+    stayed at 0 (tensorflow/lite/tools/optimize/quantization_utils.cc, the power-of-two rule for
+    LSTM cell state)."""
     return float(2.0 ** np.ceil(np.log2(reach)) / 2**15) if reach > 0 else 2.0**-15
 
 

@@ -1,21 +1,18 @@
 """The fake-quant ops of a quantization-aware (QAT) model: where they are (`sites`), their ranges
-set from a calibration set without training (`calibrate`: post-training fake-quant), and the grid
-each one rounds to (`grids`, `table`), read from its min and max variables.
+set from a calibration set without training (`calibrate`), and the grid each rounds to (`grids`,
+`table`), read from its min and max variables.
 
-TensorFlow's FakeQuantWithMinMaxVars (and its per-channel form) does not quantize between the
-min and max it is given: it first *nudges* them so that real 0 falls on a level, and rounds
-between the nudged ends (`Nudge` in tensorflow/core/kernels/fake_quant_ops_functor.h):
+TensorFlow's FakeQuantWithMinMaxVars first *nudges* min and max so that real 0 falls on a level,
+then rounds between the nudged ends (`Nudge` in tensorflow/core/kernels/fake_quant_ops_functor.h):
 
     scale = (max - min) / (quant_max - quant_min)                          (float32)
     zero_point = round(quant_min - min / scale), clamped to quant_min..quant_max  (std::round)
     levels quant_min..quant_max = (narrow_range ? 1 : 0) .. 2^bits - 1      (unsigned)
 
-`nudge` computes the same in float32 and returns a `qlab.analysis.grid.Grid`, signed as qlab
-and TFLite's int8 files write grids: the unsigned levels shifted by 2^(bits-1), so an 8-bit
-activation's zero point is the uint8 one minus 128. The round trip is unchanged by the shift.
-The op rounds (x - nudged_min) / scale half up, `Grid.round_trip` x / scale half away from zero:
-they agree except for values within float32 rounding of a bucket edge.
-"""
+`nudge` returns it as a signed `Grid`, as TFLite's int8 files write grids: the unsigned levels
+shifted by 2^(bits-1), which leaves the round trip unchanged. The op rounds (x - nudged_min) /
+scale half up, `Grid.round_trip` x / scale half away: they agree but within float32 rounding of a
+bucket edge."""
 
 from __future__ import annotations
 
@@ -33,17 +30,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, eq=False)
 class Site:
-    """One fake-quant op of a wrapped model: where it is, what it quantizes, and its state.
-
-    Attributes:
-        layer: the Keras layer holding it (a `quant_` wrapper, or the input's `QuantizeLayer`).
-        tensor: the kernel's name ("kernel", "depthwise_kernel"), or "input", "pre_activation",
-            "post_activation", "output".
-        kind: "weight" or "activation".
-        quantizer: the tfmot `Quantizer` running the op.
-        variables: what the quantizer's `build` returned (tfmot's and qlab's: min_var, max_var).
-        weight: the float weight variable it quantizes (weights only).
-    """
+    """One fake-quant op of a wrapped model: the Keras `layer` holding it, the `tensor` it
+    quantizes (a kernel's name, or "input", "pre_activation", "post_activation", "output"), its
+    `kind` ("weight" or "activation"), the tfmot `quantizer`, its `variables` (min_var, max_var,
+    ...) and, for weights, the float `weight` variable."""
 
     layer: str
     tensor: str
@@ -58,11 +48,8 @@ class Site:
 
 
 def sites(model) -> list[Site]:
-    """Every fake-quant op of a model wrapped by tfmot (`qlab.training.schemes`' or the default 8-bit scheme).
-
-    Returns:
-        `Site`s in layer order: per layer its weights, then its activations, then its output.
-    """
+    """Returns the `Site` of every fake-quant op of a tfmot-wrapped model, in layer order: per
+    layer its weights, then its activations, then its output."""
     found = []
     for layer in model.layers:
         kind = type(layer).__name__
@@ -148,41 +135,18 @@ def _put(site: Site, quantizer) -> None:
 def calibrate(model, calibration, batch_size: int = 128):
     """Post-training fake-quant: set every range of a wrapped model without training it.
 
-    Weight ranges follow each weight quantizer's own rule applied to the weights once (tfmot's:
-    the last value of min and max, symmetric, per-axis for convolutions; `range_of` if it has
-    one). Activation ranges come from the calibration (representative) dataset run through the
-    *float* model (every fake-quant op passed through, in inference mode: BatchNorm uses its
-    moving statistics and updates nothing, Dropout drops nothing), as the TFLite converter
-    calibrates: min and max widened to include 0, or the quantizer's `range_of` (a
-    `qlab.training.schemes.PercentileQuantizer`'s percentiles). Weights are not changed.
+    Weight ranges follow each weight quantizer's own rule on the weights (tfmot's: symmetric,
+    per-axis for convolutions; `range_of` if it has one). Activation ranges come from the
+    calibration set run through the *float* model in inference mode, as the TFLite converter
+    calibrates: min and max widened to include 0, or the quantizer's `range_of`. Weights are not
+    changed.
 
-    Args:
-        calibration: representative samples, (n,) + the model's input shape.
-        batch_size: samples per forward pass.
-
-    Returns:
-        `model`, its range variables set in place.
-
-    Raises:
-        ValueError: a model without fake-quant ops, an empty calibration set, or an activation
-            quantizer without min_var and max_var variables.
-    """
+    Returns `model`, its range variables set in place. Raises ValueError for a model without
+    fake-quant ops, an empty calibration set, or an activation quantizer without min_var and
+    max_var."""
     calibration = np.asarray(calibration, np.float32)
     found = sites(model)
-    if not found:
-        raise ValueError(
-            f"model {model.name!r} has no fake-quant ops: wrap it first (qlab.training.schemes.quantize_bits "
-            "or qlab.training.fit.quantize_aware)"
-        )
-    if calibration.ndim < 2 or len(calibration) == 0:
-        raise ValueError(f"the calibration set must hold samples, got shape {calibration.shape}")
-    activations = [s for s in found if s.kind == "activation"]
-    for site in activations:
-        if not {"min_var", "max_var"} <= set(site.variables):
-            raise ValueError(
-                f"cannot calibrate {site.layer}/{site.tensor}: its quantizer "
-                f"{type(site.quantizer).__name__} keeps no min_var and max_var"
-            )
+    activations = _calibration_sites(model, found, calibration)
     observer = _Observer({id(s.variables) for s in activations})
     for site in found:
         _put(site, observer)
@@ -200,38 +164,51 @@ def calibrate(model, calibration, batch_size: int = 128):
             low, high = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
         site.variables["min_var"].assign(low)
         site.variables["max_var"].assign(high)
-    for site in (s for s in found if s.kind == "weight"):
-        if hasattr(site.quantizer, "range_of"):
-            low, high = site.quantizer.range_of(site.weight.numpy())
-            site.variables["min_var"].assign(low)
-            site.variables["max_var"].assign(high)
-        else:  # tfmot's weight quantizers set their range from the weights when called in training
-            site.quantizer(site.weight, True, weights=site.variables)
+    _set_weight_ranges(s for s in found if s.kind == "weight")
     log.info(
         "calibrated %d fake-quant ops of %s on %d samples", len(found), model.name, len(calibration)
     )
     return model
 
 
+def _calibration_sites(model, found: list[Site], calibration: np.ndarray) -> list[Site]:
+    """The activation sites to calibrate, once the model and the samples are checked."""
+    if not found:
+        raise ValueError(
+            f"model {model.name!r} has no fake-quant ops: wrap it first "
+            "(qlab.training.schemes.quantize_bits or qlab.training.fit.quantize_aware)"
+        )
+    if calibration.ndim < 2 or len(calibration) == 0:
+        raise ValueError(f"the calibration set must hold samples, got shape {calibration.shape}")
+    activations = [s for s in found if s.kind == "activation"]
+    for site in activations:
+        if not {"min_var", "max_var"} <= set(site.variables):
+            raise ValueError(
+                f"cannot calibrate {site.layer}/{site.tensor}: its quantizer "
+                f"{type(site.quantizer).__name__} keeps no min_var and max_var"
+            )
+    return activations
+
+
+def _set_weight_ranges(weight_sites) -> None:
+    for site in weight_sites:
+        if hasattr(site.quantizer, "range_of"):
+            low, high = site.quantizer.range_of(site.weight.numpy())
+            site.variables["min_var"].assign(low)
+            site.variables["max_var"].assign(high)
+        else:  # tfmot's weight quantizers set their range from the weights when called in training
+            site.quantizer(site.weight, True, weights=site.variables)
+
+
 def nudge(
     min_value, max_value, bits: int, narrow_range: bool = False, axis: int | None = None
 ) -> Grid:
-    """The grid TensorFlow's fake-quant op uses for the range [min_value, max_value].
+    """Returns the `Grid` TensorFlow's fake-quant op uses for [min_value, max_value]: signed,
+    float64 copies of the float32 scales, one per channel along `axis` (per-channel min and max) or
+    one.
 
-    Args:
-        min_value, max_value: the op's min and max variables: scalars, or one per channel.
-        bits: the op's num_bits (2..16).
-        narrow_range: the op's narrow_range (the lowest level left out).
-        axis: the tensor's channel axis for per-channel min and max (the last, in TensorFlow's op).
-
-    Returns:
-        `Grid` of `bits`, signed, float64 copies of the float32 scales, int64 zero points; one per
-        channel along `axis`, or one.
-
-    Raises:
-        ValueError: bits outside 2..16, min above or equal to max (no grid: TensorFlow's op then
-            returns min), shapes that differ, or per-channel values without `axis`.
-    """
+    Raises ValueError for bits outside 2..16, min at or above max (the op then returns min),
+    shapes that differ, or per-channel values without `axis`."""
     bits = check_bits(bits)
     low = np.atleast_1d(np.asarray(min_value, np.float32))
     high = np.atleast_1d(np.asarray(max_value, np.float32))
@@ -259,28 +236,17 @@ def nudge(
 
 @dataclass(frozen=True, eq=False)
 class FakeQuantGrid:
-    """One fake-quant op and its grid.
-
-    Attributes:
-        site: the op (`Site`: layer, tensor, kind, quantizer, variables).
-        grid: the `Grid` it rounds to, from its variables now (`nudge`).
-    """
+    """One fake-quant op (`site`) and the `grid` it rounds to now (`nudge`)."""
 
     site: Site
     grid: Grid
 
 
 def grids(model) -> list[FakeQuantGrid]:
-    """The grid of every fake-quant op of a wrapped model whose quantizer keeps min_var and max_var
-    and says its num_bits (tfmot's quantizers and `qlab.training.schemes.PercentileQuantizer` do).
-
-    An op whose range is still empty (tfmot's input quantizer starts at [0, 0] and moves only in
-    training; TensorFlow's op then outputs 0) has no grid and is left out, with a log line.
-
-    Returns:
-        `FakeQuantGrid`s in the order of `sites`; a weight whose min and max are one per channel
-        gets a per-axis grid along its last axis.
-    """
+    """Returns a `FakeQuantGrid` for every fake-quant op whose quantizer keeps min_var and
+    max_var and says its num_bits, in the order of `sites` (per-channel weights: per-axis along
+    the last axis). An op whose range is still empty (tfmot's input quantizer starts at [0, 0])
+    is left out, with a log line."""
     found = []
     for site in sites(model):
         q, v = site.quantizer, site.variables
@@ -302,13 +268,9 @@ def grids(model) -> list[FakeQuantGrid]:
 
 
 def table(model) -> pd.DataFrame:
-    """The grids of `grids(model)` as a table for people.
-
-    Returns:
-        one row per fake-quant op: layer, tensor, kind, quantizer (class name), bits, levels,
-        per_axis, scale (per-axis: the smallest), zero_point (per-axis: the first), low and high
-        (the grid's real range; per-axis: the widest), grid (`Grid.describe`).
-    """
+    """Returns `grids(model)` as a DataFrame: layer, tensor, kind, quantizer, bits, levels,
+    per_axis, scale (the smallest), zero_point (the first), low and high (the widest), grid
+    (`Grid.describe`)."""
     rows = []
     for entry in grids(model):
         g, s = entry.grid, entry.site
@@ -332,15 +294,8 @@ def table(model) -> pd.DataFrame:
 
 
 def apply(entry: FakeQuantGrid, x) -> np.ndarray:
-    """Run the op itself (its quantizer, in inference mode, with its variables) on `x`.
-
-    Args:
-        x: values of the tensor's shape (a weight's: its shape; an activation: any shape).
-
-    Returns:
-        float32 array of x's shape: what the fake-quant op outputs, to compare with
-        `entry.grid.round_trip(x)`.
-    """
+    """Returns what the fake-quant op itself outputs for `x` (float32, x's shape), in inference
+    mode, to compare with `entry.grid.round_trip(x)`."""
     import tensorflow as tf  # TensorFlow's op runs it; reading grids needs no TensorFlow
 
     out = entry.site.quantizer(

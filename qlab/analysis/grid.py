@@ -1,13 +1,10 @@
 """The quantization grid: which real values an integer tensor can hold, and how values land on it.
 
 A grid is `bits`, signed or not, a `scale` and `zero_point` per tensor or per channel (`axis`),
-and whether the most negative level is left out (`narrow_range`, as int8 weights do so that the
-grid is symmetric about zero). real = (q - zero_point) * scale, as everywhere in qlab.
-
-`fit` chooses a grid for a tensor the way TFLite's converter does, so that its scales equal the
-ones written into the .tflite; `of_tensor` reads the grid a .tflite stores. The arithmetic is
-`qlab.arith`'s; `qlab.analysis.converter_grids` predicts every grid of a converted model.
-"""
+and whether the most negative level is left out (`narrow_range`, as int8 weights);
+real = (q - zero_point) * scale, as everywhere in qlab. `fit` chooses a grid the way TFLite's
+converter does, so that its scales equal the file's; `of_tensor` reads the grid a .tflite
+stores."""
 
 from __future__ import annotations
 
@@ -25,9 +22,8 @@ class Grid:
     """Integer levels qmin..qmax and their real values, per tensor or per channel along `axis`."""
 
     bits: int
-    scale: (
-        np.ndarray
-    )  # real units per step (LSB): float64 copies of float32 scales, one per channel (or one)
+    # real units per step (LSB): float64 copies of float32 scales, one per channel (or one)
+    scale: np.ndarray
     zero_point: np.ndarray  # int64, same length as scale
     signed: bool = True
     narrow_range: bool = False
@@ -75,8 +71,8 @@ class Grid:
         )
 
     def channel(self, c: int) -> Grid:
-        """Returns channel `c` of a per-axis grid as a per-tensor `Grid` (a per-tensor grid: itself).
-        Raises IndexError for a channel the grid does not have."""
+        """Returns channel `c` of a per-axis grid as a per-tensor `Grid` (a per-tensor grid:
+        itself). Raises IndexError for a channel the grid does not have."""
         if not self.per_axis:
             return self
         if not 0 <= c < self.scale.size:
@@ -103,14 +99,9 @@ class Grid:
         return values if self.per_axis else values[:1]
 
     def quantize(self, x) -> np.ndarray:
-        """Real values to integers: round half away from zero (TFLite's `TfLiteRound`), clip to qmin..qmax.
-
-        Returns:
-            int64 array of the shape of `x`.
-
-        Raises:
-            ValueError: a per-axis grid and a tensor without one slice per channel on its axis.
-        """
+        """Returns real values as integers, int64, x's shape: round half away from zero (TFLite's
+        `TfLiteRound`), clip to qmin..qmax. Raises ValueError for a per-axis grid and a tensor
+        without one slice per channel on its axis."""
         x = np.asarray(x, np.float64)
         self._check(x)
         return arith.quantize(
@@ -123,14 +114,7 @@ class Grid:
         )
 
     def dequantize(self, q) -> np.ndarray:
-        """Integers to the real values they stand for: (q - zero_point) * scale.
-
-        Returns:
-            float64 array of the shape of `q`.
-
-        Raises:
-            ValueError: as `quantize`.
-        """
+        """Returns (q - zero_point) * scale, float64, q's shape. Raises ValueError as `quantize`."""
         q = np.asarray(q, np.int64)
         self._check(q)
         return arith.dequantize(
@@ -138,11 +122,12 @@ class Grid:
         )
 
     def round_trip(self, x) -> np.ndarray:
-        """Returns what `x` becomes after quantize then dequantize (fake-quant): float64, x's shape."""
+        """Returns `x` after quantize then dequantize (fake-quant): float64, x's shape."""
         return self.dequantize(self.quantize(x))
 
     def clip(self, x) -> np.ndarray:
-        """Returns `x` clipped to [low, high] (clipping alone): float64, x's shape; errors as `quantize`."""
+        """Returns `x` clipped to [low, high]: float64, x's shape; raises ValueError as
+        `quantize`."""
         x = np.asarray(x, np.float64)
         if not self.per_axis:
             return np.clip(x, self.low[0], self.high[0])
@@ -152,10 +137,9 @@ class Grid:
         )
 
     def edges(self, channel: int | None = None) -> np.ndarray:
-        """Returns the bucket edges, float64 (levels + 1,), real units, ascending: level qmin + i
-        collects the reals between edge[i] and edge[i + 1] (a real on an edge goes away from zero, as
-        rounding does; the end levels also collect what is clipped). Raises ValueError for a per-axis
-        grid without `channel`."""
+        """Returns the bucket edges, float64 (levels + 1,), ascending: level qmin + i collects
+        the reals between edge[i] and edge[i + 1] (an edge goes away from zero, as rounding
+        does). Raises ValueError for a per-axis grid without `channel`."""
         if self.per_axis and channel is None:
             raise ValueError(f"this grid is per-axis ({self.scale.size} channels): pass channel=")
         c = 0 if channel is None else channel
@@ -163,12 +147,13 @@ class Grid:
         return arith.dequantize(halfway, self.scale[c], self.zero_point[c])
 
     def centers(self, channel: int | None = None) -> np.ndarray:
-        """Returns the real value of every level qmin..qmax: float64 (levels,); ValueError as `edges`."""
+        """Returns the real value of every level, float64 (levels,); raises ValueError as
+        `edges`."""
         edges = self.edges(channel)
         return (edges[:-1] + edges[1:]) / 2
 
     def describe(self) -> str:
-        """Returns one line (str) for people: type, symmetry, per-tensor or per-axis, scale, range."""
+        """Returns one line for people: type, symmetry, per-tensor or per-axis, scale, range."""
         kind = f"{'int' if self.signed else 'uint'}{self.bits}"
         where = (
             f"per-axis (axis {self.axis}, {self.scale.size} channels)"
@@ -199,9 +184,8 @@ def check_bits(bits) -> int:
 
 
 def value_range(x, axis: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (min, max) of a tensor, or of each channel along `axis`: float64 arrays, (1,) per
-    tensor or one value per channel. Raises ValueError for an empty, non-numeric or non-finite
-    tensor, or an axis it does not have."""
+    """Returns (min, max) of a tensor, or of each channel along `axis`: float64 arrays. Raises
+    ValueError for an empty, non-numeric or non-finite tensor, or an axis it does not have."""
     x = np.asarray(x)
     if x.size == 0:
         raise ValueError(
@@ -231,41 +215,19 @@ def fit(
 ) -> Grid:
     """The grid the TFLite converter would choose for `x` (or for a given (min, max) `range`).
 
-    Asymmetric: the range is widened to include 0, scale = (max - min) / (levels - 1), and the
-    zero point is the integer nearest to where 0 falls (so 0 is exact: ReLU zeros and padding
-    cost nothing), nudged by tflite's `ChooseQuantizationParams` rule (`_nudged_zero_point`).
-    Symmetric: scale = max(|min|, |max|) / qmax with zero at the middle level, as the converter's
-    weights (`GetSymmetricScalesFromMaxMin`, tensorflow/lite/tools/optimize/quantization_utils.cc).
-    `narrow_range` (default: True for symmetric grids of 8 bits or fewer, as int8 weights) drops
-    the most negative level. With `axis`, one scale per channel along that axis. An all-zero
-    range gets scale 1.0. `x`: weights, or an activation over the calibration dataset.
+    Asymmetric: the range widened to include 0, scale = (max - min) / (levels - 1), the zero point
+    nudged by tflite's `ChooseQuantizationParams` (`_nudged_zero_point`). Symmetric: scale =
+    max(|min|, |max|) / qmax, zero at the middle level (`GetSymmetricScalesFromMaxMin`,
+    tensorflow/lite/tools/optimize/quantization_utils.cc). `narrow_range` defaults to True for
+    symmetric grids of 8 bits or fewer. An all-zero range gets scale 1.0.
 
-    Returns:
-        `Grid`: float64 scales holding float32 values (as a .tflite stores them), int64 zero
-        points; one of each, or one per channel along `axis`.
+    Returns a `Grid` of float64 scales holding float32 values, one or one per channel along `axis`.
 
-    Raises:
-        ValueError: bits outside 2..16; neither `x` nor `range`, or both; a range that is not a
-            pair, not finite, min above max, or per-channel without `axis`; an `x` that
-            `value_range` refuses; a range too wide for a float32 scale.
-    """
+    Raises ValueError for bits outside 2..16; neither `x` nor `range`, or both; a range that is
+    not a finite (min, max) pair, or per-channel without `axis`; an `x` `value_range` refuses; a
+    range too wide for a float32 scale."""
     bits = check_bits(bits)
-    if range is not None and x is not None:
-        raise ValueError("pass the tensor x or its range=(min, max), not both")
-    if range is not None:
-        if not isinstance(range, (tuple, list)) or len(range) != 2:
-            raise ValueError(f"range must be a pair (min, max), got {range!r}")
-        lo, hi = (np.atleast_1d(np.asarray(v, np.float64)) for v in range)
-        if lo.shape != hi.shape or not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)):
-            raise ValueError(f"range must be finite (min, max) of matching shapes, got {range!r}")
-        if np.any(lo > hi):
-            raise ValueError(f"range min is above max: {range!r}")
-        if axis is None and lo.size != 1:
-            raise ValueError("a per-channel range needs axis=")
-    elif x is None:
-        raise ValueError("pass the tensor x, or its range=(min, max)")
-    else:
-        lo, hi = value_range(x, axis)
+    lo, hi = _range_to_fit(x, range, axis)
     if narrow_range is None:
         narrow_range = symmetric and bits <= 8
     shape = Grid(bits, np.ones(1), np.zeros(1, np.int64), signed, narrow_range)
@@ -288,6 +250,26 @@ def fit(
     return Grid(bits, scale, zero_point, signed, narrow_range, axis)
 
 
+def _range_to_fit(x, range: tuple | None, axis: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) of `x`, or the `range` given, checked: float64 arrays, one per channel."""
+    if range is not None and x is not None:
+        raise ValueError("pass the tensor x or its range=(min, max), not both")
+    if range is None:
+        if x is None:
+            raise ValueError("pass the tensor x, or its range=(min, max)")
+        return value_range(x, axis)
+    if not isinstance(range, (tuple, list)) or len(range) != 2:
+        raise ValueError(f"range must be a pair (min, max), got {range!r}")
+    lo, hi = (np.atleast_1d(np.asarray(v, np.float64)) for v in range)
+    if lo.shape != hi.shape or not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)):
+        raise ValueError(f"range must be finite (min, max) of matching shapes, got {range!r}")
+    if np.any(lo > hi):
+        raise ValueError(f"range min is above max: {range!r}")
+    if axis is None and lo.size != 1:
+        raise ValueError("a per-channel range needs axis=")
+    return lo, hi
+
+
 def _nudged_zero_point(rmin: float, rmax: float, scale: float, qmin: int, qmax: int) -> int:
     """The converter's zero point: from whichever end loses less precision, rounded, clamped, as
     tflite's `ChooseQuantizationParams` (tensorflow/lite/kernels/internal/quantization_util.h)."""
@@ -297,21 +279,22 @@ def _nudged_zero_point(rmin: float, rmax: float, scale: float, qmin: int, qmax: 
 
 
 def weights(w, bits: int = 8, axis: int | None = 0) -> Grid:
-    """Returns the converter's weight `Grid`: symmetric, narrow up to 8 bits, per output channel (axis 0)."""
+    """Returns the converter's weight `Grid`: symmetric, narrow up to 8 bits, per channel on
+    `axis`."""
     return fit(w, bits, symmetric=True, axis=axis)
 
 
 def activations(x=None, bits: int = 8, range: tuple | None = None) -> Grid:
-    """Returns the converter's activation `Grid` for `x` (or its `range`) over the calibration dataset:
-    per-tensor, asymmetric up to 8 bits, symmetric above (16: zero point 0); ValueError as `fit`."""
+    """Returns the converter's activation `Grid` for `x` (or its `range`): per-tensor, asymmetric
+    up to 8 bits, symmetric above (16: zero point 0); raises ValueError as `fit`."""
     return fit(x, bits, symmetric=bits > 8, range=range, narrow_range=False)
 
 
 def bias(input_grid: Grid, weight_grid: Grid, bits: int = 32) -> Grid:
-    """A bias grid is not fitted: its scale is input scale × weight scale, so that the bias adds
-    straight into the integer accumulator; zero point 0. Returns a `Grid` of `bits` (int32; int64
-    in 16x8), one float32 product per weight channel, per-axis on axis 0 if the weights are, as
-    `SymmetricPerChannelBiasQuantize` computes it (tensorflow/lite/tools/optimize/quantization_utils.cc)."""
+    """Returns the bias `Grid` of `bits`: scale input scale × weight scale (float32, per-axis on
+    axis 0 if the weights are), zero point 0, so that the bias adds straight into the integer
+    accumulator (`SymmetricPerChannelBiasQuantize`,
+    tensorflow/lite/tools/optimize/quantization_utils.cc)."""
     scale = (np.float32(input_grid.scale[0]) * weight_grid.scale.astype(np.float32)).astype(
         np.float64
     )
@@ -326,17 +309,11 @@ def bias(input_grid: Grid, weight_grid: Grid, bits: int = 32) -> Grid:
 
 
 def of_tensor(tensor, narrow_range: bool | None = None) -> Grid:
-    """The grid a .tflite stores for `tensor` (a qlab.tflite.flatbuffer.Tensor). The file does not record
-    narrow range; by default constant int8 tensors (weights) are taken to be narrow, as the
-    converter makes them.
+    """Returns the `Grid` a .tflite stores for `tensor`, per-axis along `quantized_dimension` if it
+    has several scales. The file does not record narrow range: by default constant int8 tensors
+    (weights) are taken to be narrow, as the converter makes them.
 
-    Returns:
-        `Grid` of the tensor's dtype (float64 scales, int64 zero points), per-axis along
-        `quantized_dimension` if it has several scales.
-
-    Raises:
-        ValueError: a tensor that is not quantized, or not of an integer type.
-    """
+    Raises ValueError for a tensor that is not quantized, or not of an integer type."""
     if not tensor.quantized:
         raise ValueError(f"tensor {tensor.name!r} is {tensor.type}, not quantized: it has no grid")
     dtype = tensor.dtype

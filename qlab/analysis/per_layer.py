@@ -1,20 +1,16 @@
 """Per-layer error of a deployed model, in two views, with the QuantizationDebugger's columns.
 
-- *local*: each op of the deployed model against the same op in float, fed the same input (the
-  deployed op's input, dequantized): the error that one layer adds. This is what
-  `tf.lite.experimental.QuantizationDebugger` reports; like it, the first op's float copy gets the
-  model's float input, so the input's own rounding counts against the first layer.
-- *accumulated*: the deployed model and its float reference run on the same inputs, every layer output
-  compared: how error builds up through the network.
+- *local*: each op of the deployed model against the same op in float, fed the same (dequantized)
+  input: the error that one layer adds. This is what `tf.lite.experimental.QuantizationDebugger`
+  reports; like it, the first op's float copy gets the model's float input.
+- *accumulated*: the deployed model and its float reference run on the same inputs, every layer
+  output compared: how error builds up through the network.
 
-Both work for any deployed model whose ops qlab can compute in float (full integer, integer
-only, 16x8, dynamic range, and models with some layers kept in float); the debugger covers
-full-integer models only. Metrics follow the debugger exactly: each is computed per sample on
-diff = deployed − float, then averaged over samples (`_DEFAULT_LAYER_DEBUG_METRICS` and
-`_collect_layer_statistics` in tensorflow/lite/tools/optimize/debugging/python/debugger.py).
-`rmse/scale` is √mean_squared_error over the output's scale; it is 1/√12 ≈ 0.289 when rounding
-to the output grid is the only error.
-"""
+Both work for any deployed model whose ops qlab computes in float (the debugger: full integer
+only). Metrics follow the debugger: each computed per sample on diff = deployed − float, then
+averaged over samples (`_DEFAULT_LAYER_DEBUG_METRICS` and `_collect_layer_statistics` in
+tensorflow/lite/tools/optimize/debugging/python/debugger.py). `rmse/scale` is 1/√12 ≈ 0.289 when
+rounding to the output grid is the only error."""
 
 from __future__ import annotations
 
@@ -29,30 +25,22 @@ from qlab.tflite import flatbuffer, naming
 
 METRICS = ("num_elements", "stddev", "mean_error", "max_abs_error", "mean_squared_error")
 COLUMNS = ("view", "layer", "op", "tensor", *METRICS, "scale", "zero_point", "rmse/scale", "note")
-"""The tables' columns: view; layer (a unique label from the Keras layer name, `qlab.tflite.naming.labels`:
-one row per op); op (CONV_2D, ...); tensor (the op's output); num_elements (per sample); stddev,
-mean_error, max_abs_error (real units) and mean_squared_error (real units squared) of
-diff = deployed − float; scale (real units per step) and zero_point of the output tensor (both NaN
-if it is float); rmse/scale (in steps, LSB); note: empty, or why a row's metrics were not computed."""
+"""The tables' columns: view; layer (a unique label from the Keras layer name,
+`qlab.tflite.naming.labels`: one row per op); op; tensor (the op's output); num_elements (per
+sample); stddev, mean_error, max_abs_error (real units) and mean_squared_error (squared) of diff =
+deployed − float; scale and zero_point of the output tensor (NaN if it is float); rmse/scale (in
+steps, LSB); note: empty, or why a row's metrics were not computed."""
 VIEWS = ("local", "accumulated")
 ROUNDING_ONLY = 1 / np.sqrt(12)  # rmse/scale of uniform rounding error
 
 
 def metrics(diffs: np.ndarray) -> dict[str, float]:
-    """The debugger's five metrics of `diffs` (samples on axis 0): per sample, then the mean.
+    """Returns the debugger's five `METRICS` of `diffs` (deployed − float, samples on axis 0), each
+    per sample then averaged: floats in real units (mean_squared_error squared).
 
-    Source: `_DEFAULT_LAYER_DEBUG_METRICS` (np.std, np.average, ...) and the np.nanmean over
-    samples in `_collect_layer_statistics`, tensorflow/lite/tools/optimize/debugging/python/debugger.py.
-
-    Args:
-        diffs: deployed − float, real units, (n,) + the tensor's sample shape.
-
-    Returns:
-        dict {name in `METRICS`: float}, errors in real units (mean_squared_error: squared).
-
-    Raises:
-        ValueError: a tensor with no elements per sample.
-    """
+    Source: `_DEFAULT_LAYER_DEBUG_METRICS` and the np.nanmean over samples in
+    `_collect_layer_statistics`, tensorflow/lite/tools/optimize/debugging/python/debugger.py.
+    Raises ValueError for a tensor with no elements per sample."""
     d = np.asarray(diffs, np.float64).reshape(len(diffs), -1)
     if d.shape[1] == 0:
         raise ValueError("the tensor is empty: there is no error to measure")
@@ -103,13 +91,9 @@ def _not_computed(view: str, layer: str, op: str, out, why: str) -> dict:
 
 
 def op_inputs(pair: capture.Pair, layer: capture.OpPair, captured: dict[int, np.ndarray]) -> list:
-    """What the float copy of a deployed op is fed: for each input, the float reference's constant
-    (weights, bias, axes, shapes), or the deployed input as a real value (`float_input`), or None
-    (an absent input, or state the file keeps between invokes).
-
-    Returns:
-        one entry per input of the float_tflite's op, in order.
-    """
+    """Returns what the float copy of a deployed op is fed, one entry per input: the float
+    reference's constant, the deployed input as a real value (`float_input`), or None (absent, or
+    state the file keeps between invokes)."""
     inputs = []
     for deployed, float_tflite in zip(layer.deployed.inputs, layer.reference.inputs):
         tensor = pair.reference.tensors[float_tflite] if float_tflite >= 0 else None
@@ -136,16 +120,8 @@ def _quantized_from_float(pair: capture.Pair, index: int):
 
 
 def float_input(pair: capture.Pair, index: int, captured: dict[int, np.ndarray]) -> np.ndarray:
-    """The real value a deployed op's input stands for: dequantized, or, where it was quantized
-    from a float tensor by a QUANTIZE op (the model input), that float tensor itself.
-
-    Args:
-        index: the input tensor's index in `pair.deployed`.
-        captured: what `capture.run` kept of the deployed model, by tensor index.
-
-    Returns:
-        float32 array (n,) + the tensor's sample shape, real units.
-    """
+    """Returns the real value a deployed op's input `index` stands for, float32 (n,) + sample
+    shape: dequantized, or the float tensor a QUANTIZE op made it from (the model input)."""
     source = _quantized_from_float(pair, index)
     if source is not None:
         return captured[source.inputs[0]]
@@ -158,20 +134,12 @@ def local(
     kernels: str = "xnnpack",
     captured: dict[int, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """The local view: each deployed op against its float op fed the same (dequantized) input.
+    """The local view: each deployed op against its float op (`qlab.intmath.float_ops.compute`) fed
+    the same inputs made real, with the float reference's constants and the op's fused activation.
+    `captured` is `capture.run(pair.tflite, x, kernels)`, if at hand.
 
-    The float op runs in NumPy (`qlab.intmath.float_ops.compute`) on the float reference's constants
-    (weights, bias, axes, ...) and the deployed op's inputs made real, with the op's fused
-    activation. An op qlab has no float version of gets a row of NaN metrics saying so.
-
-    Args:
-        x: real-valued inputs, (n,) + the input's sample shape.
-        kernels: the `qlab.vocabulary.KERNELS` the deployed model runs on.
-        captured: `capture.run(pair.tflite, x, kernels)`, if already at hand.
-
-    Returns:
-        DataFrame, one row per op, `COLUMNS`, view "local".
-    """
+    Returns a DataFrame, one row per op, `COLUMNS`, view "local"; an op qlab has no float version
+    of gets NaN metrics and a note."""
     captured = capture.run(pair.tflite, x, kernels) if captured is None else captured
     rows = []
     for layer in pair.layers:
@@ -213,16 +181,10 @@ def accumulated(
     kernels: str = "xnnpack",
     captured: dict[int, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """The accumulated view: each layer output of the deployed model against its float reference's.
+    """The accumulated view: each layer output of the deployed model against its float reference's,
+    both run on `x` with `kernels`.
 
-    Args:
-        x: real-valued inputs, (n,) + the input's sample shape; both models run on them.
-        kernels: the `qlab.vocabulary.KERNELS` both models run on.
-        captured: `capture.run(pair.tflite, x, kernels)`, if already at hand.
-
-    Returns:
-        DataFrame, one row per layer, `COLUMNS`, view "accumulated".
-    """
+    Returns a DataFrame, one row per layer, `COLUMNS`, view "accumulated"."""
     captured = capture.run(pair.tflite, x, kernels) if captured is None else captured
     reference = capture.run(pair.float_tflite, x, kernels)
     rows = []
@@ -260,24 +222,12 @@ def layer_errors(
     views=VIEWS,
     keras_model=None,
 ) -> pd.DataFrame:
-    """Both views (or those named in `views`) for a deployed model and its float32 reference, one row
-    per layer output and view.
+    """Both views (or those in `views`) for a deployed model and its float32 reference.
 
-    Args:
-        tflite: the deployed model's bytes.
-        float_tflite: its float32 reference's bytes (mode "float32").
-        x: real-valued inputs, (n,) + the input's sample shape (e.g. test images).
-        kernels: the `qlab.vocabulary.KERNELS` the models run on.
-        views: a view name from `VIEWS`, or a tuple of them.
-        keras_model: the Keras model, if at hand, for its layer names (see `capture.pair`).
+    Returns a DataFrame, `COLUMNS`: the rows of each view in turn.
 
-    Returns:
-        DataFrame, `COLUMNS`: the rows of each view in turn (see `local`, `accumulated`).
-
-    Raises:
-        ValueError: an unknown view; a model with nothing quantized; float_tflite and model that do not
-            pair (see `capture.pair`); inputs of the wrong shape.
-    """
+    Raises ValueError for an unknown view, a model with nothing quantized, files that do not pair
+    (`capture.pair`), or inputs of the wrong shape."""
     views = (views,) if isinstance(views, str) else tuple(views)
     unknown = [v for v in views if v not in VIEWS]
     if unknown or not views:
@@ -301,21 +251,13 @@ def layer_errors(
 def qat_vs_deployed(
     qat_model, tflite: bytes, x: np.ndarray, kernels: str = "xnnpack"
 ) -> pd.DataFrame:
-    """The QAT Keras model's fake-quantized layer outputs against the deployed int8 model's, layer
-    by layer on the same inputs (view 'qat'). `lsb_off` is the fraction of values more than half
-    a level apart, `max_lsb` the largest gap in levels: where training and deployment disagree.
+    """The QAT Keras model's fake-quantized layer outputs against the deployed int8 model's, on the
+    same inputs (view 'qat'). Each op is compared with the Keras layer whose output it holds
+    (`qlab.tflite.naming.output_layers`), the last op where several hold one.
 
-    Each op is compared with the Keras layer whose output it holds (`qlab.tflite.naming.output_layers`: a
-    conv fused with BatchNorm and ReLU, with the ReLU layer; the final SOFTMAX, with the output
-    layer), the last op where several hold one; diff = deployed (dequantized) − Keras output.
-
-    Args:
-        qat_model: the tfmot quantization-aware tf_keras model `tflite` was converted from.
-
-    Returns:
-        DataFrame, one row per Keras layer found in the file: `COLUMNS`, then lsb_off (0..1)
-        and max_lsb (steps); for a float output, max_lsb is NaN and lsb_off 0.
-    """
+    Returns a DataFrame, one row per Keras layer found in the file: `COLUMNS`, then lsb_off (the
+    fraction of values more than half a level apart) and max_lsb (the largest gap in levels; NaN
+    for a float output)."""
     file = flatbuffer.read(tflite)
     keras_names = {layer.name.removeprefix("quant_"): layer.name for layer in qat_model.layers}
     last: dict[str, flatbuffer.Op] = {}  # Keras layer -> the last op computing it
@@ -342,20 +284,12 @@ def qat_vs_deployed(
 def debugger(
     model, calibration: np.ndarray, x: np.ndarray, keep_float: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """TFLite's QuantizationDebugger on `model` (full integer, calibrated on `calibration`),
-    fed `x` one sample at a time, as a table in the same columns (view 'debugger').
+    """TFLite's QuantizationDebugger on the float `model` (full integer, calibrated on
+    `calibration`), fed `x` one sample at a time; `keep_float` layers are left in float by its
+    denylist.
 
-    Args:
-        model: the float tf_keras model.
-        keep_float: layers (named as in these tables) the debugger's denylist leaves in float.
-
-    Returns:
-        DataFrame, one row per quantized op, `COLUMNS`, errors in real units averaged over
-        samples; rmse/scale is computed here from the debugger's mean_squared_error and scale.
-
-    Raises:
-        ValueError: bad calibration, or an unknown layer in `keep_float`.
-    """
+    Returns a DataFrame in `COLUMNS` (view 'debugger'), one row per quantized op. Raises
+    ValueError for bad calibration, or an unknown layer in `keep_float`."""
     table, tflite = tf_debugger.layer_statistics(model, calibration, x, keep_float)
     file = flatbuffer.read(tflite)
     labels = naming.labels(file, model)

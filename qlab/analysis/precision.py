@@ -1,24 +1,18 @@
-"""Which layers hurt, and what to keep in higher precision: per-layer sensitivity and a mixed-precision
-search, on files ai-edge-quantizer builds with one precision per op (`qlab.conversion.aeq.recipe`).
+"""Which layers hurt, and what to keep in higher precision: per-layer sensitivity and a
+mixed-precision search, on files ai-edge-quantizer builds with one precision per op
+(`qlab.conversion.aeq.recipe`).
 
-Every configuration is a real file run on LiteRT: its accuracy on the samples given, its size, and
-the mean squared error of its output against the float32 file's (a finer signal than accuracy on a
-few hundred images, where one image is 0.2 pp). Activation ranges come from min-max calibration
-(the converter's rule, `qlab.analysis.calibration.method_ranges`), so an all-int8 file here is the
-converter's full-integer rule applied by AEQ, or from AEQ's own calibration (`Evaluator.ranges =
-"aeq_calibrate"`, a moving average that clips). AEQ's static recipe quantizes the model's input in
-every configuration, so even "every op float" reads its input through int8 (a few hundred bytes and
-a little input rounding away from the float32 file, which `Evaluator.float_point` measures itself).
+Every configuration is a real file run on LiteRT: its accuracy, size, and the mean squared error of
+its output against the float32 file's. Activation ranges come from min-max calibration
+(`calibration.method_ranges`) or from AEQ's own (`Evaluator.ranges = "aeq_calibrate"`). AEQ's static
+recipe quantizes the model's input in every configuration, even "every op float".
 
-- *Sensitivity* (two ways): quantize one layer at a time (every other op float) and measure what it
-  costs against float32; keep one layer in float at a time (every other op int8) and measure what
-  it gains against all-int8. Ranked by output error.
-- *Mixed-precision search*: greedy, from all-int8: at each step try moving each op one step up
-  (int8 → int16 activations → float), take the move that removes the most output error per byte
-  added, and go on until every op is float. Every configuration tried is kept, so the Pareto front
-  of accuracy against size can be drawn from them; `cheapest` picks the smallest within a tolerance
-  of float accuracy.
-"""
+- *Sensitivity*: quantize one layer at a time (every other op float) and measure what it costs; keep
+  one layer in float at a time and measure what it gains. Ranked by output error.
+- *Mixed-precision search*: greedy, from all-int8, each step moving the op one step up (int8 →
+  int16 activations → float) that removes the most output error per byte added, until all is
+  float. Every configuration tried is kept, for the Pareto front; `cheapest` picks the smallest
+  within a tolerance of float accuracy."""
 
 from __future__ import annotations
 
@@ -32,21 +26,17 @@ from qlab.conversion import aeq
 from qlab.tflite.runtime import Runtime
 
 RANGES = ("minmax", "aeq_calibrate")
-"""Where activation ranges come from: qlab's min-max, or AEQ's own calibration (a moving average)."""
+"""Where activation ranges come from: qlab's min-max, or AEQ's own calibration (a moving
+average)."""
 STEPS = {"int8": "int16", "int16": "float"}
 """One step up in precision, per op."""
 
 
 @dataclass
 class Evaluator:
-    """Builds and measures mixed-precision files of one float32 model (results memoised by config).
-
-    Attributes:
-        float32: the float32 .tflite; calibration: samples for min-max ranges; x, y: the samples
-        (n,) + input shape and integer labels (n,) every file is measured on; keras_model: names
-        the layers (optional); ranges: where activation ranges come from, "minmax" (the
-        converter's rule, computed by qlab) or "aeq_calibrate" (AEQ's own moving average).
-    """
+    """Builds and measures mixed-precision files of one float32 model, memoised by configuration:
+    `calibration` for min-max ranges, `x`, `y` the samples and labels every file is measured on,
+    `ranges` "minmax" or "aeq_calibrate"."""
 
     float32: bytes
     calibration: np.ndarray
@@ -64,11 +54,8 @@ class Evaluator:
         return list(aeq.op_scopes(self.float32, self.keras_model))
 
     def float_point(self) -> dict:
-        """The float32 file measured like the others.
-
-        Returns:
-            dict: config "float32", accuracy (0..1), size_bytes, output_mse (0.0).
-        """
+        """Returns the float32 file measured like the others: config "float32", accuracy,
+        size_bytes, output_mse 0.0."""
         return {
             "config": "float32",
             "accuracy": self._accuracy(self._float_outputs()),
@@ -77,16 +64,11 @@ class Evaluator:
         }
 
     def evaluate(self, precisions: dict[str, str]) -> dict:
-        """One configuration: every op at the precision given (unnamed ops int8), built and run.
+        """Returns one configuration built and run (unnamed ops int8): config (JSON of the non-int8
+        ops), accuracy (0..1), size_bytes, output_mse (against float32's output).
 
-        Returns:
-            dict: config (JSON of the non-int8 ops: {layer: precision}), accuracy (0..1),
-            size_bytes, output_mse (mean squared error of the output against float32's, real units
-            squared).
-
-        Raises:
-            ValueError: an unknown layer, precision or source of ranges. qlab.conversion.aeq.AEQError: AEQ refused.
-        """
+        Raises ValueError for an unknown layer, precision or source of ranges,
+        qlab.conversion.aeq.AEQError if AEQ refused."""
         if self.ranges not in RANGES:
             raise ValueError(
                 f"unknown source of ranges {self.ranges!r}; valid: {', '.join(RANGES)}"
@@ -127,20 +109,12 @@ class Evaluator:
 
 
 def sensitivity(evaluator: Evaluator, how: str) -> list[dict]:
-    """Per-layer sensitivity, one way.
+    """Per-layer sensitivity: `how` "quantize_one" (that op int8, all others float) or "float_one"
+    (that op float, all others int8).
 
-    Args:
-        how: "quantize_one" (that op int8, all others float) or "float_one" (that op float, all
-            others int8).
-
-    Returns:
-        one dict per layer, ranked (rank 1 = most sensitive): layer, rank, accuracy, size_bytes,
-        output_mse, and effect_mse: the output error the layer adds alone ("quantize_one") or
-        removes when kept in float ("float_one"), real units squared.
-
-    Raises:
-        ValueError: an unknown `how`.
-    """
+    Returns one dict per layer: layer, rank (1 = most sensitive), accuracy, size_bytes,
+    output_mse, effect_mse (the output error the layer adds alone, or removes when kept in
+    float). Raises ValueError for an unknown `how`."""
     if how not in ("quantize_one", "float_one"):
         raise ValueError(f"unknown sensitivity {how!r}; valid: quantize_one, float_one")
     layers = evaluator.layers
@@ -161,15 +135,9 @@ def sensitivity(evaluator: Evaluator, how: str) -> list[dict]:
 
 
 def search(evaluator: Evaluator) -> list[dict]:
-    """The greedy mixed-precision search (see the module docstring), from all-int8 to all-float.
-
-    Returns:
-        every configuration tried, in the order tried: config, accuracy, size_bytes, output_mse,
-        step (0 for all-int8), chosen (True for the configurations the search moved to).
-
-    Raises:
-        qlab.conversion.aeq.AEQError: AEQ refused a configuration.
-    """
+    """Returns every configuration the greedy search tried, in order: config, accuracy,
+    size_bytes, output_mse, step (0 for all-int8), chosen (the ones it moved to). Raises
+    qlab.conversion.aeq.AEQError if AEQ refused one."""
     current = dict.fromkeys(evaluator.layers, "int8")
     here = evaluator.evaluate(current) | {"step": 0, "chosen": True}
     tried, step = [here], 0
@@ -196,12 +164,8 @@ def search(evaluator: Evaluator) -> list[dict]:
 
 
 def pareto(points: list[dict]) -> list[bool]:
-    """Which points no other point beats: none smaller (or as small) and at least as accurate, and
-    better in one of the two.
-
-    Returns:
-        one bool per point, True on the front of accuracy against size.
-    """
+    """Returns one bool per point: True if no other point is as small and as accurate, and better
+    in one of the two."""
     front = []
     for p in points:
         beaten = any(
@@ -215,10 +179,7 @@ def pareto(points: list[dict]) -> list[bool]:
 
 
 def cheapest(points: list[dict], float_accuracy: float, tolerance_pp: float = 0.1) -> dict | None:
-    """The smallest configuration within `tolerance_pp` of float accuracy.
-
-    Returns:
-        that point's dict (ties: the more accurate, then the first tried), or None if none is.
-    """
+    """Returns the smallest point within `tolerance_pp` of float accuracy (ties: the more
+    accurate, then the first), or None."""
     ok = [p for p in points if 100 * (p["accuracy"] - float_accuracy) >= -tolerance_pp - 1e-9]
     return min(ok, key=lambda p: (p["size_bytes"], -p["accuracy"])) if ok else None

@@ -1,18 +1,15 @@
 """Calibration range methods: which real range (low, high) to fit an activation's grid to, chosen
-from the values the tensor took over a calibration set (a NumPy array of any shape).
+from the values the tensor took over a calibration set.
 
 - `minmax`: the smallest and largest value seen (the TFLite converter's and AEQ's rule).
 - `percentile`: cut the tails at the (100 − p)-th and p-th percentiles.
 - `mse`: the range whose int round trip has the smallest mean squared error.
 - `entropy`: TensorRT's KL-divergence threshold.
 
-A method returns its range as two Python floats and need not contain 0: an int8 asymmetric grid
-always stretches the range to include 0 (so that 0, ReLU outputs and padding, is exact), as
-`aeq_grid` does with AEQ's rule. `split` says how much of a range's error is rounding and how much
-clipping. Settings name a method as a string (`parse`, `choose`): "minmax", "percentile_99.9",
-"percentile_99.99", "mse", "entropy". Every function taking values raises ValueError for empty,
-non-numeric or non-finite values (saying which).
-"""
+A method returns two Python floats and need not contain 0: an asymmetric grid stretches the range
+to include 0 (`aeq_grid`, AEQ's rule). Settings name a method as a string (`parse`, `choose`):
+"minmax", "percentile_99.9", "mse", "entropy", ... Every function taking values raises ValueError
+for empty, non-numeric or non-finite values (saying which)."""
 
 from __future__ import annotations
 
@@ -60,14 +57,8 @@ def _values(x) -> np.ndarray:
 
 
 def check_percentile(p) -> float:
-    """Checks a percentile for `percentile`: a real number in (50, 100].
-
-    Returns:
-        `p` as a Python float.
-
-    Raises:
-        ValueError: a bool, a non-number, NaN, or a number outside (50, 100].
-    """
+    """Returns a percentile for `percentile` as a Python float; raises ValueError for a bool, a
+    non-number, NaN, or a number outside (50, 100]."""
     hint = "percentile must be in (50, 100], e.g. 99.9 or 99.99"
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
         raise ValueError(f"{hint}; got {p!r}, not a number")
@@ -77,14 +68,9 @@ def check_percentile(p) -> float:
 
 
 def parse(setting) -> tuple[str, float | None]:
-    """Reads a range setting: "minmax", "mse", "entropy", or "percentile_<p>" (e.g. "percentile_99.9").
-
-    Returns:
-        (method, argument): a name in `METHODS` and the percentile as a float, or None.
-
-    Raises:
-        ValueError: anything else, listing the valid forms; a percentile `check_percentile` refuses.
-    """
+    """Returns (method, argument) for a range setting: "minmax", "mse", "entropy" with None, or
+    "percentile_<p>" as ("percentile", p). Raises ValueError for anything else (listing the valid
+    forms), or a percentile `check_percentile` refuses."""
     forms = ", ".join(repr(f) for f in FORMS)
     if isinstance(setting, str) and setting in ("minmax", "mse", "entropy"):
         return setting, None
@@ -104,49 +90,27 @@ def parse(setting) -> tuple[str, float | None]:
 
 
 def minmax(x) -> tuple[float, float]:
-    """The converter's range: the smallest and largest value seen.
-
-    Returns:
-        (low, high): Python floats, the values' units.
-
-    Raises:
-        ValueError: values refused (empty, non-numeric, non-finite).
-    """
+    """Returns the converter's range (low, high): the smallest and largest value seen."""
     x = _values(x)
     return float(x.min()), float(x.max())
 
 
 def percentile(x, p: float) -> tuple[float, float]:
-    """Cuts both tails: high is the p-th percentile, low the (100 − p)-th (numpy's default linear
-    interpolation). A one-sided tensor (ReLU output, mostly zeros) gets low = 0 by itself.
-
-    Returns:
-        (low, high): Python floats, the values' units.
-
-    Raises:
-        ValueError: values refused; `p` refused by `check_percentile`.
-    """
+    """Returns (low, high): the (100 − p)-th and p-th percentiles (numpy's linear interpolation);
+    a one-sided tensor (ReLU output) gets low = 0 by itself. Raises ValueError for a `p`
+    `check_percentile` refuses."""
     p = check_percentile(p)
     low, high = np.percentile(_values(x), [100 - p, p])
     return float(low), float(high)
 
 
 def mse(x, bits: int = 8) -> tuple[float, float]:
-    """The range whose quantize–dequantize round trip has the smallest mean squared error.
+    """Returns the range f·(min, max), f in `MSE_FRACTIONS`, whose quantize–dequantize round trip
+    has the smallest mean squared error; ties keep the wider range.
 
-    The search shrinks both ends of the min-max range toward 0 by the same fraction, f·(min, max)
-    for f in `MSE_FRACTIONS` (1.00 down to 0.05 in steps of 0.01); a one-sided tensor keeps low = 0.
-    Each candidate is put on the grid the runtime would build (`aeq_grid`: asymmetric, signed,
-    2**bits levels, stretched to include 0, scale (high − low)/(2**bits − 1), zero point rounded),
-    values rounded and clipped: x − s·clip(rint(x/s), qmin − z, qmax − z), which is x minus
-    `qlab.arith`'s round trip but for exact halves (rint rounds them to even). Ties keep the wider range.
-
-    Returns:
-        (low, high): Python floats, the chosen candidate f·(min, max).
-
-    Raises:
-        ValueError: values refused; bits outside 2..16.
-    """
+    Each candidate is put on the grid the runtime would build (`aeq_grid`), values rounded and
+    clipped: x − s·clip(rint(x/s), qmin − z, qmax − z), which is `qlab.arith`'s round trip but
+    for exact halves (rint rounds them to even). Raises ValueError for bits outside 2..16."""
     bits = grid.check_bits(bits)
     x = _values(x)
     lo, hi = x.min(), x.max()
@@ -170,27 +134,19 @@ def entropy(x, bits: int = 8, bins: int = 2048) -> tuple[float, float]:
     the least information, KL(P‖Q), against the `bins`-bin histogram of the values.
 
     Rule: Szymon Migacz, "8-bit Inference with TensorRT", GTC 2017 (S7310), as coded by MXNet
-    (`_get_optimal_threshold`, python/mxnet/contrib/quantization.py) and TVM (its port,
-    python/tvm/relay/quantize/kl_divergence.py). Histogram `bins` bins over [0, max] of |x|, or of
-    x for a one-sided (all ≥ 0) tensor. For each i from `levels` to `bins`: P = hist[:i] with the
-    outliers hist[i:] added to its last bin; Q = hist[:i] *without* them (as the sources do, so
-    that clipping costs), merged into `levels` bins of i // levels (the remainder joins the last),
-    each spread evenly over the bins where P is non-zero; both smoothed as MXNet's
-    `_smooth_distribution` (eps 1e-4); the i of least KL gives t = the upper edge of bin i − 1
-    (i bins kept). levels = 2**(bits−1) for a two-sided tensor (symmetric, as TensorRT) and
-    2**bits for a one-sided one (the whole grid then covers [0, t]). One change to MXNet's rule,
-    from TensorRT's own toolkit (`_compute_amax_entropy`, pytorch_quantization/calib/histogram.py):
-    bin 0 takes bin 1's count, so that a spike of exact zeros (half a ReLU output), which merging
-    smears over its neighbours, does not decide the threshold (unfixed, N(0,1) after ReLU, 200k
-    values, gets t ≈ 1.8 instead of ≈ 4).
+    (`_get_optimal_threshold`, python/mxnet/contrib/quantization.py) and TVM
+    (python/tvm/relay/quantize/kl_divergence.py). Histogram of |x| (of x if all ≥ 0) over [0, max].
+    For each i from `levels` to `bins`: P = hist[:i] with the outliers hist[i:] added to its last
+    bin; Q = hist[:i] *without* them, merged into `levels` bins of i // levels (the remainder joins
+    the last), each spread evenly over the bins where P is non-zero; both smoothed as MXNet's
+    `_smooth_distribution` (eps 1e-4); the i of least KL gives t = the upper edge of bin i − 1.
+    levels = 2**(bits−1) two-sided (symmetric, as TensorRT), 2**bits one-sided. One change, from
+    TensorRT's toolkit (`_compute_amax_entropy`, pytorch_quantization/calib/histogram.py): bin 0
+    takes bin 1's count, so a spike of exact zeros (half a ReLU output) does not decide the
+    threshold.
 
-    Returns:
-        (low, high): Python floats; (max(−t, min), min(t, max)) two-sided, (0, t) one-sided;
-        (0.0, 0.0) if every value is 0.
-
-    Raises:
-        ValueError: values refused; bits outside 2..16; bins not an integer ≥ levels.
-    """
+    Returns (max(−t, min), min(t, max)) two-sided, (0, t) one-sided, (0.0, 0.0) if every value is
+    0. Raises ValueError for bits outside 2..16, or bins not an integer ≥ levels."""
     bits = grid.check_bits(bits)
     x = _values(x)
     lo, hi = x.min(), x.max()
@@ -214,8 +170,8 @@ def entropy(x, bits: int = 8, bins: int = 2048) -> tuple[float, float]:
 
 
 def _smooth(p: np.ndarray, eps: float = 1e-4) -> np.ndarray | None:
-    """MXNet's `_smooth_distribution`: zeros become eps, taken off the non-zero bins; None if p is
-    all zero or smoothing leaves a bin ≤ 0 (MXNet asserts; the candidate is then skipped)."""
+    """MXNet's `_smooth_distribution`: zeros become eps, taken off the non-zero bins; None if p
+    is all zero or smoothing leaves a bin ≤ 0 (MXNet asserts; the candidate is then skipped)."""
     zeros = p == 0
     nonzero = p.size - int(zeros.sum())
     smoothed = p + np.where(zeros, eps, -eps * (p.size - nonzero) / max(nonzero, 1))
@@ -247,14 +203,8 @@ def _least_divergence(hist: np.ndarray, levels: int) -> int:
 
 
 def choose(x, setting: str, bits: int = 8) -> tuple[float, float]:
-    """The range `setting` (see `parse`) chooses for the values `x`; bits matter to mse and entropy.
-
-    Returns:
-        (low, high): Python floats, as the method returns them.
-
-    Raises:
-        ValueError: a setting `parse` refuses; values refused; bits outside 2..16.
-    """
+    """Returns the range (low, high) `setting` (see `parse`) chooses for the values `x`. Raises
+    ValueError for a setting `parse` refuses, or bits outside 2..16."""
     method, argument = parse(setting)
     bits = grid.check_bits(bits)
     if method == "percentile":
@@ -274,21 +224,17 @@ def _aeq(low, high, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def aeq_grid(low: float, high: float, bits: int = 8) -> tuple[float, int]:
-    """The asymmetric signed grid AI Edge Quantizer builds for an activation of range (low, high).
+    """Returns (scale, zero_point), a Python float and int: the asymmetric signed grid AI Edge
+    Quantizer builds for an activation of range (low, high).
 
-    Rule: `tensor_zp_scale_from_min_max`, asymmetric branch (ai_edge_quantizer/algorithms/
-    uniform_quantize/uniform_quantize_tensor.py): bound_max = max(high, 0), bound_min = min(low, 0),
-    scale = max(bound_max − bound_min, 1e-9) / (qmax − qmin), zero_point = rint(qmin − bound_min /
-    scale), qmin = −2**(bits−1). It runs in float32, as in AEQ, whose activation qsvs are float32
-    arrays (np.min of the float32 tensors, averaged with Python floats, which keep float32).
+    Rule: `tensor_zp_scale_from_min_max`, asymmetric branch
+    (ai_edge_quantizer/algorithms/uniform_quantize/uniform_quantize_tensor.py): bound_max =
+    max(high, 0), bound_min = min(low, 0), scale = max(bound_max − bound_min, 1e-9) / (qmax − qmin),
+    zero_point = rint(qmin − bound_min / scale), qmin = −2**(bits−1), in float32 as in AEQ, whose
+    activation qsvs are float32.
 
-    Returns:
-        (scale, zero_point): the float32 scale as a Python float, the zero point as a Python int.
-
-    Raises:
-        ValueError: a bound that is not finite, low above high, bits outside 2..16, or a range
-            too wide for a float32 scale.
-    """
+    Raises ValueError for a bound that is not finite, low above high, bits outside 2..16, or a
+    range too wide for a float32 scale."""
     bits = grid.check_bits(bits)
     if not (np.isfinite(low) and np.isfinite(high)) or low > high:
         raise ValueError(f"a range must be finite with low <= high, got ({low!r}, {high!r})")
@@ -300,19 +246,11 @@ def aeq_grid(low: float, high: float, bits: int = 8) -> tuple[float, int]:
 
 
 def split(x, low: float, high: float, bits: int = 8) -> dict[str, float]:
-    """The error of `x` on the grid AEQ builds from (low, high) (`aeq_grid`), split in two by
-    `qlab.analysis.rounding.split`: rounding, the mean over all values of the squared error of
-    the values inside the grid's range (0 for clipped ones), and clipping, that of the values
-    beyond it (within `rounding.SLACK` steps of an end counts as inside); they add up to the total.
-    Values round half away from zero, as TFLite's QUANTIZE kernel.
+    """The error of `x` on the grid AEQ builds from (low, high) (`aeq_grid`), split into rounding
+    and clipping by `qlab.analysis.rounding.split`; values round half away, as TFLite's QUANTIZE.
 
-    Returns:
-        dict of Python numbers: scale (float, real units per step), zero_point (int),
-        rounding_mse, clipping_mse, total_mse (squared real units), clipped_fraction (0..1).
-
-    Raises:
-        ValueError: values refused; a range `aeq_grid` refuses.
-    """
+    Returns a dict: scale, zero_point, rounding_mse, clipping_mse, total_mse (squared real
+    units), clipped_fraction. Raises ValueError for a range `aeq_grid` refuses."""
     x = _values(x)
     scale, zero_point = aeq_grid(low, high, bits)
     g = grid.Grid(grid.check_bits(bits), np.array([scale]), np.array([zero_point], np.int64))

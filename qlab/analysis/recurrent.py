@@ -1,7 +1,7 @@
 """The fused LSTM op of a .tflite, read from the file: every tensor it takes, keeps between invokes
-and uses inside, by the runtime's role names, with type, scale and zero point; the integer
-kernel's arithmetic step by step (8 bits for the matrix products, 16 inside the cell); and how the
-deployed LSTM's error grows from one time step to the next.
+and uses inside, by the runtime's role names, with type, scale and zero point; the integer kernel's
+arithmetic step by step (8 bits for the matrix products, 16 inside the cell); and how the deployed
+LSTM's error grows from one time step to the next.
 
 Sources, all TensorFlow Lite:
 
@@ -9,16 +9,13 @@ Sources, all TensorFlow Lite:
   kOutputLayerNormCoefficientsTensor = 23; 18 and 19, the variable output and cell state, are
   kOutputStateTensor and kCellStateTensor, kInputActivationStateTensor and kInputCellStateTensor in
   some releases), and the five intermediates in the order the flatbuffer exporter writes them
-  (input_to_input_intermediate, ..., effective_hidden_scale_intermediate:
-  tensorflow/compiler/mlir/lite/flatbuffer_export.cc);
+  (tensorflow/compiler/mlir/lite/flatbuffer_export.cc);
 - the types the integer kernel requires (`INTEGER_KERNEL`): unidirectional_sequence_lstm.cc,
-  CheckInputTensorDimensions (int32 biases, int16 peephole and layer-norm coefficients once the
-  input is int8) and PopulateQuantizedLstmParams8x8_16 (a power-of-two cell-state scale,
-  CheckedLog2; the four gate intermediates read only with layer normalization, otherwise the gate
-  pre-activations are Q3.12, scale 2^-12; the hidden intermediate's grid always read);
+  CheckInputTensorDimensions and PopulateQuantizedLstmParams8x8_16 (a power-of-two cell-state scale,
+  CheckedLog2; the gate intermediates read only with layer normalization, otherwise the gate
+  pre-activations are Q3.12);
 - the arithmetic (`lstm_arithmetic`): lstm_eval.cc, CalculateLstmGateInteger8x8_16,
-  UpdateLstmCellInteger and CalculateLstmOutputInteger8x8_16.
-"""
+  UpdateLstmCellInteger and CalculateLstmOutputInteger8x8_16."""
 
 from __future__ import annotations
 
@@ -64,7 +61,8 @@ KINDS = {
         for p in places
     },
 }
-"""Input position -> kind of tensor: input, weights, peephole, bias, projection, state, layer_norm."""
+"""Input position -> kind of tensor: input, weights, peephole, bias, projection, state,
+layer_norm."""
 
 INTEGER_KERNEL = {
     "input": "int8",
@@ -80,7 +78,8 @@ INTEGER_KERNEL = {
     "effective_hidden_scale_intermediate": "int8",
     "output": "int8",
 }
-"""The type each tensor has in an integer (8x8_16) LSTM, as the kernel checks or reads it (sources above)."""
+"""The type each tensor has in an integer (8x8_16) LSTM, as the kernel checks or reads it (sources
+above)."""
 
 Q3_12, Q0_15 = 2.0**-12, 2.0**-15
 """The kernel's fixed grids: gate pre-activations without layer normalization, and what the sigmoid
@@ -88,9 +87,9 @@ and tanh of the integer kernel return (int16, zero point 0)."""
 
 CELL_LOG2_SCALES = range(-15, -8)
 """The cell-state scales 2^k the integer kernel computes tanh(c) from: it calls ApplyTanh with
-15 + k integer bits (CalculateLstmOutputInteger8x8_16), which dispatches 0 to 6 and otherwise returns
-without writing its output (tensor_utils, ApplyTanh/PortableApplyTanh): outside this range tanh(c),
-and so the hidden state, is whatever the scratch buffer held. The converter picks
+15 + k integer bits (CalculateLstmOutputInteger8x8_16), which dispatches 0 to 6 and otherwise
+returns without writing its output (tensor_utils, ApplyTanh/PortableApplyTanh): outside this range
+tanh(c), and so the hidden state, is whatever the scratch buffer held. The converter picks
 k = ceil(log2 max|c|) - 15, so a cell state that never reaches 0.5 in calibration gets k = -16."""
 
 COLUMNS = (
@@ -116,15 +115,9 @@ COLUMNS = (
 
 
 def lstm_ops(model: flatbuffer.ModelFile) -> list[flatbuffer.Op]:
-    """The fused LSTM ops of a parsed file, in file order.
-
-    Returns:
-        the `Op`s named in `FUSED_LSTM_OPS`.
-
-    Raises:
-        ValueError: the file has none; the message names the recurrent ops it has instead, if any,
-            and how to get a fused LSTM.
-    """
+    """Returns the fused LSTM ops (`FUSED_LSTM_OPS`) of a parsed file, in file order. Raises
+    ValueError if there is none, naming the recurrent ops it has instead and how to get a fused
+    LSTM."""
     found = [op for op in model.ops if op.name in FUSED_LSTM_OPS]
     if found:
         return found
@@ -135,19 +128,16 @@ def lstm_ops(model: flatbuffer.ModelFile) -> list[flatbuffer.Op]:
         else f"its ops are {', '.join(sorted({op.name for op in model.ops}))}"
     )
     raise ValueError(
-        f"this .tflite has no fused LSTM op ({' or '.join(FUSED_LSTM_OPS)}): {has}. A Keras LSTM layer "
-        "converts to one when the model has a fixed batch size (qlab.artifacts.convertible)"
+        f"this .tflite has no fused LSTM op ({' or '.join(FUSED_LSTM_OPS)}): {has}. "
+        "A Keras LSTM layer converts to one when the model has a fixed batch size "
+        "(qlab.artifacts.convertible)"
     )
 
 
 def kernel_of(model: flatbuffer.ModelFile, op: flatbuffer.Op) -> str:
-    """Which of the LSTM kernel's three paths runs this op, from its input and weight types
-    (unidirectional_sequence_lstm.cc, Eval: float weights, int8 weights with a float input, an int8 input).
-
-    Returns:
-        "integer 8x8_16" (int8 input, int16 cell state), "integer 8x8_8", "hybrid" (int8 weights,
-        float activations, dynamic range) or "float".
-    """
+    """Returns which of the LSTM kernel's paths runs `op`, from its input and weight types
+    (unidirectional_sequence_lstm.cc, Eval): "integer 8x8_16" (int8 input, int16 cell state),
+    "integer 8x8_8", "hybrid" (int8 weights, float activations) or "float"."""
     source = model.tensors[op.inputs[0]].type
     weights = model.tensors[op.inputs[LSTM_INPUTS["weights"][-1]]].type
     if source == "INT8":
@@ -157,26 +147,17 @@ def kernel_of(model: flatbuffer.ModelFile, op: flatbuffer.Op) -> str:
 
 
 def lstm_tensors(tflite: bytes, keras_model=None) -> pd.DataFrame:
-    """Every tensor of every fused LSTM op of a .tflite, by role: its 24 inputs (weights, biases,
-    the variable output and cell state, ...), its intermediates and its output.
+    """Every tensor of every fused LSTM op of a .tflite, by role: its 24 inputs, its intermediates
+    and its output.
 
-    Args:
-        keras_model: the Keras model the file came from, if at hand, to name the op's layer.
-
-    Returns:
-        DataFrame, one row per (op, tensor slot), `COLUMNS`: layer (Keras layer), op (index),
-        kernel (`kernel_of`), kind (input, weights, peephole, bias, projection, state, layer_norm,
-        intermediate, output), role (`ROLES`, `INTERMEDIATES`, "output"), position (in the op's
-        inputs or intermediates), tensor (index; -1 if absent), name, dtype ("int8", "float32",
-        ...; "" if absent), bits, shape (tuple), scale (float, real units per step; the first if
-        per-axis; NaN if not quantized), zero_point (NaN if not quantized), scales (how many),
-        variable (state kept between invokes), constant (data in the file), integer_kernel (the type
-        an integer LSTM has there), note (absent, not read, the cell's power of two, bias scales).
+    Returns a DataFrame, one row per (op, tensor slot), `COLUMNS`: kernel (`kernel_of`), kind, role
+    (`ROLES`, `INTERMEDIATES`, "output"), position, tensor (-1 if absent), dtype, bits, shape, scale
+    (the first if per-axis; NaN if not quantized), zero_point, scales (how many), variable (kept
+    between invokes), constant, integer_kernel (the type an integer LSTM has there), note.
 
     Raises:
         ValueError: no fused LSTM op in the file (`lstm_ops`).
-        qlab.tflite.flatbuffer.InvalidModelError: bytes that are not a .tflite.
-    """
+        qlab.tflite.flatbuffer.InvalidModelError: bytes that are not a .tflite."""
     model = flatbuffer.read(tflite)
     ops = lstm_ops(model)
     names = naming.layer_names(model, keras_model)
@@ -257,71 +238,80 @@ _ABSENT = {
 
 
 def _note(model, op, kind: str, role: str, index: int) -> str:
-    """What a reader needs beside a row's numbers: why it is absent or unread, and the rules it obeys."""
+    """What a reader needs beside a row's numbers: why it is absent or unread, and its rules."""
     if index < 0:
         return f"absent: {_ABSENT.get(kind, 'optional input')}"
     t = model.tensors[index]
     layer_norm = op.inputs[LSTM_INPUTS["layer_norm"][1]] >= 0
     if kind == "intermediate" and role != INTERMEDIATES[4] and not layer_norm:
-        return "not read: without layer normalization the gate pre-activations are Q3.12 (int16, scale 2^-12)"
-    if role == INTERMEDIATES[4] and t.quantized:
-        return "the grid of the hidden state o*tanh(c); without projection it is copied to the output state"
-    if role == "cell_state" and t.quantized:
-        k, clip = np.log2(float(t.scale[0])), op.option("cellClip", 0.0)
-        if k != np.round(k):
-            return "scale not a power of two: the integer kernel refuses it"
-        broken = (
-            ""
-            if k in CELL_LOG2_SCALES
-            else (
-                f"; OUTSIDE 2^-15..2^-9: the kernel's tanh of the cell gets "
-                f"{15 + int(k)} integer bits, which it does not compute "
-                "(CELL_LOG2_SCALES), so the hidden state is garbage"
-            )
-        )
         return (
-            f"power-of-two scale 2^{int(k)}"
-            + (f"; clipped to +-{clip:g} (cell_clip)" if clip else "")
-            + broken
+            "not read: without layer normalization the gate pre-activations are Q3.12 "
+            "(int16, scale 2^-12)"
         )
-    if kind == "bias" and t.quantized:
-        gate = role.removesuffix("_gate_bias")
-        weights = model.tensors[op.inputs[ROLES.index(f"input_to_{gate}_weights")]]
-        source = model.tensors[op.inputs[0]]
-        if weights.quantized and source.quantized:
-            ratio = float(t.scale[0]) / (float(source.scale[0]) * float(weights.scale[0]))
-            return f"scale = input scale x input_to_{gate}_weights scale (ratio {ratio:.6f})"
-    if role == "output_state" and t.quantized:
+    if not t.quantized:
+        return ""
+    if role == INTERMEDIATES[4]:
+        return (
+            "the grid of the hidden state o*tanh(c); without projection it is copied to the "
+            "output state"
+        )
+    if role == "cell_state":
+        return _cell_state_note(op, t)
+    if kind == "bias":
+        return _bias_note(model, op, role, t)
+    if role == "output_state":
         out = model.tensors[op.outputs[0]]
         same = out.quantized and out.scale[0] == t.scale[0] and out.zero_point[0] == t.zero_point[0]
         return "on the output's grid" if same else "not on the output's grid"
     return ""
 
 
+def _cell_state_note(op, t) -> str:
+    k, clip = np.log2(float(t.scale[0])), op.option("cellClip", 0.0)
+    if k != np.round(k):
+        return "scale not a power of two: the integer kernel refuses it"
+    broken = (
+        ""
+        if k in CELL_LOG2_SCALES
+        else (
+            f"; OUTSIDE 2^-15..2^-9: the kernel's tanh of the cell gets "
+            f"{15 + int(k)} integer bits, which it does not compute "
+            "(CELL_LOG2_SCALES), so the hidden state is garbage"
+        )
+    )
+    return (
+        f"power-of-two scale 2^{int(k)}"
+        + (f"; clipped to +-{clip:g} (cell_clip)" if clip else "")
+        + broken
+    )
+
+
+def _bias_note(model, op, role: str, t) -> str:
+    gate = role.removesuffix("_gate_bias")
+    weights = model.tensors[op.inputs[ROLES.index(f"input_to_{gate}_weights")]]
+    source = model.tensors[op.inputs[0]]
+    if weights.quantized and source.quantized:
+        ratio = float(t.scale[0]) / (float(source.scale[0]) * float(weights.scale[0]))
+        return f"scale = input scale x input_to_{gate}_weights scale (ratio {ratio:.6f})"
+    return ""
+
+
 def lstm_arithmetic(tflite: bytes, keras_model=None) -> pd.DataFrame:
     """The integer LSTM's computation of one time step, stage by stage, with the type and grid of
-    each: what the file stores (input, state, weights, biases, cell state, hidden grid) and what
-    the kernel fixes (int32 accumulators, Q3.12 gate pre-activations, Q0.15 gates).
+    each: what the file stores and what the kernel fixes (int32 accumulators, Q3.12 gate
+    pre-activations, Q0.15 gates).
 
-    Args:
-        keras_model: the Keras model, if at hand, to name the op's layer.
-
-    Returns:
-        DataFrame, one row per stage of each integer LSTM op: layer, stage, symbol, dtype, bits,
-        scale (real units per step; NaN where several grids or one per product apply), zero_point,
-        where ("file: <role>" or "kernel"), rule (how the stage is computed, from lstm_eval.cc).
-
-    Raises:
-        ValueError: no fused LSTM op, or one that does not run the integer kernel (a float32,
-            float16 or dynamic-range file: its LSTM computes in float).
-    """
+    Returns a DataFrame, one row per stage of each LSTM op: layer, stage, symbol, dtype, bits,
+    scale (NaN where several grids apply), zero_point, where ("file: <role>" or "kernel"), rule
+    (from lstm_eval.cc). Raises ValueError for no fused LSTM op, or one that computes in float."""
     table = lstm_tensors(tflite, keras_model)
     rows = []
     for (layer, _), part in table.groupby(["layer", "op"], sort=False):
         if not part.kernel.iloc[0].startswith("integer"):
             raise ValueError(
-                f"the LSTM op of layer {layer!r} runs the {part.kernel.iloc[0]} kernel, in float: the "
-                "integer arithmetic applies to files with int8 activations (full_integer, integer_only)"
+                f"the LSTM op of layer {layer!r} runs the {part.kernel.iloc[0]} kernel, in "
+                "float: the integer arithmetic applies to files with int8 activations "
+                "(full_integer, integer_only)"
             )
         r = part.set_index("role")
         norm = (
@@ -362,7 +352,8 @@ def lstm_arithmetic(tflite: bytes, keras_model=None) -> pd.DataFrame:
                 "W x_t + R h_t-1 + b",
                 _grid("int32"),
                 "kernel",
-                "int8 x int8 products summed in int32 with the int32 gate bias, each sum rescaled to the gate's int16",
+                "int8 x int8 products summed in int32 with the int32 gate bias, each sum "
+                "rescaled to the gate's int16",
             ),
             (
                 "gate pre-activations",
@@ -393,7 +384,8 @@ def lstm_arithmetic(tflite: bytes, keras_model=None) -> pd.DataFrame:
                 "tanh(c_t)",
                 q15,
                 "kernel",
-                f"integer tanh from the cell's grid, {15 + int(np.log2(cell['scale']))} integer bits (0 to 6 computed)",
+                f"integer tanh from the cell's grid, {15 + int(np.log2(cell['scale']))} "
+                "integer bits (0 to 6 computed)",
             ),
             (
                 "hidden state",
@@ -452,26 +444,12 @@ def error_over_time(
     tflite: bytes, float_tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", keras_model=None
 ) -> pd.DataFrame:
     """The accumulated view of each LSTM's output, time step by time step: the deployed model and
-    its float reference run on the same inputs (each sample from the initial state), and the LSTM's output
-    at step t compared. Error carried in the state adds to each new step's own rounding.
+    its float reference run on `x` (n, time steps, features), each sample from the initial state,
+    with `per_layer.metrics` at each step.
 
-    Metrics follow `qlab.analysis.per_layer.metrics` (the QuantizationDebugger's): per sample on
-    diff = deployed - float, then averaged over samples.
-
-    Args:
-        float_tflite: the float32 .tflite of the same Keras model.
-        x: real-valued inputs, (n, time steps, features).
-
-    Returns:
-        DataFrame, one row per (LSTM layer, step): layer, step (1 = the first), the debugger's
-        metrics (`per_layer.METRICS`: num_elements, stddev, mean_error and max_abs_error in real
-        units, mean_squared_error in real units squared), scale (the output's, NaN if float) and
-        rmse/scale (in output steps).
-
-    Raises:
-        ValueError: no fused LSTM op, float_tflite and model that do not pair (`capture.pair`), or inputs
-            of the wrong shape.
-    """
+    Returns a DataFrame, one row per (LSTM layer, step): layer, step (1 = the first),
+    `per_layer.METRICS`, scale (the output's, NaN if float), rmse/scale. Raises ValueError for no
+    fused LSTM op, files that do not pair (`capture.pair`), or inputs of the wrong shape."""
     pair = capture.pair(tflite, float_tflite, keras_model)
     ops = {op.index for op in lstm_ops(pair.deployed)}
     x = np.asarray(x, np.float32)

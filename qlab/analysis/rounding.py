@@ -1,13 +1,10 @@
 """Where the values of one tensor land on a quantization grid: per-bucket counts and errors, how
-many levels it uses, and its error split into rounding and clipping; and the clip-range sweep.
+many levels it uses, its error split into rounding and clipping; and the clip-range sweep.
 
 The error x − round_trip(x) splits exactly in two: *clipping*, x − clip(x), for values beyond the
-grid's range [low, high], and *rounding*, the rest, at most scale/2 for values inside the range.
-A grid's *buckets* are its levels: level q collects the values that round to it. Errors are in
-real units (mse: squared), in steps where a name says /scale. Given values `x`, a function raises
-ValueError if `x` is empty or not finite, or a per-axis grid does not fit it. The layers of a
-whole model are `qlab.analysis.buckets`'.
-"""
+grid's range, and *rounding*, the rest, at most scale/2. A grid's *buckets* are its levels.
+Errors are in real units (mse: squared), in steps where a name says /scale. Given values `x`, a
+function raises ValueError if `x` is empty or not finite, or a per-axis grid does not fit it."""
 
 from __future__ import annotations
 
@@ -16,7 +13,8 @@ import pandas as pd
 
 from qlab.analysis import grid
 
-SLACK = 1e-3  # in steps: float32 scales leave the extreme weight ~1e-5 step over the range; not clipping
+# in steps: float32 scales leave the extreme weight ~1e-5 step over the range; not clipping
+SLACK = 1e-3
 
 
 def _values(x) -> np.ndarray:
@@ -53,8 +51,8 @@ def _steps(x: np.ndarray, g: grid.Grid) -> np.ndarray:
 
 
 def errors(x, g: grid.Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (rounding, clipping), the error of every value: two float64 arrays of x's shape, real
-    units; they add up to x − round_trip(x); clipping is 0 within SLACK steps of [low, high]."""
+    """Returns (rounding, clipping), the error of every value: float64 arrays of x's shape that
+    add up to x − round_trip(x); clipping is 0 within SLACK steps of [low, high]."""
     x = _check(x, g)
     overhang = x - g.clip(x)
     clipping = np.where(np.abs(overhang) > SLACK * _steps(x, g), overhang, 0.0)
@@ -62,12 +60,8 @@ def errors(x, g: grid.Grid) -> tuple[np.ndarray, np.ndarray]:
 
 
 def split(x, g: grid.Grid) -> dict[str, float]:
-    """Mean squared rounding and clipping error (they sum to the total), the share of values
-    clipped, and the total rmse in steps (1/√12 ≈ 0.289 when rounding is uniform and alone).
-
-    Returns:
-        dict of float: rounding_mse, clipping_mse, total_mse, clipped_fraction (0..1), rmse/scale.
-    """
+    """Returns a dict of floats: rounding_mse and clipping_mse (they sum to total_mse),
+    clipped_fraction, and rmse/scale (1/√12 ≈ 0.289 when rounding is uniform and alone)."""
     x = _check(x, g)
     rounding, clipping = errors(x, g)
     total = rounding + clipping
@@ -81,16 +75,15 @@ def split(x, g: grid.Grid) -> dict[str, float]:
 
 
 def used_levels(x, g: grid.Grid) -> np.ndarray:
-    """Returns how many distinct levels the values use: int64 array, one per channel ((1,) per tensor)."""
+    """Returns how many distinct levels the values use: int64, one per channel ((1,) per tensor)."""
     q = g.quantize(_check(x, g))
     rows = np.moveaxis(q, g.axis, 0).reshape(g.scale.size, -1) if g.per_axis else q.reshape(1, -1)
     return np.array([np.unique(r).size for r in rows])
 
 
 def occupancy(x, g: grid.Grid) -> dict[str, float]:
-    """Returns a dict: levels the grid has, levels the whole tensor uses (in level units: q, whatever
-    the channel), and for per-axis grids the least and median used by one channel: levels, used,
-    used_min (int), used_median (float); for a per-tensor grid used_min = used_median = used."""
+    """Returns a dict: levels (the grid's), used (by the whole tensor), used_min and used_median
+    (by one channel; per-tensor: used)."""
     per_channel = used_levels(x, g)
     return {
         "levels": g.levels,
@@ -101,12 +94,9 @@ def occupancy(x, g: grid.Grid) -> dict[str, float]:
 
 
 def one_channel(x, g: grid.Grid, channel: int | None) -> tuple[np.ndarray, grid.Grid]:
-    """Returns (values, grid): the float64 values of one channel of a per-axis grid (its axis
-    removed) and that channel's own per-tensor grid; a per-tensor grid's come back as they are.
-
-    Raises:
-        ValueError: a per-axis grid and no `channel`, or one out of range (or `x` refused).
-    """
+    """Returns (values, grid) of one channel of a per-axis grid (its axis removed) as a
+    per-tensor grid; a per-tensor grid's as they are. Raises ValueError for a per-axis grid and
+    no `channel`, or one out of range."""
     x = _check(x, g)
     if not g.per_axis:
         return x, g
@@ -119,13 +109,9 @@ def one_channel(x, g: grid.Grid, channel: int | None) -> tuple[np.ndarray, grid.
 
 
 def bucket_table(x, g: grid.Grid, channel: int | None = None) -> pd.DataFrame:
-    """One row per level: its value, how many values land there, their mean and max |error|, and
-    how many were clipped into it (only the two end levels can collect clipped values).
-
-    Returns:
-        DataFrame, one row per level qmin..qmax: level, value (real), count, mean_abs_error and
-        max_abs_error (real units, NaN for an empty level), clipped (int). ValueError as `one_channel`.
-    """
+    """Returns a DataFrame, one row per level qmin..qmax: level, value, count, mean_abs_error and
+    max_abs_error (NaN for an empty level), clipped (only the two end levels collect clipped
+    values). Raises ValueError as `one_channel`."""
     x, g = one_channel(x, g, channel)
     rounding, clipping = errors(x, g)
     idx = (g.quantize(x) - g.qmin).ravel()
@@ -151,15 +137,11 @@ def bucket_table(x, g: grid.Grid, channel: int | None = None) -> pd.DataFrame:
 
 # -- the layers of a deployed model ------------------------------------------------------------
 def clip_sweep(x, bits: int = 8, symmetric: bool = False, fractions=None) -> pd.DataFrame:
-    """Shrink a per-tensor grid's range from the tensor's full (min, max) to a fraction of it:
-    rounding error falls with the scale while clipping error grows. One row per fraction.
+    """Shrink a per-tensor grid's range from the tensor's (min, max) to fractions of it: rounding
+    error falls with the scale while clipping error grows.
 
-    Returns:
-        DataFrame: fraction, low, high, scale (real units), then `split`'s columns.
-
-    Raises:
-        ValueError: fractions outside (0, 1], or none; bits outside 2..16; `x` refused.
-    """
+    Returns a DataFrame, one row per fraction: fraction, low, high, scale, then `split`'s
+    columns. Raises ValueError for fractions outside (0, 1], or none, or bits outside 2..16."""
     x = _values(x)
     fractions = (
         np.linspace(0.4, 1.0, 61) if fractions is None else np.asarray(fractions, np.float64)

@@ -1,8 +1,6 @@
 """Converter variants that show where accuracy goes: layers kept in float, per-tensor weights.
-
-Each function converts the same float model several ways, runs every result on LiteRT and
-returns one row per variant, so that accuracy, output error and size sit side by side.
-"""
+Each function converts one float model several ways and runs every result on LiteRT, one row per
+variant."""
 
 from __future__ import annotations
 
@@ -41,30 +39,16 @@ def keep_float_sweep(
     y: np.ndarray,
     choices: list[tuple[str, ...]] | None = None,
 ) -> pd.DataFrame:
-    """`full_integer` with each choice of layers kept in float (default: none, then each conv and
-    dense layer alone, then the two last ones): what each costs in size and buys in accuracy.
+    """`full_integer` with each choice of layers kept in float (through the QuantizationDebugger's
+    denylist, `qlab.conversion.debugger.quantize_keeping_float`): what each costs in size and buys
+    in accuracy. A choice is a tuple of layer names (or one name); () keeps none. Default: none,
+    then each layer with weights alone, then the last two if there are more than two.
 
-    Layers are kept in float through the QuantizationDebugger's denylist
-    (`qlab.conversion.debugger.quantize_keeping_float`); the float32 reference is converted once.
+    Returns a DataFrame, one row per choice: keep_float (names joined by "+", or "(none)"),
+    accuracy, agreement (top-1 with the float reference), output_rmse (against its probabilities),
+    size_bytes, size_vs_int8 (against the first row), size_vs_float32.
 
-    Args:
-        model: the float tf_keras model.
-        calibration: the calibration (representative) dataset, (n,) + the input's sample shape.
-        x, y: evaluation inputs and their integer labels (n,).
-        choices: tuples of layer names (Keras layers, or labels as the layer-error tables name
-            them; a single name may be given as a string); () keeps none. Default: none, then each
-            layer with weights alone (conv, depthwise, dense, LSTM), then the last two if there
-            are more than two.
-
-    Returns:
-        DataFrame, one row per choice: keep_float (layer names joined by "+", or "(none)"), accuracy and
-        agreement (top-1 with the float reference, 0..1), output_rmse (of the output probabilities
-        against the float reference's), size_bytes, size_vs_int8 (against the first row, the plain
-        int8 model by default), size_vs_float32 (against the float32 reference).
-
-    Raises:
-        ValueError: a QAT model, bad calibration, or an unknown layer in a choice.
-    """
+    Raises ValueError for a QAT model, bad calibration, or an unknown layer in a choice."""
     float_tflite = to_tflite.quantize(model, "float32")
     if choices is None:
         reference = flatbuffer.read(float_tflite)
@@ -95,25 +79,16 @@ def keep_float_sweep(
 def per_channel_vs_per_tensor(
     model, calibration: np.ndarray, x: np.ndarray, y: np.ndarray, mode: str = "full_integer"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Convert with weights per output channel (the default) and per tensor (the converter's
-    switch): accuracy, agreement, output error and size of each, and the local layer error of
-    both schemes side by side.
+    """Convert with weights per output channel (the default) and per tensor: the outcome of each,
+    and the local layer error of both side by side.
 
-    Args:
-        model: the float tf_keras model.
-        calibration: the calibration (representative) dataset, (n,) + the input's sample shape.
-        x, y: evaluation inputs and their integer labels (n,).
-        mode: a quantized mode of `qlab.conversion.modes`.
-
-    Returns:
-        (schemes, layers): schemes, one row per scheme: weights ("per-channel" or "per-tensor"),
-        accuracy, agreement, output_rmse, size_bytes (as `keep_float_sweep`); layers, indexed by
-        layer, columns per-channel and per-tensor: the local view's rmse/scale (steps) per layer.
+    Returns (schemes, layers): one row per scheme, weights ("per-channel" or "per-tensor") and the
+    columns of `keep_float_sweep`; and the local view's rmse/scale, indexed by layer, one column per
+    scheme.
 
     Raises:
         ValueError: an unknown mode, a QAT model, bad calibration, or a mode that quantizes nothing.
-        qlab.conversion.to_tflite.ConversionError: the converter failed.
-    """
+        qlab.conversion.to_tflite.ConversionError: the converter failed."""
     float_tflite = to_tflite.quantize(model, "float32")
     rows, errors = [], {}
     for scheme, per_channel in (("per-channel", True), ("per-tensor", False)):
@@ -125,20 +100,12 @@ def per_channel_vs_per_tensor(
 
 
 def channel_ranges(float_tflite: bytes, keras_model=None) -> pd.DataFrame:
-    """Per weight tensor and output channel: the largest |weight|, and how many of the 255 int8
-    levels that channel spans with its own scale (all of them) and with the tensor's one.
+    """Per weight tensor and output channel of a float32 .tflite: the largest |weight|, and how many
+    of the 255 int8 levels that channel spans with its own scale and with the tensor's one.
 
-    Args:
-        float_tflite: the float32 .tflite (its weights are read, nothing is run).
-        keras_model: the Keras model, if at hand, for its layer names (see `qlab.tflite.naming`).
-
-    Returns:
-        DataFrame, one row per (layer, tensor, channel): layer, tensor ("weights", or an LSTM gate
-        matrix's name), channel (along the axis the converter quantizes per channel; an LSTM
-        matrix's rows), max_abs (real units), levels_per_channel (255, 1 for an all-zero channel),
-        levels_per_tensor (2·round(127·max_abs / the tensor's largest max_abs) + 1: the narrow
-        symmetric int8 levels from -q to q the channel reaches).
-    """
+    Returns a DataFrame, one row per (layer, tensor, channel): layer, tensor ("weights", or an
+    LSTM gate matrix's name), channel, max_abs, levels_per_channel (255; 1 for an all-zero
+    channel), levels_per_tensor (2·round(127·max_abs / the tensor's largest) + 1)."""
     reference = flatbuffer.read(float_tflite)
     labels = naming.labels(reference, keras_model)
     rows = []

@@ -1,3 +1,2 @@
-"""What `python -m qlab` runs. Each command is a silent function that writes its files and returns
-what it measured, with a `summary` that formats it; `qlab.__main__` parses the arguments, calls
-the command, and prints. Notebooks and tests use the library, never these modules."""
+"""What `python -m qlab` runs: silent functions that write files and return what they measured,
+each with a `summary`; `qlab.__main__` parses, calls and prints."""

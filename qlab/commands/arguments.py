@@ -1,8 +1,5 @@
-"""The command line's argument types and checks: each refuses a bad value with a message that says
-what is valid. argparse turns an `ArgumentTypeError` into one `error:` line; `UsageError` is
-for checks that need more than one argument, the data, or the file system.
-
-Loads no TensorFlow, so that argument mistakes are answered at once.
+"""The command line's argument types and checks; each message says what is valid. `UsageError` is
+for checks that need more than one argument, the data or the file system. Loads no TensorFlow.
 """
 
 from __future__ import annotations
@@ -18,6 +15,7 @@ from qlab import studies, vocabulary
 from qlab.infra import cache
 
 SEED_LIMIT = 2**32  # Keras' set_random_seed and NumPy's generators take seeds below this
+# beyond these a run would not finish today
 LIMITS = {"epochs": 1000, "runs": 1_000_000, "rounds": 1000, "jobs": 256}
 ZOO_NAMES = (
     "digits_cnn",
@@ -27,8 +25,8 @@ ZOO_NAMES = (
     "lstm_rows",
     "wine_mlp",
 )
-"""The zoo's names, as `qlab.training.models.ZOO` has them (a test checks they agree): kept here so that
-argument mistakes are answered without loading TensorFlow."""  # beyond these a run would not finish today
+"""The zoo's names, as `qlab.training.models.ZOO` has them (a test checks they agree): kept here
+so that argument mistakes are answered without loading TensorFlow."""
 OUTPUTS = {  # what each command writes under --out: (folders, files)
     "reproduce": (("models", "figures"), ("results.csv", "results.md", "comparison.csv")),
     "bench": ((), ("bench.csv", "peaks.csv", "sizes.csv", "work.csv", "bench.png", "sizes.png")),
@@ -46,13 +44,9 @@ class UsageError(Exception):
 
 
 def integer(text: str, low: int, high: int | None) -> int:
-    """A whole number written in ASCII digits, low <= value <= high.
+    """Returns the whole number `text` (ASCII digits), low <= value <= high (None: no limit).
 
-    Returns:
-        the value.
-
-    Raises:
-        argparse.ArgumentTypeError: not such a number, or out of range.
+    Raises argparse.ArgumentTypeError for anything else.
     """
     text = text.strip()
     if not re.fullmatch(r"[+-]?[0-9]+", text):
@@ -65,82 +59,37 @@ def integer(text: str, low: int, high: int | None) -> int:
 
 
 def seed(text: str) -> int:
-    """argparse type: a seed, 0 <= seed < 2**32.
-
-    Returns:
-        the seed.
-
-    Raises:
-        argparse.ArgumentTypeError: not a whole number, or out of range.
-    """
+    """Returns a seed, 0 <= seed < 2**32; raises argparse.ArgumentTypeError for anything else."""
     return integer(text, 0, SEED_LIMIT - 1)
 
 
 def positive(limit: int | None = None):
-    """argparse type: a whole number from 1 to `limit` (no limit: None).
-
-    Returns:
-        a function of the argument's text that returns the number (or raises
-        argparse.ArgumentTypeError).
-    """
+    """Returns an argparse type for a whole number from 1 to `limit` (None: no limit)."""
     return lambda text: integer(text, 1, limit)
 
 
 def threads(text: str) -> int:
-    """argparse type: a thread count this machine has, 1..cores.
-
-    Returns:
-        the count.
-
-    Raises:
-        argparse.ArgumentTypeError: not a whole number, or not between 1 and the core count.
-    """
+    """Returns a thread count from 1 to the core count; raises argparse.ArgumentTypeError else."""
     return integer(text, 1, os.cpu_count() or 1)
 
 
 def kernels(text: str) -> str:
-    """argparse type: a kernel choice of `qlab.vocabulary.KERNELS`.
-
-    Returns:
-        the name.
-
-    Raises:
-        argparse.ArgumentTypeError: an unknown name (the message lists the valid ones).
-    """
+    """Returns a name of `qlab.vocabulary.KERNELS`; raises as `member`."""
     return member(text, vocabulary.KERNELS, "kernels", "valid")
 
 
 def zoo_model(text: str) -> str:
-    """argparse type: a model of the zoo (`qlab.training.models.ZOO`).
-
-    Returns:
-        the name.
-
-    Raises:
-        argparse.ArgumentTypeError: an unknown name (the message lists the zoo).
-    """
+    """Returns a zoo model's name; raises as `member`."""
     return member(text, ZOO_NAMES, "model", "the zoo")
 
 
 def study_name(text: str) -> str:
-    """argparse type: a study (`qlab.studies.STUDIES`).
-
-    Returns:
-        the name.
-
-    Raises:
-        argparse.ArgumentTypeError: an unknown name (the message lists the studies).
-    """
+    """Returns a name of `qlab.studies.STUDIES`; raises as `member`."""
     return member(text, tuple(studies.STUDIES), "study", "the studies are")
 
 
 def setting(text: str):
-    """argparse type: one setting of a study, as JSON (a number, a list such as [4,8]) or else a
-    string (a mode's name). The study checks it before anything runs.
-
-    Returns:
-        the parsed value.
-    """
+    """Returns one study setting parsed as JSON (e.g. 8 or [4,8]), else the text (a mode)."""
     try:
         return json.loads(text)
     except ValueError:
@@ -148,25 +97,16 @@ def setting(text: str):
 
 
 def member(text: str, valid, what: str, listing: str) -> str:
-    """`text` if it is one of `valid`.
-
-    Returns:
-        the text.
-
-    Raises:
-        argparse.ArgumentTypeError: "unknown {what} {text!r}; {listing}: {valid, ...}".
-    """
+    """Returns `text` if it is one of `valid`, else raises argparse.ArgumentTypeError
+    "unknown {what} {text!r}; {listing}: {valid, ...}"."""
     if text not in valid:
         raise argparse.ArgumentTypeError(f"unknown {what} {text!r}; {listing}: {', '.join(valid)}")
     return text
 
 
 def writable(path: Path, what: str) -> None:
-    """Create the folder `path` if needed and check that a file can be written in it.
-
-    Raises:
-        UsageError: it is a file, or cannot be created or written; `what` names it in the message.
-    """
+    """Creates the folder `path` if needed; raises UsageError (naming `what`) if it is a file or
+    cannot be created or written."""
     try:
         if path.exists() and not path.is_dir():
             raise UsageError(
@@ -182,14 +122,10 @@ def writable(path: Path, what: str) -> None:
 
 
 def check_out(out: str, command: str) -> Path:
-    """The --out folder, created if needed, once files can be written in it and the names the
-    command writes there are free for it (a folder where it writes a file, or the reverse, is not).
+    """Returns the --out folder's path, created if needed.
 
-    Returns:
-        its path.
-
-    Raises:
-        UsageError: empty, a file, not writable, or an output name taken by the wrong kind of entry.
+    Raises UsageError if it is empty, a file or not writable, or if a name the command writes is
+    taken by the wrong kind of entry (a folder where it writes a file, or the reverse).
     """
     if not out.strip():
         raise UsageError("--out is empty; pass a folder, e.g. --out results")
@@ -214,12 +150,7 @@ def check_out(out: str, command: str) -> Path:
 def check(args, test_images: int, training_images: int) -> None:
     """The checks that need more than one argument, the data or the file system.
 
-    Args:
-        args: the parsed arguments.
-        test_images, training_images: the sizes of the data split.
-
-    Raises:
-        UsageError: naming the argument and what is valid.
+    Raises UsageError naming the argument and what is valid.
     """
     for name in ("seeds", "kernels", "threads", "batches", "models"):
         values = getattr(args, name, None)

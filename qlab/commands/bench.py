@@ -1,7 +1,5 @@
 """`python -m qlab bench`: latency of every model of the plan under each kernel choice, threads and
-batch; this CPU's peak MAC rate per data type and what it means for int8; the exact size breakdown;
-MACs and the latency floor. Writes files, prints nothing: the text for the terminal is `summary`'s,
-and `qlab.__main__` prints it."""
+batch; this CPU's peak MAC rate per data type; the size breakdown; MACs and the latency floor."""
 
 from __future__ import annotations
 
@@ -37,21 +35,12 @@ def bench(
     seed: int = 0,
     progress: bool = True,
 ) -> Benched:
-    """Latency grid, peak MAC rates, size breakdown and work floor for every model of the plan
-    (seed `seed`).
+    """Writes OUT/bench.csv, peaks.csv, sizes.csv, work.csv, bench.png and sizes.png.
 
-    Writes OUT/bench.csv, peaks.csv, sizes.csv, work.csv, bench.png and sizes.png. The latency
-    tables (bench, peaks, work) carry the CPU, its int8 features and int8 path (`qlab.perf.cpu`)
-    on every row; bench.csv also each row's MACs, the one-thread peak of its kernels and data type
-    and the floor they imply (`qlab.perf.work.with_floor`).
-
-    Returns:
-        the `Benched` tables (see `qlab.perf.bench.run`, `qlab.perf.work.peaks`,
-        `qlab.perf.sizes.table`, `qlab.perf.work.floor_table`) and the files written.
-
-    Raises:
-        ValueError: settings `BenchConfig.check` refuses.
-        OSError: `out` cannot be written.
+    The latency tables carry the CPU and its int8 path (`qlab.perf.cpu`) on every row; bench.csv
+    also each row's MACs, its kernels' one-thread peak and the floor they imply.
+    Returns the `Benched` tables and files. Raises ValueError for settings `BenchConfig.check`
+    refuses, OSError if `out` cannot be written.
     """
     config.check()
     out = Path(out)
@@ -88,11 +77,7 @@ def bench(
 
 
 def peak_lines(peak_table: pd.DataFrame) -> list[str]:
-    """The peaks for the terminal: one line per probe and kernel choice, and the verdict.
-
-    Returns:
-        lines of text.
-    """
+    """Returns lines of text: one per probe and kernel choice, then the verdict."""
     lines = []
     for (shape, kernels), part in peak_table.groupby(["shape", "kernels"], sort=False):
         rates = {r.dtype: r for r in part.itertuples()}
@@ -111,13 +96,9 @@ def peak_lines(peak_table: pd.DataFrame) -> list[str]:
 def model_verdicts(
     bench_table: pd.DataFrame, kernels: str = "xnnpack", threads: int = 1, batch: int = 1
 ) -> str:
-    """Each quantized model against float/float32 under one setting, as `qlab.perf.bench.verdict`
-    reads its per-round ratios.
-
-    Returns:
-        one line per verdict that some model has, e.g. "  faster than float32 in every round:
-        float/dynamic_range 0.35 [0.33–0.36], ..."; "" if the setting was not measured.
-    """
+    """Returns one line per `qlab.perf.bench.verdict` some model has against float/float32 under
+    one setting, e.g. "  faster than float32 in every round: float/dynamic_range 0.35 [0.33–0.36]";
+    "" if the setting was not measured."""
     baseline = (bench_table.training == "float") & (bench_table["mode"] == "float32")
     sub = bench_table[
         (bench_table.kernels == kernels)
@@ -140,29 +121,27 @@ def model_verdicts(
 
 
 def summary(result: Benched) -> str:
-    """The terminal report: the CPU, its peaks and the int8 verdict; ratios to float32 per batch
-    size; the size breakdown; the work floor.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns the terminal report: CPU, peaks and int8 verdict, ratios to float32 per batch,
+    size breakdown and work floor."""
     m = measure.machine()
     bench_table, peaks = result.tables["bench"], result.tables["peaks"]
     verdicts = model_verdicts(bench_table)
     parts = [
         cpu.line(peaks[list(cpu.MACHINE_COLUMNS)]),
-        f"\nPeak MAC rate, 1 thread (median [min–max] over {int(peaks['rounds'].max())} interleaved rounds):",
+        "\nPeak MAC rate, 1 thread (median [min–max] over "
+        f"{int(peaks['rounds'].max())} interleaved rounds):",
         *peak_lines(peaks),
         *(
             [
-                "On this CPU, XNNPACK, 1 thread, batch 1 (median [min–max] of the per-round ratios to float32):",
+                "On this CPU, XNNPACK, 1 thread, batch 1 "
+                "(median [min–max] of the per-round ratios to float32):",
                 verdicts,
             ]
             if verdicts
             else []
         ),
-        f"\nLatency relative to float/float32 on the same kernels and threads (median [p10–p90] over "
-        f"{result.config.rounds} interleaved rounds):",
+        "\nLatency relative to float/float32 on the same kernels and threads "
+        f"(median [p10–p90] over {result.config.rounds} interleaved rounds):",
     ]
     for b in result.config.batches:
         parts += [f"\nBatch {b}:\n", perf_bench.summary(bench_table, b).to_string()]
@@ -172,7 +151,8 @@ def summary(result: Benched) -> str:
         result.tables["sizes"].to_string(index=False, float_format=lambda v: f"{v:.3f}"),
         "\nWork and the floor it implies at the peak above (XNNPACK, 1 thread, batch 1):\n",
         work_table.to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-        f"\n{m['cpu']}, {m['cores']} cores, LiteRT {m['ai_edge_litert']}; took {result.elapsed:.0f} s. "
+        f"\n{m['cpu']}, {m['cores']} cores, LiteRT {m['ai_edge_litert']}; "
+        f"took {result.elapsed:.0f} s. "
         f"Wrote {', '.join(p.name for p in result.written)} under {result.out}",
     ]
     return "\n".join(parts)

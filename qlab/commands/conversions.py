@@ -1,7 +1,5 @@
 """`python -m qlab conversions`: seconds to convert each zoo model to every mode by TensorFlow's
-Keras route and by qlab's (which saves a model once), interleaved, with the files compared byte for
-byte (the rerunnable benchmark behind the README's figure). Writes OUT/conversions.csv; `summary` is
-the terminal text, which `qlab.__main__` prints."""
+Keras route and by qlab's (which saves a model once), files compared byte for byte."""
 
 from __future__ import annotations
 
@@ -14,14 +12,9 @@ from qlab.tflite import measure
 
 
 def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool = True) -> Timed:
-    """Time both conversion routes on the zoo and write OUT/conversions.csv.
+    """Writes OUT/conversions.csv. Returns the `Timed` table.
 
-    Returns:
-        the `Timed` table (`qlab.perf.conversions.time_conversions`).
-
-    Raises:
-        ValueError: an unknown model, or rounds < 1.
-        OSError: `out` cannot be written.
+    Raises ValueError for an unknown model or rounds < 1, OSError if `out` cannot be written.
     """
     return timed(
         out,
@@ -31,19 +24,17 @@ def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool
 
 
 def summary(result: Timed) -> str:
-    """The table, the spread of the speedup, and whether the files were the same.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns text: the table, the speedup's spread, and whether the files were the same."""
     t, m = result.table, measure.machine()
     lines = [
-        f"Converting each model to every mode it takes (seconds for all of them; median of the rounds), "
-        f"TensorFlow's Keras route against qlab's, interleaved, on {m['cpu']} ({m['cores']} cores):\n",
+        "Converting each model to every mode it takes "
+        "(seconds for all of them; median of the rounds), "
+        f"TensorFlow's Keras route against qlab's, interleaved, "
+        f"on {m['cpu']} ({m['cores']} cores):\n",
         tables.to_text(t.drop(columns=["note"])),
         *(f"  {r.model}: {r.note}" for r in t.itertuples() if r.note),
-        f"\nSpeedup per model from {t.speedup.min():.1f}x to {t.speedup.max():.1f}x (medians); single rounds "
-        f"ranged {t.speedup_min.min():.1f}x to {t.speedup_max.max():.1f}x.",
+        f"\nSpeedup per model from {t.speedup.min():.1f}x to {t.speedup.max():.1f}x (medians); "
+        f"single rounds ranged {t.speedup_min.min():.1f}x to {t.speedup_max.max():.1f}x.",
         "Same bytes by both routes: "
         + (
             "every file."

@@ -1,8 +1,4 @@
-"""`python -m qlab reproduce`: train, convert every mode, measure, look inside, write the tables.
-
-Writes files and prints nothing; the text for the terminal is `summary`'s, and `qlab.__main__`
-prints it.
-"""
+"""`python -m qlab reproduce`: train, convert every mode, measure, look inside, write the tables."""
 
 from __future__ import annotations
 
@@ -28,12 +24,10 @@ from qlab.training.fit import TrainConfig
 class Reproduced:
     """What `reproduce` measured and wrote."""
 
-    results: (
-        pd.DataFrame
-    )  # one row per model (see qlab.artifacts.measure_models), with the CPU columns
-    comparison: (
-        pd.DataFrame
-    )  # the article's table beside ours (see qlab.infra.tables.comparison), with them too
+    # one row per model (qlab.artifacts.measure_models), with the CPU columns
+    results: pd.DataFrame
+    # the article's table beside ours (qlab.infra.tables.comparison), with them too
+    comparison: pd.DataFrame
     out: Path
     models: list[Path]  # OUT/models/<training>-<mode>.tflite
     layer_tables: list[Path]  # OUT/layer_errors_<training>-<mode>.csv
@@ -50,19 +44,12 @@ def reproduce(
     use_cache: bool = True,
     progress: bool = True,
 ) -> Reproduced:
-    """Measure every model of `artifacts.conversions()` and write results.csv/.md, comparison.csv,
-    models/, the per-layer error tables and figures/ under `out`. The latency tables (results and
-    comparison) carry the CPU, its int8 features and path and the LiteRT kernels and threads on
-    every row (`qlab.perf.cpu.columns`); results.md says the same above each table.
+    """Measures every model of `artifacts.conversions()`; writes results.csv/.md, comparison.csv,
+    models/, the per-layer error tables and figures/ under `out` (`use_cache=False`: all rebuilt in
+    a scratch cache). The latency tables carry the CPU columns (`qlab.perf.cpu.columns`).
 
-    With `use_cache=False` everything is retrained and reconverted in a scratch cache.
-
-    Returns:
-        the `Reproduced` tables and the paths written.
-
-    Raises:
-        ValueError: a calibration size outside 1..the training split.
-        OSError: `out` cannot be written.
+    Returns the `Reproduced` tables and paths. Raises ValueError for a calibration size outside
+    1..the training split, OSError if `out` cannot be written.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,12 +84,10 @@ def inside(
     epochs: int = 10,
     progress: bool = True,
 ) -> tuple[list[Path], list[Path]]:
-    """Per-layer error of every model with int8 weights on the test images, one CSV each
-    (OUT/layer_errors_<training>-<mode>.csv: local and accumulated views, plus QAT against
-    deployed for QAT models), and the key figures under OUT/figures/.
+    """Writes the per-layer error of every model with int8 weights (OUT/layer_errors_*.csv; QAT
+    models also against deployed) and the key figures (OUT/figures/).
 
-    Returns:
-        (the CSV paths, the figure paths).
+    Returns (the CSV paths, the figure paths).
     """
     digits = data.load()
     configs = {t: TrainConfig(training=t, seed=seed, epochs=epochs) for t in ("float", "qat")}
@@ -111,9 +96,8 @@ def inside(
         "float": artifacts.float_tflite(configs["float"]),
         "qat": artifacts.float_tflite(configs["qat"], qat_model),
     }
-    quantized = [
-        key for key in tflites if modes.get(key[1]).weights == "int8"
-    ]  # float ones: nothing to compare
+    # float ones: nothing to compare
+    quantized = [key for key in tflites if modes.get(key[1]).weights == "int8"]
     written, by_model = [], {}
     for training, mode in _bar(quantized, progress):
         table = per_layer.layer_errors(
@@ -168,11 +152,7 @@ def report(
     runs: int,
     elapsed: float,
 ) -> str:
-    """results.md: both tables and what they were measured on.
-
-    Returns:
-        the Markdown text.
-    """
+    """Returns results.md's Markdown: both tables and what they were measured on."""
     m = measure.machine()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
@@ -181,12 +161,13 @@ def report(
             "",
             f"Measured {when} on {m['cpu']} ({m['cores']} cores), Python {m['python']}, "
             f"TensorFlow {m['tensorflow']}, tfmot {m['tensorflow_model_optimization']}, "
-            f"LiteRT {m['ai_edge_litert']}. Seed {seed}, {epochs} float epochs, {calibration_size} calibration "
+            f"LiteRT {m['ai_edge_litert']}. Seed {seed}, {epochs} float epochs, "
+            f"{calibration_size} calibration "
             f"images, {runs} timed invokes per latency; took {elapsed:.0f} s.",
             "",
-            "Accuracy on the 450 test images; latency: median of single-image invokes after warm-up "
-            "(LiteRT, default XNNPACK delegate, 1 thread), p10/p90 beside it; `loop_ms`: the article's "
-            "loop over all 450 images (set_tensor, invoke, get_tensor).",
+            "Accuracy on the 450 test images; latency: median of single-image invokes after "
+            "warm-up (LiteRT, default XNNPACK delegate, 1 thread), p10/p90 beside it; "
+            "`loop_ms`: the article's loop over all 450 images (set_tensor, invoke, get_tensor).",
             "",
             "## Results",
             "",
@@ -198,9 +179,9 @@ def report(
             "",
             "## Beside the published table",
             "",
-            "The article's figures (`_pub`) come from `qlab/published/`. Its float size (440 KB) is a "
-            "Keras .h5 file with optimizer state; ours is the float32 .tflite. Latencies are machine "
-            "bound: compare the ratios (`_x`), not the milliseconds.",
+            "The article's figures (`_pub`) come from `qlab/published/`. Its float size (440 KB) "
+            "is a Keras .h5 file with optimizer state; ours is the float32 .tflite. Latencies are "
+            "machine bound: compare the ratios (`_x`), not the milliseconds.",
             "",
             cpu.line(comparison),
             "",
@@ -211,25 +192,24 @@ def report(
 
 
 def summary(result: Reproduced) -> str:
-    """The terminal report: the results table, the comparison with the article, what was written.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns the terminal report: results, the comparison with the article, what was written."""
     out = result.out
     return "\n".join(
         [
-            f"Measured ({result.elapsed:.0f} s), LiteRT with XNNPACK, 1 thread. {cpu.line(result.results)}\n",
+            f"Measured ({result.elapsed:.0f} s), LiteRT with XNNPACK, 1 thread. "
+            f"{cpu.line(result.results)}\n",
             tables.to_text(
                 cpu.without_columns(result.results).drop(
                     columns=["seed", "epochs", "latency_runs"]
                 ),
                 digits=4,
             ),
-            "\nBeside the article's table (accuracy %, loop ms over 450 images, size KB; _x: ratio to float32):\n",
+            "\nBeside the article's table "
+            "(accuracy %, loop ms over 450 images, size KB; _x: ratio to float32):\n",
             tables.to_text(cpu.without_columns(result.comparison.drop(columns=["technique"]))),
             f"\nWrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'comparison.csv'}, "
-            f"{len(result.models)} models under {out / 'models'}, {len(result.layer_tables)} layer-error tables "
+            f"{len(result.models)} models under {out / 'models'}, "
+            f"{len(result.layer_tables)} layer-error tables "
             f"and {len(result.figures)} figures under {out / 'figures'}",
         ]
     )

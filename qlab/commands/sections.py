@@ -9,22 +9,15 @@ from qlab_workshop import teaching
 
 
 def run(paths) -> pd.DataFrame:
-    """Section times of the executed notebooks `paths` (`qlab_workshop.teaching.series_times`).
+    """Returns a DataFrame of notebook, section, code_cells, seconds.
 
-    Returns:
-        DataFrame: notebook, section, code_cells, seconds.
-    Raises:
-        ValueError: a file is not an executed notebook (the message names it).
+    Raises ValueError naming a file that is not an executed notebook.
     """
     return teaching.series_times(paths)
 
 
 def summary(times: pd.DataFrame) -> str:
-    """The table, each notebook's total and the series' total, as text.
-
-    Returns:
-        str: the section table, then one line per notebook and a last line with the total in minutes.
-    """
+    """Returns the section table, one line per notebook's total, then the total in minutes."""
     per_notebook = times.groupby("notebook", sort=False)["seconds"].sum()
     lines = [tables.to_text(times.assign(seconds=times.seconds.round(1)), digits=1), ""]
     lines += [f"{name}: {seconds:.1f} s" for name, seconds in per_notebook.items()]

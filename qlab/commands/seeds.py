@@ -1,5 +1,5 @@
 """`python -m qlab seeds`: accuracy and size of every model over several seeds, medians, and the
-promised bands checked (`qlab.studies.acceptance`). Writes OUT/seeds.csv; `summary` is the terminal text."""
+promised bands checked (`qlab.studies.acceptance`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from qlab.studies import acceptance
 
 
 def seeds(seed_list, out: str | Path = "results", progress: bool = True) -> acceptance.SweepReport:
-    """Run `qlab.studies.acceptance.sweep` over `seed_list` and write its per-seed rows to OUT/seeds.csv.
+    """Writes the per-seed rows to OUT/seeds.csv. Returns the `SweepReport`.
 
-    Returns:
-        the `SweepReport`.
-
-    Raises:
-        ValueError: no seeds.
-        OSError: `out` cannot be written.
+    Raises ValueError for no seeds, OSError if `out` cannot be written.
     """
     report = acceptance.sweep(seed_list, progress)
     cache.write_atomic(Path(out) / "seeds.csv", report.per_seed.to_csv(index=False).encode())
@@ -25,11 +20,7 @@ def seeds(seed_list, out: str | Path = "results", progress: bool = True) -> acce
 
 
 def summary(report: acceptance.SweepReport) -> str:
-    """The terminal report: accuracy per seed of three key models, medians, and the checks.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns the terminal report: accuracy per seed of three key models, medians, checks."""
     per_seed = report.per_seed.pivot(index="seed", columns=["training", "mode"], values="accuracy")
     key = [("float", "float32"), ("float", "integer_only"), ("qat", "integer_only")]
     return "\n".join(

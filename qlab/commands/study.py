@@ -1,7 +1,4 @@
-"""`python -m qlab study NAME`: one study's grid through the sweep engine (`qlab.studies.sweep`).
-Writes OUT/NAME.csv (tidy: one row per model, setting, seed and whatever else the study splits
-by), OUT/NAME_summary.csv (medians and spreads over seeds) and the study's figures as OUT/*.png;
-`summary` is the terminal text, which `qlab.__main__` prints."""
+"""`python -m qlab study NAME`: one study's grid through the sweep engine (`qlab.studies.sweep`)."""
 
 from __future__ import annotations
 
@@ -42,24 +39,12 @@ def run(
     backend: str = "loky",
     scheduler: str | None = None,
 ) -> Studied:
-    """Run study `name` over its grid (cells already measured come from the cache) and write its
-    table, summary and figures under `out`.
+    """Writes OUT/NAME.csv (one row per cell), OUT/NAME_summary.csv (medians and spreads over
+    seeds) and the study's figures as OUT/*.png. With backend "dask", the workers at `scheduler`
+    write to this cache folder, which must be on a shared file system.
 
-    Args:
-        names: zoo models (default: the study's own). settings: the study's (default: its own).
-        jobs: worker processes, one TensorFlow thread each (default: one per core; loky only).
-        backend: "loky" (processes on this machine) or "dask" (the workers of the dask scheduler at
-            `scheduler`, e.g. "tcp://10.0.0.5:8786"; they write to this cache folder, which must
-            be on a shared file system when they run elsewhere).
-
-    Returns:
-        the `Studied` result.
-
-    Raises:
-        ValueError: an unknown study, model or setting, a bad seed; a bad backend, scheduler or
-            jobs combination, an unreachable dask scheduler (`qlab.studies.sweep.run`); whatever a
-            cell raises.
-        OSError: `out` cannot be written.
+    Returns the `Studied` result. Raises ValueError for an unknown study, model or setting, a bad
+    seed, backend, scheduler or jobs, or whatever a cell raises; OSError if `out` is not writable.
     """
     out = Path(out)
     started = time.perf_counter()
@@ -82,12 +67,8 @@ def run(
 
 
 def summary(result: Studied) -> str:
-    """The terminal report: the headline, the summary table (under a line naming the CPU, its int8
-    features and the LiteRT kernels, for a study that measures latency), the files written.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns the terminal report: headline, summary table (under the CPU line for a study that
+    measures latency), files written."""
     seeds = sorted(result.table.seed.unique().tolist()) if len(result.table) else []
     timed = set(cpu.MACHINE_COLUMNS) <= set(result.table.columns)
     return "\n".join(

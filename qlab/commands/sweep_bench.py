@@ -1,13 +1,10 @@
 """`python -m qlab sweep-bench NAME`: how much faster one study's whole sweep runs on 2 worker
 processes than on 1 (the sweep engine, `qlab.studies.sweep`, on loky).
 
-What the cells share (the study's `prepare`: trained models) is built once, in a warm cache folder
-kept under qlab's cache (`sweep-bench/NAME`, so a rerun trains nothing). Then, for R interleaved
-rounds, the order alternating round to round, the whole grid runs with 1 worker and with 2, each
-run in a fresh copy of the warm cache (every cell is measured, no model retrained) and on fresh
-worker processes (a run pays for starting them, as `python -m qlab study` does), timed wall-clock.
-Writes OUT/sweep_bench_NAME.csv (one row per run: round, jobs, seconds); `summary` is the terminal
-text, which `qlab.__main__` prints.
+What the cells share (the study's `prepare`) is built once in a warm cache folder
+(`sweep-bench/NAME` under qlab's cache). Then, for R interleaved rounds, the grid runs with 1 worker
+and with 2, each run in a fresh copy of the warm cache and on fresh worker processes, timed
+wall-clock.
 """
 
 from __future__ import annotations
@@ -44,19 +41,11 @@ class SweepBench:
     written: Path
 
     def seconds(self, jobs: int) -> tuple[float, float, float]:
-        """Wall-clock seconds of the runs on `jobs` workers.
-
-        Returns:
-            (median, min, max).
-        """
+        """Returns (median, min, max) wall-clock seconds of the runs on `jobs` workers."""
         return sweep.spread(self.runs.loc[self.runs.jobs == jobs, "seconds"])
 
     def speedup(self) -> tuple[float, float, float]:
-        """Per round, the seconds on 1 worker over the seconds on 2.
-
-        Returns:
-            (median, min, max) over the rounds.
-        """
+        """Returns (median, min, max) over rounds of the seconds on 1 worker over those on 2."""
         by_round = self.runs.pivot(index="round", columns="jobs", values="seconds")
         return sweep.spread(by_round[JOBS[0]] / by_round[JOBS[-1]])
 
@@ -70,20 +59,11 @@ def run(
     rounds: int = 3,
     progress: bool = True,
 ) -> SweepBench:
-    """Time study `name`'s grid on 1 and on 2 loky workers, `rounds` times each, from a warm cache.
+    """Times study `name`'s grid on 1 and 2 loky workers, `rounds` times each; writes
+    OUT/sweep_bench_NAME.csv (round, jobs, seconds).
 
-    Args:
-        names, seeds, settings: the grid, as `qlab.studies.sweep.grid` takes them.
-        rounds: interleaved rounds (each runs the grid once per worker count).
-        progress: False hides the bar (one step per run).
-
-    Returns:
-        the `SweepBench`.
-
-    Raises:
-        ValueError: an unknown study, model or setting, a bad seed, rounds below 1; whatever a
-            cell raises.
-        OSError: the cache or `out` cannot be written.
+    Returns the `SweepBench`. Raises ValueError for an unknown study, model or setting, a bad
+    seed, rounds below 1, or whatever a cell raises; OSError if the cache or `out` is not writable.
     """
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a whole number of 1 or more, got {rounds!r}")
@@ -113,9 +93,8 @@ def run(
                 shutil.rmtree(copy.parent)
                 bar.update(1)
     _stop_workers()
-    timed = [
-        c for c in tables[0].columns if "latency" in c
-    ]  # measured times differ from run to run by nature
+    # measured times differ from run to run by nature
+    timed = [c for c in tables[0].columns if "latency" in c]
     identical = all(
         table.drop(columns=timed).equals(tables[0].drop(columns=timed)) for table in tables[1:]
     )
@@ -133,31 +112,28 @@ def _stop_workers() -> None:
 
 
 def summary(result: SweepBench) -> str:
-    """The terminal report: the grid, median seconds and cells per minute per worker count, the
-    speed-up, whether every run gave the same table, the file written.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns the terminal report: grid, seconds and cells per minute per worker count,
+    speed-up, whether the tables agree, the file written."""
     cells = result.grid.cells
     counts = {k: len({str(c[k]) for c in cells}) for k in ("model", "seed", "setting")}
     shape = " × ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in counts.items())
     rounds = result.runs["round"].nunique()
     lines = [
-        f"Sweep bench {result.name}: {len(cells)} cells ({shape}), {rounds} round(s), fresh workers and a "
-        f"fresh copy of the warm cache each run",
-        f"  shared preparation: {result.prepared} prepare call(s), {result.prepare_seconds:.1f} s (once)",
+        f"Sweep bench {result.name}: {len(cells)} cells ({shape}), {rounds} round(s), "
+        f"fresh workers and a fresh copy of the warm cache each run",
+        f"  shared preparation: {result.prepared} prepare call(s), "
+        f"{result.prepare_seconds:.1f} s (once)",
     ]
     for jobs in JOBS:
         median, low, high = result.seconds(jobs)
         lines.append(
-            f"  {jobs} worker{'s' if jobs > 1 else ' '}: {median:7.1f} s median [{low:.1f}–{high:.1f}], "
-            f"{60 * len(cells) / median:.1f} cells/min"
+            f"  {jobs} worker{'s' if jobs > 1 else ' '}: {median:7.1f} s median "
+            f"[{low:.1f}–{high:.1f}], {60 * len(cells) / median:.1f} cells/min"
         )
     median, low, high = result.speedup()
     lines.append(
-        f"  speed-up {JOBS[0]}→{JOBS[-1]} workers: {median:.2f}× median [{low:.2f}–{high:.2f}] over {rounds} "
-        "round(s)"
+        f"  speed-up {JOBS[0]}→{JOBS[-1]} workers: {median:.2f}× median "
+        f"[{low:.2f}–{high:.2f}] over {rounds} round(s)"
     )
     lines.append(f"  tables identical across runs: {'yes' if result.identical else 'NO'}")
     return "\n".join(lines + [f"\nWrote {result.written}"])

@@ -1,6 +1,5 @@
 """`python -m qlab views`: how long the per-layer views take on each zoo model over its test split
-(the rerunnable benchmark behind the README's figure). Writes OUT/views.csv; `summary` is the
-terminal text, which `qlab.__main__` prints."""
+(the benchmark behind the README's figure)."""
 
 from __future__ import annotations
 
@@ -25,14 +24,9 @@ class Timed:
 
 
 def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool = True) -> Timed:
-    """Time the per-layer views of the zoo and write OUT/views.csv.
+    """Writes OUT/views.csv. Returns the `Timed` table.
 
-    Returns:
-        the `Timed` table.
-
-    Raises:
-        ValueError: an unknown model, or rounds < 1.
-        OSError: `out` cannot be written.
+    Raises ValueError for an unknown model or rounds < 1, OSError if `out` cannot be written.
     """
     return timed(
         out, "views.csv", lambda: views.time_views(names, rounds=rounds, progress_bar=progress)
@@ -40,13 +34,9 @@ def run(out: str | Path = "results", names=None, rounds: int = 3, progress: bool
 
 
 def timed(out: str | Path, name: str, measure) -> Timed:
-    """Call `measure()` and write the table it returns to OUT/name (atomically).
+    """Writes the table `measure()` returns to OUT/name. Returns it as `Timed`, with seconds.
 
-    Returns:
-        the `Timed` table, with the seconds the call took.
-
-    Raises:
-        whatever `measure` raises; OSError: `out` cannot be written.
+    Raises whatever `measure` raises, or OSError if `out` cannot be written.
     """
     out = Path(out)
     started = time.perf_counter()
@@ -56,15 +46,12 @@ def timed(out: str | Path, name: str, measure) -> Timed:
 
 
 def summary(result: Timed) -> str:
-    """The table, the slowest cell and the machine.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns text: the table, the slowest cell and the machine."""
     timed = result.table.dropna(subset=["median_s"])
     m = measure.machine()
     lines = [
-        f"Per-layer views (local and accumulated, one layer_errors call) over each model's test split, "
+        "Per-layer views (local and accumulated, one layer_errors call) "
+        "over each model's test split, "
         f"median of the rounds [min, max], on {m['cpu']} ({m['cores']} cores):\n",
         tables.to_text(result.table.drop(columns=["note"])),
         *(f"  {r.model}/{r.mode}: {r.note}" for r in result.table.itertuples() if r.note),

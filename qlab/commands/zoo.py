@@ -1,6 +1,5 @@
 """`python -m qlab zoo`: every zoo model in every mode over seeds, beside the articles' ImageNet
-table. Writes OUT/zoo.csv (one row per model and mode), OUT/zoo_seeds.csv (one row per seed too)
-and OUT/zoo.md; `summary` is the terminal text, which `qlab.__main__` prints."""
+table."""
 
 from __future__ import annotations
 
@@ -32,14 +31,10 @@ class Zooed:
 def run(
     out: str | Path = "results", names=None, seeds=(0, 1, 2, 3, 4), progress: bool = True
 ) -> Zooed:
-    """Measure the zoo and write zoo.csv, zoo_seeds.csv and zoo.md under `out`.
+    """Writes zoo.csv (one row per model and mode), zoo_seeds.csv (per seed) and zoo.md.
 
-    Returns:
-        the `Zooed` tables.
-
-    Raises:
-        ValueError: an unknown model, or no seeds.
-        OSError: `out` cannot be written.
+    Returns the `Zooed` tables. Raises ValueError for an unknown model or no seeds, OSError if
+    `out` cannot be written.
     """
     out = Path(out)
     started = time.perf_counter()
@@ -60,11 +55,7 @@ def run(
 
 
 def report(result: Zooed) -> str:
-    """zoo.md: the table, the published one beside it, and the per-tensor finding.
-
-    Returns:
-        the Markdown text.
-    """
+    """Returns zoo.md's Markdown: the table, the published one, the per-tensor finding."""
     m = measure.machine()
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     seeds = sorted(result.per_seed.seed.unique().tolist())
@@ -72,14 +63,16 @@ def report(result: Zooed) -> str:
         [
             "# qlab zoo",
             "",
-            f"Measured {when} on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, tfmot "
-            f"{m['tensorflow_model_optimization']}, LiteRT {m['ai_edge_litert']}; seeds {seeds}; took "
-            f"{result.elapsed:.0f} s.",
+            f"Measured {when} on {m['cpu']} ({m['cores']} cores), "
+            f"TensorFlow {m['tensorflow']}, tfmot "
+            f"{m['tensorflow_model_optimization']}, LiteRT {m['ai_edge_litert']}; "
+            f"seeds {seeds}; took {result.elapsed:.0f} s.",
             "",
-            "Accuracy on each model's test split: median over seeds [min, max]; `delta_pp` against the same "
-            "model's float32; size and latency (median single-image invoke, XNNPACK, 1 thread) as ratios to "
-            "float32 (median of per-seed ratios); `per_tensor_pct`: integer_only after training with one weight "
-            "scale per tensor.",
+            "Accuracy on each model's test split: median over seeds [min, max]; "
+            "`delta_pp` against the same model's float32; size and latency "
+            "(median single-image invoke, XNNPACK, 1 thread) as ratios to float32 "
+            "(median of per-seed ratios); `per_tensor_pct`: integer_only after training "
+            "with one weight scale per tensor.",
             "",
             cpu.line(result.per_seed),
             "",
@@ -87,9 +80,10 @@ def report(result: Zooed) -> str:
             "",
             "## Beside the published ImageNet table",
             "",
-            "The published figures (`_pub`, ImageNet top-1, from `qlab/published/tfmot-post-training-integer-"
-            "quantization.csv`) come from full-size networks; ours from miniatures on 8x8 digits. Compare the "
-            "deltas, not the accuracies.",
+            "The published figures (`_pub`, ImageNet top-1, from "
+            "`qlab/published/tfmot-post-training-integer-quantization.csv`) "
+            "come from full-size networks; ours from miniatures on 8x8 digits. "
+            "Compare the deltas, not the accuracies.",
             "",
             tables.to_markdown(result.published)
             if len(result.published)
@@ -106,14 +100,11 @@ def report(result: Zooed) -> str:
 
 
 def summary(result: Zooed) -> str:
-    """The terminal report: the zoo table, the published one, the per-tensor finding.
-
-    Returns:
-        multi-line text.
-    """
+    """Returns the terminal report: the zoo table, the published one, the per-tensor finding."""
     return "\n".join(
         [
-            f"Zoo over seeds {sorted(result.per_seed.seed.unique().tolist())} ({result.elapsed:.0f} s):\n",
+            f"Zoo over seeds {sorted(result.per_seed.seed.unique().tolist())} "
+            f"({result.elapsed:.0f} s):\n",
             cpu.line(result.per_seed) + "\n",
             tables.to_text(cpu.without_columns(result.summary.drop(columns=["note"]))),
             *(
@@ -126,6 +117,7 @@ def summary(result: Zooed) -> str:
             "\nOne weight scale per tensor (integer_only after training, paired seed by seed):\n",
             tables.to_text(result.per_tensor),
             "\n" + zoo.per_tensor_finding(result.per_tensor),
-            f"\nWrote {result.out / 'zoo.csv'}, {result.out / 'zoo_seeds.csv'} and {result.out / 'zoo.md'}",
+            f"\nWrote {result.out / 'zoo.csv'}, {result.out / 'zoo_seeds.csv'} "
+            f"and {result.out / 'zoo.md'}",
         ]
     )

@@ -1,9 +1,8 @@
 """The TFLite converter, set from one row of the mode table: the calibration checks before it
 runs, the settings, the conversion itself, and what its failures mean in Keras terms.
 
-`qlab.conversion.to_tflite.quantize` is the one call users make; this module is what it and the
-QuantizationDebugger route (`qlab.conversion.debugger`) share. TensorFlow is imported lazily here, so
-that modules which only read or run `.tflite` files never pay for loading it.
+Shared by `qlab.conversion.to_tflite.quantize` and the QuantizationDebugger route
+(`qlab.conversion.debugger`). TensorFlow is imported lazily.
 """
 
 from __future__ import annotations
@@ -17,19 +16,16 @@ from qlab.conversion import modes, saved_model
 from qlab.infra import quiet
 from qlab.tflite import naming
 
+# tfmot's fake-quant wrapper classes: a model holding one is quantization-aware trained
 QAT_LAYER_TYPES = ("QuantizeWrapper", "QuantizeWrapperV2", "QuantizeLayer")
 MAX_CALIBRATION = 100_000  # samples a calibration generator may yield before it counts as endless
-"""tfmot's fake-quant wrapper classes: a model holding one is quantization-aware trained."""
 TRAINING_WRAPPERS = {"PruneLowMagnitude": "strip_pruning", "ClusterWeights": "strip_clustering"}
-"""tfmot's pruning and clustering wrappers (and their subclasses), and the tfmot call that strips each."""
+"""tfmot's pruning and clustering wrappers (and subclasses), and the tfmot call that strips each."""
 
 
 class ConversionError(RuntimeError):
-    """The TFLite converter refused the model, or produced one the mode does not allow.
-
-    The message names the op and the Keras layer where it can; `log` holds what the converter
-    printed, when it printed anything.
-    """
+    """The TFLite converter refused the model, or produced one the mode does not allow. The message
+    names the op and Keras layer where it can; `log` holds what the converter printed."""
 
 
 def is_qat(model) -> bool:
@@ -38,27 +34,14 @@ def is_qat(model) -> bool:
 
 
 def as_samples(calibration, sample_shape: tuple[int, ...]) -> np.ndarray:
-    """Calibration in any of TensorFlow's forms as one array of samples.
+    """Returns calibration in any of TensorFlow's forms as one array, batch axis first.
 
-    Takes an array; a representative-dataset function (called); a generator; or a `tf.data.Dataset`.
-    The converter's convention is that each item is a list holding one batch (`[x[i:i+1]]`); bare
-    arrays, tuples of one array, single samples and batches of any size are accepted too.
-
-    Args:
-        sample_shape: the model's input sample shape: items of this shape are single samples,
-            others are batches.
-
-    Returns:
-        the samples as an array, batch axis first.
-
-    Raises:
-        ValueError: an empty or endless generator, or items with more than one array (a model
-            with several inputs).
+    Takes an array, a representative-dataset function, a generator or a `tf.data.Dataset`; items
+    may be `[batch]` (the converter's convention), bare arrays, tuples of one array, or single
+    samples (items of `sample_shape`). Raises ValueError for an empty or endless generator, or
+    items with more than one array.
     """
-    if hasattr(calibration, "as_numpy_iterator"):  # a tf.data.Dataset
-        calibration = calibration.as_numpy_iterator()
-    elif callable(calibration):
-        calibration = calibration()
+    calibration = _iterable(calibration)
     if (
         calibration is None
         or isinstance(calibration, (np.ndarray, list))
@@ -67,13 +50,7 @@ def as_samples(calibration, sample_shape: tuple[int, ...]) -> np.ndarray:
         return np.asarray(calibration)
     batches = []
     for item in calibration:
-        if isinstance(item, dict) or (isinstance(item, (list, tuple)) and len(item) != 1):
-            raise ValueError(
-                "each calibration item must hold one array (a model with one input); got "
-                f"{type(item).__name__} of {len(item)}"
-            )
-        item = np.asarray(item[0] if isinstance(item, (list, tuple)) else item)
-        batches.append(item[np.newaxis] if item.shape == tuple(sample_shape) else item)
+        batches.append(_as_batch(item, sample_shape))
         if sum(len(b) for b in batches) > MAX_CALIBRATION:
             raise ValueError(
                 f"the calibration generator yielded more than {MAX_CALIBRATION:,} samples; pass a "
@@ -88,20 +65,30 @@ def as_samples(calibration, sample_shape: tuple[int, ...]) -> np.ndarray:
     return np.concatenate(batches)
 
 
+def _iterable(calibration):
+    if hasattr(calibration, "as_numpy_iterator"):  # a tf.data.Dataset
+        return calibration.as_numpy_iterator()
+    if callable(calibration):
+        return calibration()
+    return calibration
+
+
+def _as_batch(item, sample_shape: tuple[int, ...]) -> np.ndarray:
+    if isinstance(item, dict) or (isinstance(item, (list, tuple)) and len(item) != 1):
+        raise ValueError(
+            "each calibration item must hold one array (a model with one input); got "
+            f"{type(item).__name__} of {len(item)}"
+        )
+    item = np.asarray(item[0] if isinstance(item, (list, tuple)) else item)
+    return item[np.newaxis] if item.shape == tuple(sample_shape) else item
+
+
 def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None:
-    """Validate the calibration (representative) samples before the converter sees them.
+    """Validates calibration (any form `as_samples` takes) before the converter sees it.
 
-    `calibration` may be an array, or any form `as_samples` takes (a representative-dataset
-    function, a generator, a `tf.data.Dataset`).
-
-    Returns:
-        None for modes that need no calibration; else the samples as a float32 array
-        (n,) + the model's input sample shape.
-
-    Raises:
-        ValueError: a model whose input is not float, or calibration missing, empty, one sample
-            instead of a batch, the wrong sample shape, non-numeric, or containing NaN or infinity;
-            the message says what to pass instead.
+    Returns None for modes without calibration, else float32 (n,) + the input sample shape.
+    Raises ValueError, saying what to pass instead, for a model whose input is not float, or
+    calibration missing, empty, one sample, the wrong shape, non-numeric, or not finite.
     """
     if not mode.needs_calibration:
         return None
@@ -109,7 +96,8 @@ def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None
     if dtypes - {"float32", "float16", "float64"}:
         raise ValueError(
             f"mode {mode.name!r} calibrates on float inputs, and model {model.name!r} takes "
-            f"{', '.join(sorted(dtypes))} (token ids for an Embedding?): qlab feeds calibration samples as "
+            f"{', '.join(sorted(dtypes))} (token ids for an Embedding?): "
+            "qlab feeds calibration samples as "
             "float32 only; use mode 'dynamic_range', or 'float32'/'float16'"
         )
     if calibration is None:
@@ -145,17 +133,9 @@ def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None
 def converter_for(
     model, mode: modes.Mode, calibration: np.ndarray | None, per_channel: bool = True
 ):
-    """A `tf.lite.TFLiteConverter` set up from the mode's row of the table.
-
-    Args:
-        calibration: checked samples (see `check_calibration`), fed one at a time as the
-            representative dataset; None for modes without calibration.
-        per_channel: False sets the converter's private per-tensor switch
-            (`_experimental_disable_per_channel`): one weight scale per tensor.
-
-    Returns:
-        the converter, not yet run.
-    """
+    """Returns a `tf.lite.TFLiteConverter`, not yet run, set up from the mode's row; checked
+    `calibration` samples are fed one at a time. `per_channel=False` sets the converter's private
+    `_experimental_disable_per_channel`: one weight scale per tensor."""
     import tensorflow as tf  # lazily: see the module docstring
 
     converter = saved_model.keras_converter(model)  # from_keras_model, saving each model state once
@@ -183,14 +163,11 @@ def converter_for(
 
 
 def check_convertible(model, mode: modes.Mode) -> None:
-    """Refuse, with the fix, models the converter fails on or would convert wrongly: recurrent layers with a
-    dynamic batch (an LSTM lowers to UNIDIRECTIONAL_SEQUENCE_LSTM only for a fixed batch; else the converter
-    fails on tf.TensorListReserve), and layers in `TRAINING_WRAPPERS` (refused, not stripped: the file would
-    hold the wrappers' training ops, a second subgraph with masks or cluster indices; stripping ends training).
+    """Refuses, with the fix, models the converter fails on or would convert wrongly.
 
-    Raises:
-        ConversionError: naming the recurrent layers and what to do.
-        ValueError: a pruning or clustering wrapper left on, with the tfmot call that strips it.
+    Raises ValueError for a `TRAINING_WRAPPERS` layer left on (the file would hold its training
+    ops), naming the tfmot call that strips it; ConversionError for recurrent layers with a
+    dynamic batch (an LSTM lowers to UNIDIRECTIONAL_SEQUENCE_LSTM only for a fixed batch).
     """
     stray = sorted(
         {
@@ -203,26 +180,23 @@ def check_convertible(model, mode: modes.Mode) -> None:
     if stray:
         raise ValueError(
             f"model {model.name!r} still carries tfmot's training wrappers; call tfmot's "
-            f"{' and '.join(stray)} on it first (qlab.training.pruning.prune and qlab.training.clustering.cluster do)"
+            f"{' and '.join(stray)} on it first "
+            "(qlab.training.pruning.prune and qlab.training.clustering.cluster do)"
         )
     recurrent = naming.recurrent_layers(model)
     if recurrent and model.input_shape[0] is None:
         raise ConversionError(
-            f"converting to {mode.name!r}: recurrent layer {', '.join(map(repr, recurrent))} needs a fixed "
-            "batch size; convert qlab.training.models.with_batch_size(model, 1) (same weights, batch 1), or build the "
-            "model with keras.Input(..., batch_size=1). Train on batches with the model as it is."
+            f"converting to {mode.name!r}: recurrent layer {', '.join(map(repr, recurrent))} "
+            "needs a fixed batch size; convert qlab.training.models.with_batch_size(model, 1) "
+            "(same weights, batch 1), or build the model with keras.Input(..., batch_size=1). "
+            "Train on batches with the model as it is."
         )
 
 
 def convert(converter, model, mode: modes.Mode) -> bytes:
-    """Run `converter` with its log held back (`qlab.infra.quiet`).
+    """Runs `converter` with its log held back. Returns the .tflite bytes.
 
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        ConversionError: the converter failed; the message names the op and Keras layer and
-            what to do (`explain`), `.log` holds the converter's own output.
+    Raises ConversionError (message from `explain`, `.log` the converter's output) if it fails.
     """
     with quiet.stderr() as log:
         try:
@@ -235,16 +209,9 @@ def convert(converter, model, mode: modes.Mode) -> bytes:
 
 
 def zero_stray_buffers(tflite: bytes) -> bytes:
-    """The file with the data of every buffer that no tensor and no metadata entry refers to set to
-    zeros, in place: same size, same model.
-
-    TF 2.21's converter leaves such a buffer in an LSTM's int8 file (64 bytes, never read, holding
-    whatever memory held: two conversions of one model differed only there). Zeroed, a model
-    converts to the same bytes every time.
-
-    Returns:
-        the .tflite bytes (the same object when no buffer needs zeroing).
-    """
+    """Returns the .tflite with every buffer no tensor or metadata refers to zeroed (same size;
+    the same object if none needs it). TF 2.21 leaves such a buffer in an LSTM's int8 file, holding
+    whatever memory held; zeroed, a model converts to the same bytes every time."""
     model = schema.Model.GetRootAs(tflite, 0)
     used = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
     for g in range(model.SubgraphsLength()):
@@ -263,22 +230,15 @@ def zero_stray_buffers(tflite: bytes) -> bytes:
 
 
 def layers_named_in(text: str, layer_names: list[str]) -> list[str]:
-    """Layer names that appear as a path segment (…/name/…) in converter or tensor names.
-
-    Returns:
-        the matching names, sorted.
-    """
+    """Returns, sorted, the layer names that appear as a path segment (…/name/…) in `text`."""
     return sorted(
         n for n in layer_names if re.search(rf"(^|/)(quant_)?{re.escape(n)}(/|$|;|\b)", text)
     )
 
 
 def layers_with_op(model, op_type: str) -> list[str]:
-    """Layers whose TensorFlow graph contains an op of `op_type` (e.g. 'Erf').
-
-    Returns:
-        the layer names, sorted; empty if the model cannot be traced (this only improves messages).
-    """
+    """Returns, sorted, the layers whose graph holds an op of `op_type` (e.g. 'Erf'); empty if
+    the model cannot be traced."""
     import tensorflow as tf  # lazily: see the module docstring
 
     try:
@@ -298,40 +258,53 @@ _OP_RE = re.compile(r"'(tfl\.[a-z_0-9]+|tf\.[A-Za-z0-9_]+)' op")
 
 
 def explain(exc: Exception, model, mode: modes.Mode) -> str:
-    """Name the op and the Keras layer the converter complained about, and what to do.
+    """Names the op and Keras layer the converter complained about, and what to do.
 
-    Returns:
-        a message of two lines: the diagnosis, then the converter's first error line.
+    Returns two lines: the diagnosis, then the converter's first error line.
     """
     text = str(exc)
     ops = sorted(set(_OP_RE.findall(text)))
-    layers = layers_named_in(text, [layer.name for layer in model.layers])
-    if not layers:
-        for op in ops:
-            if op.startswith("tf."):
-                layers += layers_with_op(model, op[3:])
+    layers = _layers_of(text, ops, model)
     what = f"converting to {mode.name!r} failed"
     if ops:
         what += f": op {', '.join(ops)}"
     if layers:
         what += f" in layer {', '.join(repr(n) for n in sorted(set(layers)))}"
-    if any(op.startswith("tf.") for op in ops):
-        what += " has no TFLite builtin kernel; replace the layer, or remove it from the model"
-    elif "TFLITE_BUILTINS_INT8" in mode.supported_ops:
-        what += (
-            " has no int8 kernel. Use mode 'full_integer' (int8 with float fallback for "
-            "such ops), or replace the layer with one that has an int8 kernel"
-        )
-    unsupported = re.search(r"not yet supported for op: '([A-Z_0-9]+)'", text)
-    if unsupported:
-        kind = unsupported.group(1)
-        owners = naming.recurrent_layers(model) if "LSTM" in kind or "RNN" in kind else []
-        what += (
-            f": the quantizer has no {mode.name} rule for op {kind}"
-            + (f" (layer {', '.join(map(repr, owners))})" if owners else "")
-            + "; use another mode for this model"
-        )
+    what += _remedy(ops, mode) + _unsupported(text, model, mode)
     first_error = next(
         (ln.strip() for ln in text.splitlines() if "error" in ln.lower()), text[:300]
     )
     return f"{what}.\nConverter said: {first_error[-400:]}"
+
+
+def _layers_of(text: str, ops: list[str], model) -> list[str]:
+    layers = layers_named_in(text, [layer.name for layer in model.layers])
+    if not layers:
+        for op in ops:
+            if op.startswith("tf."):
+                layers += layers_with_op(model, op[3:])
+    return layers
+
+
+def _remedy(ops: list[str], mode: modes.Mode) -> str:
+    if any(op.startswith("tf.") for op in ops):
+        return " has no TFLite builtin kernel; replace the layer, or remove it from the model"
+    if "TFLITE_BUILTINS_INT8" in mode.supported_ops:
+        return (
+            " has no int8 kernel. Use mode 'full_integer' (int8 with float fallback for "
+            "such ops), or replace the layer with one that has an int8 kernel"
+        )
+    return ""
+
+
+def _unsupported(text: str, model, mode: modes.Mode) -> str:
+    unsupported = re.search(r"not yet supported for op: '([A-Z_0-9]+)'", text)
+    if not unsupported:
+        return ""
+    kind = unsupported.group(1)
+    owners = naming.recurrent_layers(model) if "LSTM" in kind or "RNN" in kind else []
+    return (
+        f": the quantizer has no {mode.name} rule for op {kind}"
+        + (f" (layer {', '.join(map(repr, owners))})" if owners else "")
+        + "; use another mode for this model"
+    )

@@ -1,12 +1,6 @@
-"""TFLite's QuantizationDebugger, set up in one place, for its two uses in qlab.
-
-- Its denylist is the public route into the converter's quantizer for keeping chosen layers in
-  float in a `full_integer` model (`quantize_keeping_float`).
-- Its per-layer statistics are the reference qlab's local view of per-layer error is checked
-  against (`layer_statistics`).
-
-The debugger runs on TensorFlow's deprecated `tf.lite.Interpreter`; its deprecation warning is
-held back by `qlab.infra.quiet`. TensorFlow is imported lazily, as in `qlab.conversion.converter`.
+"""TFLite's QuantizationDebugger: its denylist keeps chosen layers in float in a `full_integer`
+model (`quantize_keeping_float`); its per-layer statistics are the reference qlab's local view of
+per-layer error is checked against (`layer_statistics`). TensorFlow is imported lazily.
 """
 
 from __future__ import annotations
@@ -24,18 +18,11 @@ from qlab.tflite import flatbuffer, naming
 def denylisted_nodes(
     model, layers: tuple[str, ...], float_tflite: bytes | None = None
 ) -> list[str]:
-    """The converter's output tensor names of the ops of `layers`, read from the model's float32
-    .tflite. A name is a Keras layer (all its ops) or an op's label in layer-error tables
-    ('head/softmax' for a Dense named head with a softmax: that op only).
+    """Returns the debugger's `denylisted_nodes`: the output tensor names, in the float32 .tflite
+    (converted here if not given), of the ops of `layers`, each a Keras layer (all its ops) or an
+    op's label in layer-error tables (e.g. 'head/softmax': that op only).
 
-    Args:
-        float_tflite: the model's float32 .tflite if at hand; else it is converted here.
-
-    Returns:
-        tensor names, the debugger's `denylisted_nodes`.
-
-    Raises:
-        ValueError: a layer the model's ops do not come from (the message lists those that exist).
+    Raises ValueError for a layer no op comes from, listing those that exist.
     """
     if float_tflite is None:
         float32 = modes.get("float32")
@@ -67,15 +54,10 @@ def quantization_debugger(
     per_channel: bool = True,
     float_tflite: bytes | None = None,
 ):
-    """`tf.lite.experimental.QuantizationDebugger` for `model` in `full_integer`, calibrated on
-    `calibration`, fed `samples` one at a time, with the ops of `keep_float` denylisted.
+    """Returns a `QuantizationDebugger` for `model` in `full_integer`, built but not yet run, fed
+    `samples` one at a time, with the ops of `keep_float` denylisted.
 
-    Returns:
-        the debugger, built (its model quantized) but not yet run.
-
-    Raises:
-        ValueError: bad calibration (see `qlab.conversion.converter.check_calibration`), or an unknown layer
-            in `keep_float`.
+    Raises ValueError for bad calibration or an unknown layer in `keep_float`.
     """
     import tensorflow as tf  # lazily: see the module docstring
 
@@ -99,20 +81,10 @@ def quantize_keeping_float(
     per_channel: bool = True,
     float_tflite: bytes | None = None,
 ) -> bytes:
-    """`full_integer` with the named layers left in float, through the debugger's denylist.
+    """Returns the `full_integer` .tflite with the `keep_float` layers left in float (nothing kept:
+    the plain full_integer model, less the converter's metadata).
 
-    With nothing kept in float this is the plain full_integer model, less the converter's
-    metadata.
-
-    Args:
-        float_tflite: the model's float32 .tflite, if at hand (it names the layers' tensors).
-
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        ValueError: a QAT model (its fake-quant ops make the converter quantize every layer),
-            bad calibration, or an unknown layer.
+    Raises ValueError for a QAT model, bad calibration, or an unknown layer.
     """
     keep_float = (keep_float,) if isinstance(keep_float, str) else tuple(keep_float)
     if converter.is_qat(model):
@@ -131,7 +103,8 @@ def quantize_keeping_float(
         if "debug mode" not in str(exc):
             raise
         raise ValueError(
-            f"the QuantizationDebugger found nothing left to quantize with {', '.join(keep_float)} "
+            "the QuantizationDebugger found nothing left to quantize with "
+            f"{', '.join(keep_float)} "
             "kept in float (every op would stay float); keep fewer layers in float"
         ) from None
 
@@ -141,14 +114,9 @@ def layer_statistics(
 ) -> tuple[pd.DataFrame, bytes]:
     """The debugger's own per-layer statistics of `model` in `full_integer` over `samples`.
 
-    Returns:
-        (the table `layer_statistics_dump` writes: one row per quantized op, with op_name,
-        tensor_idx, tensor_name, num_elements, stddev, mean_error, max_abs_error,
-        mean_squared_error, scale and zero_point, errors in real units averaged over samples;
-        the debugger's quantized model without its debug ops, whose tensors carry the same names).
-
-    Raises:
-        ValueError: as `quantization_debugger`.
+    Returns (the `layer_statistics_dump` table, one row per quantized op, errors in real units
+    averaged over samples; the quantized .tflite without debug ops, tensors named the same).
+    Raises ValueError as `quantization_debugger`.
     """
     debug = quantization_debugger(model, calibration, samples, keep_float)
     with quiet.stderr():

@@ -1,8 +1,5 @@
-"""The one table of post-training modes. Adding a mode is adding a row.
-
-Each row says what the mode means and how to set the TFLite converter for it;
-`qlab.conversion.to_tflite` reads the row and nothing else.
-"""
+"""The one table of post-training modes: what each means and how to set the converter for it.
+Adding a mode is adding a row."""
 
 from __future__ import annotations
 
@@ -115,14 +112,8 @@ NOTHING_QUANTIZED = (
 
 
 def get(name: str) -> Mode:
-    """The mode called `name` (a `Mode` is returned as it is).
-
-    Returns:
-        the `Mode` row.
-
-    Raises:
-        ValueError: an unknown name (the message lists the valid ones).
-    """
+    """Returns the `Mode` called `name` (a `Mode` as it is); raises ValueError listing the valid
+    names for an unknown one."""
     if isinstance(name, Mode):
         return name
     try:
@@ -132,13 +123,9 @@ def get(name: str) -> Mode:
 
 
 def for_training(training: str) -> list[Mode]:
-    """The modes a model of this training converts in (QAT models: the integer modes).
+    """Returns the `Mode` rows a model of this training converts in (QAT: the integer modes).
 
-    Returns:
-        the `Mode` rows in table order.
-
-    Raises:
-        ValueError: a training other than those of `qlab.vocabulary.TRAININGS`.
+    Raises ValueError for a training not in `qlab.vocabulary.TRAININGS`.
     """
     if training not in TRAININGS:
         raise ValueError(f"unknown training {training!r}; valid: {', '.join(TRAININGS)}")
@@ -146,9 +133,5 @@ def for_training(training: str) -> list[Mode]:
 
 
 def table() -> pd.DataFrame:
-    """The mode table.
-
-    Returns:
-        a DataFrame, one row per mode indexed by name, a column per `Mode` field.
-    """
+    """Returns the mode table: one row per mode indexed by name, a column per `Mode` field."""
     return pd.DataFrame([asdict(m) for m in MODES.values()]).set_index("name")

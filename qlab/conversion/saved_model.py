@@ -1,18 +1,13 @@
 """The SavedModel the TFLite converter reads, exported once for each state of a model.
 
-`tf.lite.TFLiteConverter.from_keras_model` saves the Keras model as a SavedModel in a fresh
-temporary folder, loads it back, and converts what it loaded (tensorflow/lite/python/lite.py,
-`TFLiteKerasModelConverterV2._convert_keras_to_saved_model`). For qlab's small models saving and
-loading are most of each conversion, and qlab converts one model to many modes. `keras_converter(model)`
-is that same converter, except that a model is saved once: the next conversion of a model with the
-same state (architecture, layer classes and weights) reads the folder saved, and loaded, before. What the
-converter reads is the same, so the `.tflite` bytes are the same (tests/test_saved_model.py).
+`tf.lite.TFLiteConverter.from_keras_model` saves the Keras model as a SavedModel in a fresh folder,
+loads it back, and converts what it loaded (tensorflow/lite/python/lite.py,
+`TFLiteKerasModelConverterV2._convert_keras_to_saved_model`); for small models that is most of the
+time. `keras_converter` is the same converter, except that the next conversion of a model with the
+same state (config, layer classes, weights) reads the folder saved before: same `.tflite` bytes.
 
-The state is read from the model's config, so only layers whose config says everything about them
-are recognised by content: tf_keras's, tfmot's and qlab's own, without `Lambda` layers (their
-config cannot hold captured values) or functions of the user's (a config names an activation but
-does not hold its code). Any other model is saved on every conversion, as TensorFlow does: even the
-same object may have changed where neither its config nor its weights show it.
+Only models whose config says everything they compute are recognised by content (tf_keras, tfmot
+and qlab layers, no `Lambda`, no function of the user's); any other is saved every time.
 """
 
 from __future__ import annotations
@@ -29,9 +24,9 @@ KEEP = 8
 COMPLETE_CONFIG = ("tf_keras.", "tensorflow_model_optimization.", "qlab.")
 """Modules whose layer (and quantize config) classes put their whole state in `get_config()`."""
 OPAQUE_LAYERS = ("Lambda",)
-"""Layer classes of `COMPLETE_CONFIG` whose config does not hold all they compute (captured values)."""
+"""Layer classes of `COMPLETE_CONFIG` whose config does not hold all they compute."""
 FUNCTION_MODULES = ("tensorflow.", "keras.", "numpy")
-"""Besides `COMPLETE_CONFIG`: modules whose functions (activations, ops) a config may name safely."""
+"""Besides `COMPLETE_CONFIG`: modules whose functions a config may name safely."""
 
 _held: collections.OrderedDict = collections.OrderedDict()  # state key -> (folder, loaded object)
 _counts = {"saved": 0, "reused": 0}
@@ -39,25 +34,15 @@ _switch = {"on": True}
 
 
 def state_key(model) -> str:
-    """What the saved folder of `model` depends on.
-
-    Returns:
-        a SHA-256 hex digest of the model's config, the classes of its layers (and quantize
-        configs), and its weights (shape, dtype and bytes). For a model that is not
-        `fully_described`, the digest also holds the model's `id`.
-    """
+    """Returns the SHA-256 hex digest the saved folder depends on: config, layer (and quantize
+    config) classes, weights; plus the model's `id` if it is not `fully_described`."""
     return _state(model)[0]
 
 
 def fully_described(model) -> bool:
-    """True if `model`'s config, layer classes and weights say everything it computes: its layers
-    are tf_keras's, tfmot's or qlab's own, with no `Lambda` and no function of the user's.
-
-    Returns:
-        the answer; only such models are saved once for many conversions here, and cached on disk
-        by `qlab.artifacts` (two other models alike in config and weights may compute different
-        things, so nothing could tell them apart).
-    """
+    """True if config, layer classes and weights say everything `model` computes (tf_keras,
+    tfmot or qlab layers, no `Lambda`, no function of the user's); only such models are reused
+    here and cached on disk by `qlab.artifacts`."""
     return not _state(model)[1]
 
 
@@ -91,9 +76,8 @@ def _state(model) -> tuple[str, bool]:
 
 
 def _own_function(value) -> bool:
-    """A callable (e.g. a layer's activation) written outside TensorFlow, tf_keras, tfmot and qlab,
-    looked for under `tf.function`, `functools.partial` and decorators: the config holds only its
-    name, and a notebook may redefine it under the same name."""
+    """A callable written outside TensorFlow, tf_keras, tfmot and qlab (under `tf.function`,
+    `partial` and decorators): a config holds only its name, which a notebook may redefine."""
     if isinstance(value, type) or not callable(value):
         return False
     for _ in range(8):  # tf.function -> python_function, partial -> func, decorator -> __wrapped__
@@ -113,11 +97,7 @@ def _own_function(value) -> bool:
 
 
 def counts() -> dict[str, int]:
-    """How often a model was saved and how often a saved folder was read again, in this process.
-
-    Returns:
-        {"saved": int, "reused": int, "held": folders held now}.
-    """
+    """Returns {"saved": int, "reused": int, "held": folders held now} for this process."""
     return {**_counts, "held": len(_held)}
 
 
@@ -129,8 +109,7 @@ def clear() -> None:
 
 @contextlib.contextmanager
 def turned_off():
-    """Inside the block, every conversion takes TensorFlow's own route (saving the model each time):
-    to compare the two routes (`qlab.perf.conversions`), or to rule this module out."""
+    """Inside the block, every conversion takes TensorFlow's own route (saving each time)."""
     _switch["on"] = False
     try:
         yield
@@ -139,17 +118,12 @@ def turned_off():
 
 
 def keras_converter(model):
-    """`tf.lite.TFLiteConverter.from_keras_model(model)`, saving each model state once (unless
-    `turned_off`).
-
-    Returns:
-        a `TFLiteKerasModelConverterV2`, not yet set or run.
-    """
+    """Returns `tf.lite.TFLiteConverter.from_keras_model(model)`, not yet set or run, that saves
+    each model state once (unless `turned_off`)."""
     import tensorflow as tf  # lazily: TensorFlow is loaded only by what converts
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(
-        model
-    )  # also marks the file's metadata "KERAS_MODEL"
+    # also marks the file's metadata "KERAS_MODEL"
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if _switch["on"]:
         converter.__class__ = _converter_class()  # the same converter, with the one method below
     return converter
@@ -174,9 +148,8 @@ def _converter_class():
                 return self._load(entry[0].name, entry[1], signature_constants, tag_constants)
             folder = tempfile.TemporaryDirectory(prefix="qlab-saved-model-")
             result = super()._convert_keras_to_saved_model(folder.name)
-            if (
-                self.saved_model_dir != folder.name
-            ):  # the save failed; the converter took its other route
+            # the save failed; the converter took its other route
+            if self.saved_model_dir != folder.name:
                 folder.cleanup()
                 return result
             _counts["saved"] += 1

@@ -1,9 +1,7 @@
 """`quantize(model, mode, calibration)`: one Keras model in, the bytes of a .tflite out.
 
-The mode's row of `qlab.conversion.modes` sets the converter (`qlab.conversion.converter`); layers kept in float go
-through the QuantizationDebugger's denylist (`qlab.conversion.debugger`); integer-only results are checked
-for float ops the converter left behind. Cached conversions of trained models are
-`qlab.artifacts.quantized`.
+Layers kept in float go through the QuantizationDebugger's denylist; integer-only results are
+checked for float ops the converter left behind. Cached conversions: `qlab.artifacts.quantized`.
 """
 
 from __future__ import annotations
@@ -32,29 +30,14 @@ def quantize(
     per_channel: bool = True,
     keep_float: tuple[str, ...] = (),
 ) -> bytes:
-    """Convert `model` in `mode` (see qlab.conversion.modes) and return the .tflite bytes.
+    """Returns the .tflite bytes of a tf_keras `model` (float or QAT) in `mode`.
 
-    Args:
-        model: a tf_keras model, float or quantization-aware trained.
-        mode: a mode name or `Mode` row.
-        calibration: representative samples, (n,) + the input's sample shape, for the modes
-            that need them.
-        per_channel: False gives weights one scale per tensor instead of one per output
-            channel (the converter's switch for older accelerators).
-        keep_float: a layer or layers (named as the layer-error tables name them: the Keras layers) to
-            leave in float in a `full_integer` model, through the QuantizationDebugger's denylist.
-
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        TypeError: `model` is not a Keras model (a file name, say).
-        ValueError: an unknown mode, bad calibration, `keep_float` outside `full_integer` or on
-            a QAT model, a QAT model in a mode its fake-quant ops would silently override, or
-            `per_channel=False` on a QAT model (its scales are fixed per channel), or a model still
-            wrapped for pruning or clustering (strip it first: `qlab.conversion.converter.check_convertible`).
-        ConversionError: the converter failed, an integer-only result kept a float op, or a
-            recurrent model has a dynamic batch; the message names the op, the layer and the fix.
+    `calibration`: (n,) + the input's sample shape. `per_channel=False`: one weight scale per
+    tensor. `keep_float`: layers (as the layer-error tables name them) left in float in a
+    `full_integer` model. Raises TypeError if `model` is not a Keras model; ValueError for an
+    unknown mode, bad calibration, `keep_float` outside `full_integer` or on QAT, a QAT model in a
+    non-QAT mode or with `per_channel=False`, or training wrappers left on; ConversionError if the
+    converter fails, an integer-only result keeps a float op, or a recurrent batch is dynamic.
     """
     if not hasattr(model, "layers") or not hasattr(model, "input_shape"):
         raise TypeError(
@@ -79,9 +62,12 @@ def quantize(
         )
     if is_qat(model) and not per_channel:
         raise ValueError(
-            "per_channel=False does not apply to a quantization-aware-trained model: its fake-quant ops "
-            "already fixed one weight scale per output channel, and the converter keeps them. For per-tensor "
-            "weights, train QAT with tfmot's Default8BitQuantizeScheme(disable_per_axis=True), or quantize "
+            "per_channel=False does not apply to a quantization-aware-trained model: "
+            "its fake-quant ops "
+            "already fixed one weight scale per output channel, and the converter keeps them. "
+            "For per-tensor "
+            "weights, train QAT with tfmot's Default8BitQuantizeScheme(disable_per_axis=True), "
+            "or quantize "
             "the float model after training with per_channel=False"
         )
     check_convertible(model, mode)
@@ -93,13 +79,10 @@ def quantize(
 
 
 def check_integer_only(tflite: bytes, model, mode: modes.Mode) -> None:
-    """Refuse an "integer-only" file that still computes something in float.
+    """Refuses an "integer-only" file that still computes in float (the converter keeps float ops
+    wrapped in DEQUANTIZE/QUANTIZE even when asked for int8 only).
 
-    The converter keeps float ops (wrapped in DEQUANTIZE/QUANTIZE) even when asked for int8
-    only; an integer-only device cannot run them.
-
-    Raises:
-        ConversionError: naming each float op and the Keras layer it came from.
+    Raises ConversionError naming each float op and the Keras layer it came from.
     """
     file = flatbuffer.read(tflite)
     offenders = []

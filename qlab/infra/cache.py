@@ -1,9 +1,7 @@
 """Content-addressed artifacts (trained weights, .tflite bytes) under data/cache/.
 
-An entry is a payload file plus a small JSON record of what produced it and the
-payload's SHA-256. Both are written atomically (temp file + rename), the record last,
-so an entry is either whole or absent. On read the hash is checked: a truncated or
-corrupt entry is reported, deleted and rebuilt, never loaded.
+An entry is a payload file plus a JSON record of what produced it and the payload's SHA-256, both
+written atomically, the record last. A truncated or corrupt entry is reported and rebuilt.
 """
 
 from __future__ import annotations
@@ -22,16 +20,13 @@ from typing import TypeVar
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 FORMAT = 1  # bump to invalidate every entry when the payload layout changes
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 _override: list[Path] = []  # set by use(); innermost last
 
 
 def cache_dir() -> Path:
-    """The folder in use: see use(); else $QLAB_CACHE, data/cache/ of this checkout, ~/.cache/qlab.
-
-    Returns:
-        the cache folder's path (it may not exist yet).
-    """
+    """Returns the cache folder (maybe not there yet): `use()`'s, else $QLAB_CACHE, data/cache/
+    of this checkout, ~/.cache/qlab."""
     if _override:
         return _override[-1]
     if os.environ.get("QLAB_CACHE"):
@@ -42,24 +37,15 @@ def cache_dir() -> Path:
 
 
 def key(kind: str, config: dict) -> str:
-    """A stable name for the artifact of `kind` built from `config`, under this TensorFlow.
-
-    Returns:
-        "<kind>-<20 hex digits of the SHA-256 of kind, FORMAT, TF version and config>".
-    """
+    """Returns "<kind>-<20 hex digits of the SHA-256 of kind, FORMAT, TF version and config>"."""
     record = {"kind": kind, "format": FORMAT, "tensorflow": version("tensorflow"), "config": config}
     text = json.dumps(record, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
 
 
 def write_atomic(path: Path, payload: bytes) -> None:
-    """Write `payload` to `path` so that readers see the old file or the new one, never half.
-
-    The file gets the usual permissions (0666 less the umask), as `open` would give it.
-
-    Raises:
-        OSError: the folder cannot be created or written; the old file is left as it was.
-    """
+    """Writes `payload` so that readers see the old file or the new one, never half; mode 0666
+    less the umask. Raises OSError if the folder cannot be written (the old file is kept)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -87,12 +73,8 @@ def _paths(name: str) -> tuple[Path, Path]:
 
 
 def get(name: str) -> bytes | None:
-    """The payload of entry `name` if it is whole and matches its recorded hash.
-
-    Returns:
-        the payload bytes, or None if the entry is absent; a damaged entry is logged (warning),
-        deleted, and reported as absent.
-    """
+    """Returns the payload of entry `name`, or None if absent; a damaged entry is logged,
+    deleted, and reported as absent."""
     payload_path, record_path = _paths(name)
     if not record_path.exists():
         return None
@@ -109,11 +91,7 @@ def get(name: str) -> bytes | None:
 
 
 def put(name: str, payload: bytes, config: dict | None = None) -> None:
-    """Store `payload` as entry `name`; the record (written last) makes it visible.
-
-    Raises:
-        OSError: the cache folder cannot be written.
-    """
+    """Stores `payload` as entry `name`; raises OSError if the cache cannot be written."""
     payload_path, record_path = _paths(name)
     write_atomic(payload_path, payload)
     record = {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload), "config": config}
@@ -128,7 +106,7 @@ def remove(name: str) -> None:
 
 @contextlib.contextmanager
 def use(root: str | Path):
-    """Use `root` as the cache inside the block, e.g. a scratch folder to rebuild everything once."""
+    """Uses `root` as the cache inside the block (e.g. a scratch folder to rebuild everything)."""
     _override.append(Path(root))
     try:
         yield Path(root)
@@ -138,8 +116,7 @@ def use(root: str | Path):
 
 @contextlib.contextmanager
 def scratch():
-    """A fresh, empty cache for the block, deleted afterwards: nothing is read from or written
-    to the shared one, and each artifact is still built only once inside the block."""
+    """A fresh, empty cache for the block, deleted afterwards; the shared one is untouched."""
     with tempfile.TemporaryDirectory(prefix="qlab-cache-") as tmp, use(tmp):
         yield Path(tmp)
 
@@ -151,19 +128,11 @@ def cached(
     dump: Callable[[T], bytes] | None = None,
     load: Callable[[bytes], T] | None = None,
 ) -> T:
-    """The artifact for (`kind`, `config`): from the cache if whole, else built and stored.
+    """Returns the artifact for (`kind`, `config`), loaded from the cache or built and stored.
 
-    Args:
-        build: makes the artifact.
-        dump: the artifact as bytes to store (default: it is bytes already).
-        load: the artifact from stored bytes (default: the bytes themselves). If it raises
-            ValueError, KeyError or OSError, the entry is stale: it is deleted and rebuilt.
-
-    Returns:
-        the artifact, loaded or built.
-
-    Raises:
-        OSError: the cache folder cannot be written; whatever `build` raises.
+    `dump`/`load` convert to and from bytes (default: it is bytes); an entry `load` refuses with
+    ValueError, KeyError or OSError is rebuilt. Raises OSError if the cache cannot be written, or
+    whatever `build` raises.
     """
     name = key(kind, config)
     payload = get(name)

@@ -1,12 +1,5 @@
-"""Progress bars for qlab's long loops, and the one switch that turns them off.
-
-Bars come from `tqdm.auto`: a text bar in a terminal, a widget in Jupyter. They are on unless
-switched off, by `set_enabled(False)`, inside `with progress.off():` (as the command line's
-`--quiet` does), or for a whole process with the environment variable `QLAB_PROGRESS=0` (or
-`false`, `no`, `off`).
-Logs go through `logging.getLogger("qlab")`; silence them the usual way, e.g.
-`logging.getLogger("qlab").setLevel(logging.WARNING)`.
-"""
+"""Progress bars (`tqdm.auto`) for qlab's long loops, and the one switch that turns them off:
+`set_enabled(False)`, `with progress.off():`, or `QLAB_PROGRESS=0` (or false, no, off)."""
 
 from __future__ import annotations
 
@@ -47,14 +40,8 @@ def bar(
     show: bool = True,
     **kwargs,
 ) -> tqdm:
-    """A tqdm bar over `iterable` (or a manual one of `total` steps), hidden when bars are off
-    or `show` is False; it disappears when done (`leave=False`) unless told otherwise.
-
-    Returns:
-        a `tqdm.auto.tqdm` instance: iterate it, or call `.update(n)` and `.close()`.
-
-    Raises:
-        TypeError: options tqdm does not take.
-    """
+    """Returns a `tqdm.auto.tqdm` over `iterable` (or of `total` manual steps), hidden when bars
+    are off or `show` is False, `leave=False` by default. Raises TypeError for options tqdm does
+    not take."""
     kwargs.setdefault("leave", False)
     return tqdm(iterable, desc=desc, total=total, disable=not (show and enabled()), **kwargs)

@@ -1,8 +1,5 @@
-"""Hold back what TensorFlow prints to stderr (start-up banners, pages of converter log).
-
-Used around the converter by qlab.conversion.to_tflite, and by notebooks around the first TensorFlow
-import. The text is kept, not lost: read it from the yielded object, e.g. after an error.
-"""
+"""Hold back what TensorFlow prints to stderr (start-up banners, pages of converter log); the text
+is kept in the yielded object, e.g. to read after an error."""
 
 from __future__ import annotations
 
@@ -27,11 +24,7 @@ class Captured:
         self._fd_file, self._py = fd_file, py_stream
 
     def read(self) -> str:
-        """Everything printed so far inside the block.
-
-        Returns:
-            the file descriptor 2 output (decoded, undecodable bytes replaced), then sys.stderr's.
-        """
+        """Returns what was printed so far: file descriptor 2's output, then sys.stderr's."""
         sys.stderr.flush()
         self._fd_file.seek(0)
         return self._fd_file.read().decode(errors="replace") + self._py.getvalue()

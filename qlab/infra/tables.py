@@ -1,8 +1,5 @@
-"""Result tables as pandas DataFrames, the published tables beside them, CSV/Markdown out.
-
-The published tables ship inside the package (`qlab/published/*.csv`, package data) and are
-read with `importlib.resources`, so they are there in any install, editable or not.
-"""
+"""Result tables as pandas DataFrames, the published tables (`qlab/published/*.csv`, package data)
+beside them, CSV/Markdown out."""
 
 from __future__ import annotations
 
@@ -29,18 +26,10 @@ RESULT_COLUMNS = [
 
 
 def results(rows: list[dict]) -> pd.DataFrame:
-    """One row per measured model, with size and latency relative to float/float32.
+    """Returns the rows (accuracy in [0, 1], latency µs, loop ms, size bytes) as a DataFrame,
+    `RESULT_COLUMNS` first, plus size_vs_float32 and latency_vs_float32 given a float/float32 row.
 
-    Args:
-        rows: dicts with at least `RESULT_COLUMNS` (accuracy in [0, 1], latency in µs, loop in
-            ms, size in bytes).
-
-    Returns:
-        the rows as a DataFrame, `RESULT_COLUMNS` first, plus size_vs_float32 and
-        latency_vs_float32 when a float/float32 row is present.
-
-    Raises:
-        ValueError: rows that lack some of `RESULT_COLUMNS`.
+    Raises ValueError for rows that lack some of `RESULT_COLUMNS`.
     """
     df = pd.DataFrame(rows)
     missing = [c for c in RESULT_COLUMNS if c not in df.columns]
@@ -55,11 +44,7 @@ def results(rows: list[dict]) -> pd.DataFrame:
 
 
 def published_names() -> list[str]:
-    """The published tables that ship with qlab.
-
-    Returns:
-        their names (the CSV file names without .csv), sorted.
-    """
+    """Returns the names of the published tables that ship with qlab, sorted."""
     return sorted(
         p.name.removesuffix(".csv")
         for p in resources.files(PUBLISHED).iterdir()
@@ -68,13 +53,9 @@ def published_names() -> list[str]:
 
 
 def published(name: str = ARTICLE) -> pd.DataFrame:
-    """A published table, with its `source` column (which article, which table).
+    """Returns a published table as its CSV holds it, `source` column included.
 
-    Returns:
-        the table as the CSV in `qlab/published/` holds it.
-
-    Raises:
-        FileNotFoundError: no table of that name (the message lists the known ones).
+    Raises FileNotFoundError, listing the known names, for an unknown one.
     """
     path = resources.files(PUBLISHED) / f"{name}.csv"
     if not path.is_file():
@@ -86,17 +67,11 @@ def published(name: str = ARTICLE) -> pd.DataFrame:
 
 
 def comparison(measured: pd.DataFrame, pub: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The article's table with our measurements beside it: published, measured, delta.
+    """Returns the article's table beside ours: one row per mode it reports (float32 first);
+    accuracy %, loop_ms (whole test set) and size_kb as `_pub`, measured and `_delta`; latency_x
+    and size_x (ratios to float32) as `_pub` and measured.
 
-    Latency is the article's whole-test-set loop (ms); the `_x` columns are ratios to the
-    float baseline, the fair way to compare across machines. Sizes in KB (1024 bytes).
-
-    Returns:
-        one row per mode the article reports (float32 first): accuracy in %, loop_ms, size_kb,
-        each as `_pub`, measured and `_delta`, and latency_x and size_x as `_pub` and measured.
-
-    Raises:
-        ValueError: `measured` has no float/float32 row to take ratios to.
+    Raises ValueError if `measured` has no float/float32 row.
     """
     pub = published() if pub is None else pub
     float_rows = measured[measured.training == "float"].set_index("mode")
@@ -148,11 +123,7 @@ def comparison(measured: pd.DataFrame, pub: pd.DataFrame | None = None) -> pd.Da
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency).
-
-    Returns:
-        the table's lines joined by newlines: floats with `digits` decimals, ints with commas.
-    """
+    """Returns a GitHub Markdown table: floats with `digits` decimals, ints with commas."""
 
     def cell(v):
         if isinstance(v, (float, np.floating)):
@@ -167,12 +138,8 @@ def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
 
 
 def to_text(df: pd.DataFrame, digits: int = 2) -> str:
-    """A plain-text table for the terminal: floats with `digits` decimals (in scientific notation if
-    that would show a non-zero value as zero, e.g. 3.54e-05), no index.
-
-    Returns:
-        the table as one string.
-    """
+    """Returns a plain-text table, no index: floats with `digits` decimals, or scientific where
+    that would show a non-zero value as zero."""
 
     def number(v: float) -> str:
         return f"{v:.{digits}e}" if v and abs(v) < 0.5 * 10.0**-digits else f"{v:,.{digits}f}"

@@ -1,15 +1,10 @@
 """The integer engine: an integer-only .tflite run in NumPy with the runtime's own integer rules,
-bit for bit, and the arithmetic it is made of.
+bit for bit (`engine`, `compare`), the models it runs (`prepare`) and the arithmetic, NumPy only
+(`ops`, `fixedpoint`, `integer_ops`, `elementwise`, `pooling`, `simd`, `float_ops`).
+`litert.run_litert` runs the interpreter: it loads on first use of `qlab.intmath.litert`, so
+importing the engine loads no interpreter."""
 
-- `engine`: `IntegerModel`, `run_integer`, `run_float_shortcut` (this package's public names).
-- `compare`: `compare`, where two runs differ.
-- `prepare`: which models the engine runs, and each kernel's parameters.
-- `ops`: the ops without weights, each with its kernels' rules.
-- `fixedpoint`, `integer_ops`, `elementwise`, `pooling`, `simd`, `float_ops`: the arithmetic,
-  NumPy only.
-- `litert`: `run_litert`, every tensor LiteRT computed. It is the only module here that runs the
-  interpreter, and this package does not import it: `from qlab.intmath import litert`.
-"""
+import importlib
 
 from qlab.intmath.compare import compare
 from qlab.intmath.engine import KERNELS, IntegerModel, IntegerRun, run_float_shortcut, run_integer
@@ -25,3 +20,9 @@ __all__ = [
     "run_float_shortcut",
     "run_integer",
 ]
+
+
+def __getattr__(name: str):
+    if name != "litert":
+        raise AttributeError(f"module 'qlab.intmath' has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.litert")

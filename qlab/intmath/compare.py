@@ -1,8 +1,5 @@
-"""Where two runs of the same integer model differ, op by op, in LSB (integer steps).
-
-The runs come from the engine (`run_integer`, `run_float_shortcut`) or from LiteRT itself
-(`qlab.intmath.litert.run_litert`). NumPy and pandas only: no runtime.
-"""
+"""Where two runs of the same integer model differ, op by op, in LSB (integer steps): runs of the
+engine or of LiteRT itself (`qlab.intmath.litert.run_litert`). NumPy and pandas only."""
 
 from __future__ import annotations
 
@@ -13,20 +10,12 @@ from qlab.intmath.engine import IntegerModel, IntegerRun
 
 
 def compare(tflite: bytes, a: IntegerRun, b: IntegerRun):
-    """One row per op: how many of its output values differ between two runs, and by how many LSB.
-
-    Args:
-        tflite: the model both runs computed (its ops give the rows).
-        a, b: two runs of it, e.g. `run_integer` and `run_litert`.
-
-    Returns:
-        DataFrame, one row per op: op (name), layer, tensor (index), values (count),
-        different (count) and max_lsb (the largest difference, in LSB: integer steps).
+    """Returns a DataFrame, one row per op of `tflite`: op (name), layer, tensor (index), values,
+    different (count) and max_lsb (the largest difference between runs `a` and `b`).
 
     Raises:
         KeyError: a run lacks an op's output tensor.
-        IntegerModelError: a model the engine cannot run.
-    """
+        IntegerModelError: a model the engine cannot run."""
     rows = []
     for step in IntegerModel(tflite).steps:
         i = step.output.index

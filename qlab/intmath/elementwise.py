@@ -1,12 +1,8 @@
 """Element-wise int8 ops of a .tflite in NumPy: ADD, whose two inputs live on different grids.
 
-An int8 ADD cannot add the integers as they are: each input is first brought to a common,
-finer grid (shifted left by 20 bits and scaled by its own multiplier, below one), the two are
-added in int32, and the sum is rescaled to the output's grid. The builtin kernels do this with
-two slightly different rules, one for their vector loop and one for its scalar tail
-(`qlab.intmath.simd`). Each function names the LiteRT source it follows; none of their code is
-copied.
-"""
+Each input is brought to a common, finer grid (shifted left by 20 bits, scaled by its own
+multiplier below one), the two are added in int32, and the sum is rescaled to the output's grid.
+The builtin kernels' vector loop and scalar tail round differently (`qlab.intmath.simd`)."""
 
 from __future__ import annotations
 
@@ -28,25 +24,15 @@ ADD_LEFT_SHIFT = 20
 def add_rescale(
     input1_scale: float, input2_scale: float, output_scale: float, left_shift: int = ADD_LEFT_SHIFT
 ) -> tuple[tuple[int, int], ...]:
-    """The three multipliers and shifts of an int8 ADD, as its Prepare computes them.
+    """The three multipliers and shifts of an int8 ADD, as Prepare in tflite/kernels/add.cc.
 
-    Follows Prepare in tflite/kernels/add.cc: with m = 2 · max(S1, S2), input i is scaled by
-    S_i / m (at most 1/2) and the sum by m / (2^left_shift · S_out), each quantized with
-    QuantizeMultiplierSmallerThanOneExp (tflite/kernels/internal/quantization_util.cc), which
-    requires a real multiplier strictly between 0 and 1.
+    With m = 2 · max(S1, S2), input i is scaled by S_i / m and the sum by m / (2^left_shift ·
+    S_out), each quantized by QuantizeMultiplierSmallerThanOneExp
+    (tflite/kernels/internal/quantization_util.cc).
 
-    Args:
-        input1_scale, input2_scale, output_scale: the tensors' scales (float32 values).
-        left_shift: 20 for int8.
-
-    Returns:
-        ((multiplier1, shift1), (multiplier2, shift2), (output_multiplier, output_shift)),
-        Python ints; every shift is ≤ 0 (a right shift).
-
-    Raises:
-        ValueError: a real multiplier outside (0, 1), which LiteRT's Prepare refuses (the
-            output scale is then too small for the inputs').
-    """
+    Returns ((multiplier1, shift1), (multiplier2, shift2), (output_multiplier, output_shift)),
+    Python ints, every shift ≤ 0. Raises ValueError for a real multiplier outside (0, 1), which
+    LiteRT's Prepare refuses."""
     twice_max = 2.0 * max(float(input1_scale), float(input2_scale))
     reals = (
         float(input1_scale) / twice_max,
@@ -72,35 +58,22 @@ def add(
     lanes: int = 0,
     left_shift: int = ADD_LEFT_SHIFT,
 ) -> np.ndarray:
-    """int8 ADD: both inputs onto a common grid, added in int32, rescaled to the output grid.
+    """int8 ADD of `a` and `b` (one shape, no broadcasting) with `add_rescale`'s `rescale`.
 
-    The scalar rule, reference_integer_ops::AddFunc (tflite/kernels/internal/reference/
-    integer_ops/add.h) and the scalar loop of AddElementwiseInt8 (optimized/integer_ops/add.h):
-    x_i = (q_i − zp_i) · 2^left_shift, each scaled with MultiplyByQuantizedMultiplierSmallerThanOneExp
-    (gemmlowp's SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT: ties away), the
-    int32 sum scaled the same way by the output multiplier, plus the output zero point, clamped
-    to the fused activation's range.
+    Scalar rule, reference_integer_ops::AddFunc (reference/integer_ops/add.h) and the scalar loop of
+    AddElementwiseInt8 (optimized/integer_ops/add.h): x_i = (q_i − zp_i) · 2^left_shift, each scaled
+    by MultiplyByQuantizedMultiplierSmallerThanOneExp (SaturatingRoundingDoublingHighMul, then
+    RoundingDivideByPOT: ties away), the int32 sum scaled likewise by the output multiplier, plus
+    the zero point, clamped.
 
-    The vector rule, the NEON loop of AddElementwiseInt8 (which x86-64 runs through NEON_2_SSE,
-    `qlab.intmath.simd`) for the first size − size % lanes values of the flattened tensor: one
-    shift of q_i − zp_i by left_shift + shift_i (left, or right without rounding), vqrdmulhq_s32
-    with multiplier_i (ties up) and no second rounding; the sum through vqrdmulhq_s32 (ties up)
-    and gemmlowp's RoundingDivideByPOT (ties away); narrowed to int16 (vmovn_s32), the zero point
-    added in int16, saturated to int8 (vqmovn_s16), clamped. The two rules rarely differ (one
-    rounding instead of two at the input stage seldom reaches the output), but they do.
+    Vector rule, the NEON loop of AddElementwiseInt8 (NEON_2_SSE on x86-64, `qlab.intmath.simd`) for
+    the first size − size % lanes values of the flattened tensor: one shift of q_i − zp_i by
+    left_shift + shift_i, vqrdmulhq_s32 (ties up) and no second rounding; the sum through
+    vqrdmulhq_s32 (ties up) and RoundingDivideByPOT (ties away); narrowed to int16 (vmovn_s32), the
+    zero point added in int16, saturated to int8 (vqmovn_s16), clamped. lanes=0: the scalar rule
+    throughout (reference kernels).
 
-    Args:
-        a, b: the two inputs' integers (int8), of one shape (no broadcasting), batch included.
-        zero_points: the inputs' zero points.
-        rescale: `add_rescale`'s three (multiplier, shift) pairs.
-        output_zero_point, act_min, act_max: the output's zero point and clamp.
-        lanes: 16 for the builtin kernels' vector loop; 0 for the scalar rule throughout
-            (the reference kernels).
-        left_shift: 20 for int8.
-
-    Returns:
-        array of a's dtype and shape.
-    """
+    Returns an array of a's dtype and shape."""
     a = np.asarray(a)
     qs = [np.asarray(q, np.int64) - zp for q, zp in zip((a, b), zero_points)]
     mo, so = rescale[2]

@@ -1,24 +1,19 @@
 """Run an integer-only .tflite in NumPy, op by op, with the runtime's own integer rules.
 
-`run_integer(tflite, q_input)` returns the int8 output and every intermediate int8 tensor.
 `kernels` picks whose rules to follow, with the names `qlab.tflite.runtime.Runtime` uses:
 
-- "builtin": LiteRT's builtin kernels on x86-64 (any x86 CPU; aarch64's round otherwise: design
-  notes). Conv and fully connected requantize with a 31-bit multiplier and a shift in ruy (ties
-  rounded up); softmax reads a float32 exp table; depthwise conv, ADD and the spatial MEAN run NEON
-  loops (through NEON_2_SSE) whose vector lanes and scalar tails round differently (`simd`).
-- "reference": TFLite's reference kernels. gemmlowp's fixed point (ties away from zero), except
-  int8 fully connected, which rescales in double; softmax is integer-only fixed point.
-- "xnnpack": the XNNPACK delegate. Accumulators are scaled by a float32 scale and rounded half to
-  even; int8 softmax is not delegated, so it follows "builtin". The engine has no XNNPACK rules
-  for depthwise conv, ADD, pooling, CONCATENATION and MEAN (`prepare.KERNEL_RULES`).
+- "builtin": LiteRT's builtin kernels on x86-64 (aarch64 rounds otherwise: design notes). Conv and
+  fully connected requantize with a 31-bit multiplier and shift in ruy (ties up); softmax reads a
+  float32 exp table; depthwise conv, ADD and the spatial MEAN run NEON loops (through NEON_2_SSE)
+  whose vector lanes and scalar tails round differently (`simd`).
+- "reference": TFLite's reference kernels: gemmlowp's fixed point (ties away), except int8 fully
+  connected, which rescales in double; softmax in fixed point.
+- "xnnpack": the XNNPACK delegate: a float32 scale, rounded half to even; int8 softmax is not
+  delegated, so it follows "builtin". No XNNPACK rules for depthwise conv, ADD, pooling,
+  CONCATENATION and MEAN (`prepare.KERNEL_RULES`).
 
-`run_float_shortcut` computes the same model as dequantize → float math → quantize, and
-`qlab.intmath.litert.run_litert` reads every tensor LiteRT computed, so that `compare` can set
-them side by side. Models are read and checked by `qlab.intmath.prepare`; the ops without
-weights run in `ops`; the arithmetic is in `fixedpoint` (rescaling rules), `integer_ops`
-(accumulation, softmax), `elementwise` (ADD), `pooling` (pooling, MEAN) and `simd`.
-"""
+`run_float_shortcut` computes the same model as dequantize → float math → quantize, for `compare`
+to set beside the integer runs."""
 
 from __future__ import annotations
 
@@ -37,13 +32,8 @@ KERNELS = tuple(vocabulary.KERNELS)
 
 @dataclass
 class IntegerRun:
-    """What one run computed: the output, and every activation tensor by its index in the file.
-
-    Attributes:
-        output: the output tensor's integers, its dtype (int8 or uint8), (n,) + sample shape.
-        tensors: {tensor index: array} for the input and every op's output, batch axis first.
-        kernels: whose rules computed it.
-    """
+    """What one run computed: `output`, the output tensor's integers ((n,) + sample shape), and
+    `tensors`, the input and every op's output by tensor index, batch axis first."""
 
     output: np.ndarray
     tensors: dict[int, np.ndarray]
@@ -51,25 +41,16 @@ class IntegerRun:
 
 
 class IntegerModel:
-    """An integer-only .tflite, read and prepared for running in NumPy.
-
-    Args:
-        tflite: the model's bytes (mode `integer_only` or `integer_only_uint8`).
-        kernels: whose integer rules to follow: "builtin", "reference" or "xnnpack".
-
-    Attributes:
-        kernels: the rules this model follows.
-        model: the parsed file (`qlab.tflite.flatbuffer.ModelFile`).
-        input, output: its input and output `qlab.tflite.flatbuffer.Tensor`.
-        steps: one prepared `Step` per op, in execution order (`qlab.intmath.prepare`).
+    """An integer-only .tflite (mode `integer_only` or `integer_only_uint8`), read and prepared to
+    run in NumPy with the rules of `kernels`: `model` is the parsed file, `input` and `output` its
+    tensors, `steps` one prepared `Step` per op in execution order.
 
     Raises:
         ValueError: unknown kernels, or a file with more or fewer than one subgraph.
         TypeError: `tflite` is not bytes-like.
-        IntegerModelError: a model that is not integer-only, an op the engine lacks, or an op
-            whose rules it lacks for `kernels` (`prepare.KERNEL_RULES`).
-        InvalidModelError: bytes that are not a .tflite.
-    """
+        IntegerModelError: not integer-only, an op the engine lacks, or one whose rules it lacks for
+            `kernels` (`prepare.KERNEL_RULES`).
+        InvalidModelError: bytes that are not a .tflite."""
 
     def __init__(self, tflite: bytes, kernels: str = "builtin"):
         if kernels not in KERNELS:
@@ -87,41 +68,27 @@ class IntegerModel:
 
     # -- input and output -------------------------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Real inputs to the input tensor's integers: q = round(x / scale) + zero_point.
-
-        Returns:
-            array of the input tensor's dtype (int8 or uint8), the shape of `x`.
-
-        Raises:
-            ValueError: per-axis input parameters that do not fit `x` (see `qlab.arith.along`).
-        """
+        """Returns real inputs as the input tensor's integers, q = round(x / scale) + zero_point,
+        x's shape. Raises ValueError for per-axis parameters that do not fit `x`."""
         return self.input.quantize(x)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
-        """The output integers to real values (probabilities): (q - zero_point) * scale.
-
-        Returns:
-            float32 array of the shape of `q`.
-        """
+        """Returns the output integers as real values, float32, q's shape."""
         return self.output.dequantize(q)
 
     def check_input(self, q_input) -> np.ndarray:
-        """A batch of the input tensor's dtype and shape (one sample gets a batch axis).
+        """Returns `q_input` as a batch of the input tensor's dtype, (n,) + sample shape, n >= 1.
 
-        Returns:
-            `q_input` as an array of the input tensor's dtype, (n,) + its sample shape, n >= 1.
-
-        Raises:
-            ValueError: another dtype (the message shows how to quantize), another shape, or
-                an empty batch.
-        """
+        Raises ValueError for another dtype (the message shows how to quantize), another shape,
+        or an empty batch."""
         q = np.asarray(q_input)
         if q.dtype != self.input.dtype:
             zp = int(self.input.zero_point[0])
             raise ValueError(
                 f"run_integer needs input of dtype {self.input.dtype} (this model's input tensor "
                 f"{self.input.name!r}), got {q.dtype}. Quantize float data first: "
-                f"q = round(x / {float(self.input.scale[0]):.6g}) {'-' if zp < 0 else '+'} {abs(zp)}, "
+                f"q = round(x / {float(self.input.scale[0]):.6g}) "
+                f"{'-' if zp < 0 else '+'} {abs(zp)}, "
                 "e.g. IntegerModel(tflite).quantize_input(x)"
             )
         return flatbuffer.as_batch(q, self.input.shape[1:])
@@ -130,40 +97,29 @@ class IntegerModel:
     def run(self, q_input, inputs_from: dict | None = None) -> IntegerRun:
         """Every op in order with this model's integer rules.
 
-        With `inputs_from` (the tensors of another run), each op reads its inputs (all of them,
-        for ADD and CONCATENATION) from there instead of from the ops here: the differences then
-        belong to each op alone.
+        With `inputs_from` (another run's `tensors`), each op reads its inputs from there instead of
+        from the ops here, so the differences belong to each op alone.
 
-        Args:
-            q_input: the input tensor's integers (its dtype), a batch or one sample.
-            inputs_from: {tensor index: array} of another run (`IntegerRun.tensors`), or None.
-
-        Returns:
-            `IntegerRun` labelled with `kernels`: the output, of the output tensor's dtype and
-            (n,) + its sample shape, and every tensor this run computed.
+        Returns an `IntegerRun` labelled with `kernels`.
 
         Raises:
             ValueError: an input of another dtype or shape, or an empty batch (`check_input`).
-            KeyError: `inputs_from` lacks a tensor an op reads.
-        """
+            KeyError: `inputs_from` lacks a tensor an op reads."""
         return self._run(q_input, inputs_from, self._apply, self.kernels)
 
     def run_float_shortcut(
         self, q_input, inputs_from: dict | None = None, dtype=np.float32
     ) -> IntegerRun:
-        """Each op as dequantize -> float math -> quantize, int8 tensors in between.
+        """Each op as dequantize -> float math (in `dtype`) -> quantize, integer tensors in between.
 
-        Real values are (q - zero_point) * scale in `dtype`; each op's float result is
-        quantized to its output tensor's scale and zero_point (round half away from zero,
-        clamped), so the only differences from `run` are the integer rules themselves.
+        Each op's float result is quantized to its output's grid (half away, clamped), so the only
+        differences from `run` are the integer rules themselves.
 
-        Returns:
-            `IntegerRun` labelled "float shortcut", tensors of their tensors' integer dtypes.
+        Returns an `IntegerRun` labelled "float shortcut".
 
         Raises:
             ValueError: as for `run`.
-            NotImplementedError: an op without a float version (`float_ops.compute`).
-        """
+            NotImplementedError: an op without a float version (`float_ops.compute`)."""
         return self._run(
             q_input,
             inputs_from,
@@ -181,21 +137,12 @@ class IntegerModel:
         return IntegerRun(tensors[self.output.index], tensors, label)
 
     def accumulate(self, step: Step, x: np.ndarray) -> np.ndarray:
-        """The int32 accumulators of a conv, depthwise conv or fully connected step (before
-        requantization).
-
-        Σ (q - input_zero_point) · (w - weights_zero_point) + bias, computed in int32 as the
-        kernels do (`integer_ops.conv2d_accumulate`, `integer_ops.depthwise_conv2d_accumulate`,
-        `integer_ops.fully_connected_accumulate`).
-
-        Returns:
-            int64 array of the int32 values: (n, out_h, out_w, out_channels) for the
-            convolutions, (rows, units) for FULLY_CONNECTED (rows = x.size // input depth).
+        """Returns the int32 accumulators of a conv, depthwise conv or fully connected step, as
+        int64: (n, out_h, out_w, out_channels), or (rows, units) for FULLY_CONNECTED.
 
         Raises:
             ValueError: a conv input whose channels do not match the weights.
-            NotImplementedError: a conv padding other than SAME or VALID.
-        """
+            NotImplementedError: a conv padding other than SAME or VALID."""
         p = step.params
         conv = {
             "CONV_2D": integer_ops.conv2d_accumulate,
@@ -216,32 +163,23 @@ class IntegerModel:
         )
 
     def requantize(self, step: Step, acc: np.ndarray) -> np.ndarray:
-        """int32 accumulators -> the output type: rescale by this model's rule, add the zero
-        point, clamp to the fused activation's range (a ReLU is the lower clamp).
+        """Returns int32 accumulators in the output type: rescaled by this model's rule, plus the
+        zero point, clamped to the fused activation's range.
 
         The rescale, per `kernels`:
 
-        - "builtin": multiplier and shift, double rounding with ties up (ruy's x86 kernels,
-          ruy/kernel_avx2_fma.cc, kernel_avx512.cc).
+        - "builtin": multiplier and shift, double rounding, ties up (ruy/kernel_avx2_fma.cc,
+          kernel_avx512.cc); DEPTHWISE_CONV_2D instead ends in optimized_ops::Quantize
+          (optimized/optimized_ops.h, via
+          optimized_integer_ops::depthwise_conv::DepthwiseConvGeneral): 8 channels at a time ties
+          up, the last out_channels % 8 ties away (`simd`).
         - "reference": multiplier and shift, ties away (MultiplyByQuantizedMultiplier,
-          tflite/kernels/internal/common.cc; reference_integer_ops::ConvPerChannel in
-          reference/integer_ops/conv.h, reference_integer_ops::DepthwiseConvPerChannel in
-          depthwise_conv.h). int8 FULLY_CONNECTED instead multiplies by the real
-          multiplier in double and rounds half away (the reference_integer_ops::FullyConnected
-          and FullyConnectedPerChannel overloads that take the float scales, called from
-          tflite/kernels/fully_connected.cc).
-        - "xnnpack": float32 scale, ties to even (XNNPACK src/operators/convolution-nhwc.c,
-          fully-connected-nc.c; `fixedpoint.requantize_fp32`).
-        - "builtin" DEPTHWISE_CONV_2D: not ruy. optimized_integer_ops::depthwise_conv::
-          DepthwiseConvGeneral (optimized/integer_ops/depthwise_conv.h) ends in
-          optimized_ops::Quantize (optimized/optimized_ops.h): its NEON loop (run on x86-64
-          through NEON_2_SSE) rescales 8 channels at a time with ties up, its scalar tail
-          the last out_channels % 8 channels with ties away (`simd`).
-
-        Returns:
-            array of the output tensor's dtype (int8 or uint8) and the shape of `acc`, each
-            value in [act_min, act_max].
-        """
+          tflite/kernels/internal/common.cc; reference_integer_ops::ConvPerChannel,
+          DepthwiseConvPerChannel); int8 FULLY_CONNECTED multiplies by the real multiplier in double
+          and rounds half away (reference_integer_ops::FullyConnected(PerChannel) with float scales,
+          from tflite/kernels/fully_connected.cc).
+        - "xnnpack": float32 scale, ties to even (src/operators/convolution-nhwc.c,
+          fully-connected-nc.c; `fixedpoint.requantize_fp32`)."""
         p = step.params
         if self.kernels == "xnnpack":
             scaled = fixedpoint.requantize_fp32(acc, p["fp32_scale"])
@@ -290,42 +228,29 @@ class IntegerModel:
 def run_integer(
     tflite: bytes, q_input, kernels: str = "builtin", inputs_from: dict | None = None
 ) -> IntegerRun:
-    """Run an integer-only .tflite on `q_input` (its input dtype, already quantized) in NumPy.
+    """Run an integer-only .tflite on `q_input` (already quantized) in NumPy: `IntegerModel.run`.
 
-    Args:
-        tflite: the model's bytes (mode `integer_only` or `integer_only_uint8`).
-        q_input: the input tensor's integers, a batch or one sample.
-        kernels: whose integer rules to follow: "builtin", "reference" or "xnnpack".
-        inputs_from: the tensors of another run, to feed each op from there (see
-            `IntegerModel.run`).
-
-    Returns:
-        `IntegerRun`: the output integers, of the output tensor's dtype and (n,) + its sample
-        shape, and every activation tensor by index.
+    Returns the `IntegerRun`.
 
     Raises:
         ValueError: unknown kernels, or an input of another dtype or shape, or an empty batch.
-        IntegerModelError: a model that is not integer-only, an op the engine lacks, or an op
-            whose rules it lacks for `kernels`.
-        InvalidModelError: bytes that are not a .tflite.
-    """
+        IntegerModelError: not integer-only, an op the engine lacks, or one whose rules it lacks for
+            `kernels`.
+        InvalidModelError: bytes that are not a .tflite."""
     return IntegerModel(tflite, kernels).run(q_input, inputs_from)
 
 
 def run_float_shortcut(
     tflite: bytes, q_input, inputs_from: dict | None = None, dtype=np.float32
 ) -> IntegerRun:
-    """The same model as dequantize -> float math -> quantize, for comparison with the integer rules.
+    """The model as dequantize -> float math -> quantize: `IntegerModel.run_float_shortcut`.
 
-    Returns:
-        `IntegerRun` labelled "float shortcut": the output and every tensor, each of its
-        tensor's integer dtype.
+    Returns the `IntegerRun` labelled "float shortcut".
 
     Raises:
         ValueError: an input of another dtype or shape, or an empty batch.
         IntegerModelError: a model that is not integer-only, or an op the engine lacks.
-        InvalidModelError: bytes that are not a .tflite.
-    """
+        InvalidModelError: bytes that are not a .tflite."""
     return IntegerModel(tflite).run_float_shortcut(q_input, inputs_from, dtype)
 
 

@@ -1,13 +1,9 @@
 """Fixed-point arithmetic of an int8 .tflite's kernels, one NumPy function per rule.
 
-How a real-valued scale becomes an integer multiplier and shift, how kernels multiply by it
-and round, how XNNPACK rescales in float32 instead, how fused activations clamp, and gemmlowp's
-fixed-point exp and reciprocal that the reference softmax uses. Integers are held in int64
-arrays, so nothing overflows by accident; where the kernels compute in 32 bits and wrap,
-`wrap32` does the same. Each rule names the LiteRT, ruy, gemmlowp or XNNPACK source it follows;
-none of their code is copied. Rounding "ties" are named for what happens to an exact half:
-"away" (from zero), "up" (towards +infinity), "even" (to the even neighbour).
-"""
+Integers are held in int64 arrays, so nothing overflows by accident; where the kernels compute in
+32 bits and wrap, `wrap32` does the same. Each rule names the LiteRT, ruy, gemmlowp or XNNPACK
+source it follows; none of their code is copied. Rounding "ties" are named for what happens to an
+exact half: "away" (from zero), "up" (towards +infinity), "even" (to the even neighbour)."""
 
 from __future__ import annotations
 
@@ -20,11 +16,7 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
 def wrap32(x: np.ndarray) -> np.ndarray:
-    """What a 32-bit register holds after the operation (two's complement wrap-around).
-
-    Returns:
-        int64 array of the shape of `x`, each value in [INT32_MIN, INT32_MAX].
-    """
+    """Returns what a 32-bit register holds (two's complement wrap-around), as int64."""
     return (np.asarray(x, np.int64) + 2**31) % 2**32 - 2**31
 
 
@@ -32,21 +24,13 @@ def wrap32(x: np.ndarray) -> np.ndarray:
 def quantize_multiplier(real) -> tuple[np.ndarray, np.ndarray]:
     """A positive real scale as multiplier × 2^(shift − 31), multiplier a 31-bit integer.
 
-    Follows QuantizeMultiplier in tflite/kernels/internal/quantization_util.cc: frexp gives
-    real = q × 2^shift with q in [0.5, 1); the multiplier is round(q × 2^31), half away from zero.
-    A q that rounds up to 2^31 is halved and the shift raised by one; a shift below -31 flushes
-    to multiplier 0, shift 0; zero gives 0, 0.
+    QuantizeMultiplier in tflite/kernels/internal/quantization_util.cc: frexp gives real = q ×
+    2^shift, q in [0.5, 1); multiplier = round(q × 2^31), half away from zero. A q that rounds up to
+    2^31 is halved and the shift raised by one; a shift below -31 flushes to 0, 0; zero gives 0, 0.
 
-    Args:
-        real: one real multiplier (e.g. S_in·S_w/S_out) or an array of them, one per channel.
-
-    Returns:
-        (multiplier, shift): two int64 arrays of the shape of `np.atleast_1d(real)`, multiplier
-        in [2^30, 2^31 - 1] (or 0), shift the power of two (positive: a left shift).
-
-    Raises:
-        ValueError: a negative, infinite or NaN scale.
-    """
+    Returns (multiplier, shift), int64 arrays of the shape of `np.atleast_1d(real)`: multiplier
+    in [2^30, 2^31 - 1] or 0, shift positive for a left shift. Raises ValueError for a negative,
+    infinite or NaN scale."""
     real = np.atleast_1d(np.asarray(real, np.float64))
     if np.any(real < 0) or not np.all(np.isfinite(real)):
         raise ValueError(f"a requantization scale must be finite and non-negative, got {real}")
@@ -62,25 +46,13 @@ def quantize_multiplier(real) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rounding_doubling_high_mul(a, b, ties: str = "away") -> np.ndarray:
-    """The high 32 bits of 2·a·b, rounded: (a·b) / 2^31 to the nearest integer.
+    """Returns the high 32 bits of 2·a·b, rounded: (a·b) / 2^31 to the nearest integer, int64.
 
-    ties="away": gemmlowp's SaturatingRoundingDoublingHighMul (fixedpoint/fixedpoint.h), used by
-    TFLite's reference kernels. ties="up": ruy's x86 kernels (ruy/kernel_avx2_fma.cc,
-    kernel_avx512.cc add 2^30 and shift right by 31), used by LiteRT's builtin kernels on x86.
-    Only "away" saturates INT32_MIN × INT32_MIN to INT32_MAX, as gemmlowp does. Despite the
-    name, gemmlowp's nudge (1 − 2^30 for a negative product, then C's truncating division) also
-    sends an exact half up, so the two agree elsewhere; `rounding_divide_by_pot` is where they part.
-
-    Args:
-        a, b: int32 values (any integer arrays that broadcast), e.g. a value and a multiplier.
-        ties: "away" or "up", what happens to an exact half.
-
-    Returns:
-        int64 array of the broadcast shape of `a` and `b`.
-
-    Raises:
-        ValueError: `ties` other than "away" or "up".
-    """
+    ties="away": gemmlowp's SaturatingRoundingDoublingHighMul (fixedpoint/fixedpoint.h), as
+    TFLite's reference kernels; only it saturates INT32_MIN × INT32_MIN to INT32_MAX. ties="up":
+    ruy's x86 kernels (ruy/kernel_avx2_fma.cc, kernel_avx512.cc: add 2^30, shift right by 31), as
+    LiteRT's builtin kernels on x86. gemmlowp's nudge also sends an exact half up, so the two
+    agree elsewhere. Raises ValueError for other `ties`."""
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     ab = a * b
     if ties == "up":
@@ -93,23 +65,11 @@ def rounding_doubling_high_mul(a, b, ties: str = "away") -> np.ndarray:
 
 
 def rounding_divide_by_pot(x, exponent, ties: str = "away") -> np.ndarray:
-    """x / 2^exponent rounded to nearest: a rounding arithmetic right shift.
+    """Returns x / 2^exponent rounded to nearest (a rounding arithmetic right shift), int64.
 
-    ties="away": gemmlowp's RoundingDivideByPOT (fixedpoint/fixedpoint.h); ties="up": the
-    rounding right shift of ruy's x86 kernels (ruy/kernel_avx2_fma.cc, kernel_avx512.cc: add
-    2^(exponent-1), shift right). An exponent of 0 returns `x` unchanged.
-
-    Args:
-        x: integers (int32 values in int64).
-        exponent: the shift, 0 to 31, one or one per value (broadcast).
-        ties: "away" or "up".
-
-    Returns:
-        int64 array of the broadcast shape of `x` and `exponent`.
-
-    Raises:
-        ValueError: `ties` other than "away" or "up".
-    """
+    ties="away": gemmlowp's RoundingDivideByPOT (fixedpoint/fixedpoint.h); ties="up": ruy's x86
+    kernels (ruy/kernel_avx2_fma.cc, kernel_avx512.cc: add 2^(exponent-1), shift right). Exponent
+    0 to 31, broadcast against `x`. Raises ValueError for other `ties`."""
     x, exponent = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
     if ties == "up":
         return (
@@ -123,25 +83,12 @@ def rounding_divide_by_pot(x, exponent, ties: str = "away") -> np.ndarray:
 
 
 def multiply_by_quantized_multiplier(x, multiplier, shift, ties: str = "away") -> np.ndarray:
-    """x × multiplier × 2^(shift − 31) in integers: shift left, high multiply, rounding shift right.
+    """Returns x × multiplier × 2^(shift − 31) in integers, int64, before the zero point and clamp.
 
-    Follows MultiplyByQuantizedMultiplier (tflite/kernels/internal/common.cc, double rounding):
-    a left shift for shift > 0 (in 32 bits), the rounding doubling high multiply, then a
-    rounding right shift for shift < 0. Both roundings use `ties`: "away" is TFLite's own
-    rule (gemmlowp), "up" that of ruy's x86 kernels (ruy/kernel_avx2_fma.cc).
-
-    Args:
-        x: int32 values, e.g. accumulators (int64 arrays holding them).
-        multiplier, shift: from `quantize_multiplier`, one or one per channel (broadcast).
-        ties: "away" or "up".
-
-    Returns:
-        int64 array of the broadcast shape of `x` and `multiplier`: the rescaled values,
-        before the zero point is added and the clamp.
-
-    Raises:
-        ValueError: `ties` other than "away" or "up".
-    """
+    MultiplyByQuantizedMultiplier (tflite/kernels/internal/common.cc, double rounding): a left
+    shift for shift > 0 (in 32 bits), the rounding doubling high multiply, then a rounding right
+    shift for shift < 0, both rounding by `ties` ("away": gemmlowp, "up":
+    ruy/kernel_avx2_fma.cc). Raises ValueError for other `ties`."""
     shift = np.asarray(shift, np.int64)
     shifted = wrap32(np.asarray(x, np.int64) << np.maximum(shift, 0))
     high = rounding_doubling_high_mul(shifted, multiplier, ties)
@@ -152,38 +99,21 @@ def requantize_fp32(acc, scale) -> np.ndarray:
     """XNNPACK's rule: float32(acc) × float32 scale, rounded half to even (cvtps2dq / lrintf).
 
     XNNPACK computes scale = input_scale × kernel_scale / output_scale in float32
-    (src/operators/convolution-nhwc.c, fully-connected-nc.c).
-
-    Args:
-        acc: int32 accumulators.
-        scale: float32 requantization scale, one or one per output channel (last axis).
-
-    Returns:
-        int64 array of the broadcast shape of `acc` and `scale`, before the zero point is added
-        and the clamp.
-    """
+    (src/operators/convolution-nhwc.c, fully-connected-nc.c); one scale or one per output channel
+    (last axis). Returns int64, before the zero point and clamp."""
     y = np.asarray(acc).astype(np.float32) * np.asarray(scale, np.float32)
     return round_half_even(y).astype(np.int64)
 
 
 def activation_range(activation: str, scale: float, zero_point: int, dtype) -> tuple[int, int]:
-    """The int range a fused activation clamps to (CalculateActivationRangeQuantized, kernel_util.cc).
+    """The int range a fused activation clamps to (CalculateActivationRangeQuantized,
+    kernel_util.cc).
 
-    A fused ReLU costs nothing at run time: it is the lower clamp at the zero point. The bounds
-    0, 6, -1 and 1 are quantized as zero_point + round(bound / scale), the division in float32
-    and ties away from zero (TfLiteRound), then kept inside the dtype's range.
+    The bounds 0, 6, -1 and 1 are quantized as zero_point + round(bound / scale), the division in
+    float32 and ties away (TfLiteRound), then kept inside the dtype's range.
 
-    Args:
-        activation: the op's fused activation (schema name): NONE, RELU, RELU6, RELU_N1_TO_1.
-        scale, zero_point: the output tensor's.
-        dtype: the output's integer dtype (int8 or uint8).
-
-    Returns:
-        (act_min, act_max) as Python ints, in the output's integers.
-
-    Raises:
-        NotImplementedError: any other fused activation (e.g. TANH, SIGN_BIT).
-    """
+    Returns (act_min, act_max), Python ints. Raises NotImplementedError for a fused activation
+    other than NONE, RELU, RELU6, RELU_N1_TO_1."""
     info = np.iinfo(dtype)
 
     def q(real):
@@ -204,49 +134,26 @@ def activation_range(activation: str, scale: float, zero_point: int, dtype) -> t
 
 
 def srdhm(a, b) -> np.ndarray:
-    """gemmlowp's SaturatingRoundingDoublingHighMul: `rounding_doubling_high_mul`, ties away.
-
-    This is the product of two fixed-point numbers (fixedpoint/fixedpoint.h, operator*).
-
-    Returns:
-        int64 array of the broadcast shape of `a` and `b`, int32 values.
-    """
+    """Returns gemmlowp's SaturatingRoundingDoublingHighMul (ties away), the product of two
+    fixed-point numbers (fixedpoint/fixedpoint.h, operator*)."""
     return rounding_doubling_high_mul(a, b, "away")
 
 
 def saturating_shift_left(x, bits: int) -> np.ndarray:
-    """x · 2^bits, saturated to int32.
+    """Returns x · 2^bits saturated to int32, int64 (bits 1 to 31).
 
-    Follows gemmlowp's SaturatingRoundingMultiplyByPOT<bits> for bits > 0 (fixedpoint/
-    fixedpoint.h), which `Rescale` uses to give a fixed-point number fewer integer bits.
-
-    Args:
-        x: int32 values (int64 array).
-        bits: the left shift, 1 to 31.
-
-    Returns:
-        int64 array of the shape of `x`, each value in [INT32_MIN, INT32_MAX].
-    """
+    gemmlowp's SaturatingRoundingMultiplyByPOT<bits> for bits > 0 (fixedpoint/fixedpoint.h)."""
     limit = 2 ** (31 - bits) - 1
     return np.where(x > limit, INT32_MAX, np.where(x < -limit, INT32_MIN, x << bits))
 
 
 def exp_on_negative_values(a: np.ndarray, integer_bits: int = 5) -> np.ndarray:
-    """exp(a) for a ≤ 0 in fixed point: a is Q5.26, the result Q0.31.
+    """Returns exp(a) for raw fixed-point a ≤ 0 with `integer_bits` integer bits (Q5.26), as raw
+    Q0.31 in [0, INT32_MAX].
 
-    Follows gemmlowp's exp_on_negative_values (fixedpoint/fixedpoint.h): a 4th-order Taylor
-    expansion around −1/8 on [−1/4, 0), then one multiplication by a constant exp(−2^k) per set bit
-    of the remaining whole quarters (the "barrel shifter"). exp(0) is INT32_MAX (1.0 saturated).
-    Only integer_bits <= 5 is supported: gemmlowp's clamp below −32 for more integer bits is
-    not reproduced.
-
-    Args:
-        a: int64 array of raw fixed-point values ≤ 0 with `integer_bits` integer bits.
-        integer_bits: the input's integer bits (5: Q5.26, as the reference softmax uses).
-
-    Returns:
-        int64 array of the shape of `a`: raw Q0.31 values in [0, INT32_MAX].
-    """
+    gemmlowp's exp_on_negative_values (fixedpoint/fixedpoint.h): a 4th-order Taylor expansion
+    around −1/8 on [−1/4, 0), then a constant exp(−2^k) per set bit of the remaining quarters.
+    exp(0) is INT32_MAX. integer_bits <= 5 only: gemmlowp's clamp below −32 is not reproduced."""
     frac = 31 - integer_bits
     quarter = 1 << (frac - 2)
     a_mod = (a & (quarter - 1)) - quarter  # in [−1/4, 0)
@@ -266,17 +173,11 @@ def exp_on_negative_values(a: np.ndarray, integer_bits: int = 5) -> np.ndarray:
 
 
 def one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
-    """1 / (1 + a) for a in [0, 1), Q0.31 in and out: three Newton-Raphson steps (gemmlowp).
+    """Returns 1 / (1 + a) for raw Q0.31 a in [0, 1), as raw Q0.31 (at most INT32_MAX).
 
-    Follows gemmlowp's one_over_one_plus_x_for_x_in_0_1 (fixedpoint/fixedpoint.h), which
-    TFLite's GetReciprocal (tflite/kernels/internal/common.h) calls for the softmax sum.
-
-    Args:
-        a: int64 array of raw Q0.31 values in [0, INT32_MAX].
-
-    Returns:
-        int64 array of the shape of `a`: raw Q0.31 values ≈ 1 / (1 + a), at most INT32_MAX.
-    """
+    gemmlowp's one_over_one_plus_x_for_x_in_0_1 (fixedpoint/fixedpoint.h), three Newton-Raphson
+    steps, which TFLite's GetReciprocal (tflite/kernels/internal/common.h) calls for the softmax
+    sum."""
     total = a + INT32_MAX
     half_denominator = (total + np.where(total >= 0, 1, -1)) // 2  # RoundingHalfSum(a, 1)
     x = 1515870810 + srdhm(half_denominator, -1010580540)  # 48/17 − 32/17 · d, Q2.29

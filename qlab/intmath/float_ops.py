@@ -1,10 +1,6 @@
-"""The float computation each op of a quantized .tflite approximates, in NumPy.
-
-The integer engine's float shortcut (dequantize, float math, quantize) and the local view of
-per-layer error (`qlab.analysis.per_layer`) both compute an op in float with `compute`. Each
-rule follows the op's TFLite reference kernel (tflite/kernels/internal/reference/*.h); the ops
-are those the zoo's models convert to.
-"""
+"""The float computation each op of a quantized .tflite approximates, in NumPy: `compute`, used
+by the engine's float shortcut and by `qlab.analysis.per_layer`'s local view. Each rule follows
+the op's TFLite reference kernel (tflite/kernels/internal/reference/*.h)."""
 
 from __future__ import annotations
 
@@ -47,23 +43,18 @@ FLOAT_OPS = (
 
 
 def compute(op, inputs: list, output_shape=None) -> np.ndarray:
-    """One op of a .tflite (a qlab.tflite.flatbuffer.Op) computed in float, its fused activation applied.
+    """One op of a .tflite (a `qlab.tflite.flatbuffer.Op`) in float, its fused activation applied.
 
-    Args:
-        op: the op; its options give strides, paddings, axes, beta, ...
-        inputs: one entry per op input, in order: real values of the activations (batch axis
-            first), the constants as stored (weights (out, kh, kw, in), biases, axes, shapes,
-            begin/end/strides), None for an absent optional input.
-        output_shape: the stored output shape (its batch is replaced by the input's).
+    `inputs`: per op input, the activations' real values (batch axis first), the constants as
+    stored, or None for an absent optional input. `output_shape`: the stored one (its batch becomes
+    the input's).
 
-    Returns:
-        array of the first input's float dtype, (n,) + output_shape[1:] (the arithmetic stays in
-        that dtype, so float32 inputs give float32 math).
+    Returns an array of the first input's float dtype (the math stays in it), (n,) +
+    output_shape[1:].
 
     Raises:
         NotImplementedError: an op outside `FLOAT_OPS`, or options a rule does not cover (named).
-        KeyError: a fused activation outside `ACTIVATION_BOUNDS`.
-    """
+        KeyError: a fused activation outside `ACTIVATION_BOUNDS`."""
     name, x = op.name, inputs[0]
     if name not in FLOAT_OPS:
         raise NotImplementedError(
@@ -71,57 +62,88 @@ def compute(op, inputs: list, output_shape=None) -> np.ndarray:
         )
     n = len(x)
     shape = (n, *output_shape[1:]) if output_shape is not None else None
-    if name in ("RESHAPE", "SQUEEZE"):
-        return x.reshape(shape)
-    if name == "SOFTMAX":
-        e = np.exp(float(op.option("beta", 1.0)) * (x - x.max(axis=-1, keepdims=True)))
-        return e / e.sum(axis=-1, keepdims=True)
-    if name in ("LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH"):
-        return _elementwise(name, x)
-    if name == "CONV_2D":
-        w = inputs[1]
-        patches = windows(
-            x, w.shape[1:3], _strides(op), _dilations(op), PADDINGS[op.option("padding")]
-        )
-        y = patches.reshape(*patches.shape[:3], -1) @ w.reshape(len(w), -1).T.astype(x.dtype)
-    elif name == "DEPTHWISE_CONV_2D":
-        w = inputs[1]  # (1, kh, kw, channels × depth_multiplier)
-        multiplier = int(op.option("depthMultiplier", 1) or 1)
-        patches = windows(
-            np.repeat(x, multiplier, axis=-1),
-            w.shape[1:3],
-            _strides(op),
-            _dilations(op),
-            PADDINGS[op.option("padding")],
-        )
-        y = np.einsum("nhwkc,kc->nhwc", patches, w.reshape(-1, w.shape[-1]).astype(x.dtype))
-    elif name == "FULLY_CONNECTED":
-        w = inputs[1]
-        y = (x.reshape(-1, w.shape[1]) @ w.T.astype(x.dtype)).reshape(shape)
-    elif name in ("ADD", "SUB", "MUL"):
-        a, b = x, np.asarray(inputs[1], x.dtype)
-        y = a + b if name == "ADD" else a - b if name == "SUB" else a * b
-    elif name == "CONCATENATION":
-        y = np.concatenate([np.asarray(i, x.dtype) for i in inputs], axis=int(op.option("axis")))
-    elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-        y = _pool(op, x)
-    elif name == "MEAN":
-        axes = tuple(int(a) % x.ndim for a in np.ravel(inputs[1]))
-        y = x.mean(axis=axes, keepdims=bool(op.option("keepDims", False)), dtype=x.dtype)
-    elif name == "PAD":
-        y = np.pad(x, np.asarray(inputs[1], np.int64))
-    elif name == "STRIDED_SLICE":
-        y = _strided_slice(op, x, inputs[1:4])
-    else:
-        return _lstm(op, x, inputs)  # its fused activation (tanh) acts inside the cell
-    if (
-        len(inputs) > 2
-        and inputs[2] is not None
-        and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-    ):
-        y = y + inputs[2].astype(x.dtype)
+    if name in _WHOLE:  # no fused activation after these (LSTM: its tanh acts inside the cell)
+        return _WHOLE[name](op, x, inputs, shape)
+    y = _FUSED[name](op, x, inputs, shape)
     low, high = ACTIVATION_BOUNDS[op.activation]
     return y if low is None else np.clip(y, low, high)
+
+
+def _with_bias(y: np.ndarray, inputs: list, dtype) -> np.ndarray:
+    if len(inputs) > 2 and inputs[2] is not None:
+        return y + inputs[2].astype(dtype)
+    return y
+
+
+def _conv(op, x, inputs, shape):
+    w = inputs[1]
+    patches = windows(x, w.shape[1:3], _strides(op), _dilations(op), PADDINGS[op.option("padding")])
+    y = patches.reshape(*patches.shape[:3], -1) @ w.reshape(len(w), -1).T.astype(x.dtype)
+    return _with_bias(y, inputs, x.dtype)
+
+
+def _depthwise_conv(op, x, inputs, shape):
+    w = inputs[1]  # (1, kh, kw, channels × depth_multiplier)
+    multiplier = int(op.option("depthMultiplier", 1) or 1)
+    patches = windows(
+        np.repeat(x, multiplier, axis=-1),
+        w.shape[1:3],
+        _strides(op),
+        _dilations(op),
+        PADDINGS[op.option("padding")],
+    )
+    y = np.einsum("nhwkc,kc->nhwc", patches, w.reshape(-1, w.shape[-1]).astype(x.dtype))
+    return _with_bias(y, inputs, x.dtype)
+
+
+def _fully_connected(op, x, inputs, shape):
+    w = inputs[1]
+    y = (x.reshape(-1, w.shape[1]) @ w.T.astype(x.dtype)).reshape(shape)
+    return _with_bias(y, inputs, x.dtype)
+
+
+def _binary(op, x, inputs, shape):
+    a, b = x, np.asarray(inputs[1], x.dtype)
+    return a + b if op.name == "ADD" else a - b if op.name == "SUB" else a * b
+
+
+def _softmax(op, x, inputs, shape):
+    e = np.exp(float(op.option("beta", 1.0)) * (x - x.max(axis=-1, keepdims=True)))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _mean(op, x, inputs, shape):
+    axes = tuple(int(a) % x.ndim for a in np.ravel(inputs[1]))
+    return x.mean(axis=axes, keepdims=bool(op.option("keepDims", False)), dtype=x.dtype)
+
+
+# the ops whose result `compute` returns as it is, and those it puts through the fused activation
+_WHOLE = {
+    "RESHAPE": lambda op, x, inputs, shape: x.reshape(shape),
+    "SQUEEZE": lambda op, x, inputs, shape: x.reshape(shape),
+    "SOFTMAX": _softmax,
+    **{
+        name: lambda op, x, inputs, shape: _elementwise(op.name, x)
+        for name in ("LOGISTIC", "TANH", "RELU", "RELU6", "HARD_SWISH")
+    },
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": lambda op, x, inputs, shape: _lstm(op, x, inputs),
+}
+_FUSED = {
+    "CONV_2D": _conv,
+    "DEPTHWISE_CONV_2D": _depthwise_conv,
+    "FULLY_CONNECTED": _fully_connected,
+    "ADD": _binary,
+    "SUB": _binary,
+    "MUL": _binary,
+    "CONCATENATION": lambda op, x, inputs, shape: np.concatenate(
+        [np.asarray(i, x.dtype) for i in inputs], axis=int(op.option("axis"))
+    ),
+    "MAX_POOL_2D": lambda op, x, inputs, shape: _pool(op, x),
+    "AVERAGE_POOL_2D": lambda op, x, inputs, shape: _pool(op, x),
+    "MEAN": _mean,
+    "PAD": lambda op, x, inputs, shape: np.pad(x, np.asarray(inputs[1], np.int64)),
+    "STRIDED_SLICE": lambda op, x, inputs, shape: _strided_slice(op, x, inputs[1:4]),
+}
 
 
 def _strides(op) -> tuple[int, int]:
@@ -188,25 +210,14 @@ def _lstm(op, x: np.ndarray, inputs: list) -> np.ndarray:
 def lstm_steps(
     op, x: np.ndarray, inputs: list, carry: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """An LSTM over the time axis (reference lstm_eval.cc): gates i, f, c, o from the input and
-    recurrent weights and the gate biases, the cell clipped to `cellClip` if set; no peephole,
-    projection or layer norm.
+    """An LSTM over the time axis (reference lstm_eval.cc): gates i, f, c, o, the cell clipped to
+    `cellClip` if set; no peephole, projection or layer norm. `inputs` as `compute` takes them
+    (weights 1..8, biases 12..15). `carry` runs the samples one after another, each from the state
+    the previous one left (as the converter's calibration), instead of each from zero state.
 
-    Args:
-        op: the UNIDIRECTIONAL_SEQUENCE_LSTM op (batch-major).
-        x: (n, time steps, features) real inputs.
-        inputs: the op's inputs as `compute` takes them (weights 1..8, biases 12..15).
-        carry: False starts every sample from zero state (as `qlab.tflite.runtime` runs a model);
-            True runs the samples one after another, each starting from the state the previous
-            one left, as the converter's calibration does.
-
-    Returns:
-        (outputs (n, steps, units), cell states (n, steps, units)), in x's dtype.
-
-    Raises:
-        NotImplementedError: peephole, projection or layer-norm inputs, a time-major op, or a cell
-            activation other than tanh.
-    """
+    Returns (outputs, cell states), each (n, steps, units) in x's dtype. Raises
+    NotImplementedError for peephole, projection or layer-norm inputs, a time-major op, or a cell
+    activation other than tanh."""
     if any(inputs[i] is not None for i in (9, 10, 11, 16, 17, *range(20, min(24, len(inputs))))):
         raise NotImplementedError(
             "an LSTM with peephole, projection or layer norm has no float version in qlab"
@@ -245,12 +256,7 @@ def lstm_steps(
 
 
 def float_op(op, x: np.ndarray, weights=None, bias=None, output_shape=None) -> np.ndarray:
-    """`compute` for an op with one activation input and optional weights and bias.
+    """Returns `compute` for an op with one activation input and optional weights and bias.
 
-    Returns:
-        as `compute`.
-
-    Raises:
-        as `compute`.
-    """
+    Raises what `compute` raises."""
     return compute(op, [x, weights, bias] if weights is not None else [x], output_shape)

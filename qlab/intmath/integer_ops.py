@@ -1,10 +1,7 @@
 """The integer kernels of an int8 .tflite in NumPy: accumulation (convolution, depthwise
 convolution, fully connected) and softmax (the builtin kernels' float table and the reference
-kernels' fixed point).
-
-Every function works on whole batches, int64 arrays throughout. Each names the LiteRT source
-it follows; none of their code is copied. The rescaling rules are in `fixedpoint`.
-"""
+kernels' fixed point). Whole batches, int64 arrays throughout; each function names the LiteRT
+source it follows, none of their code is copied. The rescaling rules are in `fixedpoint`."""
 
 from __future__ import annotations
 
@@ -23,14 +20,10 @@ from qlab.intmath.fixedpoint import (
 
 # -- accumulation -------------------------------------------------------------------------------
 def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int, int]:
-    """Output size and (before, after) padding of SAME padding along one spatial axis.
+    """Returns (out, before, after) in pixels of SAME padding along one spatial axis.
 
-    Follows ComputePaddingWithOffset (tflite/kernels/padding.h): out = ceil(size / stride),
-    the total padding split with the odd pixel after.
-
-    Returns:
-        (out, before, after) in pixels, Python ints.
-    """
+    ComputePaddingWithOffset (tflite/kernels/padding.h): out = ceil(size / stride), the total
+    padding split with the odd pixel after."""
     effective = (kernel - 1) * dilation + 1
     out = -(-size // stride)
     total = max((out - 1) * stride + effective - size, 0)
@@ -45,23 +38,12 @@ def windows(
     padding: str = "VALID",
     pad_value=0,
 ) -> np.ndarray:
-    """Every receptive field of an (n, h, w, c) array: the windows a conv, depthwise conv or pool
-    reads, SAME padding filled with `pad_value`.
+    """Returns every receptive field of an (n, h, w, c) array, (n, out_h, out_w, kh·kw, c), windows
+    ordered (kh, kw): what a conv, depthwise conv or pool reads.
 
-    Output size and padding follow ComputePaddingWithOffset (tflite/kernels/padding.h).
-
-    Args:
-        x: (n, h, w, c) array, any dtype.
-        kernel, stride, dilation: (height, width) pairs.
-        padding: "SAME" or "VALID", as `qlab.tflite.flatbuffer.PADDINGS` names them.
-        pad_value: what padded positions hold (0; -inf for max pooling, which ignores them).
-
-    Returns:
-        array of x's dtype (or of pad_value's), (n, out_h, out_w, kh·kw, c), windows ordered (kh, kw).
-
-    Raises:
-        NotImplementedError: any other padding.
-    """
+    Output size and padding follow ComputePaddingWithOffset (tflite/kernels/padding.h); SAME
+    padding holds `pad_value` (-inf for max pooling). Raises NotImplementedError for a padding
+    other than SAME or VALID."""
     n, h, wd, c = x.shape
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     if padding == "SAME":
@@ -83,19 +65,12 @@ def windows(
 def im2col(
     x: np.ndarray, kernel: tuple[int, int], stride=(1, 1), dilation=(1, 1), padding: str = "VALID"
 ) -> tuple[np.ndarray, tuple[int, int, int]]:
-    """Every receptive field of an (n, h, w, c) array as one row of kh·kw·c values.
+    """Returns (cols, (n, out_h, out_w)): every receptive field as a row of kh·kw·c values ordered
+    (kh, kw, c), like the weights' (out_channels, kh, kw, c).
 
-    The builtin conv kernel lays its input out the same way before one matrix multiply
-    (optimized_ops::Im2col, then cpu_backend_gemm). SAME padding pads with zeros, which is the
-    zero point once the zero point is subtracted.
-
-    Returns:
-        (cols, (n, out_h, out_w)): cols of x's dtype and shape (n·out_h·out_w, kh·kw·c), each
-        row ordered (kh, kw, c) like the weights' (out_channels, kh, kw, c).
-
-    Raises:
-        NotImplementedError: a padding other than SAME or VALID.
-    """
+    The builtin conv kernel lays its input out so before one matrix multiply
+    (optimized_ops::Im2col, then cpu_backend_gemm). Raises NotImplementedError for a padding
+    other than SAME or VALID."""
     patches = windows(x, kernel, stride, dilation, padding)
     n, oh, ow = patches.shape[:3]
     return patches.reshape(n * oh * ow, -1), (n, oh, ow)
@@ -104,25 +79,16 @@ def im2col(
 def conv2d_accumulate(
     q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1), padding: str = "VALID"
 ) -> np.ndarray:
-    """int32 accumulators of a 2-D convolution: Σ (q − input_zero_point) · w + bias.
+    """Returns the int32 accumulators of a 2-D convolution, Σ (q − input_zero_point) · w + bias, as
+    int64 (n, out_h, out_w, out_channels).
 
-    q is (n, h, w, c) int8, weights (out_channels, kh, kw, c) int8 with zero point 0 (TFLite's
-    spec for int8 weights), bias int32. The products and sums stay in int32, as in the kernel:
-    |acc| ≤ 255 · 128 · kh·kw·c + |bias|, far below 2^31 for any layer here. Follows
-    reference_integer_ops::ConvPerChannel (tflite/kernels/internal/reference/integer_ops/conv.h)
-    up to the requantization, which is `fixedpoint`'s.
-
-    Args:
-        stride, dilation: (height, width) pairs.
-        padding: "SAME" or "VALID".
-
-    Returns:
-        int64 array of shape (n, out_h, out_w, out_channels), int32 values.
+    q is (n, h, w, c) int8, weights (out_channels, kh, kw, c) int8 with zero point 0, bias int32.
+    The sums stay in int32 as in reference_integer_ops::ConvPerChannel
+    (tflite/kernels/internal/reference/integer_ops/conv.h), up to the requantization.
 
     Raises:
         ValueError: weights whose input channels differ from q's.
-        NotImplementedError: a padding other than SAME or VALID.
-    """
+        NotImplementedError: a padding other than SAME or VALID."""
     w = np.asarray(weights, np.int32)
     x = np.asarray(q, np.int32) - np.int32(input_zero_point)
     if w.shape[3] != x.shape[3]:
@@ -137,31 +103,19 @@ def conv2d_accumulate(
 def depthwise_conv2d_accumulate(
     q, input_zero_point: int, weights, bias, stride=(1, 1), dilation=(1, 1), padding: str = "VALID"
 ) -> np.ndarray:
-    """int32 accumulators of a depthwise convolution: each input channel convolved on its own.
+    """Returns the int32 accumulators of a depthwise convolution, as int64 (n, out_h, out_w,
+    out_channels).
 
-    Output channel ic·m + k (m = depth multiplier = out_channels / in_channels) sums
-    (q − input_zero_point) · w over its window of input channel ic, then adds its bias; padded
-    positions contribute nothing. Follows reference_integer_ops::DepthwiseConvPerChannel
-    (tflite/kernels/internal/reference/integer_ops/depthwise_conv.h) and, on x86-64, the
-    builtin kernel's generic path (optimized_integer_ops::depthwise_conv::DepthwiseConvGeneral,
-    tflite/kernels/internal/optimized/integer_ops/depthwise_conv.h: bias first, then the
-    rows), which give the same int32 sums; the depth multiplier comes from the shapes, as
-    ComputeDepthMultiplier in tflite/kernels/depthwise_conv.cc.
-
-    Args:
-        q: (n, h, w, in_channels) int8.
-        weights: (1, kh, kw, out_channels) int8, zero point 0.
-        bias: (out_channels,) int32, or None.
-        stride, dilation: (height, width) pairs.
-        padding: "SAME" or "VALID".
-
-    Returns:
-        int64 array of shape (n, out_h, out_w, out_channels), int32 values.
+    Output channel ic·m + k (m = out_channels / in_channels) sums (q − input_zero_point) · w over
+    its window of input channel ic, plus its bias; weights (1, kh, kw, out_channels) int8. Follows
+    reference_integer_ops::DepthwiseConvPerChannel (reference/integer_ops/depthwise_conv.h) and, on
+    x86-64, optimized_integer_ops::depthwise_conv::DepthwiseConvGeneral
+    (optimized/integer_ops/depthwise_conv.h), which give the same sums; the multiplier comes from
+    the shapes, as ComputeDepthMultiplier in tflite/kernels/depthwise_conv.cc.
 
     Raises:
         ValueError: out_channels not a multiple of the input's channels.
-        NotImplementedError: a padding other than SAME or VALID.
-    """
+        NotImplementedError: a padding other than SAME or VALID."""
     w = np.asarray(weights, np.int32)
     x = np.asarray(q, np.int32) - np.int32(input_zero_point)
     channels = w.shape[3]
@@ -183,21 +137,11 @@ def depthwise_conv2d_accumulate(
 def fully_connected_accumulate(
     q, input_zero_point: int, weights, bias, weights_zero_point: int = 0
 ):
-    """int32 accumulators of a fully connected layer: Σ (q − input_zero_point) · (w − w_zp) + bias.
+    """Returns the int32 accumulators Σ (q − input_zero_point) · (w − w_zp) + bias, as int64
+    (q.size // depth, units).
 
-    Follows reference_integer_ops::FullyConnected (tflite/kernels/internal/reference/
-    integer_ops/fully_connected.h) up to the requantization: the input is flattened to rows of
-    the weights' depth, products and sums stay in int32.
-
-    Args:
-        q: int8 input, any shape whose size is a multiple of the weights' depth.
-        weights: (units, depth) int8.
-        bias: (units,) int32, or None.
-        weights_zero_point: per-tensor weights' zero_point (0 for per-axis weights).
-
-    Returns:
-        int64 array of shape (q.size // depth, units), int32 values.
-    """
+    reference_integer_ops::FullyConnected (reference/integer_ops/fully_connected.h) up to the
+    requantization: the input flattened to rows of the weights' depth, sums in int32."""
     w = np.asarray(weights, np.int32) - np.int32(weights_zero_point)
     x = np.asarray(q, np.int32).reshape(-1, w.shape[1]) - np.int32(input_zero_point)
     acc = x @ w.T
@@ -212,22 +156,13 @@ def softmax_lut(
 ) -> np.ndarray:
     """LiteRT's builtin int8 softmax on x86: a float32 table of exp(−scale·d) for d = max − q.
 
-    Follows PopulateSoftmaxLookupTable and Softmax<int8> in tflite/kernels/internal/optimized/
-    optimized_ops.h (the uint16 LUT variant exists only for aarch64 clang builds). The sum runs
-    left to right in float32 and the result rounds half away from zero, as the kernel does
-    (QuantizeSoftmaxOutput: std::round, for int8 output; uint8 output on x86 truncates
-    prob + 0.5f instead, which this does not reproduce). Prepare: SoftmaxPrepare in
-    tflite/kernels/activations.cc.
+    PopulateSoftmaxLookupTable and Softmax<int8> in
+    tflite/kernels/internal/optimized/optimized_ops.h (the uint16 LUT variant is for aarch64 clang
+    builds only). The sum runs left to right in float32, the result rounds half away
+    (QuantizeSoftmaxOutput: std::round for int8; uint8 on x86 truncates prob + 0.5f instead, not
+    reproduced). Prepare: SoftmaxPrepare in tflite/kernels/activations.cc.
 
-    Args:
-        q: integers of the input, softmax over the last axis.
-        input_scale, beta: the input's scale and the op's beta.
-        output_scale, output_zero_point: the output grid (1/256 and -128 for int8).
-        dtype: the output's integer dtype.
-
-    Returns:
-        array of `dtype` and the shape of `q`.
-    """
+    Returns an array of `dtype`, the shape of `q` (softmax over the last axis)."""
     q = np.asarray(q, np.int64)
     scale = np.float32(-np.float32(input_scale) * np.float32(beta))
     table = np.exp((scale * np.arange(256, dtype=np.float32)).astype(np.float64)).astype(np.float32)
@@ -247,21 +182,13 @@ def softmax_lut(
 def softmax_fixed_point(q, input_scale: float, beta: float, dtype=np.int8) -> np.ndarray:
     """TFLite's reference int8 softmax: integers only, output scale 1/256, zero point −128.
 
-    Follows reference_ops::Softmax (tflite/kernels/internal/reference/softmax.h) with
-    PreprocessSoftmaxScaling and CalculateInputRadius (quantization_util.cc): the differences to
-    the row maximum become Q5.26, exp runs in fixed point, the sum is a Q12.19, and its
-    reciprocal comes from GetReciprocal (common.h). Prepare: SoftmaxPrepare in
-    tflite/kernels/activations.cc (kReference). Differences below the input radius (diff_min)
-    give the dtype's minimum, as in the kernel.
+    reference_ops::Softmax (tflite/kernels/internal/reference/softmax.h) with
+    PreprocessSoftmaxScaling and CalculateInputRadius (quantization_util.cc): differences to the row
+    maximum become Q5.26, exp runs in fixed point, the sum is Q12.19, its reciprocal from
+    GetReciprocal (common.h). Prepare: SoftmaxPrepare in tflite/kernels/activations.cc (kReference).
+    Differences below the input radius give the dtype's minimum.
 
-    Args:
-        q: integers of the input, softmax over the last axis.
-        input_scale, beta: the input's scale and the op's beta.
-        dtype: the output's integer dtype (int8; uint8 gives the same steps from 0).
-
-    Returns:
-        array of `dtype` and the shape of `q`.
-    """
+    Returns an array of `dtype`, the shape of `q` (softmax over the last axis)."""
     q = np.asarray(q, np.int64)
     real = min(float(beta) * float(input_scale) * 2.0**26, 2.0**31 - 1.0)
     multiplier, left_shift = (int(v[0]) for v in quantize_multiplier(real))

@@ -1,8 +1,5 @@
-"""LiteRT's own tensors, beside the engine's: every tensor one invoke computed, read back.
-
-This is the one module of `qlab.intmath` that runs the LiteRT interpreter; the engine and its
-arithmetic never do.
-"""
+"""LiteRT's own tensors, beside the engine's: every tensor one invoke computed, read back. The
+one module of `qlab.intmath` that runs the interpreter."""
 
 from __future__ import annotations
 
@@ -13,25 +10,17 @@ from qlab.tflite.runtime import Runtime
 
 
 def run_litert(tflite: bytes, q_input, kernels: str = "builtin") -> IntegerRun:
-    """Every activation tensor LiteRT computed for `q_input`, read back after one invoke.
+    """Every activation tensor LiteRT (`kernels`) computed for `q_input`, read after one invoke.
 
-    With intermediates kept, LiteRT hands each op to XNNPACK as its own partition, so every
-    tensor is written; the output is the same as with the whole graph in one partition.
+    With intermediates kept, LiteRT hands each op to XNNPACK as its own partition, so every tensor
+    is written; the output is the same as with one partition.
 
-    Args:
-        tflite: an integer-only model's bytes.
-        q_input: the input tensor's integers (its dtype), a batch or one sample.
-        kernels: the LiteRT kernel choice: "xnnpack", "builtin" or "reference".
-
-    Returns:
-        `IntegerRun` labelled "LiteRT <kernels>": the output, and a copy of the input and of
-        every op's output by tensor index, each of its tensor's dtype, batch axis first.
+    Returns an `IntegerRun` labelled "LiteRT <kernels>", tensors of their own dtypes.
 
     Raises:
-        ValueError: unknown kernels, or an input of another dtype or shape, or an empty batch.
-        IntegerModelError: a model the engine cannot read as integer-only (it lists the ops).
-        InvalidModelError: bytes that are not a .tflite, or that LiteRT cannot load.
-    """
+        ValueError: unknown kernels, an input of another dtype or shape, or an empty batch.
+        IntegerModelError: a model the engine cannot read as integer-only.
+        InvalidModelError: bytes that are not a .tflite, or that LiteRT cannot load."""
     model = IntegerModel(tflite)
     q = model.check_input(q_input)
     with warnings.catch_warnings():  # keeping intermediates is the point here, not a debugging slip

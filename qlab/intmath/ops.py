@@ -1,10 +1,6 @@
-"""The ops without weights, each run on a prepared `Step` with one kernel family's rules.
-
-The engine (`qlab.intmath.engine`) runs the weighted ops (accumulate, then requantize) itself
-and hands every other op here: RESHAPE, SOFTMAX, QUANTIZE, ADD, CONCATENATION, MAX_POOL_2D,
-AVERAGE_POOL_2D and MEAN. The arithmetic is in `integer_ops`, `elementwise`, `pooling` and
-`fixedpoint`; the parameters come from `prepare`. NumPy only.
-"""
+"""The ops without weights, each run on a prepared `Step` with one kernel family's rules:
+RESHAPE, SOFTMAX, QUANTIZE, ADD, CONCATENATION, MAX_POOL_2D, AVERAGE_POOL_2D and MEAN. NumPy
+only."""
 
 from __future__ import annotations
 
@@ -19,35 +15,20 @@ from qlab.tflite import flatbuffer
 def apply(step: Step, inputs: list, kernels: str) -> np.ndarray:
     """One op without weights on whole batches, with the rules of `kernels`.
 
-    - RESHAPE, CONCATENATION: the integers copied (every input on the output's grid).
-    - SOFTMAX: "reference" → `integer_ops.softmax_fixed_point`; "builtin" and "xnnpack" (which
-      does not take int8 softmax) → `integer_ops.softmax_lut`.
+    - SOFTMAX: "reference" `integer_ops.softmax_fixed_point`; "builtin" and "xnnpack" (which does
+      not take int8 softmax) `integer_ops.softmax_lut`.
     - QUANTIZE (int8 ↔ uint8): Requantize in tflite/kernels/to_tflite.cc. "builtin":
-      optimized_ops::Requantize (optimized/optimized_ops.h), MultiplyByQuantizedMultiplier4Rows
-      for 16 values of the flattened batch at a time (ties up), the scalar tail ties away
-      (`simd`); "reference" and "xnnpack": MultiplyByQuantizedMultiplier (internal/common.h,
-      ties away) throughout, as reference_ops::Requantize.
-    - ADD: `elementwise.add`, with the builtin kernels' vector loop of `simd.LANES` values
-      ("builtin") or the scalar rule throughout ("reference").
-    - MAX_POOL_2D, AVERAGE_POOL_2D: `pooling.max_pool`, `pooling.average_pool` (the builtin
-      and reference kernels agree on these, vector loops included).
-    - MEAN: "builtin" with keep_dims over height and width of a 4-D input →
-      `pooling.mean_spatial` with its vector lanes (EvalMean in tflite/kernels/reduce.cc picks
-      optimized_integer_ops::Mean there); otherwise `pooling.mean` (reference_ops::
-      QuantizedMeanOrSum, for both kernels).
+      optimized_ops::Requantize (optimized/optimized_ops.h), 16 values of the flattened batch at a
+      time ties up, the tail ties away (`simd`); otherwise reference_ops::Requantize, ties away.
+    - ADD: `elementwise.add`, with the builtin vector loop ("builtin") or the scalar rule
+      throughout.
+    - MEAN: "builtin" keep_dims over height and width of 4-D input `pooling.mean_spatial` (EvalMean
+      in tflite/kernels/reduce.cc picks optimized_integer_ops::Mean there), otherwise
+      `pooling.mean`.
+    - RESHAPE, CONCATENATION copy the integers; the pooling kernels agree across kernel families.
 
-    Args:
-        step: the prepared op (`prepare.prepare`).
-        inputs: the arrays of its activation inputs, in the op's order, batch axis first.
-        kernels: "builtin", "reference" or "xnnpack" (the last for the first three ops only:
-            `prepare.check_kernels` refuses the others).
-
-    Returns:
-        array of the output tensor's dtype, (n,) + its stored shape without the batch.
-
-    Raises:
-        NotImplementedError: an op not listed here, or a padding other than SAME or VALID.
-    """
+    Returns an array of the output tensor's dtype, (n,) + its stored shape without the batch.
+    Raises NotImplementedError for another op, or a padding other than SAME or VALID."""
     name, p, x, out = step.op.name, step.params, inputs[0], step.output
     if name == "RESHAPE":
         return reshape(x, out)
@@ -98,9 +79,5 @@ def apply(step: Step, inputs: list, kernels: str) -> np.ndarray:
 
 
 def reshape(x: np.ndarray, out: flatbuffer.Tensor) -> np.ndarray:
-    """RESHAPE copies the integers as they are; the stored shape's batch becomes the run's.
-
-    Returns:
-        `x` reshaped to (len(x),) + out.shape[1:], its dtype unchanged.
-    """
+    """Returns `x` reshaped to (len(x),) + out.shape[1:]: RESHAPE copies the integers."""
     return x.reshape(len(x), *out.shape[1:])

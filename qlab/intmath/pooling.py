@@ -1,14 +1,11 @@
-"""Pooling and MEAN of an int8 .tflite in NumPy: the maximum and the rounded average over
-windows, and the requantized mean over axes (what GlobalAveragePooling2D converts to).
+"""Pooling and MEAN of an int8 .tflite in NumPy, whole batches, int64 inside. Each function names
+the LiteRT source it follows; none of their code is copied.
 
-Every function works on whole batches, int64 arithmetic inside. Each names the LiteRT source
-it follows; none of their code is copied. Pooling needs no rescaling: its input and output
-share a grid (GenericPrepare in tflite/kernels/pooling.cc checks it). MEAN rescales, with one
-of two rules: the reference one (used by the builtin kernels too, except in one case) subtracts
-the zero point from the sum and folds 1/count into the multiplier in integers; the builtin
-kernels' 4-D spatial mean with keep_dims folds it in float32, adds a rounded float bias and
-rounds its vector lanes and its scalar tail differently (`qlab.intmath.simd`).
-"""
+Pooling needs no rescaling: input and output share a grid (GenericPrepare in
+tflite/kernels/pooling.cc). MEAN rescales by one of two rules: the reference one folds 1/count
+into the multiplier in integers; the builtin 4-D spatial mean with keep_dims folds it in float32,
+adds a rounded float bias and rounds its vector lanes and scalar tail differently
+(`qlab.intmath.simd`)."""
 
 from __future__ import annotations
 
@@ -23,24 +20,11 @@ from qlab.intmath.simd import multiply_by_quantized_multiplier_simd, vector_part
 def max_pool(
     q, kernel: tuple[int, int], stride: tuple[int, int], padding: str, act_min: int, act_max: int
 ) -> np.ndarray:
-    """The largest integer of each window, clamped to the fused activation's range.
+    """Returns the largest integer of each window, clamped: q's dtype, (n, out_h, out_w, c).
 
-    Padded positions are left out, as in optimized_integer_ops::MaxPool (tflite/kernels/
-    internal/optimized/integer_ops/pooling.h) and reference_integer_ops::MaxPool (reference/
-    integer_ops/pooling.h); padding them with the dtype's minimum gives the same maximum.
-
-    Args:
-        q: (n, h, w, c) integers (int8).
-        kernel, stride: (height, width) pairs.
-        padding: "SAME" or "VALID".
-        act_min, act_max: the output's clamp (CalculateActivationRangeQuantized).
-
-    Returns:
-        array of q's dtype, (n, out_h, out_w, c).
-
-    Raises:
-        NotImplementedError: a padding other than SAME or VALID.
-    """
+    Padded positions are left out, as optimized_integer_ops::MaxPool
+    (optimized/integer_ops/pooling.h) and reference_integer_ops::MaxPool (reference/integer_ops/
+    pooling.h). Raises NotImplementedError for a padding other than SAME or VALID."""
     q = np.asarray(q)
     patches = windows(q, kernel, stride, padding=padding, pad_value=np.iinfo(q.dtype).min)
     return np.clip(patches.max(axis=3), act_min, act_max).astype(q.dtype)
@@ -49,27 +33,12 @@ def max_pool(
 def average_pool(
     q, kernel: tuple[int, int], stride: tuple[int, int], padding: str, act_min: int, act_max: int
 ) -> np.ndarray:
-    """The average of each window's integers, rounded half away from zero, then clamped.
+    """Returns each window's average, rounded half away, clamped: q's dtype, (n, out_h, out_w, c).
 
-    Follows optimized_integer_ops::AveragePool (tflite/kernels/internal/optimized/integer_ops/
-    pooling.h) and reference_integer_ops::AveragePool (reference/integer_ops/pooling.h), which
-    agree: the raw integers (zero point not subtracted: input and output share it) are summed
-    in int32 over the positions inside the image only, and the sum s over those `count`
-    positions becomes (s + count/2) / count for s > 0, (s − count/2) / count otherwise, with
-    C's integer division (truncation towards zero).
-
-    Args:
-        q: (n, h, w, c) integers (int8).
-        kernel, stride: (height, width) pairs.
-        padding: "SAME" or "VALID".
-        act_min, act_max: the output's clamp.
-
-    Returns:
-        array of q's dtype, (n, out_h, out_w, c).
-
-    Raises:
-        NotImplementedError: a padding other than SAME or VALID.
-    """
+    optimized_integer_ops::AveragePool (optimized/integer_ops/pooling.h) and
+    reference_integer_ops::AveragePool (reference/integer_ops/pooling.h) agree: the raw integers
+    summed in int32 over the positions inside the image, then (s ± count/2) / count with C's
+    truncating division. Raises NotImplementedError for a padding other than SAME or VALID."""
     q = np.asarray(q)
     total = windows(q.astype(np.int64), kernel, stride, padding=padding).sum(axis=3)
     count = windows(np.ones((1, *q.shape[1:3], 1), np.int64), kernel, stride, padding=padding).sum(
@@ -84,16 +53,11 @@ def average_pool(
 
 # -- mean -----------------------------------------------------------------------------------------
 def mean_rescale(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
-    """The multiplier and shift of the reference MEAN rule, 1/count folded in.
+    """Returns (multiplier, shift), Python ints, of the reference MEAN rule, 1/count folded in.
 
-    PrepareMeanOrSum (tflite/kernels/reduce.cc) quantizes S_in / S_out (in double) to a
-    multiplier and shift; reference_ops::QuantizedMeanOrSum (tflite/kernels/internal/reference/
-    reduce.h) then takes k = floor(log2(count)), at most 32 and at most 31 + shift, and uses
-    (multiplier · 2^k) // count with shift − k.
-
-    Returns:
-        (multiplier, shift) as Python ints; the shift is a power of two (negative: right).
-    """
+    PrepareMeanOrSum (tflite/kernels/reduce.cc) quantizes S_in / S_out (double);
+    reference_ops::QuantizedMeanOrSum (reference/reduce.h) takes k = floor(log2(count)), at most
+    32 and 31 + shift, and uses (multiplier · 2^k) // count with shift − k."""
     multiplier, shift = (
         int(v[0]) for v in quantize_multiplier(float(input_scale) / float(output_scale))
     )
@@ -112,22 +76,12 @@ def mean(
 ) -> np.ndarray:
     """The reference MEAN rule: (Σ q − zero_point · count) rescaled by `mean_rescale`'s multiplier.
 
-    Follows reference_ops::QuantizedMeanOrSum (tflite/kernels/internal/reference/reduce.h), which
-    both the reference and the builtin kernels call for int8 MEAN (EvalQuantizedMean in
-    tflite/kernels/reduce.cc), except the builtin 4-D spatial mean with keep_dims
-    (`mean_spatial`): the int32 sum minus input_zero_point · count, MultiplyByQuantizedMultiplier
-    (double rounding, ties away), plus the output zero point, clamped to the dtype (MEAN has no
-    fused activation).
+    reference_ops::QuantizedMeanOrSum (reference/reduce.h), which both kernels call for int8 MEAN
+    (EvalQuantizedMean, tflite/kernels/reduce.cc) but for the builtin 4-D spatial mean
+    (`mean_spatial`): MultiplyByQuantizedMultiplier (ties away), plus the output zero point, clamped
+    to the dtype.
 
-    Args:
-        q: integers (int8), batch axis first.
-        axes: the axes to average over (non-negative, without duplicates).
-        keep_dims: keep the averaged axes with length 1.
-        multiplier, shift: from `mean_rescale`.
-
-    Returns:
-        array of q's dtype, q's shape without `axes` (or with length 1 there, with keep_dims).
-    """
+    Returns an array of q's dtype without `axes` (length 1 there with keep_dims)."""
     q = np.asarray(q)
     count = int(np.prod([q.shape[a] for a in axes]))
     total = wrap32(
@@ -145,15 +99,11 @@ def mean_spatial_rescale(
     output_zero_point: int,
     count: int,
 ) -> tuple[int, int, int]:
-    """The multiplier, shift and bias of the builtin 4-D spatial MEAN, computed in float32.
+    """Returns (multiplier, shift, bias), Python ints, of the builtin 4-D spatial MEAN, in float32.
 
-    Follows optimized_integer_ops::Mean (tflite/kernels/internal/optimized/integer_ops/mean.h):
-    the bias is output_zero_point − trunc(zp_in · S_in / S_out ± 0.5) (float32, rounded half
-    away), the scale S_in / (count · S_out) in float32, quantized with QuantizeMultiplier.
-
-    Returns:
-        (multiplier, shift, bias) as Python ints.
-    """
+    optimized_integer_ops::Mean (optimized/integer_ops/mean.h): bias = output_zero_point −
+    trunc(zp_in · S_in / S_out ± 0.5), scale S_in / (count · S_out) quantized by
+    QuantizeMultiplier."""
     f32 = np.float32
     temp = f32(f32(input_zero_point) * f32(input_scale)) / f32(output_scale)
     temp = temp + f32(0.5) if temp > 0 else temp - f32(0.5)
@@ -165,23 +115,14 @@ def mean_spatial_rescale(
 def mean_spatial(q, multiplier: int, shift: int, bias: int, lanes: int = 0) -> np.ndarray:
     """The builtin kernels' int8 MEAN over height and width with keep_dims, on 4-D input.
 
-    Follows optimized_integer_ops::MeanImpl (tflite/kernels/internal/optimized/integer_ops/
-    mean.h), which EvalMean (tflite/kernels/reduce.cc) picks for int8, keep_dims, 4-D input and
-    axes {1, 2}: the raw int32 sum (zero point not subtracted), rescaled, plus the bias, clamped
-    to int8. The first channels, `lanes` at a time, go through its NEON loop
-    (MultiplyByQuantizedMultiplier4Rows: ties up), the remaining channels through
-    MultiplyByQuantizedMultiplier (ties away): `simd.multiply_by_quantized_multiplier_simd`.
-    With one thread, as `qlab.tflite.runtime` runs LiteRT (more threads split the channels, and each
-    share has its own tail).
+    optimized_integer_ops::MeanImpl (optimized/integer_ops/mean.h), which EvalMean
+    (tflite/kernels/reduce.cc) picks for int8, keep_dims, 4-D, axes {1, 2}: the raw int32 sum,
+    rescaled, plus the bias, clamped. The first channels, `lanes` at a time, round ties up
+    (MultiplyByQuantizedMultiplier4Rows), the rest ties away
+    (`simd.multiply_by_quantized_multiplier_simd`); one thread, as `qlab.tflite.runtime` runs
+    LiteRT.
 
-    Args:
-        q: (n, h, w, c) int8.
-        multiplier, shift, bias: from `mean_spatial_rescale`.
-        lanes: channels per vector iteration (16); 0 rounds every channel ties away.
-
-    Returns:
-        int8 array of shape (n, 1, 1, c).
-    """
+    Returns an int8 array (n, 1, 1, c)."""
     q = np.asarray(q)
     total = wrap32(q.astype(np.int64).sum(axis=(1, 2), keepdims=True))
     vector = vector_part(q.shape[-1], lanes)

@@ -23,20 +23,11 @@ BASELINE = ("float", "float32")
 @dataclass(frozen=True)
 class BenchConfig:
     """What to measure. Every (kernels, threads, batch) is one setting; each setting times every
-    model in `rounds` interleaved rounds of blocks lasting about `block_ms` each.
-
-    Attributes:
-        kernels: LiteRT kernel choices ("xnnpack", "builtin", "reference").
-        threads: thread counts, each from 1 to this machine's cores (default: 1 and 2, as far
-            as the machine has cores).
-        batches: batch sizes (images per invoke).
-        rounds: interleaved rounds per setting; the ratios' spread is over rounds.
-        block_ms: the length of one model's block of invokes in a round, in ms (at most 500
-            invokes).
-        warmup: invokes per model before the rounds, not counted (at least 1: their median
-            sizes the blocks).
-        loop: also time the article's loop over all test images (batch 1 settings), in ms.
-    """
+    model in `rounds` interleaved rounds of blocks lasting about `block_ms` ms each (at most 500
+    invokes). `kernels` are LiteRT kernel choices; `threads` run from 1 to this machine's cores;
+    `batches` are images per invoke; `warmup` invokes are not counted (at least 1 is run: its
+    median sizes the blocks); `loop` also times the article's loop over all test images (batch 1),
+    in ms."""
 
     kernels: tuple[str, ...] = tuple(KERNELS)
     threads: tuple[int, ...] = tuple(t for t in (1, 2) if t <= (os.cpu_count() or 1))
@@ -52,8 +43,7 @@ class BenchConfig:
         Raises:
             ValueError: no kernels, threads or batches, or one of them twice; unknown kernels, a
                 thread count outside 1 to the machine's cores, a batch below 1, rounds below 1,
-                a negative warmup or block_ms <= 0.
-        """
+                a negative warmup or block_ms <= 0."""
         for name in ("kernels", "threads", "batches"):
             values = getattr(self, name)
             if not values or len(set(values)) != len(values):
@@ -63,21 +53,25 @@ class BenchConfig:
         for k in self.kernels:
             if k not in KERNELS:
                 raise ValueError(f"unknown kernels {k!r}; valid: {', '.join(KERNELS)}")
-        cores = os.cpu_count() or 1
-        for t in self.threads:
-            if not isinstance(t, (int, np.integer)) or not 1 <= t <= cores:
-                raise ValueError(
-                    f"threads {t!r} not valid on this machine; valid: "
-                    f"{', '.join(map(str, range(1, cores + 1)))}"
-                )
-        for b in self.batches:
-            if not isinstance(b, (int, np.integer)) or b < 1:
-                raise ValueError(f"batch {b!r}: the models take a batch of 1 or more images")
+        _check_threads_and_batches(self.threads, self.batches)
         if self.rounds < 1 or self.warmup < 0 or self.block_ms <= 0:
             raise ValueError(
                 f"rounds must be >= 1 (got {self.rounds}), warmup >= 0 (got {self.warmup}), "
                 f"block_ms > 0 (got {self.block_ms}): nothing would be timed"
             )
+
+
+def _check_threads_and_batches(threads, batches) -> None:
+    cores = os.cpu_count() or 1
+    for t in threads:
+        if not isinstance(t, (int, np.integer)) or not 1 <= t <= cores:
+            raise ValueError(
+                f"threads {t!r} not valid on this machine; valid: "
+                f"{', '.join(map(str, range(1, cores + 1)))}"
+            )
+    for b in batches:
+        if not isinstance(b, (int, np.integer)) or b < 1:
+            raise ValueError(f"batch {b!r}: the models take a batch of 1 or more images")
 
 
 QUICK = BenchConfig(batches=(1, 4), rounds=3, block_ms=0.3, warmup=1, loop=False)  # CI smoke test
@@ -110,49 +104,37 @@ def time_rounds(
     """Every model under one setting in interleaved rounds: the raw invoke times.
 
     Each model's block size is set from its warmup median so that a block lasts about
-    `config.block_ms`; each round times one block per model, the order rotated every round.
-    Only `invoke()` is timed (`time.perf_counter_ns`).
-
-    Args:
-        models: {key: .tflite bytes}, e.g. {(training, mode): bytes}.
-        x: test inputs (float); the first `batch` are the input.
-        kernels, threads, batch: the setting.
+    `config.block_ms`; the order is rotated every round. Only `invoke()` is timed.
 
     Returns:
-        {key: list of `config.rounds` float arrays}, each the µs of every invoke of that model's
+        {key: list of `config.rounds` float arrays}, the µs of every invoke of that model's
         block in one round, in round order.
 
     Raises:
         ValueError: a model with a fixed batch size other than `batch`, or unknown kernels.
-        InvalidModelError: bytes LiteRT cannot load.
-    """
+        InvalidModelError: bytes LiteRT cannot load."""
     return _interleaved(
         {k: _runtime(t, kernels, threads, batch, x) for k, t in models.items()}, config
     )
 
 
 def time_settings(tflite: bytes, x: np.ndarray, settings, config: BenchConfig) -> dict:
-    """One model under several settings in interleaved rounds: the raw invoke times, so that
-    settings (threads, batch sizes, kernels) can be compared round by round (`round_ratios`).
-
-    Args:
-        tflite: the model.
-        x: test inputs (float); the first `batch` of each setting are its input.
-        settings: (kernels, threads, batch) triples, each valid for `config.check`'s rules.
+    """One model under several (kernels, threads, batch) settings in interleaved rounds, so
+    that settings can be compared round by round (`round_ratios`).
 
     Returns:
         {(kernels, threads, batch): list of `config.rounds` float arrays}, the µs of every invoke
         (a whole batch) of that setting's block in one round, in round order.
 
     Raises:
-        ValueError: no settings, a setting twice, a batch larger than `x`, or unknown kernels, a
-            thread count or batch `BenchConfig.check` refuses.
-        InvalidModelError: bytes LiteRT cannot load.
-    """
+        ValueError: no settings, a setting twice, a batch larger than `x`, or a setting
+            `BenchConfig.check` refuses.
+        InvalidModelError: bytes LiteRT cannot load."""
     settings = [tuple(s) for s in settings]
     if not settings or len(set(settings)) != len(settings):
         raise ValueError(
-            f"settings must name each (kernels, threads, batch) once and at least one, got {settings!r}"
+            "settings must name each (kernels, threads, batch) once and at least one, "
+            f"got {settings!r}"
         )
     for kernels, threads, batch in settings:
         BenchConfig(
@@ -185,20 +167,14 @@ def _interleaved(runtimes: dict, config: BenchConfig) -> dict:
 
 
 def round_ratios(times, base_times) -> np.ndarray:
-    """The ratio of one model's latency to a baseline's, round by round: each round's median
-    invoke time over the baseline's median in the same round. A slow patch of the machine hits
-    both sides of a round's ratio, so it cancels; quote the median of these with their min–max.
-
-    Args:
-        times, base_times: one array of invoke times per round (µs), as `time_rounds` gives them;
-            the same number of rounds.
+    """One model's latency over a baseline's, round by round. A slow patch of the machine hits
+    both sides of a round's ratio, so it cancels; quote the median with its min–max.
 
     Returns:
         float64 array (rounds,): median(times[r]) / median(base_times[r]).
 
     Raises:
-        ValueError: different numbers of rounds, or none.
-    """
+        ValueError: different numbers of rounds, or none."""
     if len(times) != len(base_times) or not len(times):
         raise ValueError(
             f"need the same number of rounds, at least one: got {len(times)} and {len(base_times)}"
@@ -209,13 +185,11 @@ def round_ratios(times, base_times) -> np.ndarray:
 
 
 def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
-    """What the min and max over rounds of a model's time ratio to its baseline (`round_ratios`)
-    let one say.
+    """What the min and max over rounds of a time ratio (`round_ratios`) let one say.
 
     Returns:
         a key of `VERDICTS`: "same" (every round within `tolerance` of 1), "faster" or "slower"
-        (below or above 1 in every round), "mixed" (the rounds disagree: this run cannot say).
-    """
+        (below or above 1 in every round), "mixed" (the rounds disagree: this run cannot say)."""
     if low >= 1 - tolerance and high <= 1 + tolerance:
         return "same"
     return "faster" if high < 1 else "slower" if low > 1 else "mixed"
@@ -224,24 +198,17 @@ def verdict(low: float, high: float, tolerance: float = 0.05) -> str:
 def measure_setting(
     models: dict, x: np.ndarray, kernels: str, threads: int, batch: int, config: BenchConfig
 ) -> pd.DataFrame:
-    """All models under one setting, interleaved (`time_rounds`); one row per model with ratios to float32.
-
-    Args:
-        models: {(training, mode): .tflite bytes}.
-        x: test inputs (float); the first `batch` are the input.
-        kernels, threads, batch: the setting.
+    """All models ({(training, mode): .tflite bytes}) under one setting, interleaved.
 
     Returns:
         DataFrame, one row per model: training, mode, kernels, threads, batch, median_us,
         p10_us, p90_us (per invoke, µs, over all timed invokes), count (invokes timed),
-        per_image_us (median_us / batch); when `BASELINE` is among `models`, also
-        ratio_vs_float32, ratio_p10, ratio_p90, ratio_min, ratio_max (median, 10th and 90th
-        percentile, min and max over rounds of `round_ratios` to the baseline).
+        per_image_us; when `BASELINE` is among `models`, also ratio_vs_float32, ratio_p10,
+        ratio_p90, ratio_min, ratio_max (over rounds of `round_ratios` to the baseline).
 
     Raises:
         ValueError: a model with a fixed batch size other than `batch`, or unknown kernels.
-        InvalidModelError: bytes LiteRT cannot load.
-    """
+        InvalidModelError: bytes LiteRT cannot load."""
     times = time_rounds(models, x, kernels, threads, batch, config)
     rows = []
     for k, rounds in times.items():
@@ -279,20 +246,13 @@ def run(
 ) -> pd.DataFrame:
     """Every setting of `config` for every model in `models` ({(training, mode): tflite}).
 
-    Args:
-        x: inputs to time on (the first `batch` of them per setting).
-        progress: False hides the progress bar over settings.
-
     Returns:
-        one row per (model, setting): training, mode, kernels, threads, batch, median_us,
-        p10_us, p90_us (per invoke, µs), count (invokes timed), per_image_us, and the ratio to
-        float/float32 (median, p10, p90, min, max over rounds) if that model is among them; plus loop_ms
-        (the article's loop over `x`, ms) for batch 1 when `config.loop`.
+        one row per (model, setting), the columns of `measure_setting`, plus loop_ms (the
+        article's loop over `x`, ms) for batch 1 when `config.loop`.
 
     Raises:
         ValueError: settings `config.check` refuses, a batch larger than `x`, or a model with
-            a fixed batch size other than a setting's.
-    """
+            a fixed batch size other than a setting's."""
     config.check()
     if max(config.batches) > len(x):
         raise ValueError(
@@ -318,21 +278,15 @@ SPREADS = {"p10-p90": ("ratio_p10", "ratio_p90"), "min-max": ("ratio_min", "rati
 
 
 def summary(bench: pd.DataFrame, batch: int = 1, spread: str = "p10-p90") -> pd.DataFrame:
-    """Compact view: each model's ratio to float32 (median [spread]) per kernels × threads.
-
-    Args:
-        bench: the table `run` returns, with the ratio columns (float/float32 was measured).
-        batch: the batch size to show.
-        spread: "p10-p90" (10th to 90th percentile over rounds) or "min-max" (over rounds).
+    """Compact view: each model's ratio to float32 per kernels × threads, at one batch size.
 
     Returns:
-        DataFrame of strings "ratio [low–high]": one row per model ("training/mode", in the
-        order of `bench`), one column per setting ("kernels/<threads>t").
+        DataFrame of strings "ratio [low–high]" (`spread` over rounds): one row per model
+        ("training/mode", in the order of `bench`), one column per setting ("kernels/<threads>t").
 
     Raises:
         AttributeError: a table without ratio columns.
-        ValueError: an unknown `spread`.
-    """
+        ValueError: an unknown `spread`."""
     if spread not in SPREADS:
         raise ValueError(f"unknown spread {spread!r}; valid: {', '.join(SPREADS)}")
     low, high = SPREADS[spread]

@@ -1,7 +1,7 @@
 """How long a conversion takes by TensorFlow's own Keras route and by qlab's, which saves a model
-once for all its conversions (`qlab.conversion.saved_model`). Each round converts every zoo model to every
-mode by both routes, in turn, so that machine drift spreads over both alike; the files of both
-routes are compared byte for byte as they are made."""
+once for all its conversions (`qlab.conversion.saved_model`). Each round converts every zoo model
+to every mode by both routes, in turn, so that machine drift spreads over both alike; the files
+of both routes are compared byte for byte as they are made."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 MODES = ("float32", "dynamic_range", "float16", "full_integer", "integer_only", "int16x8")
 """The post-training modes a float model is converted to (one model, six files)."""
 ROUTES = ("tensorflow", "qlab")
-"""tf.lite.TFLiteConverter.from_keras_model as it is; and qlab's, which saves each model state once."""
+"""tf.lite.TFLiteConverter.from_keras_model as it is; and qlab's, which saves each model state
+once."""
 
 
 def time_conversions(
@@ -31,16 +32,9 @@ def time_conversions(
 ) -> pd.DataFrame:
     """Seconds to convert each zoo model to every mode, by TensorFlow's route and by qlab's.
 
-    A round converts a model to all `modes` by one route, then by the other (which goes first
-    alternates by round); qlab's route starts each round with no saved folder (`saved_model.clear`),
-    so its figure includes the one save a model needs. Modes the converter refuses for a model are
-    left out of both routes and named in `note`.
-
-    Args:
-        names: zoo models (default: all of `qlab.training.models.ZOO`).
-        modes: the modes converted in each round.
-        rounds: interleaved rounds (≥ 1).
-        seed: the models' training and calibration seed.
+    Which route goes first alternates by round; qlab's route starts each round with no saved folder
+    (`saved_model.clear`), so its figure includes the one save a model needs. Modes the converter
+    refuses for a model are left out of both routes and named in `note`.
 
     Returns:
         DataFrame, one row per model: model, conversions (per round and route), tensorflow_s and
@@ -49,8 +43,7 @@ def time_conversions(
         every file of both routes was identical), note.
 
     Raises:
-        ValueError: an unknown model, or rounds < 1.
-    """
+        ValueError: an unknown model, or rounds < 1."""
     names = list(models.ZOO) if names is None else [models.get(n).name for n in names]
     if rounds < 1:
         raise ValueError(f"rounds must be 1 or more, got {rounds}")

@@ -11,10 +11,9 @@ multiply int8 values *and sum several products into an int32* in one instruction
   instruction as a float32 FMA, plus the requantization work; int8 is then no faster than
   float32, often slower.
 
-`FEATURES` is the table of the features that decide it, best int8 path first; `int8_path` reads a
-CPU's flags (`qlab.tflite.measure.machine`, read with archspec) against it, and `columns` and `line` put
-the CPU, these features, the path and the LiteRT kernels beside every latency qlab writes.
-"""
+`int8_path` reads a CPU's flags (`qlab.tflite.measure.machine`, via archspec) against `FEATURES`;
+`columns` and `line` put the CPU, these features, the path and the LiteRT kernels beside every
+latency qlab writes."""
 
 from __future__ import annotations
 
@@ -29,8 +28,8 @@ FEATURES = {
         "path": "AMX",
         "int8": "tile instructions (TDPBSSD) multiply whole int8 matrices into int32 tiles, "
         "1,024 multiply-adds each; only kernels written for AMX use them",
-        "meaning": "int8 matrix tiles: int8 can be many times float32's speed where the kernels use "
-        "AMX; elsewhere the CPU's AVX-512 VNNI applies",
+        "meaning": "int8 matrix tiles: int8 can be many times float32's speed where the kernels "
+        "use AMX; elsewhere the CPU's AVX-512 VNNI applies",
     },
     "avx512_vnni": {
         "isa": "x86",
@@ -90,8 +89,8 @@ FEATURES = {
         "path": "ARM dot product",
         "int8": "SDOT/UDOT: 4 int8 products summed into each of 4 int32 lanes, 16 multiply-adds "
         "per 128-bit instruction (float32 FMLA: 4)",
-        "meaning": "int8 does 4 products per lane where float32 does 1: int8 can be 2–4× faster (the "
-        "phones behind the articles' figures)",
+        "meaning": "int8 does 4 products per lane where float32 does 1: int8 can be 2–4× faster "
+        "(the phones behind the articles' figures)",
     },
     "asimd": {
         "isa": "arm",
@@ -99,8 +98,8 @@ FEATURES = {
         "path": "ARM NEON only",
         "int8": "128-bit SIMD: int8 multiplied by widening to int16 (SMLAL, 8 products per "
         "instruction) and added into int32 (float32 FMLA: 4)",
-        "meaning": "no int8 dot product: widening multiplies give int8 a modest edge over float32 at "
-        "best",
+        "meaning": "no int8 dot product: widening multiplies give int8 a modest edge over float32 "
+        "at best",
     },
 }
 """The instruction-set features that decide int8 speed, by the flag name Linux gives them, best
@@ -117,16 +116,10 @@ MACHINE_COLUMNS = ("cpu", "cpu_features", "int8_path")
 
 
 def features(flags) -> list[str]:
-    """The flags of `FEATURES` among `flags`, in the table's order (best int8 path first).
+    """The flags of `FEATURES` among `flags` (an iterable of strings, or one space-separated string
+    as the `cpu_features` column stores them; either case).
 
-    Args:
-        flags: feature flags as `qlab.tflite.measure.machine()["cpu_flags"]` gives them (an iterable of
-            strings), or one string of them separated by spaces, as the `cpu_features` column
-            stores them; either case.
-
-    Returns:
-        their names as flags, e.g. ["avx512_vnni", "avx_vnni", "avx512f", "avx2", "fma"].
-    """
+    Returns their names in the table's order, e.g. ["avx512_vnni", "avx512f", "avx2", "fma"]."""
     have = {flag.lower() for flag in (flags.split() if isinstance(flags, str) else flags)}
     return [flag for flag in FEATURES if flag in have]
 
@@ -134,22 +127,16 @@ def features(flags) -> list[str]:
 def int8_path(flags) -> str:
     """The int8 path of a CPU with `flags`: the path of the first feature of `FEATURES` it has.
 
-    Returns:
-        "AMX", "AVX-512 VNNI", "AVX-VNNI", "AVX-512 (no VNNI)", "AVX2 (no VNNI)", "ARM i8mm",
-        "ARM dot product", "ARM NEON only", or `UNKNOWN`.
-    """
+    Returns "AMX", "AVX-512 VNNI", "AVX-VNNI", "AVX-512 (no VNNI)", "AVX2 (no VNNI)", "ARM i8mm",
+    "ARM dot product", "ARM NEON only", or `UNKNOWN`."""
     return next((FEATURES[f]["path"] for f in features(flags) if FEATURES[f]["path"]), UNKNOWN)
 
 
 def meaning(path: str) -> str:
-    """What an int8 path means for int8 against float32.
-
-    Returns:
-        one line, e.g. "int8 does 4 products per lane where float32 does 1: ...".
+    """Returns what an int8 path means for int8 against float32, in one line.
 
     Raises:
-        ValueError: a path that is not one of `int8_path`'s answers.
-    """
+        ValueError: a path that is not one of `int8_path`'s answers."""
     if path == UNKNOWN:
         return UNKNOWN_MEANING
     found = next((row["meaning"] for row in FEATURES.values() if row["path"] == path), None)
@@ -160,16 +147,11 @@ def meaning(path: str) -> str:
 
 
 def describe(machine: dict | None = None) -> dict:
-    """This machine's CPU as the latency tables record it.
+    """This machine's CPU (or `machine`, a `qlab.tflite.measure.machine()` dict) as tables say it.
 
-    Args:
-        machine: `qlab.tflite.measure.machine()`'s dict (default: read it now).
-
-    Returns:
-        {"cpu": model name, with archspec's microarchitecture after it when known, "cpu_features":
-        the `FEATURES` flags it has, space-separated ("none" if it has none of them), "int8_path",
-        "meaning": the path in one line}.
-    """
+    Returns {"cpu": model name, with archspec's microarchitecture after it when known,
+    "cpu_features": the `FEATURES` flags it has, space-separated ("none" if none), "int8_path",
+    "meaning": the path in one line}."""
     m = measure.machine() if machine is None else machine
     found = features(m.get("cpu_flags", ()))
     path = int8_path(found)
@@ -187,14 +169,8 @@ def columns(
 ) -> dict:
     """The columns a latency row carries: the CPU, its int8 features and path, the LiteRT setting.
 
-    Args:
-        kernels, threads: the LiteRT setting the row was timed with; None leaves the column out
-            (a table that has its own).
-        machine: as `describe`.
-
-    Returns:
-        {"cpu", "cpu_features", "int8_path"} plus "kernels" and "threads" unless None.
-    """
+    Returns {"cpu", "cpu_features", "int8_path"} plus "kernels" and "threads" unless None (None
+    leaves the column out, for a table that has its own)."""
     d = describe(machine)
     row = {c: d[c] for c in MACHINE_COLUMNS}
     row.update({k: v for k, v in (("kernels", kernels), ("threads", threads)) if v is not None})
@@ -207,11 +183,7 @@ def with_columns(
     threads: int | None = 1,
     machine: dict | None = None,
 ) -> pd.DataFrame:
-    """A copy of `frame` with `columns` appended to every row (columns it already has are kept).
-
-    Returns:
-        the new DataFrame.
-    """
+    """Returns a copy of `frame` with `columns` appended to every row (existing ones are kept)."""
     out = frame.copy()
     for name, value in columns(kernels, threads, machine).items():
         if name not in out.columns:
@@ -220,23 +192,17 @@ def with_columns(
 
 
 def without_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` without the columns `columns` adds, for showing under a `line` that states them once.
-
-    Returns:
-        a new DataFrame.
-    """
+    """Returns `frame` without the columns `columns` adds, for under a `line` that states them."""
     return frame.drop(
         columns=[c for c in (*MACHINE_COLUMNS, "kernels", "threads") if c in frame.columns]
     )
 
 
 def carried(part: pd.DataFrame) -> dict:
-    """The machine columns of a group of rows, for a summary row: each column's one value, or its
-    distinct values joined by " | " when the rows were measured on several machines or settings.
+    """The machine columns of a group of rows, for a summary row.
 
-    Returns:
-        {column: value} for the columns of `MACHINE_COLUMNS`, "kernels" and "threads" that `part` has.
-    """
+    Returns {column: value} for the columns of `MACHINE_COLUMNS`, "kernels" and "threads" that
+    `part` has: each column's one value, or its distinct values joined by " | "."""
     found = {}
     for c in (c for c in (*MACHINE_COLUMNS, "kernels", "threads") if c in part.columns):
         values = list(dict.fromkeys(part[c].dropna()))
@@ -245,17 +211,12 @@ def carried(part: pd.DataFrame) -> dict:
 
 
 def line(frame: pd.DataFrame | None = None, machine: dict | None = None) -> str:
-    """One line that says what the latencies of a table were measured on, for above a table.
+    """One line, for above a table, that says what the latencies of `frame` (every distinct value)
+    were measured on; None: this machine.
 
-    Args:
-        frame: a table with the machine columns: the line describes its rows (every distinct
-            value, so a table gathered on several machines says so); None: this machine.
-        machine: as `describe`, when `frame` is None.
-
-    Returns:
-        e.g. "CPU: Intel(R) Xeon(R) Processor (archspec's nearest: icelake); int8 features: AVX-512 VNNI, AVX-VNNI,
-        AVX-512F, AVX2, FMA; int8 path: AVX-512 VNNI (int8 does 4 products per lane ...); LiteRT
-        kernels: xnnpack, 1 thread."
+    Returns e.g. "CPU: Intel(R) Xeon(R) Processor (archspec's nearest: icelake); int8 features:
+    AVX-512 VNNI, AVX-VNNI, AVX-512F, AVX2, FMA; int8 path: AVX-512 VNNI (int8 does 4 products
+    per lane ...); LiteRT kernels: xnnpack, 1 thread."
     """
     if frame is None or not set(MACHINE_COLUMNS) <= set(frame.columns):
         d = describe(machine)

@@ -98,12 +98,11 @@ def _constant_roles(model: flatbuffer.ModelFile) -> dict[int, str]:
 def breakdown(tflite: bytes) -> dict[str, int]:
     """Bytes of each part of the file, every byte counted once.
 
-    Parts: weights_<type> (e.g. weights_int8, weights_float16: the buffers of conv, depthwise,
-    fully connected and transpose conv weights, followed through DEQUANTIZE), biases,
-    other_constants, metadata (buffers named by the model's metadata), names (tensor names),
-    quantization (min, max, scale and zero_point vectors) and structure (everything else:
-    tables, vtables, offsets, padding). Buffer spans include their 4-byte length prefix; a part
-    that is absent has no key (structure is always there).
+    Parts: weights_<type> (e.g. weights_int8: the buffers of conv, depthwise, fully connected and
+    transpose conv weights, followed through DEQUANTIZE), biases, other_constants, metadata (buffers
+    named by the model's metadata), names (tensor names), quantization (min, max, scale and
+    zero_point vectors) and structure (everything else: tables, vtables, offsets, padding). Buffer
+    spans include their 4-byte length prefix; an absent part has no key (structure is always there).
 
     Returns:
         {part: bytes}, ints; the values sum to len(tflite) exactly (checked).
@@ -112,8 +111,7 @@ def breakdown(tflite: bytes) -> dict[str, int]:
         InvalidModelError: not a readable .tflite.
         TypeError: `tflite` is not bytes-like.
         AssertionError: two parts claim the same byte, or the parts do not add up to the size
-            (a bug here, not in the file).
-    """
+            (a bug here, not in the file)."""
     model = flatbuffer.read(tflite)
     buf = bytearray(tflite)
     root = schema.Model.GetRootAs(buf, 0)
@@ -145,52 +143,34 @@ def breakdown(tflite: bytes) -> dict[str, int]:
 
 
 def gzip_bytes(tflite: bytes, level: int = 9) -> int:
-    """The size of the file compressed with gzip (DEFLATE), how TensorFlow's pruning and clustering
-    guides report what sparsity and clustering gain: a `.tflite` stores every zero and every repeated
-    value in full, and a general-purpose compressor is what makes them smaller.
+    """The size of the file compressed with gzip (DEFLATE), how TensorFlow's pruning and
+    clustering guides report what sparsity and clustering gain: a `.tflite` stores every zero and
+    every repeated value in full. The guides zip the file (`zipfile.ZIP_DEFLATED`); gzip runs the
+    same DEFLATE with a smaller header, without a timestamp so the same bytes give the same size.
 
-    The guides zip the file (`zipfile.ZIP_DEFLATED`); gzip runs the same DEFLATE with a smaller
-    header. The timestamp is left out, so the same bytes give the same size.
-
-    Args:
-        level: gzip's compression level, 1 (fastest) to 9 (smallest; the default here).
-
-    Returns:
-        bytes of the compressed file, an int.
-    """
+    Returns the compressed size in bytes, an int."""
     return len(gzip.compress(bytes(tflite), compresslevel=level, mtime=0))
 
 
 def ideal_bytes(num_params: int, mode_weights: str) -> int:
-    """Parameter count × bytes per parameter of the mode's weight type: the floor to beat.
-
-    Returns:
-        bytes, an int.
-
-    Raises:
-        KeyError: a weight type other than float32, float16 or int8.
-    """
+    """Returns parameter count × bytes per parameter of the mode's weight type: the floor to beat.
+    Raises KeyError for a weight type other than float32, float16 or int8."""
     return num_params * BYTES_PER_PARAM[mode_weights]
 
 
 def table(models: dict[tuple[str, str], bytes], num_params: int) -> pd.DataFrame:
     """One row per (training, mode): the parts in bytes, the file size, ideal size and ratio.
 
-    Args:
-        models: {(training, mode name): .tflite bytes}.
-        num_params: the Keras model's parameter count, for the ideal size.
-
     Returns:
         DataFrame, one row per model: training, mode, one int column per part in bytes
         (weights_<type>, biases, then metadata, names, other_constants, quantization,
-        structure; 0 where a file lacks the part), size_bytes (the file), ideal_bytes and
-        size_vs_ideal (size_bytes / ideal_bytes).
+        structure; 0 where a file lacks the part), size_bytes (the file), ideal_bytes (for
+        `num_params`, the Keras model's parameter count) and size_vs_ideal.
 
     Raises:
         ValueError: an unknown mode name.
         KeyError: a mode whose weight type has no entry in `BYTES_PER_PARAM`.
-        InvalidModelError: bytes that are not a readable .tflite.
-    """
+        InvalidModelError: bytes that are not a readable .tflite."""
     rows = []
     for (training, mode), tflite in models.items():
         row = {"training": training, "mode": mode, **breakdown(tflite)}

@@ -21,7 +21,8 @@ from qlab.training.fit import TrainConfig
 
 log = logging.getLogger(__name__)
 MODES = ("full_integer", "int16x8", "dynamic_range")
-"""The modes whose files have per-layer views (the quantized ones the converter makes after training)."""
+"""The modes whose files have per-layer views (the quantized ones the converter makes after
+training)."""
 
 
 def time_views(
@@ -31,20 +32,13 @@ def time_views(
 
     Each round times every cell once, in turn; a cell's figure is the median over rounds.
 
-    Args:
-        names: zoo models (default: all of `qlab.training.models.ZOO`).
-        modes: the modes to time (default `MODES`).
-        rounds: interleaved rounds (≥ 1).
-        seed: the models' training and calibration seed.
-
     Returns:
         DataFrame, one row per (model, mode): model, mode, images, rows (of the table returned),
         median_s, min_s, max_s (seconds of one `layer_errors` call, both views), note (why a
         cell was not timed, else "").
 
     Raises:
-        ValueError: an unknown model, or rounds < 1.
-    """
+        ValueError: an unknown model, or rounds < 1."""
     names = list(models.ZOO) if names is None else [models.get(n).name for n in names]
     if rounds < 1:
         raise ValueError(f"rounds must be 1 or more, got {rounds}")

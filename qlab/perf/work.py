@@ -42,40 +42,31 @@ PEAK_CONFIG = bench.BenchConfig(
 
 
 def gmacs(macs: float, latency_us: float) -> float:
-    """A MAC rate from a count of multiply-accumulates and the time they took.
-
-    Returns:
-        GMAC/s (1e9 MACs per second): `macs` / `latency_us`, in MACs per µs, is 1e6 per second.
-    """
+    """Returns GMAC/s (1e9 MACs per second) from `macs` done in `latency_us`."""
     return macs / latency_us / 1e3
 
 
 def peak_kind(mode: str) -> str:
-    """Which peak a mode's model is held to, read from the mode table (`qlab.conversion.modes`).
+    """Which peak a mode's model is held to, read from `qlab.conversion.modes`.
 
-    Returns:
-        "int8" for a mode with int8 weights (dynamic range included: its weighted ops compute in
-        int8), else "float32" (float16 weights are computed in float32).
-    """
+    Returns "int8" for a mode with int8 weights (dynamic range included: its weighted ops compute in
+    int8), else "float32" (float16 weights are computed in float32)."""
     return "int8" if modes.get(mode).weights == "int8" else "float32"
 
 
 def macs(tflite: bytes) -> pd.DataFrame:
     """Multiply-accumulates per image of every CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and
-    UNIDIRECTIONAL_SEQUENCE_LSTM op.
-
-    Counted from the stored shapes: CONV_2D out_h·out_w·out_c·kh·kw·in_c, DEPTHWISE_CONV_2D
-    out_h·out_w·out_c·kh·kw, FULLY_CONNECTED units·depth per input row (rows per image: the
-    input's elements / depth), LSTM time steps × the elements of its eight gate weight matrices
-    (and its projection). TRANSPOSE_CONV is not counted.
+    UNIDIRECTIONAL_SEQUENCE_LSTM op, from the stored shapes: CONV_2D out_h·out_w·out_c·kh·kw·in_c,
+    DEPTHWISE_CONV_2D out_h·out_w·out_c·kh·kw, FULLY_CONNECTED units·depth per input row (rows per
+    image: the input's elements / depth), LSTM time steps × the elements of its eight gate weight
+    matrices (and its projection). TRANSPOSE_CONV is not counted.
 
     Returns:
         DataFrame, one row per op: op (index), op_name, output (tensor name), output_shape
         (tuple, as stored), macs (MACs per image, int).
 
     Raises:
-        InvalidModelError: bytes that are not a readable .tflite.
-    """
+        InvalidModelError: bytes that are not a readable .tflite."""
     model = flatbuffer.read(tflite)
     rows = []
     for op in model.ops:
@@ -116,14 +107,8 @@ def _weighted_macs(model, op) -> int:
 
 
 def probe_model(probe: str = "conv"):
-    """The probe layer `probe` of `PROBES` as a Keras model, seeded weights.
-
-    Returns:
-        a tf_keras model of one Conv2D ("conv") or one Dense ("fc") layer.
-
-    Raises:
-        KeyError: an unknown probe.
-    """
+    """Returns the probe layer `probe` of `PROBES` as a seeded tf_keras model of one Conv2D
+    ("conv") or Dense ("fc") layer. Raises KeyError for an unknown probe."""
     p = PROBES[probe]
     keras.utils.set_random_seed(0)
     with models.fresh_names():
@@ -139,25 +124,15 @@ def probe_model(probe: str = "conv"):
 
 
 def probe_input(probe: str = "conv") -> np.ndarray:
-    """Seeded standard-normal inputs for one invoke of the probe.
-
-    Returns:
-        float32 array (batch, *the probe's input shape).
-    """
+    """Returns seeded standard-normal float32 inputs (batch, *input shape) for one invoke."""
     model = probe_model(probe)
     rng = np.random.default_rng(0)
     return rng.normal(size=(PROBES[probe]["batch"], *model.input_shape[1:])).astype(np.float32)
 
 
 def probe_tflite(mode: str, probe: str = "conv") -> bytes:
-    """The probe converted in `mode` (cached), calibrated on 16 seeded normal samples.
-
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        ValueError: an unknown mode. KeyError: an unknown probe.
-    """
+    """Returns the probe's .tflite bytes in `mode` (cached), calibrated on 16 seeded normal
+    samples. Raises ValueError for an unknown mode, KeyError for an unknown probe."""
 
     def build() -> bytes:
         model = probe_model(probe)
@@ -173,27 +148,20 @@ def peaks(
     kernels=("xnnpack",), config: bench.BenchConfig = PEAK_CONFIG, probes=tuple(PROBES)
 ) -> pd.DataFrame:
     """The MAC rate LiteRT reaches on each probe in float32 and in int8, one thread: this CPU's
-    practical peak per data type. The two files of a probe are timed in interleaved rounds
-    (`qlab.perf.bench.time_rounds`), so the int8-over-float32 ratio of each round is taken on the
-    same state of the machine.
-
-    Args:
-        kernels: kernel choices among `PEAK_KERNELS`.
-        config: rounds, block length and warmup (its kernels, threads and batches are not used).
-        probes: names of `PROBES`.
+    practical peak per data type. The two files of a probe are timed in interleaved rounds, so the
+    int8-over-float32 ratio of each round is taken on the same state of the machine. Only the
+    rounds, block length and warmup of `config` are used.
 
     Returns:
         DataFrame, one row per (probe, kernels, dtype): probe, shape (what the probe computes),
-        kernels, threads (1), batch, dtype ("float32" or "int8"), macs (MACs per invoke), median_us
-        (per invoke, over all timed invokes), gmacs (median over rounds of MACs / the round's
-        median invoke time, GMAC/s), gmacs_min, gmacs_max (over rounds), rounds, vs_float32,
-        vs_float32_min, vs_float32_max (the dtype's GMAC/s over float32's in the same round:
-        median, min, max; 1 for float32).
+        kernels, threads (1), batch, dtype, macs (per invoke), median_us (per invoke), gmacs (median
+        over rounds of MACs / the round's median invoke time), gmacs_min, gmacs_max, rounds,
+        vs_float32, vs_float32_min, vs_float32_max (the dtype's GMAC/s over float32's in the same
+        round; 1 for float32).
 
     Raises:
         ValueError: kernels outside `PEAK_KERNELS`, or a config `BenchConfig.check` refuses.
-        KeyError: an unknown probe.
-    """
+        KeyError: an unknown probe."""
     unknown = [k for k in kernels if k not in PEAK_KERNELS]
     if unknown or not kernels:
         raise ValueError(
@@ -238,16 +206,16 @@ def peaks(
 def _shape(probe: str) -> str:
     p = PROBES[probe]
     if probe == "conv":
-        return f"conv {p['kernel']}×{p['kernel']}, {p['channels']}→{p['channels']} channels on {p['size']}×{p['size']}"
+        return (
+            f"conv {p['kernel']}×{p['kernel']}, {p['channels']}→{p['channels']} channels "
+            f"on {p['size']}×{p['size']}"
+        )
     return f"fully connected {p['depth']:,}→{p['units']:,}, {p['batch']} rows"
 
 
 def best_peaks(peak_table: pd.DataFrame, kernels: str = "xnnpack") -> dict:
-    """The highest median rate over the probes, per data type, for one kernel choice.
-
-    Returns:
-        {"float32": GMAC/s, "int8": GMAC/s}; a data type not measured for `kernels` is absent.
-    """
+    """Returns {"float32": GMAC/s, "int8": GMAC/s}, the highest median rate over the probes
+    for `kernels`; a data type not measured is absent."""
     sub = peak_table[peak_table.kernels == kernels]
     return {kind: float(part.gmacs.max()) for kind, part in sub.groupby("dtype")}
 
@@ -255,15 +223,9 @@ def best_peaks(peak_table: pd.DataFrame, kernels: str = "xnnpack") -> dict:
 def peak_verdict(peak_table: pd.DataFrame, kernels: str = "xnnpack") -> str:
     """int8's peak against float32's on this CPU, computed from the rounds.
 
-    Returns:
-        one sentence, e.g. "int8 peak / float32 peak = 4.3× [4.1–4.4] (conv), 3.4× [3.3–3.5] (fc) on
-        this CPU (AVX-512 VNNI), xnnpack, 1 thread: int8 reaches a higher MAC rate than float32 in
-        every round of every probe." ("a lower ... in every round", "about the same ...", or
-        "mixed: ..." otherwise.)
-
-    Raises:
-        ValueError: no int8 rows for `kernels`.
-    """
+    Returns one sentence, e.g. "int8 peak / float32 peak = 4.3× [4.1–4.4] (conv), 3.4× [3.3–3.5]
+    (fc) on this CPU (AVX-512 VNNI), xnnpack, 1 thread: int8 reaches a higher MAC rate than float32
+    in every round of every probe." Raises ValueError when no int8 rows exist for `kernels`."""
     sub = peak_table[(peak_table.kernels == kernels) & (peak_table.dtype == "int8")]
     if not len(sub):
         raise ValueError(f"no int8 peak measured for kernels {kernels!r}")
@@ -293,19 +255,12 @@ def peak_verdict(peak_table: pd.DataFrame, kernels: str = "xnnpack") -> str:
 
 
 def with_floor(bench_table: pd.DataFrame, tflites: dict, peak_table: pd.DataFrame) -> pd.DataFrame:
-    """The bench table with each row's work and the floor it implies beside its latency.
+    """The bench table (`qlab.perf.bench.run`) with each row's work and floor beside its latency.
 
-    Args:
-        bench_table: from `qlab.perf.bench.run`.
-        tflites: {(training, mode): .tflite bytes}, the models of `bench_table`.
-        peak_table: from `peaks`.
-
-    Returns:
-        a copy with macs (per image), peak_gmacs (the one-thread peak of the row's kernels and the
-        mode's `peak_kind`, GMAC/s; NaN where none was measured, e.g. reference kernels) and floor_us
-        (batch × macs / (peak × threads), µs per invoke: the time if every thread ran at the
-        one-thread peak).
-    """
+    Returns a copy with macs (per image), peak_gmacs (the one-thread peak of the row's kernels and
+    the mode's `peak_kind`; NaN where none was measured, e.g. reference kernels) and floor_us
+    (batch × macs / (peak × threads), µs per invoke: the time if every thread ran at the
+    one-thread peak)."""
     per_image = {key: int(macs(t).macs.sum()) for key, t in tflites.items()}
     best = {k: best_peaks(peak_table, k) for k in dict.fromkeys(peak_table.kernels)}
     out = bench_table.copy()
@@ -322,20 +277,14 @@ def with_floor(bench_table: pd.DataFrame, tflites: dict, peak_table: pd.DataFram
 def floor_table(
     tflites: dict, bench_table: pd.DataFrame | None = None, peak_table: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Per model: MACs per image, the floor MACs / peak (XNNPACK, 1 thread; the peak of the mode's
-    `peak_kind`, the best over the probes), and the measured median beside it when a bench table
-    (batch 1, xnnpack, 1 thread) is given.
-
-    Args:
-        tflites: {(training, mode): .tflite bytes}.
-        bench_table: a table from `qlab.perf.bench.run`, or None.
-        peak_table: from `peaks` with xnnpack rows; None measures them now (`peaks()`).
+    """Per model: MACs per image, the floor MACs / peak (XNNPACK, 1 thread, the best probe's
+    peak of the mode's `peak_kind`; `peak_table` None measures them now), and the measured median
+    beside it when a bench table (batch 1, xnnpack, 1 thread) is given.
 
     Returns:
-        DataFrame, one row per model: training, mode, macs (MACs per image), peak_kind
-        (float32 or int8), peak_gmacs (GMAC/s), floor_us (µs); with `bench_table`, measured_us
-        (median per invoke, µs) and measured_vs_floor (ratio) where it has that model.
-    """
+        DataFrame, one row per model: training, mode, macs, peak_kind, peak_gmacs (GMAC/s),
+        floor_us (µs); with `bench_table`, measured_us (median per invoke, µs) and
+        measured_vs_floor (ratio) where it has that model."""
     best = best_peaks(peaks() if peak_table is None else peak_table, "xnnpack")
     rows = []
     for (training, mode), tflite in tflites.items():

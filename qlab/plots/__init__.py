@@ -1,12 +1,8 @@
-"""One function per figure, each returning a matplotlib Figure; one shared helper (`figure`).
-
-Every figure function is importable from here (`from qlab import plots; plots.weight_histograms(...)`);
-they live in `results` (training and result tables: `qlab.infra.tables`, Keras histories, predictions),
-`histograms` (values counted on a quantization grid: `qlab.analysis.buckets`, `capture.Pair`),
-`errors` (the error a grid makes and choosing its range: `qlab.analysis.buckets` tables),
-`layers` (per-layer error, integer runs: `qlab.analysis.per_layer`, `qlab.analysis.variants`,
-`qlab.intmath.compare`) and `perf` (latency and size: `qlab.perf.bench`, `qlab.perf.sizes`).
-"""
+"""One function per figure, each returning a matplotlib Figure, all importable from here
+(`from qlab import plots; plots.weight_histograms(...)`). They live in `results` (training and
+result tables), `histograms` (values counted on a grid), `errors` (the error a grid makes and
+choosing its range), `layers` (per-layer error, integer runs), `perf` (latency and size), and
+one module per study (`schemes`, `compression`, `recurrent`, `calibration`, `precision`)."""
 
 from qlab.plots.calibration import calibration_method_figures, calibration_size_figures
 from qlab.plots.compression import clustering_figures, pruning_figures

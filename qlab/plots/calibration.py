@@ -33,21 +33,17 @@ def _is_full(settings: pd.Series) -> np.ndarray:
 
 
 def calibration_size_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The calibration-size study's figures, by file stem.
-
-    Args:
-        table: the study's per-seed rows (`qlab.studies.calibration_size.measure`: model, seed,
-            setting, size, split, accuracy as a fraction, layer, low, high).
+    """The calibration-size study's figures, by file stem, from its per-seed rows
+    (`qlab.studies.calibration_size.measure`).
 
     Returns:
-        {"calibration_size_accuracy": one panel per model, LiteRT test accuracy (%) against the number
-        of training images calibrated on (log x), median with a min–max band over the draws (seeds);
-        full calibration ("all") as a horizontal line with its ±`TOLERANCE_PP` band, and ten *test*
-        images as a marker beside size 10; "calibration_size_ranges": one panel per model, each
-        activation's range width (high − low) over full calibration's, median over draws, one line per
-        layer (layers that share one grid, e.g. a Flatten and the conv before it, drawn once), test
-        images as hollow markers beside size 10.}
-    """
+        {"calibration_size_accuracy": one panel per model, LiteRT test accuracy (%) against the
+        number of training images calibrated on (log x), median with a min–max band over the draws
+        (seeds); full calibration ("all") as a horizontal line with its ±`TOLERANCE_PP` band, and
+        ten *test* images as a marker beside size 10; "calibration_size_ranges": one panel per
+        model, each activation's range width (high − low) over full calibration's, median over
+        draws, one line per layer (layers that share one grid, e.g. a Flatten and the conv before
+        it, drawn once), test images as hollow markers beside size 10.}"""
     return {
         "calibration_size_accuracy": _size_accuracy(table),
         "calibration_size_ranges": _size_ranges(table),
@@ -152,8 +148,8 @@ def _size_ranges(table: pd.DataFrame) -> Figure:
 
 
 def _distinct_layers(part: pd.DataFrame) -> dict[str, str]:
-    """{layer: legend label} for the layers whose ranges differ from every layer before them in every
-    cell; a layer with the same ranges as an earlier one (one grid shared) joins that one's label."""
+    """{layer: legend label} for the layers whose ranges differ from every layer before them in
+    every cell; a layer with the same ranges as an earlier one (one grid shared) joins its label."""
     shown: dict[str, str] = {}
     seen: dict[tuple, str] = {}
     for layer, rows in part.groupby("layer", sort=False):
@@ -167,21 +163,16 @@ def _distinct_layers(part: pd.DataFrame) -> dict[str, str]:
 
 
 def calibration_method_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The calibration-method study's figures, by file stem.
-
-    Args:
-        table: the study's per-seed rows (`qlab.studies.calibration_method.measure`: model, seed,
-            setting, accuracy and float_accuracy as fractions, layer, constraint, rounding_mse,
-            clipping_mse).
+    """The calibration-method study's figures, by file stem, from its per-seed rows
+    (`qlab.studies.calibration_method.measure`).
 
     Returns:
-        {"calibration_method_accuracy": two panels per model, LiteRT test accuracy (%) per method and
-        its change against minmax's on the same seed (pp), each the median with a min–max bar over
-        seeds, the float32 file's median as a dotted line; "calibration_method_errors": one row of two panels per model,
-        the test split's rounding and clipping error (mean squared, real units², median over seeds,
-        log scale) per layer, one bar per method, for the layers whose range the method chooses
-        (layers whose grid AEQ ties to another or fixes are left out).}
-    """
+        {"calibration_method_accuracy": two panels per model, LiteRT test accuracy (%) per method
+        and its change against minmax's on the same seed (pp), each the median with a min–max bar
+        over seeds, the float32 file's median as a dotted line; "calibration_method_errors": two
+        panels per model, the test split's rounding and clipping error (mean squared, real units²,
+        median over seeds, log scale) per layer, one bar per method, for the layers whose range the
+        method chooses (layers whose grid AEQ ties to another or fixes are left out).}"""
     return {
         "calibration_method_accuracy": _method_accuracy(table),
         "calibration_method_errors": _method_errors(table),
@@ -273,8 +264,8 @@ def _method_errors(table: pd.DataFrame) -> Figure:
             )  # one scale for both panels: rounding and clipping compare
         axes[2 * row].legend(fontsize=7, ncol=2, loc="upper left")
     fig.suptitle(
-        "The test split's activations on each method's grid: rounding (left) against clipping (right), "
-        "median over seeds",
+        "The test split's activations on each method's grid: rounding (left) against clipping "
+        "(right), median over seeds",
         fontsize=9,
     )
     return fig

@@ -36,7 +36,7 @@ def _spread(part: pd.DataFrame, keys: list[str], value: str, scale: float) -> pd
 
 
 def _present(rows: pd.DataFrame, series: list) -> list:
-    """The (stage, file, label) of `series` that `rows` has rows for (a study may leave a stage out)."""
+    """The (stage, file, label) of `series` that `rows` has rows for (a study may skip a stage)."""
     have = set(zip(rows.stage, rows.file))
     return [(stage, kind, label) for stage, kind, label in series if (stage, kind) in have]
 
@@ -125,7 +125,7 @@ def _lines(
 
 
 def pruning_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The pruning study's figures, two per model.
+    """The pruning study's figures, two per model, from `qlab.studies.pruning`'s rows.
 
     - `pruning_layers_<model>`: one panel per target sparsity; per layer, the percentage of zero
       weights in the int8 file of the pruned model, after plain QAT and after PQAT; the dashed line
@@ -133,12 +133,7 @@ def pruning_figures(table: pd.DataFrame) -> dict[str, Figure]:
     - `pruning_size_<model>`: against the target sparsity, the gzip size (KB) of each file and the
       LiteRT accuracy (%) of each int8 file; dashed: the unpruned model's int8 file.
 
-    Args:
-        table: `qlab.studies.pruning`'s rows (`measure` over cells, or the sweep's table).
-
-    Returns:
-        {file stem: Figure}.
-    """
+    Returns {file stem: Figure}."""
     found = {}
     for name, part in table.groupby("model", sort=False):
         settings = sorted(part.setting.unique())
@@ -199,22 +194,17 @@ def pruning_figures(table: pd.DataFrame) -> dict[str, Figure]:
 
 
 def clustering_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The clustering study's figures, two per model.
+    """The clustering study's figures, two per model, from `qlab.studies.clustering`'s rows.
 
     - `clustering_layers_<model>`: one panel per cluster count, log scale; per layer, the distinct
       values of the clustered model's float32 file and int8 file, of the CQAT model's kernels
       (before int8 rounding) and int8 file, and of plain QAT's int8 file where the table has a `qat`
-      stage (notebook 10's control); a black tick marks the
-      most any one output channel holds; the dashed line is the cluster count.
+      stage (notebook 10's control); a black tick marks the most any one output channel holds; the
+      dashed line is the cluster count.
     - `clustering_size_<model>`: against the cluster count, the gzip size (KB) of each file and
       the LiteRT accuracy (%) of each int8 file; dashed: the unclustered model's int8 file.
 
-    Args:
-        table: `qlab.studies.clustering`'s rows.
-
-    Returns:
-        {file stem: Figure}.
-    """
+    Returns {file stem: Figure}."""
     found = {}
     for name, part in table.groupby("model", sort=False):
         settings = sorted(part.setting.unique())

@@ -20,33 +20,22 @@ from qlab.plots.figure import CLIP, FLOAT, figure, range_lines, zoom_buckets
 
 
 def bucket_errors(x, g: grid.Grid, channel: int | None = None, title: str = "") -> Figure:
-    """Error x − round_trip(x) against x (clipped values red, beyond the dashed range ends), a zoom
-    on a few buckets where the sawtooth shows, and the mean and max |error| of every bucket.
+    """Error x − round_trip(x) against x, a zoom on the sawtooth, and each bucket's |error|.
 
-    Three panels. Left: up to 20,000 of the values (drawn at random, seed 0), each a dot at
-    (x, x − round_trip(x)): blue where only rounded, red where clipped; the range ends are red
-    dashed vertical lines and ±scale/2, the most rounding can cost, gray dashed horizontal ones.
-    Middle: the same dots zoomed on the 8 buckets around the busiest nonzero level (edges dotted
-    gray), with the error of every x there as a gray line: the sawtooth. Right: per level q, the
-    mean (blue) and max (red) |error| of the values that land on it, log y, scale/2 dashed;
-    levels no value lands on are left out.
-
-    Args:
-        x: the values to put on the grid, any shape: a layer's outputs (the first value of
-            `qlab.analysis.buckets.layer_activations`) or its weights (`layer_weights`).
-        g: the `qlab.analysis.grid.Grid` they sit on.
-        channel: with a per-axis grid, the channel to show on its own grid (required then);
-            ignored for a per-tensor grid.
-        title: the left panel's title; by default "error against value".
+    Left: up to 20,000 of the values (seed 0) as dots, blue where only rounded, red where clipped;
+    range ends red dashed, ±scale/2 (the most rounding can cost) gray dashed. Middle: the 8 buckets
+    around the busiest nonzero level, with the error of every x there as a gray line. Right: per
+    level, the mean (blue) and max (red) |error| of the values landing on it, log y; empty levels
+    left out. `x` is a layer's outputs or weights (`qlab.analysis.buckets.layer_activations` or
+    `layer_weights`), any shape; `channel` is required with a per-axis grid.
 
     Returns:
-        The matplotlib Figure: 3 panels side by side.
+        The Figure: 3 panels side by side.
 
     Raises:
         ValueError: from `qlab.analysis.buckets.one_channel`: `x` is empty or not finite, does
             not have one slice per channel of a per-axis grid, or `channel` is missing or not
-            one of that grid's channels.
-    """
+            one of that grid's channels."""
     x, g = buckets.one_channel(x, g, channel)
     rounding, clipping = buckets.errors(x, g)
     keep = np.random.default_rng(0).permutation(x.size)[:20000]
@@ -79,23 +68,12 @@ def bucket_errors(x, g: grid.Grid, channel: int | None = None, title: str = "") 
 
 
 def rounding_vs_clipping(table: pd.DataFrame) -> Figure:
-    """Per layer, mean squared rounding and clipping error (log; labels: share clipped), and the
-    total rmse in steps against 1/√12, the value for rounding alone.
+    """Per layer, mean squared rounding (blue) and clipping (red) error, log y, labelled with
+    the share clipped; beside it the total rmse in steps against 1/√12, rounding alone (above it,
+    clipping or uneven rounding adds error). `table` is from
+    `qlab.analysis.buckets.activation_table` or `weight_table`.
 
-    Two panels, one group of bars per layer (x). Left: mean squared rounding error (blue) beside
-    mean squared clipping error (red; no bar where nothing is clipped), log y, each pair labelled
-    with the percentage of values clipped ("none" for none). Right: the total rmse over the
-    grid's scale (purple), in steps, against a dashed line at 1/√12 ≈ 0.289: above it, clipping
-    or uneven rounding adds error.
-
-    Args:
-        table: from `qlab.analysis.buckets.activation_table` (or `weight_table`, same columns),
-            one row per layer; reads layer, rounding_mse, clipping_mse, clipped_fraction (in
-            [0, 1]) and rmse/scale.
-
-    Returns:
-        The matplotlib Figure: 2 panels side by side.
-    """
+    Returns the Figure: 2 panels side by side."""
     fig, (ax, steps) = figure(2, width=4.6, height=3.2)
     x = np.arange(len(table))
     ax.bar(x - 0.2, table.rounding_mse, 0.4, label="rounding", color=FLOAT)
@@ -129,24 +107,11 @@ def rounding_vs_clipping(table: pd.DataFrame) -> Figure:
 
 
 def clip_sweep(sweeps, title: str = "") -> Figure:
-    """Mean squared rounding, clipping and total error as the range shrinks (tables from
-    `buckets.clip_sweep`; a dict of them gives one panel each), the lowest total marked.
+    """Mean squared rounding, clipping and total error as the range kept shrinks, log y, the lowest
+    total marked and its gain over the full range (the last row) in the title. `sweeps` is a table
+    from `qlab.analysis.buckets.clip_sweep` (titled `title`) or a dict {panel title: table}.
 
-    Each panel plots, against the fraction of the full min..max range the grid keeps (x), the
-    mean squared rounding error (blue), clipping error (red, absent where nothing is clipped)
-    and their total (thick black), log y. A white circle marks the lowest total; the title gives
-    the fraction where it falls and how many times lower it is than the total at full range.
-
-    Args:
-        sweeps: a table from `qlab.analysis.buckets.clip_sweep`, or a dict {panel title: such
-            a table}; reads fraction, rounding_mse, clipping_mse and total_mse. The last row is
-            taken as the full range (the default fractions end at 1).
-        title: the panel's title for a single table (default "clip-range sweep"); ignored for
-            a dict, whose keys title the panels.
-
-    Returns:
-        The matplotlib Figure: one panel per sweep, in one row.
-    """
+    Returns the Figure: one panel per sweep, in one row."""
     sweeps = sweeps if isinstance(sweeps, dict) else {title or "clip-range sweep": sweeps}
     fig, axes = figure(len(sweeps), width=4.4, height=3.2)
     for ax, (label, s) in zip(axes, sweeps.items()):
@@ -168,21 +133,11 @@ def clip_sweep(sweeps, title: str = "") -> Figure:
 
 
 def before_after(table: pd.DataFrame) -> Figure:
-    """Per ReLU layer, a grid fitted before the activation against one fitted after: levels the
-    output can use (outline) and does use (filled), and its rounding error (rmse) under each.
+    """Per ReLU layer, a grid fitted before the activation (gray) against one fitted after (green):
+    the levels the output can use (outline) and does use (filled), and its rmse (real units) under
+    each. `table` is from `qlab.analysis.buckets.before_after`.
 
-    Two panels, one pair of bars per ReLU layer (x): gray for the grid fitted before the ReLU,
-    green for the one fitted after it. Left: the levels the ReLU output can use (outlined bars,
-    those at or above the zero point) and the levels it does use (filled bars, inside them).
-    Right: the rmse of the ReLU output rounded to each grid, in real units.
-
-    Args:
-        table: from `qlab.analysis.buckets.before_after`, one row per ReLU layer; reads layer
-            and usable_, used_ and rmse_ with the suffixes before and after.
-
-    Returns:
-        The matplotlib Figure: 2 panels side by side.
-    """
+    Returns the Figure: 2 panels side by side."""
     fig, (ax, err) = figure(2, width=4.6, height=3.2)
     x = np.arange(len(table))
     for shift, when, color in ((-0.2, "before", "tab:gray"), (0.2, "after", "tab:green")):
@@ -205,28 +160,17 @@ def before_after(table: pd.DataFrame) -> Figure:
 
 
 def before_after_ranges(pre, bits: int = 8, title: str = "") -> Figure:
-    """A layer's pre-activation values with the range of a grid fitted to them (gray) and of one
-    fitted after the ReLU (green): the gray grid spends its levels below 0 on values ReLU zeroes.
-
-    One panel: a histogram of the values before the ReLU (blue, 200 bins, log y). Above it, two
-    horizontal bands span the real range of each grid (`qlab.analysis.grid.activations`), each
-    labelled with its scale and zero point; the part of the gray range below 0 is shaded red.
-    The default title counts the levels of the gray grid that lie below 0.
-
-    Args:
-        pre: a layer's outputs before its ReLU, any shape (flattened), e.g. from
-            `qlab.analysis.capture.preactivation`.
-        bits: the bits of both grids: 8 fits them asymmetric, as the converter does
-            activations; more than 8, symmetric (zero point 0).
-        title: the panel's title; by default it counts the levels below 0.
+    """A layer's pre-activation values (histogram, log y) with the range of a grid fitted to them
+    (gray) and of one fitted after the ReLU (green), each labelled with its scale and zero point;
+    the gray range below 0, levels spent on values ReLU zeroes, is shaded red. With `bits` 8 the
+    grids are asymmetric, as the converter fits activations; above 8, symmetric.
 
     Returns:
-        The matplotlib Figure: 1 panel.
+        The Figure: 1 panel.
 
     Raises:
         ValueError: from `qlab.analysis.grid.fit`: `pre` is empty or not finite, or `bits` is
-            not an integer from 2 to 16.
-    """
+            not an integer from 2 to 16."""
     pre = np.asarray(pre, np.float64).ravel()
     before, after = grid.activations(pre, bits), grid.activations(np.maximum(pre, 0), bits)
     fig, (ax,) = figure(1, width=7, height=3.2)

@@ -19,15 +19,7 @@ def figure(
     """A constrained-layout figure of `panels` axes, `ncols` to a row (default: all in one row),
     each panel `width` × `height` inches; axes beyond `panels` in the last row are hidden.
 
-    Args:
-        panels: how many axes the figure holds.
-        ncols: axes per row; None puts them all in one row.
-        width: the width of one panel, inches.
-        height: the height of one panel (one row), inches.
-
-    Returns:
-        (the Figure, a 1-D array of its `panels` Axes in reading order).
-    """
+    Returns (the Figure, a 1-D array of its `panels` Axes in reading order)."""
     ncols = ncols or panels
     nrows = -(-panels // ncols)
     fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
@@ -39,8 +31,7 @@ def figure(
 
 # -- drawing on a quantization grid (histograms and errors share these) ------------------------
 def range_lines(ax, g) -> None:
-    """Draw dashed red vertical lines on `ax` at the range ends, low and high, of grid `g` (a
-    `qlab.analysis.grid.Grid`; its first channel's if per-axis)."""
+    """Draw dashed red lines at the range ends of grid `g` (its first channel's if per-axis)."""
     for end in (g.low[0], g.high[0]):
         ax.axvline(
             end, color=CLIP, ls="--", lw=0.9, zorder=0.5
@@ -49,11 +40,7 @@ def range_lines(ax, g) -> None:
 
 def zoom_buckets(ax, g, x: np.ndarray, n: int = 8) -> np.ndarray:
     """Limit `ax` to `n` buckets of grid `g` around the busiest nonzero level of `x`; draw their
-    edges (dotted gray).
-
-    Returns:
-        the n + 1 bucket edges shown, float64, in real units.
-    """
+    edges (dotted gray). Returns the n + 1 bucket edges shown, float64, in real units."""
     q = g.quantize(x).ravel()
     busy = q[q != g.zero_point[0]] if np.any(q != g.zero_point[0]) else q
     centre = int(

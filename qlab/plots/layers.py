@@ -27,23 +27,12 @@ VIEW_COLORS = {
 
 
 def layer_errors(table: pd.DataFrame, title: str = "") -> Figure:
-    """rmse/scale per layer, one bar per view; the dashed line is rounding alone (1/√12).
+    """rmse/scale (error in output levels) per layer, one bar per view in its `VIEW_COLORS`; the
+    dashed line is rounding alone (1/√12). `table` is from `qlab.analysis.per_layer.layer_errors`,
+    `debugger` or `qat_vs_deployed`, or several concatenated. Rows without rmse/scale (outputs kept
+    in float) are left out; the y axis turns logarithmic past a 50× spread.
 
-    One panel, one group of bars per layer (x, in the table's order), one bar per view the table
-    holds (local, accumulated, debugger, qat, in their `VIEW_COLORS`): the rmse over the output's
-    scale, i.e. in output levels. The y axis turns logarithmic when the largest value is more
-    than 50 times the smallest nonzero one. Rows without rmse/scale (outputs kept in float) and
-    views without a colour are left out.
-
-    Args:
-        table: from `qlab.analysis.per_layer.layer_errors` (views local and accumulated), or
-            `debugger` or `qat_vs_deployed`, or several of them concatenated; reads view, layer
-            and rmse/scale.
-        title: the panel's title; by default it says what the two views show.
-
-    Returns:
-        The matplotlib Figure: 1 panel.
-    """
+    Returns the Figure: 1 panel."""
     table = table[table["rmse/scale"].notna()]
     views = [v for v in VIEW_COLORS if v in set(table["view"])]
     layers = list(dict.fromkeys(table["layer"]))
@@ -72,20 +61,10 @@ def layer_errors(table: pd.DataFrame, title: str = "") -> Figure:
 
 
 def error_growth(tables: dict[str, pd.DataFrame], view: str = "accumulated") -> Figure:
-    """One line per model: how a view's rmse grows from layer to layer (absolute, log scale).
+    """One line per table ({label: `per_layer.layer_errors` table}): how a `view`'s rmse against the
+    float model grows from layer to layer, real units, log y; a layer with no error has no point.
 
-    One panel: for each table a line with a point per layer (x, in the table's order) at
-    √mean_squared_error of its `view` rows, in real units against the float model, log y. A
-    layer with no error at all (rmse under 1e-12) has no point.
-
-    Args:
-        tables: {line label: a table from `qlab.analysis.per_layer.layer_errors`}, e.g. one
-            per mode; reads view, layer and mean_squared_error.
-        view: which rows to draw: "accumulated" (the error carried to each layer) or "local".
-
-    Returns:
-        The matplotlib Figure: 1 panel.
-    """
+    Returns the Figure: 1 panel."""
     fig, (ax,) = figure(1, width=7, height=3.2)
     for label, table in tables.items():
         rows = table[table["view"] == view]
@@ -101,19 +80,10 @@ def error_growth(tables: dict[str, pd.DataFrame], view: str = "accumulated") -> 
 
 
 def keep_float_tradeoff(sweep: pd.DataFrame) -> Figure:
-    """Output error against size for each choice of layers kept in float; accuracy beside each.
+    """Output rmse against size (KB) for each choice of layers kept in float, labelled with the
+    layers and the accuracy; `sweep` is from `qlab.analysis.variants.keep_float_sweep`.
 
-    One panel, one red point per choice: the model's size in KB (1024 bytes, x) against the rmse
-    of its output probabilities against the float32 model's (y, linear), labelled with the layers
-    kept in float and the accuracy in %.
-
-    Args:
-        sweep: from `qlab.analysis.variants.keep_float_sweep`, one row per choice; reads
-            keep_float, size_bytes, output_rmse and accuracy (in [0, 1]).
-
-    Returns:
-        The matplotlib Figure: 1 panel.
-    """
+    Returns the Figure: 1 panel."""
     fig, (ax,) = figure(1, width=7, height=3.4)
     ax.scatter(sweep["size_bytes"] / 1024, sweep["output_rmse"], color="tab:red")
     for _, row in sweep.iterrows():
@@ -133,20 +103,11 @@ def keep_float_tradeoff(sweep: pd.DataFrame) -> Figure:
 
 
 def channel_ranges(ranges: pd.DataFrame) -> Figure:
-    """Each output channel's largest |weight|, sorted, per layer; the line is the tensor's
-    largest, which sets the one scale a per-tensor grid gives every channel.
+    """Each output channel's largest |weight|, sorted, per layer; the line is the tensor's largest,
+    which sets the one scale a per-tensor grid gives every channel. The title gives the fewest int8
+    levels a channel spans on that grid. `ranges` is from `qlab.analysis.variants.channel_ranges`.
 
-    One panel per layer (in the table's order): one cyan bar per output channel, smallest first
-    (no channel ticks), and a black line at the layer's largest. The title gives the fewest int8
-    levels a channel spans on the per-tensor grid against the 255 of its own.
-
-    Args:
-        ranges: from `qlab.analysis.variants.channel_ranges`, one row per layer and channel;
-            reads layer, max_abs and levels_per_tensor.
-
-    Returns:
-        The matplotlib Figure: one panel per layer, in one row.
-    """
+    Returns the Figure: one panel per layer, in one row."""
     layers = list(dict.fromkeys(ranges["layer"]))
     fig, axes = figure(len(layers), width=2.2, height=2.8)
     for ax, layer in zip(axes, layers):
@@ -162,19 +123,10 @@ def channel_ranges(ranges: pd.DataFrame) -> Figure:
 
 def qat_vs_deployed(table: pd.DataFrame) -> Figure:
     """Share of each layer's values where the QAT Keras model and the deployed model land on
-    different levels; the label is the largest gap, in levels.
+    different levels, labelled with the largest gap in levels; `table` holds the qat rows of
+    `qlab.analysis.per_layer.qat_vs_deployed`.
 
-    One panel, one purple bar per layer (x): the % of its output values more than half a level
-    apart, labelled "max" and the largest gap.
-
-    Args:
-        table: from `qlab.analysis.per_layer.qat_vs_deployed` (view qat; from a concatenated
-            table, select those rows first, e.g. `.query("view == 'qat'")`); reads layer,
-            lsb_off (a fraction) and max_lsb.
-
-    Returns:
-        The matplotlib Figure: 1 panel.
-    """
+    Returns the Figure: 1 panel."""
     fig, (ax,) = figure(1, width=7, height=3.0)
     bars = ax.bar(table["layer"], 100 * table["lsb_off"], color=VIEW_COLORS["qat"])
     ax.bar_label(bars, labels=[f"max {m:.0f}" for m in table["max_lsb"]], fontsize=8)
@@ -185,22 +137,10 @@ def qat_vs_deployed(table: pd.DataFrame) -> Figure:
 
 
 def lsb_differences(tables: dict[str, pd.DataFrame], title: str = "") -> Figure:
-    """Per layer, the share of int8 values two runs disagree on (log scale), labelled with the
-    largest difference in LSB; one bar colour per comparison (tables from qlab.intmath.compare).
+    """Per layer, the share of int8 values two runs disagree on (log y), labelled ±max LSB; one bar
+    per comparison ({name: `qlab.intmath.compare.compare` table}, all of the same model).
 
-    One panel, one group of bars per layer (x, from the first table), one bar per table: the %
-    of the layer's output values that differ between its two runs, log y; a layer where they all
-    agree has no bar and no label, the others are labelled ±max LSB.
-
-    Args:
-        tables: {comparison name: a table from `qlab.intmath.compare.compare`}, all of the same
-            model so that their rows are the same layers in the same order; reads layer, values,
-            different and max_lsb.
-        title: the panel's title; by default it says what the bars and labels show.
-
-    Returns:
-        The matplotlib Figure: 1 panel.
-    """
+    Returns the Figure: 1 panel."""
     fig, (ax,) = figure(1, width=8, height=3.4)
     names = list(tables)
     layers = list(next(iter(tables.values())).layer)

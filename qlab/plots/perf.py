@@ -13,23 +13,12 @@ from qlab.plots.figure import figure
 
 
 def bench_ratios(bench: pd.DataFrame, training: str = "float") -> Figure:
-    """Each mode's latency over float32's on the same kernels and threads, one panel per batch
-    size; whiskers span p10–p90 of the per-round ratios. Log scale: 1 means as fast as float32.
+    """Each mode's latency over float/float32's on the same kernels and threads, one panel per batch
+    size: the median over rounds, whiskers p10–p90, log y (below the line at 1: faster than
+    float32). `bench` is from `qlab.perf.bench.run` with float/float32 measured and a row for every
+    mode under every setting; `training` picks the models drawn.
 
-    Each panel (batch sizes in increasing order) groups the bars by setting, kernels over thread
-    count (x), one bar and colour per mode of the `training` models, float32 left out as the
-    baseline. A bar's height is the median over rounds of the ratio to float/float32's latency in
-    the same round; below the black line at 1 the mode is faster than float32.
-
-    Args:
-        bench: from `qlab.perf.bench.run` with float/float32 among the models, so that it has the
-            ratio columns; reads training, mode, kernels, threads, batch, ratio_vs_float32,
-            ratio_p10 and ratio_p90, and needs a row for every mode under every setting.
-        training: which models to draw, "float" or "qat"; the ratios are always to float/float32.
-
-    Returns:
-        The matplotlib Figure: one panel per batch size, in one row.
-    """
+    Returns the Figure: one panel per batch size, in one row."""
     batches = sorted(bench.batch.unique())
     fig, axes = figure(len(batches), width=6, height=3.8)
     sub = bench[bench.training == training]
@@ -65,22 +54,10 @@ def bench_ratios(bench: pd.DataFrame, training: str = "float") -> Figure:
 
 
 def size_breakdown(sizes: pd.DataFrame) -> Figure:
-    """Stacked bytes of each part of every file, with the ideal size (parameters × bytes each).
+    """Stacked KB of each part of every file (`qlab.perf.sizes.table`), with a dash at the ideal
+    size (parameters × bytes of the mode's weight type).
 
-    One panel, one stacked bar per model (labelled "training/mode", or the mode alone for float
-    training): the KB (1024 bytes) of each part of the .tflite, one colour per part in the
-    table's column order, and a black dash at the ideal size, the parameter count times the
-    bytes of the mode's weight type.
-
-    Args:
-        sizes: from `qlab.perf.sizes.table`, one row per model; reads training, mode and
-            ideal_bytes, and stacks every other column but size_bytes and size_vs_ideal as a part
-            in bytes (weights_<type>, biases, other_constants, quantization, names, metadata,
-            structure).
-
-    Returns:
-        The matplotlib Figure: 1 panel.
-    """
+    Returns the Figure: 1 panel."""
     parts = [
         c
         for c in sizes.columns
@@ -109,20 +86,11 @@ def size_breakdown(sizes: pd.DataFrame) -> Figure:
 
 
 def peak_rates(peaks: pd.DataFrame) -> Figure:
-    """The MAC rate LiteRT reaches on each probe layer, float32 beside int8, one thread.
+    """The MAC rate LiteRT reaches on each probe layer (`qlab.perf.work.peaks`), float32 beside
+    int8, one thread: median GMAC/s over rounds with min–max whiskers, int8's ratio to float32
+    above its bar, and the CPU's int8 path in the title when the table has it.
 
-    One panel: a group of bars per (probe, kernels), one bar per data type (float32, int8), its
-    height the median GMAC/s over the interleaved rounds and its whiskers their min–max; above
-    each int8 bar, int8's rate over float32's (the median of the per-round ratios). The title
-    names the CPU's int8 path when the table has it (`qlab.perf.cpu.columns`).
-
-    Args:
-        peaks: from `qlab.perf.work.peaks`; reads probe, kernels, dtype, gmacs, gmacs_min, gmacs_max
-            and vs_float32, and int8_path if present.
-
-    Returns:
-        The matplotlib Figure: 1 panel.
-    """
+    Returns the Figure: 1 panel."""
     fig, (ax,) = figure(1, width=7.5, height=3.6)
     groups = list(dict.fromkeys(zip(peaks.probe, peaks.kernels)))
     for j, dtype in enumerate(("float32", "int8")):

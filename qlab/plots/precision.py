@@ -20,28 +20,25 @@ ROUTE_COLORS = {"converter": FLOAT, "aeq": DEPLOYED}
 """The TFLite converter's modes in blue, ai-edge-quantizer's recipes in orange."""
 UNIFORM_MARKERS = {"all_int8": "s", "all_int16": "^", "float32": "*"}
 COLORS = {"uniform": FLOAT, "converter": "tab:green"}
-"""The mixed-precision figure's markers: uniform configurations (by config), the converter's modes (diamonds)."""
+"""The mixed-precision figure's markers: uniform configurations (by config), the converter's
+modes (diamonds)."""
 KB = 1024
 
 
 def aeq_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The aeq study's figures, by file stem.
-
-    Args:
-        table: the study's per-seed rows (`qlab.studies.aeq_recipes.measure`: one per model, seed,
-            setting and layer, file columns repeated on the layer rows).
+    """The aeq study's figures, by file stem, from its per-seed rows
+    (`qlab.studies.aeq_recipes.measure`).
 
     Returns:
         {"aeq_files": three panels per model, one row per setting (converter modes blue, AEQ
-        recipes orange): LiteRT test accuracy (%, median with min–max over seeds; dotted: float32),
-        file size (KB, and × float32), and latency against float32 (median ratio of interleaved
-        rounds, min–max over seeds, log axis); "not computed" where a setting has no file;
-        "aeq_layers": two panels per model: AEQ's validate() mse against qlab's accumulated mse for
-        every tensor of every AEQ file and seed (log-log, with the diagonal and the largest relative
-        gap in the title), and per layer, median over seeds, each AEQ recipe's local mse over its
-        accumulated mse: the share of the error validate() reports at a tensor that its own op adds
-        (1, dashed: all of it; 0: none, e.g. a reshape, or a float op on float inputs).}
-    """
+        recipes orange): LiteRT test accuracy (%, median with min–max over seeds; dotted:
+        float32), file size (KB, and × float32), and latency against float32 (median ratio of
+        interleaved rounds, min–max over seeds, log axis); "aeq_layers": two panels per model:
+        AEQ's validate() mse against qlab's accumulated mse for every tensor (log-log, with the
+        diagonal and the largest relative gap in the title), and per layer each AEQ recipe's local
+        mse over its accumulated mse: the share of the error validate() reports at a tensor that
+        its own op adds (1, dashed: all of it; 0: none, e.g. a reshape, or a float op on float
+        inputs).}"""
     return {"aeq_files": _files(aeq_study.summary(table)), "aeq_layers": _layers(table)}
 
 
@@ -54,25 +51,7 @@ def _files(summary: pd.DataFrame) -> Figure:
         y, colors = np.arange(len(rows)), [ROUTE_COLORS.get(r, "gray") for r in rows.route]
         done = rows.accuracy_pct.notna().to_numpy()
         acc, size, latency = axes[3 * row : 3 * row + 3]
-        for i in y[done]:
-            r = rows.loc[i]
-            acc.errorbar(
-                r.accuracy_pct,
-                i,
-                fmt="o",
-                color=colors[i],
-                capsize=3,
-                xerr=[[r.accuracy_pct - r.accuracy_min_pct], [r.accuracy_max_pct - r.accuracy_pct]],
-            )
-            if np.isfinite(r.latency_x):
-                latency.errorbar(
-                    r.latency_x,
-                    i,
-                    fmt="o",
-                    color=colors[i],
-                    capsize=3,
-                    xerr=[[r.latency_x - r.latency_x_min], [r.latency_x_max - r.latency_x]],
-                )
+        _accuracy_and_latency(acc, latency, rows, y[done], colors)
         float32 = rows[rows.setting == "float32"]
         if len(float32) and np.isfinite(float32.accuracy_pct.iloc[0]):
             acc.axvline(float32.accuracy_pct.iloc[0], color="gray", ls=":", lw=1)
@@ -110,6 +89,28 @@ def _files(summary: pd.DataFrame) -> Figure:
         size.set(xlabel="file size (KB)", title="size (blue: converter, orange: AEQ)")
         latency.set(xlabel="latency / float32 (interleaved)", title="latency ratio, this machine")
     return fig
+
+
+def _accuracy_and_latency(acc, latency, rows: pd.DataFrame, done, colors) -> None:
+    for i in done:
+        r = rows.loc[i]
+        acc.errorbar(
+            r.accuracy_pct,
+            i,
+            fmt="o",
+            color=colors[i],
+            capsize=3,
+            xerr=[[r.accuracy_pct - r.accuracy_min_pct], [r.accuracy_max_pct - r.accuracy_pct]],
+        )
+        if np.isfinite(r.latency_x):
+            latency.errorbar(
+                r.latency_x,
+                i,
+                fmt="o",
+                color=colors[i],
+                capsize=3,
+                xerr=[[r.latency_x - r.latency_x_min], [r.latency_x_max - r.latency_x]],
+            )
 
 
 def _layers(table: pd.DataFrame) -> Figure:
@@ -180,19 +181,14 @@ def _layers(table: pd.DataFrame) -> Figure:
 
 
 def sensitivity_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The sensitivity study's figure.
-
-    Args:
-        table: the study's per-seed rows (`qlab.studies.sensitivity.measure`: model, seed, setting,
-            layer, rank, effect_mse).
+    """The sensitivity study's figure, from its per-seed rows (`qlab.studies.sensitivity.measure`).
 
     Returns:
         {"sensitivity": two panels per model, "quantize_one" (the output mse each layer adds when
         it alone is int8) and "float_one" (the mse it removes when it alone stays float; red,
         negative: keeping it float made the output worse), one bar per layer, median over seeds
         with a min–max bar, most sensitive on top (by median rank), each labelled with its rank,
-        median [min–max] over seeds.}
-    """
+        median [min–max] over seeds.}"""
     names = list(dict.fromkeys(table.model))
     ways = {
         "quantize_one": ("only this layer int8", "mse it adds alone"),
@@ -237,35 +233,30 @@ def sensitivity_figures(table: pd.DataFrame) -> dict[str, Figure]:
             ax.axvline(0, color="black", lw=0.8)
             ax.set(
                 xlabel=f"output {xlabel} ({unit:.0e} real units²)",
-                title=f"{name}, {way}: {what}\n{int(stats.seeds.max())} seed(s), most sensitive on top",
+                title=f"{name}, {way}: {what}\n"
+                f"{int(stats.seeds.max())} seed(s), most sensitive on top",
             )
             ax.grid(axis="x", alpha=0.3)
     return {"sensitivity": fig}
 
 
 def _unit(values: np.ndarray) -> float:
-    """A power of ten near the largest of `values` (1 if none is finite and nonzero), for axis labels."""
+    """A power of ten near the largest of `values` (1 if none is finite and nonzero)."""
     top = np.nanmax(values, initial=0.0)
     return float(10.0 ** np.floor(np.log10(top))) if top > 0 else 1.0
 
 
 def mixed_precision_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The mixed-precision study's figure.
-
-    Args:
-        table: the study's per-seed rows (`qlab.studies.mixed_precision.measure`: one per
-            configuration: kind, config, accuracy, float_accuracy, size_bytes, step, chosen,
-            pareto, cheapest).
+    """The mixed-precision study's figure, from its per-seed rows
+    (`qlab.studies.mixed_precision.measure`).
 
     Returns:
-        {"mixed_precision": one panel per model and source of activation ranges (the setting): accuracy against the same seed's float32 file (pp)
-        against file size (KB, log) of every configuration the search tried (gray dots, its chosen
-        path a thin line), each seed's Pareto front (over every row of the seed) as a step line,
-        the uniform configurations (all int8, all int16 activations, float32) and the converter's
-        modes marked and labelled (at the median over seeds), the cheapest configuration within
-        `qlab.studies.mixed_precision.TOLERANCE_PP` ringed in red, and the line float32 −
-        tolerance dashed.}
-    """
+        {"mixed_precision": one panel per model and source of activation ranges (the setting):
+        accuracy against the same seed's float32 file (pp) against file size (KB, log) of every
+        configuration the search tried (gray dots, its chosen path a thin line), each seed's Pareto
+        front as a step line, the uniform configurations and the converter's modes marked (at the
+        median over seeds), the cheapest configuration within `TOLERANCE_PP` ringed in red, and the
+        line float32 − tolerance dashed.}"""
     panels = list(dict.fromkeys(zip(table.model, table.setting)))
     fig, axes = figure(max(len(panels), 1), width=7.0, height=4.2)
     for ax, (name, setting) in zip(axes, panels):

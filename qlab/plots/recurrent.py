@@ -1,8 +1,7 @@
-"""Figures of recurrent models after quantization: accuracy against float per setting over seeds and
-the LSTM's error at its first and last time step (`recurrent_figures`, from the recurrent study's
-table, `qlab.studies.recurrent`), the bit widths inside the fused LSTM op (`lstm_types`, from
-`qlab.analysis.recurrent.lstm_tensors` and `lstm_arithmetic`) and the error step by step
-(`error_over_time`, from `qlab.analysis.recurrent.error_over_time`)."""
+"""Figures of recurrent models after quantization: accuracy against float per setting over seeds
+and the LSTM's error at its first and last time step (`recurrent_figures`, from
+`qlab.studies.recurrent`), the bit widths inside the fused LSTM op (`lstm_types`) and the error
+step by step (`error_over_time`), both from `qlab.analysis.recurrent` tables."""
 
 from __future__ import annotations
 
@@ -20,19 +19,15 @@ STEP_COLORS = {"first_step_steps": "tab:blue", "last_step_steps": "tab:orange"}
 
 
 def recurrent_figures(table: pd.DataFrame) -> dict[str, Figure]:
-    """The recurrent study's figures, by file stem.
-
-    Args:
-        table: the study's per-seed rows (`qlab.studies.recurrent.measure`, one per model, seed and
-            setting); reads model, seed, setting, delta_pp, note and the per-step error columns.
+    """The recurrent study's figures, by file stem, from its per-seed rows
+    (`qlab.studies.recurrent.measure`).
 
     Returns:
         {"recurrent_accuracy": one panel per model, the accuracy change against the same seed's
         float32 file (percentage points) per setting, median with a min-max bar over seeds, and
         "not computed" where a setting has no measurement; "recurrent_error_steps": one panel
         per model, the accumulated error of the LSTM's output at its first and last time step
-        (rmse in output steps) per quantized setting, median with min-max bars.}
-    """
+        (rmse in output steps) per quantized setting, median with min-max bars.}"""
     summary = study.summary(table)
     return {"recurrent_accuracy": _accuracy(summary), "recurrent_error_steps": _steps(summary)}
 
@@ -100,17 +95,12 @@ def _steps(summary: pd.DataFrame) -> Figure:
 
 
 def lstm_types(tensors: pd.DataFrame, arithmetic: pd.DataFrame | None = None) -> Figure:
-    """The bit width of every tensor the fused LSTM op has in the file (and of every stage of its
-    integer arithmetic), coloured by width: 8 blue, 16 orange, 32 red, float gray.
+    """The bit width of every tensor the fused LSTM op has in the file (`lstm_tensors`; absent
+    slots left out) and of every stage of its integer arithmetic (`lstm_arithmetic`, when given),
+    coloured by width: 8 blue, 16 orange, 32 red, float gray.
 
-    Args:
-        tensors: `qlab.analysis.recurrent.lstm_tensors` of one file; absent slots are left out.
-        arithmetic: `qlab.analysis.recurrent.lstm_arithmetic` of the same file, for a second panel.
-
-    Returns:
-        The matplotlib Figure: 1 panel (tensors, one bar per role, labelled with dtype and scale),
-        or 2 (and the stages of one time step, labelled with where their grid comes from).
-    """
+    Returns the Figure: 1 panel (one bar per role, labelled with dtype and scale), or 2 (and the
+    stages of one time step, labelled with where their grid comes from)."""
     present = tensors[tensors.tensor >= 0].iloc[::-1]
     unread = present.note.str.startswith("not read").to_numpy()
     labels = present.role + np.where(unread, " (not read)", "")
@@ -145,17 +135,12 @@ def lstm_types(tensors: pd.DataFrame, arithmetic: pd.DataFrame | None = None) ->
 
 
 def error_over_time(steps, title: str = "") -> Figure:
-    """The deployed LSTM's output error per time step, against its float reference, in output levels.
+    """The deployed LSTM's output error per time step against its float reference, in output
+    levels: one line per (label, LSTM layer) of `steps` (an `error_over_time` table, or {label:
+    table}).
 
-    Args:
-        steps: a table of `qlab.analysis.recurrent.error_over_time`, or {line label: table} (e.g.
-            one per mode); one line per (label, LSTM layer).
-        title: the panel's title.
-
-    Returns:
-        The matplotlib Figure: 1 panel, x the time step (1 = first), y rmse/scale (logarithmic when
-        the largest value passes 50 times rounding alone); the dashed line is rounding alone (1/sqrt(12)).
-    """
+    Returns the Figure: 1 panel, x the time step (1 = first), y rmse/scale (log when the largest
+    value passes 50 times rounding alone); the dashed line is rounding alone (1/sqrt(12))."""
     tables = steps if isinstance(steps, dict) else {"": steps}
     fig, (ax,) = figure(1, width=6.5, height=3.2)
     for label, table in tables.items():

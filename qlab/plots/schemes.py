@@ -24,7 +24,8 @@ DEPLOYED_STYLE = {
         -0.12,
     ),
 }
-"""Deployed files: label, colour, marker, and an x offset (bits) so that markers do not hide each other."""
+"""Deployed files: label, colour, marker, and an x offset (bits) so that markers do not hide each
+other."""
 
 
 def _spread(part: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -131,9 +132,9 @@ def bits_figures(table: pd.DataFrame) -> dict[str, Figure]:
     handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
     fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=3, fontsize=7)
     fig.suptitle(
-        "Accuracy against bit width, median and min–max over seeds. Shaded: below 8 bits, the Keras model "
-        "simulates a grid the int8 file only partly keeps\n(under each width: the QAT file's weight storage, "
-        "v = most values in a tensor, or its activation levels, lv)",
+        "Accuracy against bit width, median and min–max over seeds. Shaded: below 8 bits, the "
+        "Keras model simulates a grid the int8 file only partly keeps\n(under each width: the QAT "
+        "file's weight storage, v = most values in a tensor, or its activation levels, lv)",
         fontsize=8.5,
     )
     return {"bits_curve": fig}

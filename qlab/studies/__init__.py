@@ -45,14 +45,8 @@ STUDIES = {
 
 
 def get(name: str):
-    """The module of study `name`.
-
-    Returns:
-        the imported module (see the contract above).
-
-    Raises:
-        ValueError: an unknown name, listing the studies.
-    """
+    """Returns the imported module of study `name` (the contract above). Raises ValueError for an
+    unknown name, listing the studies."""
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; the studies are: {', '.join(STUDIES)}")
     return importlib.import_module(STUDIES[name])

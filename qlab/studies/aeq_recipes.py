@@ -36,8 +36,8 @@ NAME = "aeq"
 MODELS = ("digits_cnn", "mobilenet_mini")
 CONVERTER = ["float32", "float16", "dynamic_range", "full_integer", "int16x8"]
 SETTINGS = CONVERTER + list(aeq.RECIPES)
-"""The converter's post-training modes, then AEQ's recipes (`qlab.conversion.aeq.RECIPES`), all from the same
-float model of the seed."""
+"""The converter's post-training modes, then AEQ's recipes (`qlab.conversion.aeq.RECIPES`), all
+from the same float model of the seed."""
 VERSION = 3  # 2: latency_x_round_min and latency_x_round_max; 3: the CPU columns
 ERROR_SAMPLES = 100  # test images the per-layer views and AEQ's validate() run on
 LATENCY_ROUNDS, LATENCY_RUNS = 3, 50
@@ -78,8 +78,8 @@ XNNPACK, 1 thread), latency_x (median ratio to float32's over interleaved rounds
 latency_x_round_min, latency_x_round_max (that ratio's spread over the rounds); cpu, cpu_features,
 int8_path, kernels, threads: what the latency was measured on (`qlab.perf.cpu.columns`); per layer:
 the local and accumulated views' rmse/scale (output steps; NaN where the output is float) and
-mean_squared_error (real units squared), and AEQ's validate() mse, snr (a power ratio, P_signal / P_noise, not dB) and cosine similarity
-for the same tensor (AEQ recipes only)."""
+mean_squared_error (real units squared), and AEQ's validate() mse, snr (a power ratio, P_signal /
+P_noise, not dB) and cosine similarity for the same tensor (AEQ recipes only)."""
 
 
 def check(names, settings) -> None:
@@ -87,8 +87,7 @@ def check(names, settings) -> None:
 
     Raises:
         ValueError: an unknown model, or a setting that is neither a converter mode of `CONVERTER`
-            nor an AEQ recipe (listing both).
-    """
+            nor an AEQ recipe (listing both)."""
     for name in names:
         models.get(name)
     for setting in settings:
@@ -107,15 +106,11 @@ def prepare(model: str, seed: int) -> None:
 def quantized_file(
     config: TrainConfig, setting: str, float32: bytes, images: np.ndarray, dataset
 ) -> bytes:
-    """The file of one setting: a converter mode (cached, `qlab.artifacts.quantized`) or an AEQ recipe
-    applied to the float32 file.
+    """The .tflite bytes of one setting: a converter mode (cached, `qlab.artifacts.quantized`) or
+    an AEQ recipe applied to the float32 file.
 
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        ConversionError: the converter refused; qlab.conversion.aeq.AEQError: AEQ refused.
-    """
+    Returns the .tflite bytes. Raises ConversionError when the converter refused,
+    qlab.conversion.aeq.AEQError when AEQ refused."""
     if setting in aeq.RECIPES:
         return aeq.quantize(float32, setting, calibration=images if setting in aeq.STATIC else None)
     return artifacts.quantized(config, setting, images, dataset, progress=False)
@@ -124,12 +119,8 @@ def quantized_file(
 def measure(cell: dict) -> list[dict]:
     """One (model, seed, setting): the file made, run, timed and compared layer by layer.
 
-    Returns:
-        rows of `COLUMNS`, one per compute op (one row with a note if not computed).
-
-    Raises:
-        ValueError: an unknown model or setting.
-    """
+    Returns rows of `COLUMNS`, one per compute op (one row with a note if not computed). Raises
+    ValueError for an unknown model or setting."""
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
     config = TrainConfig(model=name, seed=seed)
@@ -170,7 +161,8 @@ def measure(cell: dict) -> list[dict]:
         return [base]
     if setting in ("float16",) or not any(t.quantized for t in flatbuffer.read(tflite).tensors):
         base["note"] = (
-            "weights stored in lower precision, every op computes in float: no per-layer error to show"
+            "weights stored in lower precision, every op computes in float: "
+            "no per-layer error to show"
             if setting == "float16"
             else f"measured, but {modes.NOTHING_QUANTIZED}"
         )
@@ -184,12 +176,11 @@ def measure(cell: dict) -> list[dict]:
 
 
 def left_in_float(tflite: bytes, keras_model=None) -> str:
-    """What a static file still computes in float (ops whose output stays FLOAT32 between the edges).
+    """What a static file still computes in float (ops whose output stays FLOAT32 between the
+    edges).
 
-    Returns:
-        "" if every compute op's output is quantized, else a note naming the layers and ops, e.g.
-        "ai-edge-quantizer left in float: lstm (UNIDIRECTIONAL_SEQUENCE_LSTM)".
-    """
+    Returns "" if every compute op's output is quantized, else a note naming the layers and ops,
+    e.g. "ai-edge-quantizer left in float: lstm (UNIDIRECTIONAL_SEQUENCE_LSTM)"."""
     model = flatbuffer.read(tflite)
     labels = naming.labels(model, keras_model)
     left = [
@@ -205,12 +196,11 @@ def layer_rows(
 ) -> list[dict]:
     """qlab's two per-layer views of a file, with AEQ's validate() metrics for the same tensors.
 
-    Returns:
-        one dict per compute op with `LAYER_COLUMNS` (aeq_* NaN unless `validate`).
+    Returns one dict per compute op with `LAYER_COLUMNS` (aeq_* NaN unless `validate`).
 
     Raises:
-        ValueError: a float32 file that is not the float_tflite of `tflite`; qlab.conversion.aeq.AEQError from validate.
-    """
+        ValueError: a float32 file that is not the float_tflite of `tflite`.
+        qlab.conversion.aeq.AEQError: from validate."""
     table = per_layer.layer_errors(tflite, float32, x, keras_model=keras_model)
     local = table[table.view == "local"].set_index("layer")
     checked = {r["tensor"]: r for r in aeq.validate(float32, tflite, x)} if validate else {}
@@ -243,8 +233,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         with latency_x_min and latency_x_max over seeds, output_rmse_steps (accumulated view at the
         last op), aeq_vs_qlab (the largest relative gap between AEQ's mse and qlab's accumulated
         mse over the tensors of the AEQ files), note (the first non-empty), and the CPU columns
-        (`qlab.perf.cpu.carried`).
-    """
+        (`qlab.perf.cpu.carried`)."""
     files = table.drop_duplicates(["model", "seed", "setting"])
     rows = []
     for (name, setting), part in files.groupby(["model", "setting"], sort=False):
@@ -285,9 +274,7 @@ def headline(table: pd.DataFrame) -> str:
     """The static int8 recipe against the converter's full-integer file, and how AEQ's validate()
     agrees with qlab's accumulated view.
 
-    Returns:
-        one sentence per model, then one on validate().
-    """
+    Returns one sentence per model, then one on validate()."""
     s = summary(table)
     said = []
     for name in dict.fromkeys(s.model):
@@ -303,6 +290,7 @@ def headline(table: pd.DataFrame) -> str:
     gap = s.aeq_vs_qlab.max()
     if np.isfinite(gap):
         said.append(
-            f"AEQ's validate() mse matches qlab's accumulated view within {gap:.1e} (relative) on every tensor"
+            f"AEQ's validate() mse matches qlab's accumulated view within {gap:.1e} (relative) "
+            "on every tensor"
         )
     return ". ".join(said) + "."

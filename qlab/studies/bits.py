@@ -2,21 +2,21 @@
 activations (4 to 8, weights at 8), by quantization-aware fine-tuning and by post-training
 fake-quant (no training), side by side, on the same wrapping of the same trained float model.
 
-A cell wraps the model with `qlab.training.schemes.quantize_bits` (tfmot's n-bit scheme), sets every range
-from the calibration set (`qlab.analysis.fake_quant.calibrate`) and scores it: the `post_training`
-row. It then fine-tunes that model with fake-quant on for `QAT_EPOCHS` (ranges then move by tfmot's
-rules: weights' last value, activations' moving average) and scores it again: the `qat` row. So
-the two rows differ by the training alone; tfmot's own QAT starts its activation ranges at
-[-6, 6] instead.
+A cell wraps the model with `qlab.training.schemes.quantize_bits` (tfmot's n-bit scheme), sets
+every range from the calibration set (`qlab.analysis.fake_quant.calibrate`) and scores it: the
+`post_training` row. It then fine-tunes that model with fake-quant on for `QAT_EPOCHS` (ranges
+then move by tfmot's rules: weights' last value, activations' moving average) and scores it
+again: the `qat` row. So the two rows differ by the training alone; tfmot's own QAT starts its
+activation ranges at [-6, 6] instead.
 
 Every QAT model (and the post-training one at 8/8) is converted to an integer_only `.tflite` and
 run on LiteRT, and the row records what the file kept of the scheme: TFLite has int8 kernels (and
-16x8), and tfmot issues #574 and #950 report 4-bit schemes converted to int8 weights. Measured with
-TF 2.21 here: weights of 2 to 4 bits are written as INT4 tensors, weights of 5 to 7 bits as int8
-tensors holding at most 2^bits - 1 values, activations always as int8 (256 levels) over the trained
-ranges, and 4-bit activations fail to convert to integer_only. At 4-bit weights, ai-edge-quantizer's
-`weight_only_wi4_afp32` recipe deploys int4 weights with float activations from the float model.
-"""
+16x8), and tfmot issues #574 and #950 report 4-bit schemes converted to int8 weights. Measured
+with TF 2.21 here: weights of 2 to 4 bits are written as INT4 tensors, weights of 5 to 7 bits as
+int8 tensors holding at most 2^bits - 1 values, activations always as int8 (256 levels) over the
+trained ranges, and 4-bit activations fail to convert to integer_only. At 4-bit weights,
+ai-edge-quantizer's `weight_only_wi4_afp32` recipe deploys int4 weights with float activations
+from the float model."""
 
 from __future__ import annotations
 
@@ -41,10 +41,12 @@ log = logging.getLogger(__name__)
 NAME = "bits"
 MODELS = ("digits_cnn", "mobilenet_mini")
 SETTINGS = [[w, 8] for w in range(2, 9)] + [[8, a] for a in range(4, 8)]
-"""[weight_bits, activation_bits]: weights 2..8 with activations at 8, activations 4..7 with weights at 8."""
+"""[weight_bits, activation_bits]: weights 2..8 with activations at 8, activations 4..7 with
+weights at 8."""
 VERSION = 1
 QAT_EPOCHS = 1
-"""Fine-tuning epochs per cell (digits: 42 steps of 32 images), what 110 cells afford in 5 minutes."""
+"""Fine-tuning epochs per cell (digits: 42 steps of 32 images), what 110 cells afford in 5
+minutes."""
 METHODS = ("post_training", "qat", "aeq_wi4_afp32")
 WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 AEQ_NOTE = (
@@ -80,15 +82,11 @@ def measure(cell: dict) -> list[dict]:
     Returns:
         rows with model, seed, setting, weight_bits, activation_bits, method (`METHODS`),
         keras_accuracy (the fake-quant Keras model on the test split, 0..1; NaN for the aeq row),
-        deployed_accuracy (its .tflite on LiteRT, 0..1; NaN where none was made), size_bytes,
-        file_weights (the type of the file's conv and dense weight tensors, e.g. "INT4"),
-        file_weight_values (the most distinct values an int8 weight tensor holds; NaN for INT4),
-        file_activation_levels (levels the file's input grid spans over the fake-quant input
-        range: 256 if the file keeps 8-bit activations), float_accuracy (the float Keras model),
-        float32_bytes (its float32 .tflite), qat_epochs, note (what the file kept of the scheme,
-        or why there is no file). A `post_training` and a `qat` row always (the post-training
-        model is converted at 8/8 only); the aeq row at [4, 8].
-    """
+        deployed_accuracy (its .tflite on LiteRT, 0..1; NaN where none was made), size_bytes, the
+        columns of `file_kept`, float_accuracy (the float Keras model), float32_bytes (its float32
+        .tflite), qat_epochs, note (what the file kept of the scheme, or why there is no file). A
+        `post_training` and a `qat` row always (the post-training model is converted at 8/8 only);
+        the aeq row at [4, 8]."""
     name, seed = cell["model"], int(cell["seed"])
     weight_bits, activation_bits = (int(b) for b in cell["setting"])
     config = TrainConfig(model=name, seed=seed)
@@ -128,12 +126,9 @@ def measure(cell: dict) -> list[dict]:
 
 def fine_tune(model, dataset, epochs: int, learning_rate: float, batch_size: int, loss, seed: int):
     """QAT fine-tuning on the training split, in place: Adam at `learning_rate`, shuffled with
-    `seed`, whole batches only (the last partial batch of each epoch is dropped, so the training
-    step is traced once), no validation pass.
+    `seed`, whole batches only (so the training step is traced once), no validation pass.
 
-    Returns:
-        `model`, trained.
-    """
+    Returns `model`, trained."""
     import tensorflow as tf  # TensorFlow's input pipeline
 
     fit.compile_model(model, learning_rate, loss)
@@ -204,9 +199,9 @@ def why_not_deployed(error: str, activation_bits: int) -> str:
     )
     if op:
         return (
-            f"the converter cannot deploy a tfmot QAT model with {activation_bits}-bit activations to "
-            f"integer_only (nor full_integer): the {op.group(1)}'s input and output grids differ in type "
-            f"(converter: {said})"
+            "the converter cannot deploy a tfmot QAT model with "
+            f"{activation_bits}-bit activations to integer_only (nor full_integer): the "
+            f"{op.group(1)}'s input and output grids differ in type (converter: {said})"
         )
     first = error.splitlines()[0].split(". Use mode")[0].rstrip(".")
     return f"{first} (converter: {said})" if said else first
@@ -221,9 +216,19 @@ def file_kept(tflite: bytes, model=None) -> dict:
         "file_weight_values": the most distinct values any int8 one holds (NaN if none is int8:
         qlab does not unpack INT4), "file_activation_levels": how many of the file input's levels
         span the fake-quant input range of `model` (256 when the file keeps 8-bit activations; NaN
-        without a model, an input fake-quant op or a quantized file input)}.
-    """
+        without a model, an input fake-quant op or a quantized file input)}."""
     file = flatbuffer.read(tflite)
+    weights = _weight_tensors(file)
+    int8 = [len(np.unique(t.data)) for t in weights if t.data is not None and t.type == "INT8"]
+    return {
+        "file_weights": "+".join(sorted({t.type for t in weights})),
+        "file_weight_values": float(max(int8)) if int8 else math.nan,
+        "file_activation_levels": _activation_levels(file, model),
+    }
+
+
+def _weight_tensors(file) -> list:
+    """The weight tensors of the conv and fully connected ops, followed back through DEQUANTIZE."""
     producer = {out: op for op in file.ops for out in op.outputs}
     weights = []
     for op in file.ops:
@@ -236,7 +241,10 @@ def file_kept(tflite: bytes, model=None) -> dict:
                     else op.inputs[1]
                 ]
             )
-    int8 = [len(np.unique(t.data)) for t in weights if t.data is not None and t.type == "INT8"]
+    return weights
+
+
+def _activation_levels(file, model) -> float:
     entry = (
         None
         if model is None
@@ -246,11 +254,7 @@ def file_kept(tflite: bytes, model=None) -> dict:
     levels = math.nan
     if entry is not None and scale.size:
         levels = round(float(entry.grid.high[0] - entry.grid.low[0]) / float(scale[0]) + 1, 1)
-    return {
-        "file_weights": "+".join(sorted({t.type for t in weights})),
-        "file_weight_values": float(max(int8)) if int8 else math.nan,
-        "file_activation_levels": levels,
-    }
+    return levels
 
 
 def _aeq_row(base: dict, float32: bytes, dataset) -> dict:
@@ -275,12 +279,8 @@ def aeq_int4(float32_tflite: bytes) -> bytes:
     """A float32 .tflite with its weights in int4, by ai-edge-quantizer's `weight_only_wi4_afp32`
     recipe (min-max, symmetric, one scale per output channel; a DEQUANTIZE op before each float op).
 
-    Returns:
-        the .tflite bytes.
-
-    Raises:
-        qlab.conversion.aeq.AEQError: ai-edge-quantizer cannot quantize the model (its reason).
-    """
+    Returns the .tflite bytes. Raises qlab.conversion.aeq.AEQError when ai-edge-quantizer cannot
+    quantize the model (its reason)."""
     return aeq.quantize(float32_tflite, "weight_only_wi4_afp32")
 
 
@@ -291,10 +291,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         one row per (model, weight_bits, activation_bits, method): seeds, keras_pct,
         keras_min_pct, keras_max_pct, deployed_pct, deployed_min_pct, deployed_max_pct (%,
         median, min and max over seeds; NaN where not measured), gap_pp (deployed minus Keras,
-        median of the per-seed differences, percentage points), float_pct, size_bytes,
-        file_weight_values and file_activation_levels (medians), file_weights and note (the first
-        seed's).
-    """
+        median of the per-seed differences, pp), float_pct, size_bytes, file_weight_values and
+        file_activation_levels (medians), file_weights and note (the first seed's)."""
     rows = []
     for (name, wb, ab, method), part in table.groupby(
         ["model", "weight_bits", "activation_bits", "method"], sort=False
@@ -329,10 +327,8 @@ def headline(table: pd.DataFrame) -> str:
     """The lowest weight width measured with 8-bit activations, QAT against post-training, per
     model; how far the QAT files deployed at 8/8 and at 4-bit weights are from their Keras models.
 
-    Returns:
-        two or three sentences with the figures (median [min–max] over seeds; one value for one
-        seed); without 8-bit activations, the settings measured and how many QAT models deployed.
-    """
+    Returns two or three sentences (median [min–max] over seeds); without 8-bit activations, the
+    settings measured and how many QAT models deployed."""
     frame = summary(table)
     weights = frame[frame.activation_bits == 8]
     if weights.empty:
@@ -340,8 +336,8 @@ def headline(table: pd.DataFrame) -> str:
             f"{w}/{a}" for w, a in sorted(set(zip(frame.weight_bits, frame.activation_bits)))
         )
         return (
-            f"No setting with 8-bit activations was measured (weight/activation bits measured: {measured}); "
-            f"{_deployed(frame)}"
+            "No setting with 8-bit activations was measured "
+            f"(weight/activation bits measured: {measured}); {_deployed(frame)}"
         )
     low, seeds = int(weights.weight_bits.min()), int(frame.seeds.max())
     parts = []
@@ -361,8 +357,9 @@ def headline(table: pd.DataFrame) -> str:
         if len(gaps):
             stored = "+".join(sorted(set(rows.file_weights) - {""}))
             text += (
-                f" The QAT models {what}, converted to integer_only files ({stored} weights) and run on LiteRT, "
-                f"score within {gaps.max():.2f} pp of Keras ({len(gaps)} file{'s' if len(gaps) != 1 else ''})."
+                f" The QAT models {what}, converted to integer_only files ({stored} weights) "
+                f"and run on LiteRT, score within {gaps.max():.2f} pp of Keras "
+                f"({len(gaps)} file{'s' if len(gaps) != 1 else ''})."
             )
     return text
 

@@ -48,13 +48,14 @@ COLUMNS = (
     "constraint",
     *SPLIT_COLUMNS,
 )
-"""One row per (model, seed, setting, activation): LiteRT accuracy of the int8 file and of the float32
-file (0..1, test split, the same on every row of a cell); the activation's layer label ("input" for
-the model input) and tensor name; the chosen range [low, high] (real units), the scale the file
-holds and the one AEQ's rule gives for that range (`qlab.analysis.ranges.aeq_grid`) with their
-relative difference, and constraint (AEQ's rule that ties or fixes that tensor's grid instead,
-`qlab.conversion.aeq.constraints`; empty if the chosen range alone sets it); the test split's float activations on the file's grid: rounding_mse,
-clipping_mse, total_mse (real units squared), clipped_fraction (0..1), rmse/scale (steps)."""
+"""One row per (model, seed, setting, activation): LiteRT accuracy of the int8 file and of the
+float32 file (0..1, test split, the same on every row of a cell); the activation's layer label
+("input" for the model input) and tensor name; the chosen range [low, high] (real units), the
+scale the file holds and the one AEQ's rule gives for that range (`qlab.analysis.ranges.aeq_grid`)
+with their relative difference, and constraint (AEQ's rule that ties or fixes that tensor's grid
+instead, `qlab.conversion.aeq.constraints`; empty if the chosen range alone sets it); the test
+split's float activations on the file's grid: rounding_mse, clipping_mse, total_mse (real units
+squared), clipped_fraction (0..1), rmse/scale (steps)."""
 
 
 def check(names, settings) -> None:
@@ -62,8 +63,8 @@ def check(names, settings) -> None:
 
     Raises:
         ValueError: an unknown model; a setting that is not "aeq_calibrate" nor a range method
-            (`qlab.analysis.ranges.parse`: names the valid forms, and a percentile outside (50, 100]).
-    """
+            (`qlab.analysis.ranges.parse`: names the valid forms, and a percentile outside
+            (50, 100])."""
     for name in names:
         models.get(name)
     for setting in settings:
@@ -79,12 +80,11 @@ def prepare(model: str, seed: int) -> None:
 def measure(cell: dict) -> list[dict]:
     """One (model, seed, method).
 
-    Returns:
-        one row per activation AEQ quantizes (`COLUMNS`).
+    Returns one row per activation AEQ quantizes (`COLUMNS`).
 
     Raises:
-        ValueError: an unknown model or method. qlab.conversion.aeq.AEQError: AEQ refused the model.
-    """
+        ValueError: an unknown model or method.
+        qlab.conversion.aeq.AEQError: AEQ refused the model."""
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
     config = TrainConfig(model=name, seed=seed)
@@ -146,13 +146,11 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         one row per (model, setting): model, setting, seeds, accuracy_pct with min and max,
         delta_pp against minmax (paired by seed; median, min, max), clipped_fraction, rounding_mse
         and clipping_mse (medians over seeds of the mean over the activations whose grid the chosen
-        range alone sets: no AEQ constraint), and max_scale_rel_error
-        (the largest difference between a file's scale and AEQ's rule on the chosen range, over
-        the tensors no AEQ constraint ties).
-    """
-    own = table[
-        table.constraint.fillna("") == ""
-    ]  # grids the chosen range alone sets (no repeats, no fixed ones)
+        range alone sets: no AEQ constraint), and max_scale_rel_error (the largest difference
+        between a file's scale and AEQ's rule on the chosen range, over the tensors no AEQ
+        constraint ties)."""
+    # grids the chosen range alone sets (no repeats, no fixed ones)
+    own = table[table.constraint.fillna("") == ""]
     cells = (
         own.groupby(["model", "seed", "setting"], sort=False)
         .agg(
@@ -192,11 +190,10 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(table: pd.DataFrame) -> str:
-    """Each method against min-max, paired by seed, per model, and how exactly the files hold the ranges.
+    """Each method against min-max, paired by seed, per model, and how exactly the files hold the
+    ranges.
 
-    Returns:
-        one sentence per model, then one on the scales.
-    """
+    Returns one sentence per model, then one on the scales."""
     s = summary(table)
     said = []
     for name in dict.fromkeys(s.model):
@@ -220,6 +217,7 @@ def headline(table: pd.DataFrame) -> str:
     worst = s.max_scale_rel_error.max()
     if np.isfinite(worst):
         said.append(
-            f"every file holds its chosen ranges: scales within {worst:.1e} (relative) of AEQ's rule"
+            "every file holds its chosen ranges: "
+            f"scales within {worst:.1e} (relative) of AEQ's rule"
         )
     return ". ".join(said) + "."

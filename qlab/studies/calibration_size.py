@@ -2,14 +2,13 @@
 activation's range against the size of the representative dataset.
 
 One float model per zoo model (trained with seed `MODEL_SEED`); the cell's seed only picks which
-images are drawn (`qlab.training.data.calibration`), so the spread over seeds is the spread of the draw.
-Each cell converts with the converter's integer_only mode (min-max calibration) and runs the file on
-LiteRT; the activation ranges are read back from the file (`qlab.analysis.calibration.file_ranges`).
-Besides sizes drawn from the training split, "test_10" draws ten *test* images (with the seed, like
-every draw here), the choice of the example in "Optimizing TensorFlow models with Quantization
-Techniques", whose representative dataset is the first ten test images, `X_test[:10]`; "10" draws
-ten training images to set beside it.
-"""
+images are drawn (`qlab.training.data.calibration`), so the spread over seeds is the spread of the
+draw. Each cell converts with the converter's integer_only mode (min-max calibration) and runs the
+file on LiteRT; the activation ranges are read back from the file
+(`qlab.analysis.calibration.file_ranges`). Besides sizes drawn from the training split, "test_10"
+draws ten *test* images (with the seed, like every draw here), the choice of the example in
+"Optimizing TensorFlow models with Quantization Techniques", whose representative dataset is the
+first ten test images, `X_test[:10]`; "10" draws ten training images to set beside it."""
 
 from __future__ import annotations
 
@@ -52,20 +51,18 @@ COLUMNS = (
 )
 """The tidy table: one row per (model, seed, setting, activation): the number of images and the
 split they come from, the file's LiteRT accuracy (0..1, test split; the same on every row of a
-cell), the activation's layer label, the op that writes it ("INPUT" for the model input) and tensor name, and the real range [low, high] and scale
-(real units per step) the file gives it."""
+cell), the activation's layer label, the op that writes it ("INPUT" for the model input) and
+tensor name, and the real range [low, high] and scale (real units per step) the file gives it."""
 
 
 def size_of(setting, train_size: int) -> tuple[int, str]:
     """The number of calibration images and the split they come from, for one setting.
 
-    Returns:
-        (size, "train" or "test").
+    Returns (size, "train" or "test").
 
     Raises:
         ValueError: a setting that is neither a whole number from 1 to `train_size`, "all" nor
-            "test_10" (the message gives the limit).
-    """
+            "test_10" (the message gives the limit)."""
     if setting == "all":
         return train_size, "train"
     if setting == "test_10":
@@ -87,9 +84,7 @@ def check(names, settings) -> None:
     """Refuse settings no model can take, before anything runs.
 
     Raises:
-        ValueError: an unknown model, or a setting `size_of` refuses for one of the models (a size
-            larger than its training split names the split's size).
-    """
+        ValueError: an unknown model, or a setting `size_of` refuses for one of the models."""
     for name in names:
         train_size = len(data.load(models.get(name).dataset).x_train)
         for setting in settings:
@@ -97,11 +92,7 @@ def check(names, settings) -> None:
 
 
 def prepare_key(model: str, seed: int) -> tuple:
-    """Every seed of a model shares one float model: (model, MODEL_SEED).
-
-    Returns:
-        the tuple the sweep engine prepares once.
-    """
+    """Returns (model, MODEL_SEED): every seed of a model shares one float model."""
     return model, MODEL_SEED
 
 
@@ -114,12 +105,8 @@ def prepare(model: str, seed: int) -> None:
 def measure(cell: dict) -> list[dict]:
     """One (model, seed, setting): draw the images, convert, run on LiteRT, read the ranges.
 
-    Returns:
-        one row per quantized activation of the file (`COLUMNS`).
-
-    Raises:
-        ValueError: an unknown model or a bad setting.
-    """
+    Returns one row per quantized activation of the file (`COLUMNS`). Raises ValueError for an
+    unknown model or a bad setting."""
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     config = TrainConfig(model=name, seed=MODEL_SEED)
     dataset = data.load(config.dataset)
@@ -180,12 +167,10 @@ def _range_ratio(table: pd.DataFrame) -> pd.DataFrame:
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Medians and spreads over seeds (the draws).
 
-    Returns:
-        one row per (model, setting): model, setting, size, split, seeds, accuracy_pct with
-        accuracy_min_pct and accuracy_max_pct, delta_pp with delta_min_pp and delta_max_pp (against
-        full calibration's median accuracy), range_ratio (median over seeds of the median over
-        activations of range width / full calibration's width; 1 = the same ranges).
-    """
+    Returns one row per (model, setting): model, setting, size, split, seeds, accuracy_pct with
+    accuracy_min_pct and accuracy_max_pct, delta_pp with delta_min_pp and delta_max_pp (against full
+    calibration's median accuracy), range_ratio (median over seeds of the median over activations of
+    range width / full calibration's width; 1 = the same ranges)."""
     cells = _cells(table)
     ratio = _range_ratio(table)
     rows = []
@@ -213,12 +198,10 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def enough(summary_: pd.DataFrame, name: str) -> pd.Series | None:
-    """The smallest training-split size whose median accuracy, and that of every larger size, is within
-    `TOLERANCE_PP` of full calibration's.
+    """The smallest training-split size whose median accuracy, and that of every larger size, is
+    within `TOLERANCE_PP` of full calibration's.
 
-    Returns:
-        that size's summary row, or None if no size is (or there is no "all" row to compare with).
-    """
+    Returns that size's summary row, or None if no size is (or there is no "all" row)."""
     rows = summary_[(summary_.model == name) & (summary_.split == "train")].sort_values("size")
     if "all" not in set(rows.setting) or rows.empty:
         return None
@@ -233,9 +216,7 @@ def headline(table: pd.DataFrame) -> str:
     """The smallest calibration set within `TOLERANCE_PP` of full calibration, per model, with its
     spread over draws, and ten test images against ten training images.
 
-    Returns:
-        one sentence per model.
-    """
+    Returns one sentence per model."""
     s = summary(table)
     said = []
     for name in dict.fromkeys(s.model):
@@ -247,16 +228,17 @@ def headline(table: pd.DataFrame) -> str:
             )
             continue
         text = (
-            f"{name}: {int(row['size'])} image(s) reach full calibration's accuracy within {TOLERANCE_PP} pp "
-            f"(median {row.delta_pp:+.2f} pp, [{row.delta_min_pp:+.2f}, {row.delta_max_pp:+.2f}] over "
-            f"{int(row.seeds)} draws)"
+            f"{name}: {int(row['size'])} image(s) reach full calibration's accuracy within "
+            f"{TOLERANCE_PP} pp (median {row.delta_pp:+.2f} pp, "
+            f"[{row.delta_min_pp:+.2f}, {row.delta_max_pp:+.2f}] over {int(row.seeds)} draws)"
         )
         by = s[s.model == name].set_index("setting")
         if "test_10" in by.index and 10 in by.index:
             t, r = by.loc["test_10"], by.loc[10]
             text += (
-                f"; ten test images give {t.accuracy_pct:.2f} % [{t.accuracy_min_pct:.2f}–{t.accuracy_max_pct:.2f}]"
-                f", ten training images {r.accuracy_pct:.2f} % [{r.accuracy_min_pct:.2f}–{r.accuracy_max_pct:.2f}]"
+                f"; ten test images give {t.accuracy_pct:.2f} % "
+                f"[{t.accuracy_min_pct:.2f}–{t.accuracy_max_pct:.2f}], ten training images "
+                f"{r.accuracy_pct:.2f} % [{r.accuracy_min_pct:.2f}–{r.accuracy_max_pct:.2f}]"
             )
         said.append(text)
     return ". ".join(said) + "."

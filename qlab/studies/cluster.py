@@ -1,6 +1,6 @@
 """Connecting to a dask scheduler for the sweep engine's dask backend, with a hard time limit: an
-address that does not answer, answers something other than dask, or is not an address at all is one
-ValueError within `CONNECT_TIMEOUT` seconds and a little more, never a hang or a traceback."""
+address that does not answer, answers something other than dask, or is not an address at all is
+one ValueError within `CONNECT_TIMEOUT` seconds and a little more, never a hang or a traceback."""
 
 from __future__ import annotations
 
@@ -21,18 +21,17 @@ START = "start one with `dask scheduler` and workers with `dask worker {address}
 def connect(scheduler: str):
     """A `distributed.Client` of the scheduler at `scheduler`, connected within the time limit.
 
-    Returns:
-        the connected Client (not set as dask's default; the caller closes it).
+    Returns the connected Client (not set as dask's default; the caller closes it).
 
     Raises:
         ValueError: a malformed address (not [protocol://]HOST:PORT), or a scheduler that could not
-            be reached or spoke no dask within `CONNECT_TIMEOUT` (plus 2 s of grace); the message says
-            how to start one.
-    """
+            be reached or spoke no dask within `CONNECT_TIMEOUT` (plus 2 s of grace); the message
+            says how to start one."""
     if not isinstance(scheduler, str) or not ADDRESS.match(scheduler):
         raise ValueError(
             f"{scheduler!r} is not a dask scheduler address: give tcp://HOST:PORT (e.g. "
-            f"tcp://127.0.0.1:8786), the address `dask scheduler` prints; or {START.format(address='ADDRESS')}"
+            "tcp://127.0.0.1:8786), the address `dask scheduler` prints; or "
+            f"{START.format(address='ADDRESS')}"
         )
     from distributed import Client
 
@@ -44,9 +43,8 @@ def connect(scheduler: str):
         except BaseException as exc:  # any failure of dask's, reported to the caller below
             outcome["error"] = exc
 
-    thread = threading.Thread(
-        target=attempt, daemon=True
-    )  # a handshake that never ends must not hold the exit
+    # a handshake that never ends must not hold the exit
+    thread = threading.Thread(target=attempt, daemon=True)
     thread.start()
     thread.join(CONNECT_TIMEOUT + 2)
     if "client" in outcome:
@@ -56,10 +54,10 @@ def connect(scheduler: str):
         if "error" in outcome
         else "no answer"
     )
-    logging.getLogger("distributed").setLevel(
-        logging.CRITICAL
-    )  # the half-open client's noise when it is dropped
+    # the half-open client's noise when it is dropped
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     raise ValueError(
         f"could not reach the dask scheduler at {scheduler} within {CONNECT_TIMEOUT} s "
-        f"({' '.join(reason.split())[:200]}); check the address, or {START.format(address=scheduler)}"
+        f"({' '.join(reason.split())[:200]}); check the address, or "
+        f"{START.format(address=scheduler)}"
     )

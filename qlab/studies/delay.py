@@ -1,6 +1,7 @@
 """The quant delay curve: int8 accuracy against the number of float training steps before
-fake-quant switches on (the TF1 API's `quant_delay`; `qlab.training.fit.train_qat` gives the same effect
-by training the float model N steps and wrapping it for the rest of the model's step budget).
+fake-quant switches on (the TF1 API's `quant_delay`; `qlab.training.fit.train_qat` gives the same
+effect by training the float model N steps and wrapping it for the rest of the model's step
+budget).
 
 Each cell trains from scratch with `TrainConfig(training="qat", quant_delay=N)` (cached by
 `qlab.artifacts`), deploys the result as an integer_only `.tflite` and runs it on LiteRT; the
@@ -52,8 +53,8 @@ def check(names, settings) -> None:
                 or not 0 <= setting <= steps
             ):
                 default = (
-                    f" (the default settings, {SETTINGS}, are digits_cnn's: pass --settings with steps "
-                    f"from 0 to {steps} for {name})"
+                    f" (the default settings, {SETTINGS}, are digits_cnn's: pass --settings "
+                    f"with steps from 0 to {steps} for {name})"
                     if list(settings) == SETTINGS
                     else ""
                 )
@@ -98,8 +99,8 @@ def measure(cell: dict) -> list[dict]:
         if g.site.kind == "activation" and g.site.tensor != "input"
     ]
     note = (
-        "no QAT step: every range keeps tfmot's start, [-6, 6], the weights' too (they are set only in "
-        "training steps)"
+        "no QAT step: every range keeps tfmot's start, [-6, 6], the weights' too "
+        "(they are set only in training steps)"
         if delay == steps
         else ""
     )
@@ -178,13 +179,14 @@ def headline(table: pd.DataFrame) -> str:
             over = "1 seed" if seeds == 1 else f"medians over {seeds} seeds"
             if len(trained) == 1:
                 text += (
-                    f"int8 accuracy {best.int8_pct:.2f} % ({over}) at quant delay {int(best.quant_delay)} "
-                    f"({int(best.qat_steps)} QAT steps)"
+                    f"int8 accuracy {best.int8_pct:.2f} % ({over}) at quant delay "
+                    f"{int(best.quant_delay)} ({int(best.qat_steps)} QAT steps)"
                 )
             else:
                 text += (
-                    f"int8 accuracy {worst.int8_pct:.2f}–{best.int8_pct:.2f} % ({over}) for quant delays "
-                    f"{int(trained.quant_delay.min())}–{int(trained.quant_delay.max())} steps, lowest at "
+                    f"int8 accuracy {worst.int8_pct:.2f}–{best.int8_pct:.2f} % ({over}) for "
+                    f"quant delays {int(trained.quant_delay.min())}–"
+                    f"{int(trained.quant_delay.max())} steps, lowest at "
                     f"{int(worst.quant_delay)} ({int(worst.qat_steps)} QAT steps)"
                 )
             text += f"; post-training int8 {part.ptq_int8_pct.iloc[0]:.2f} %"

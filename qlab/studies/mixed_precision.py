@@ -1,10 +1,9 @@
-"""Mixed precision: each op int8, int16 activations or float, found by a greedy search from all-int8
-(`qlab.analysis.precision.search`); every configuration tried is a real ai-edge-quantizer file run on
-LiteRT. Reported: the cheapest configuration (by size) within `TOLERANCE_PP` of float accuracy, and
-every point tried with the uniform configurations (all int8, all int16 activations, float32) and
-the converter's post-training files of the same model beside them, for the Pareto front of
-accuracy against size.
-"""
+"""Mixed precision: each op int8, int16 activations or float, found by a greedy search from
+all-int8 (`qlab.analysis.precision.search`); every configuration tried is a real
+ai-edge-quantizer file run on LiteRT. Reported: the cheapest configuration (by size) within
+`TOLERANCE_PP` of float accuracy, and every point tried with the uniform configurations (all int8,
+all int16 activations, float32) and the converter's post-training files of the same model beside
+them, for the Pareto front of accuracy against size."""
 
 from __future__ import annotations
 
@@ -23,9 +22,10 @@ from qlab.training.fit import TrainConfig
 NAME = "mixed-precision"
 MODELS = ("digits_cnn", "mobilenet_mini")
 SETTINGS = ["minmax", "aeq_calibrate"]
-"""Where the activation ranges come from: min-max (the converter's rule, computed by qlab), or AEQ's
-own calibration (a moving average of each image's min and max, which clips: the regime where all-int8
-loses accuracy and the search has something to recover). The cost minimised is file size."""
+"""Where the activation ranges come from: min-max (the converter's rule, computed by qlab), or
+AEQ's own calibration (a moving average of each image's min and max, which clips: the regime where
+all-int8 loses accuracy and the search has something to recover). The cost minimised is file
+size."""
 VERSION = 1
 TOLERANCE_PP = 0.1
 UNIFORM = {"all_int8": "int8", "all_int16": "int16"}
@@ -58,15 +58,14 @@ rows of the cell), cheapest (the smallest AEQ configuration within `TOLERANCE_PP
 def check(names, settings) -> None:
     """Refuse unknown models and costs before anything runs.
 
-    Raises:
-        ValueError: an unknown model or a setting not in `SETTINGS`.
-    """
+    Raises ValueError for an unknown model or a setting not in `SETTINGS`."""
     for name in names:
         models.get(name)
     for setting in settings:
         if setting not in SETTINGS:
             raise ValueError(
-                f"unknown setting {setting!r} for the mixed-precision study; valid: {', '.join(SETTINGS)}"
+                f"unknown setting {setting!r} for the mixed-precision study; "
+                f"valid: {', '.join(SETTINGS)}"
             )
 
 
@@ -78,12 +77,11 @@ def prepare(model: str, seed: int) -> None:
 def measure(cell: dict) -> list[dict]:
     """One (model, seed): the search, the uniform configurations and the converter's files.
 
-    Returns:
-        one row per configuration (`COLUMNS`).
+    Returns one row per configuration (`COLUMNS`).
 
     Raises:
-        ValueError: an unknown model or setting. qlab.conversion.aeq.AEQError: AEQ refused a file.
-    """
+        ValueError: an unknown model or setting.
+        qlab.conversion.aeq.AEQError: AEQ refused a file."""
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
     ev = sensitivity.evaluator(name, seed, setting)
@@ -152,11 +150,10 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     """The cheapest configuration per (model, ranges, seed), and its spread over seeds.
 
     Returns:
-        one row per (model, setting, seed) and one "all seeds" row per (model, setting): config, accuracy_pct,
-        float_accuracy_pct, size_bytes, size_x_int8 (against all-int8's size), size_x_float
-        (against float32's); the all-seeds row gives medians and [min, max] in size_x_int8_min /
-        size_x_int8_max; tried (configurations built).
-    """
+        one row per (model, setting, seed) and one "all seeds" row per (model, setting): config,
+        accuracy_pct, float_accuracy_pct, size_bytes, size_x_int8 (against all-int8's size),
+        size_x_float (against float32's); the all-seeds row gives medians and [min, max] in
+        size_x_int8_min / size_x_int8_max; tried (configurations built)."""
     rows = []
     for (name, setting, seed), part in table.groupby(["model", "setting", "seed"], sort=False):
         uniform = part[part.kind == "uniform"].set_index("config").size_bytes
@@ -201,11 +198,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(table: pd.DataFrame) -> str:
-    """The cheapest configuration within tolerance, per model and source of ranges.
-
-    Returns:
-        one sentence per (model, setting).
-    """
+    """Returns one sentence per (model, setting) on the cheapest configuration within tolerance."""
     s = summary(table)
     said = []
     for _, r in s[s.seed == "all seeds"].iterrows():
@@ -214,10 +207,10 @@ def headline(table: pd.DataFrame) -> str:
         common = configs.index[0] if len(configs) else "none"
         common = "every op int8" if common == "{}" else common
         said.append(
-            f"{r.model}, {r.setting} ranges: the cheapest configuration within {TOLERANCE_PP} pp of float is "
-            f"{r.size_x_int8:.2f}x "
-            f"all-int8's size [{r.size_x_int8_min:.2f}–{r.size_x_int8_max:.2f}] over {len(per_seed)} seeds; "
-            f"most often {common} (ops not listed stay int8; {configs.iloc[0] if len(configs) else 0} "
-            f"of {len(per_seed)} seeds)"
+            f"{r.model}, {r.setting} ranges: the cheapest configuration within {TOLERANCE_PP} pp "
+            f"of float is {r.size_x_int8:.2f}x all-int8's size "
+            f"[{r.size_x_int8_min:.2f}–{r.size_x_int8_max:.2f}] over {len(per_seed)} seeds; "
+            f"most often {common} (ops not listed stay int8; "
+            f"{configs.iloc[0] if len(configs) else 0} of {len(per_seed)} seeds)"
         )
     return ". ".join(said) + "."

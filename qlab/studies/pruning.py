@@ -1,6 +1,7 @@
 """Pruning with quantization: a trained float model pruned by magnitude to each target sparsity
-(`qlab.training.pruning.prune`), deployed in float32 and int8, then fine-tuned with QAT two ways, plain and
-pruning-preserving (PQAT), and deployed in int8. What each stage keeps is read from the files.
+(`qlab.training.pruning.prune`), deployed in float32 and int8, then fine-tuned with QAT two ways,
+plain and pruning-preserving (PQAT), and deployed in int8. What each stage keeps is read from the
+files.
 
 A cell is (model, seed, target sparsity). Its stages: `float` (the trained model, unpruned),
 `pruned` (stripped), `qat` and `pqat` (QAT of the pruned model). Every stage has one row per
@@ -56,59 +57,50 @@ COLUMNS = (
     "gzip_bytes",
 )
 ORACLE_PP = 1.0
-"""PQAT keeps each layer's int8 sparsity within this many percentage points of the pruned model's."""
+"""PQAT keeps each layer's int8 sparsity within this many percentage points of the pruned
+model's."""
 
 
 @dataclass
 class Stage:
-    """One model of a cell and its deployed files.
-
-    Attributes:
-        model: the tf_keras model (QAT stages: with fake-quant wrappers).
-        files: {"float32" or "int8": .tflite bytes}.
-    """
+    """One model of a cell (tf_keras; QAT stages with fake-quant wrappers) and its deployed files,
+    {"float32" or "int8": .tflite bytes}."""
 
     model: object
     files: dict
 
 
 def check(names, settings) -> None:
-    """Refuse sparsities outside [0, 1), sparsities below `qlab.training.pruning.MIN_SPARSITY` (too few zeros
-    for the PQAT stage, which needs a pruned model), and models tfmot cannot prune (an LSTM, by name).
+    """Refuse sparsities outside [0, 1), sparsities below `qlab.training.pruning.MIN_SPARSITY` (too
+    few zeros for the PQAT stage, which needs a pruned model), and models tfmot cannot prune (an
+    LSTM, by name).
 
     Raises:
-        ValueError: naming the setting or the model and its layers.
-    """
+        ValueError: naming the setting or the model and its layers."""
     for setting in settings:
         if pruning.check_sparsity(setting) < pruning.MIN_SPARSITY:
             raise ValueError(
-                f"the pruning study's lowest sparsity is {pruning.MIN_SPARSITY:g}: got {setting!r}, which leaves too "
-                f"few zeros for its pruning-preserving QAT stage (PQAT keeps the zeros of a model pruned to at least "
-                f"{100 * pruning.MIN_SPARSITY:g} % in some kernel); pass settings of {pruning.MIN_SPARSITY:g} or more"
+                f"the pruning study's lowest sparsity is {pruning.MIN_SPARSITY:g}: got "
+                f"{setting!r}, which leaves too few zeros for its pruning-preserving QAT stage "
+                "(PQAT keeps the zeros of a model pruned to at least "
+                f"{100 * pruning.MIN_SPARSITY:g} % in some kernel); pass settings of "
+                f"{pruning.MIN_SPARSITY:g} or more"
             )
     for name in names:
         pruning.check_prunable(models.build(name))
 
 
 def inputs(name: str, seed: int):
-    """What a (model, seed) trains and calibrates on.
-
-    Returns:
-        (its `TrainConfig`, its data set, 100 calibration samples of the training split drawn with
-        `seed`).
-    """
+    """Returns (the `TrainConfig`, the data set, 100 calibration samples of the training split
+    drawn with `seed`) of a (model, seed)."""
     config = TrainConfig(model=name, seed=seed)
     dataset = data.load(config.dataset)
     return config, dataset, data.calibration(dataset.x_train, seed=seed)
 
 
 def prepare(name: str, seed: int) -> Stage:
-    """The trained float model of (model, seed) and its float32 and int8 files, through
-    `qlab.artifacts`' cache: what every cell of the pair starts from.
-
-    Returns:
-        the `float` stage.
-    """
+    """Returns the `float` stage: the trained float model of (model, seed) and its float32 and int8
+    files, through `qlab.artifacts`' cache: what every cell of the pair starts from."""
     config, dataset, calibration = inputs(name, seed)
     model = artifacts.trained(config, dataset, progress=False)
     return Stage(
@@ -121,15 +113,11 @@ def prepare(name: str, seed: int) -> Stage:
 
 
 def deploy(model, calibration, float32: bool = True) -> dict:
-    """The int8 file of `model` (and its float32 file, unless `float32` is False).
-
-    Returns:
-        {"float32": bytes, "int8": bytes} (or only "int8").
+    """Returns {"float32": bytes, "int8": bytes} of `model` (only "int8" if `float32` is False).
 
     Raises:
-        ValueError, ConversionError: as `qlab.conversion.to_tflite.quantize` (e.g. a model still wrapped for
-            pruning or clustering).
-    """
+        ValueError, ConversionError: as `qlab.conversion.to_tflite.quantize` (e.g. a model still
+            wrapped for pruning or clustering)."""
     files = {"float32": to_tflite.quantize(model, "float32")} if float32 else {}
     files["int8"] = to_tflite.quantize(model, INT8, calibration)
     return files
@@ -139,12 +127,8 @@ def stages(cell: dict) -> dict[str, Stage]:
     """Every model and file of one cell: float, pruned (to the cell's setting), plain QAT and PQAT
     of the pruned model. Seeded: the same cell gives the same bytes.
 
-    Returns:
-        {stage: `Stage`}, in the order of the table.
-
-    Raises:
-        ValueError: a setting or model the study cannot take (see `check`).
-    """
+    Returns {stage: `Stage`}, in the order of the table. Raises ValueError for a setting or model
+    the study cannot take (see `check`)."""
     _, dataset, calibration = inputs(cell["model"], cell["seed"])
     base = prepare(cell["model"], cell["seed"])
     pruned = pruning.prune(base.model, dataset, cell["setting"], seed=cell["seed"])
@@ -158,11 +142,8 @@ def stages(cell: dict) -> dict[str, Stage]:
 
 
 def keras_rows(model) -> list[dict]:
-    """One row per kernel of a Keras model (`qlab.training.pruning.kernels`): its values before any rounding.
-
-    Returns:
-        dicts with layer, weights, sparsity, unique, unique_per_channel, channels (the last axis).
-    """
+    """Returns one dict per kernel of a Keras model, its values before any rounding: layer,
+    weights, sparsity, unique, unique_per_channel, channels (the last axis)."""
     return [
         {
             "layer": name,
@@ -177,12 +158,9 @@ def keras_rows(model) -> list[dict]:
 
 
 def file_rows(tflite: bytes, model, dataset) -> list[dict]:
-    """One row per weight tensor of a file (`qlab.analysis.weights.weight_table`) and one "(all)"
-    row, each with the file's LiteRT accuracy on the test split, its size and gzip size.
-
-    Returns:
-        dicts with the columns of `COLUMNS` after `file`.
-    """
+    """Returns one row per weight tensor of a file (`qlab.analysis.weights.weight_table`) and one
+    "(all)" row, each with the file's LiteRT test accuracy, its size and gzip size (the columns of
+    `COLUMNS` after `file`)."""
     table = weights.weight_table(tflite, model)
     whole = {
         "accuracy": accuracy(tflite, dataset.x_test, dataset.y_test),
@@ -206,10 +184,8 @@ def file_rows(tflite: bytes, model, dataset) -> list[dict]:
 def rows(cell: dict, found: dict[str, Stage]) -> list[dict]:
     """The tidy rows of one cell from its stages (`stages`).
 
-    Returns:
-        one dict per (stage, file, layer) with every column of `COLUMNS` (NaN where a column does
-        not apply: no accuracy for `keras` rows, no unique count for "(all)").
-    """
+    Returns one dict per (stage, file, layer) with every column of `COLUMNS` (NaN where a column
+    does not apply: no accuracy for `keras` rows, no unique count for "(all)")."""
     dataset = data.load(TrainConfig(model=cell["model"]).dataset)
     found_rows = []
     for stage, part in found.items():
@@ -234,22 +210,16 @@ def rows(cell: dict, found: dict[str, Stage]) -> list[dict]:
 
 
 def measure(cell: dict) -> list[dict]:
-    """Prune, deploy, QAT two ways, deploy, and read every file (the study contract).
-
-    Returns:
-        `rows(cell, stages(cell))`.
-    """
+    """Prune, deploy, QAT two ways, deploy, and read every file. Returns the cell's `rows`."""
     return rows(cell, stages(cell))
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """Medians and spreads over seeds.
 
-    Returns:
-        one row per (model, setting, stage, file, layer): seeds, and for sparsity, unique,
-        unique_per_channel, accuracy, size_bytes and gzip_bytes the median and `_min`, `_max` (byte
-        counts as nullable Int64 where whole).
-    """
+    Returns one row per (model, setting, stage, file, layer): seeds, and for sparsity, unique,
+    unique_per_channel, accuracy, size_bytes and gzip_bytes the median and `_min`, `_max` (byte
+    counts as nullable Int64 where whole)."""
     keys = ["model", "setting", "stage", "file", "layer"]
     values = [
         c
@@ -268,9 +238,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     for suffix, how in (("_min", grouped.min()), ("_max", grouped.max())):
         result = result.join(how.add_suffix(suffix))
     for column in [c for c in result if c.startswith(("size_bytes", "gzip_bytes"))]:
-        if (
-            result[column].dropna() % 1 == 0
-        ).all():  # byte counts as integers (a median of two may be x.5)
+        # byte counts as integers (a median of two may be x.5)
+        if (result[column].dropna() % 1 == 0).all():
             result[column] = result[column].astype("Int64")
     result.insert(0, "seeds", table.groupby(keys, sort=False).seed.nunique())
     return result.reset_index()
@@ -289,12 +258,10 @@ def per_layer(
         ("pqat", "int8"),
     ),
 ) -> pd.DataFrame:
-    """The before/after table: one row per (model, setting, layer), one column per (stage, file)
-    of `columns`, the median over seeds of `value`.
+    """The before/after table: the median over seeds of `value` per (model, setting, layer).
 
-    Returns:
-        a DataFrame indexed by model, setting, layer; columns named "stage file".
-    """
+    Returns a DataFrame indexed by model, setting, layer, one column per (stage, file) of
+    `columns`, named "stage file"."""
     rows_ = table[table.layer != ALL]
     pivot = rows_.pivot_table(
         index=["model", "setting", "layer"],
@@ -312,11 +279,9 @@ def per_layer(
 def oracle(table: pd.DataFrame) -> pd.DataFrame:
     """PQAT against the pruned model, per layer and seed, in the int8 files.
 
-    Returns:
-        one row per (model, setting, seed, layer): pruned_pct and pqat_pct (sparsity of the
-        int8 file, %), qat_pct (plain QAT's), pqat_change_pp (pqat − pruned, percentage points),
-        holds (|pqat_change_pp| ≤ `ORACLE_PP`).
-    """
+    Returns one row per (model, setting, seed, layer): pruned_pct and pqat_pct (sparsity of the
+    int8 file, %), qat_pct (plain QAT's), pqat_change_pp (pqat − pruned, pp), holds
+    (|pqat_change_pp| ≤ `ORACLE_PP`)."""
     rows_ = table[(table.file == "int8") & (table.layer != ALL)]
     pivot = rows_.pivot_table(
         index=["model", "setting", "seed", "layer"], columns="stage", values="sparsity", sort=False
@@ -334,27 +299,19 @@ def oracle(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def spread_text(values, scale: float = 1.0, digits: int = 1) -> str:
-    """Values over seeds as text: the median, then [min–max] if they differ.
-
-    Args:
-        scale: multiplies every value first (100 for percent, 1 / 1024 for KB).
-
-    Returns:
-        e.g. "96.9 [96.2–97.8]".
-    """
+    """Returns values over seeds (times `scale`) as text: the median, then [min–max] if they
+    differ, e.g. "96.9 [96.2–97.8]"."""
     values = pd.Series(values, dtype=float) * scale
     median, low, high = (f"{v:.{digits}f}" for v in (values.median(), values.min(), values.max()))
     return median + ("" if low == high else f" [{low}–{high}]")
 
 
 def headline(table: pd.DataFrame) -> str:
-    """The study's headline, from the table: at the highest target sparsity, the int8 file's gzip
-    size and accuracy against the unpruned int8 file's, and the share of zeros after plain QAT and
-    PQAT against the pruned file's; whether the oracle held.
+    """At the highest target sparsity, the int8 file's gzip size and accuracy against the unpruned
+    int8 file's, and the share of zeros after plain QAT and PQAT against the pruned file's; whether
+    the oracle held.
 
-    Returns:
-        one sentence per model (median [min–max] over seeds).
-    """
+    Returns one sentence per model (median [min–max] over seeds)."""
     sentences = []
     for name, part in table.groupby("model", sort=False):
         top = part[part.setting == part.setting.max()]
@@ -366,14 +323,15 @@ def headline(table: pd.DataFrame) -> str:
         ratio = get("pruned", "gzip_bytes") / get("float", "gzip_bytes")
         held = oracle(part)
         sentences.append(
-            f"{name} pruned to {100 * top.setting.iloc[0]:.0f} % ({top.seed.nunique()} seeds): its int8 file gzips to "
-            f"{spread_text(get('pruned', 'gzip_bytes'), 1 / 1024)} KB, {spread_text(ratio, 1, 2)}× the unpruned int8 "
-            "file's, "
+            f"{name} pruned to {100 * top.setting.iloc[0]:.0f} % ({top.seed.nunique()} seeds): "
+            f"its int8 file gzips to {spread_text(get('pruned', 'gzip_bytes'), 1 / 1024)} KB, "
+            f"{spread_text(ratio, 1, 2)}× the unpruned int8 file's, "
             f"at {spread_text(get('pruned', 'accuracy'), 100)} % LiteRT accuracy (unpruned "
             f"{spread_text(get('float', 'accuracy'), 100)} %); zeros in the int8 file: pruned "
             f"{spread_text(get('pruned', 'sparsity'), 100)} %, after plain QAT "
             f"{spread_text(get('qat', 'sparsity'), 100)} %, "
-            f"after PQAT {spread_text(get('pqat', 'sparsity'), 100)} %; over every target and seed, PQAT kept "
-            f"{int(held.holds.sum())} of {len(held)} layer sparsities within {ORACLE_PP:g} pp of the pruned model's."
+            f"after PQAT {spread_text(get('pqat', 'sparsity'), 100)} %; over every target and "
+            f"seed, PQAT kept {int(held.holds.sum())} of {len(held)} layer sparsities within "
+            f"{ORACLE_PP:g} pp of the pruned model's."
         )
     return " ".join(sentences)

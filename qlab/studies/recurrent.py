@@ -34,12 +34,11 @@ log = logging.getLogger(__name__)
 NAME = "recurrent"
 MODELS = ["lstm_rows"]
 SETTINGS = ["float32", "dynamic_range", "full_integer", "integer_only", "int16x8", "qat"]
-"""Post-training modes (float32 is the reference), and "qat": quantization-aware training, then integer_only."""
+"""Post-training modes (float32 is the reference), and "qat": quantization-aware training, then
+integer_only."""
 VERSION = 2  # 2: the CPU columns
-LATENCY_ROUNDS, LATENCY_RUNS = (
-    3,
-    50,
-)  # interleaved rounds of (file, float32) timings, invokes per timing
+# interleaved rounds of (file, float32) timings, invokes per timing
+LATENCY_ROUNDS, LATENCY_RUNS = 3, 50
 ERRORS = (
     "lstm_local_steps",
     "lstm_accumulated_steps",
@@ -85,8 +84,8 @@ def check(names, settings) -> None:
 
     Raises:
         ValueError: no models or settings; an unknown model (listing the zoo); a model with no
-            recurrent layer (listing those that have one); an unknown setting (listing `SETTINGS`).
-    """
+            recurrent layer (listing those that have one); an unknown setting (listing
+            `SETTINGS`)."""
     if not list(names) or not list(settings):
         raise ValueError("the recurrent study needs at least one model and one setting")
     for name in names:
@@ -110,7 +109,7 @@ def _recurrent(name: str) -> bool:
 
 
 def prepare(model: str, seed: int) -> None:
-    """Train (or load) the float model of (model, seed) and convert its float32 reference, into the cache."""
+    """Train (or load) the float model of (model, seed) and its float32 file, into the cache."""
     config = TrainConfig(model=model, seed=seed)
     artifacts.quantized(config, "float32", progress=False)
 
@@ -119,15 +118,8 @@ def measure(cell: dict) -> list[dict]:
     """One (model, seed, setting): converted (or trained with QAT), run on LiteRT beside the same
     seed's float32 file, its LSTM read from the file and its per-layer error measured.
 
-    Args:
-        cell: {"model": a zoo model with an LSTM, "seed": int, "setting": one of `SETTINGS`}.
-
-    Returns:
-        one row, a dict of `COLUMNS`; measurements a setting cannot have are NaN and `note` says why.
-
-    Raises:
-        ValueError: an unknown model or setting.
-    """
+    Returns one row, a dict of `COLUMNS`; measurements a setting cannot have are NaN and `note`
+    says why. Raises ValueError for an unknown model or setting."""
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
     dataset = data.load(models.get(name).dataset)
@@ -164,11 +156,7 @@ def measure(cell: dict) -> list[dict]:
 
 
 def measure_accuracy(tflite: bytes, dataset: data.Dataset) -> float:
-    """LiteRT accuracy on the test split.
-
-    Returns:
-        the fraction classified right, in [0, 1].
-    """
+    """Returns the LiteRT accuracy on the test split, the fraction classified right, in [0, 1]."""
     return litert_accuracy(tflite, dataset.x_test, dataset.y_test)
 
 
@@ -219,19 +207,15 @@ def _errors(
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Medians and spreads over seeds.
-
-    Args:
-        table: the per-seed rows of `measure` (one per model, seed, setting).
+    """Medians and spreads over seeds of `measure`'s rows.
 
     Returns:
         one row per (model, setting), in the order met: model, setting, training, mode, seeds
-        (count measured), accuracy_pct, accuracy_min_pct, accuracy_max_pct, delta_pp, delta_min_pp,
-        delta_max_pp (paired with the same seed's float32), size_x, latency_x (medians), kernel,
-        cell_state_type, then each of `ERRORS` as a median, with first_step_steps and
-        last_step_steps also as min and max; the CPU columns (`qlab.perf.cpu.carried`); note (the first
-        non-empty).
-    """
+        (count measured), accuracy_pct, accuracy_min_pct, accuracy_max_pct, delta_pp,
+        delta_min_pp, delta_max_pp (paired with the same seed's float32), size_x, latency_x
+        (medians), kernel, cell_state_type, then each of `ERRORS` as a median, with
+        first_step_steps and last_step_steps also as min and max; the CPU columns
+        (`qlab.perf.cpu.carried`); note (the first non-empty)."""
     rows = []
     for (name, setting), part in table.groupby(["model", "setting"], sort=False):
         acc, delta = 100 * part.accuracy, part.delta_pp
@@ -266,15 +250,10 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline(table: pd.DataFrame) -> str:
-    """The study's headline: what integer_only costs the LSTM against float32, what its state
-    carries from the first time step to the last, and what was refused.
+    """What integer_only costs the LSTM against float32, what its state carries from the first time
+    step to the last, and what was refused.
 
-    Args:
-        table: the per-seed rows of `measure`.
-
-    Returns:
-        one sentence per model, with the figures (medians [min, max] over seeds).
-    """
+    Returns one sentence per model, with the figures (medians [min, max] over seeds)."""
     sentences = []
     for name, part in summary(table).groupby("model", sort=False):
         s = part.set_index("setting")
@@ -284,11 +263,11 @@ def headline(table: pd.DataFrame) -> str:
             seeds = f"{int(r.seeds)} seed{'s' if r.seeds > 1 else ''}"
             said.append(
                 f"integer_only ({r.kernel}, {r.cell_state_type} cell state) changes accuracy by "
-                f"{r.delta_pp:+.2f} pp [{r.delta_min_pp:+.2f}, {r.delta_max_pp:+.2f}] against float32 "
-                f"(median [min, max] over {seeds}) at {r.size_x:.2f}x its size, and the LSTM's output "
-                f"drifts from {r.first_step_steps:.2f} output steps rms at the first time step to "
-                f"{r.last_step_steps:.2f} [{r.last_step_min_steps:.2f}, {r.last_step_max_steps:.2f}] "
-                "at the last"
+                f"{r.delta_pp:+.2f} pp [{r.delta_min_pp:+.2f}, {r.delta_max_pp:+.2f}] against "
+                f"float32 (median [min, max] over {seeds}) at {r.size_x:.2f}x its size, and the "
+                f"LSTM's output drifts from {r.first_step_steps:.2f} output steps rms at the first "
+                f"time step to {r.last_step_steps:.2f} "
+                f"[{r.last_step_min_steps:.2f}, {r.last_step_max_steps:.2f}] at the last"
             )
         for setting in ("int16x8", "qat"):
             if setting in s.index and s.loc[setting, "note"].startswith("not computed"):

@@ -1,9 +1,8 @@
-"""Per-layer sensitivity, ranked two ways (`qlab.analysis.precision.sensitivity`): quantize one layer
-at a time with every other op in float, and keep one layer in float at a time with every other op
-int8. Files are built by ai-edge-quantizer with one precision per op and min-max activation ranges,
-and run on LiteRT; the ranking is by the error each layer adds to the model's output (accuracy on
-a few hundred images moves in whole images).
-"""
+"""Per-layer sensitivity, ranked two ways (`qlab.analysis.precision.sensitivity`): quantize one
+layer at a time with every other op in float, and keep one layer in float at a time with every
+other op int8. Files are built by ai-edge-quantizer with one precision per op and min-max
+activation ranges, and run on LiteRT; the ranking is by the error each layer adds to the model's
+output (accuracy on a few hundred images moves in whole images)."""
 
 from __future__ import annotations
 
@@ -33,24 +32,23 @@ COLUMNS = (
     "effect_mse",
 )
 """One row per (model, seed, setting, layer): rank (1 = most sensitive, by effect_mse); accuracy
-(0..1, LiteRT, test split) and size_bytes of the file with that layer alone int8 ("quantize_one") or
-alone float ("float_one"); float_accuracy and int8_accuracy (the float32 and all-int8 files); output_mse
-(the file's output against float32's, real units squared) and effect_mse (the error the layer adds
-alone, or removes when kept in float)."""
+(0..1, LiteRT, test split) and size_bytes of the file with that layer alone int8 ("quantize_one")
+or alone float ("float_one"); float_accuracy and int8_accuracy (the float32 and all-int8 files);
+output_mse (the file's output against float32's, real units squared) and effect_mse (the error the
+layer adds alone, or removes when kept in float)."""
 
 
 def check(names, settings) -> None:
     """Refuse unknown models and settings before anything runs.
 
-    Raises:
-        ValueError: an unknown model or a setting not in `SETTINGS` (listing them).
-    """
+    Raises ValueError for an unknown model or a setting not in `SETTINGS` (listing them)."""
     for name in names:
         models.get(name)
     for setting in settings:
         if setting not in SETTINGS:
             raise ValueError(
-                f"unknown setting {setting!r} for the sensitivity study; valid: {', '.join(SETTINGS)}"
+                f"unknown setting {setting!r} for the sensitivity study; "
+                f"valid: {', '.join(SETTINGS)}"
             )
 
 
@@ -60,16 +58,11 @@ def prepare(model: str, seed: int) -> None:
 
 
 def evaluator(name: str, seed: int, ranges: str = "minmax") -> precision.Evaluator:
-    """The mixed-precision evaluator of (model, seed): its float32 file, 100 calibration images drawn
-    with the seed, activation ranges from `ranges` ("minmax" or "aeq_calibrate"), measured on the
-    test split.
+    """The mixed-precision evaluator of (model, seed): its float32 file, 100 calibration images
+    drawn with the seed, activation ranges from `ranges` ("minmax" or "aeq_calibrate"), measured on
+    the test split.
 
-    Returns:
-        a `qlab.analysis.precision.Evaluator`.
-
-    Raises:
-        ValueError: an unknown model.
-    """
+    Returns a `qlab.analysis.precision.Evaluator`. Raises ValueError for an unknown model."""
     config = TrainConfig(model=name, seed=seed)
     dataset = data.load(config.dataset)
     keras_model = artifacts.trained(config, dataset, progress=False)
@@ -87,12 +80,11 @@ def evaluator(name: str, seed: int, ranges: str = "minmax") -> precision.Evaluat
 def measure(cell: dict) -> list[dict]:
     """One (model, seed, way): every layer's file built, run and ranked.
 
-    Returns:
-        one row per layer (`COLUMNS`).
+    Returns one row per layer (`COLUMNS`).
 
     Raises:
-        ValueError: an unknown model or setting. qlab.conversion.aeq.AEQError: AEQ refused a file.
-    """
+        ValueError: an unknown model or setting.
+        qlab.conversion.aeq.AEQError: AEQ refused a file."""
     name, seed, setting = cell["model"], int(cell["seed"]), cell["setting"]
     check([name], [setting])
     ev = evaluator(name, seed)
@@ -145,9 +137,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 def headline(table: pd.DataFrame) -> str:
     """The most sensitive layer per model and way, and whether the two ways agree.
 
-    Returns:
-        one sentence per model.
-    """
+    Returns one sentence per model."""
     s = summary(table)
     said = []
     for name in dict.fromkeys(s.model):
@@ -157,7 +147,8 @@ def headline(table: pd.DataFrame) -> str:
             if len(part):
                 tops[setting] = part.iloc[0]
         text = "; ".join(
-            f"{k}: {r.layer} ranks first in {r.top_seeds} of {r.seeds} seeds (median rank {r['rank']:g})"
+            f"{k}: {r.layer} ranks first in {r.top_seeds} of {r.seeds} seeds "
+            f"(median rank {r['rank']:g})"
             for k, r in tops.items()
         )
         if len(tops) == 2:

@@ -2,12 +2,14 @@
 measured by the study's `measure` in a joblib worker process, each cell's rows cached as soon as
 the cell ends, gathered into one tidy table.
 
-- **Resumable.** A cell's rows are stored in qlab's cache (`qlab.infra.cache`, written atomically) by the
-  worker that measured it, keyed by the study, its `VERSION`, the cell and the TensorFlow version.
+- **Resumable.** A cell's rows are stored in qlab's cache (`qlab.infra.cache`, written atomically)
+  by the worker that measured it, keyed by the study, its `VERSION`, the cell and the TensorFlow
+  version.
   A rerun measures only the cells not stored yet; a killed sweep loses only the cells in flight.
 - **Parallel.** Cells run in joblib's `loky` worker processes on this machine (one per core by
-  default), each running TensorFlow on one thread (`THREADS`): workers do not fight over cores, and
-  a cell's numbers do not depend on how many there are (float sums depend on the thread count).
+  default), each running TensorFlow on one thread (`THREADS`): workers do not fight over cores,
+  and a cell's numbers do not depend on how many there are (float sums depend on the thread
+  count).
 - **Reproducible.** A cell seeds everything it trains (the study's duty), so its rows do not depend
   on which worker ran it or what ran there before; the table is in the order of the grid.
 - **On a cluster.** `backend="dask"` runs the same cells on the workers of a dask cluster (`dask
@@ -37,25 +39,21 @@ from qlab.training import models
 
 log = logging.getLogger(__name__)
 BACKENDS = ("loky", "dask")
-"""The joblib backends a sweep can use: "loky", processes on this machine; "dask", a dask cluster's."""
-WORKERS_TIMEOUT = (
-    10  # seconds for a dask scheduler to have a worker (to answer: `cluster.CONNECT_TIMEOUT`)
-)
+"""The joblib backends a sweep can use: "loky", processes on this machine; "dask", a dask
+cluster's."""
+# seconds for a dask scheduler to have a worker (to answer: `cluster.CONNECT_TIMEOUT`)
+WORKERS_TIMEOUT = 10
 THREADS = 1
-"""TensorFlow threads per worker (intra-op and inter-op): one, so that cells do not fight over cores
-and a cell's rows do not depend on how many workers there are."""
+"""TensorFlow threads per worker (intra-op and inter-op): one, so that cells do not fight over
+cores and a cell's rows do not depend on how many workers there are."""
 _threads_set: list[int] = []  # this process's TensorFlow thread count, once set
 
 
 @dataclass(frozen=True)
 class Grid:
-    """The cells of one sweep.
-
-    Attributes:
-        study: the study's name (`qlab.studies.STUDIES`).
-        module: its module's dotted name (what the workers import).
-        cells: one dict per cell, {"model": str, "seed": int, "setting": JSON value}, in table order.
-    """
+    """The cells of one sweep: the study's name (`qlab.studies.STUDIES`), its module's dotted name
+    (what the workers import) and one dict per cell, {"model", "seed", "setting": a JSON value}, in
+    table order."""
 
     study: str
     module: str
@@ -63,25 +61,30 @@ class Grid:
 
 
 def grid(study: str, names=None, seeds=(0, 1, 2, 3, 4), settings=None) -> Grid:
-    """The grid of study `study`: every model × seed × setting, checked before anything runs.
-
-    Args:
-        names: zoo model names (default: the study's `MODELS`).
-        seeds: the seeds, whole numbers in 0..2**32 - 1.
-        settings: the study's settings (default: its `SETTINGS`).
+    """The grid of study `study`: every model × seed × setting (default: the study's `MODELS` and
+    `SETTINGS`), checked before anything runs.
 
     Returns:
         the `Grid`.
 
     Raises:
         ValueError: an unknown study (listing them), an unknown model (listing the zoo), no seeds or
-            a bad one, a seed or setting given twice, or what the study's `check` refuses.
-    """
+            a bad one (whole numbers in 0..2**32 - 1), a seed or setting given twice, or what the
+            study's `check` refuses."""
     module = studies.get(study)
     names = list(module.MODELS if names is None else names)
     for name in names:
         models.get(name)  # an unknown model: ValueError listing the zoo
     seeds, settings = list(seeds), list(module.SETTINGS if settings is None else settings)
+    _check_cells(study, names, seeds, settings)
+    module.check(names, settings)
+    cells = tuple(
+        {"model": m, "seed": s, "setting": x} for m in names for s in seeds for x in settings
+    )
+    return Grid(study, module.__name__, cells)
+
+
+def _check_cells(study: str, names: list, seeds: list, settings: list) -> None:
     if not seeds or not names or not settings:
         raise ValueError(f"study {study}: give at least one model, seed and setting")
     for seed in seeds:
@@ -94,30 +97,18 @@ def grid(study: str, names=None, seeds=(0, 1, 2, 3, 4), settings=None) -> Grid:
     ):
         if len(set(values)) != len(values):
             raise ValueError(f"study {study}: each {what} once, got {values}")
-    module.check(names, settings)
-    cells = tuple(
-        {"model": m, "seed": s, "setting": x} for m in names for s in seeds for x in settings
-    )
-    return Grid(study, module.__name__, cells)
 
 
 def cell_key(grid_: Grid, cell: dict) -> str:
-    """The cache name of one cell's rows.
-
-    Returns:
-        a `qlab.infra.cache.key` of kind "study-cell" over the study, its VERSION and the cell.
-    """
+    """Returns the cache name of one cell's rows: a `qlab.infra.cache.key` of kind "study-cell" over
+    the study, its VERSION and the cell."""
     version = importlib.import_module(grid_.module).VERSION
     return cache.key("study-cell", {"study": grid_.study, "version": version, **cell})
 
 
 def cached_rows(grid_: Grid, cell: dict) -> list[dict] | None:
-    """A finished cell's rows from the cache.
-
-    Returns:
-        the list of row dicts, or None if the cell has not run (or its entry was damaged: then it
-        is deleted, by `qlab.infra.cache.get`, and the cell runs again).
-    """
+    """Returns a finished cell's row dicts from the cache, or None if the cell has not run (or its
+    entry was damaged: then it is deleted, and the cell runs again)."""
     payload = cache.get(cell_key(grid_, cell))
     if payload is None:
         return None
@@ -145,18 +136,19 @@ def check_backend(
         raise ValueError(f"n_jobs must be a whole number of 1 or more, got {n_jobs!r}")
     if backend == "dask" and not scheduler:
         raise ValueError(
-            "backend dask needs a dask scheduler's address (--scheduler ADDRESS, e.g. tcp://127.0.0.1:"
-            "8786); start one with `dask scheduler` and workers with `dask worker ADDRESS --nthreads 1`"
+            "backend dask needs a dask scheduler's address (--scheduler ADDRESS, e.g. "
+            "tcp://127.0.0.1:8786); start one with `dask scheduler` and workers with "
+            "`dask worker ADDRESS --nthreads 1`"
         )
     if backend == "dask" and n_jobs is not None:
         raise ValueError(
-            f"n_jobs (--jobs) is loky's worker count, got {n_jobs}; on dask the cluster's workers run "
-            "the cells: leave it out and start as many `dask worker`s as you want"
+            f"n_jobs (--jobs) is loky's worker count, got {n_jobs}; on dask the cluster's "
+            "workers run the cells: leave it out and start as many `dask worker`s as you want"
         )
     if backend == "loky" and scheduler is not None:
         raise ValueError(
-            f"a scheduler ({scheduler}) is for backend dask; loky runs its workers on this machine: "
-            "leave out --scheduler, or add --backend dask"
+            f"a scheduler ({scheduler}) is for backend dask; loky runs its workers on this "
+            "machine: leave out --scheduler, or add --backend dask"
         )
 
 
@@ -170,23 +162,18 @@ def run(
     """Measure every cell of `grid_` not measured yet, in worker processes, and gather all the rows.
 
     Every cell runs in a worker with one TensorFlow thread (`THREADS`), so that it gives the same
-    rows with `--jobs 1` or `--jobs 8`, on loky or on dask.
-
-    Args:
-        n_jobs: loky's worker processes (default: one per core, at most one per cell to run).
-        backend: "loky" (processes on this machine) or "dask" (a dask cluster's workers).
-        show: False hides the progress bar (one step per cell).
-        scheduler: the dask scheduler's address, e.g. "tcp://10.0.0.5:8786" (dask only; its
-            workers write to this process's cache folder, which must be on a shared file system).
+    rows with `--jobs 1` or `--jobs 8`, on loky or on dask. `n_jobs` defaults to one loky worker
+    per core, at most one per cell to run; dask workers write to this process's cache folder, which
+    must be on a shared file system.
 
     Returns:
         one DataFrame of every cell's rows, in the order of the grid (columns: the study's).
 
     Raises:
-        ValueError: see `check_backend`; a dask scheduler not reached within `cluster.CONNECT_TIMEOUT` s,
-            without workers, or with workers of several threads; whatever a cell raises. A dead
-            worker ends the sweep (loky: `TerminatedWorkerError`). Finished cells stay cached.
-    """
+        ValueError: see `check_backend`; a dask scheduler not reached within
+            `cluster.CONNECT_TIMEOUT` s, without workers, or with workers of several threads;
+            whatever a cell raises. A dead worker ends the sweep (loky: `TerminatedWorkerError`).
+            Finished cells stay cached."""
     check_backend(backend, scheduler, n_jobs)
     done = {
         i: rows
@@ -217,12 +204,8 @@ def prepare(
     """Build what the cells of `grid_` share (the study's `prepare`, once per `prepare_key`) in
     workers, as `run` would, measuring no cell (e.g. to warm a cache before timing sweeps).
 
-    Returns:
-        the number of `prepare` calls made (0 if the study has no `prepare`).
-
-    Raises:
-        ValueError: as `run`.
-    """
+    Returns the number of `prepare` calls made (0 if the study has no `prepare`). Raises ValueError
+    as `run`."""
     check_backend(backend, scheduler, n_jobs)
     with _pool(backend, scheduler) as client:
         return _prepare(
@@ -235,7 +218,7 @@ def prepare(
 
 
 def _prepare(grid_: Grid, cells, n_jobs: int, client, root: str) -> int:
-    """The study's `prepare` once per `prepare_key` of `cells` (default: (model, seed)), on its first pair."""
+    """The study's `prepare` once per `prepare_key` of `cells` (default: (model, seed))."""
     module = importlib.import_module(grid_.module)
     if not hasattr(module, "prepare"):
         return 0
@@ -246,27 +229,21 @@ def _prepare(grid_: Grid, cells, n_jobs: int, client, root: str) -> int:
             json.dumps(key(cell["model"], cell["seed"]), default=str), (cell["model"], cell["seed"])
         )
     calls = [joblib.delayed(_prepare_one)(grid_, pair, root) for pair in pairs.values()]
-    list(
-        _parallel(n_jobs, client, calls)
-    )  # the cells' pool size: loky keeps the same workers for them
+    list(_parallel(n_jobs, client, calls))  # the cells' pool size: loky keeps the same workers
     return len(calls)
 
 
 def _parallel(n_jobs: int, client, calls: list):
-    """Run joblib `calls` on loky's workers or on `client`'s dask cluster, yielding results as they end."""
+    """Run joblib `calls` on loky's workers or on `client`'s dask cluster, yielding as they end."""
     if not calls:
         return iter(())
-    # one cell per dispatch: cells are long, and each one's rows come back (and are cached) as it ends
-    if (
-        client is not None and sum(client.nthreads().values()) > 1
-    ):  # the cluster decides how many at once
+    # one cell per dispatch: cells are long, and each one's rows come back (and are cached) as it
+    # ends
+    if client is not None and sum(client.nthreads().values()) > 1:  # the cluster decides
         return joblib.Parallel(batch_size=1, return_as="generator_unordered")(calls)
-    if (
-        n_jobs == 1 or client is not None
-    ):  # joblib would run these in this process: one worker, one at a time
-        executor = client or get_memmapping_executor(
-            1
-        )  # dask's one worker, or the pool of joblib's loky backend
+    if n_jobs == 1 or client is not None:  # joblib would run these in this process, one at a time
+        # dask's one worker, or the pool of joblib's loky backend
+        executor = client or get_memmapping_executor(1)
         return (
             executor.submit(function, *args, **kwargs).result() for function, args, kwargs in calls
         )
@@ -277,7 +254,7 @@ def _parallel(n_jobs: int, client, calls: list):
 
 @contextlib.contextmanager
 def _pool(backend: str, scheduler: str | None):
-    """dask: joblib's dask backend for the block, on the client it yields (loky: None) of `scheduler`."""
+    """dask: joblib's dask backend for the block, on `scheduler`'s client it yields (loky: None)."""
     if backend != "dask":
         yield None
         return
@@ -305,8 +282,8 @@ def _pool(backend: str, scheduler: str | None):
 
 @contextlib.contextmanager
 def _worker(root: str):
-    """In a worker process: TensorFlow's thread pools set to `THREADS` (once, before TensorFlow runs
-    anything), the caller's cache folder, no bars; then Keras' session cleared (no piled-up graphs)."""
+    """In a worker process: TensorFlow's thread pools set to `THREADS` (once, before TensorFlow
+    runs anything), the caller's cache folder, no bars; then Keras' session cleared."""
     import tf_keras
 
     if not _threads_set:
@@ -352,11 +329,7 @@ def _plain(value):
 
 
 def spread(values) -> tuple[float, float, float]:
-    """Median, minimum and maximum of `values`, NaN ignored.
-
-    Returns:
-        (median, min, max) as floats; all NaN if there is no finite value.
-    """
+    """Returns (median, min, max) of `values` as floats, NaN ignored; all NaN if none is finite."""
     finite = [
         float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))
     ]

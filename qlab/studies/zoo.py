@@ -1,12 +1,12 @@
-"""The articles' architecture table in miniature: every zoo model (`qlab.training.models.ZOO`) in float32,
-dynamic_range, float16 and integer_only after training, and integer_only after quantization-aware
-training, over several seeds; accuracy, size and latency against float32; the effect of one weight
-scale per tensor; and the ImageNet figures of `tfmot-post-training-integer-quantization` beside.
+"""The articles' architecture table in miniature: every zoo model (`qlab.training.models.ZOO`) in
+float32, dynamic_range, float16 and integer_only after training, and integer_only after
+quantization-aware training, over several seeds; accuracy, size and latency against float32; the
+effect of one weight scale per tensor; and the ImageNet figures of
+`tfmot-post-training-integer-quantization` beside.
 
 A row qlab cannot fill says why in its `note` (a recurrent model tfmot cannot train with QAT, a
 mode the converter refuses), and so does a row whose file the converter left all in float; nothing
-is left out silently.
-"""
+is left out silently."""
 
 from __future__ import annotations
 
@@ -34,30 +34,23 @@ ROWS = (
     ("float", "integer_only"),
     ("qat", "integer_only"),
 )
-"""(training, mode) of each model's rows: the articles' float baseline, the converter's post-training
-modes, and quantization during training."""
+"""(training, mode) of each model's rows: the articles' float baseline, the converter's
+post-training modes, and quantization during training."""
 
 
 def measure_model(
     name: str, seed: int, runs: int = 100, rows=ROWS, per_tensor: bool = True
 ) -> list[dict]:
     """Every row of one zoo model for one seed: trained (or loaded), converted, run on LiteRT.
-
-    Args:
-        runs: timed invokes per latency (median single-image latency, XNNPACK, 1 thread).
-        rows: the (training, mode) pairs to measure (default `ROWS`); ("float", "float32") must be
-            among them for `table`.
-        per_tensor: False skips the per-tensor conversion (its columns stay NaN).
+    Latency is the median single-image time of `runs` invokes, XNNPACK, 1 thread; `table` needs
+    ("float", "float32") among `rows`; `per_tensor` False leaves the per-tensor columns NaN.
 
     Returns:
         one dict per (training, mode) of `rows`: model, training, mode, seed, accuracy (0..1, on
         the test split), size_bytes, latency_us, per_tensor_accuracy and per_tensor_min_levels
-        (integer_only after training only: the accuracy of the same conversion with one weight
-        scale per tensor, and the fewest int8 levels any weight channel then spans, from
-        `qlab.analysis.variants.channel_ranges`), note (why a row is empty, or that a quantizing
-        mode quantized nothing; else ""), and what the latency was measured on: cpu, cpu_features,
-        int8_path, kernels ("xnnpack"), threads (1) (`qlab.perf.cpu.columns`).
-    """
+        (integer_only after training only: the accuracy with one weight scale per tensor, and the
+        fewest int8 levels any weight channel then spans), note (why a row is empty, or that a
+        quantizing mode quantized nothing; else ""), and the columns of `qlab.perf.cpu.columns`."""
     entry = models.get(name)
     dataset = data.load(entry.dataset)
     calibration = data.calibration(dataset.x_train, seed=seed)
@@ -114,18 +107,9 @@ def sweep(
     rows=ROWS,
     per_tensor: bool = True,
 ) -> pd.DataFrame:
-    """`measure_model` for every (model, seed).
+    """`measure_model` for every (model, seed) (default models: all of the zoo).
 
-    Args:
-        names: zoo models (default: all of `qlab.training.models.ZOO`).
-        rows, per_tensor: as `measure_model`.
-
-    Returns:
-        the per-seed rows as a DataFrame (columns of `measure_model`).
-
-    Raises:
-        ValueError: an unknown model, or no seeds.
-    """
+    Returns the per-seed rows as a DataFrame. Raises ValueError: an unknown model, or no seeds."""
     names = list(models.ZOO) if names is None else [models.get(n).name for n in names]
     seeds = list(seeds)
     if not seeds:
@@ -138,15 +122,13 @@ def sweep(
 
 
 def table(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, training, mode): accuracy as a median over seeds with its min and max,
-    size and latency relative to the same model's float32 (median of the per-seed ratios).
+    """One row per (model, training, mode) of `sweep`'s rows.
 
     Returns:
         DataFrame: model, training, mode, seeds (count), accuracy_pct, accuracy_min_pct,
-        accuracy_max_pct, delta_pp (median accuracy minus float32's, in percentage points),
-        size_x, latency_x, per_tensor_pct (median), note, and the CPU columns of the rows
-        (`qlab.perf.cpu.carried`) when they have them.
-    """
+        accuracy_max_pct (over seeds), delta_pp (median accuracy minus float32's, pp), size_x and
+        latency_x (median of the per-seed ratios to the same model's float32), per_tensor_pct
+        (median), note, and the CPU columns of the rows (`qlab.perf.cpu.carried`) when present."""
     frame = per_seed.copy()
     base = frame[(frame.training == "float") & (frame["mode"] == "float32")].set_index(
         ["model", "seed"]
@@ -190,11 +172,9 @@ def table(per_seed: pd.DataFrame) -> pd.DataFrame:
 def beside_published(summary: pd.DataFrame) -> pd.DataFrame:
     """Each zoo model standing in for a published family, beside the family's ImageNet figures.
 
-    Returns:
-        one row per family: family, model, float, qat and ptq accuracy published (%, ImageNet
-        top-1) and measured here (median %, integer_only after QAT and after training), and
-        the deltas from float (percentage points), published and measured.
-    """
+    Returns one row per family: family, model, float, qat and ptq accuracy published (%, ImageNet
+    top-1) and measured here (median %, integer_only after QAT and after training), and the deltas
+    from float (pp), published and measured."""
     published = tables.published(PUBLISHED).set_index("family")
     acc = summary.set_index(["model", "training", "mode"]).accuracy_pct
     rows = []
@@ -232,17 +212,12 @@ def beside_published(summary: pd.DataFrame) -> pd.DataFrame:
 
 def per_tensor_effect(per_seed: pd.DataFrame) -> pd.DataFrame:
     """What one weight scale per tensor costs each model, after training, in integer_only, paired
-    seed by seed (the same trained model converted both ways).
+    seed by seed (the same trained model converted both ways), from `sweep`'s rows.
 
-    Args:
-        per_seed: `sweep`'s rows.
-
-    Returns:
-        one row per model: model, seeds, per_channel_pct and per_tensor_pct (median accuracy %),
-        cost_pp, cost_min_pp, cost_max_pp (per-channel minus per-tensor accuracy of each seed,
-        in percentage points: median, min, max; positive: per-tensor is worse), min_levels (the
-        fewest int8 levels a weight channel spans under one scale per tensor, median over seeds).
-    """
+    Returns one row per model: model, seeds, per_channel_pct and per_tensor_pct (median accuracy
+    %), cost_pp, cost_min_pp, cost_max_pp (per-channel minus per-tensor accuracy of each seed, pp;
+    positive: per-tensor is worse), min_levels (the fewest int8 levels a weight channel spans under
+    one scale per tensor, median over seeds)."""
     rows = per_seed[(per_seed.training == "float") & (per_seed["mode"] == "integer_only")].dropna(
         subset=["accuracy", "per_tensor_accuracy"]
     )
@@ -262,16 +237,11 @@ def per_tensor_effect(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_tensor_finding(per_tensor: pd.DataFrame) -> str:
-    """Whether one weight scale per tensor hurts mobilenet_mini most, from the numbers, and the
-    levels its narrowest channel keeps (the mechanism the literature gives for MobileNet: channels
-    of very different ranges, of which the narrow ones keep few levels under one scale).
+    """Whether one weight scale per tensor hurts mobilenet_mini most, from `per_tensor_effect`'s
+    table, and the levels its narrowest channel keeps (the mechanism the literature gives for
+    MobileNet: channels of very different ranges, of which the narrow ones keep few levels).
 
-    Args:
-        per_tensor: `per_tensor_effect`'s table.
-
-    Returns:
-        two sentences, with the figures they rest on.
-    """
+    Returns two sentences, with the figures they rest on."""
     effect = per_tensor.set_index("model")
     if "mobilenet_mini" not in effect.index or len(effect.cost_pp.dropna()) < 2:
         return "Per-tensor weights: mobilenet_mini and another model are needed to compare."
@@ -286,11 +256,12 @@ def per_tensor_finding(per_tensor: pd.DataFrame) -> str:
     )
     return (
         f"One weight scale per tensor {verdict}: it costs mobilenet_mini {mobile.cost_pp:+.2f} pp "
-        f"[{mobile.cost_min_pp:+.2f}, {mobile.cost_max_pp:+.2f}] (median [min, max] over {int(mobile.seeds)} "
-        f"seeds of the paired difference per-channel − per-tensor accuracy; negative: per-tensor was "
-        f"the more accurate), the other models {others.cost_pp.min():+.2f} to "
-        f"{others.cost_pp.max():+.2f} pp. Under one scale per tensor, mobilenet_mini's narrowest weight "
-        f"channel still spans {mobile.min_levels:.0f} of the 255 int8 levels (the other models' "
+        f"[{mobile.cost_min_pp:+.2f}, {mobile.cost_max_pp:+.2f}] (median [min, max] over "
+        f"{int(mobile.seeds)} seeds of the paired difference per-channel − per-tensor accuracy; "
+        "negative: per-tensor was the more accurate), the other models "
+        f"{others.cost_pp.min():+.2f} to {others.cost_pp.max():+.2f} pp. Under one scale per "
+        "tensor, mobilenet_mini's narrowest weight channel still spans "
+        f"{mobile.min_levels:.0f} of the 255 int8 levels (the other models' "
         f"{others.min_levels.min():.0f} to {others.min_levels.max():.0f})."
     )
 

@@ -1,10 +1,8 @@
 """Read a .tflite flatbuffer into plain Python: tensors (with their constant data and
-quantization), ops (with their builtin options) and buffers.
+quantization), ops (with their builtin options) and buffers, exactly as stored.
 
-The interpreter reports tensors once they are allocated; this reads the file itself, so
-it also sees constant data, per-axis parameters and op options exactly as stored. It uses
-the flatbuffer schema that LiteRT ships (`ai_edge_litert.schema_py_generated`) and never
-builds an interpreter: a damaged file is caught while parsing.
+Uses the schema LiteRT ships (`ai_edge_litert.schema_py_generated`) and never builds an
+interpreter: a damaged file is caught while parsing.
 """
 
 from __future__ import annotations
@@ -44,14 +42,9 @@ class InvalidModelError(ValueError):
 
 
 def check_tflite(tflite) -> bytes:
-    """A cheap structural check before anything parses or runs the bytes.
+    """A cheap structural check. Returns the model as `bytes` (bytearray, memoryview copied).
 
-    Returns:
-        the model as `bytes` (a bytearray or memoryview is copied).
-
-    Raises:
-        TypeError: not bytes-like (e.g. a file name: read the file first).
-        InvalidModelError: too short, or without the flatbuffer's "TFL3" file identifier.
+    Raises TypeError if not bytes-like; InvalidModelError if too short or without "TFL3".
     """
     if isinstance(tflite, (bytearray, memoryview)):
         tflite = bytes(tflite)
@@ -66,14 +59,9 @@ def check_tflite(tflite) -> bytes:
 
 
 def as_batch(x, sample_shape: tuple[int, ...]) -> np.ndarray:
-    """`x` as a batch for a model input whose samples have `sample_shape`: one sample gets a
-    batch axis of length 1, a batch is checked.
+    """Returns `x` as (n,) + sample_shape, n >= 1, dtype unchanged (one sample gets a batch axis).
 
-    Returns:
-        `x` as an array of shape (n,) + sample_shape, n >= 1, its dtype unchanged.
-
-    Raises:
-        ValueError: any other shape, or an empty batch.
+    Raises ValueError for any other shape, or an empty batch.
     """
     x = np.asarray(x)
     sample_shape = tuple(int(d) for d in sample_shape)
@@ -91,17 +79,8 @@ def as_batch(x, sample_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def variable_tensors(tflite: bytes) -> int:
-    """How many variable tensors (state kept between invokes, as an LSTM's) the file has.
-
-    Reads the flatbuffer's tables lazily, without unpacking the model, so it is cheap enough to
-    ask for every file a runtime loads.
-
-    Returns:
-        the count (0 for models without state).
-
-    Raises:
-        InvalidModelError: bytes whose tables cannot be read.
-    """
+    """Returns how many variable tensors (state kept between invokes, as an LSTM's) the file has;
+    cheap (no unpacking). Raises InvalidModelError for bytes whose tables cannot be read."""
     try:
         root = schema.Model.GetRootAs(bytearray(check_tflite(tflite)), 0)
         return sum(
@@ -118,11 +97,8 @@ def variable_tensors(tflite: bytes) -> int:
 
 @dataclass
 class Tensor:
-    """One tensor of a .tflite as stored: its type, shape, constant data and quantization.
-
-    `scale` (float32) and `zero_point` (int64) hold one value per tensor, or one per slice
-    along `quantized_dimension` for per-axis tensors; both are empty for float tensors.
-    """
+    """One tensor of a .tflite as stored. `scale` (float32) and `zero_point` (int64) hold one value,
+    or one per slice along `quantized_dimension`; both are empty for float tensors."""
 
     index: int
     name: str
@@ -156,14 +132,8 @@ class Tensor:
         return self.quantized_dimension if self.per_axis else None
 
     def quantize(self, x) -> np.ndarray:
-        """Real values to what this tensor holds, with its own scale and zero point.
-
-        Returns:
-            array of the tensor's dtype and the shape of `x` (float tensors: `x` cast).
-
-        Raises:
-            ValueError: per-axis parameters that do not fit `x` (see `qlab.arith.along`).
-        """
+        """Returns real values quantized with this tensor's parameters, in its dtype (float
+        tensors: `x` cast). Raises ValueError as `qlab.arith.along`."""
         if not self.quantized:
             return np.asarray(x, dtype=self.dtype)
         qmin, qmax = arith.integer_range(self.dtype)
@@ -172,13 +142,9 @@ class Tensor:
         ).astype(self.dtype)
 
     def dequantize(self, q, dtype=np.float32) -> np.ndarray:
-        """What this tensor's integers stand for: (q - zero_point) * scale, computed in `dtype`.
+        """Returns (q - zero_point) * scale in `dtype` (float tensors: `q` cast).
 
-        Returns:
-            array of `dtype` and the shape of `q` (float tensors: `q` cast).
-
-        Raises:
-            ValueError: per-axis parameters that do not fit `q` (see `qlab.arith.along`).
+        Raises ValueError as `qlab.arith.along`.
         """
         if not self.quantized:
             return np.asarray(q, dtype=dtype)
@@ -201,12 +167,7 @@ class Op:
     options: object | None  # the schema's options object (e.g. Conv2DOptionsT), or None
 
     def option(self, name: str, default=None):
-        """One field of the op's builtin options.
-
-        Returns:
-            the field's value (e.g. "strideH" -> 1, "beta" -> 1.0), or `default` if the op has
-            no such option.
-        """
+        """Returns one field of the op's builtin options (e.g. "strideH"), else `default`."""
         return getattr(self.options, name, default)
 
     @property
@@ -230,14 +191,7 @@ class ModelFile:
     raw: object  # schema.ModelT, for anything not surfaced above
 
     def tensor(self, name_or_index) -> Tensor:
-        """The tensor with this index or name.
-
-        Returns:
-            the `Tensor`.
-
-        Raises:
-            KeyError: no tensor has that name (the message lists them).
-        """
+        """Returns the `Tensor` with this index or name; raises KeyError listing the names."""
         if isinstance(name_or_index, (int, np.integer)):
             return self.tensors[int(name_or_index)]
         for t in self.tensors:
@@ -249,16 +203,10 @@ class ModelFile:
 
 
 def read(tflite: bytes) -> ModelFile:
-    """Parse the .tflite bytes (one-subgraph models, as the converter writes for Keras models).
+    """Returns the `ModelFile` of one-subgraph .tflite bytes, constant data as read-only views.
 
-    Returns:
-        the `ModelFile`, its constant data as read-only NumPy views typed and shaped as stored.
-
-    Raises:
-        TypeError: `tflite` is not bytes-like.
-        InvalidModelError: not a .tflite, no subgraph, or cut off or damaged so that the
-            flatbuffer's tables, buffers, names or shapes do not hold together.
-        ValueError: a model with more than one subgraph (qlab reads one).
+    Raises TypeError if not bytes-like; InvalidModelError if not a .tflite, without a subgraph, or
+    damaged; ValueError for more than one subgraph.
     """
     tflite = check_tflite(tflite)
     damage = (struct.error, IndexError, ValueError, TypeError, AttributeError, UnicodeDecodeError)
@@ -297,48 +245,42 @@ def read(tflite: bytes) -> ModelFile:
 
 def _parse(model, buffers: list[bytes]) -> tuple[list[Tensor], list[Op]]:
     graph = model.subgraphs[0]
-    tensors = []
-    for i, t in enumerate(graph.tensors or []):
-        type_name = TYPE_NAMES.get(t.type, str(t.type))
-        shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
-        raw = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else b""
-        data = None
-        if raw and type_name in NUMPY_TYPES:
-            data = np.frombuffer(raw, dtype=NUMPY_TYPES[type_name]).reshape(shape)
-        q = t.quantization
-        scale = np.asarray(q.scale if q is not None and q.scale is not None else [], np.float32)
-        zero_point = np.asarray(
-            q.zeroPoint if q is not None and q.zeroPoint is not None else [], np.int64
-        )
-        tensors.append(
-            Tensor(
-                i,
-                _text(t.name),
-                shape,
-                type_name,
-                t.buffer,
-                data,
-                scale,
-                zero_point,
-                int(q.quantizedDimension) if q is not None else 0,
-            )
-        )
-    ops = []
-    for i, op in enumerate(graph.operators or []):
-        code = model.operatorCodes[op.opcodeIndex]
-        name = OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-        if name == "CUSTOM" and code.customCode:
-            name = f"CUSTOM:{_text(code.customCode)}"
-        ops.append(
-            Op(
-                i,
-                name,
-                [int(x) for x in op.inputs],
-                [int(x) for x in op.outputs],
-                op.builtinOptions,
-            )
-        )
+    tensors = [_tensor(i, t, buffers) for i, t in enumerate(graph.tensors or [])]
+    ops = [_op(i, op, model) for i, op in enumerate(graph.operators or [])]
     return tensors, ops
+
+
+def _tensor(i: int, t, buffers: list[bytes]) -> Tensor:
+    type_name = TYPE_NAMES.get(t.type, str(t.type))
+    shape = tuple(int(d) for d in (t.shape if t.shape is not None else ()))
+    raw = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else b""
+    data = None
+    if raw and type_name in NUMPY_TYPES:
+        data = np.frombuffer(raw, dtype=NUMPY_TYPES[type_name]).reshape(shape)
+    q = t.quantization
+    scale = np.asarray(q.scale if q is not None and q.scale is not None else [], np.float32)
+    zero_point = np.asarray(
+        q.zeroPoint if q is not None and q.zeroPoint is not None else [], np.int64
+    )
+    return Tensor(
+        i,
+        _text(t.name),
+        shape,
+        type_name,
+        t.buffer,
+        data,
+        scale,
+        zero_point,
+        int(q.quantizedDimension) if q is not None else 0,
+    )
+
+
+def _op(i: int, op, model) -> Op:
+    code = model.operatorCodes[op.opcodeIndex]
+    name = OP_NAMES.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+    if name == "CUSTOM" and code.customCode:
+        name = f"CUSTOM:{_text(code.customCode)}"
+    return Op(i, name, [int(x) for x in op.inputs], [int(x) for x in op.outputs], op.builtinOptions)
 
 
 def _buffer_bytes(buffer, tflite: bytes) -> bytes:

@@ -16,13 +16,9 @@ from qlab.tflite.runtime import Runtime
 
 
 def accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray, kernels: str = "xnnpack") -> float:
-    """The fraction of `x` the model classifies as `y` (one batched invoke on LiteRT).
+    """Returns the fraction of `x` classified as `y`, in [0, 1] (one batched LiteRT invoke).
 
-    Returns:
-        accuracy in [0, 1].
-
-    Raises:
-        ValueError, InvalidModelError: as `qlab.tflite.runtime.Runtime` and its `predict`.
+    Raises ValueError, InvalidModelError as `Runtime` and its `predict`.
     """
     probs = Runtime(tflite, kernels=kernels).predict(x)
     return float(np.mean(np.argmax(probs, axis=1) == y))
@@ -36,16 +32,10 @@ def latency(
     warmup: int = 20,
     runs: int = 200,
 ) -> dict:
-    """Per-invoke time of one sample (batch 1) after `warmup` invokes.
+    """Times `invoke()` alone on one sample (batch 1) after `warmup` invokes.
 
-    Only `invoke()` is timed; inputs are quantized beforehand, so every mode pays the same.
-
-    Returns:
-        {"latency_us": median, "latency_p10_us", "latency_p90_us": 10th and 90th percentiles,
-        all in microseconds, "latency_runs": runs}.
-
-    Raises:
-        ValueError: runs below 1 or a negative warmup.
+    Returns {"latency_us": median, "latency_p10_us", "latency_p90_us" (µs), "latency_runs"}.
+    Raises ValueError for runs below 1 or a negative warmup.
     """
     if runs < 1 or warmup < 0:
         raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
@@ -72,16 +62,11 @@ def latency(
 def latency_against(
     tflite: bytes, reference: bytes, x: np.ndarray, rounds: int = 3, runs: int = 50
 ) -> dict:
-    """Single-sample latency of `tflite` and its ratio to `reference`'s, timed in interleaved rounds
-    (file, reference, file, reference, ...) so that drift on a shared machine cancels in the ratio.
+    """Single-sample latency and its ratio to `reference`'s, timed in interleaved rounds so that
+    drift on a shared machine cancels in the ratio.
 
-    Returns:
-        {"latency_us": median over rounds of the file's median invoke time (microseconds),
-        "latency_x": median over rounds of the ratio to the reference's, "latency_x_min" and
-        "latency_x_max": the ratio's spread over rounds}.
-
-    Raises:
-        ValueError: rounds or runs below 1.
+    Returns {"latency_us", "latency_x", "latency_x_min", "latency_x_max"}: medians (µs, ratio)
+    and the ratio's spread over rounds. Raises ValueError for rounds or runs below 1.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -101,14 +86,8 @@ def latency_against(
 def loop_ms(
     tflite: bytes, x: np.ndarray, kernels: str = "xnnpack", num_threads: int = 1, repeats: int = 3
 ) -> float:
-    """The article's loop: set_tensor, invoke, get_tensor for each image of `x`, one at a time.
-
-    Returns:
-        the median over `repeats` loops of the whole loop's time, in milliseconds.
-
-    Raises:
-        ValueError: repeats below 1, or inputs `qlab.tflite.runtime.Runtime` refuses.
-    """
+    """Returns the median over `repeats` of the article's loop (set_tensor, invoke, get_tensor per
+    image of `x`), in ms. Raises ValueError for repeats below 1 or inputs `Runtime` refuses."""
     if repeats < 1:
         raise ValueError(f"repeats must be 1 or more, got {repeats}: nothing would be timed")
     rt = Runtime(tflite, kernels=kernels, num_threads=num_threads)
@@ -128,23 +107,13 @@ def loop_ms(
 
 
 def size_bytes(tflite: bytes) -> int:
-    """The size of a .tflite file.
-
-    Returns:
-        bytes: what a device stores and loads.
-    """
+    """Returns the file's size in bytes: what a device stores and loads."""
     return len(tflite)
 
 
 def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, runs: int = 200) -> dict:
-    """One result row's measured columns for one .tflite on `x_test`, `y_test`.
-
-    Returns:
-        {"accuracy" in [0, 1], the `latency` columns in µs, "loop_ms", "size_bytes"}.
-
-    Raises:
-        ValueError, InvalidModelError: as `accuracy` and `latency`.
-    """
+    """Returns one result row's measured columns: accuracy, the `latency` columns, loop_ms,
+    size_bytes. Raises ValueError, InvalidModelError as `accuracy` and `latency`."""
     row = {"accuracy": accuracy(tflite, x_test, y_test)}
     row.update(latency(tflite, x_test, runs=runs))
     row["loop_ms"] = loop_ms(tflite, x_test)
@@ -153,19 +122,12 @@ def measure(tflite: bytes, x_test: np.ndarray, y_test: np.ndarray, runs: int = 2
 
 
 def machine() -> dict:
-    """What the figures were measured on: the CPU, its instruction-set features, the versions.
+    """What the figures were measured on. The CPU flags are those the OS reports, read by archspec
+    and spelled as Linux spells them ("avx512_vnni"); on Apple silicon, archspec's table.
 
-    The CPU is read with archspec: its features are the flags the operating system reports
-    (/proc/cpuinfo on Linux, x86 and aarch64 alike; sysctl on macOS), spelled as Linux spells them
-    ("avx512_vnni", "asimddp"); on Apple silicon, whose sysctl names the chip but no flags, they are
-    archspec's table of that chip's features. `qlab.perf.cpu` says what they mean for int8.
-
-    Returns:
-        {"cpu": model name (e.g. "Intel(R) Xeon(R) Processor", "Apple M2"), "cpu_uarch":
-        archspec's name of the microarchitecture ("icelake", "zen2", "m2", "neoverse_n1"; "" if
-        unknown), "architecture": "x86_64", "aarch64", ..., "cpu_flags": every feature flag, a
-        sorted tuple of lower-case names (empty if none could be read), "cores": count, "python",
-        "tensorflow", "ai_edge_litert", "tensorflow_model_optimization": versions as strings}.
+    Returns {"cpu": model name, "cpu_uarch": archspec's microarchitecture ("" if unknown),
+    "architecture", "cpu_flags": sorted tuple of lower-case flags, "cores", and the versions of
+    "python", "tensorflow", "ai_edge_litert", "tensorflow_model_optimization"}.
     """
     return {
         **_cpu(),
@@ -188,9 +150,8 @@ def _cpu() -> dict:
             )
     except OSError:
         pass
-    with (
-        warnings.catch_warnings()
-    ):  # archspec warns, then falls back to a generic CPU, if it cannot read
+    # archspec warns, then falls back to a generic CPU, if it cannot read
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             host = archspec.cpu.host()

@@ -1,11 +1,10 @@
 """Which Keras layer each op of a .tflite came from, and a unique label per op: the names every
 per-layer table, figure, grid map and `keep_float` uses.
 
-The converter writes Keras layer paths into tensor names ('model/[nested model/]layer/TFOp', several
-joined by ';' when it fuses ops), but not always where a naive reading looks: a conv fused with its
-BatchNorm and ReLU carries the ReLU's name on its output, a model's output tensor is renamed
-('StatefulPartitionedCall:0'), and some ops carry no path at all ('tfl.unidirectional_sequence_lstm').
-So an op is named, in this order, after:
+The converter writes Keras layer paths into tensor names ('model/[nested model/]layer/TFOp', joined
+by ';' when it fuses ops), but a conv fused with its BatchNorm and ReLU carries the ReLU's name, a
+model output is renamed ('StatefulPartitionedCall:0'), and some ops carry no path at all. So an op
+is named, in this order, after:
 
 1. the Keras output layer the file's signature names, for an op writing a model output;
 2. the layer that owns its weights, read from the weight tensor's name (through a DEQUANTIZE, for
@@ -16,8 +15,8 @@ So an op is named, in this order, after:
 5. the op that produced its first input (a STRIDED_SLICE after an LSTM belongs to the LSTM);
 6. else the op's own name in lower case.
 
-Path segments are matched against the Keras model's leaf layer names when it is given (so layers of
-a nested model get their own names); without it, the segment after the model's name is taken.
+Path segments are matched against the Keras model's leaf layer names when it is given; without
+it, the segment after the model's name is taken.
 """
 
 from __future__ import annotations
@@ -25,29 +24,18 @@ from __future__ import annotations
 from qlab.tflite.flatbuffer import ModelFile, Op
 from qlab.vocabulary import EDGE_OPS, RECURRENT_OPS, WEIGHT_INPUTS
 
-FAKE_QUANT = (
-    "Quant"  # in the TF node names of tfmot's fake-quant ops (MovingAvgQuant, LastValueQuant, ...)
-)
+# in the TF node names of tfmot's fake-quant ops (MovingAvgQuant, LastValueQuant, ...)
+FAKE_QUANT = "Quant"
 
 
 def compute_ops(model: ModelFile) -> list[Op]:
-    """The ops that compute: every op but the QUANTIZE and DEQUANTIZE that quantization adds.
-
-    Returns:
-        the model's `Op`s in file order, edge ops left out.
-    """
+    """Returns the `Op`s in file order but the QUANTIZE and DEQUANTIZE quantization adds."""
     return [op for op in model.ops if op.name not in EDGE_OPS]
 
 
 def leaf_layers(keras_model) -> list:
-    """Every layer of a Keras model that is not itself a model, nested models opened, in order.
-
-    Duck-typed (a layer with `.layers` is a model; input layers are left out), so that naming
-    needs no TensorFlow import.
-
-    Returns:
-        the layers.
-    """
+    """Returns every layer that is not itself a model, nested models opened, input layers left
+    out, in order (duck-typed: no TensorFlow import)."""
     found = []
     for layer in keras_model.layers:
         if isinstance(getattr(layer, "layers", None), list):
@@ -58,34 +46,20 @@ def leaf_layers(keras_model) -> list:
 
 
 def recurrent_layers(keras_model) -> list[str]:
-    """The model's recurrent layers (LSTM, GRU, RNN: the layers with a `cell`).
-
-    Returns:
-        their names, in order.
-    """
+    """Returns the names of the recurrent layers (those with a `cell`), in order."""
     return [layer.name for layer in leaf_layers(keras_model) if hasattr(layer, "cell")]
 
 
 def keras_layers(keras_model) -> tuple[list[str], list[str]]:
-    """The leaf layer names of a Keras model (nested models opened) and its recurrent layers,
-    with QAT's 'quant_' prefix taken off (a QAT model names its layers as its float model does).
-
-    Returns:
-        (every leaf layer name in order, the names of the RNN layers among them).
-    """
+    """Returns (every leaf layer name, the recurrent ones among them), 'quant_' prefix taken off."""
     names = [layer.name.removeprefix("quant_") for layer in leaf_layers(keras_model)]
     return names, [name.removeprefix("quant_") for name in recurrent_layers(keras_model)]
 
 
 def layer_names(model: ModelFile, keras_model=None) -> dict[int, str]:
-    """The Keras layer of every compute op, by the rules of the module docstring.
+    """Returns {op index: Keras layer name} for every compute op, by the module docstring's rules.
 
-    Args:
-        keras_model: the Keras model the file was converted from, if at hand: it resolves
-            nested models and recurrent ops.
-
-    Returns:
-        {op index: Keras layer name}, for every op of `compute_ops(model)`.
+    `keras_model` (the model the file came from) resolves nested models and recurrent ops.
     """
     leaves, recurrent = keras_layers(keras_model) if keras_model is not None else (None, [])
     outputs = _signature_outputs(model)
@@ -94,30 +68,40 @@ def layer_names(model: ModelFile, keras_model=None) -> dict[int, str]:
     recurrent = list(recurrent)
     for op in compute_ops(model):
         name = outputs.get(op.outputs[0]) if op.outputs else None
-        if name is None and op.name in WEIGHT_INPUTS:
-            weights = _source(model, producer, op.inputs[WEIGHT_INPUTS[op.name][0]])
-            name = _layer_in(weights, leaves)
         if name is None:
-            name = _layer_in(model.tensors[op.outputs[0]].name, leaves)
+            name = _own_layer(model, op, producer, leaves)
         if name is None and op.name in RECURRENT_OPS and recurrent:
             name = recurrent.pop(0)
-        if name is None and op.inputs and op.inputs[0] in producer:
-            source = producer[op.inputs[0]]
-            while source.name in EDGE_OPS and source.inputs[0] in producer:
-                source = producer[source.inputs[0]]
-            name = names.get(source.index)
+        if name is None:
+            name = _producer_layer(op, producer, names)
         names[op.index] = name or op.name.lower()
     return names
 
 
-def output_layers(model: ModelFile, keras_model=None) -> dict[int, str]:
-    """The Keras layer whose output each compute op's output holds: for a conv fused with its
-    BatchNorm and ReLU, the ReLU layer (the first path of the fused name list); for a model
-    output, the signature's output layer. Where the file names none, the op is left out.
+def _own_layer(model: ModelFile, op: Op, producer: dict, leaves: list[str] | None) -> str | None:
+    """Rules 2 and 3: the layer of the op's weights, else of its output's fused names."""
+    name = None
+    if op.name in WEIGHT_INPUTS:
+        weights = _source(model, producer, op.inputs[WEIGHT_INPUTS[op.name][0]])
+        name = _layer_in(weights, leaves)
+    if name is None:
+        name = _layer_in(model.tensors[op.outputs[0]].name, leaves)
+    return name
 
-    Returns:
-        {op index: Keras layer name}.
-    """
+
+def _producer_layer(op: Op, producer: dict, names: dict[int, str]) -> str | None:
+    """Rule 5: the layer of the op that produced the first input, through edge ops."""
+    if not (op.inputs and op.inputs[0] in producer):
+        return None
+    source = producer[op.inputs[0]]
+    while source.name in EDGE_OPS and source.inputs[0] in producer:
+        source = producer[source.inputs[0]]
+    return names.get(source.index)
+
+
+def output_layers(model: ModelFile, keras_model=None) -> dict[int, str]:
+    """Returns {op index: the Keras layer whose output the op's output holds} (a fused conv: its
+    ReLU; a model output: the signature's layer); ops the file names no layer for are left out."""
     leaves = keras_layers(keras_model)[0] if keras_model is not None else None
     outputs = _signature_outputs(model)
     found = {}
@@ -131,13 +115,8 @@ def output_layers(model: ModelFile, keras_model=None) -> dict[int, str]:
 
 
 def labels(model: ModelFile, keras_model=None) -> dict[int, str]:
-    """A unique label per compute op: its Keras layer's name for the layer's first op, and
-    'layer/op' for any further op of the same layer (a Dense named 'head' with a softmax
-    activation gives 'head' and 'head/softmax').
-
-    Returns:
-        {op index: label}, labels unique, in op order.
-    """
+    """Returns {op index: unique label}, in op order: the layer's name for its first op, then
+    'layer/op' (a Dense 'head' with a softmax gives 'head' and 'head/softmax')."""
     seen: dict[str, int] = {}
     found = {}
     for index, name in layer_names(model, keras_model).items():
@@ -150,23 +129,13 @@ def labels(model: ModelFile, keras_model=None) -> dict[int, str]:
 
 
 def layer_name(model: ModelFile, op: Op, keras_model=None) -> str:
-    """The unique label of one compute op (see `labels`).
-
-    Returns:
-        the label.
-
-    Raises:
-        KeyError: an edge op (QUANTIZE, DEQUANTIZE), which has no label.
-    """
+    """Returns one compute op's label (`labels`); raises KeyError for an edge op."""
     return labels(model, keras_model)[op.index]
 
 
 def layer_of(tensor_name: str, op_name: str, keras_model=None) -> str:
-    """The Keras layer a tensor name points to ('model/block_conv/Relu;...' -> 'block_conv').
-
-    Returns:
-        the layer named by the last path of the fused name list, or `op_name` in lower case.
-    """
+    """Returns the layer a tensor name points to ('model/block_conv/Relu;...' -> 'block_conv'),
+    else `op_name` in lower case."""
     leaves = keras_layers(keras_model)[0] if keras_model is not None else None
     return _layer_in(tensor_name, leaves) or op_name.lower()
 
@@ -190,9 +159,8 @@ def _source(model: ModelFile, producer: dict, index: int) -> str:
 
 
 def _layer_in(tensor_name: str, leaves: list[str] | None, first: bool = False) -> str | None:
-    """The layer of the last (or `first`) path in a fused name list that names one, or None. QAT's
-    fake-quant nodes (…/MovingAvgQuant, …/LastValueQuant/…) belong to the layer before, and are
-    passed over."""
+    """The layer of the last (or `first`) path in a fused name list that names one, or None;
+    QAT's fake-quant nodes (…/MovingAvgQuant/…) are passed over."""
     parts = tensor_name.split(";")
     for part in parts if first else reversed(parts):
         segments = part.split("/")

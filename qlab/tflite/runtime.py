@@ -1,13 +1,8 @@
 """A small wrapper over the LiteRT interpreter: every .tflite in qlab runs here.
 
-`predict` takes float data and handles the model's I/O types itself: it quantizes
-inputs and dequantizes outputs with each tensor's own scale and zero point
-(`qlab.arith`). `invoke_raw` hands the interpreter whatever array you give it, for
-teaching what happens when you skip that step.
-
-A file whose input has a fixed batch (its shape signature) runs batches of that size; a batch-1
-file (as an LSTM converts) runs any batch one sample at a time. A file with state (variable
-tensors, as an LSTM's) has it reset before every invoke, so the same input gives the same output.
+`predict` quantizes inputs and dequantizes outputs itself; `invoke_raw` hands the interpreter the
+array as it is. A file with a fixed batch runs batches of that size (batch 1: any batch, one sample
+at a time). A file with state (an LSTM's) has it reset before every invoke.
 """
 
 from __future__ import annotations
@@ -34,19 +29,11 @@ KERNELS = dict(
 
 
 class Runtime:
-    """One loaded .tflite model, ready to run on LiteRT.
+    """One loaded .tflite model, ready to run on LiteRT. `keep_intermediates` keeps every tensor
+    after `invoke` (LiteRT's `experimental_preserve_all_tensors`).
 
-    Args:
-        tflite: the model's bytes.
-        kernels: a name from `qlab.vocabulary.KERNELS` ("xnnpack", "builtin", "reference").
-        num_threads: threads the interpreter may use (1 or more).
-        keep_intermediates: keep every tensor after `invoke` (LiteRT's
-            `experimental_preserve_all_tensors`), for reading intermediate activations.
-
-    Raises:
-        ValueError: unknown kernels, a thread count below 1, or a model of several inputs or outputs.
-        TypeError: `tflite` is not bytes-like.
-        InvalidModelError: bytes LiteRT cannot load (truncated, corrupt, not a .tflite).
+    Raises ValueError for unknown kernels, threads below 1, or several inputs or outputs;
+    TypeError if `tflite` is not bytes-like; InvalidModelError for bytes LiteRT cannot load.
     """
 
     def __init__(
@@ -86,7 +73,8 @@ class Runtime:
         if len(inputs) != 1 or len(outputs) != 1:
             raise ValueError(
                 f"qlab runs models of one input and one output; this one has {len(inputs)} "
-                f"input(s) and {len(outputs)} output(s) ({', '.join(d['name'] for d in inputs + outputs)})"
+                f"input(s) and {len(outputs)} output(s) "
+                f"({', '.join(d['name'] for d in inputs + outputs)})"
             )
         self.input, self.output = inputs[0], outputs[0]
         self._batch = int(self.input["shape"][0])
@@ -129,37 +117,23 @@ class Runtime:
 
     # -- quantization of I/O ----------------------------------------------------------
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
-        """Float data to what the input tensor holds: q = round(x / scale) + zero_point.
+        """Returns `x` as the input tensor holds it (float inputs: float32).
 
-        Returns:
-            array of the input tensor's dtype, the shape of `x` (float inputs: `x` as float32).
-
-        Raises:
-            ValueError: NaN in `x`, for an integer input tensor (see `qlab.arith.quantize`).
+        Raises ValueError for NaN in `x` and an integer input (`qlab.arith.quantize`).
         """
         return _quantize_io(x, self.input)
 
     def dequantize_output(self, q: np.ndarray) -> np.ndarray:
-        """What the output tensor holds to float: real = (q - zero_point) * scale.
-
-        Returns:
-            float32 array of the shape of `q`.
-        """
+        """Returns the output tensor's values as float32 reals."""
         return _dequantize_io(q, self.output)
 
     # -- running ----------------------------------------------------------------------
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Run float data through the model, whatever its I/O types.
+        """Returns float32 outputs, (n,) + output sample shape, for real-valued `x` (a batch or
+        one sample), whatever the model's I/O types.
 
-        Args:
-            x: a batch (n,) + sample_shape, or one sample, of real values.
-
-        Returns:
-            float32 array of the outputs, (n,) + the output's sample shape.
-
-        Raises:
-            ValueError: the wrong shape, an empty batch, non-numeric data, NaN, or integer data
-                for a model with integer input (quantize it yourself and call `invoke_raw`).
+        Raises ValueError for the wrong shape, an empty batch, non-numeric data, NaN, or integer
+        data for a model with integer input (use `invoke_raw`).
         """
         x = as_batch(x, self.sample_shape)
         if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
@@ -170,29 +144,23 @@ class Runtime:
             )
         if np.issubdtype(x.dtype, np.integer) and self.input_dtype != np.float32:
             raise ValueError(
-                f"predict() takes real-valued (float) input and quantizes it itself; got {x.dtype}. "
+                "predict() takes real-valued (float) input and quantizes it itself; "
+                f"got {x.dtype}. "
                 "To hand the model integers you already quantized, use invoke_raw()."
             )
         return self.dequantize_output(self.invoke_raw(self.quantize_input(x.astype(np.float32))))
 
     def invoke_raw(self, x: np.ndarray, reset: bool = True) -> np.ndarray:
-        """Set the input tensor to `x` as it is, invoke, return the raw output.
+        """Invokes on `x` as it is. Returns a copy of the raw output, (n,) + its sample shape.
 
-        The model's state, if it has any, is reset first (unless `reset` is False: then each
-        invoke starts from the state the previous one left); a batch-1 file runs `x` one sample
-        at a time.
-
-        Returns:
-            a copy of the output tensor: its own dtype, (n,) + the output's sample shape.
-
-        Raises:
-            ValueError: the wrong shape, an empty batch, a dtype other than the input tensor's, or a
-                batch the file's fixed batch size does not allow.
+        State is reset first unless `reset` is False. Raises ValueError for the wrong shape, an
+        empty batch, a dtype other than the input tensor's, or a batch the file does not allow.
         """
         x = as_batch(x, self.sample_shape)
         if x.dtype != self.input_dtype:
             raise ValueError(
-                f"invoke_raw() needs input of dtype {self.input_dtype} (this model's input tensor), "
+                f"invoke_raw() needs input of dtype {self.input_dtype} "
+                "(this model's input tensor), "
                 f"got {x.dtype}; quantize float data with quantize_input(), or call predict()"
             )
         if self.fixed_batch is None or len(x) == self.fixed_batch:
@@ -213,12 +181,8 @@ class Runtime:
         return self.interpreter.get_tensor(self.output["index"]).copy()
 
     def tensors(self) -> list[dict]:
-        """The interpreter's details of every tensor.
-
-        Returns:
-            one dict per tensor: name, index, dtype, shape, quantization (scale, zero point) and
-            quantization_parameters (per-axis scales and zero points), as LiteRT reports them.
-        """
+        """Returns LiteRT's details of every tensor: name, index, dtype, shape, quantization and
+        quantization_parameters (per-axis)."""
         return self.interpreter.get_tensor_details()
 
 

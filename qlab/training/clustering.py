@@ -1,24 +1,11 @@
 """Weight clustering with tensorflow-model-optimization, and cluster-preserving QAT after it.
 
-`cluster(model, data, clusters)` copies a trained float model, wraps it with tfmot's
-`cluster_weights` (`clusters` centroids per kernel, initialised by k-means++: tfmot's default,
-deterministic, its seed is fixed at 9 in `clustering_centroids.py`), fine-tunes it (each weight
-takes its centroid's value; the centroids train) and returns it stripped (`strip_clustering`): a
-plain tf_keras model whose every Conv and Dense kernel holds at most `clusters` distinct values.
-Biases, BatchNorm and DepthwiseConv2D weights are not clustered (`clustering_registry.py`).
-
-`cluster_preserving_qat(clustered, data, clusters)` fine-tunes it with tfmot's
-`Default8BitClusterPreserveQuantizeScheme` (CQAT): the centroids train, every weight keeps its
-centroid. How tfmot counts the centroids matters for what "preserved" means: for a Conv2D whose
-output channels hold nearly the same number of distinct values (at most one apart), CQAT takes
-each channel's values as that channel's own centroids (`get_centroids` in
-`cluster_preserve_quantize_registry.py`), since a conv's int8 weights have one scale per channel;
-the channels' centroids then train apart, so the kernel ends with at most `clusters` values per
-output channel, up to `clusters` × channels in all. Dense kernels keep one set of centroids.
-`centroids_per` reads which way tfmot went for each layer.
-
-Plain QAT after clustering is `qlab.training.pruning.quantize_aware(clustered, data)`. The model passed in
-is never changed; every call is seeded and built inside `qlab.training.models.fresh_names`.
+k-means++ is tfmot's default init, deterministic (seed fixed at 9 in `clustering_centroids.py`);
+biases, BatchNorm and DepthwiseConv2D weights are not clustered (`clustering_registry.py`). For a
+Conv2D whose output channels hold nearly the same number of distinct values, CQAT takes each
+channel's values as its own centroids (`get_centroids`, `cluster_preserve_quantize_registry.py`),
+which then train apart: up to `clusters` values per channel (`centroids_per` tells). Plain QAT
+after clustering is `qlab.training.pruning.quantize_aware`. The model passed in is never changed.
 """
 
 from __future__ import annotations
@@ -34,43 +21,35 @@ from qlab.training.data import Dataset
 EPOCHS = 3
 LEARNING_RATE = 3e-4
 """Fine-tuning of `cluster`. On digits_cnn with 8 clusters, seeds 0-4: int8 LiteRT accuracy 97.8 %
-[97.3-98.2], the float models' 97.8 % [96.9-98.2]; at 1e-3, seed 0 fell to 95.1 % (Keras), 97.3 % at 3e-4."""
+[97.3-98.2], the float models' 97.8 % [96.9-98.2]; at 1e-3, seed 0 fell to 95.1 % (Keras), 97.3 %
+at 3e-4."""
 CENTROID_INIT = "KMEANS_PLUS_PLUS"
 """tfmot's default centroid initialisation (its others: LINEAR, DENSITY_BASED, RANDOM)."""
 
 
 def check_clusters(model, clusters) -> int:
-    """A cluster count `model` can take: a whole number of at least 2 and fewer than the weights of
-    every kernel tfmot clusters (tfmot itself skips, with a warning, a Conv2D with as many or fewer).
-
-    Returns:
-        the count as an int.
-
-    Raises:
-        ValueError: not a whole number, below 2, or not fewer than the weights of a layer (named,
-            with the largest count it takes).
-    """
+    """Returns `clusters` as an int if `model` can take it: at least 2 and fewer than the weights
+    of every kernel tfmot clusters. Raises ValueError otherwise, naming the layer and the largest
+    count it takes."""
     if isinstance(clusters, bool) or not isinstance(clusters, (int, np.integer)) or clusters < 2:
         raise ValueError(
-            f"clusters must be a whole number of 2 or more (one centroid leaves every weight equal), "
-            f"got {clusters!r}"
+            "clusters must be a whole number of 2 or more "
+            f"(one centroid leaves every weight equal), got {clusters!r}"
         )
     small = {name: k.size for name, k in pruning.kernels(model).items() if k.size <= clusters}
     if small:
         raise ValueError(
             f"{clusters} clusters are not fewer than the weights of layer "
-            f"{', '.join(f'{n!r} ({s})' for n, s in small.items())} of model {model.name!r}, and tfmot "
-            f"needs more weights than clusters: pass at most {min(small.values()) - 1}"
+            f"{', '.join(f'{n!r} ({s})' for n, s in small.items())} of model {model.name!r}, "
+            f"and tfmot needs more weights than clusters: pass at most {min(small.values()) - 1}"
         )
     return int(clusters)
 
 
 def check_clusterable(model) -> None:
-    """Refuse models tfmot cannot cluster, before any wrapping: layers outside its clustering
-    registry (`clustering_registry.py`) and recurrent layers, each named.
+    """Refuses layers outside tfmot's `clustering_registry.py` and recurrent layers, each named.
 
-    Raises:
-        TypeError, ValueError: as `qlab.training.pruning.refuse_layers`.
+    Raises TypeError, ValueError as `qlab.training.pruning.refuse_layers`.
     """
     from tensorflow_model_optimization.python.core.clustering.keras import (
         clusterable_layer,
@@ -97,20 +76,12 @@ def cluster(
     seed: int = 0,
     init: str = CENTROID_INIT,
 ):
-    """Cluster the kernels of a trained float model, fine-tune, and strip the wrappers.
+    """Clusters a trained float model's kernels (`clusters` centroids each, `init` a name of
+    tfmot's `CentroidInitialization`), fine-tunes, and strips the wrappers.
 
-    Args:
-        clusters: centroids per kernel (tfmot's `number_of_clusters`).
-        init: the centroid initialisation, a name of tfmot's `CentroidInitialization`.
-
-    Returns:
-        a new plain tf_keras model, the same layers and names, each Conv and Dense kernel holding at
-        most `clusters` distinct values.
-
-    Raises:
-        ValueError: a bad cluster count (`check_clusters`), an unknown init, a recurrent layer or
-            one tfmot cannot cluster (named).
-        TypeError: not a tf_keras model.
+    Returns a new plain tf_keras model whose Conv and Dense kernels hold at most `clusters`
+    values. Raises ValueError for a bad count, an unknown init or a layer tfmot cannot cluster;
+    TypeError for a model that is not tf_keras.
     """
     import tensorflow_model_optimization as tfmot
 
@@ -134,12 +105,7 @@ def cluster(
 
 
 def unique_values(model) -> dict[str, tuple[int, int]]:
-    """How many distinct values each kernel holds, in all and per output channel (see
-    `qlab.training.pruning.kernels` for which kernels).
-
-    Returns:
-        {layer name: (distinct values in the kernel, the most any output channel holds)}.
-    """
+    """Returns {layer name: (distinct values in the kernel, the most any output channel holds)}."""
     return {
         name: (len(np.unique(k)), max(len(np.unique(k[..., c])) for c in range(k.shape[-1])))
         for name, k in pruning.kernels(model).items()
@@ -147,27 +113,25 @@ def unique_values(model) -> dict[str, tuple[int, int]]:
 
 
 def check_clustered(model, clusters: int) -> None:
-    """Refuse cluster-preserving QAT for a model that was not clustered to `clusters`: a kernel
-    holding more distinct values than that was never clustered (tfmot would take every value as
-    a centroid, or give up past 1,024 with a warning).
-
-    Raises:
-        ValueError: the kernels with more values than `clusters`, and what to do.
-    """
+    """Raises ValueError, naming the kernels and what to do, if a kernel holds more than
+    `clusters` distinct values (tfmot would take every value as a centroid)."""
     over = {name: n for name, (n, _) in unique_values(model).items() if n > clusters}
     if over:
         raise ValueError(
-            f"cluster-preserving QAT keeps the clusters of a clustered model, and model {model.name!r} has more "
-            f"than {clusters} distinct values in kernel {', '.join(f'{n} ({v:,})' for n, v in over.items())}: it "
-            f"was never clustered to {clusters}. Cluster it first with qlab.training.clustering.cluster(model, data, "
+            "cluster-preserving QAT keeps the clusters of a clustered model, "
+            f"and model {model.name!r} has more "
+            f"than {clusters} distinct values in kernel "
+            f"{', '.join(f'{n} ({v:,})' for n, v in over.items())}: it "
+            f"was never clustered to {clusters}. Cluster it first with "
+            f"qlab.training.clustering.cluster(model, data, "
             f"{clusters}), or use plain QAT (qlab.training.pruning.quantize_aware)"
         )
 
 
 @contextlib.contextmanager
 def _no_gradient_warnings():
-    """CQAT assigns each clustered kernel itself (`inputs.assign(output)` in tfmot's quantizer),
-    so TensorFlow warns on every epoch that the kernels get no gradient: by design, held back."""
+    """Holds back TensorFlow's per-epoch "no gradient" warning: CQAT assigns each clustered kernel
+    itself (`inputs.assign(output)` in tfmot's quantizer)."""
     logger = logging.getLogger("tensorflow")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -186,18 +150,12 @@ def cluster_preserving_qat(
     batch_size: int = 32,
     seed: int = 0,
 ):
-    """Cluster-preserving quantization-aware training (CQAT) of a clustered model.
+    """Cluster-preserving QAT (tfmot's `Default8BitClusterPreserveQuantizeScheme`) of a model
+    clustered to `clusters`.
 
-    Args:
-        clusters: the count the model was clustered to (checked: `check_clustered`).
-
-    Returns:
-        the trained QAT tf_keras model (fake-quant wrappers on); its kernels hold the clustered
-        weights (`qlab.training.pruning.kernels` reads them), what the converter quantizes.
-
-    Raises:
-        ValueError: a model not clustered to `clusters`, or layers tfmot's QAT cannot wrap, named.
-        TypeError: not a tf_keras model.
+    Returns the trained QAT tf_keras model; its kernels hold the clustered weights. Raises
+    ValueError for a model not clustered to `clusters` or layers QAT cannot wrap; TypeError for a
+    model that is not tf_keras.
     """
     import tensorflow_model_optimization as tfmot
 
@@ -215,12 +173,8 @@ def cluster_preserving_qat(
 
 
 def centroids_per(qat_model) -> dict[str, str]:
-    """How tfmot's CQAT holds each layer's centroids: one set per output channel or one per kernel.
-
-    Returns:
-        {layer name: "channel" (a 2-D centroid variable, one row per channel) or "tensor"}, for the
-        layers CQAT clusters; a layer it left alone (too many values, or none) is absent.
-    """
+    """Returns {layer name: "channel" or "tensor"}: whether CQAT holds one set of centroids per
+    output channel or per kernel; layers it left alone are absent."""
     found = {}
     for layer in models.leaf_layers(qat_model):
         for weight in getattr(layer, "weights", []):

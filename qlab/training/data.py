@@ -1,15 +1,10 @@
 """Data sets split for training and testing, and calibration (representative) samples.
 
-The built-in sets come from scikit-learn's bundled copies: nothing downloads.
-
+Built in, from scikit-learn's bundled copies (nothing downloads):
 - `digits`: the article's split of the UCI digits (test_size=0.25, random_state=42): 1,347 train
   and 450 test images, 8x8x1, raw 0..16 pixels.
-- `digits_rows`: the same images as sequences of 8 time steps (the rows) of 8 features, scaled
-  to 0..1, for recurrent models.
-- `wine`: the UCI wine recipes (13 features, 3 cultivars), split the same way (133 / 45) and
-  standardized with the training split's mean and standard deviation.
-
-Any other data goes through `dataset(...)`, which checks it.
+- `digits_rows`: the same images as 8 time steps (rows) of 8 features, 0..1, for recurrent models.
+- `wine`: 13 features, 3 cultivars, split the same way (133 / 45), standardized on the train split.
 """
 
 from __future__ import annotations
@@ -33,8 +28,8 @@ SPLIT_SEED = 42  # the article's random_state
 
 @dataclass(frozen=True)
 class Dataset:
-    """A classification data set split in two: x_train (n, ...) float32, y_train (n,) int64
-    labels 0..classes-1, x_test and y_test alike, and a name. Arrays are read-only."""
+    """A classification data set: x_train (n, ...) float32, y_train (n,) int64 labels, x_test and
+    y_test alike, and a name. Arrays are read-only."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -54,8 +49,8 @@ class Dataset:
 
     def __repr__(self) -> str:
         return (
-            f"Dataset({self.name!r}: {len(self.x_train)} train / {len(self.x_test)} test, samples "
-            f"{self.sample_shape}, {self.num_classes} classes)"
+            f"Dataset({self.name!r}: {len(self.x_train)} train / {len(self.x_test)} test, "
+            f"samples {self.sample_shape}, {self.num_classes} classes)"
         )
 
 
@@ -63,15 +58,10 @@ Digits = Dataset  # the name the digits notebooks use
 
 
 def dataset(x_train, y_train, x_test, y_test, name: str = "custom") -> Dataset:
-    """Your own data, checked: float samples of one shape, integer labels 0..classes-1.
+    """Returns your own data, checked, as a `Dataset` of read-only float32 samples, int64 labels.
 
-    Returns:
-        a `Dataset` holding float32 read-only copies of the samples and int64 labels.
-
-    Raises:
-        ValueError: empty splits, samples and labels of different lengths, train and test samples
-            of different shapes, non-numeric or non-finite samples, or labels that are not whole
-            numbers from 0 (one-hot labels: pass `labels.argmax(axis=1)`).
+    Raises ValueError for empty splits, samples and labels of different lengths, train and test
+    samples of different shapes, non-finite samples, or labels not whole numbers from 0.
     """
     arrays = []
     for split, (x, y) in {"train": (x_train, y_train), "test": (x_test, y_test)}.items():
@@ -141,14 +131,9 @@ BUILT_IN = {"digits": _digits, "digits_rows": _digits_rows, "wine": _wine}
 
 @functools.cache
 def load(name: str = "digits") -> Dataset:
-    """A built-in data set, split as described in the module docstring.
+    """Returns a built-in `Dataset` (module docstring); arrays are shared between calls.
 
-    Returns:
-        the `Dataset`; for the digits, x_train (1347, 8, 8, 1) and x_test (450, 8, 8, 1) float32
-        pixels 0..16, y_train and y_test int64 labels 0..9. Arrays are shared between calls.
-
-    Raises:
-        ValueError: an unknown name (the message lists the built-in ones).
+    Raises ValueError, listing the built-in names, for an unknown one.
     """
     if name not in BUILT_IN:
         raise ValueError(
@@ -162,9 +147,8 @@ SPLITS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _stored(name: str) -> Dataset:
-    """The built-in set `name` from qlab's cache, where an earlier run stored its arrays (reading
-    them takes milliseconds; importing scikit-learn to rebuild them, half a second in every process),
-    else built and stored; a damaged entry is rebuilt, and a cache that cannot be written is skipped."""
+    """The built-in set from qlab's cache (milliseconds, against half a second to import
+    scikit-learn), else built and stored; a cache that cannot be written is skipped."""
 
     def dump(d: Dataset) -> bytes:
         buffer = io.BytesIO()
@@ -191,19 +175,9 @@ def _stored(name: str) -> Dataset:
 
 
 def calibration(x: np.ndarray | None = None, n: int = 100, seed: int = 0) -> np.ndarray:
-    """`n` representative samples drawn (seeded, without replacement) from a training split.
-
-    Args:
-        x: the pool to draw from (default: the digits' training images).
-        n: how many samples.
-        seed: which samples; the same seed draws the same ones, in the pool's order.
-
-    Returns:
-        float32 array (n,) + the pool's sample shape, a copy.
-
-    Raises:
-        ValueError: n not a whole number, below 1 or above the pool size.
-    """
+    """Returns `n` samples of `x` (default: the digits' training images) drawn with `seed`,
+    without replacement, in pool order: a float32 copy. Raises ValueError for n not a whole
+    number from 1 to the pool size."""
     if x is None:
         x = load().x_train
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
@@ -215,11 +189,7 @@ def calibration(x: np.ndarray | None = None, n: int = 100, seed: int = 0) -> np.
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
-    """A short content hash of arrays (shape, dtype and bytes), used in cache keys.
-
-    Returns:
-        the first 16 hex digits of the SHA-256 of every array's shape, dtype and bytes.
-    """
+    """Returns 16 hex digits of the SHA-256 of every array's shape, dtype and bytes."""
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)

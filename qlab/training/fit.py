@@ -1,10 +1,8 @@
 """Training: the `float` baseline and quantization-aware training (`qat`).
 
-QAT comes in the three forms the articles describe: the whole model, selected layers
-only (annotate + apply), and a delayed start (train N steps in float, then switch the
-fake-quant ops on: the `quant_delay` of the TF1 API, which tfmot 2.x lacks). The wrapping is
-`qlab.training.qat`'s. A zoo model trains from a `TrainConfig`; any other model with `train_model`, with
-its own loss. Trained models are cached by `qlab.artifacts`; this module trains.
+QAT comes in the three forms the articles describe: the whole model, selected layers only, and a
+delayed start (N steps in float, then fake-quant on: the TF1 API's `quant_delay`, which tfmot 2.x
+lacks). A zoo model trains from a `TrainConfig`; your own with `train_model`.
 """
 
 from __future__ import annotations
@@ -21,7 +19,11 @@ from qlab.infra import progress
 from qlab.training import data as datasets
 from qlab.training import models
 from qlab.training.data import Dataset
-from qlab.training.qat import check_keras2, float_copy, quantize_aware  # noqa: F401  (train's QAT API)
+from qlab.training.qat import (  # noqa: F401  (train's QAT API)
+    check_keras2,
+    float_copy,
+    quantize_aware,
+)
 from qlab.vocabulary import TRAININGS
 
 
@@ -29,17 +31,14 @@ from qlab.vocabulary import TRAININGS
 class TrainConfig:
     """Everything that determines a trained model; its hash keys the cache.
 
-    Raises:
-        ValueError: a training other than those of `qlab.vocabulary.TRAININGS`, an unknown model,
-            a seed outside 0..2**32 - 1, epochs or batch size below 1, QAT epochs or a quant_delay
-            below 0, or a learning rate that is not positive. (The data set's name is checked
-            when it is loaded.)
+    Raises ValueError for an unknown training or model, a seed outside 0..2**32 - 1, epochs or
+    batch size below 1, QAT epochs or quant_delay below 0, or a learning rate not positive.
     """
 
     training: str = "float"  # "float" or "qat"
     model: str = "digits_cnn"  # a zoo model (qlab.training.models.ZOO)
     seed: int = 0
-    epochs: int | None = None  # float epochs; None: the model's own (digits_cnn: 10, the article's)
+    epochs: int | None = None  # float epochs; None: the model's own (digits_cnn: the article's 10)
     batch_size: int = 32
     learning_rate: float | None = None  # Adam's; None: the model's own (digits_cnn: 1e-3)
     dataset: str | None = None  # a built-in data set (qlab.training.data); None: the model's own
@@ -49,11 +48,7 @@ class TrainConfig:
     quant_delay: int | None = None  # steps of float training before fake-quant switches on
 
     def key(self) -> dict:
-        """The fields that matter for this training (a float model ignores the QAT ones).
-
-        Returns:
-            a dict of field name to value, for cache keys.
-        """
+        """Returns {field: value} of the fields that matter (float ignores the QAT ones)."""
         fields = asdict(self)
         if self.training == "float":
             fields = {
@@ -99,21 +94,14 @@ def seed_everything(seed: int) -> None:
 
 
 def thread_key() -> dict:
-    """This process's TensorFlow intra-op thread setting, for the keys of trained models.
-
-    A model trained on one thread differs in its last bits from one trained on TensorFlow's default
-    pool (float sums split differently across threads; the study workers of `qlab.studies.sweep`
-    run one thread), so the two are cached apart instead of whichever trained first serving both.
-
-    Returns:
-        {} with TensorFlow's default pool, else {"intra_op_threads": n}.
-    """
+    """Returns {} with TensorFlow's default thread pool, else {"intra_op_threads": n}: a model
+    trained on one thread differs in its last bits, so the two are cached apart."""
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     return {"intra_op_threads": threads} if threads else {}
 
 
 class _EpochBar(keras.callbacks.Callback):
-    """A progress bar over epochs (qlab.infra.progress), with the last epoch's loss and accuracies."""
+    """A progress bar over epochs, with the last epoch's loss and accuracies."""
 
     def __init__(self, label: str):
         super().__init__()
@@ -150,8 +138,7 @@ class _StopAfterSteps(keras.callbacks.Callback):
 
 
 def compile_model(model, learning_rate: float = 1e-3, loss=None) -> None:
-    """Compile `model` in place: Adam at `learning_rate`, accuracy as the metric, and `loss` (default:
-    `loss_for(model)`, the model's own)."""
+    """Compiles `model` in place: Adam, accuracy, and `loss` (default: `loss_for(model)`)."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=loss or loss_for(model),
@@ -160,19 +147,18 @@ def compile_model(model, learning_rate: float = 1e-3, loss=None) -> None:
 
 
 def loss_for(model):
-    """The loss to train `model` with: the one it was compiled with, else sparse categorical
-    cross-entropy, on probabilities if the model's output layer ends in softmax (as the article's
-    does), on logits otherwise.
-
-    Returns:
-        a Keras loss (a name or a loss object).
-    """
+    """Returns the Keras loss `model` was compiled with, else sparse categorical cross-entropy on
+    probabilities if the output layer ends in softmax, on logits otherwise."""
     if getattr(model, "loss", None):
         return model.loss
     layer = model.outputs[0]._keras_history.layer  # the layer that computes the output
     while isinstance(layer, keras.Model):  # an output computed inside a nested model
         layer = layer.outputs[0]._keras_history.layer
-    activation = getattr(getattr(layer, "activation", None), "__name__", "")
+    while isinstance(layer, keras.layers.Wrapper):  # tfmot's QAT and pruning wrappers, ...
+        layer = layer.layer
+    activation = getattr(layer, "activation", None)
+    activation = getattr(activation, "activation", activation)  # tfmot's QuantizeAwareActivation
+    activation = getattr(activation, "__name__", "")
     probabilities = activation == "softmax" or isinstance(layer, keras.layers.Softmax)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
 
@@ -186,18 +172,8 @@ def fit(
     show: bool = True,
     steps: int | None = None,
 ):
-    """`model.fit` on the training split, with test accuracy per epoch in `model.history`, as in
-    the article's run (validation only reports, it never steers training).
-
-    Args:
-        epochs: epochs to train (ignored when `steps` is given).
-        label: the progress bar's description.
-        show: False hides the progress bar.
-        steps: train exactly this many batches instead.
-
-    Returns:
-        `model`, trained in place.
-    """
+    """`model.fit` on the training split for `epochs` (or exactly `steps` batches), with test
+    accuracy per epoch in `model.history` (it never steers training). Returns `model`."""
     callbacks = [_EpochBar(label)] if show and progress.enabled() else []
     if steps is not None:
         callbacks.append(_StopAfterSteps(steps))
@@ -217,11 +193,7 @@ def fit(
 
 
 def train_float(data: Dataset, config: TrainConfig = TrainConfig(), progress: bool = True):
-    """Train the float zoo model `config` names from scratch, seeded, on `data`.
-
-    Returns:
-        the trained tf_keras model; `model.history.history` holds loss and accuracy per epoch.
-    """
+    """Returns the float zoo model `config` names, trained from scratch, seeded."""
     seed_everything(config.seed)
     model = models.build(config.model, data)
     compile_model(model, config.learning_rate)
@@ -237,15 +209,10 @@ def train_model(
     seed: int = 0,
     progress: bool = True,
 ):
-    """Train your own model in place, seeded, with its own loss (`loss_for`) and Adam.
+    """Trains your own model in place, seeded, with `loss_for(model)` and Adam. Returns it.
 
-    Returns:
-        `model`, trained; `model.history.history` holds loss and accuracy per epoch.
-
-    Raises:
-        TypeError: not a tf_keras model.
-        ValueError: a model with several inputs or outputs, or data whose samples do not fit
-            the model's input.
+    Raises TypeError if not tf_keras; ValueError for several inputs or outputs, or data whose
+    samples do not fit the input.
     """
     check_keras2(model)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -255,8 +222,8 @@ def train_model(
         )
     if tuple(model.input_shape[1:]) != data.sample_shape:
         raise ValueError(
-            f"model {model.name!r} takes samples of shape {tuple(model.input_shape[1:])}, the data "
-            f"set {data.name!r} has {data.sample_shape}"
+            f"model {model.name!r} takes samples of shape {tuple(model.input_shape[1:])}, "
+            f"the data set {data.name!r} has {data.sample_shape}"
         )
     seed_everything(seed)
     compile_model(model, learning_rate, loss_for(model))
@@ -269,18 +236,12 @@ def train_qat(
     config: TrainConfig = TrainConfig(training="qat"),
     progress: bool = True,
 ):
-    """Quantization-aware training.
+    """Quantization-aware training: with `quant_delay=None`, fine-tunes the trained `float_model`
+    for `qat_epochs`; with `quant_delay=N`, N float steps from scratch, then fake-quant on for the
+    rest of `epochs` worth of steps.
 
-    With `config.quant_delay=None`, fine-tune `float_model` (trained already) with fake-quant
-    on for `config.qat_epochs`. With `quant_delay=N`, start from scratch: N steps in float,
-    then fake-quant on for the rest of `config.epochs` worth of steps.
-
-    Returns:
-        the trained QAT (fake-quantized) tf_keras model.
-
-    Raises:
-        ValueError: fine-tuning without `float_model`, or a quant_delay outside 0..total steps.
-        TypeError: `float_model` is not a tf_keras model.
+    Returns the trained QAT tf_keras model. Raises ValueError for fine-tuning without
+    `float_model` or a quant_delay outside 0..total steps; TypeError if not tf_keras.
     """
     seed_everything(config.seed)
     if config.quant_delay is None:
@@ -326,29 +287,17 @@ def train_qat(
 
 
 def keras_accuracy(model, data: Dataset) -> float:
-    """Test accuracy of a Keras model (float or fake-quantized).
-
-    Returns:
-        the fraction of `data.x_test` classified as `data.y_test`, in [0, 1].
-    """
+    """Returns a Keras model's test accuracy in [0, 1]."""
     probs = model(data.x_test, training=False).numpy()  # no predict(): it retraces per model
     return float(np.mean(np.argmax(probs, axis=1) == data.y_test))
 
 
 def architecture(config: TrainConfig):
-    """The untrained model `config` describes (QAT: wrapped for fake-quant).
-
-    Returns:
-        a tf_keras model with the layers and names a trained one of `config` has.
-    """
+    """Returns the untrained tf_keras model `config` describes (QAT: wrapped), named alike."""
     model = models.build(config.model, datasets.load(config.dataset))
     return model if config.training == "float" else quantize_aware(model, config.qat_layers)
 
 
 def float_config(config: TrainConfig) -> TrainConfig:
-    """The float model a QAT config fine-tunes.
-
-    Returns:
-        the same `TrainConfig` with training="float".
-    """
+    """Returns the config of the float model a QAT config fine-tunes."""
     return replace(config, training="float")

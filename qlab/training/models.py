@@ -1,10 +1,10 @@
 """Model builders: the article's digits CNN, and a small zoo of the families the articles report
 (MobileNet, ResNet, Inception, LSTM), each trained in seconds on two cores.
 
-Every builder takes the data set's sample shape and class count, so nothing here assumes the
-digits. Every model qlab builds, and every QAT wrapping of one, is built inside `fresh_names()`,
-so the names Keras gives its layers (and the converter its tensors) do not depend on what the
-process built before: the same configuration gives the same `.tflite` bytes in any process.
+Every builder takes the data's sample shape and class count, and returns an untrained tf_keras
+functional model, (None,) + shape in, (None, classes) probabilities out. Every model and QAT
+wrapping is built inside `fresh_names()`, so the same configuration gives the same `.tflite` bytes
+in any process.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import tf_keras as keras
 from tf_keras.src import backend as keras_backend
 
 import qlab  # noqa: F401  (the Keras-2 switch must happen before tf_keras loads)
-from qlab.tflite.naming import leaf_layers, recurrent_layers  # noqa: F401  (part of this module's API)
+from qlab.tflite.naming import (  # noqa: F401  (part of this module's API)
+    leaf_layers,
+    recurrent_layers,
+)
 from qlab.training import data
 
 L = keras.layers
@@ -27,13 +30,8 @@ DIGITS_CNN_PARAMS = 32_810  # what the article's model.summary() prints
 
 @contextlib.contextmanager
 def fresh_names():
-    """Keras' automatic names start from scratch inside the block, and resume afterwards.
-
-    Keras numbers unnamed layers with process-wide counters (`quantize_layer`, then
-    `quantize_layer_1`, ...), and the converter copies layer names into tensor names, so a
-    model built after others would convert to different bytes. Inside the block the counters
-    are empty; on leaving, the counters and names seen outside it are restored, so models the
-    caller builds later are named as if the block had not run.
+    """Keras' automatic names (process-wide counters, copied into tensor names) start from
+    scratch inside the block; on leaving, the counters and names seen outside are restored.
 
     Source: tf_keras/src/backend.py, `get_uid` and `unique_object_name` read
     PER_GRAPH_OBJECT_NAME_UIDS and OBSERVED_NAMES; `reset_uids` clears both.
@@ -61,21 +59,11 @@ def digits_cnn(
     filters: tuple[int, int, int] = (64, 32, 32),
     units: int = 32,
 ) -> keras.Model:
-    """The article's CNN: three 3x3 convs (64, 32, 32), Dense(32), Dense(classes, softmax).
+    """The article's CNN: three 3x3 convs (`filters`), Dense(`units`), Dense(classes, softmax).
 
-    Args:
-        filters: the three convolutions' output channels (the article's: 64, 32, 32); change them
-            to see how the work and the latency follow (notebook 07).
-        units: the hidden Dense layer's width (the article's: 32).
-
-    Returns:
-        an untrained tf_keras functional model, input (None,) + `shape` float32, output
-        (None, classes) probabilities; 32,810 parameters on the digits with the article's widths.
-        Layer names (conv1, conv2, conv3, flatten, dense, probs) are fixed so that tables can
-        refer to them.
-
-    Raises:
-        ValueError: not three filter counts, or a width below 1.
+    Returns the model (32,810 parameters on the digits with the article's widths), layers named
+    conv1, conv2, conv3, flatten, dense, probs. Raises ValueError for not three filter counts or a
+    width below 1.
     """
     if len(filters) != 3 or min(*filters, units) < 1:
         raise ValueError(
@@ -107,20 +95,13 @@ def _conv_bn(
         x = L.DepthwiseConv2D(kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
     else:
         x = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=name)(x)
-    x = L.BatchNormalization(momentum=0.9, name=f"{name}_bn")(
-        x
-    )  # few steps: moving stats must keep up
+    x = L.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)  # few steps: stats keep up
     return L.ReLU(max_value, name=f"{name}_relu")(x) if relu else x
 
 
 def mobilenet_mini(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES) -> keras.Model:
-    """MobileNet v1 in miniature: a 3x3 stem, two depthwise-separable blocks (depthwise 3x3 and
-    pointwise 1x1, each with BatchNorm and ReLU6; the second block strides 2), global average
-    pooling, Dense(classes, softmax).
-
-    Returns:
-        an untrained tf_keras functional model, (None,) + `shape` in, (None, classes) probabilities out.
-    """
+    """Returns MobileNet v1 in miniature: a 3x3 stem, two depthwise-separable blocks (BatchNorm,
+    ReLU6; the second strides 2), global average pooling, Dense(classes, softmax)."""
     inputs = keras.Input(shape=shape, name="image")
     x = _conv_bn(inputs, 16, 3, "stem", max_value=6.0)
     for k, (filters, strides) in enumerate([(32, 1), (64, 2)]):
@@ -132,12 +113,8 @@ def mobilenet_mini(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES) -> k
 
 
 def resnet_mini(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES) -> keras.Model:
-    """ResNet in miniature: a 3x3 stem, two residual blocks (conv-BN-ReLU-conv-BN, Add with the
-    block's input, ReLU), global average pooling, Dense(classes, softmax).
-
-    Returns:
-        an untrained tf_keras functional model, (None,) + `shape` in, (None, classes) probabilities out.
-    """
+    """Returns ResNet in miniature: a 3x3 stem, two residual blocks (conv-BN-ReLU-conv-BN, Add,
+    ReLU), global average pooling, Dense(classes, softmax)."""
     inputs = keras.Input(shape=shape, name="image")
     x = _conv_bn(inputs, 24, 3, "stem")
     for k in range(2):
@@ -150,12 +127,8 @@ def resnet_mini(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES) -> kera
 
 
 def inception_mini(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES) -> keras.Model:
-    """Inception in miniature: a 3x3 stem, one inception block (1x1; 1x1 then 3x3; 3x3 max pooling
-    then 1x1) joined by Concatenate, 2x2 average pooling, Dense(classes, softmax).
-
-    Returns:
-        an untrained tf_keras functional model, (None,) + `shape` in, (None, classes) probabilities out.
-    """
+    """Returns Inception in miniature: a 3x3 stem, one inception block (1x1; 1x1 then 3x3; 3x3
+    max pooling then 1x1), 2x2 average pooling, Dense(classes, softmax)."""
     inputs = keras.Input(shape=shape, name="image")
     x = L.Conv2D(24, 3, padding="same", activation="relu", name="stem")(inputs)
     a = L.Conv2D(16, 1, activation="relu", name="branch1x1")(x)
@@ -173,16 +146,8 @@ def inception_mini(shape=data.IMAGE_SHAPE, classes: int = data.NUM_CLASSES) -> k
 def lstm_rows(
     shape=(8, 8), classes: int = data.NUM_CLASSES, batch_size: int | None = None
 ) -> keras.Model:
-    """An LSTM reading an image row by row: LSTM(32) over the time steps, Dense(classes, softmax).
-
-    Args:
-        batch_size: None for training on batches; 1 for conversion (the converter needs a fixed
-            batch to lower the LSTM to UNIDIRECTIONAL_SEQUENCE_LSTM; see `with_batch_size`).
-
-    Returns:
-        an untrained tf_keras functional model, (batch_size,) + `shape` (time steps, features)
-        in, (batch_size, classes) probabilities out.
-    """
+    """Returns an LSTM(32) reading an image row by row, then Dense(classes, softmax); input
+    (batch_size,) + (time steps, features). Convert with batch_size 1 (`with_batch_size`)."""
     inputs = keras.Input(shape=shape, batch_size=batch_size, name="rows")
     x = L.LSTM(32, name="lstm")(inputs)
     outputs = L.Dense(classes, activation="softmax", name="probs")(x)
@@ -190,11 +155,7 @@ def lstm_rows(
 
 
 def wine_mlp(shape=(13,), classes: int = 3) -> keras.Model:
-    """A multilayer perceptron for tabular data: Dense(32, relu), Dense(16, relu), Dense(classes, softmax).
-
-    Returns:
-        an untrained tf_keras functional model, (None,) + `shape` in, (None, classes) probabilities out.
-    """
+    """Returns an MLP for tables: Dense(32, relu), Dense(16, relu), Dense(classes, softmax)."""
     inputs = keras.Input(shape=shape, name="features")
     x = L.Dense(32, activation="relu", name="hidden1")(inputs)
     x = L.Dense(16, activation="relu", name="hidden2")(x)
@@ -236,45 +197,33 @@ BUILDERS = {name: z.build for name, z in ZOO.items()}
 
 
 def get(name: str) -> ZooModel:
-    """The zoo entry called `name`.
-
-    Returns:
-        the `ZooModel`.
-
-    Raises:
-        ValueError: an unknown name (the message lists the zoo).
-    """
+    """Returns the `ZooModel` called `name`; raises ValueError listing the zoo for another."""
     if name not in ZOO:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(ZOO)}")
     return ZOO[name]
 
 
-def build(name: str = "digits_cnn", dataset: data.Dataset | None = None) -> keras.Model:
-    """Build a zoo model for `dataset` (default: its own data set), with fresh Keras names.
+def build(
+    name: str = "digits_cnn", dataset: data.Dataset | None = None, *, seed: int | None = None
+) -> keras.Model:
+    """Returns the untrained zoo model for `dataset` (default: its own), with fresh names, and
+    with the same starting weights every time if `seed` is given (`keras.utils.set_random_seed`).
 
-    Returns:
-        the untrained tf_keras model, shaped for the data set's samples and classes.
-
-    Raises:
-        ValueError: an unknown name (the message lists the valid ones).
+    Raises ValueError for an unknown name.
     """
     entry = get(name)
     dataset = dataset or data.load(entry.dataset)
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     with fresh_names():
         return entry.build(dataset.sample_shape, dataset.num_classes)
 
 
 def with_batch_size(model, batch_size: int = 1):
-    """The same model, weights shared by copy, with its input fixed to `batch_size` samples.
+    """Returns a copy with the same layers and weights and its input fixed to `batch_size`: the
+    converter lowers a Keras LSTM to UNIDIRECTIONAL_SEQUENCE_LSTM only for a fixed batch.
 
-    The TFLite converter lowers a Keras LSTM to one UNIDIRECTIONAL_SEQUENCE_LSTM op only when the
-    batch is fixed; train on batches with the dynamic-batch model, convert this copy.
-
-    Returns:
-        a new tf_keras model (built with fresh names) with the same layers and weights.
-
-    Raises:
-        ValueError: a model with more than one input.
+    Raises ValueError for a model with more than one input.
     """
     if len(model.inputs) != 1:
         raise ValueError(

@@ -1,18 +1,10 @@
 """Magnitude pruning with tensorflow-model-optimization, and quantization-aware training after it.
 
-`prune(model, data, sparsity)` wraps a copy of a trained float model with tfmot's
-`prune_low_magnitude` on a `PolynomialDecay` schedule, fine-tunes it (`UpdatePruningStep`) and
-returns it stripped (`strip_pruning`): a plain tf_keras model whose Conv and Dense kernels hold
-exact zeros (tfmot prunes kernels only: biases, BatchNorm and DepthwiseConv2D weights stay whole,
-`prune_registry.py`). `quantize_aware(pruned, data)` then fine-tunes it with plain QAT (tfmot's
-default 8-bit scheme: the zeros are free to move) or pruning-preserving QAT (PQAT,
-`Default8BitPrunePreserveQuantizeScheme`: each kernel times a mask of its nonzeros, taken at
-wrapping, before its fake-quant op). `with_scheme` wraps with any scheme, mending tfmot's
-Concatenate transform (`ConcatInputsKept`).
-
+tfmot prunes kernels only: biases, BatchNorm and DepthwiseConv2D weights stay whole
+(`prune_registry.py`). Pruning-preserving QAT (PQAT, `Default8BitPrunePreserveQuantizeScheme`)
+multiplies each kernel by a mask of its nonzeros, taken at wrapping, before its fake-quant op.
 The model passed in is never changed (tfmot's wrappers write into the layers they wrap: qlab wraps
-a copy); every call is seeded and builds inside `qlab.training.models.fresh_names`, so it gives the same
-weights and `.tflite` bytes whatever ran before. The converter refuses a model still wrapped.
+a copy); every call is seeded and builds inside `qlab.training.models.fresh_names`.
 """
 
 from __future__ import annotations
@@ -31,28 +23,23 @@ from qlab.training.data import Dataset
 EPOCHS = 8
 RAMP_EPOCHS = 4
 LEARNING_RATE = 2e-3
-"""`prune`'s fine-tuning: sparsity rises from 0 to the target over `RAMP_EPOCHS`, holds to `EPOCHS`; Adam
-at `LEARNING_RATE`. On digits_cnn at 90 %, seeds 0-2, these kept 93.6-94.9 % Keras accuracy (float models:
-96.7-97.8 %); 6 epochs at 1e-3 with a 3-epoch ramp kept 69-80 %."""
+"""`prune`'s fine-tuning: sparsity rises from 0 to the target over `RAMP_EPOCHS`, holds to
+`EPOCHS`; Adam at `LEARNING_RATE`. On digits_cnn at 90 %, seeds 0-2, these kept 93.6-94.9 % Keras
+accuracy (float models: 96.7-97.8 %); 6 epochs at 1e-3 with a 3-epoch ramp kept 69-80 %."""
 FREQUENCY = 10
 """Steps between two mask updates (tfmot's default, 100, is more than two epochs of the digits)."""
 QAT_EPOCHS = 3
 QAT_LEARNING_RATE = 3e-4
 """QAT fine-tuning after pruning or clustering: `qlab.training.fit.TrainConfig`'s QAT defaults."""
 MIN_SPARSITY = 0.05
-"""Exact zeros some kernel needs for a model to count as pruned (a trained float model has none)."""
+"""Share of exact zeros some kernel needs for a model to count as pruned."""
 
 
 def check_sparsity(sparsity) -> float:
-    """A target sparsity as tfmot takes it: a fraction of zero weights in [0, 1).
+    """Returns the sparsity as a float if tfmot takes it: a fraction of zero weights in [0, 1).
 
     Source: `PruningSchedule._validate_sparsity` in tfmot's `pruning_schedule.py`.
-
-    Returns:
-        the sparsity as a float.
-
-    Raises:
-        ValueError: not a real number, or outside [0, 1) (e.g. 50 meaning 50 %).
+    Raises ValueError for anything else (e.g. 50 meaning 50 %).
     """
     real = isinstance(sparsity, numbers.Real) and not isinstance(sparsity, bool)
     if not real or not 0 <= sparsity < 1:
@@ -74,20 +61,15 @@ def check_sparsity(sparsity) -> float:
 
 
 def kernels(model) -> dict[str, np.ndarray]:
-    """The kernel variable of every layer that has one (Conv and Dense: what tfmot prunes and clusters),
-    wrappers and nested models opened: for a QAT layer its float weights before fake-quant; under a
-    clustering wrapper not yet stripped, the weights before clustering.
-
-    Returns:
-        {layer name (the wrapped layer's own, e.g. 'conv2d', not 'quant_conv2d'): kernel as a float32
-        array in Keras' layout, output channels on the last axis}, in layer order.
+    """Returns {layer name: float32 kernel, output channels last} of every layer with a kernel
+    (Conv, Dense), wrappers and nested models opened, under the wrapped layer's own name: for QAT,
+    the float weights before fake-quant; under a clustering wrapper, the weights before clustering.
     """
     found = {}
     for layer in models.leaf_layers(model):
         inner = getattr(layer, "layer", layer)
-        if hasattr(
-            inner, "kernel"
-        ):  # a QAT wrapper puts a fake-quant tensor there, and holds the variable itself
+        # a QAT wrapper puts a fake-quant tensor there, and holds the variable itself
+        if hasattr(inner, "kernel"):
             variables = [
                 w for w in layer.weights if w.name.split(":")[0].rsplit("/", 1)[-1] == "kernel"
             ]
@@ -97,30 +79,25 @@ def kernels(model) -> dict[str, np.ndarray]:
 
 
 def kernel_sparsity(model) -> dict[str, float]:
-    """The fraction of exact zeros in each kernel of `model` (see `kernels`).
-
-    Returns: {layer name: fraction in [0, 1]}.
-    """
+    """Returns {layer name: fraction of exact zeros in its kernel}."""
     return {name: float(np.mean(kernel == 0)) for name, kernel in kernels(model).items()}
 
 
 def refuse_layers(model, supports, what: str) -> None:
-    """Refuse, by name, the layers of `model` that `supports(layer)` rejects, and recurrent layers.
+    """Refuses, by name, the layers the predicate `supports` rejects, and recurrent layers.
 
-    Args:
-        supports: a predicate on a layer (tfmot's registry); what: "pruning" or "clustering".
-
-    Raises:
-        TypeError: not a tf_keras model.
-        ValueError: naming each refused layer and its class, with what to do.
+    Raises TypeError if not tf_keras; ValueError naming each refused layer, with what to do.
     """
     qat.check_keras2(model)
     recurrent = models.recurrent_layers(model)
     if recurrent:
         raise ValueError(
-            f"qlab's {what} refuses the recurrent layer {', '.join(map(repr, recurrent))} of model {model.name!r}: "
-            f"it prepares a model for quantization-aware training, which tfmot 0.8.1 cannot apply to an LSTM "
-            f"(qlab.training.qat). Quantize a recurrent model after training instead (python -m qlab study recurrent)"
+            f"qlab's {what} refuses the recurrent layer {', '.join(map(repr, recurrent))} "
+            f"of model {model.name!r}: "
+            "it prepares a model for quantization-aware training, "
+            "which tfmot 0.8.1 cannot apply to an LSTM "
+            "(qlab.training.qat). Quantize a recurrent model after training instead "
+            "(python -m qlab study recurrent)"
         )
     refused = [
         f"{layer.name!r} ({type(layer).__name__})"
@@ -130,16 +107,14 @@ def refuse_layers(model, supports, what: str) -> None:
     if refused:
         raise ValueError(
             f"tfmot's {what} does not support layer {', '.join(refused)} of model {model.name!r}; "
-            f"replace it with a built-in Keras layer, or apply {what} to the other layers with tfmot"
+            f"replace it with a built-in Keras layer, "
+            f"or apply {what} to the other layers with tfmot"
         )
 
 
 def check_prunable(model) -> None:
-    """Refuse, by name, layers outside tfmot's pruning registry (`prune_registry.py`) and recurrent ones.
-
-    Raises:
-        TypeError, ValueError: as `refuse_layers`.
-    """
+    """Refuses layers outside tfmot's `prune_registry.py` and recurrent ones; raises as
+    `refuse_layers`."""
     from tensorflow_model_optimization.python.core.sparsity.keras import (
         prunable_layer,
         prune_registry,
@@ -156,11 +131,7 @@ def check_prunable(model) -> None:
 
 
 def copy(model):
-    """A copy of `model` with fresh Keras names and the same weights, for tfmot to wrap.
-
-    Returns:
-        a new tf_keras model; `model` is not touched.
-    """
+    """Returns a copy of `model`, fresh names and the same weights, for tfmot to wrap."""
     with models.fresh_names():
         clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
@@ -176,13 +147,8 @@ def fine_tune(
     batch_size: int = 32,
     callbacks=(),
 ) -> None:
-    """Compile `model` (Adam at `learning_rate`, `loss`) and train it in place on the training
-    split, shuffled, silently. Seed before calling (`qlab.training.fit.seed_everything`).
-
-    Args:
-        loss: `qlab.training.fit.loss_for` of the unwrapped model (a wrapper hides its output activation).
-        callbacks: Keras callbacks (pruning needs `UpdatePruningStep`).
-    """
+    """Compiles (Adam, `loss`) and trains in place on the training split, silently; seed first.
+    `loss` is `loss_for` the unwrapped model (a wrapper hides the output activation)."""
     fit.compile_model(model, learning_rate, loss)
     if epochs:
         model.fit(
@@ -206,22 +172,12 @@ def prune(
     batch_size: int = 32,
     seed: int = 0,
 ):
-    """Prune a trained float model to `sparsity` by weight magnitude, fine-tuning as it goes, and
-    strip the wrappers.
+    """Prunes a trained float model to `sparsity` by magnitude (`PolynomialDecay` from 0 over
+    `ramp_epochs`, power 3), fine-tuning for `epochs`, then strips the wrappers.
 
-    Args:
-        sparsity: the fraction of each kernel set to zero, in [0, 1).
-        epochs: fine-tuning epochs in all; ramp_epochs: those over which sparsity rises
-            (`PolynomialDecay` from 0, power 3, mask updates every `FREQUENCY` steps).
-        learning_rate: Adam's.
-
-    Returns:
-        a new plain tf_keras model, the same layers and names, with `round(sparsity × size)` of
-        every Conv and Dense kernel set to exactly zero (tfmot keeps max(1, round((1 - s) × size))).
-
-    Raises:
-        ValueError: a sparsity outside [0, 1), ramp_epochs outside 1..epochs, layers tfmot cannot prune.
-        TypeError: not a tf_keras model.
+    Returns a new plain tf_keras model with `round(sparsity × size)` of every Conv and Dense kernel
+    exactly zero. Raises ValueError for a sparsity outside [0, 1), ramp_epochs outside 1..epochs,
+    or layers tfmot cannot prune; TypeError if not tf_keras.
     """
     import tensorflow_model_optimization as tfmot
 
@@ -230,9 +186,8 @@ def prune(
         raise ValueError(f"ramp_epochs must be between 1 and epochs ({epochs}), got {ramp_epochs}")
     check_prunable(model)
     steps = math.ceil(len(data.x_train) / batch_size) * ramp_epochs
-    end = max(
-        FREQUENCY, steps // FREQUENCY * FREQUENCY
-    )  # a mask update falls on the last step of the ramp
+    # a mask update falls on the last step of the ramp
+    end = max(FREQUENCY, steps // FREQUENCY * FREQUENCY)
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         0.0, sparsity, begin_step=0, end_step=end, frequency=FREQUENCY
     )
@@ -255,11 +210,7 @@ def prune(
 
 
 def check_pruned(model) -> None:
-    """Refuse pruning-preserving QAT of a model never pruned: PQAT keeps the zeros it has (`MIN_SPARSITY`).
-
-    Raises:
-        ValueError: no kernel with at least `MIN_SPARSITY` zeros, with each kernel's share.
-    """
+    """Raises ValueError, with each kernel's share of zeros, if no kernel has `MIN_SPARSITY`."""
     found = kernel_sparsity(model)
     if not found or max(found.values()) < MIN_SPARSITY:
         shares = (
@@ -267,38 +218,37 @@ def check_pruned(model) -> None:
             or "no Conv or Dense kernel"
         )
         raise ValueError(
-            f"pruning-preserving QAT keeps the zeros of a pruned model, and model {model.name!r} has none worth the "
-            f"name (zeros per kernel: {shares}; at least {100 * MIN_SPARSITY:.0f} % in some kernel counts as pruned). "
-            f"{'Prune it further' if any(found.values()) else 'Prune it first'} with qlab.training.pruning.prune(model, data, "
-            f"sparsity), a sparsity of {MIN_SPARSITY:g} or more, or use plain QAT (preserve_sparsity=False)"
+            "pruning-preserving QAT keeps the zeros of a pruned model, "
+            f"and model {model.name!r} has none worth the "
+            f"name (zeros per kernel: {shares}; at least {100 * MIN_SPARSITY:.0f} % "
+            "in some kernel counts as pruned). "
+            f"{'Prune it further' if any(found.values()) else 'Prune it first'} "
+            "with qlab.training.pruning.prune(model, data, "
+            f"sparsity), a sparsity of {MIN_SPARSITY:g} or more, "
+            "or use plain QAT (preserve_sparsity=False)"
         )
 
 
 class ConcatInputsKept:
-    """A tfmot quantize scheme (`scheme`, wrapped) whose layers feeding a Concatenate keep its own
-    weight quantizers. tfmot's `ConcatTransform` (default_8bit_transforms.py) gives them the default
-    8-bit registry's config, so a preserving scheme silently did not preserve them (inception_mini:
-    PQAT left 15-17 % zeros of 50 %, CQAT 384-3,455 values of 8). `quantize_apply` calls only
-    `get_layout_transformer().apply` and `get_quantize_registry()`."""
+    """A tfmot quantize scheme whose layers feeding a Concatenate keep its own weight quantizers.
+    tfmot's `ConcatTransform` (default_8bit_transforms.py) gives them the default 8-bit registry's
+    config, so a preserving scheme silently did not preserve them (inception_mini: PQAT left
+    15-17 % zeros of 50 %)."""
 
     def __init__(self, scheme):
         self.scheme = scheme
 
     def get_quantize_registry(self):
-        """Returns: the scheme's registry."""
+        """Returns the scheme's registry."""
         return self.scheme.get_quantize_registry()
 
     def get_layout_transformer(self):
-        """Returns: this object, whose `apply` runs the scheme's transforms and then mends their configs."""
+        """Returns this object, whose `apply` mends the scheme's transforms."""
         return self
 
     def apply(self, model, layer_quantize_map):
-        """The scheme's layout transforms, then its own config (output quantizer off, as
-        `ConcatTransform` sets it) for every layer feeding a Concatenate.
-
-        Returns:
-            (the transformed model, the layer quantize map), as tfmot's transformers return them.
-        """
+        """The scheme's layout transforms, then its own config (output quantizer off) for every
+        layer feeding a Concatenate. Returns (the model, the layer quantize map)."""
         model, layer_quantize_map = self.scheme.get_layout_transformer().apply(
             model, layer_quantize_map
         )
@@ -322,15 +272,10 @@ class ConcatInputsKept:
 
 
 def with_scheme(model, scheme):
-    """Wrap `model` for QAT with a tfmot quantize scheme (annotate the whole model, then
-    `quantize_apply(annotated, ConcatInputsKept(scheme))`), with fresh Keras names.
+    """Returns a new QAT tf_keras model wrapped with `scheme` (via `ConcatInputsKept`).
 
-    Returns:
-        a new QAT tf_keras model; `model` is not changed.
-
-    Raises:
-        TypeError: not a tf_keras model.
-        ValueError: layers tfmot's QAT cannot wrap, named, or the scheme's own refusal.
+    Raises TypeError if not tf_keras; ValueError naming layers QAT cannot wrap, or with the
+    scheme's own refusal.
     """
     import tensorflow_model_optimization as tfmot
 
@@ -360,18 +305,11 @@ def quantize_aware(
     batch_size: int = 32,
     seed: int = 0,
 ):
-    """Quantization-aware fine-tuning of a (pruned) model: plain QAT, or pruning-preserving QAT.
+    """Quantization-aware fine-tuning of a (pruned) model: plain QAT (zeros free to move), or
+    with `preserve_sparsity` PQAT (zeros kept).
 
-    Args:
-        preserve_sparsity: False: tfmot's default 8-bit scheme, every weight free to move;
-            True: `Default8BitPrunePreserveQuantizeScheme`, the zeros kept (PQAT).
-
-    Returns:
-        the trained QAT tf_keras model (fake-quant wrappers on; convert it in an integer mode).
-
-    Raises:
-        ValueError: PQAT of a model never pruned (`check_pruned`), or layers tfmot's QAT cannot wrap.
-        TypeError: not a tf_keras model.
+    Returns the trained QAT tf_keras model. Raises ValueError for PQAT of a model never pruned or
+    layers QAT cannot wrap; TypeError if not tf_keras.
     """
     import tensorflow_model_optimization as tfmot
 

@@ -1,8 +1,5 @@
 """Quantization-aware training's wrapping: which layers tfmot can wrap, the wrapping itself (the
-whole model, or the named layers through annotate + apply), and the float model inside a QAT model.
-
-tfmot (tensorflow-model-optimization) is imported lazily: it loads only when QAT is asked for.
-Training is `qlab.training.fit`'s.
+whole model, or the named layers), and the float model inside a QAT model. tfmot loads lazily.
 """
 
 from __future__ import annotations
@@ -21,11 +18,7 @@ QAT_SELECTED = (
 
 
 def check_keras2(model) -> None:
-    """Refuse anything but a tf_keras (Keras 2) model, which is all tfmot can wrap.
-
-    Raises:
-        TypeError: a Keras 3 model or any other object, with how to build a Keras 2 one.
-    """
+    """Raises TypeError, saying how to build one, for anything but a tf_keras (Keras 2) model."""
     if not isinstance(model, keras.Model):
         kind = f"{type(model).__module__}.{type(model).__name__}"
         raise TypeError(
@@ -37,22 +30,14 @@ def check_keras2(model) -> None:
 
 
 def unsupported(model, layers: tuple[str, ...] | None = None) -> list[str]:
-    """The layers of `model` (or of those named) that tfmot's QAT is known to fail on before it
-    says why: inline TensorFlow ops (TFOpLambda: tfmot crashes inside TF's math), `Lambda`
-    layers, a SeparableConv2D beside Conv2D layers (tfmot 0.8.1 loops forever or mixes weights) and
-    models nested in the model (refused by `quantize_apply`). Other unsupported layers (an LSTM, a
-    BatchNormalization with no conv before it) are named by `quantize_aware` from tfmot's error.
-
-    Returns:
-        one description per layer, e.g. "'tf.math.add' (TFOpLambda, an inline TensorFlow op)";
-        empty if none.
-    """
+    """Returns one description per layer (of those named) that tfmot's QAT fails on before saying
+    why: TFOpLambda, `Lambda`, a SeparableConv2D beside Conv2D layers, nested models. Others (an
+    LSTM, ...) are named by `quantize_aware` from tfmot's error."""
     found = []
     for layer in model.layers:
         kind = type(layer).__name__
-        if (
-            layer.name not in (layers or [layer.name]) and kind != "Lambda"
-        ):  # a Lambda fails the whole model
+        # a Lambda fails the whole model
+        if layer.name not in (layers or [layer.name]) and kind != "Lambda":
             continue
         if isinstance(layer, keras.Model):
             found.append(f"{layer.name!r} ({kind}, a model inside the model)")
@@ -67,19 +52,16 @@ def unsupported(model, layers: tuple[str, ...] | None = None) -> list[str]:
             type(other).__name__ == "Conv2D" for other in model.layers
         ):
             found.append(
-                f"{layer.name!r} ({kind} in a model with Conv2D layers: tfmot 0.8.1 rewrites it as "
-                "DepthwiseConv2D + Conv2D and then loops forever or mixes up the convs' weights; write "
-                "it as DepthwiseConv2D + Conv2D(kernel_size=1) yourself)"
+                f"{layer.name!r} ({kind} in a model with Conv2D layers: "
+                "tfmot 0.8.1 rewrites it as "
+                "DepthwiseConv2D + Conv2D and then loops forever or mixes up the convs' weights; "
+                "write it as DepthwiseConv2D + Conv2D(kernel_size=1) yourself)"
             )
     return found
 
 
 def refuse_recurrent(name: str, what: str) -> None:
-    """Refuse the zoo model `name` for a QAT study if it has recurrent layers.
-
-    Raises:
-        ValueError: naming the layers: tfmot cannot wrap them for QAT, so it has no `what`.
-    """
+    """Raises ValueError, naming them, if the zoo model `name` has recurrent layers (no QAT)."""
     with models.fresh_names():
         recurrent = models.recurrent_layers(models.build(name))
     if recurrent:
@@ -93,18 +75,13 @@ _NOT_SUPPORTED = re.compile(r"Layer (\S+?):<class '[\w.]*?(\w+)'> is not support
 
 
 def quantize_aware(model, layers: tuple[str, ...] | None = None):
-    """Wrap `model` for QAT (tfmot's default 8-bit scheme): every supported layer, or only the
-    named ones (annotate + apply). Built with fresh Keras names (`qlab.training.models.fresh_names`).
+    """Returns a new tf_keras model wrapped for QAT (tfmot's default 8-bit scheme), every layer or
+    only the named ones, with fresh names.
 
-    Returns:
-        a new tf_keras model with fake-quant wrappers; `model` is left as it is.
-
-    Raises:
-        TypeError: `model` is not a tf_keras model.
-        ValueError: a name in `layers` that the model does not have, or layers tfmot cannot wrap
-            (named, with the way to train QAT on the others).
+    Raises TypeError if not tf_keras; ValueError for an unknown name in `layers`, or layers tfmot
+    cannot wrap (named, with the way to train QAT on the others).
     """
-    import tensorflow_model_optimization as tfmot  # TF's optional stack: loaded when QAT is asked for
+    import tensorflow_model_optimization as tfmot  # loaded when QAT is asked for
 
     check_keras2(model)
     qk = tfmot.quantization.keras
@@ -140,23 +117,9 @@ def quantize_aware(model, layers: tuple[str, ...] | None = None):
 
 
 def float_copy(qat_model, template):
-    """The plain float model holding a QAT model's float (shadow) weights, without fake-quant.
-
-    Its float32 .tflite is the QAT model's *float reference*: what the network computes before any
-    rounding, so that per-layer error can be measured for QAT models too.
-
-    Args:
-        qat_model: a model `quantize_aware` wrapped (and trained).
-        template: the plain architecture: a zoo name (`qlab.training.models.build`) or a Keras model
-            (copied; its weights are not changed).
-
-    Returns:
-        a new tf_keras model of that architecture with the QAT model's float weights (kernels,
-        biases, BatchNorm statistics), matched by name: a wrapped layer keeps its weights' names.
-
-    Raises:
-        ValueError: a template layer with weights that the QAT model does not have.
-    """
+    """Returns a new plain model of `template`'s architecture (a zoo name or a Keras model, copied)
+    holding the QAT model's float (shadow) weights, matched by name: the QAT model's *float
+    reference*. Raises ValueError for a template layer whose weights the QAT model lacks."""
     if isinstance(template, str):
         plain = models.build(template)
     else:
@@ -179,6 +142,5 @@ def float_copy(qat_model, template):
 
 
 def _weight_name(variable) -> str:
-    """'conv2d/kernel:0' -> 'conv2d/kernel': a wrapped layer keeps its own weights' names; the
-    wrapper's fake-quant variables are named after the wrapper ('quant_conv2d/kernel_min')."""
+    """'conv2d/kernel:0' -> 'conv2d/kernel' (a wrapped layer keeps its own weights' names)."""
     return variable.name.split(":")[0]

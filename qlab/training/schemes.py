@@ -1,24 +1,10 @@
 """Quantization schemes beyond tfmot's default: weights and activations at their own bit widths
-(2 to 8), and a quantizer of your own.
+(2 to 8, tfmot's `DefaultNBitQuantizeScheme`), per-layer `QuantizeConfig`s (the TF Dev Summit 2020
+talk's "config" route), and a percentile quantizer of your own.
 
-- `quantize_bits(model, weight_bits, activation_bits, layers=None, configs=None)` wraps the whole
-  model, or the named layers, with tfmot's experimental n-bit scheme (`DefaultNBitQuantizeScheme`:
-  the 8-bit default's layout, BatchNorm and ReLU handling, at other widths); `configs` gives named
-  layers a `QuantizeConfig` of their own, as the TF Dev Summit 2020 talk's "config" route does.
-- `BitsConfig`: that config for one layer with a kernel, with its own bit widths and, if given,
-  your activation quantizer.
-- `PercentileQuantizer`: a quantizer written against tfmot's `Quantizer` interface (`build`
-  creates its min and max variables, `__call__` fake-quantizes between them) whose range is a
-  percentile of the values it sees.
-
-Post-training fake-quant (ranges from a calibration set, no training) and the grid each fake-quant
-op uses are `qlab.analysis.fake_quant`'s.
-
-A scheme of fewer than 8 bits is a Keras simulation first: TFLite runs int8 (and 16x8) kernels,
-and what its converter keeps of such a model (some of the weights' grid, none of the activations'
-width: 5- to 7-bit activations become int8, 4-bit ones do not convert) is measured by
-`qlab.studies.bits`. tfmot is imported with this module, not lazily: its
-classes subclass tfmot's interfaces.
+Fewer than 8 bits is a Keras simulation: TFLite runs int8 (and 16x8) kernels; what the converter
+keeps (5- to 7-bit activations become int8, 4-bit ones do not convert) is `qlab.studies.bits`'s.
+tfmot is imported eagerly: the classes here subclass its interfaces.
 """
 
 from __future__ import annotations
@@ -34,15 +20,11 @@ from qlab.training.qat import check_keras2, unsupported
 
 qk = tfmot.quantization.keras
 BITS = range(2, 9)
-"""Bit widths the fake-quant schemes take: 2 to 8 (tfmot's quant_ops: "must be between 2 and 8")."""
+"""Bit widths the fake-quant schemes take (tfmot's quant_ops: "must be between 2 and 8")."""
 
 
 def check_bits(bits, what: str = "bits") -> int:
-    """Returns `bits` as an int once checked to be a whole number (not a bool) from 2 to 8.
-
-    Raises:
-        ValueError: anything else, naming `what`.
-    """
+    """Returns `bits` as an int if a whole number from 2 to 8; raises ValueError naming `what`."""
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or int(bits) not in BITS:
         raise ValueError(
             f"{what} must be a whole number from 2 to 8 (what tfmot's fake-quant schemes take), "
@@ -52,18 +34,12 @@ def check_bits(bits, what: str = "bits") -> int:
 
 
 class PercentileQuantizer(qk.quantizers.Quantizer):
-    """Fake-quant on an asymmetric grid of `num_bits` whose range is the `100 - percentile` and
-    `percentile` percentiles of the values (widened to include 0, as TFLite requires), not their
-    min and max: a range read off the histogram of values, in the spirit of the histogram
-    quantizer of the TF Dev Summit 2020 talk, so that a few outliers do not stretch the grid.
+    """Fake-quant (`FakeQuantWithMinMaxVars`) on an asymmetric grid of `num_bits` whose range is
+    the `100 - percentile` and `percentile` percentiles (widened to include 0), so that outliers do
+    not stretch it. In training each batch's percentiles move the range by an exponential moving
+    average (`ema_decay`); calibration sets it with `range_of`.
 
-    In training each batch's percentiles (nearest rank) move the range by an exponential moving
-    average (`ema_decay`); outside training the range stays. Post-training calibration
-    (`qlab.analysis.fake_quant.calibrate`) sets it from a whole calibration set with `range_of`.
-    The op is TensorFlow's `FakeQuantWithMinMaxVars`.
-
-    Raises:
-        ValueError: bits outside 2..8, a percentile outside (50, 100], a decay outside [0, 1).
+    Raises ValueError for bits outside 2..8, a percentile outside (50, 100], a decay outside [0, 1).
     """
 
     def __init__(
@@ -95,11 +71,7 @@ class PercentileQuantizer(qk.quantizers.Quantizer):
         )
 
     def build(self, tensor_shape, name, layer):
-        """Creates the range variables on `layer` (non-trainable, starting at tfmot's [-6, 6]).
-
-        Returns:
-            {"min_var": scalar float32 variable, "max_var": scalar float32 variable}.
-        """
+        """Returns {"min_var", "max_var"}: scalar non-trainable variables on `layer`, at [-6, 6]."""
         start = {"min": -6.0, "max": 6.0}
         return {
             f"{end}_var": layer.add_weight(
@@ -118,12 +90,8 @@ class PercentileQuantizer(qk.quantizers.Quantizer):
         return min(float(low), 0.0), max(float(high), 0.0)
 
     def __call__(self, inputs, training, weights, **kwargs):
-        """Fake-quantizes `inputs` between the range variables; in training, first moves them
-        towards this batch's percentiles.
-
-        Returns:
-            a float32 tensor of the shape of `inputs`, every value on the grid.
-        """
+        """Returns `inputs` fake-quantized between the range variables (in training, moved first
+        towards this batch's percentiles)."""
         low, high = weights["min_var"], weights["max_var"]
         if training:
             ordered = tf.sort(tf.reshape(inputs, [-1]))
@@ -163,15 +131,12 @@ _QUANTIZERS = {
 
 
 class BitsConfig(qk.QuantizeConfig):
-    """A QuantizeConfig for one layer with a kernel (Dense, Conv1D/2D, DepthwiseConv2D): its kernel
-    on a symmetric narrow-range grid of `weight_bits` (last value of min and max; per-axis along
-    the kernel's last axis for convolutions, per-tensor for Dense, as tfmot's default), the output
-    of its activation on an asymmetric grid of `activation_bits` (tfmot's moving-average range, or
-    `activation_quantizer`, e.g. a `PercentileQuantizer`, whose own bits then apply).
+    """A QuantizeConfig for one layer with a kernel: the kernel on a symmetric narrow-range grid
+    of `weight_bits` (per-axis for convolutions, per-tensor for Dense, as tfmot's default), the
+    activation's output on an asymmetric grid of `activation_bits` (or `activation_quantizer`'s).
 
-    Raises:
-        ValueError: bits outside 2..8; a layer with no kernel or activation, when wrapped.
-        TypeError: an activation quantizer that is not a tfmot `Quantizer` (or its config).
+    Raises ValueError for bits outside 2..8 or, when wrapped, a layer with no kernel or
+    activation; TypeError for an activation quantizer that is not a tfmot `Quantizer`.
     """
 
     def __init__(self, weight_bits: int = 8, activation_bits: int = 8, activation_quantizer=None):
@@ -204,7 +169,7 @@ class BitsConfig(qk.QuantizeConfig):
         )
 
     def get_weights_and_quantizers(self, layer):
-        """Returns [(the kernel variable, its weight quantizer)]; ValueError for a layer without one."""
+        """Returns [(the kernel variable, its weight quantizer)]; raises ValueError without one."""
         kernel = getattr(layer, self._kernel(layer))
         per_axis = len(kernel.shape) > 2
         return [
@@ -251,29 +216,43 @@ CUSTOM_OBJECTS = {"BitsConfig": BitsConfig, "PercentileQuantizer": PercentileQua
 
 
 def quantize_bits(model, weight_bits: int = 8, activation_bits: int = 8, layers=None, configs=None):
-    """Wrap `model` for fake-quant at `weight_bits` and `activation_bits` (annotate, then apply
-    tfmot's `DefaultNBitQuantizeScheme` inside `quantize_scope`), built with fresh Keras names.
+    """Returns a new tf_keras model wrapped with tfmot's `DefaultNBitQuantizeScheme`, weights
+    copied, ranges at tfmot's starting values (train, or `qlab.analysis.fake_quant.calibrate`).
 
-    Args:
-        layers: names of the layers to quantize (a tuple, or one name as a string; None: every layer
-            the scheme supports); the others stay float and the converter calibrates them.
-        configs: {layer name: `QuantizeConfig`} for layers that take their own (e.g. `BitsConfig`).
-
-    Returns:
-        a new tf_keras model with fake-quant wrappers, weights copied from `model`, ranges at
-        tfmot's starting values (train it, or set them with `qlab.analysis.fake_quant.calibrate`);
-        `model` is left as it is.
-
-    Raises:
-        ValueError: bits outside 2..8; a name the model does not have; no layer to quantize (empty
-            `layers` and no `configs`); a model already wrapped for QAT; layers tfmot cannot wrap.
-        TypeError: not a tf_keras model, or a config that is not a `QuantizeConfig`.
+    `layers`: names (or one name) to quantize, None for all; `configs`: {layer name:
+    `QuantizeConfig`}. Raises ValueError for bits outside 2..8, an unknown name, nothing to
+    quantize, a model already wrapped, or layers tfmot cannot wrap; TypeError if not tf_keras or
+    for a config that is not a `QuantizeConfig`.
     """
     scheme = qk.experimental.default_n_bit.DefaultNBitQuantizeScheme(
         num_bits_weight=check_bits(weight_bits, "weight_bits"),
         num_bits_activation=check_bits(activation_bits, "activation_bits"),
     )
     check_keras2(model)
+    layers, configs = _checked_choice(model, layers, configs)
+    chosen = None if layers is None else set(layers) | set(configs)
+    refused = unsupported(model, None if chosen is None else tuple(chosen))
+    if refused:
+        raise ValueError(f"tfmot cannot wrap {', '.join(refused)} of model {model.name!r}")
+
+    def annotate(layer):
+        if layer.name in configs:
+            return qk.quantize_annotate_layer(layer, configs[layer.name])
+        return (
+            qk.quantize_annotate_layer(layer) if chosen is None or layer.name in chosen else layer
+        )
+
+    try:
+        with models.fresh_names(), qk.quantize_scope(CUSTOM_OBJECTS):
+            annotated = keras.models.clone_model(model, clone_function=annotate)
+            annotated.set_weights(model.get_weights())
+            return qk.quantize_apply(annotated, scheme)
+    except RuntimeError as exc:
+        raise ValueError(f"tfmot's n-bit scheme cannot wrap model {model.name!r}: {exc}") from None
+
+
+def _checked_choice(model, layers, configs) -> tuple:
+    """`quantize_bits`'s checks of the model and the layers chosen: (layers, configs)."""
     if any(
         isinstance(layer, qk.QuantizeWrapper) or type(layer).__name__ == "QuantizeLayer"
         for layer in model.layers
@@ -297,22 +276,4 @@ def quantize_bits(model, weight_bits: int = 8, activation_bits: int = 8, layers=
             raise TypeError(
                 f"configs[{name!r}] must be a tfmot QuantizeConfig, got {type(config).__name__}"
             )
-    chosen = None if layers is None else set(layers) | set(configs)
-    refused = unsupported(model, None if chosen is None else tuple(chosen))
-    if refused:
-        raise ValueError(f"tfmot cannot wrap {', '.join(refused)} of model {model.name!r}")
-
-    def annotate(layer):
-        if layer.name in configs:
-            return qk.quantize_annotate_layer(layer, configs[layer.name])
-        return (
-            qk.quantize_annotate_layer(layer) if chosen is None or layer.name in chosen else layer
-        )
-
-    try:
-        with models.fresh_names(), qk.quantize_scope(CUSTOM_OBJECTS):
-            annotated = keras.models.clone_model(model, clone_function=annotate)
-            annotated.set_weights(model.get_weights())
-            return qk.quantize_apply(annotated, scheme)
-    except RuntimeError as exc:
-        raise ValueError(f"tfmot's n-bit scheme cannot wrap model {model.name!r}: {exc}") from None
+    return layers, configs

@@ -1,9 +1,9 @@
 """Checked exercises: one module of checks per notebook, each check saying right or wrong (and why).
 
-A notebook imports its module (``from qlab_workshop.exercises import buckets``), leaves a placeholder for the
-learner to replace, and calls the check on it. Each check compares the answer with qlab's own
-functions or with the LiteRT runtime, never with a stored number. Solutions live in the
-repository's ``solutions/`` folder, one file per notebook, apart from the learner's notebooks.
+A notebook imports its module (``from qlab_workshop.exercises import buckets``), leaves a
+placeholder for the learner to replace, and calls the check on it. Each check compares the answer
+with qlab's own functions or with the LiteRT runtime, never with a stored number. Solutions live in
+the repository's ``solutions/`` folder, one file per notebook, apart from the learner's notebooks.
 """
 
 import importlib

@@ -1,11 +1,11 @@
-"""Checked exercises of notebook 08 (bring your own model): read what a model takes and gives from the
-model itself, and measure what quantizing a model in a mode costs it, through qlab.
+"""Checked exercises of notebook 08 (bring your own model): read what a model takes and gives from
+the model itself, and measure what quantizing a model in a mode costs it, through qlab.
 
-`check_model_io` runs the learner's function on untrained models of different shapes (the zoo's digits
-CNN, its LSTM over image rows, its wine MLP, and a small model that outputs logits) and compares with
-the Keras model and `qlab.training.fit.loss_for`. `check_accuracy_change` runs the learner's function on a
-trained model with a sound and a one-image calibration, and compares with `qlab.tflite.measure.accuracy` of
-the files `qlab.artifacts.quantized_model` converts.
+`check_model_io` runs the learner's function on untrained models of different shapes (the zoo's
+digits CNN, its LSTM over image rows, its wine MLP, and a small model that outputs logits) and
+compares with the Keras model and `qlab.training.fit.loss_for`. `check_accuracy_change` runs the
+learner's function on a trained model with a sound and a one-image calibration, and compares with
+`qlab.accuracy` of the files `qlab.quantize` converts.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from qlab_workshop.exercises import feedback
 from qlab_workshop.exercises.feedback import Wrong
 
 IO_HINT = (
-    "model.input_shape[1:] (leave out the batch axis), model.output_shape[-1], and whether the loss "
-    "qlab trains it with takes logits: fit.loss_for(model).get_config()['from_logits'] (a model "
-    "whose last layer has no softmax outputs logits)"
+    "model.input_shape[1:] (leave out the batch axis), model.output_shape[-1], and whether the "
+    "loss qlab trains it with takes logits: fit.loss_for(model).get_config()['from_logits'] (a "
+    "model whose last layer has no softmax outputs logits)"
 )
 
 
@@ -64,10 +64,33 @@ def model_io(model) -> tuple[tuple, int, bool]:
     return tuple(model.input_shape[1:]), int(model.output_shape[-1]), logits
 
 
+def _check_shape(what: str, shape, expected: tuple, seen: dict) -> None:
+    """Raise Wrong if the learner's sample shape is not a tuple of ints equal to `expected`, naming
+    the slip (the batch axis kept, the shape of a model checked before)."""
+    try:
+        shape = tuple(
+            None if v is None else feedback.whole(v, "each dimension of the sample shape", IO_HINT)
+            for v in shape
+        )
+    except (TypeError, ValueError):
+        raise Wrong(
+            f"{what}: the sample shape should be a tuple of ints, got {shape!r}.", IO_HINT
+        ) from None
+    if shape != expected:
+        slip = (
+            " It starts with the batch axis (None): leave it out."
+            if shape[:1] == (None,) and shape[1:] == expected
+            else f" That is the shape of {seen[shape]}: read it from the model you are given."
+            if shape in seen
+            else ""
+        )
+        raise Wrong(f"{what}: the sample shape is {expected}, you gave {shape}.{slip}", IO_HINT)
+
+
 @feedback.checked("08", hint=IO_HINT)
 def check_model_io(describe, model=None):
-    """Check the learner's `describe(model) -> (sample shape, classes, logits)` on `io_models()` and,
-    if given, on the learner's own model, against `model_io`.
+    """Check the learner's `describe(model) -> (sample shape, classes, logits)` on `io_models()`
+    and, if given, on the learner's own model, against `model_io`.
 
     Returns:
         the message for a right answer.
@@ -87,33 +110,12 @@ def check_model_io(describe, model=None):
         if not isinstance(got, (tuple, list)) or len(got) != 3:
             raise Wrong(f"{what}: expected (sample shape, classes, logits), got {got!r}.", IO_HINT)
         shape, classes, logits = got
-        try:
-            shape = tuple(
-                None
-                if v is None
-                else feedback.whole(v, "each dimension of the sample shape", IO_HINT)
-                for v in shape
-            )
-        except (TypeError, ValueError):
-            raise Wrong(
-                f"{what}: the sample shape should be a tuple of ints, got {shape!r}.", IO_HINT
-            ) from None
-        if shape != expected[0]:
-            slip = (
-                " It starts with the batch axis (None): leave it out."
-                if shape[:1] == (None,) and shape[1:] == expected[0]
-                else f" That is the shape of {seen[shape]}: read it from the model you are given."
-                if shape in seen
-                else ""
-            )
-            raise Wrong(
-                f"{what}: the sample shape is {expected[0]}, you gave {shape}.{slip}", IO_HINT
-            )
+        _check_shape(what, shape, expected[0], seen)
         seen.setdefault(expected[0], what)
         if isinstance(classes, (tuple, list)) or np.ndim(classes):
             raise Wrong(
-                f"{what}: the number of classes is one integer ({expected[1]}); you gave {classes!r}, "
-                "the output shape: take its last axis.",
+                f"{what}: the number of classes is one integer ({expected[1]}); you gave "
+                f"{classes!r}, the output shape: take its last axis.",
                 IO_HINT,
             )
         if feedback.whole(classes, "the number of classes", IO_HINT) != expected[1]:
@@ -122,20 +124,21 @@ def check_model_io(describe, model=None):
             )
         if bool(logits) != expected[2]:
             raise Wrong(
-                f"{what}: its output is {'logits' if expected[2] else 'probabilities'} (qlab trains it "
-                f"with from_logits={expected[2]}), you gave {logits!r}.",
+                f"{what}: its output is {'logits' if expected[2] else 'probabilities'} (qlab "
+                f"trains it with from_logits={expected[2]}), you gave {logits!r}.",
                 IO_HINT,
             )
     return (
-        f"all {len(cases)} models match: shapes, class counts and logits read from the models, nothing "
-        "typed in."
+        f"all {len(cases)} models match: shapes, class counts and logits read from the models, "
+        "nothing typed in."
     )
 
 
 CHANGE_HINT = (
-    "convert with artifacts.quantized_model(model, mode, calibration) and artifacts.quantized_model(model, "
-    "'float32'), measure both with measure.accuracy(file, dataset.x_test, dataset.y_test), and return "
-    "100 × (quantized − float32): percentage points, negative when quantizing lost accuracy"
+    "convert with qlab.quantize(model, mode, calibration) and "
+    "qlab.quantize(model, 'float32'), measure both with qlab.accuracy(file, "
+    "dataset.x_test, dataset.y_test), and return 100 × (quantized − float32): percentage points, "
+    "negative when quantizing lost accuracy"
 )
 
 
@@ -147,8 +150,8 @@ def change_cases(model=None, dataset: data.Dataset | None = None) -> tuple:
             (`qlab.training.fit.TrainConfig()`, from the cache) on the digits.
 
     Returns:
-        (model, dataset, {description: (mode, calibration)}): integer_only calibrated on 100 training
-        images (`qlab.training.data.calibration`) and on a single one, whose ranges miss most images' extremes.
+        (model, dataset, {description: (mode, calibration)}): integer_only calibrated on 100
+        training images (`qlab.training.data.calibration`) and on one, whose ranges miss most.
 
     Raises:
         ValueError: a model without its dataset.
@@ -192,8 +195,7 @@ def check_accuracy_change(accuracy_change, model=None, dataset: data.Dataset | N
     against `accuracy_change_truth` on `change_cases(model, dataset)`.
 
     Args:
-        accuracy_change: the learner's function.
-        model, dataset: the learner's trained model and its data, or None for the baseline digits CNN.
+        model, dataset: the learner's trained model and data (default: the baseline digits CNN).
     Returns:
         the message for a right answer, with both changes.
     Raises:
@@ -203,8 +205,8 @@ def check_accuracy_change(accuracy_change, model=None, dataset: data.Dataset | N
     """
     if model is not None and dataset is None:
         raise Wrong(
-            "pass the dataset your model was trained on too: check_accuracy_change(accuracy_change, "
-            "model, dataset).",
+            "pass the dataset your model was trained on too: "
+            "check_accuracy_change(accuracy_change, model, dataset).",
             CHANGE_HINT,
         )
     model, dataset, cases = change_cases(model, dataset)
@@ -229,7 +231,9 @@ def check_accuracy_change(accuracy_change, model=None, dataset: data.Dataset | N
             continue
         slips = {
             expected / 100: "that is a fraction: multiply by 100 for percentage points.",
-            -expected: "the sign is reversed: the change is quantized minus float32 (negative: a loss).",
+            -expected: (
+                "the sign is reversed: the change is quantized minus float32 (negative: a loss)."
+            ),
         }
         slip = next(
             (
@@ -240,10 +244,13 @@ def check_accuracy_change(accuracy_change, model=None, dataset: data.Dataset | N
             "",
         )
         if not slip and found and np.isclose(got, next(iter(found.values())), atol=1e-6):
-            slip = "it is the same as with the other calibration: pass `calibration` on to the conversion."
+            slip = (
+                "it is the same as with the other calibration: pass `calibration` on to the "
+                "conversion."
+            )
         raise Wrong(
-            f"{what}: quantizing changes the test accuracy by {expected:+.2f} pp; you gave {got:+.4f}. "
-            f"{slip}".rstrip(),
+            f"{what}: quantizing changes the test accuracy by {expected:+.2f} pp; you gave "
+            f"{got:+.4f}. {slip}".rstrip(),
             CHANGE_HINT,
         )
     shown = "; ".join(f"{what}: {value:+.2f} pp" for what, value in found.items())

@@ -1,9 +1,9 @@
-"""Checked exercises of notebook 01 (the float baseline): a layer's parameters from its kernel shape,
-the accuracy one test image is worth, and the LiteRT interpreter call that agrees with Keras.
+"""Checked exercises of notebook 01 (the float baseline): a layer's parameters from its kernel
+shape, the accuracy one test image is worth, and the LiteRT interpreter call that agrees with Keras.
 
 The checks compare with Keras's own counts, the test split's length and the Keras model's
 probabilities, computed when the check runs. Called with the answer only, they use the baseline the
-notebooks share (`qlab.training.fit.TrainConfig()`, from the cache); the notebook passes its own model.
+notebooks share (`qlab.training.fit.TrainConfig()`, cached); the notebook passes its own model.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def check_layer_params(layer_params, model=None):
 
     Args:
         layer_params: the learner's function of a kernel shape (a tuple of ints).
-        model: the Keras model whose layers to count (default: the baseline's architecture, untrained).
+        model: the Keras model whose layers to count (default: the baseline's, untrained).
     Returns:
         the message for a right answer.
     Raises:
@@ -71,7 +71,10 @@ def check_layer_params(layer_params, model=None):
     return f"all {len(layers)} layers match Keras ({total:,} parameters in all)."
 
 
-STEP_HINT = "one image of the test split is 1/len(y_test) of the accuracy; in percentage points, 100/len(y_test)"
+STEP_HINT = (
+    "one image of the test split is 1/len(y_test) of the accuracy; in percentage points, "
+    "100/len(y_test)"
+)
 
 
 @feedback.checked("01", hint=STEP_HINT)

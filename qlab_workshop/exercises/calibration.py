@@ -2,8 +2,9 @@
 percentile range, and build the grid ai-edge-quantizer (AEQ) gives a range.
 
 The truth is computed when a check runs: LiteRT's accuracy of the files the converter makes from
-the learner's draw and from the whole training split (`qlab.artifacts.quantized`, `qlab.tflite.measure`),
-`qlab.analysis.ranges.percentile` and `qlab.analysis.ranges.aeq_grid` on small arrays made here.
+the learner's draw and from the whole training split (`qlab.artifacts.quantized`,
+`qlab.tflite.measure`), `qlab.analysis.ranges.percentile` and `qlab.analysis.ranges.aeq_grid` on
+small arrays made here.
 """
 
 from __future__ import annotations
@@ -35,42 +36,10 @@ def _rows(x: np.ndarray) -> dict[bytes, int]:
     return {np.ascontiguousarray(s, np.float32).tobytes(): i for i, s in enumerate(x)}
 
 
-@feedback.checked("12", hint=DRAW_HINT)
-def check_balanced_draw(draw, config: TrainConfig | None = None):
-    """Checks `draw(x, y, per_class, seed) -> images`: `PER_CLASS` distinct training images of every
-    class, drawn with the seed, whose converter file (`MODE`) is within `BAND_PP` of the file
-    calibrated on the whole training split (both run on LiteRT over the test split).
-
-    Args:
-        draw: the learner's function.
-        config: the float model to calibrate (default: `TrainConfig()`, notebook 01's), from the cache.
-
-    Returns:
-        the message for a right answer: both accuracies.
-
-    Raises:
-        Wrong: not an array of samples; the wrong number of images; images not from the training
-            split (e.g. test images), repeated, or unbalanced; the same images for two seeds; an
-            accuracy outside the band.
-        Unanswered: the function returns a placeholder.
-    """
-    config = config or TrainConfig()
-    dataset = data.load(config.dataset)
-    x, y = dataset.x_train, dataset.y_train
-    classes = np.unique(y)
-    want = PER_CLASS * len(classes)
-    got = feedback.answered(draw(x.copy(), y.copy(), PER_CLASS, 0))
-    got = np.asarray(got)
-    if got.dtype.kind not in "fiu" or got.shape[1:] != x.shape[1:]:
-        raise Wrong(
-            f"return the images themselves, an array of shape (n,) + {x.shape[1:]}; got shape {got.shape} "
-            f"and dtype {got.dtype} (labels or indices?)."
-        )
-    if len(got) != want:
-        raise Wrong(
-            f"you returned {len(got)} images; expected {PER_CLASS} per class × {len(classes)} classes = {want}."
-        )
-    where = _rows(x)
+def _training_rows(got: np.ndarray, dataset: data.Dataset, want: int) -> list[int]:
+    """The index in the training split of each drawn image; raises Wrong if some are not training
+    images (saying how many are test images) or if some repeat."""
+    where = _rows(dataset.x_train)
     found = [where.get(np.ascontiguousarray(s, np.float32).tobytes()) for s in got]
     if any(i is None for i in found):
         missing = sum(i is None for i in found)
@@ -90,6 +59,45 @@ def check_balanced_draw(draw, config: TrainConfig | None = None):
             f"only {len(set(found))} of your {want} images are distinct: draw without replacement "
             "(replace=False)."
         )
+    return found
+
+
+@feedback.checked("12", hint=DRAW_HINT)
+def check_balanced_draw(draw, config: TrainConfig | None = None):
+    """Checks `draw(x, y, per_class, seed) -> images`: `PER_CLASS` distinct training images of every
+    class, drawn with the seed, whose converter file (`MODE`) is within `BAND_PP` of the file
+    calibrated on the whole training split (both run on LiteRT over the test split).
+
+    Args:
+        config: the float model to calibrate (default: notebook 01's `TrainConfig()`, cached).
+
+    Returns:
+        the message for a right answer: both accuracies.
+
+    Raises:
+        Wrong: not an array of samples; the wrong number of images; images not from the training
+            split (e.g. test images), repeated, or unbalanced; the same images for two seeds; an
+            accuracy outside the band.
+        Unanswered: the function returns a placeholder.
+    """
+    config = config or TrainConfig()
+    dataset = data.load(config.dataset)
+    x, y = dataset.x_train, dataset.y_train
+    classes = np.unique(y)
+    want = PER_CLASS * len(classes)
+    got = feedback.answered(draw(x.copy(), y.copy(), PER_CLASS, 0))
+    got = np.asarray(got)
+    if got.dtype.kind not in "fiu" or got.shape[1:] != x.shape[1:]:
+        raise Wrong(
+            f"return the images themselves, an array of shape (n,) + {x.shape[1:]}; got shape "
+            f"{got.shape} and dtype {got.dtype} (labels or indices?)."
+        )
+    if len(got) != want:
+        raise Wrong(
+            f"you returned {len(got)} images; expected {PER_CLASS} per class × {len(classes)} "
+            f"classes = {want}."
+        )
+    found = _training_rows(got, dataset, want)
     counts = {int(c): int(np.sum(y[found] == c)) for c in classes}
     if set(counts.values()) != {PER_CLASS}:
         raise Wrong(
@@ -107,12 +115,13 @@ def check_balanced_draw(draw, config: TrainConfig | None = None):
     mine, all_ = (100 * measure.accuracy(t, dataset.x_test, dataset.y_test) for t in (drawn, full))
     if abs(mine - all_) > BAND_PP:
         raise Wrong(
-            f"your {want} images give {mine:.2f} % on LiteRT against full calibration's {all_:.2f} %, "
-            f"more than {BAND_PP} pp apart; are they scaled like the training images?"
+            f"your {want} images give {mine:.2f} % on LiteRT against full calibration's "
+            f"{all_:.2f} %, more than {BAND_PP} pp apart; are they scaled like the training images?"
         )
     return (
-        f"{want} images, {PER_CLASS} of each class, all from the training split: {MODE} gives {mine:.2f} % "
-        f"on LiteRT, full calibration ({len(x)} images) {all_:.2f} % ({mine - all_:+.2f} pp)."
+        f"{want} images, {PER_CLASS} of each class, all from the training split: {MODE} gives "
+        f"{mine:.2f} % on LiteRT, full calibration ({len(x)} images) {all_:.2f} % "
+        f"({mine - all_:+.2f} pp)."
     )
 
 
@@ -125,8 +134,8 @@ PERCENTILE_HINT = (
 
 
 def _samples() -> dict[str, np.ndarray]:
-    """Activation-like values made when the check runs: two-sided with heavy tails, and a ReLU output
-    (many exact zeros)."""
+    """Activation-like values made when the check runs: two-sided with heavy tails, and a ReLU
+    output (many exact zeros)."""
     rng = np.random.default_rng(12)
     two_sided = rng.standard_t(3, 20000) * 1.5 + 0.3
     return {
@@ -153,7 +162,8 @@ def check_percentile_range(percentile_range):
             answer = feedback.answered(percentile_range(values.copy(), p))
             if not isinstance(answer, (tuple, list, np.ndarray)) or len(answer) != 2:
                 raise Wrong(
-                    f"for {what} and p = {p:g} your function returned {answer!r}; return a pair (low, high)."
+                    f"for {what} and p = {p:g} your function returned {answer!r}; return a pair "
+                    "(low, high)."
                 )
             low, high = (float(np.asarray(v)) for v in answer)
             want = ranges.percentile(values, p)
@@ -162,8 +172,8 @@ def check_percentile_range(percentile_range):
             top = float(np.percentile(np.abs(values), p))
             if np.isclose(low, values.min()) and np.isclose(high, want[1]):
                 raise Wrong(
-                    f"{what}, p = {p:g}: your low end is the minimum, {low:.4g}; cut the low tail too, at "
-                    f"the (100 − p)-th percentile ({want[0]:.4g})."
+                    f"{what}, p = {p:g}: your low end is the minimum, {low:.4g}; cut the low tail "
+                    f"too, at the (100 − p)-th percentile ({want[0]:.4g})."
                 )
             if np.isclose(low, high):
                 raise Wrong(
@@ -172,16 +182,17 @@ def check_percentile_range(percentile_range):
                 )
             if np.allclose((low, high), (-top, top)):
                 raise Wrong(
-                    f"{what}, p = {p:g}: you made the range symmetric, ±{top:.4g}; a percentile range cuts "
-                    f"each tail where it is: expected ({want[0]:.4g}, {want[1]:.4g})."
+                    f"{what}, p = {p:g}: you made the range symmetric, ±{top:.4g}; a percentile "
+                    f"range cuts each tail where it is: expected ({want[0]:.4g}, {want[1]:.4g})."
                 )
             raise Wrong(
                 f"{what}, p = {p:g}: expected ({want[0]:.6g}, {want[1]:.6g}) "
                 f"(qlab.analysis.ranges.percentile), got ({low:.6g}, {high:.6g})."
             )
     return (
-        f"every range equals qlab.analysis.ranges.percentile at p = {', '.join(f'{p:g}' for p in PERCENTILES)} "
-        "(100 is min-max), on a two-sided tensor and on a ReLU output."
+        "every range equals qlab.analysis.ranges.percentile at p = "
+        f"{', '.join(f'{p:g}' for p in PERCENTILES)} (100 is min-max), on a two-sided tensor and "
+        "on a ReLU output."
     )
 
 
@@ -195,8 +206,9 @@ GRID_RANGES = (
 )
 """(low, high, bits): a ReLU output, mixed signs, two ranges that leave 0 out, and 4 and 16 bits."""
 GRID_HINT = (
-    "bound_min = min(low, 0), bound_max = max(high, 0); qmin = -2**(bits-1), qmax = 2**(bits-1) - 1; "
-    "scale = (bound_max - bound_min) / (qmax - qmin); zero_point = round(qmin - bound_min / scale)"
+    "bound_min = min(low, 0), bound_max = max(high, 0); qmin = -2**(bits-1), qmax = 2**(bits-1) "
+    "- 1; scale = (bound_max - bound_min) / (qmax - qmin); zero_point = round(qmin - bound_min / "
+    "scale)"
 )
 
 
@@ -207,7 +219,8 @@ def _grid_slips(low: float, high: float, bits: int) -> dict[str, tuple[float, fl
     right = (hi - lo) / (qmax - qmin)
     narrow = (high - low) / (qmax - qmin)
     return {
-        "the range must include 0 (so that 0.0 is exact): stretch low down to 0 or high up to 0 first.": (
+        "the range must include 0 (so that 0.0 is exact): stretch low down to 0 or high up to 0 "
+        "first.": (
             narrow,
             round(qmin - low / narrow),
         ),
@@ -215,7 +228,8 @@ def _grid_slips(low: float, high: float, bits: int) -> dict[str, tuple[float, fl
             (hi - lo) / (1 << bits),
             round(qmin - lo / ((hi - lo) / (1 << bits))),
         ),
-        "that zero point is the unsigned grid's (levels from 0); AEQ's int grid starts at qmin = −2**(bits−1).": (
+        "that zero point is the unsigned grid's (levels from 0); AEQ's int grid starts at qmin = "
+        "−2**(bits−1).": (
             right,
             round(-lo / right),
         ),
@@ -230,15 +244,16 @@ def _grid_slips(low: float, high: float, bits: int) -> dict[str, tuple[float, fl
 
 @feedback.checked("12", hint=GRID_HINT)
 def check_aeq_grid(aeq_grid, extra_ranges=()):
-    """Checks `aeq_grid(low, high, bits) -> (scale, zero_point)` against `qlab.analysis.ranges.aeq_grid`
-    (AEQ's asymmetric rule) on `GRID_RANGES` and any (low, high) pairs given (8 bits).
+    """Checks `aeq_grid(low, high, bits) -> (scale, zero_point)` against
+    `qlab.analysis.ranges.aeq_grid` (AEQ's asymmetric rule) on `GRID_RANGES` and any (low, high)
+    pairs given (8 bits).
 
     Returns:
         the message for a right answer.
 
     Raises:
-        Wrong: not a pair, or a scale (relative 1e-6) or zero point that differs; the message names the
-            range and the slip when it is a known one.
+        Wrong: not a pair, or a scale (relative 1e-6) or zero point that differs; the message names
+            the range and the slip when it is a known one.
         Unanswered: the function returns a placeholder.
     """
     cases = [*GRID_RANGES, *((float(lo), float(hi), 8) for lo, hi in extra_ranges)]
@@ -270,6 +285,6 @@ def check_aeq_grid(aeq_grid, extra_ranges=()):
             f"(qlab.analysis.ranges.aeq_grid), got scale {scale:.6g} and zero point {zero_point:g}."
         )
     return (
-        f"all {len(cases)} ranges give qlab.analysis.ranges.aeq_grid's scale and zero point: 4, 8 and 16 bits, "
-        "ranges that leave 0 out included."
+        f"all {len(cases)} ranges give qlab.analysis.ranges.aeq_grid's scale and zero point: 4, 8 "
+        "and 16 bits, ranges that leave 0 out included."
     )

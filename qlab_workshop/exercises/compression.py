@@ -1,6 +1,6 @@
-"""Checked exercises of notebook 10 (pruning and clustering): the zeros and the distinct values of each
-weight tensor read from a `.tflite`, and the target sparsity of tfmot's `PolynomialDecay` schedule
-at a training step.
+"""Checked exercises of notebook 10 (pruning and clustering): the zeros and the distinct values of
+each weight tensor read from a `.tflite`, and the target sparsity of tfmot's `PolynomialDecay`
+schedule at a training step.
 
 The first check compares the learner's reading of a file with `qlab.analysis.weights.weight_table`
 on a small int8 file built when the check runs (a conv and a dense layer whose kernels hold zeros
@@ -22,17 +22,17 @@ from qlab_workshop.exercises.feedback import Wrong
 
 WEIGHTS_HINT = (
     "file = flatbuffer.read(tflite); for each op in file.ops named CONV_2D, DEPTHWISE_CONV_2D or "
-    "FULLY_CONNECTED, its weights are file.tensors[op.inputs[1]] (input 2 is the bias: leave it out); "
-    "their stored integers are t.data and their real values t.dequantize(t.data): the sparsity is "
-    "the fraction of real values that are exactly 0, the distinct values np.unique(t.data).size over "
-    "the whole tensor"
+    "FULLY_CONNECTED, its weights are file.tensors[op.inputs[1]] (input 2 is the bias: leave it "
+    "out); their stored integers are t.data and their real values t.dequantize(t.data): the "
+    "sparsity is the fraction of real values that are exactly 0, the distinct values "
+    "np.unique(t.data).size over the whole tensor"
 )
 
 
 @functools.lru_cache(maxsize=1)
 def _probe_file() -> bytes:
-    """An int8 (integer_only) file of a small conv + dense model whose kernels hold many zeros and three
-    shared values, every other output channel without the largest one, so that its per-channel
+    """An int8 (integer_only) file of a small conv + dense model whose kernels hold many zeros and
+    three shared values, every other output channel without the largest one, so that its per-channel
     scale differs and one value lands on different integers (cached by architecture and weights)."""
     import tf_keras as keras
 
@@ -73,7 +73,8 @@ def _weights_slips(table, got: list) -> None:
     sparsity = np.array([s for s, _ in got], np.float64)
     unique = np.array([u for _, u in got], np.float64)
     checks = {
-        "you returned the fraction of nonzero weights (the density); the sparsity is the fraction of zeros.": (
+        "you returned the fraction of nonzero weights (the density); the sparsity is the "
+        "fraction of zeros.": (
             np.allclose(sparsity, 1 - table.sparsity) and not np.allclose(sparsity, table.sparsity)
         ),
         "you returned the sparsity in percent; return a fraction in [0, 1].": (
@@ -84,12 +85,14 @@ def _weights_slips(table, got: list) -> None:
             np.allclose(sparsity, table.sparsity * table.weights)
             and not np.allclose(sparsity, table.sparsity)
         ),
-        "you counted the distinct values of the fullest output channel; count them over the whole tensor.": (
+        "you counted the distinct values of the fullest output channel; count them over the "
+        "whole tensor.": (
             np.array_equal(unique, table.unique_per_channel)
             and not np.array_equal(unique, table.unique)
         ),
-        "you counted distinct real values (dequantized); count the integers the file stores: one real value "
-        "lands on different integers in channels with different scales, and the other way round.": (
+        "you counted distinct real values (dequantized); count the integers the file stores: one "
+        "real value lands on different integers in channels with different scales, and the other "
+        "way round.": (
             np.array_equal(unique, table.unique_real) and not np.array_equal(unique, table.unique)
         ),
     }
@@ -133,9 +136,9 @@ def _compare_weights(zeros_and_values, tflite: bytes, where: str) -> str:
 
 @feedback.checked("10", hint=WEIGHTS_HINT)
 def check_zeros_and_values(zeros_and_values, tflite=None):
-    """Check the learner's `zeros_and_values(tflite) -> [(sparsity, distinct values), ...]` (one pair
-    per op with weights, in op order) against `qlab.analysis.weights.weight_table` on a small int8
-    file, and on `tflite` (bytes, or a list of them) if given.
+    """Check the learner's `zeros_and_values(tflite) -> [(sparsity, distinct values), ...]` (one
+    pair per op with weights, in op order) against `qlab.analysis.weights.weight_table` on a small
+    int8 file, and on `tflite` (bytes, or a list of them) if given.
 
     Returns:
         the message for a right answer.
@@ -152,7 +155,10 @@ def check_zeros_and_values(zeros_and_values, tflite=None):
         _compare_weights(zeros_and_values, bytes(t), f"of your file {i + 1}")
         for i, t in enumerate(files)
     ]
-    return f"every pair matches weights.weight_table on a small int8 file and on yours: {'; '.join(said)}."
+    return (
+        "every pair matches weights.weight_table on a small int8 file and on yours: "
+        f"{'; '.join(said)}."
+    )
 
 
 SCHEDULE_HINT = (
@@ -180,12 +186,12 @@ def _schedule_slips(initial, final, begin, end, power, step, got: float) -> None
     raw = (step - begin) / (end - begin)
     p = min(max(raw, 0.0), 1.0)
     known = {
-        "a straight line from initial to final; tfmot's schedule is a polynomial of degree `power`.": initial
-        + (final - initial) * p,
-        "p ** power rises slowly at first; tfmot's schedule is final + (initial - final) * (1 - p) ** power, "
-        "fast at first.": initial + (final - initial) * p**power,
-        "p is not clipped to [0, 1]: before begin the sparsity stays at initial, after end at final.": final
-        + (initial - final) * (1 - raw) ** power,
+        "a straight line from initial to final; tfmot's schedule is a polynomial of degree "
+        "`power`.": initial + (final - initial) * p,
+        "p ** power rises slowly at first; tfmot's schedule is final + (initial - final) * (1 - "
+        "p) ** power, fast at first.": initial + (final - initial) * p**power,
+        "p is not clipped to [0, 1]: before begin the sparsity stays at initial, after end at "
+        "final.": final + (initial - final) * (1 - raw) ** power,
         "you returned percent; return a fraction in [0, 1].": 100
         * (final + (initial - final) * (1 - p) ** power),
     }
@@ -195,8 +201,8 @@ def _schedule_slips(initial, final, begin, end, power, step, got: float) -> None
             got, truth, rtol=1e-5, atol=1e-7
         ):
             raise Wrong(
-                f"at step {step} of a schedule from {initial} to {final} over steps {begin}..{end}: "
-                f"{message}",
+                f"at step {step} of a schedule from {initial} to {final} over steps "
+                f"{begin}..{end}: {message}",
                 SCHEDULE_HINT,
             )
 
@@ -210,7 +216,7 @@ def check_polynomial_sparsity(sparsity_at):
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: a value differs (the message names the slip: linear, p ** power, no clipping, percent).
+        Wrong: a value differs (named slips: linear, p ** power, no clipping, percent).
         Unanswered: the function returns a placeholder.
     """
     count = 0
@@ -225,8 +231,8 @@ def check_polynomial_sparsity(sparsity_at):
             truth = _schedule_truth(initial, final, begin, end, power, step)
             if not np.isclose(float(got), truth, rtol=1e-5, atol=1e-7):
                 raise Wrong(
-                    f"at step {step} of a schedule from {initial} to {final} over steps {begin}..{end} "
-                    f"(power {power}): expected {truth:.6f}, got {float(got):.6f}.",
+                    f"at step {step} of a schedule from {initial} to {final} over steps "
+                    f"{begin}..{end} (power {power}): expected {truth:.6f}, got {float(got):.6f}.",
                     SCHEDULE_HINT,
                 )
             count += 1

@@ -1,10 +1,10 @@
-"""Checked exercises of notebook 05 (layer-by-layer debugging): a layer's error in LSB (output steps)
-from its float and dequantized outputs, as the QuantizationDebugger averages it, and the layer that
-loses most, read from a per-layer error table.
+"""Checked exercises of notebook 05 (layer-by-layer debugging): a layer's error in LSB (output
+steps) from its float and dequantized outputs, as the QuantizationDebugger averages it, and the
+layer that loses most, read from a per-layer error table.
 
-Each check runs the learner's function on small inputs chosen to catch the usual slips and compares it
-with `qlab.analysis.per_layer`, computed when the check runs; given a pair of a deployed model and
-its float reference, or a real table, it also compares on those.
+Each check runs the learner's function on small inputs chosen to catch the usual slips and compares
+it with `qlab.analysis.per_layer`, computed when the check runs; given a pair of a deployed model
+and its float reference, or a real table, it also compares on those.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from qlab_workshop.exercises import feedback
 from qlab_workshop.exercises.feedback import Wrong
 
 RMSE_HINT = (
-    "diff = deployed - float; the debugger takes the mean of diff**2 over each image's values, then "
-    "the mean over images (mean_squared_error); the error in LSB is sqrt(mean_squared_error) / scale, "
-    "the scale being the output's step"
+    "diff = deployed - float; the debugger takes the mean of diff**2 over each image's values, "
+    "then the mean over images (mean_squared_error); the error in LSB is "
+    "sqrt(mean_squared_error) / scale, the scale being the output's step"
 )
 
 
 def _outputs() -> tuple[np.ndarray, np.ndarray, float]:
-    """(float outputs, deployed outputs dequantized, scale) of a made-up layer: 12 images of 4 × 4 × 3
-    values on an int8 grid fitted to the first 8 images, so that the last 4 are partly clipped and the
-    images' errors differ a lot."""
+    """(float outputs, deployed outputs dequantized, scale) of a made-up layer: 12 images of
+    4 × 4 × 3 values on an int8 grid fitted to the first 8 images, so that the last 4 are partly
+    clipped and the images' errors differ a lot."""
     x = np.random.default_rng(8).gamma(2.0, 0.5, (12, 4, 4, 3))
     x[8:] *= 1.3
     g = grid.activations(x[:8])
@@ -38,17 +38,14 @@ def _rmse_slips(float_out: np.ndarray, deployed: np.ndarray, scale: float) -> di
     diff = (deployed - float_out).reshape(len(float_out), -1)
     mse = float(np.mean(np.mean(diff**2, axis=1)))
     return {
-        "that is the error in real units; divide by the output's scale to count it in steps (LSB).": np.sqrt(
-            mse
-        ),
+        "that is the error in real units; divide by the output's scale to count it in steps "
+        "(LSB).": np.sqrt(mse),
         "you multiplied by the scale; an error in steps is the error divided by the step.": np.sqrt(
             mse
         )
         * scale,
-        "you averaged each image's rmse; the debugger averages mean squares over images, then takes the root.": float(
-            np.mean(np.sqrt(np.mean(diff**2, axis=1)))
-        )
-        / scale,
+        "you averaged each image's rmse; the debugger averages mean squares over images, then "
+        "takes the root.": float(np.mean(np.sqrt(np.mean(diff**2, axis=1)))) / scale,
         "that is the mean squared error in steps squared; take the square root.": mse / scale**2,
         "that is the largest |error| (per image, averaged), not the root-mean-square.": float(
             np.mean(np.abs(diff).max(axis=1))
@@ -78,17 +75,17 @@ def _rmse(rmse_in_lsb, float_out, deployed, scale, what: str) -> float:
 
 @feedback.checked("05", hint=RMSE_HINT)
 def check_rmse_in_lsb(rmse_in_lsb, pair=None, x=None):
-    """Check the learner's `rmse_in_lsb(float_out, deployed_out, scale) -> float` (outputs (images, ...),
-    real units) against `qlab.analysis.per_layer.metrics`, and, given a `capture.Pair` and inputs, on
-    every quantized layer output of the accumulated view (`per_layer.accumulated`).
+    """Check the learner's `rmse_in_lsb(float_out, deployed_out, scale) -> float` (outputs (images,
+    ...), real units) against `qlab.analysis.per_layer.metrics`, and, given a `capture.Pair` and
+    inputs, on every quantized layer output of the accumulated view (`per_layer.accumulated`).
 
     Args:
         pair: `capture.pair(deployed, float reference)` (optional); x: the inputs to run both on.
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: the value differs (the message names the slip: real units, times the scale, the mean of
-            per-image rmse, no square root, the largest error).
+        Wrong: the value differs (the message names the slip: real units, times the scale, the mean
+            of per-image rmse, no square root, the largest error).
         Unanswered: the function returns a placeholder.
     """
     float_out, deployed, scale = _outputs()
@@ -119,21 +116,21 @@ def check_rmse_in_lsb(rmse_in_lsb, pair=None, x=None):
         )
         names.append(layer.name)
     return (
-        f"{got:.3f} LSB on the made-up layer, and on {len(names)} layers of the deployed model your numbers "
-        "equal the accumulated view's rmse/scale column."
+        f"{got:.3f} LSB on the made-up layer, and on {len(names)} layers of the deployed model "
+        "your numbers equal the accumulated view's rmse/scale column."
     )
 
 
 WORST_HINT = (
-    "compare layers in steps of their own output grid: the column rmse/scale (sqrt(mean_squared_error) "
-    "/ scale); a mean squared error in real units is large or small only against its layer's step. "
-    "Skip rows without a value (NaN) and return the layer's name"
+    "compare layers in steps of their own output grid: the column rmse/scale "
+    "(sqrt(mean_squared_error) / scale); a mean squared error in real units is large or small "
+    "only against its layer's step. Skip rows without a value (NaN) and return the layer's name"
 )
 
 
 def _table() -> pd.DataFrame:
     """A made-up table in the debugger's columns where the largest mean_squared_error, the largest
-    max_abs_error and the largest rmse/scale fall on three different layers, with a row not computed."""
+    max_abs_error and the largest rmse/scale fall on three layers, with a row not computed."""
     rows = [
         ("a", "CONV_2D", 2.0e-4, 0.040, 0.030),
         ("b", "CONV_2D", 9.0e-4, 0.150, 0.100),
@@ -158,8 +155,8 @@ def _worst(worst_layer, table: pd.DataFrame, what: str) -> str:
         return got
     if not isinstance(got, str):
         raise Wrong(
-            f"{what}: your function returned {got!r} ({type(got).__name__}); return the layer's name, "
-            f"a str such as {table.layer.iloc[0]!r}.",
+            f"{what}: your function returned {got!r} ({type(got).__name__}); return the layer's "
+            f"name, a str such as {table.layer.iloc[0]!r}.",
             WORST_HINT,
         )
     by = {
@@ -168,14 +165,14 @@ def _worst(worst_layer, table: pd.DataFrame, what: str) -> str:
     }
     if got == by["mean_squared_error"]:
         raise Wrong(
-            f"{what}: {got!r} has the largest mean_squared_error, in real units squared; measured in its "
-            f"own steps it is smaller than the error of {expected!r}.",
+            f"{what}: {got!r} has the largest mean_squared_error, in real units squared; measured "
+            f"in its own steps it is smaller than the error of {expected!r}.",
             WORST_HINT,
         )
     if got == by["max_abs_error"]:
         raise Wrong(
-            f"{what}: {got!r} has the largest max_abs_error, one extreme value in real units; compare "
-            "root-mean-square errors in steps.",
+            f"{what}: {got!r} has the largest max_abs_error, one extreme value in real units; "
+            "compare root-mean-square errors in steps.",
             WORST_HINT,
         )
     if got == str(table.loc[table["rmse/scale"].idxmin(), "layer"]):
@@ -187,26 +184,26 @@ def _worst(worst_layer, table: pd.DataFrame, what: str) -> str:
 
 @feedback.checked("05", hint=WORST_HINT)
 def check_worst_layer(worst_layer, table=None):
-    """Check the learner's `worst_layer(table) -> str` on a made-up table, and on `table` if given (a table
-    from `per_layer.debugger` or `per_layer.layer_errors`, one view): the layer with the largest
-    rmse/scale, the error in steps of its own output grid.
+    """Check the learner's `worst_layer(table) -> str` on a made-up table, and on `table` if given
+    (a table from `per_layer.debugger` or `per_layer.layer_errors`, one view): the layer with the
+    largest rmse/scale, the error in steps of its own output grid.
 
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: another layer (the message names the slip: the largest mean_squared_error or max_abs_error,
-            the smallest error) or not a name.
+        Wrong: another layer (the message names the slip: the largest mean_squared_error or
+            max_abs_error, the smallest error) or not a name.
         Unanswered: the function returns a placeholder.
     """
     _worst(worst_layer, _table(), "on a made-up table")
     if table is None:
         return (
-            "the layer with the largest error in steps, on a made-up table where the raw errors point at other "
-            "layers."
+            "the layer with the largest error in steps, on a made-up table where the raw errors "
+            "point at other layers."
         )
     name = _worst(worst_layer, table, "on your table")
     row = table.set_index("layer").loc[name]
     return (
-        f"{name} ({row['op']}), {row['rmse/scale']:.2f} LSB: the layer with the largest error in steps, "
-        "on the made-up table too."
+        f"{name} ({row['op']}), {row['rmse/scale']:.2f} LSB: the layer with the largest error in "
+        "steps, on the made-up table too."
     )

@@ -1,8 +1,9 @@
 """Checked exercises of notebook 14 (the quantization explorer): the clip fraction with the least
 total error, and the share of an error that is clipping.
 
-Each check computes the truth when it runs, with qlab's own functions (`qlab_workshop.explorer.compute.fit`,
-`qlab.analysis.rounding.split`) on the explorer's digits CNN from the cache, or on small arrays.
+Each check computes the truth when it runs, with qlab's own functions
+(`qlab_workshop.explorer.compute.fit`, `qlab.analysis.rounding.split`) on the explorer's digits CNN
+from the cache, or on small arrays.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ BITS = 4  # the activation grid of `check_best_clip`: few levels, so that the ra
 
 @functools.lru_cache(maxsize=1)
 def default_explorer() -> compute.Explorer:
-    """The explorer of notebook 14: the digits CNN notebook 01 trains (`TrainConfig()`), from the cache.
+    """The explorer of notebook 14: the digits CNN notebook 01 trains (`TrainConfig()`), cached.
 
     Returns:
         a `qlab_workshop.explorer.Explorer` (built once per process).
@@ -43,7 +44,7 @@ def activation_errors(
         one `qlab.analysis.rounding.split` dict per fraction, in the order given.
 
     Raises:
-        ValueError: settings the explorer refuses (an unknown layer, bits outside 2..16, a fraction
+        ValueError: settings the explorer refuses (unknown layer, bits outside 2..16, fraction
             outside (0, 1]).
     """
     values = lab.test_outputs[lab.check(compute.Settings(layer=layer, bits=bits)).layer].astype(
@@ -75,7 +76,6 @@ def check_best_clip(best_clip, lab: compute.Explorer | None = None, layer: str |
     smallest total (rounding + clipping) error on the test split.
 
     Args:
-        best_clip: the learner's function.
         lab: the explorer to ask (default: `default_explorer()`).
         layer: the layer (default: the explorer's second layer, or its only one).
 
@@ -83,7 +83,8 @@ def check_best_clip(best_clip, lab: compute.Explorer | None = None, layer: str |
         a `Feedback` (the decorator's); right: a message naming the fraction and its error.
 
     Raises:
-        nothing: a wrong answer raises `feedback.Wrong` inside, which the decorator turns into a `Feedback`.
+        nothing: a wrong answer raises `feedback.Wrong`, which the decorator turns into a
+            `Feedback`.
     """
     lab = lab or default_explorer()
     layer = layer or lab.layers[min(1, len(lab.layers) - 1)]
@@ -98,8 +99,9 @@ def check_best_clip(best_clip, lab: compute.Explorer | None = None, layer: str |
     if np.isclose(got, by["total_mse"]):
         best = splits[FRACTIONS.index(by["total_mse"])]
         return (
-            f"clip {by['total_mse']:.2f} gives {layer}'s {BITS}-bit activations the least total error, "
-            f"{best['total_mse']:.3g} (rounding {best['rounding_mse']:.3g} + clipping {best['clipping_mse']:.3g})."
+            f"clip {by['total_mse']:.2f} gives {layer}'s {BITS}-bit activations the least total "
+            f"error, {best['total_mse']:.3g} (rounding {best['rounding_mse']:.3g} + clipping "
+            f"{best['clipping_mse']:.3g})."
         )
     if np.isclose(got, by["rounding_mse"]):
         raise feedback.Wrong(
@@ -134,7 +136,8 @@ def check_clipping_share(clipping_share):
         a `Feedback` (the decorator's); right: a message with the shares found.
 
     Raises:
-        nothing: a wrong answer raises `feedback.Wrong` inside, which the decorator turns into a `Feedback`.
+        nothing: a wrong answer raises `feedback.Wrong`, which the decorator turns into a
+            `Feedback`.
     """
     rng = np.random.default_rng(14)
     x = rng.normal(size=(64, 8))

@@ -1,8 +1,7 @@
 """What a check tells the learner: right, wrong (because ..., with a hint), or not answered yet.
 
 A check never raises on the learner's behalf. Whatever the learner's code does (returns None,
-raises, returns the wrong shape), the check returns a `Feedback`, which a notebook shows as one
-line of Markdown.
+raises, returns the wrong shape), the check returns a `Feedback`, shown as one line of Markdown.
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ class Feedback:
     Attributes:
         exercise: the check's name (``check_...``).
         status: "right", "wrong" or "not answered yet".
-        message: what was found, e.g. "3 of 64 values differ; the first at index 5: expected -128, got 127".
+        message: what was found, e.g. "3 of 64 values differ; the first at index 5: expected
+            -128, got 127".
         hint: what to look at next (empty when right).
     Truthy only when right, so ``assert check_x(answer)`` works in a script.
     """
@@ -133,16 +133,19 @@ def checked(notebook: str, hint: str):
     return decorate
 
 
-_LIBRARY = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}) + (
-    str(Path(__file__).resolve().parents[1]),
+_PREFIXES = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+_LIBRARY = tuple(str(Path(p).resolve()) for p in _PREFIXES) + (
+    str(Path(__file__).resolve().parents[1]),  # qlab_workshop
+    str(Path(__file__).resolve().parents[2] / "qlab"),
 )
-"""Where code that is not the learner's lives: the interpreter's and the venv's packages, and qlab."""
+"""Where code that is not the learner's lives: the interpreter's and venv's packages, qlab and
+the workshop."""
 
 
 def _raised(error: Exception) -> str:
-    """What to tell the learner about an exception inside a check: where their own code raised it, or,
-    when it came from the check or a library reading the answer, that the answer's form is not the
-    one asked for."""
+    """What to tell the learner about an exception inside a check: where their own code raised it,
+    or, when it came from the check or a library reading the answer, that the answer's form is not
+    the one asked for."""
     frames = traceback.extract_tb(error.__traceback__)
     own = [f for f in frames if not str(Path(f.filename).resolve()).startswith(_LIBRARY)]
     text = f"{type(error).__name__}: {error}"
@@ -168,8 +171,8 @@ def answered(value):
 
 
 def whole(value, what: str, hint: str = "") -> int:
-    """The answer `value` as an int, if it is a whole number (int, or a float or NumPy number with no
-    fractional part); anything else is wrong, not truncated.
+    """The answer `value` as an int, if it is a whole number (int, or a float or NumPy number with
+    no fractional part); anything else is wrong, not truncated.
 
     Returns:
         int(value).

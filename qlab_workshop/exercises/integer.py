@@ -1,6 +1,6 @@
-"""Checked exercises of notebook 06 (integer arithmetic): a real rescale factor as a 31-bit multiplier
-and a shift, an int32 accumulator requantized to int8 as LiteRT's builtin kernels do it, and an int8
-dot product with zero points.
+"""Checked exercises of notebook 06 (integer arithmetic): a real rescale factor as a 31-bit
+multiplier and a shift, an int32 accumulator requantized to int8 as LiteRT's builtin kernels do it,
+and an int8 dot product with zero points.
 
 Each check runs the learner's function on small inputs chosen to catch the usual slips (a mantissa
 that rounds up to 1.0, exact halves, values past the clamp, int8 arithmetic that wraps) and compares
@@ -18,7 +18,7 @@ from qlab.training import data, fit
 from qlab_workshop.exercises import feedback
 from qlab_workshop.exercises.feedback import Wrong
 
-# -- the quantized multiplier ------------------------------------------------------------------------
+# -- the quantized multiplier ----------------------------------------------------------------------
 MULTIPLIER_HINT = (
     "np.frexp(real) gives q in [0.5, 1) and an exponent e with real = q · 2^e; the multiplier is "
     "q · 2^31 rounded to the nearest integer (halves away from zero) and the shift is e; if the "
@@ -51,7 +51,8 @@ def _as_pair(got, real):
     got = feedback.answered(got)
     if not isinstance(got, (tuple, list)) or len(got) != 2:
         raise Wrong(
-            f"for M = {real!r} your function returned {got!r}; expected a pair (multiplier, shift).",
+            f"for M = {real!r} your function returned {got!r}; expected a pair (multiplier, "
+            "shift).",
             MULTIPLIER_HINT,
         )
     pair = []
@@ -114,12 +115,12 @@ def check_quantize_multiplier(to_multiplier):
             MULTIPLIER_HINT,
         )
     return (
-        f"all {len(cases)} multipliers match quantize_multiplier, the carry at 2^31 and M > 1 included: "
-        "M = multiplier · 2^(shift − 31) to 31 bits of precision."
+        f"all {len(cases)} multipliers match quantize_multiplier, the carry at 2^31 and M > 1 "
+        "included: M = multiplier · 2^(shift − 31) to 31 bits of precision."
     )
 
 
-# -- requantization -----------------------------------------------------------------------------------
+# -- requantization --------------------------------------------------------------------------------
 REQUANTIZE_HINT = (
     "high = fixedpoint.rounding_doubling_high_mul(acc, multiplier, ties='up'), then "
     "fixedpoint.rounding_divide_by_pot(high, -shift, ties='up'), add the output zero point, "
@@ -182,7 +183,7 @@ def baseline_layer(images: int = 16) -> dict:
 
 
 def requantize_truth(acc, multiplier, shift, zero_point, act_min, act_max) -> np.ndarray:
-    """LiteRT's builtin rule on x86-64: the fixed-point multiply with ties up, the zero point, the clamp.
+    """LiteRT's builtin rule on x86-64: fixed-point multiply with ties up, zero point, clamp.
 
     Returns:
         int8 array of the shape of `acc`.
@@ -200,15 +201,15 @@ def _requantize_slips(acc, multiplier, shift, zero_point, act_min, act_max) -> d
     once = arith.round_half_away(acc * (multiplier * 2.0 ** (shift - 31)))
     return {
         "you left out the output zero point: real 0.0 is the integer zero_point.": clip(up),
-        "you clamped before adding the zero point: the clamp bounds are in output integers, zero point "
-        "included.": fixedpoint.wrap32(clip(up) + zero_point).astype(np.int8),
-        "exact halves went away from zero (gemmlowp's rule, TFLite's reference kernels); LiteRT's builtin "
-        "kernels on x86-64 round them up (ties='up', ruy).": clip(away + zero_point),
-        "you rounded once, in float (the float shortcut); the runtime rounds twice, after the high multiply "
-        "and in the shift.": clip(once + zero_point),
-        "the shift truncated (>> without rounding); the runtime's right shift rounds to nearest.": clip(
-            (high >> np.maximum(-shift, 0)) + zero_point
-        ),
+        "you clamped before adding the zero point: the clamp bounds are in output integers, zero "
+        "point included.": fixedpoint.wrap32(clip(up) + zero_point).astype(np.int8),
+        "exact halves went away from zero (gemmlowp's rule, TFLite's reference kernels); "
+        "LiteRT's builtin kernels on x86-64 round them up (ties='up', "
+        "ruy).": clip(away + zero_point),
+        "you rounded once, in float (the float shortcut); the runtime rounds twice, after the "
+        "high multiply and in the shift.": clip(once + zero_point),
+        "the shift truncated (>> without rounding); the runtime's right shift rounds to "
+        "nearest.": clip((high >> np.maximum(-shift, 0)) + zero_point),
         "values past the clamp wrapped around in the cast: clip to [act_min, act_max] first.": (
             up + zero_point
         ).astype(np.int8),
@@ -224,8 +225,8 @@ def check_requantize(requantize):
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: a value or the dtype differs (named slips: no zero point, clamp before the zero point,
-            ties away from zero, one float rounding, a truncating shift, no clamp).
+        Wrong: a value or the dtype differs (named slips: no zero point, clamp before the zero
+            point, ties away from zero, one float rounding, a truncating shift, no clamp).
         Unanswered: the function still returns the placeholder.
     """
     layers = {
@@ -240,7 +241,8 @@ def check_requantize(requantize):
         if got.shape == expected.shape and np.array_equal(got, expected):
             if got.dtype != np.int8:
                 raise Wrong(
-                    f"{what}: the values are right but of dtype {got.dtype}; the output tensor is int8.",
+                    f"{what}: the values are right but of dtype {got.dtype}; the output tensor is "
+                    "int8.",
                     "finish with .astype(np.int8)",
                 )
             continue
@@ -253,15 +255,15 @@ def check_requantize(requantize):
         )
     sizes = " and ".join(f"{layer['acc'].size:,}" for layer in layers.values())
     return (
-        f"all {sizes} outputs match: the ties on the synthetic layer round up as in ruy, and conv1's equal "
-        "LiteRT's builtin kernels bit for bit."
+        f"all {sizes} outputs match: the ties on the synthetic layer round up as in ruy, and "
+        "conv1's equal LiteRT's builtin kernels bit for bit."
     )
 
 
-# -- an int8 dot product --------------------------------------------------------------------------------
+# -- an int8 dot product ---------------------------------------------------------------------------
 DOT_HINT = (
-    "cast to a wide type first (np.int32 or np.int64), subtract each zero point, multiply, sum, add the "
-    "bias: Σ (q_x − x_zero_point) · (q_w − w_zero_point) + bias; compare with "
+    "cast to a wide type first (np.int32 or np.int64), subtract each zero point, multiply, sum, "
+    "add the bias: Σ (q_x − x_zero_point) · (q_w − w_zero_point) + bias; compare with "
     "qlab.intmath.integer_ops.fully_connected_accumulate"
 )
 
@@ -270,9 +272,9 @@ def dot_cases() -> dict:
     """The dot products `check_int8_dot` tries.
 
     Returns:
-        {description: (q_x, x_zero_point, q_w, w_zero_point, bias)}: a unit of the baseline's `dense`
-        layer on a test image's int8 input (weights symmetric, zero point 0), and a synthetic one of
-        depth 576 with a weight zero point of 3 (asymmetric weights, as uint8 models had).
+        {description: (q_x, x_zero_point, q_w, w_zero_point, bias)}: a unit of the baseline's
+        `dense` layer on a test image's int8 input (weights symmetric, zero point 0), and a
+        synthetic one of depth 576 with a weight zero point of 3 (asymmetric, as in uint8 models).
     """
     tflite = artifacts.quantized(fit.TrainConfig(), "integer_only", progress=False)
     engine = intmath.IntegerModel(tflite)
@@ -309,8 +311,8 @@ def _dot_slips(q_x, zx, q_w, zw, bias) -> dict:
             np.sum((x + zx) * (w + zw)) + bias
         ),
         "you left out the bias.": int(np.sum((x - zx) * (w - zw))),
-        "your arithmetic stayed in int8 and wrapped around (q − (−128) does not fit in int8): cast to np.int32 "
-        "first.": int(np.sum(wrap8(wrap8(x - zx) * wrap8(w - zw))) + bias),
+        "your arithmetic stayed in int8 and wrapped around (q − (−128) does not fit in int8): "
+        "cast to np.int32 first.": int(np.sum(wrap8(wrap8(x - zx) * wrap8(w - zw))) + bias),
     }
 
 
@@ -322,8 +324,8 @@ def check_int8_dot(dot):
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: a result differs (named slips: a zero point left out or added, no bias, int8 wrap-around)
-            or is not a whole number.
+        Wrong: a result differs (named slips: a zero point left out or added, no bias, int8
+            wrap-around) or is not a whole number.
         Unanswered: the function still returns the placeholder.
     """
     cases = dot_cases()
@@ -350,6 +352,6 @@ def check_int8_dot(dot):
             f"{what}: expected {expected:,}, got {got:,}. {slips.get(got, '')}".rstrip(), DOT_HINT
         )
     return (
-        "both accumulators match fully_connected_accumulate: int8 codes, zero points subtracted in a wide "
-        "type, products summed with the bias in int32."
+        "both accumulators match fully_connected_accumulate: int8 codes, zero points subtracted "
+        "in a wide type, products summed with the bias in int32."
     )

@@ -1,12 +1,14 @@
 """Checked exercises of notebook 07 (latency and size): a ratio of two models' latencies from
-interleaved rounds, as a median with its min and max; a MAC rate from a count of multiply-accumulates
-and a latency; and the bytes one weight scale per tensor saves in a file's quantization parameters.
+interleaved rounds, as a median with its min and max; a MAC rate from a count of
+multiply-accumulates and a latency; and the bytes one weight scale per tensor saves in a file's
+quantization parameters.
 
 `check_median_ratio` runs the learner's function on seeded timings of a noisy machine (slow rounds,
 spikes) and, when the notebook passes them, on its own measured rounds; it compares the result with
 `qlab.perf.bench.round_ratios`. `check_gmac_per_s` compares the learner's rate with
-`qlab.perf.work.gmacs` on the digits CNN's and the probes' MAC counts, and on a measured probe. `check_per_tensor_saving` compares the learner's prediction from the
-Keras model with `qlab.perf.sizes.breakdown` of the baseline's int8 file converted both ways.
+`qlab.perf.work.gmacs` on the digits CNN's and the probes' MAC counts, and on a measured probe.
+`check_per_tensor_saving` compares the learner's prediction from the Keras model with
+`qlab.perf.sizes.breakdown` of the baseline's int8 file converted both ways.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from qlab_workshop.exercises import feedback
 from qlab_workshop.exercises.feedback import Wrong
 
 RATIO_HINT = (
-    "for each round r, divide the median of times[r] by the median of base_times[r]; then return the "
-    "median of those per-round ratios, their min and their max; compare with "
+    "for each round r, divide the median of times[r] by the median of base_times[r]; then return "
+    "the median of those per-round ratios, their min and their max; compare with "
     "qlab.perf.bench.round_ratios"
 )
 
@@ -55,16 +57,21 @@ def _ratio_slips(times, base_times) -> dict:
     pooled = np.median(np.concatenate(times)) / np.median(np.concatenate(base_times))
     inverse = 1 / r
     return {
-        "you pooled every round's invokes before taking the medians; take one ratio per round, so that a "
-        "slow round slows both sides of its ratio.": (pooled,),
-        "you used means within each round: a few spikes (another process took the core) pull a mean far "
-        "more than a median.": (np.median(means), means.min(), means.max()),
-        "that is the baseline's time over the model's: the ratio is the model's time over the baseline's "
-        "(below 1: faster than the baseline).": (np.median(inverse), inverse.min(), inverse.max()),
+        "you pooled every round's invokes before taking the medians; take one ratio per round, "
+        "so that a slow round slows both sides of its ratio.": (pooled,),
+        "you used means within each round: a few spikes (another process took the core) pull a "
+        "mean far more than a median.": (np.median(means), means.min(), means.max()),
+        "that is the baseline's time over the model's: the ratio is the model's time over the "
+        "baseline's (below 1: faster than the baseline).": (
+            np.median(inverse),
+            inverse.min(),
+            inverse.max(),
+        ),
         "your median is the mean of the per-round ratios; a mean follows the slowest rounds.": (
             np.mean(r),
         ),
-        "that spread is the 10th to 90th percentile; the exercise asks for the min and max over rounds.": (
+        "that spread is the 10th to 90th percentile; the exercise asks for the min and max over "
+        "rounds.": (
             np.median(r),
             np.percentile(r, 10),
             np.percentile(r, 90),
@@ -94,8 +101,8 @@ def _check_triple(got, times, base_times, what: str) -> None:
             raise Wrong(f"{what}: {message}", RATIO_HINT)
     shown = ", ".join(f"{v:.4f}" for v in values)
     raise Wrong(
-        f"{what}: expected median {expected[0]:.4f} [min {expected[1]:.4f}, max {expected[2]:.4f}], got "
-        f"{shown}.",
+        f"{what}: expected median {expected[0]:.4f} [min {expected[1]:.4f}, max "
+        f"{expected[2]:.4f}], got {shown}.",
         RATIO_HINT,
     )
 
@@ -106,7 +113,6 @@ def check_median_ratio(median_ratio, times=None, base_times=None):
     `qlab.perf.bench.round_ratios`, on `noisy_rounds()` and, if given, on measured rounds.
 
     Args:
-        median_ratio: the learner's function.
         times, base_times: measured rounds (lists of arrays of µs) of a model and its baseline, e.g.
             from `bench.time_rounds`; None checks the synthetic rounds only.
     Returns:
@@ -123,29 +129,31 @@ def check_median_ratio(median_ratio, times=None, base_times=None):
         "on the synthetic rounds of a noisy machine",
     )
     if times is None or base_times is None:
-        return "it matches on the synthetic rounds: one ratio per round, then their median, min and max."
+        return (
+            "it matches on the synthetic rounds: one ratio per round, then their median, min and "
+            "max."
+        )
     _check_triple(median_ratio(times, base_times), times, base_times, "on your measured rounds")
     r = bench.round_ratios(times, base_times)
     return (
-        f"it matches on the synthetic rounds and on yours: {np.median(r):.2f} [{r.min():.2f}–{r.max():.2f}] over "
-        f"{len(r)} rounds."
+        f"it matches on the synthetic rounds and on yours: {np.median(r):.2f} "
+        f"[{r.min():.2f}–{r.max():.2f}] over {len(r)} rounds."
     )
 
 
 GMACS_HINT = (
-    "a rate is work over time: MACs / seconds, where seconds = latency_us × 1e-6; then divide by 1e9 "
-    "for GMAC/s (giga, 10^9 MACs per second). Compare with qlab.perf.work.gmacs"
+    "a rate is work over time: MACs / seconds, where seconds = latency_us × 1e-6; then divide by "
+    "1e9 for GMAC/s (giga, 10^9 MACs per second). Compare with qlab.perf.work.gmacs"
 )
 
 
 @feedback.checked("07", hint=GMACS_HINT)
 def check_gmac_per_s(gmac_per_s, macs=None, latency_us=None):
-    """Check the learner's `gmac_per_s(macs, latency_us) -> GMAC/s` against `qlab.perf.work.gmacs`, on
-    the digits CNN's MAC count and the probes' (`qlab.perf.work.PROBES`) with seeded latencies and,
-    if given, on a measured count and latency.
+    """Check the learner's `gmac_per_s(macs, latency_us) -> GMAC/s` against `qlab.perf.work.gmacs`,
+    on the digits CNN's MAC count and the probes' (`qlab.perf.work.PROBES`) with seeded latencies
+    and, if given, on a measured count and latency.
 
     Args:
-        gmac_per_s: the learner's function.
         macs, latency_us: a measured invoke (MACs and its median µs), e.g. a probe's from
             `work.peaks`; None checks the seeded cases only.
     Returns:
@@ -167,7 +175,8 @@ def check_gmac_per_s(gmac_per_s, macs=None, latency_us=None):
         got = np.asarray(feedback.answered(gmac_per_s(count, us)), dtype=object).reshape(-1)
         if got.size != 1 or isinstance(got[0], (bool, str)) or not np.isfinite(float(got[0])):
             raise Wrong(
-                f"for {count:,} MACs in {us:,} µs: expected one number (GMAC/s), got {got.tolist()!r}.",
+                f"for {count:,} MACs in {us:,} µs: expected one number (GMAC/s), got "
+                f"{got.tolist()!r}.",
                 GMACS_HINT,
             )
         value, expected = float(got[0]), work.gmacs(count, us)
@@ -175,37 +184,40 @@ def check_gmac_per_s(gmac_per_s, macs=None, latency_us=None):
             continue
         slips = {
             expected * 1e9: "that is MACs per second; GMAC/s divides it by 1e9.",
-            expected
-            * 1e3: "off by a factor of 1,000: MACs per µs are millions of MACs per second (MMAC/s), "
-            "and a GMAC is 1,000 of those.",
-            expected
-            / 1e3: "1,000 times too small: the latency is in microseconds (1e-6 s, not 1e-3) "
-            "and a GMAC is 1e9 MACs.",
+            expected * 1e3: (
+                "off by a factor of 1,000: MACs per µs are millions of MACs per second "
+                "(MMAC/s), and a GMAC is 1,000 of those."
+            ),
+            expected / 1e3: (
+                "1,000 times too small: the latency is in microseconds (1e-6 s, not 1e-3) "
+                "and a GMAC is 1e9 MACs."
+            ),
             us / count: "that is time per MAC (µs per MAC), the inverse of a rate.",
         }
         said = next((m for v, m in slips.items() if np.isclose(value, v, rtol=1e-9)), "")
         raise Wrong(
-            f"for {count:,} MACs in {us:,} µs: expected {expected:.4g} GMAC/s, got {value:.4g}. {said}".rstrip(),
+            f"for {count:,} MACs in {us:,} µs: expected {expected:.4g} GMAC/s, got {value:.4g}. "
+            f"{said}".rstrip(),
             GMACS_HINT,
         )
     if len(cases) == 3:
         return "it matches: MACs / (µs × 1e-6) / 1e9 on every case."
     return (
-        f"it matches on every case, and your measured invoke runs at {work.gmacs(*cases[-1]):.1f} GMAC/s "
-        f"({cases[-1][0]:,} MACs in {cases[-1][1]:,.1f} µs)."
+        f"it matches on every case, and your measured invoke runs at {work.gmacs(*cases[-1]):.1f} "
+        f"GMAC/s ({cases[-1][0]:,} MACs in {cases[-1][1]:,.1f} µs)."
     )
 
 
 SAVING_HINT = (
-    "per-channel weights store one scale (float32, 4 bytes) and one zero point (int64, 8 bytes) per output "
-    "channel, and so do their biases (scale = input scale × weight scale); per-tensor weights store one "
-    "of each. Sum (channels − 1) × 12 bytes over every weight tensor and its bias; read each layer's "
-    "channels from its kernel's last axis"
+    "per-channel weights store one scale (float32, 4 bytes) and one zero point (int64, 8 bytes) "
+    "per output channel, and so do their biases (scale = input scale × weight scale); per-tensor "
+    "weights store one of each. Sum (channels − 1) × 12 bytes over every weight tensor and its "
+    "bias; read each layer's channels from its kernel's last axis"
 )
 
 
 def _per_axis_channels(tflite: bytes) -> dict:
-    """{"weights": [channels per per-axis weight tensor], "biases": [... per per-axis bias tensor]}."""
+    """{"weights": [channels of each per-axis weight tensor], "biases": [same for biases]}."""
     model = flatbuffer.read(tflite)
     weight_ids = {t.index for _, t in weight_analysis.weight_tensors(model)}
     found = {"weights": [], "biases": []}
@@ -224,13 +236,13 @@ def check_per_tensor_saving(per_tensor_saving):
     predicted from the Keras model, against `qlab.perf.sizes.breakdown` of the two files.
 
     Args:
-        per_tensor_saving: the learner's function (Keras model -> bytes), run on the baseline digits CNN
-            (`qlab.training.fit.TrainConfig()`), whose two files are converted (once) and cached.
+        per_tensor_saving: the learner's function (Keras model -> bytes), run on the baseline digits
+            CNN (`qlab.training.fit.TrainConfig()`), whose two files are converted once, cached.
     Returns:
         the message for a right answer, with both files' quantization bytes.
     Raises:
-        Wrong: the prediction differs (named slips: biases left out, 4-byte zero points, every channel
-            counted instead of all but one).
+        Wrong: the prediction differs (named slips: biases left out, 4-byte zero points, every
+            channel counted instead of all but one).
         Unanswered: the function still returns the placeholder.
     """
     config = fit.TrainConfig()
@@ -247,8 +259,8 @@ def check_per_tensor_saving(per_tensor_saving):
     expected = before - after
     if got == expected:
         return (
-            f"the quantization parameters take {before:,} bytes per channel and {after:,} per tensor: "
-            f"{expected:,} saved, as you predicted."
+            f"the quantization parameters take {before:,} bytes per channel and {after:,} per "
+            f"tensor: {expected:,} saved, as you predicted."
         )
     channels = _per_axis_channels(per_channel)
     spare = sum(c - 1 for c in channels["weights"] + channels["biases"])
@@ -266,7 +278,7 @@ def check_per_tensor_saving(per_tensor_saving):
         "zero point: the saving is channels − 1 per tensor.",
     }
     raise Wrong(
-        f"the quantization part shrinks by {expected:,} bytes ({before:,} → {after:,}); you predicted "
-        f"{got:,}. {slips.get(got, '')}".rstrip(),
+        f"the quantization part shrinks by {expected:,} bytes ({before:,} → {after:,}); you "
+        f"predicted {got:,}. {slips.get(got, '')}".rstrip(),
         SAVING_HINT,
     )

@@ -1,9 +1,9 @@
-"""Checked exercises of notebook 02 (post-training modes): quantize images for an int8 input by hand, the
-bytes each mode spends on weights, and which modes need a representative dataset.
+"""Checked exercises of notebook 02 (post-training modes): quantize images for an int8 input by
+hand, the bytes each mode spends on weights, and which modes need a representative dataset.
 
 The checks compare with LiteRT (the int8 model's own input tensor and outputs), with the `.tflite`
-files read by `qlab.tflite.flatbuffer`, and with qlab's table of modes, computed when the check runs.
-Called with the answer only, they use the baseline's files (`qlab.training.fit.TrainConfig()`, cached).
+files read by `qlab.tflite.flatbuffer`, and with qlab's table of modes, computed when the check
+runs. Called with the answer only, they use the baseline's files, cached (`TrainConfig()`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from qlab_workshop.exercises.feedback import Wrong
 from qlab_workshop.exercises.primer import explain_int8
 
 INPUT_HINT = (
-    "read scale, zero_point = rt.input['quantization'] (the input tensor's, not the output's), then "
-    "q = clip(round(x / scale) + zero_point, -128, 127), halves away from zero, as np.int8"
+    "read scale, zero_point = rt.input['quantization'] (the input tensor's, not the output's), "
+    "then q = clip(round(x / scale) + zero_point, -128, 127), halves away from zero, as np.int8"
 )
 
 
@@ -39,8 +39,9 @@ def check_input_quantization(to_model_input, tflite: bytes | None = None, x=None
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: integers or outputs differ (named slips as `qlab_workshop.exercises.primer.explain_int8`, plus
-            the output tensor's scale and zero point used, and raw pixels cast to int8).
+        Wrong: integers or outputs differ (named slips as
+            `qlab_workshop.exercises.primer.explain_int8`, plus the output tensor's scale and zero
+            point used, and raw pixels cast to int8).
         Unanswered: the function returns a placeholder.
     """
     config = fit.TrainConfig()
@@ -66,12 +67,10 @@ def check_input_quantization(to_model_input, tflite: bytes | None = None, x=None
         zero_point,
         "your input integers",
         mistakes={
-            "you used the output tensor's scale and zero point; the input tensor has its own (rt.input).": arith.quantize(
-                x, out_scale, out_zero_point, qmin, qmax
-            ),
-            "these are the raw pixels cast to int8, the article's mistake: scale and zero point skipped.": x.astype(
-                np.int8
-            ),
+            "you used the output tensor's scale and zero point; the input tensor has its own "
+            "(rt.input).": arith.quantize(x, out_scale, out_zero_point, qmin, qmax),
+            "these are the raw pixels cast to int8, the article's mistake: scale and zero point "
+            "skipped.": x.astype(np.int8),
         },
         hint=INPUT_HINT,
     )
@@ -82,8 +81,8 @@ def check_input_quantization(to_model_input, tflite: bytes | None = None, x=None
             INPUT_HINT,
         )
     return (
-        f"scale {scale:.6f}, zero point {zero_point}: your {x.shape[0]} images give LiteRT exactly the "
-        "outputs qlab's predict() gets."
+        f"scale {scale:.6f}, zero point {zero_point}: your {x.shape[0]} images give LiteRT "
+        "exactly the outputs qlab's predict() gets."
     )
 
 
@@ -97,7 +96,7 @@ BYTES_MODES = ("float32", "float16", "integer_only")
 
 def weight_bytes(tflite: bytes) -> int:
     """The bytes of constant data a .tflite stores for the weights and biases of its weighted ops
-    (CONV_2D, FULLY_CONNECTED, ...), read through the DEQUANTIZE a float16 file puts in front of them.
+    (CONV_2D, FULLY_CONNECTED, ...), read through the DEQUANTIZE a float16 file puts before them.
 
     Returns:
         the total, in bytes.
@@ -127,14 +126,15 @@ def check_weight_bytes(predicted: dict):
     Returns:
         the message for a right answer, with each file's whole size beside it.
     Raises:
-        Wrong: a mode missing or a number off (named slips: int8 biases counted as 1 byte, float16 at
-            4 bytes, every value at 4 bytes).
+        Wrong: a mode missing or a number off (named slips: int8 biases counted as 1 byte, float16
+            at 4 bytes, every value at 4 bytes).
         Unanswered: a placeholder.
     """
     predicted = feedback.answered(predicted)
     if not isinstance(predicted, dict):
         raise Wrong(
-            f"expected a dict {{mode: bytes}} for {', '.join(BYTES_MODES)}, got {type(predicted).__name__}.",
+            f"expected a dict {{mode: bytes}} for {', '.join(BYTES_MODES)}, got "
+            f"{type(predicted).__name__}.",
             BYTES_HINT,
         )
     missing = [m for m in BYTES_MODES if m not in predicted]
@@ -166,7 +166,10 @@ def check_weight_bytes(predicted: dict):
             BYTES_HINT,
         )
     sizes = ", ".join(f"{m} {truth[m]:,} of {len(files[m]):,}" for m in BYTES_MODES)
-    return f"all three match the files (weight bytes of file bytes: {sizes}); the rest is the graph itself."
+    return (
+        f"all three match the files (weight bytes of file bytes: {sizes}); the rest is the graph "
+        "itself."
+    )
 
 
 CALIBRATION_HINT = (
@@ -193,16 +196,21 @@ def check_needs_calibration(answer):
     unknown = names - set(mode_table.MODES)
     if unknown:
         raise Wrong(
-            f"unknown mode names: {', '.join(sorted(unknown))}; the modes are {', '.join(mode_table.MODES)}.",
+            f"unknown mode names: {', '.join(sorted(unknown))}; the modes are "
+            f"{', '.join(mode_table.MODES)}.",
             CALIBRATION_HINT,
         )
     want = {m.name for m in mode_table.MODES.values() if m.needs_calibration}
     extra, missing = sorted(names - want), sorted(want - names)
     why = {
-        "dynamic_range": "dynamic_range measures each activation's range at run time, input by input.",
+        "dynamic_range": (
+            "dynamic_range measures each activation's range at run time, input by input."
+        ),
         "float16": "float16 changes the weights' type only; activations stay float32.",
         "float32": "float32 quantizes nothing.",
-        "int16x8": "int16x8 stores activations as int16: their ranges must be known in advance too.",
+        "int16x8": (
+            "int16x8 stores activations as int16: their ranges must be known in advance too."
+        ),
     }
     if extra or missing:
         parts = ([f"not needed by {', '.join(extra)}"] if extra else []) + (
@@ -210,4 +218,7 @@ def check_needs_calibration(answer):
         )
         reasons = " ".join(why[m] for m in extra + missing if m in why)
         raise Wrong(f"{'; '.join(parts)}. {reasons}".rstrip(), CALIBRATION_HINT)
-    return f"{', '.join(sorted(want))}: the modes with integer activations, whose ranges come from calibration."
+    return (
+        f"{', '.join(sorted(want))}: the modes with integer activations, whose ranges come from "
+        "calibration."
+    )

@@ -1,5 +1,5 @@
-"""Checked exercises of notebook 00 (the primer): integers from real values by hand, a grid's scale and
-zero point for a range, and fake-quant.
+"""Checked exercises of notebook 00 (the primer): integers from real values by hand, a grid's scale
+and zero point for a range, and fake-quant.
 
 Each check runs the learner's function on a few small arrays chosen to catch the usual slips (exact
 halves, values beyond the range, a range that leaves out 0) and compares it with `qlab.arith` and
@@ -91,27 +91,21 @@ def explain_int8(
             "you subtracted the zero point; quantizing adds it (dequantizing subtracts it).": clip(
                 arith.round_half_away(v) - zero_point
             ),
-            "exact halves went to the even neighbour (np.round / np.rint); TFLite rounds halves away from zero.": clip(
-                arith.round_half_even(v) + zero_point
-            ),
+            "exact halves went to the even neighbour (np.round / np.rint); TFLite rounds halves "
+            "away from zero.": clip(arith.round_half_even(v) + zero_point),
             "you rounded down (np.floor); quantizing rounds to the nearest integer.": clip(
                 np.floor(v) + zero_point
             ),
-            "you truncated towards zero (int() or .astype before rounding); quantizing rounds to the nearest.": clip(
-                np.trunc(v) + zero_point
-            ),
-            "values beyond the range wrapped around in the cast (130 became -126): clip to -128..127 first.": (
-                arith.round_half_away(v) + zero_point
-            )
+            "you truncated towards zero (int() or .astype before rounding); quantizing rounds to "
+            "the nearest.": clip(np.trunc(v) + zero_point),
+            "values beyond the range wrapped around in the cast (130 became -126): clip to "
+            "-128..127 first.": (arith.round_half_away(v) + zero_point)
             .astype(np.int64)
             .astype(np.int8),
-            "values beyond the range were not clipped: an int8 holds -128..127 only.": arith.round_half_away(
-                v
-            )
-            + zero_point,
-            "you multiplied by the scale; quantizing divides by it (the scale is real units per step).": clip(
-                arith.round_half_away(x * scale) + zero_point
-            ),
+            "values beyond the range were not clipped: an int8 holds -128..127 "
+            "only.": arith.round_half_away(v) + zero_point,
+            "you multiplied by the scale; quantizing divides by it (the scale is real units per "
+            "step).": clip(arith.round_half_away(x * scale) + zero_point),
         }
     )
     for message, candidate in known.items():
@@ -158,7 +152,8 @@ def _grid_slips(lo: float, hi: float) -> dict:
     right = (wide_hi - wide_lo) / 255
     narrow = (hi - lo) / 255
     return {
-        "the range must include 0 (so that 0.0 is exact): widen min down to 0 or max up to 0 first.": (
+        "the range must include 0 (so that 0.0 is exact): widen min down to 0 or max up to 0 "
+        "first.": (
             narrow,
             round(-128 - lo / narrow),
         ),
@@ -166,7 +161,8 @@ def _grid_slips(lo: float, hi: float) -> dict:
             (wide_hi - wide_lo) / 256,
             round(-128 - wide_lo / ((wide_hi - wide_lo) / 256)),
         ),
-        "that zero point is uint8's (levels 0..255); int8 levels start at -128: zero_point = -128 - min / scale.": (
+        "that zero point is uint8's (levels 0..255); int8 levels start at -128: zero_point = "
+        "-128 - min / scale.": (
             right,
             round(-wide_lo / right),
         ),
@@ -179,14 +175,14 @@ def _grid_slips(lo: float, hi: float) -> dict:
 
 @feedback.checked("00", hint=GRID_HINT)
 def check_scale_zero_point(choose):
-    """Check the learner's `choose(lo, hi) -> (scale, zero_point)` against `grid.fit(range=(lo, hi))`
-    (asymmetric int8, the converter's activation grid) on `RANGES`.
+    """Check the learner's `choose(lo, hi) -> (scale, zero_point)` against `grid.fit(range=(lo,
+    hi))` (asymmetric int8, the converter's activation grid) on `RANGES`.
 
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: a scale or zero point differs (the message names the range and the slip), or the
-            answer is not a pair.
+        Wrong: a scale or zero point differs (the message names the range and the slip), or not
+            a pair.
         Unanswered: the function returns a placeholder.
     """
     for lo, hi in RANGES:
@@ -207,8 +203,8 @@ def check_scale_zero_point(choose):
                 raise Wrong(f"range [{lo}, {hi}]: {message}", GRID_HINT)
         if np.isclose(scale, want_scale, rtol=1e-6) and zero_point != round(zero_point):
             raise Wrong(
-                f"range [{lo}, {hi}]: zero point {zero_point} is not an integer; a zero point is the "
-                "integer that stands for 0.0: round it.",
+                f"range [{lo}, {hi}]: zero point {zero_point} is not an integer; a zero point is "
+                "the integer that stands for 0.0: round it.",
                 GRID_HINT,
             )
         raise Wrong(
@@ -216,7 +212,10 @@ def check_scale_zero_point(choose):
             f"(grid.fit), got scale {scale:.6g} and zero point {zero_point:g}.",
             GRID_HINT,
         )
-    return f"all {len(RANGES)} ranges give grid.fit's scale and zero point, the two without 0 included."
+    return (
+        f"all {len(RANGES)} ranges give grid.fit's scale and zero point, the two without 0 "
+        "included."
+    )
 
 
 FAKE_QUANT_HINT = (
@@ -243,18 +242,21 @@ def check_fake_quant(fake_quant):
         what = f"the fake-quantized values for scale {scale}, zero point {zero_point}"
         if got.shape == x.shape and got.dtype.kind in "iuf":
             slips = {
-                "these are the integers q: fake-quant goes on to dequantize them back to real values.": q,
-                "values beyond the grid's range were not clipped to its end levels.": arith.round_half_away(
-                    x / scale
-                )
-                * scale,
+                "these are the integers q: fake-quant goes on to dequantize them back to real "
+                "values.": q,
+                "values beyond the grid's range were not clipped to its end "
+                "levels.": arith.round_half_away(x / scale) * scale,
                 "the dequantize left out the zero point: real = (q - zero_point) * scale.": q
                 * scale,
-                "the values came back unchanged: fake-quant moves each value onto the nearest level.": x,
+                "the values came back unchanged: fake-quant moves each value onto the nearest "
+                "level.": x,
             }
             if not np.allclose(got, expected):
                 for message, candidate in slips.items():
                     if np.allclose(got, candidate):
                         raise Wrong(f"{what}: {message}", FAKE_QUANT_HINT)
         feedback.expect_close(got, expected, what, rtol=1e-6, atol=1e-9, hint=FAKE_QUANT_HINT)
-    return "every value lands on the grid, clipped values on its end levels, as Grid.round_trip puts them."
+    return (
+        "every value lands on the grid, clipped values on its end levels, as Grid.round_trip "
+        "puts them."
+    )

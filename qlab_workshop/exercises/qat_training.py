@@ -16,8 +16,8 @@ from qlab_workshop.exercises import feedback
 from qlab_workshop.exercises.feedback import Wrong
 
 RANGES = ((-0.9, 2.3, 8), (-6.0, 6.0, 8), (0.1, 1.0, 8), (-1.0, 0.5, 4))
-"""(min, max, bits) handed to the learner's fake-quant: a range whose ends are not on the grid, tfmot's
-starting activation range, a range that leaves 0 out, and a 4-bit one."""
+"""(min, max, bits) handed to the learner's fake-quant: a range whose ends are not on the grid,
+tfmot's starting activation range, a range that leaves 0 out, and a 4-bit one."""
 FAKE_QUANT_HINT = (
     "as TensorFlow's op: scale = (max - min) / (2**bits - 1); nudge the zero point to an "
     "integer, zero_point = round(-min / scale) clipped to 0..2**bits - 1, so that the range "
@@ -46,19 +46,17 @@ def _fake_quant_slips(x: np.ndarray, lo: float, hi: float, bits: int) -> dict[st
     s, low, high = g.scale[0], g.low[0], g.high[0]
     plain = (hi - lo) / top
     return {
-        "you did not nudge the range: TensorFlow first moves min and max so that 0.0 falls exactly on a level "
-        "(the zero point must be an integer).": lo
+        "you did not nudge the range: TensorFlow first moves min and max so that 0.0 falls "
+        "exactly on a level (the zero point must be an integer).": lo
         + np.round((np.clip(x, lo, hi) - lo) / plain) * plain,
-        "values beyond the range were not clipped: the op clips to the nudged [min, max] first.": low
-        + np.round((x - low) / s) * s,
+        "values beyond the range were not clipped: the op clips to the nudged [min, max] "
+        "first.": low + np.round((x - low) / s) * s,
         "you rounded down (np.floor); the op rounds to the nearest level.": low
         + np.floor((np.clip(x, low, high) - low) / s) * s,
-        f"{2**bits} levels have {top} steps between them: divide (max - min) by {top}, not {2**bits}.": _plain_grid(
-            x, lo, hi, 2**bits
-        ),
-        "you returned the integer levels; fake-quant returns real values (the levels times the scale).": np.round(
-            (np.clip(x, low, high) - low) / s
-        ),
+        f"{2**bits} levels have {top} steps between them: divide (max - min) by {top}, not "
+        f"{2**bits}.": _plain_grid(x, lo, hi, 2**bits),
+        "you returned the integer levels; fake-quant returns real values (the levels times the "
+        "scale).": np.round((np.clip(x, low, high) - low) / s),
     }
 
 
@@ -72,8 +70,8 @@ def _plain_grid(x: np.ndarray, lo: float, hi: float, steps: int) -> np.ndarray:
 
 @feedback.checked("03", hint=FAKE_QUANT_HINT)
 def check_fake_quant_min_max(fake_quant_min_max):
-    """Check the learner's `fake_quant_min_max(x, min_value, max_value, bits)` against the grid TensorFlow's
-    FakeQuantWithMinMaxVars rounds to (`qlab.analysis.fake_quant.nudge`), on `RANGES`.
+    """Check the learner's `fake_quant_min_max(x, min_value, max_value, bits)` against the grid
+    TensorFlow's FakeQuantWithMinMaxVars rounds to (`qlab.analysis.fake_quant.nudge`), on `RANGES`.
 
     Returns:
         the message for a right answer.
@@ -106,8 +104,8 @@ def check_fake_quant_min_max(fake_quant_min_max):
             )
         count += x.size
     return (
-        f"all {count} values match the nudged grid of TensorFlow's fake-quant op over {len(RANGES)} ranges, "
-        "the one that leaves 0 out (shifted to [0, max - min]) included."
+        f"all {count} values match the nudged grid of TensorFlow's fake-quant op over "
+        f"{len(RANGES)} ranges, the one that leaves 0 out (shifted to [0, max - min]) included."
     )
 
 
@@ -119,8 +117,8 @@ KERNEL_HINT = (
 
 
 def _kernel() -> np.ndarray:
-    """A small conv kernel (3, 3, 2, 5): channel 1 has a large negative outlier, channel 3 only positive
-    weights, so that min/max and ±max|w| differ."""
+    """A small conv kernel (3, 3, 2, 5): channel 1 has a large negative outlier, channel 3 only
+    positive weights, so that min/max and ±max|w| differ."""
     w = np.random.default_rng(3).normal(0.0, 0.1, (3, 3, 2, 5))
     w[1, 2, 0, 1] = -0.9
     w[..., 3] = np.abs(w[..., 3]) + 0.01
@@ -146,14 +144,14 @@ def _kernel_slips(kernel: np.ndarray, low: np.ndarray, high: np.ndarray) -> None
     if low.shape != (kernel.shape[-1],) or high.shape != (kernel.shape[-1],):
         if low.size == 1 and high.size == 1:
             raise Wrong(
-                "you returned one range for the whole kernel; tfmot's conv kernels get one per output "
-                f"channel ({kernel.shape[-1]} here).",
+                "you returned one range for the whole kernel; tfmot's conv kernels get one per "
+                f"output channel ({kernel.shape[-1]} here).",
                 KERNEL_HINT,
             )
         raise Wrong(
-            f"you returned ranges of shape {low.shape} and {high.shape}; expected ({kernel.shape[-1]},): "
-            "the output channels are the last axis of a Keras kernel (TFLite moves them to the "
-            "first).",
+            f"you returned ranges of shape {low.shape} and {high.shape}; expected "
+            f"({kernel.shape[-1]},): the output channels are the last axis of a Keras kernel "
+            "(TFLite moves them to the first).",
             KERNEL_HINT,
         )
     if np.allclose(low, kernel.min(axis=axes)) and np.allclose(high, kernel.max(axis=axes)):
@@ -176,9 +174,9 @@ def _kernel_slips(kernel: np.ndarray, low: np.ndarray, high: np.ndarray) -> None
 
 @feedback.checked("03", hint=KERNEL_HINT)
 def check_kernel_ranges(kernel_ranges, qat_model=None):
-    """Check the learner's `kernel_ranges(kernel) -> (low, high)` for a Keras conv kernel (kh, kw, in, out)
-    against `qlab.analysis.grid.weights` (the symmetric per-channel grid TFLite writes and tfmot uses), and,
-    given a QAT model, against the kernel_min/kernel_max variables tfmot keeps for each conv layer.
+    """Check the learner's `kernel_ranges(kernel) -> (low, high)` for a Keras conv kernel (kh, kw,
+    in, out) against `qlab.analysis.grid.weights` (the symmetric per-channel grid TFLite writes and
+    tfmot uses), and, given a QAT model, against the kernel_min/kernel_max tfmot keeps per conv.
 
     Args:
         qat_model: a model wrapped by tfmot and trained (optional).
@@ -198,7 +196,10 @@ def check_kernel_ranges(kernel_ranges, qat_model=None):
     feedback.expect_close(high, g.high, "the high ends", rtol=1e-5, hint=KERNEL_HINT)
     feedback.expect_close(low, g.low, "the low ends", rtol=1e-5, hint=KERNEL_HINT)
     if qat_model is None:
-        return "every channel's range matches the symmetric per-channel grid (qlab.analysis.grid.weights)."
+        return (
+            "every channel's range matches the symmetric per-channel grid "
+            "(qlab.analysis.grid.weights)."
+        )
     layers = 0
     for site in fake_quant.sites(qat_model):
         if site.kind != "weight" or np.ndim(site.variables["min_var"].numpy()) != 1:
@@ -218,7 +219,7 @@ def check_kernel_ranges(kernel_ranges, qat_model=None):
             )
         layers += 1
     return (
-        f"every channel's range matches the symmetric per-channel grid, and tfmot's kernel ranges in "
-        f"{layers} conv layers to 1 % (tfmot stores the range of the last training step, before that "
-        "step's weight update)."
+        "every channel's range matches the symmetric per-channel grid, and tfmot's kernel ranges "
+        f"in {layers} conv layers to 1 % (tfmot stores the range of the last training step, "
+        "before that step's weight update)."
     )

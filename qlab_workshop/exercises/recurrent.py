@@ -1,8 +1,8 @@
-"""Checked exercises of notebook 11 (recurrent models): the error of an LSTM's output time step by time
+"""Checked exercises of notebook 11 (recurrent models): the error of an LSTM's output at each time
 step, in output steps, and the power-of-two scale the converter gives an LSTM's int16 cell state.
 
-Each check runs the learner's function on small arrays or numbers chosen to catch the usual slips and
-compares it with qlab's own functions (`qlab.analysis.per_layer.metrics`,
+Each check runs the learner's function on small arrays or numbers chosen to catch the usual slips
+and compares it with qlab's own functions (`qlab.analysis.per_layer.metrics`,
 `qlab.analysis.converter_grids.cell_state_scale`), computed when the check runs; given the
 notebook's files, also with `qlab.analysis.recurrent.error_over_time` and with the cell-state scale
 the `.tflite` stores.
@@ -20,9 +20,10 @@ from qlab_workshop.exercises import feedback
 from qlab_workshop.exercises.feedback import Wrong
 
 RMSE_HINT = (
-    "for each time step t: d = deployed[:, t] - reference[:, t]; the mean of d**2 over each sample's "
-    "units, then over the samples (the QuantizationDebugger's mean_squared_error), its square root, "
-    "divided by the output's scale: np.sqrt((d ** 2).mean(axis=(0, 2))) / scale, one value per step"
+    "for each time step t: d = deployed[:, t] - reference[:, t]; the mean of d**2 over each "
+    "sample's units, then over the samples (the QuantizationDebugger's mean_squared_error), its "
+    "square root, divided by the output's scale: np.sqrt((d ** 2).mean(axis=(0, 2))) / scale, "
+    "one value per step"
 )
 SHAPES = ((40, 8, 6), (25, 5, 3))
 """(samples, time steps, units) of the synthetic outputs handed to the learner."""
@@ -57,21 +58,20 @@ def _rmse_slips(deployed: np.ndarray, reference: np.ndarray, scale: float, got: 
     steps = d.shape[1]
     if got.shape != (steps,):
         raise Wrong(
-            f"you returned shape {got.shape}; expected ({steps},), one value per time step: average over "
-            "the samples (axis 0) and the units (axis 2), keep the steps (axis 1).",
+            f"you returned shape {got.shape}; expected ({steps},), one value per time step: "
+            "average over the samples (axis 0) and the units (axis 2), keep the steps (axis 1).",
             RMSE_HINT,
         )
     known = {
-        "you did not divide by the output's scale: the error is counted in output steps (rmse / scale).": np.sqrt(
-            (d**2).mean(axis=(0, 2))
-        ),
-        "you took each sample's rms first and then their mean; the debugger averages the squared errors over "
-        "the samples, then takes the square root.": np.sqrt((d**2).mean(axis=2)).mean(axis=0)
+        "you did not divide by the output's scale: the error is counted in output steps (rmse / "
+        "scale).": np.sqrt((d**2).mean(axis=(0, 2))),
+        "you took each sample's rms first and then their mean; the debugger averages the squared "
+        "errors over the samples, then takes the square root.": np.sqrt((d**2).mean(axis=2)).mean(
+            axis=0
+        )
         / scale,
-        "you averaged |d| (the mean absolute error); the question asks for the root of the mean squared error.": np.abs(
-            d
-        ).mean(axis=(0, 2))
-        / scale,
+        "you averaged |d| (the mean absolute error); the question asks for the root of the mean "
+        "squared error.": np.abs(d).mean(axis=(0, 2)) / scale,
         "you returned the mean squared error; take its square root before dividing by the scale.": (
             d**2
         ).mean(axis=(0, 2))
@@ -93,7 +93,7 @@ def _compare_rmse(rmse_per_step, deployed, reference, scale, expected, where: st
 def _lstm_outputs(
     tflite: bytes, float_tflite: bytes, x: np.ndarray, keras_model=None
 ) -> list[tuple]:
-    """(layer, deployed output, float output, scale) of every fused LSTM, as `error_over_time` reads them."""
+    """(layer, deployed output, float output, scale) of every fused LSTM, for `error_over_time`."""
 
     pair = capture.pair(tflite, float_tflite, keras_model)
     ops = {op.index for op in lstm.lstm_ops(pair.deployed)}
@@ -125,8 +125,8 @@ def check_rmse_per_step(rmse_per_step, tflite=None, float_tflite=None, x=None, k
     Returns:
         the message for a right answer.
     Raises:
-        Wrong: a value differs (the message names the slip: the wrong axes, no division by the scale,
-            the mean of per-sample rms, the mean absolute error, no square root).
+        Wrong: a value differs (the message names the slip: the wrong axes, no division by the
+            scale, the mean of per-sample rms, the mean absolute error, no square root).
         Unanswered: the function returns a placeholder.
     """
     for i, shape in enumerate(SHAPES):
@@ -140,7 +140,10 @@ def check_rmse_per_step(rmse_per_step, tflite=None, float_tflite=None, x=None, k
             f"of synthetic outputs of shape {shape}",
         )
     if tflite is None:
-        return f"every step's error matches per_layer.metrics on {len(SHAPES)} synthetic sets of outputs."
+        return (
+            f"every step's error matches per_layer.metrics on {len(SHAPES)} synthetic sets of "
+            "outputs."
+        )
 
     table = lstm.error_over_time(tflite, float_tflite, x, keras_model=keras_model)
     said = []
@@ -157,9 +160,9 @@ def check_rmse_per_step(rmse_per_step, tflite=None, float_tflite=None, x=None, k
 
 
 CELL_HINT = (
-    "the converter puts the cell state on an int16 grid whose scale is a power of two, 2**k, with the "
-    "largest cell value calibration saw, max|c|, just inside the top level: 2**15 steps of 2**k cover "
-    "2**ceil(log2 max|c|), so k = ceil(log2 max|c|) - 15; return the scale 2.0 ** k"
+    "the converter puts the cell state on an int16 grid whose scale is a power of two, 2**k, "
+    "with the largest cell value calibration saw, max|c|, just inside the top level: 2**15 steps "
+    "of 2**k cover 2**ceil(log2 max|c|), so k = ceil(log2 max|c|) - 15; return the scale 2.0 ** k"
 )
 REACHES = (0.3, 0.5, 0.51, 1.0, 1.47, 5.75, 10.0, 100.0)
 """max |c| values handed to the learner: exact powers of two and values between them."""
@@ -171,14 +174,14 @@ def _cell_slips(reach: float, got: float) -> None:
         "you returned k, the exponent; return the scale, 2.0 ** k.": np.ceil(log) - 15,
         "you rounded log2 max|c| down (floor); the grid must reach max|c|, so round up (ceil).": 2.0
         ** (np.floor(log) - 15),
-        "you rounded log2 max|c| to the nearest integer; the grid must reach max|c|, so round up (ceil).": 2.0
-        ** (np.round(log) - 15),
-        "you spread max|c| over the int16 levels (max|c| / 32767); the kernel needs a power of two, 2**k.": reach
-        / 32767,
-        "you spread max|c| over 32768 steps without rounding the exponent; the kernel needs a power of two.": reach
-        / 32768,
-        "one power of two off: int16 has 15 bits after the sign, so 2**15 steps of 2**k cover 2**(k + 15): "
-        "k = ceil(log2 max|c|) - 15.": 2.0 ** (np.ceil(log) - 16),
+        "you rounded log2 max|c| to the nearest integer; the grid must reach max|c|, so round up "
+        "(ceil).": 2.0 ** (np.round(log) - 15),
+        "you spread max|c| over the int16 levels (max|c| / 32767); the kernel needs a power of "
+        "two, 2**k.": reach / 32767,
+        "you spread max|c| over 32768 steps without rounding the exponent; the kernel needs a "
+        "power of two.": reach / 32768,
+        "one power of two off: int16 has 15 bits after the sign, so 2**15 steps of 2**k cover "
+        "2**(k + 15): k = ceil(log2 max|c|) - 15.": 2.0 ** (np.ceil(log) - 16),
         "one power of two off the other way: k = ceil(log2 max|c|) - 15, not - 14.": 2.0
         ** (np.ceil(log) - 14),
     }
@@ -230,10 +233,10 @@ def check_cell_scale(
 ):
     """Check the learner's `cell_scale(max_abs_c) -> scale` against
     `qlab.analysis.converter_grids.cell_state_scale` on `REACHES`, and, given an integer LSTM file,
-    its float32 reference and the calibration set it was converted with (and the Keras model, for layer
-    names), against the cell-state scale
-    the file stores for each LSTM (max |c| computed in float over the calibration set, the state
-    carried from sample to sample as the converter's calibration runs).
+    its float32 reference and the calibration set it was converted with (and the Keras model, for
+    layer names), against the cell-state scale the file stores for each LSTM (max |c| computed in
+    float over the calibration set, the state carried from sample to sample as the converter's
+    calibration runs).
 
     Returns:
         the message for a right answer.
@@ -248,7 +251,10 @@ def check_cell_scale(
             cell_scale, reach, converter_grids.cell_state_scale(reach), f"for max|c| = {reach:g}"
         )
     if tflite is None:
-        return f"every scale matches converter_grids.cell_state_scale for {len(REACHES)} values of max|c|."
+        return (
+            f"every scale matches converter_grids.cell_state_scale for {len(REACHES)} values of "
+            "max|c|."
+        )
     said = []
     for layer, reach, stored in _cell_reaches(tflite, float_tflite, calibration, keras_model):
         _compare_cell(
@@ -258,4 +264,7 @@ def check_cell_scale(
             f"for LSTM {layer!r} (max|c| = {reach:.3g} in calibration), against the file",
         )
         said.append(f"{layer!r}: max|c| {reach:.3g} -> 2^{np.log2(stored):g}")
-    return f"every scale matches converter_grids.cell_state_scale, and the scale the file stores ({'; '.join(said)})."
+    return (
+        "every scale matches converter_grids.cell_state_scale, and the scale the file stores "
+        f"({'; '.join(said)})."
+    )

@@ -1,11 +1,11 @@
-"""Checked exercises of notebook 09 (custom QAT schemes): the n-bit grid of tfmot's weight fake-quant
-(symmetric, narrow range, one scale per output channel), and a percentile range as
+"""Checked exercises of notebook 09 (custom QAT schemes): the n-bit grid of tfmot's weight
+fake-quant (symmetric, narrow range, one scale per output channel), and a percentile range as
 `qlab.training.schemes.PercentileQuantizer` computes it.
 
 Each check runs the learner's function on small arrays chosen to catch the usual slips and compares
 it with `qlab.analysis.fake_quant.nudge` (TensorFlow's fake-quant grid) or
-`qlab.training.schemes.PercentileQuantizer.range_of`, computed when the check runs; given a wrapped model or
-the notebook's values, also with the grids the model's fake-quant ops use now.
+`qlab.training.schemes.PercentileQuantizer.range_of`, computed when the check runs; given a wrapped
+model or the notebook's values, also with the grids the model's fake-quant ops use now.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ CASES = ((4, (3, 3, 2, 5)), (3, (2, 2, 3, 4)), (2, (3, 3, 1, 6)))
 
 
 def _kernel(shape: tuple, seed: int) -> np.ndarray:
-    """A conv kernel whose channels differ in range (one small channel, one with a negative outlier)."""
+    """A conv kernel whose channels differ in range (one small, one with a negative outlier)."""
     w = np.random.default_rng(seed).normal(0.0, 0.2, shape)
     w[..., 1] *= 0.1
     w.reshape(-1, shape[-1])[0, 0] = -1.3
@@ -36,7 +36,7 @@ def _kernel(shape: tuple, seed: int) -> np.ndarray:
 
 
 def _truth(w: np.ndarray, bits: int):
-    """The grid TensorFlow's fake-quant uses for tfmot's symmetric, narrow, per-channel weight range."""
+    """The grid TensorFlow's fake-quant uses for tfmot's symmetric, narrow, per-channel weights."""
     m = np.abs(w.reshape(-1, w.shape[-1])).max(axis=0)
     return fake_quant.nudge(-m, m, bits, narrow_range=True, axis=w.ndim - 1)
 
@@ -53,25 +53,22 @@ def _scale_slips(w: np.ndarray, bits: int, scale: np.ndarray) -> None:
         )
     if scale.shape != (w.shape[-1],):
         raise Wrong(
-            f"you returned scales of shape {scale.shape}; expected ({w.shape[-1]},): one per output "
-            "channel, and in Keras' layout the output channel is the last axis.",
+            f"you returned scales of shape {scale.shape}; expected ({w.shape[-1]},): one per "
+            "output channel, and in Keras' layout the output channel is the last axis.",
             GRID_HINT,
         )
     known = {
-        f"you divided by 2**(bits-1) = {half}; the grid is narrow (the lowest level is left out so that it is "
-        f"symmetric): levels -{half - 1}..{half - 1}, so divide max|w| by {half - 1}.": m / half,
+        f"you divided by 2**(bits-1) = {half}; the grid is narrow (the lowest level is left out "
+        f"so that it is symmetric): levels -{half - 1}..{half - 1}, so divide max|w| by "
+        f"{half - 1}.": m / half,
         f"you spread [-max|w|, max|w|] over 2**bits - 1 = {2**bits - 1} steps; a narrow grid has "
         f"{2**bits - 1} levels, so {2**bits - 2} steps: scale = max|w| / {half - 1}.": 2
         * m
         / (2**bits - 1),
-        "you fitted each channel's min..max (an asymmetric grid); tfmot's weight grid is symmetric about 0.": (
-            flat.max(axis=0) - flat.min(axis=0)
-        )
-        / (2**bits - 2),
-        "you used each channel's max, not its largest |w|: a large negative weight must fit too.": flat.max(
-            axis=0
-        )
-        / (half - 1),
+        "you fitted each channel's min..max (an asymmetric grid); tfmot's weight grid is "
+        "symmetric about 0.": (flat.max(axis=0) - flat.min(axis=0)) / (2**bits - 2),
+        "you used each channel's max, not its largest |w|: a large negative weight must fit "
+        "too.": flat.max(axis=0) / (half - 1),
     }
     for message, candidate in known.items():
         if np.allclose(scale, candidate, rtol=1e-5):
@@ -92,24 +89,25 @@ def _compare(weight_grid, w: np.ndarray, bits: int, expected, where: str) -> Non
     if np.any(zero_point == half):
         raise Wrong(
             f"a zero point of {half} is the middle level of the unsigned grid 0..{2**bits - 1} "
-            "TensorFlow's op counts on; on the signed grid qlab and TFLite write, a symmetric grid's zero "
-            "point is 0.",
+            "TensorFlow's op counts on; on the signed grid qlab and TFLite write, a symmetric "
+            "grid's zero point is 0.",
             GRID_HINT,
         )
     if not np.all(zero_point == expected.zero_point):
         raise Wrong(
-            f"the zero point {where}: expected {int(expected.zero_point[0])} for every channel, got "
-            f"{zero_point.ravel()[:4].tolist()}.",
+            f"the zero point {where}: expected {int(expected.zero_point[0])} for every channel, "
+            f"got {zero_point.ravel()[:4].tolist()}.",
             GRID_HINT,
         )
 
 
 @feedback.checked("09", hint=GRID_HINT)
 def check_weight_grid(weight_grid, model=None):
-    """Check the learner's `weight_grid(kernel, bits) -> (scale, zero_point)` (a conv kernel in Keras'
-    layout; scale one per output channel) against `qlab.analysis.fake_quant.nudge` on `CASES`, and,
-    given a model wrapped by `qlab.training.schemes.quantize_bits` whose ranges are set, against the grid each
-    of its per-channel weight fake-quant ops uses (`qlab.analysis.fake_quant.grids`).
+    """Check the learner's `weight_grid(kernel, bits) -> (scale, zero_point)` (a conv kernel in
+    Keras' layout; scale one per output channel) against `qlab.analysis.fake_quant.nudge` on
+    `CASES`, and, given a model wrapped by `qlab.training.schemes.quantize_bits` whose ranges are
+    set, against the grid each of its per-channel weight fake-quant ops uses
+    (`qlab.analysis.fake_quant.grids`).
 
     Returns:
         the message for a right answer.
@@ -124,8 +122,8 @@ def check_weight_grid(weight_grid, model=None):
         _compare(weight_grid, w, bits, _truth(w, bits), f"of a {bits}-bit kernel of shape {shape}")
     if model is None:
         return (
-            f"every scale and zero point matches TensorFlow's fake-quant grid (fake_quant.nudge) for "
-            f"{len(CASES)} kernels of {', '.join(str(b) for b, _ in CASES)} bits."
+            "every scale and zero point matches TensorFlow's fake-quant grid (fake_quant.nudge) "
+            f"for {len(CASES)} kernels of {', '.join(str(b) for b, _ in CASES)} bits."
         )
     checked = []
     for entry in fake_quant.grids(model):
@@ -141,13 +139,13 @@ def check_weight_grid(weight_grid, model=None):
             checked.append(f"{entry.site.layer} ({entry.grid.bits} bits)")
     if not checked:
         raise Wrong(
-            "the model has no per-channel weight fake-quant op with its range set; pass a model wrapped "
-            "with schemes.quantize_bits and calibrated (fake_quant.calibrate).",
+            "the model has no per-channel weight fake-quant op with its range set; pass a model "
+            "wrapped with schemes.quantize_bits and calibrated (fake_quant.calibrate).",
             GRID_HINT,
         )
     return (
-        f"every scale and zero point matches fake_quant.nudge, and the grid the model's fake-quant ops use "
-        f"for {', '.join(checked)}."
+        "every scale and zero point matches fake_quant.nudge, and the grid the model's "
+        f"fake-quant ops use for {', '.join(checked)}."
     )
 
 
@@ -168,15 +166,15 @@ def _percentile_slips(values: np.ndarray, p: float, got: tuple) -> None:
     lin = np.percentile(values, [100 - p, p])
     raw = np.percentile(values, [100 - p, p], method="nearest")
     known = {
-        "you did not widen the range to include 0: TFLite needs real 0 on the grid (low = min(low, 0), "
-        "high = max(high, 0)).": raw,
-        "you interpolated between values (np.percentile's default); PercentileQuantizer takes the nearest "
-        "rank, method='nearest', so the range ends on values that occur.": (
+        "you did not widen the range to include 0: TFLite needs real 0 on the grid (low = "
+        "min(low, 0), high = max(high, 0)).": raw,
+        "you interpolated between values (np.percentile's default); PercentileQuantizer takes "
+        "the nearest rank, method='nearest', so the range ends on values that occur.": (
             min(lin[0], 0),
             max(lin[1], 0),
         ),
-        "you took the pth percentile of |x| for both ends (a symmetric range); the quantizer is asymmetric: "
-        "the (100 - p)th and pth percentiles of x.": (
+        "you took the pth percentile of |x| for both ends (a symmetric range); the quantizer is "
+        "asymmetric: the (100 - p)th and pth percentiles of x.": (
             -np.percentile(np.abs(values), p, method="nearest"),
             np.percentile(np.abs(values), p, method="nearest"),
         ),
@@ -214,8 +212,8 @@ def _compare_range(percentile_range, values: np.ndarray, p: float, where: str) -
 @feedback.checked("09", hint=PERCENTILE_HINT)
 def check_percentile_quantizer_range(percentile_range, values=None, percentile: float = 99.9):
     """Check the learner's `percentile_range(values, percentile) -> (low, high)` against
-    `qlab.training.schemes.PercentileQuantizer(bits, percentile).range_of` on `PERCENTILE_CASES`, and on
-    `values` (e.g. a layer's float outputs) at `percentile` if given.
+    `qlab.training.schemes.PercentileQuantizer(bits, percentile).range_of` on `PERCENTILE_CASES`,
+    and on `values` (e.g. a layer's float outputs) at `percentile` if given.
 
     Returns:
         the message for a right answer.
@@ -231,7 +229,10 @@ def check_percentile_quantizer_range(percentile_range, values=None, percentile: 
             percentile_range, values_, p, f"at the {p:g}th percentile of {values_.size} values"
         )
     if values is None:
-        return f"every range matches PercentileQuantizer.range_of ({len(PERCENTILE_CASES)} sets of values)."
+        return (
+            f"every range matches PercentileQuantizer.range_of ({len(PERCENTILE_CASES)} sets of "
+            "values)."
+        )
     values = np.asarray(values, np.float32).ravel()
     _compare_range(percentile_range, values, percentile, f"of your {values.size:,} values")
     low, high = _percentile_truth(values, percentile)

@@ -1,6 +1,7 @@
 """The explorer's computing half: one layer of a Keras model quantized as a `Settings` says, its
 weights and activations counted on their grids, their error split into rounding and clipping, and
-the model's test accuracy with that layer fake-quantized. No widgets here (`qlab_workshop.explorer.widgets`).
+the model's test accuracy with that layer fake-quantized. No widgets here
+(`qlab_workshop.explorer.widgets`).
 
 `Explorer(model, dataset)` prepares once: a copy of the model whose explorable layers are each
 followed by a fake-quant site (identity until a grid is set; the grid's own `round_trip` runs
@@ -78,7 +79,8 @@ class Settings:
             )
 
     def describe(self) -> str:
-        """Returns one line (str): e.g. "conv2: int4 asymmetric per-channel, clip 0.80, 100 calibration images"."""
+        """Returns one line (str): e.g. "conv2: int4 asymmetric per-channel, clip 0.80, 100
+        calibration images"."""
         kind = f"int{self.bits} {'symmetric' if self.symmetric else 'asymmetric'}"
         where = "per-channel" if self.per_channel else "per-tensor"
         what = "" if self.quantize == "both" else f", {self.quantize} only"
@@ -98,7 +100,8 @@ class OnGrid:
         values: float64. Weights: the float kernel, output channels on the last axis (a
             depthwise kernel (kh, kw, in, multiplier) reshaped to (kh, kw, in × multiplier)).
             Activations: the float model's outputs at the layer's site for the test split.
-        grid: the `qlab.analysis.grid.Grid` they are put on (per-axis on the last axis, or per-tensor).
+        grid: the `qlab.analysis.grid.Grid` they are put on (per-axis on the last axis, or
+            per-tensor).
         observed: (low, high), float64 arrays: the range the grid was fitted to before clipping
             (per channel, or (1,)); for activations, over the calibration images.
         counts: int64 (grid.levels,): how many values land on each level qmin..qmax.
@@ -122,7 +125,7 @@ class OnGrid:
 
 
 def on_grid(name: str, values: np.ndarray, g: grid.Grid, observed) -> OnGrid:
-    """Put `values` on grid `g`: per-level counts (each channel on its own scale) and the error split.
+    """Put `values` on grid `g`: per-level counts (each channel on its own scale), error split.
 
     Returns:
         an `OnGrid`.
@@ -277,7 +280,7 @@ class Explorer:
             (low, high): float64 arrays of shape (1,), as `qlab.analysis.grid.value_range`.
 
         Raises:
-            ValueError: as `qlab.training.data.calibration` (n outside 1..the training split's size).
+            ValueError: as `qlab.training.data.calibration` (n outside 1..training split size).
         """
         if n not in self._calibration:
             images = data.calibration(self.dataset.x_train, n, self.seed)

@@ -1,8 +1,7 @@
 """The explorer's figure: each quantized tensor of the layer counted per bucket of its grid.
 
 A plain matplotlib Figure (no pyplot state) with fixed margins, so that a redraw stays well under a
-second; colours from `qlab.plots.figure`, as in `qlab.plots.histograms`: blue the values, red the
-clipped ones.
+second; colours as in `qlab.plots.histograms` (`qlab.plots.figure`): blue values, red clipped ones.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ def histogram(result) -> Figure:
     linear for weights, log for activations.
 
     Args:
-        result: a `qlab_workshop.explorer.Result`; each panel reads one `OnGrid`'s counts and clipped.
+        result: a `qlab_workshop.explorer.Result`; a panel reads one `OnGrid`'s counts, clipped.
 
     Returns:
         The matplotlib Figure: one panel per tensor, side by side; each title gives the levels

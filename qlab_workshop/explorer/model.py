@@ -4,8 +4,8 @@ copy of the model with a fake-quant site after each of them.
 A layer can be explored if it is one of the model's own layers (not inside a nested model), is
 called once, and has a kernel (a weight whose name ends in "kernel": Dense, Conv, DepthwiseConv,
 LSTM ...). Its *site* is where the converter would quantize its output: after the BatchNorm and
-ReLU layers that follow it alone (the converter fuses a conv with them; `qlab.tflite.naming` names the
-fused op after the conv), else its own output. TensorFlow is imported inside the functions.
+ReLU layers that follow it alone (the converter fuses a conv with them; `qlab.tflite.naming` names
+the fused op after the conv), else its own output. TensorFlow is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def explorable(model) -> list[str]:
 
 
 def kernel_names(layer) -> list[str]:
-    """Returns the short names (list of str) of a layer's kernels: its weights named "...kernel:0"."""
+    """Returns the short names (list of str) of a layer's kernels: its weights named
+    "...kernel:0"."""
     return [
         n
         for n in (w.name.split("/")[-1].split(":")[0] for w in layer.weights)
@@ -83,8 +84,9 @@ def site(model, name: str) -> str:
 
 
 def _channels_last(layer, name: str, w: np.ndarray) -> np.ndarray:
-    """A kernel with its output channels on the last axis: a depthwise kernel (kh, kw, in, multiplier)
-    becomes (kh, kw, in × multiplier); a transposed conv's (..., out, in) swaps its last two axes."""
+    """A kernel with its output channels on the last axis: a depthwise kernel (kh, kw, in,
+    multiplier) becomes (kh, kw, in × multiplier); a transposed conv's (..., out, in) swaps its last
+    two axes."""
     if name == "depthwise_kernel":
         return w.reshape(w.shape[:-2] + (-1,))
     if type(layer).__name__.endswith("Transpose"):
@@ -122,6 +124,35 @@ def _site_layer(fake: _FakeQuant, name: str):
     return keras.layers.Lambda(body, name=name)
 
 
+def _check_model(model, sample_shape) -> None:
+    """Raise ValueError for a model `Sites` cannot explore (the cases its docstring lists)."""
+    if not getattr(model, "inputs", None):
+        raise ValueError(
+            f"model {model.name!r} has no inputs yet: build it (keras.Input first, or "
+            "call it once) before exploring it"
+        )
+    wrapped = [each.name for each in model.layers if type(each).__name__.startswith("Quantize")]
+    if wrapped:
+        raise ValueError(
+            f"model {model.name!r} is wrapped for QAT ({', '.join(wrapped[:3])} ...): the "
+            "explorer quantizes a float model; pass the float model QAT started from"
+        )
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"model {model.name!r} has {len(model.inputs)} inputs; the explorer takes one"
+        )
+    if tuple(model.input_shape[1:]) != tuple(sample_shape):
+        raise ValueError(
+            f"model {model.name!r} takes samples of shape {tuple(model.input_shape[1:])}, "
+            f"the data set has {tuple(sample_shape)}"
+        )
+    if len(model.outputs) != 1 or (model.output_shape[-1] or 0) < 2:
+        raise ValueError(
+            f"model {model.name!r} must have one output with a score per class (the "
+            f"accuracy is its argmax); its output shape is {model.output_shape}"
+        )
+
+
 class Sites:
     """A float model's explorable layers, their sites, and a copy of the model with a fake-quant
     site after each (see the module docstring).
@@ -130,39 +161,15 @@ class Sites:
         layers: {explorable layer: its site layer}, in the model's order.
 
     Raises:
-        ValueError: a model not built yet, a QAT model (tfmot wrappers), a model with several inputs,
-            samples of another shape than its input, a single output unit, or no explorable layer.
+        ValueError: a model not built yet, a QAT model (tfmot wrappers), several inputs, samples
+            of another shape than its input, a single output unit, or no explorable layer.
     """
 
     def __init__(self, model, sample_shape):
         import tensorflow as tf
         import tf_keras as keras
 
-        if not getattr(model, "inputs", None):
-            raise ValueError(
-                f"model {model.name!r} has no inputs yet: build it (keras.Input first, or "
-                "call it once) before exploring it"
-            )
-        wrapped = [each.name for each in model.layers if type(each).__name__.startswith("Quantize")]
-        if wrapped:
-            raise ValueError(
-                f"model {model.name!r} is wrapped for QAT ({', '.join(wrapped[:3])} ...): the "
-                "explorer quantizes a float model; pass the float model QAT started from"
-            )
-        if len(model.inputs) != 1:
-            raise ValueError(
-                f"model {model.name!r} has {len(model.inputs)} inputs; the explorer takes one"
-            )
-        if tuple(model.input_shape[1:]) != tuple(sample_shape):
-            raise ValueError(
-                f"model {model.name!r} takes samples of shape {tuple(model.input_shape[1:])}, "
-                f"the data set has {tuple(sample_shape)}"
-            )
-        if len(model.outputs) != 1 or (model.output_shape[-1] or 0) < 2:
-            raise ValueError(
-                f"model {model.name!r} must have one output with a score per class (the "
-                f"accuracy is its argmax); its output shape is {model.output_shape}"
-            )
+        _check_model(model, sample_shape)
         self.layers = {name: site(model, name) for name in explorable(model)}
         if not self.layers:
             raise ValueError(

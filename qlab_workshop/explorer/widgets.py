@@ -1,4 +1,4 @@
-"""The explorer's widget half: ipywidgets controls wired to `Explorer.compute`, nothing computed here.
+"""The explorer's widget half: ipywidgets controls wired to `Explorer.compute`; computes nothing.
 
 Every control has an observer; a change recomputes the result and replaces the text line (the
 accuracy, the float accuracy, the rounding and clipping error, the time taken) and the bucket
@@ -120,7 +120,7 @@ class ExplorerUI:
         """Returns the `Settings` the controls show now.
 
         Raises:
-            ValueError: as `Settings` (a control cannot produce one, but a program setting them can).
+            ValueError: as `Settings` (controls cannot cause it, a program setting them can).
         """
         values = {name: control.value for name, control in self.controls.items()}
         return Settings(**values)
