@@ -29,7 +29,7 @@ def fake_quant(x, scale, zero_point):
     return arith.dequantize(q, scale, zero_point)
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def to_int8_no_zero_point(x, scale, zero_point):
     return np.clip(arith.round_half_away(np.asarray(x) / scale), -128, 127).astype(np.int8)
 

@@ -1,4 +1,5 @@
-"""Solutions to the checked exercises of notebook 01 (the float baseline), with the slips the checks name.
+"""Solutions to the checked exercises of notebook 01 (the float baseline), with the slips the checks
+name.
 
 Hand this out after the session. The LiteRT loop is the article's own evaluation loop, written out.
 """
@@ -15,7 +16,7 @@ def layer_params(kernel_shape):
 
 
 def run_litert(tflite, x):
-    """Run each image through the LiteRT interpreter, one invoke per image; (n, classes) probabilities."""
+    """Run the images through LiteRT's interpreter, one invoke each: (n, classes) probabilities."""
     interpreter = Interpreter(model_content=tflite)
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]["index"]
@@ -32,7 +33,7 @@ digits = data.load(fit.TrainConfig().dataset)
 image_step = 100 / len(digits.y_test)  # percentage points of test accuracy per image
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def layer_params_without_bias(kernel_shape):
     return int(np.prod(kernel_shape))
 

@@ -1,7 +1,8 @@
-"""Solutions to the checked exercises of notebook 02 (post-training modes), with the slips the checks name.
+"""Solutions to the checked exercises of notebook 02 (post-training modes), with the slips the
+checks name.
 
-Hand this out after the session. The weight bytes are counted from the Keras model: kernels and biases
-apart, because the int8 modes keep biases in int32.
+Hand this out after the session. The weight bytes are counted from the Keras model: kernels and
+biases apart, because the int8 modes keep biases in int32.
 """
 
 import numpy as np
@@ -12,14 +13,14 @@ from qlab.training import fit, models
 
 
 def to_model_input(rt, x):
-    """Float images to the int8 codes the model's input tensor expects, with that tensor's own grid."""
+    """Float images to the int8 codes the model's input tensor expects, on that tensor's grid."""
     scale, zero_point = rt.input["quantization"]
     q = arith.round_half_away(np.asarray(x, np.float64) / scale) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)
 
 
 def predicted_weight_bytes(model):
-    """{mode: bytes of weights and biases}: float32 4 bytes each, float16 2, int8 1 (biases int32: 4)."""
+    """{mode: weight and bias bytes}: float32 4 bytes each, float16 2, int8 1 (int32 biases: 4)."""
     layers = [layer for layer in model.layers if getattr(layer, "kernel", None) is not None]
     kernels = sum(int(np.prod(layer.kernel.shape)) for layer in layers)
     biases = sum(int(np.prod(layer.bias.shape)) for layer in layers)
@@ -33,7 +34,7 @@ def predicted_weight_bytes(model):
 needs_calibration = {name for name, mode in modes.MODES.items() if mode.needs_calibration}
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def raw_pixels(rt, x):
     return np.asarray(x).astype(np.int8)
 

@@ -1,9 +1,10 @@
-"""Solutions to the checked exercises of notebook 03 (quantization-aware training), with the slips the
-checks name.
+"""Solutions to the checked exercises of notebook 03 (quantization-aware training), with the slips
+the checks name.
 
-Hand this out after the session. `fake_quant_min_max` is what TensorFlow's FakeQuantWithMinMaxVars does
-in the forward pass of a QAT model (qlab.analysis.fake_quant.nudge holds the same rule); `kernel_ranges`
-is the range tfmot's weight quantizer gives a convolution's kernel (qlab.analysis.grid.weights, axis=-1).
+Hand this out after the session. `fake_quant_min_max` is what TensorFlow's FakeQuantWithMinMaxVars
+does in the forward pass of a QAT model (qlab.analysis.fake_quant.nudge holds the same rule);
+`kernel_ranges` is the range tfmot's weight quantizer gives a convolution's kernel
+(qlab.analysis.grid.weights, axis=-1).
 """
 
 import numpy as np
@@ -30,7 +31,7 @@ def kernel_ranges(kernel):
     return -m, m
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def fake_quant_not_nudged(x, min_value, max_value, bits=8):
     scale = (max_value - min_value) / (2**bits - 1)
     return min_value + np.round((np.clip(x, min_value, max_value) - min_value) / scale) * scale

@@ -1,5 +1,5 @@
-"""Solutions to the checked exercises of notebook 04 (histograms and buckets), with the slips the checks
-name.
+"""Solutions to the checked exercises of notebook 04 (histograms and buckets), with the slips the
+checks name.
 
 Hand this out after the session. `per_channel_scales` is the converter's rule for int8 weights
 (qlab.analysis.grid.weights), `levels_used` counts what a histogram over the grid shows
@@ -12,7 +12,7 @@ from qlab import arith
 
 
 def per_channel_scales(w):
-    """One scale per output channel (axis 0 of the file's layout): the channel's largest |w| on level 127."""
+    """One scale per output channel (axis 0 of the file's layout): its largest |w| on level 127."""
     w = np.asarray(w, np.float64)
     return np.abs(w.reshape(len(w), -1)).max(axis=1) / 127
 
@@ -24,7 +24,7 @@ def levels_used(x, scale, zero_point):
 
 
 def rounding_and_clipping(x, g):
-    """Mean squared rounding and clipping error of `x` on grid `g` (real units): they add up to the total."""
+    """Mean squared rounding and clipping errors of `x` on grid `g` (real units); they add up."""
     x = np.asarray(x, np.float64)
     clipped = g.clip(x)
     clipping = x - clipped
@@ -32,7 +32,7 @@ def rounding_and_clipping(x, g):
     return float(np.mean(rounding**2)), float(np.mean(clipping**2))
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def per_channel_scales_over_128(w):
     return np.abs(np.asarray(w).reshape(len(w), -1)).max(axis=1) / 128
 

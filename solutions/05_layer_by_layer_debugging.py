@@ -1,5 +1,5 @@
-"""Solutions to the checked exercises of notebook 05 (layer-by-layer debugging), with the slips the checks
-name.
+"""Solutions to the checked exercises of notebook 05 (layer-by-layer debugging), with the slips the
+checks name.
 
 Hand this out after the session. `rmse_in_lsb` is the debugger's mean_squared_error (per image, then
 averaged over images) turned into output steps, the `rmse/scale` column of qlab's tables;
@@ -10,7 +10,7 @@ import numpy as np
 
 
 def rmse_in_lsb(float_out, deployed_out, scale):
-    """Root-mean-square error in steps of the output grid (LSB), averaged over images as the debugger does."""
+    """Root-mean-square error in output steps (LSB), averaged over images as the debugger does."""
     diff = (np.asarray(deployed_out, np.float64) - np.asarray(float_out, np.float64)).reshape(
         len(float_out), -1
     )
@@ -23,7 +23,7 @@ def worst_layer(table):
     return str(table.loc[table["rmse/scale"].idxmax(), "layer"])
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def rmse_in_real_units(float_out, deployed_out, scale):
     return float(np.sqrt(np.mean((np.asarray(deployed_out) - np.asarray(float_out)) ** 2)))
 

@@ -1,8 +1,9 @@
-"""Solutions to the checked exercises of notebook 06 (integer arithmetic), with the slips the checks name.
+"""Solutions to the checked exercises of notebook 06 (integer arithmetic), with the slips the checks
+name.
 
-Hand this out after the session. `qlab.intmath.fixedpoint` holds the same rules (quantize_multiplier,
-multiply_by_quantized_multiplier) and `qlab.intmath.integer_ops.fully_connected_accumulate` the dot
-product, for comparison.
+Hand this out after the session. `qlab.intmath.fixedpoint` holds the same rules
+(quantize_multiplier, multiply_by_quantized_multiplier) and
+`qlab.intmath.integer_ops.fully_connected_accumulate` the dot product, for comparison.
 """
 
 import numpy as np
@@ -13,7 +14,7 @@ from qlab.intmath import fixedpoint
 
 def to_multiplier(real):
     """A real rescale factor M as (multiplier, shift), M = multiplier · 2^(shift − 31), as TFLite's
-    QuantizeMultiplier writes it: frexp's mantissa in [0.5, 1) times 2^31, rounded half away from zero."""
+    QuantizeMultiplier writes it: frexp's mantissa in [0.5, 1) times 2^31, rounded half away."""
     q, shift = np.frexp(real)
     multiplier = int(arith.round_half_away(q * 2**31))
     if multiplier == 2**31:  # the mantissa rounded up to 1.0: one more bit of shift
@@ -22,8 +23,8 @@ def to_multiplier(real):
 
 
 def requantize(acc, multiplier, shift, zero_point, act_min, act_max):
-    """int32 accumulators to int8 as LiteRT's builtin kernels on x86-64 do: the rounding doubling high
-    multiply, a rounding right shift (both with ties up, as ruy), the zero point, the clamp."""
+    """int32 accumulators to int8 as LiteRT's builtin kernels on x86-64 do: the rounding doubling
+    high multiply, a rounding right shift (both with ties up, as ruy), the zero point, the clamp."""
     high = fixedpoint.rounding_doubling_high_mul(acc, multiplier, ties="up")
     scaled = fixedpoint.rounding_divide_by_pot(
         high, -np.asarray(shift), ties="up"
@@ -32,13 +33,13 @@ def requantize(acc, multiplier, shift, zero_point, act_min, act_max):
 
 
 def int8_dot(q_x, x_zero_point, q_w, w_zero_point, bias):
-    """One int32 accumulator: Σ (q_x − x_zero_point) · (q_w − w_zero_point) + bias, in a wide type."""
+    """One int32 accumulator: Σ (q_x − x_zero_point)·(q_w − w_zero_point) + bias, in a wide type."""
     x = q_x.astype(np.int32) - x_zero_point
     w = q_w.astype(np.int32) - w_zero_point
     return int(np.sum(x * w) + bias)
 
 
-# -- typical slips ------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def to_multiplier_truncated(real):
     q, shift = np.frexp(real)
     return int(q * 2**31), int(shift)

@@ -1,4 +1,5 @@
-"""Solutions to the checked exercises of notebook 07 (latency and size), with the slips the checks name.
+"""Solutions to the checked exercises of notebook 07 (latency and size), with the slips the checks
+name.
 
 Hand this out after the session. `qlab.perf.bench.round_ratios` computes the per-round ratios, and
 `qlab.perf.sizes.breakdown` counts every byte of a file, for comparison.
@@ -8,8 +9,8 @@ import numpy as np
 
 
 def median_ratio(times, base_times):
-    """A model's latency over its baseline's from interleaved rounds: one ratio of medians per round,
-    then the median of those ratios with their min and max."""
+    """A model's latency over its baseline's from interleaved rounds: one ratio of medians per
+    round, then the median of those ratios with their min and max."""
     ratios = [np.median(t) / np.median(b) for t, b in zip(times, base_times)]
     return float(np.median(ratios)), float(np.min(ratios)), float(np.max(ratios))
 
@@ -27,7 +28,7 @@ def per_tensor_saving(model):
     return 2 * spare * (4 + 8)  # the kernel's and the bias's parameters
 
 
-# -- typical slips ------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def median_ratio_pooled(times, base_times):
     ratio = np.median(np.concatenate(times)) / np.median(np.concatenate(base_times))
     return ratio, ratio, ratio

@@ -1,31 +1,31 @@
-"""Solutions to the checked exercises of notebook 08 (bring your own model), with the slips the checks name.
+"""Solutions to the checked exercises of notebook 08 (bring your own model), with the slips the
+checks name.
 
-Hand this out after the session. `qlab_workshop.exercises.any_model.model_io` and `accuracy_change_truth` hold the
-same answers, for comparison.
+Hand this out after the session. `qlab_workshop.exercises.any_model.model_io` and
+`accuracy_change_truth` hold the same answers, for comparison.
 """
 
-from qlab import artifacts
-from qlab.tflite import measure
+import qlab
 from qlab.training import fit
 
 
 def describe(model):
-    """(sample shape without the batch axis, number of classes, whether the output is logits), read from
-    the model: logits when qlab would train it with cross-entropy on logits (no softmax at the end)."""
+    """(sample shape without the batch axis, number of classes, whether the output is logits), read
+    from the model: logits when qlab would train it with cross-entropy on logits (no softmax)."""
     from_logits = fit.loss_for(model).get_config()["from_logits"]
     return tuple(model.input_shape[1:]), model.output_shape[-1], from_logits
 
 
 def accuracy_change(model, mode, calibration, dataset):
-    """Test accuracy of `model` converted in `mode` minus that of its float32 file, in percentage points,
-    both measured on LiteRT (the conversions are cached)."""
-    float32 = artifacts.quantized_model(model, "float32")
-    quantized = artifacts.quantized_model(model, mode, calibration)
+    """Test accuracy of `model` converted in `mode` minus that of its float32 file, in percentage
+    points, both measured on LiteRT (the conversions are cached)."""
+    float32 = qlab.quantize(model, "float32")
+    quantized = qlab.quantize(model, mode, calibration)
     x, y = dataset.x_test, dataset.y_test
-    return 100 * (measure.accuracy(quantized, x, y) - measure.accuracy(float32, x, y))
+    return 100 * (qlab.accuracy(quantized, x, y) - qlab.accuracy(float32, x, y))
 
 
-# -- typical slips ------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def describe_with_batch_axis(model):
     return (
         model.input_shape,

@@ -25,7 +25,7 @@ def percentile_range(values, percentile):
     return min(float(low), 0.0), max(float(high), 0.0)
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def weight_grid_not_narrow(kernel, bits):
     w = np.asarray(kernel, np.float64)
     return np.abs(w.reshape(-1, w.shape[-1])).max(axis=0) / 2 ** (bits - 1), np.zeros(

@@ -1,5 +1,5 @@
-"""Solutions to the checked exercises of notebook 10 (pruning and clustering), with the slips the checks
-name.
+"""Solutions to the checked exercises of notebook 10 (pruning and clustering), with the slips the
+checks name.
 
 Hand this out after the session. `zeros_and_values` reads each weight tensor from the `.tflite` as
 qlab.analysis.weights.weight_table does (sparsity of the real values, distinct stored integers), and
@@ -14,7 +14,7 @@ WEIGHT_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
 
 def zeros_and_values(tflite):
-    """(fraction of zero weights, distinct stored values) of each op's weight tensor, in op order."""
+    """(fraction of zero weights, distinct stored values) of each op's weight tensor, op by op."""
     file = flatbuffer.read(tflite)
     pairs = []
     for op in file.ops:
@@ -30,7 +30,7 @@ def sparsity_at(step, initial, final, begin, end, power=3):
     return final + (initial - final) * (1 - p) ** power
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def zeros_and_values_density(tflite):
     return [(1 - s, u) for s, u in zeros_and_values(tflite)]
 

@@ -1,4 +1,5 @@
-"""Solutions to the checked exercises of notebook 11 (recurrent models), with the slips the checks name.
+"""Solutions to the checked exercises of notebook 11 (recurrent models), with the slips the checks
+name.
 
 Hand this out after the session. `rmse_per_step` is what qlab.analysis.recurrent.error_over_time
 reports for each time step (the QuantizationDebugger's mean squared error, its root, in output
@@ -20,7 +21,7 @@ def cell_scale(max_abs_c):
     return 2.0 ** (np.ceil(np.log2(max_abs_c)) - 15)
 
 
-# -- typical slips -------------------------------------------------------------------------------------
+# -- typical slips ---------------------------------------------------------------------------------
 def rmse_per_step_no_scale(deployed, reference, scale):
     d = np.asarray(deployed) - np.asarray(reference)
     return np.sqrt((d**2).mean(axis=(0, 2)))

@@ -10,8 +10,8 @@
   so the smallest output error first.
 
 `MISTAKES` holds the typical wrong answers: the float rule put first, the recipe unchanged, int16
-instead of float; the smallest file whatever its accuracy, the tolerance read as a fraction, the most
-accurate file; rankings in the wrong direction, float_one ranked like quantize_one.
+instead of float; the smallest file whatever its accuracy, the tolerance read as a fraction, the
+most accurate file; rankings in the wrong direction, float_one ranked like quantize_one.
 """
 
 FLOAT_RULE = {

@@ -16,7 +16,8 @@ from qlab_workshop import explorer
 
 
 def best_clip(lab, layer, fractions):
-    """The fraction whose 4-bit activation grid gives `layer` the least total error on the test split."""
+    """The fraction whose 4-bit activation grid gives `layer` the least total error on the test
+    split."""
     totals = [
         lab.compute(
             explorer.Settings(layer=layer, bits=4, clip=f, quantize="activations")
