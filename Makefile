@@ -26,7 +26,7 @@ NO_COMPILE := /(tests?|pip|debugpy/_vendored|playwright/async_api)/
 BOOK      := build/book
 EXECUTED  := $(BOOK)/notebooks
 SITE      := build/site
-SITE_DOCS := $(wildcard docs/teaching.md docs/glossary.md docs/writing-notebooks.md)
+SITE_DOCS := $(filter-out docs/design-notes.md,$(wildcard docs/*.md))
 # tests that read what the notebook run wrote and the site built: run after them, with --built
 AFTER     := tests/test_notebook_outputs.py tests/test_site.py
 NBMAKE    := --nbmake --overwrite --nbmake-timeout=600

@@ -30,7 +30,8 @@ html_theme = "sphinx_book_theme"
 html_title = "qlab workshop"
 html_theme_options = {
     "show_toc_level": 2,
-    "use_download_button": False,  # it would offer the executed copy's source: learners open notebooks/ in Jupyter
+    # a download button would offer the executed copy's source: learners open notebooks/ in Jupyter
+    "use_download_button": False,
     "home_page_in_toc": True,
 }
 html_show_sourcelink = False
