@@ -1,8 +1,9 @@
 """Figures of the house style, measured from the source: `python tests/house_style.py [PACKAGE...]`.
 
 Prints, per package folder: lines, formatted lines, public top-level names, the docstring ratio
-(non-blank docstring lines per other non-blank, non-comment line) and the highest cyclomatic complexity
-(radon's count: branches and boolean operands). tests/test_layout.py holds the package to the limits below.
+(non-blank docstring lines per other non-blank, non-comment line) and the highest cyclomatic
+complexity (radon's count: branches and boolean operands). tests/test_layout.py holds the
+packages to the limits below.
 """
 
 from __future__ import annotations

@@ -54,7 +54,8 @@ def set_defaults(kernels: str, threads: int, capture_kernels: str | None = None)
 
 @contextlib.contextmanager
 def litert_defaults(kernels: str = "xnnpack", threads: int = 1):
-    """LiteRT's defaults set to `kernels` and `threads` inside the block, whatever the run's path."""
+    """LiteRT's defaults set to `kernels` and `threads` inside the block, whatever the run's
+    path."""
     (old_kernels, old_threads), functions, old_capture = set_defaults(kernels, threads)
     try:
         yield

@@ -61,8 +61,8 @@ except BaseException:
 
 for mode, row in rows.items():
     print(
-        f"{mode:13s} accuracy {100 * row['accuracy']:6.2f} %  latency {row['latency_us']:7.1f} µs (median of "
-        f"{row['latency_runs']})  size {row['size_bytes']:,} bytes"
+        f"{mode:13s} accuracy {100 * row['accuracy']:6.2f} %  latency {row['latency_us']:7.1f} µs "
+        f"(median of {row['latency_runs']})  size {row['size_bytes']:,} bytes"
     )
 float32, int8 = rows["float32"], rows["integer_only"]
 checks = {

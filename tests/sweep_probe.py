@@ -1,7 +1,7 @@
 """A study that measures nothing heavy, for the sweep engine's tests: each cell records that it ran
-(a file in the folder "runs" beside the cache in use) and returns rows computed from its seed and setting, plus the TensorFlow
-thread count its process uses. Setting "die" kills the worker that runs it, "kill-sweep" the
-sweep's own process (the worker's parent); "fail" raises."""
+(a file in the folder "runs" beside the cache in use) and returns rows computed from its seed and
+setting, plus the TensorFlow thread count its process uses. Setting "die" kills the worker that runs
+it, "kill-sweep" the sweep's own process (the worker's parent); "fail" raises."""
 
 import os
 import signal

@@ -5,7 +5,8 @@ this worker after them); every AEQ file runs on LiteRT and goes through qlab's
 per-layer views, and AEQ's validate() equals qlab's accumulated view tensor by tensor; a per-op
 recipe really changes the op in the file; sensitivity ranks and the search's path hold together and
 rebuild from scratch; pareto() and cheapest() on hand-made points; and the clear errors (an unknown
-recipe, also on the command line; a float16 file; a quantized file; an unknown layer or precision)."""
+recipe, also on the command line; a float16 file; a quantized file; an unknown layer or
+precision)."""
 
 import json
 import os
@@ -47,8 +48,8 @@ def study(name: str, settings=None) -> pd.DataFrame:
 
 def as_aeq_runs():
     """LiteRT's defaults set to how AEQ's validate() runs the files (XNNPACK, one thread, as
-    qlab.conversion.aeq.validate asks), so that qlab's accumulated view sees the same float32 values as
-    validate() whatever numeric path the suite runs on: with QLAB_TEST_THREADS=2 XNNPACK's float
+    qlab.conversion.aeq.validate asks), so that qlab's accumulated view sees the same float32 values
+    as validate() whatever numeric path the suite runs on: with QLAB_TEST_THREADS=2 XNNPACK's float
     kernels sum in another order, and an output mse moves by up to 3e-6 of itself."""
     return numeric_paths.litert_defaults("xnnpack", 1)
 
@@ -178,9 +179,9 @@ def test_a_per_op_recipe_changes_the_op_in_the_file(model, layers, digits):
     assert consumers == ["QUANTIZE"]
     for label in set(layers) - {wide, kept}:
         assert types(by_label[label].outputs) == {"INT8"}, label
-    # validate() on the mixed file: its output mse is what NumPy computes from the two files' outputs,
-    # run as AEQ runs them (XNNPACK, one thread, every tensor kept, one sample at a time), so the same
-    # float32 differences, squared and averaged here in float64
+    # validate() on the mixed file: its output mse is what NumPy computes from the two files'
+    # outputs, run as AEQ runs them (XNNPACK, one thread, every tensor kept, one sample at a time),
+    # so the same float32 differences, squared and averaged here in float64
     x = digits.x_test[:60]
     checked = aeq.validate(float32, mixed, x)
     assert {"input", "output", "constant", "intermediate"} <= {r["kind"] for r in checked}

@@ -118,8 +118,8 @@ def test_a_fixed_batch_lstm_runs_sample_by_sample_from_its_initial_state(digits)
     two = rt.predict(rows.x_test[:2])
     np.testing.assert_array_equal(two[:1], rt.predict(rows.x_test[:1]))
     np.testing.assert_array_equal(rt.predict(rows.x_test[:1]), rt.predict(rows.x_test[:1]))
-    # the Keras model agrees: another float32 evaluation of the same LSTM and dense layer, within the
-    # LSTM's op bound carried through the dense layer's |weights| plus the dense layer's own
+    # the Keras model agrees: another float32 evaluation of the same LSTM and dense layer, within
+    # the LSTM's op bound carried through the dense layer's |weights| plus the dense layer's own
     bound = tolerance.network_bounds(tflite, capture.run(tflite, rows.x_test[:2]))[
         flatbuffer.read(tflite).outputs[0]
     ]
@@ -240,8 +240,8 @@ def test_qat_refuses_what_tfmot_would_hang_or_fail_on_before_wrapping():
 
 
 def test_ops_that_compute_shapes_get_rows_that_say_why_not_a_crash(digits, calibration):
-    """LayerNormalization converts to SHAPE, FILL, PACK, RSQRT, ... ops: every one gets a row in both
-    views, computed or saying why not, and the activation table says which outputs it lacks."""
+    """LayerNormalization converts to SHAPE, FILL, PACK, RSQRT, ... ops: every one gets a row in
+    both views, computed or saying why not, and the activation table says which outputs it lacks."""
     with models.fresh_names():
         inputs = keras.Input(digits.sample_shape)
         x = keras.layers.LayerNormalization(name="norm")(

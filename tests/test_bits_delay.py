@@ -1,7 +1,7 @@
 """The bits and quant delay studies, one seed and a small setting each: the 8-bit point deployed on
-LiteRT agrees with the Keras QAT model (within 0.5 pp), and so does the 4-bit-weight point, whose file
-holds INT4 weights; rows say what each file kept, or why there is none; both studies refuse settings
-they cannot take."""
+LiteRT agrees with the Keras QAT model (within 0.5 pp), and so does the 4-bit-weight point, whose
+file holds INT4 weights; rows say what each file kept, or why there is none; both studies refuse
+settings they cannot take."""
 
 import math
 
@@ -52,9 +52,10 @@ def test_the_8_bit_point_deployed_matches_keras_qat(bits_rows):
     for _, row in full.iterrows():
         assert abs(row.deployed_accuracy - row.keras_accuracy) <= 0.005, (row.model, row.method)
         assert row.size_bytes < row.float32_bytes and row.file_weights == "INT8"
-        # the file's input scale comes from the fake-quant op's own range, so (high − low) / scale + 1 is
-        # 255 s / s' + 1 with s' within a few float32 roundings of s (1e-7 relative): 256.0 once
-        # rounded to the column's one decimal, which would need 2e-4 to move
+        # the file's input scale comes from the fake-quant op's own range, so
+        # (high − low) / scale + 1 is 255 s / s' + 1 with s' within a few float32 roundings of s
+        # (1e-7 relative): 256.0 once rounded to the column's one decimal, which would need 2e-4 to
+        # move
         assert row.file_activation_levels == 256 and 200 < row.file_weight_values <= 255
     assert (full.keras_accuracy > 0.9).all()
 
@@ -66,9 +67,8 @@ def test_the_4_bit_point_deploys_int4_weights(bits_rows):
         math.isnan(four.deployed_accuracy["post_training"])
         and "Keras fake-quant only" in four.note["post_training"]
     )
-    qat = four.loc[
-        "qat"
-    ]  # the converter writes tfmot's 4-bit weight grid as INT4 tensors: the same grid, the same model
+    # the converter writes tfmot's 4-bit weight grid as INT4 tensors: the same grid, the same model
+    qat = four.loc["qat"]
     assert qat.file_weights == "INT4" and abs(qat.deployed_accuracy - qat.keras_accuracy) <= 0.005
     digits8 = bits_rows[
         (bits_rows.model == "digits_cnn") & (bits_rows.weight_bits == 8)
@@ -138,8 +138,8 @@ def test_delay_rows(delay_rows):
     # After k QAT steps, min <- min - (min - batch_min)·(1 - 0.999) (tfmot's MovingAverageQuantizer,
     # TensorFlow's assign_moving_average), with batch_min <= 0 (tfmot puts 0 in every range): a
     # ReLU output's batch minimum is 0, so its min is -6·0.999^k, up to three float32 roundings a
-    # step (the product, the difference, and 0.999 itself stored in float32); the logits' can only be
-    # lower. The study's column is the mean of the nudged grids' lows.
+    # step (the product, the difference, and 0.999 itself stored in float32); the logits' can only
+    # be lower. The study's column is the mean of the nudged grids' lows.
     k = int(rows.qat_steps[420])
     model = artifacts.trained(
         TrainConfig(training="qat", model="digits_cnn", seed=0, quant_delay=420), progress=False

@@ -1,5 +1,5 @@
-"""Buckets, occupancy, rounding vs clipping, the clip sweep and before vs after the ReLU; their figures;
-and every bad input refused with a message that says what to do."""
+"""Buckets, occupancy, rounding vs clipping, the clip sweep and before vs after the ReLU; their
+figures; and every bad input refused with a message that says what to do."""
 
 import numpy as np
 import pytest
@@ -37,7 +37,8 @@ def test_sawtooth_is_within_half_a_step_inside_the_range_and_exact_at_levels():
     rounding, clipping = buckets.errors(x, g)
     inside = (x >= g.low[0]) & (x <= g.high[0])
     # Half a step, plus float64's roundings of x / scale, of |x / scale| + 1/2 (the rounding rule)
-    # and of x - level; the level itself, a small integer times a float32 scale, is exact in float64.
+    # and of x - level; the level itself, a small integer times a float32 scale, is exact in
+    # float64.
     slack = gamma(3, U64) * (np.abs(x) + g.scale[0])
     assert np.all(np.abs(rounding[inside]) <= g.scale[0] / 2 + slack[inside])
     assert np.all(clipping[inside] == 0) and np.all(rounding[~inside] == 0)
@@ -96,7 +97,7 @@ def test_occupancy_counts_levels_by_hand():
     assert top["count"] == 2 and top["clipped"] == 1 and top["max_abs_error"] == 30 - 255 * s
 
 
-# -- the layers of the deployed model ---------------------------------------------------------------
+# -- the layers of the deployed model --------------------------------------------------------------
 def test_weight_table_every_quantized_layer_on_its_per_channel_grid(pair):
     table = buckets.weight_table(pair).set_index("layer")
     assert list(table.index) == ["conv1", "conv2", "conv3", "dense", "probs"]
@@ -200,7 +201,7 @@ def test_every_figure_builds(pair, digits, calibration, float_model):
     figures[2].canvas.draw()
 
 
-# -- bad input ------------------------------------------------------------------------------------------
+# -- bad input -------------------------------------------------------------------------------------
 def test_bad_tensors_are_refused():
     g = grid.activations(range=(0.0, 1.0))
     with pytest.raises(ValueError, match="empty"):

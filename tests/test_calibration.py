@@ -1,10 +1,11 @@
 """The calibration studies, one seed and small settings each: the grid checked by the sweep engine,
-its cells measured in this process (the engine itself, in worker processes, is tests/test_sweep.py's;
-here the cells share their model with notebook 12, which runs on this worker after them). Oracles:
-the float32 file the cells used gives the min-max ranges of the size study's files (ten test images against ten
-training images) and the ranges each range method chose; every method file holds its chosen range
-on AEQ's grid (scale and zero point, read from the file); min-max ranges grow with nested
-calibration sets. Bad settings are one clear ValueError, and one `error:` line on the command line."""
+its cells measured in this process (the engine itself, in worker processes, is
+tests/test_sweep.py's; here the cells share their model with notebook 12, which runs on this worker
+after them). Oracles: the float32 file the cells used gives the min-max ranges of the size study's
+files (ten test images against ten training images) and the ranges each range method chose; every
+method file holds its chosen range on AEQ's grid (scale and zero point, read from the file); min-max
+ranges grow with nested calibration sets. Bad settings are one clear ValueError, and one `error:`
+line on the command line."""
 
 import numpy as np
 import pandas as pd
@@ -76,8 +77,9 @@ def maxima(float32: bytes, images: np.ndarray, tensors) -> np.ndarray:
 
 
 def range_rtol(float32: bytes, tensors) -> np.ndarray:
-    """tolerance.activation_scale_rtol for each tensor (by name): a range the converter's calibration
-    interpreter found, read back from a file, against one computed elsewhere in float32."""
+    """tolerance.activation_scale_rtol for each tensor (by name): a range the converter's
+    calibration interpreter found, read back from a file, against one computed elsewhere in
+    float32."""
     model = flatbuffer.read(float32)
     terms = {model.tensors[i].name: n for i, n in tolerance.path_terms(float32).items()}
     return np.array([tolerance.activation_scale_rtol(terms[t]) for t in tensors])
@@ -106,10 +108,11 @@ def test_minmax_ranges_grow_with_the_calibration_set(size_table, float32, digits
     layers = [
         layer for layer in small.index if layer != "probs/softmax"
     ]  # a fixed grid: 1/256 whatever the data
-    # A superset of images reaches at least the same max and min: up to two float32 evaluations of one
-    # image (the files are cached, perhaps converted apart) and the scale's arithmetic, the path rule;
-    # and where the range holds 0 inside (low < 0), the zero point's rounding moves each end of the
-    # grid by up to half a step (ReLU outputs and the input start at 0: their zero point is exact)
+    # A superset of images reaches at least the same max and min: up to two float32 evaluations of
+    # one image (the files are cached, perhaps converted apart) and the scale's arithmetic, the path
+    # rule; and where the range holds 0 inside (low < 0), the zero point's rounding moves each end
+    # of the grid by up to half a step (ReLU outputs and the input start at 0: their zero point is
+    # exact)
     rtol = range_rtol(float32, small.tensor[layers])
     for a, b in ((small, middle), (middle, full)):
         shift = np.where(
@@ -168,8 +171,8 @@ def test_every_method_file_holds_its_chosen_ranges(method_table, float32, digits
             tensor = stored[name]
             scale, zero_point = float(tensor.scale[0]), int(tensor.zero_point[0])
             bound_low, bound_high = np.float32(min(row.low, 0)), np.float32(max(row.high, 0))
-            # AEQ's rule, in float32 as AEQ computes it, on the float32 range qlab hands it: the same
-            # two roundings, stored as float32: equal
+            # AEQ's rule, in float32 as AEQ computes it, on the float32 range qlab hands it: the
+            # same two roundings, stored as float32: equal
             expected = float((bound_high - bound_low) / np.float32(255))
             assert scale == expected and row.scale_rel_error == 0, (setting, row.layer)
             assert zero_point == int(np.rint(-128 - bound_low / np.float32(expected))), (
@@ -178,9 +181,9 @@ def test_every_method_file_holds_its_chosen_ranges(method_table, float32, digits
             )
             assert zero_point == checked.expected_zero_point[name] == checked.zero_point[name]
             # The grid spans the chosen range to within half a step at each end. In steps: the zero
-            # point rounds -128 - low/scale, a float32 quotient (u of its at most 255) then a float32
-            # difference (u of its at most 128); 255 scales are the range but for its two float32
-            # roundings (2u of 255); the float64 check itself adds u64 of 255 and 128 steps.
+            # point rounds -128 - low/scale, a float32 quotient (u of its at most 255) then a
+            # float32 difference (u of its at most 128); 255 scales are the range but for its two
+            # float32 roundings (2u of 255); the float64 check itself adds u64 of 255 and 128 steps.
             low_end = 0.5 + gamma(2) * (255 + 128) + gamma(2, U64) * 255
             high_end = low_end + gamma(2) * 255
             assert abs((-128 - zero_point) * scale - bound_low) <= low_end * scale
@@ -263,7 +266,8 @@ def test_the_figures(size_table, method_table, tmp_path):
         (
             size_study,
             5000,
-            r"calibration size 5000 is larger than the training split \(1347 images\); give at most 1347",
+            r"calibration size 5000 is larger than the training split \(1347 images\); give at "
+            r"most 1347",
         ),
         (size_study, 0, "a whole number of images from 1, 'all' or 'test_10'; got 0"),
         (size_study, 2.5, "got 2.5"),
@@ -278,8 +282,8 @@ def test_the_figures(size_table, method_table, tmp_path):
         (
             method_study,
             "kl",
-            r"unknown range setting 'kl'; valid ones are 'minmax', 'percentile_99.9', 'percentile_99.99', "
-            r"'mse', 'entropy'",
+            r"unknown range setting 'kl'; valid ones are 'minmax', 'percentile_99.9', "
+            r"'percentile_99.99', 'mse', 'entropy'",
         ),
     ],
 )
@@ -318,7 +322,8 @@ def test_bad_settings_on_the_command_line_are_one_error_line(argv, message, tmp_
 
 
 def test_a_method_that_empties_a_range_is_refused_by_name(float32, digits):
-    """A percentile just above 50 on a ReLU output (mostly zeros) gives [0, 0]: no grid, so no file."""
+    """A percentile just above 50 on a ReLU output (mostly zeros) gives [0, 0]: no grid, so no
+    file."""
     images = data.calibration(digits.x_train, 20, 0)
     with pytest.raises(
         ValueError, match=r"percentile_50.0001 gives an empty range \[0, 0\] to \d+ tensor"

@@ -1,4 +1,5 @@
-"""The command line: every bad argument is one `error:` line and exit status 2, never a traceback."""
+"""The command line: every bad argument is one `error:` line and exit status 2, never a
+traceback."""
 
 import os
 import subprocess
@@ -141,7 +142,8 @@ BAD = [
             "--jobs",
             "2",
         ],
-        "n_jobs (--jobs) is loky's worker count, got 2; on dask the cluster's workers run the cells",
+        "n_jobs (--jobs) is loky's worker count, got 2; on dask the cluster's workers run the "
+        "cells",
     ),
     (["sweep-bench", "nope"], "unknown study 'nope'; the studies are: bits"),
     (["sweep-bench", "bits", "--rounds", "0"], "argument --rounds: must be from 1 to 1,000, got 0"),

@@ -11,17 +11,21 @@ from qlab.perf import bench, cpu
 from qlab.tflite import measure
 
 EPYC_AVX2 = (
-    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht "
-    "syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid pni "
-    "pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor "
-    "lahf_lm cmp_legacy cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw topoext ssbd ibrs ibpb stibp "
-    "vmmcall fsgsbase tsc_adjust bmi1 avx2 smep bmi2 rdseed adx smap clflushopt clwb sha_ni xsaveopt "
-    "xsavec xgetbv1 clzero xsaveerptr arat npt nrip_save umip rdpid"
+    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr "
+    "sse sse2 ht syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl "
+    "nonstop_tsc cpuid pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 x2apic movbe popcnt aes xsave "
+    "avx f16c rdrand hypervisor lahf_lm cmp_legacy cr8_legacy abm sse4a misalignsse "
+    "3dnowprefetch osvw topoext ssbd ibrs ibpb stibp vmmcall fsgsbase tsc_adjust bmi1 avx2 smep "
+    "bmi2 rdseed adx smap clflushopt clwb sha_ni xsaveopt xsavec xgetbv1 clzero xsaveerptr arat "
+    "npt nrip_save umip rdpid"
 )
 XEON_VNNI = EPYC_AVX2.replace(
     "avx2", "avx2 avx512f avx512dq avx512cd avx512bw avx512vl avx512_vnni"
 )
-NEOVERSE_N1 = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp ssbs"
+NEOVERSE_N1 = (
+    "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop "
+    "asimddp ssbs"
+)
 
 
 @pytest.fixture
@@ -51,7 +55,10 @@ def fake_host(monkeypatch):
 def proc_cpuinfo(architecture: str, flags: str) -> str:
     """The first processor's block of /proc/cpuinfo, as Linux writes it on x86 and on aarch64."""
     if architecture == "x86_64":
-        return f"processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: a CPU\nflags\t\t: {flags}\n\n"
+        return (
+            "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: a CPU\nflags\t\t: "
+            f"{flags}\n\n"
+        )
     return f"processor\t: 0\nFeatures\t: {flags}\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n\n"
 
 
@@ -151,7 +158,8 @@ def test_columns_and_the_line_above_a_table():
     )
     text = cpu.line(table)
     assert text.startswith(
-        "CPU: AMD EPYC 7B12 (archspec's nearest: zen2); int8 features: AVX2, FMA; int8 path: AVX2 (no VNNI)"
+        "CPU: AMD EPYC 7B12 (archspec's nearest: zen2); int8 features: AVX2, FMA; int8 path: "
+        "AVX2 (no VNNI)"
     )
     assert text.endswith("LiteRT kernels: builtin, 2 threads.")
     other = cpu.with_columns(

@@ -40,7 +40,8 @@ def trained(request):
 
 
 def with_kernels(layer, kernels):
-    """Keras weights of `layer` with its kernels replaced (channels-last arrays put back in shape)."""
+    """Keras weights of `layer` with its kernels replaced (channels-last arrays put back in
+    shape)."""
     names = [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
     out = []
     for name, w in zip(names, layer.get_weights()):
@@ -127,8 +128,9 @@ def test_compute_equals_qlabs_grid_bucket_and_split_functions(trained, chosen):
         if result.activations is not None:
             part = result.activations
             site = lab.sites.layers[layer]
-            # TensorFlow twice (the explorer's probe on the whole test split, Keras' predict in batches of
-            # 256): the same float32 network summed in possibly other orders, tolerance.keras_bound apart
+            # TensorFlow twice (the explorer's probe on the whole test split, Keras' predict in
+            # batches of 256): the same float32 network summed in possibly other orders,
+            # tolerance.keras_bound apart
             test = capture.keras_outputs(model, trained.data.x_test, [site])[site].astype(
                 np.float64
             )
@@ -270,8 +272,9 @@ def test_unknown_layer_and_too_many_images_are_refused_by_the_explorer(trained):
 
 @pytest.mark.parametrize("name", ["resnet_mini", "inception_mini", "lstm_rows", "wine_mlp"])
 def test_any_zoo_architecture_untrained(name):
-    """Residual adds, parallel branches, an LSTM's two kernels, an MLP: the layers and sites come from
-    the model, every layer computes, and a weights-only result equals qlab's grid on each kernel."""
+    """Residual adds, parallel branches, an LSTM's two kernels, an MLP: the layers and sites come
+    from the model, every layer computes, and a weights-only result equals qlab's grid on each
+    kernel."""
     dataset = data.load(models.get(name).dataset)
     model = models.build(name, dataset)
     lab = Explorer(model, dataset)

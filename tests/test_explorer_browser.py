@@ -40,24 +40,30 @@ CHROMIUM_ARGS = [
 WAIT_MS = 120_000  # generous, for a busy machine: a normal run needs a fraction of it
 DISABLED_PLUGINS = {
     "@jupyterlab/extensionmanager-extension": True,  # would query PyPI
-    "@jupyterlab/apputils-extension:announcements": True,
-}  # would fetch news
+    "@jupyterlab/apputils-extension:announcements": True,  # would fetch news
+}
 
 PANEL = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
 KERNEL_IDLE = f"""() => {{
   const panel = {PANEL};
-  const kernel = panel && panel.sessionContext && panel.sessionContext.session && panel.sessionContext.session.kernel;
+  const session = panel && panel.sessionContext && panel.sessionContext.session;
+  const kernel = session && session.kernel;
   return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
 }}"""
 NOTEBOOK_DONE = f"""() => {{
   const panel = {PANEL};
   if (!panel || !panel.content || !panel.content.model) return false;
   const cells = Array.from(panel.content.model.cells).filter(c => c.type === 'code');
-  return cells.length > 0 && cells.every(c => c.executionCount !== null && c.executionState !== 'running');
+  return cells.length > 0 &&
+    cells.every(c => c.executionCount !== null && c.executionState !== 'running');
 }}"""
 ERRORS = f"""() => Array.from(({PANEL}).content.model.cells).flatMap(c => c.type !== 'code' ? [] :
-  c.toJSON().outputs.filter(o => o.output_type === 'error').map(o => `${{o.ename}}: ${{o.evalue}}`))"""
-SUMMARY_HAS = "text => { const s = document.querySelector('.qlab-explorer-summary'); return !!s && s.innerText.includes(text); }"
+  c.toJSON().outputs.filter(o => o.output_type === 'error')
+    .map(o => `${{o.ename}}: ${{o.evalue}}`))"""
+SUMMARY_HAS = (
+    "text => { const s = document.querySelector('.qlab-explorer-summary'); return !!s && "
+    "s.innerText.includes(text); }"
+)
 
 
 def _needs_browser() -> None:
@@ -133,7 +139,8 @@ class Lab:
                     f"c.ServerApp.root_dir = {str(root)!r}",
                     f"c.IdentityProvider.token = {self.token!r}",
                     "c.ServerApp.terminals_enabled = False",
-                    "c.ServerApp.jpserver_extensions = {'jupyter_lsp': False, 'notebook_shim': False}",  # not needed here
+                    "c.ServerApp.jpserver_extensions = "
+                    "{'jupyter_lsp': False, 'notebook_shim': False}",  # not needed here
                     "c.LabApp.news_url = None",
                     "c.LabApp.check_for_updates_class = 'jupyterlab.NeverCheckForUpdate'",
                     "c.LabApp.extension_manager = 'readonly'",
@@ -211,7 +218,8 @@ class Lab:
         return "\n".join((self.home / "lab.log").read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        """The server shuts its kernels down, then itself; if it does not within 20 s, its session gets SIGTERM."""
+        """The server shuts its kernels down, then itself; if it does not within 20 s, its session
+        gets SIGTERM."""
         with contextlib.suppress(Exception):
             self.call("/api/shutdown", "POST", timeout=20)
         try:
@@ -230,7 +238,7 @@ class Lab:
 
 
 def _leftovers(before: set) -> list:
-    """Processes this test started (children of pytest, at any depth) still alive after 10 s; killed."""
+    """Processes this test started (pytest's children, at any depth) alive after 10 s; killed."""
     import psutil
 
     started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]

@@ -19,9 +19,10 @@ SEED0 = fit.TrainConfig(seed=0)
 
 X86_KERNELS = pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64"),
-    reason=f"the engine's builtin and xnnpack rules are LiteRT's x86-64 kernels' (qlab.intmath.engine); "
-    f"on {platform.machine()} LiteRT's own kernels round otherwise (aarch64 under QEMU: builtin as "
-    f"XNNPACK, 1 LSB apart from the x86 rule in conv and fully connected, softmax up to 10 LSB)",
+    reason="the engine's builtin and xnnpack rules are LiteRT's x86-64 kernels' "
+    f"(qlab.intmath.engine); on {platform.machine()} LiteRT's own kernels round otherwise "
+    "(aarch64 under QEMU: builtin as XNNPACK, 1 LSB apart from the x86 rule in conv and "
+    "fully connected, softmax up to 10 LSB)",
 )
 """For the tests that hold the engine to LiteRT's builtin or XNNPACK kernels bit for bit."""
 

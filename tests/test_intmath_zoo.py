@@ -27,15 +27,17 @@ ZOO = {
 }
 X86_KERNELS = pytest.mark.skipif(
     platform.machine().lower() not in ("x86_64", "amd64"),
-    reason=f"the engine's builtin rules (vector loops of 8 or 16 lanes and their scalar tails) are LiteRT's "
-    f"x86-64 kernels'; on {platform.machine()} LiteRT's own builtin kernels round otherwise",
+    reason="the engine's builtin rules (vector loops of 8 or 16 lanes and their scalar tails) are "
+    f"LiteRT's x86-64 kernels'; on {platform.machine()} LiteRT's own builtin kernels round "
+    "otherwise",
 )
 """For the tests that hold the engine to LiteRT's builtin kernels bit for bit."""
 
 
 class ZooFiles(dict):
-    """{name: (tflite, x_test, y_test)} for the zoo's CNNs, integer_only, each built when first asked for
-    (so each test needs only its own model, and make test can run it beside test_zoo.py's; conftest.py)."""
+    """{name: (tflite, x_test, y_test)} for the zoo's CNNs, integer_only, each built when first
+    asked for (so each test needs only its own model, and make test can run it beside test_zoo.py's;
+    conftest.py)."""
 
     def __missing__(self, name):
         config = fit.TrainConfig(model=name)
@@ -62,7 +64,7 @@ def assert_same(tflite, ours, theirs):
         np.testing.assert_array_equal(ours.tensors[i], tensor)
 
 
-# -- the zoo, on all 450 test images ------------------------------------------------------------------
+# -- the zoo, on all 450 test images ---------------------------------------------------------------
 @X86_KERNELS
 @pytest.mark.parametrize("name", ZOO)
 def test_every_tensor_of_a_zoo_cnn_matches_litert_builtin(zoo, name):
@@ -103,7 +105,7 @@ def test_float_shortcut_runs_the_new_ops_within_one_lsb(zoo, name):
     assert local.max_lsb.max() <= 1 and local.different.sum() > 0
 
 
-# -- options the zoo does not use -------------------------------------------------------------------
+# -- options the zoo does not use ------------------------------------------------------------------
 @X86_KERNELS
 def test_depth_multiplier_paddings_strides_pools_concat_and_keepdims_mean(calibration, digits):
     import tensorflow as tf
@@ -140,7 +142,7 @@ def test_depth_multiplier_paddings_strides_pools_concat_and_keepdims_mean(calibr
         assert_same(tflite, intmath.run_integer(tflite, q, kernels), run_litert(tflite, q, kernels))
 
 
-# -- the builtin kernels' vector loops and scalar tails ---------------------------------------------
+# -- the builtin kernels' vector loops and scalar tails --------------------------------------------
 def one_layer_model(layer, shape, seed=0):
     import tf_keras as keras
 
@@ -300,7 +302,7 @@ def test_requantizing_to_uint8_rounds_sixteen_values_ties_up_and_the_tail_ties_a
     assert (up != away)[240:].any()
 
 
-# -- what the engine refuses -------------------------------------------------------------------------
+# -- what the engine refuses -----------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["inception_mini"])
 def test_a_concatenation_that_would_requantize_is_refused(zoo, name):
     model = schema.ModelT.InitFromPackedBuf(bytearray(zoo[name][0]), 0)

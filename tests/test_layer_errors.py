@@ -83,11 +83,12 @@ def float_max_abs_error(tflite: bytes, float_tflite: bytes, x, name: str) -> flo
 
 
 def test_both_views_for_every_quantized_mode(errors, tflites, float_tflite, digits):
-    # conv1's float copy (NumPy) against the float reference's conv1 (LiteRT) on the same float image:
-    # they differ by at most d per element (tolerance.op_bound), so per sample the two views' squared
-    # errors differ by mean(d (2 |e| + d)) <= 2 rms(d) rms(e) + mean(d**2) (Cauchy-Schwarz, then over
-    # samples), e the accumulated view's error; each view's difference rounds once in float32
-    # (2 gamma(2) of an mse) and its float64 means add numpy_mean over the elements and the samples
+    # conv1's float copy (NumPy) against the float reference's conv1 (LiteRT) on the same float
+    # image: they differ by at most d per element (tolerance.op_bound), so per sample the two views'
+    # squared errors differ by mean(d (2 |e| + d)) <= 2 rms(d) rms(e) + mean(d**2) (Cauchy-Schwarz,
+    # then over samples), e the accumulated view's error; each view's difference rounds once in
+    # float32 (2 gamma(2) of an mse) and its float64 means add numpy_mean over the elements and the
+    # samples
     d = float_bound(tflites[("float", "full_integer")], float_tflite, digits.x_test, "conv1")
     rms_d, ms_d = float(np.sqrt(np.mean(d**2))), float(np.mean(d**2))
     arithmetic = 2 * gamma(2) + 2 * (numpy_mean(d[0].size) + numpy_mean(len(d)))
@@ -97,8 +98,8 @@ def test_both_views_for_every_quantized_mode(errors, tflites, float_tflite, digi
         assert (table["num_elements"] > 0).all() and table["mean_squared_error"].notna().all()
         local = table[table.view == "local"].set_index("layer")
         accumulated = table[table.view == "accumulated"].set_index("layer")
-        # a reshape adds nothing: its output is its input's integers on its input's grid, and its float
-        # copy the same values dequantized alike
+        # a reshape adds nothing: its output is its input's integers on its input's grid, and its
+        # float copy the same values dequantized alike
         assert local.loc["flatten", "mean_squared_error"] == 0
         if mode not in ("integer_only", "integer_only_uint8"):
             # with float input, conv1's float copy sees the same float image in both views

@@ -166,8 +166,8 @@ def test_arithmetic_never_imports_the_runtime_or_tensorflow(module):
 def test_importing_the_arithmetic_loads_neither_runtime_nor_tensorflow():
     probe = (
         f"import sys, {', '.join(ARITHMETIC)}; "
-        "print(sorted(m for m in ('qlab.tflite.runtime', 'ai_edge_litert.interpreter', 'tensorflow', 'tf_keras') "
-        "if m in sys.modules))"
+        "print(sorted(m for m in ('qlab.tflite.runtime', 'ai_edge_litert.interpreter', "
+        "'tensorflow', 'tf_keras') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
@@ -190,7 +190,7 @@ def test_rounding_quantize_and_dequantize_are_defined_once():
     assert defined.pop("round_half_away") == ["qlab.arith"] and defined.pop("round_half_even") == [
         "qlab.arith"
     ]
-    # besides the arithmetic: the two tools' whole-file entries (the converter's, ai-edge-quantizer's)
+    # besides the arithmetic: the two tools' whole-file entries (the converter's, AEQ's)
     assert defined == {
         "quantize": ["qlab.arith", "qlab.conversion.aeq", "qlab.conversion.to_tflite"],
         "dequantize": ["qlab.arith"],

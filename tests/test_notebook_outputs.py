@@ -70,7 +70,8 @@ def test_executed_notebook_has_no_stderr_and_no_tensorflow_log(source, request):
 
 
 def test_every_executed_copy_is_the_current_notebook(request):
-    """The copies are the notebooks as they are now (same cells), so the site shows what is committed."""
+    """The copies are the notebooks as they are now (same cells), so the site shows what is
+    committed."""
     for source in SOURCES:
         copy = executed(source, request)
         committed = json.loads(source.read_text())

@@ -112,7 +112,9 @@ def test_pruning_preserving_qat_of_a_model_never_pruned_is_refused(tiny_model, d
 
 
 def test_cluster_preserving_qat_of_a_model_never_clustered_is_refused(tiny_model, digits):
-    with pytest.raises(ValueError, match=r"never clustered to 8.*qlab\.training\.clustering\.cluster"):
+    with pytest.raises(
+        ValueError, match=r"never clustered to 8.*qlab\.training\.clustering\.cluster"
+    ):
         clustering.cluster_preserving_qat(tiny_model, digits, 8)
 
 
@@ -303,10 +305,12 @@ def test_weight_table_counts_int8_integers(clustering_table, digits):
 
 
 def test_layers_feeding_a_concatenate_keep_their_zeros_through_pqat(digits, calibration):
-    # tfmot's ConcatTransform gives these layers the default config; qlab.training.pruning.ConcatInputsKept mends it
+    # tfmot's ConcatTransform gives these layers the default config;
+    # qlab.training.pruning.ConcatInputsKept mends it
     pruned = pruning.prune(models.build("inception_mini"), digits, 0.5, epochs=1, ramp_epochs=1)
     pqat = pruning.quantize_aware(pruned, digits, preserve_sparsity=True, epochs=1)
     table = weights.weight_table(to_tflite.quantize(pqat, "integer_only", calibration), pruned)
     feeding = table[table.layer.isin(["branch1x1", "branch3x3", "branch_pool_proj"])]
-    # pruned to round(0.5·n) zeros (half a weight: 0.5 / n), which PQAT keeps and int8 rounding can only add to
+    # pruned to round(0.5·n) zeros (half a weight: 0.5 / n), which PQAT keeps and int8 rounding can
+    # only add to
     assert len(feeding) == 3 and (feeding.sparsity >= 0.5 - 0.5 / feeding.weights).all(), table

@@ -119,7 +119,8 @@ def test_mse_keeps_the_full_range_of_uniform_values():
 
 def test_mse_of_a_gaussian_clips_where_the_analytic_optimum_is(gauss):
     # The MSE of a clipped 256-level grid on N(0, 1), (2a/255)²/12·P(|x|<a) + 2[(1+a²)Q(a) − aφ(a)],
-    # is least at a ≈ 3.92 (Banner et al., ACIQ, 2019, get the same); the search's step is 0.01 of ~4.7.
+    # is least at a ≈ 3.92 (Banner et al., ACIQ, 2019, get the same); the search's step is 0.01 of
+    # ~4.7.
     def mse(a):
         tail = 0.5 * math.erfc(a / math.sqrt(2))
         return (2 * a / 255) ** 2 / 12 * (1 - 2 * tail) + 2 * (
@@ -225,8 +226,9 @@ def test_minmax_clips_nothing_but_the_half_step_the_zero_point_shifts(gauss, out
 def test_rounding_error_of_dense_uniform_values_is_a_twelfth_of_a_step_squared():
     x = np.random.default_rng(2).uniform(-1, 3, N)
     s = ranges.split(x, *ranges.minmax(x))
-    # the sampling error of a mean of N squared uniform errors, and the values the rounded zero point
-    # pushes off the grid (at most half a step of 255: 1/510 of them), whose error counts as clipping
+    # the sampling error of a mean of N squared uniform errors, and the values the rounded zero
+    # point pushes off the grid (at most half a step of 255: 1/510 of them), whose error counts as
+    # clipping
     rtol = tolerance.rounding_mse_rtol(N) + 1 / (2 * 255)
     assert s["rounding_mse"] == pytest.approx(s["scale"] ** 2 / 12, rel=rtol)
 

@@ -77,10 +77,12 @@ def test_the_lstm_tensors_by_role_as_the_integer_kernel_requires(files, keras_mo
     assert (read.dtype == read.integer_kernel).all(), read[read.dtype != read.integer_kernel]
     # absent slots of a Keras LSTM: peephole, projection, layer normalization
     assert set(table[table.tensor < 0].kind) == {"peephole", "projection", "layer_norm"}
-    # each gate bias is on the grid input scale x its input weights' scale (the note gives the ratio)
+    # each gate bias is on the grid input scale x its input weights' scale (the note gives the
+    # ratio)
     for gate in ("input", "forget", "cell", "output"):
         weights, bias = by_role.loc[f"input_to_{gate}_weights"], by_role.loc[f"{gate}_gate_bias"]
-        # the product of two float32 scales is exact in float64; the file stores it rounded once to float32
+        # the product of two float32 scales is exact in float64; the file stores it rounded once to
+        # float32
         assert bias.scale == np.float32(by_role.loc["input"].scale * weights.scale)
 
 
@@ -136,10 +138,11 @@ def test_error_per_time_step_averages_to_the_accumulated_view(files, keras_model
         .set_index("layer")
         .loc["lstm"]
     )
-    # each step has the same number of elements, so the mean of the per-step errors is the whole output's.
-    # Both run the same files on the same kernels: the same differences, squared alike; only the float64
-    # means differ, each within numpy_mean of its value (non-negative terms): per step over the units
-    # and the samples, then over the steps, against over the steps and units at once, then the samples.
+    # each step has the same number of elements, so the mean of the per-step errors is the whole
+    # output's. Both run the same files on the same kernels: the same differences, squared alike;
+    # only the float64 means differ, each within numpy_mean of its value (non-negative terms): per
+    # step over the units and the samples, then over the steps, against over the steps and units at
+    # once, then the samples.
     units, samples, time_steps = int(steps.num_elements.iloc[0]), len(x), len(steps)
     rtol = (
         numpy_mean(units)

@@ -89,7 +89,8 @@ def test_writes_layer_errors_of_every_quantized_model_and_the_figures(first_run)
 
 def test_retrained_from_the_same_seed_the_files_are_the_same_bytes(first_run):
     """The run above retrained in its own process; this process's files come from the suite's cache
-    (trained by whichever test asked first): the same bytes, so the same accuracy, size and errors."""
+    (trained by whichever test asked first): the same bytes, so the same accuracy, size and
+    errors."""
     out, _ = first_run
     cached = artifacts.convert_all(progress=False)
     assert len(cached) == len(list((out / "models").glob("*.tflite"))) == 10

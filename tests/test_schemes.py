@@ -51,9 +51,9 @@ def assert_same_as_grid(entry):
     out = fake_quant.apply(entry, x)
     expected = g.round_trip(x)
     span = float(max(np.abs(g.low).max(), np.abs(g.high).max()))
-    # TensorFlow's op returns level·scale + nudged_min in float32 (qlab's nudge has its float32 scale
-    # and zero point, and the probe keeps a quarter step from every bucket edge, so the level is the
-    # same): nudged_min = (qmin − zero point)·scale rounds once (u·span), level·scale once
+    # TensorFlow's op returns level·scale + nudged_min in float32 (qlab's nudge has its float32
+    # scale and zero point, and the probe keeps a quarter step from every bucket edge, so the level
+    # is the same): nudged_min = (qmin − zero point)·scale rounds once (u·span), level·scale once
     # (u·|level·scale| <= 2u·span), the sum once (u·span); qlab's level, a small integer times a
     # float32 scale, is exact in float64
     assert np.abs(out - expected).max() <= 4 * U32 * span, (entry.site.layer, entry.site.tensor)
@@ -101,7 +101,8 @@ def test_custom_quantizer_grid_equals_qlab_grid(untrained, digits):
         if e.site.layer == "quant_dense" and e.site.kind == "weight"
     ]
     assert dense_weight[0].grid.bits == 6 and not dense_weight[0].grid.per_axis
-    # the range is the 1st and 99th percentiles of the dense layer's float outputs over the calibration set
+    # the range is the 1st and 99th percentiles of the dense layer's float outputs over the
+    # calibration set
     with models.fresh_names():
         probe_model = keras.Model(untrained.input, untrained.get_layer("dense").output)
     outputs = probe_model(calibration).numpy()
@@ -109,8 +110,8 @@ def test_custom_quantizer_grid_equals_qlab_grid(untrained, digits):
         custom[0].site.variables["min_var"].numpy(),
         custom[0].site.variables["max_var"].numpy(),
     )
-    # calibration passes every value through its quantizers unchanged: the same TensorFlow ops on the
-    # same float32 weights and the same 20 images (one batch) as the probe, in this process; the
+    # calibration passes every value through its quantizers unchanged: the same TensorFlow ops on
+    # the same float32 weights and the same 20 images (one batch) as the probe, in this process; the
     # percentiles (nearest rank) are elements of the same outputs, stored as float32: equal exactly
     assert (float(low), float(high)) == schemes.PercentileQuantizer(4, 99.0).range_of(outputs)
     assert high < outputs.max()  # the top 1 % is clipped
@@ -192,8 +193,8 @@ def test_named_layers_only(untrained, digits):
 
 
 def test_calibration_changes_no_weight_and_no_batchnorm_statistic(digits):
-    """BatchNorm runs in inference mode while calibrating (no update of its moving statistics), Dropout
-    drops nothing (the same ranges twice), and the float weights stay as they were."""
+    """BatchNorm runs in inference mode while calibrating (no update of its moving statistics),
+    Dropout drops nothing (the same ranges twice), and the float weights stay as they were."""
     with models.fresh_names():
         plain = models.build("mobilenet_mini")
         inputs = keras.Input(digits.sample_shape)

@@ -1,11 +1,14 @@
-"""The site `make test` and `make site` build in build/site (Sphinx, site/conf.py): every notebook in
-order with the outputs of the run that executed it, then the docs' pages; every relative link and
+"""The site `make test` and `make site` build in build/site (Sphinx, site/conf.py): every notebook
+in order with the outputs of the run that executed it, then the pages of docs/ in the order
+site/index.md lists them; every page of docs/ the README links to is on it; every relative link and
 resource of every page resolves (a file, and the id a `#fragment` names); no page loads anything
 from another host, so the site works with no network.
 
-Run by `make test` and `make site` after the build with `--built`; skipped without it. (Sphinx's
-warnings-as-errors build already refuses a Markdown link to a missing page or heading; this reads
-the HTML it wrote, raw HTML and theme links included.)"""
+The tests of the built site run in `make test` and `make site` after the build, with `--built`, and
+are skipped without it. (Sphinx's warnings-as-errors build already refuses a Markdown link to a
+missing page or heading; this reads the HTML it wrote, raw HTML and theme links included.) The
+others check before any build that the Makefile's SITE_DOCS and site/index.md name one set of
+pages."""
 
 import json
 import re
@@ -14,17 +17,37 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from test_project import README, relative_links, site_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "build" / "site"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-DOCS = [
-    p
-    for p in (
-        ROOT / "docs" / name for name in ("teaching.md", "glossary.md", "writing-notebooks.md")
+OFF_SITE = {"design-notes.md"}
+"""Pages of docs/ kept off the site: the maintainers' design notes, read in the repository."""
+DOCS = site_docs()
+"""The pages of docs/ the site holds: the Makefile's SITE_DOCS."""
+
+
+def toctree_pages() -> list[str]:
+    """The docs pages site/index.md's toctrees list, in order (names without .md)."""
+    index = (ROOT / "site" / "index.md").read_text()
+    blocks = re.findall(r"^```\{toctree\}\n(.*?)^```", index, re.M | re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line.startswith("docs/")]
+
+
+def test_the_site_holds_every_page_of_the_docs_but_the_design_notes():
+    assert {p.name for p in (ROOT / "docs").glob("*.md")} - {p.name for p in DOCS} == OFF_SITE
+
+
+def test_the_index_lists_every_page_on_the_site_teaching_notes_first():
+    listed = toctree_pages()
+    assert sorted(listed) == sorted(f"docs/{p.stem}" for p in DOCS), (
+        "site/index.md's toctree and the Makefile's SITE_DOCS name different pages"
     )
-    if p.exists()
-]
+    assert listed[0] == "docs/teaching"
+
+
 LINKING = {
     "a": "href",
     "link": "href",
@@ -61,7 +84,8 @@ class Page(HTMLParser):
 def pages(request) -> dict[Path, Page]:
     if not request.config.getoption("--built"):
         pytest.skip(
-            "reads the built site: run with --built after `make site-html` (make test and make site do)"
+            "reads the built site: run with --built after `make site-html` (make test and make "
+            "site do)"
         )
     assert (SITE / "index.html").exists(), (
         f"no site: {SITE.relative_to(ROOT)}/index.html (make site builds it)"
@@ -82,12 +106,21 @@ def test_every_notebook_in_order_then_the_docs(pages):
             order.append(path)
     expected = [f"notebooks/{p.stem}.html" for p in NOTEBOOKS]
     assert order[: len(expected)] == expected
-    assert (
-        set(order[len(expected) :]) == {f"docs/{p.stem}.html" for p in DOCS}
-        and order[len(expected)] == f"docs/{DOCS[0].stem}.html"
-    )
+    assert order[len(expected) :] == [f"{page}.html" for page in toctree_pages()]
     for page in order:
         assert SITE / page in pages, page
+
+
+def test_every_page_of_the_docs_the_readme_links_to_is_on_the_site(pages):
+    """Everything moved out of the README is reachable from it and on the site."""
+    docs = (ROOT / "docs").resolve()
+    linked = {t for _, t, _ in relative_links(README) if t.parent == docs and t.suffix == ".md"}
+    missing = [
+        t.name
+        for t in sorted(linked)
+        if t.name not in OFF_SITE and SITE / "docs" / f"{t.stem}.html" not in pages
+    ]
+    assert not missing, f"linked from README.md but not built into the site: {missing}"
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -95,7 +95,8 @@ def test_a_killed_sweep_loses_only_the_cells_in_flight(probe, tmp_path):
     script = (
         "from qlab import studies; from qlab.studies import sweep; "
         "studies.STUDIES['probe'] = 'sweep_probe'; "
-        "sweep.run(sweep.grid('probe', seeds=[0], settings=[1, 2, 'kill-sweep', 3]), n_jobs=1, show=False)"
+        "sweep.run(sweep.grid('probe', seeds=[0], settings=[1, 2, 'kill-sweep', 3]), "
+        "n_jobs=1, show=False)"
     )
     env = {**os.environ, "PYTHONPATH": str(HERE), "QLAB_CACHE": str(tmp_path / "cache")}
     killed = subprocess.run(
@@ -225,7 +226,8 @@ def test_a_dask_cluster_gives_the_loky_table_and_caches_every_cell(probe):
     assert len(ran(probe)) == 5 and more.value.tolist() == [21, 21.1]
     pids = {p.name.rsplit("-", 2)[1] for p in probe.iterdir() if not p.name.startswith("prepare")}
     assert str(os.getpid()) not in pids and len(pids) <= 2
-    # the rows loky gives (each cell's values follow from its seed and setting: tests/sweep_probe.py)
+    # the rows loky gives (each cell's values follow from its seed and setting:
+    # tests/sweep_probe.py)
     expected = [c["seed"] * 10 + c["setting"] + part / 10 for c in grid.cells for part in (0, 1)]
     assert table.value.tolist() == expected and set(table.threads) == {1}
 

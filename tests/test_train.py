@@ -1,4 +1,5 @@
-"""Training: seeded and deterministic; QAT whole, selected layers, delayed start; Keras 3 refused."""
+"""Training: seeded and deterministic; QAT whole, selected layers, delayed start; Keras 3
+refused."""
 
 import subprocess
 import sys
@@ -6,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from qlab.training import fit
+from qlab.training import fit, models
 
 
 def test_same_seed_same_weights(digits):
@@ -106,3 +107,23 @@ def test_keras3_model_handed_to_qat_is_explained():
     assert "ERR" in result.stdout and "tf_keras" in result.stdout and "Keras 3" in result.stdout, (
         result.stderr[-2000:]
     )
+
+
+def test_the_loss_reads_the_activation_inside_a_qat_wrapper():
+    import tf_keras as keras
+
+    from qlab.training import qat
+
+    for activation, from_logits in (("softmax", False), (None, True)):
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(3, activation=activation, name="head")]
+        )
+        wrapped = qat.quantize_aware(model)
+        assert fit.loss_for(wrapped).get_config()["from_logits"] is from_logits
+
+
+def test_a_seeded_zoo_model_starts_from_the_same_weights():
+    first, second = (models.build("digits_cnn", seed=3).get_weights() for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    other = models.build("digits_cnn", seed=4).get_weights()
+    assert not np.array_equal(first[0], other[0])

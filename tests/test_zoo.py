@@ -24,7 +24,8 @@ N = 100  # test images per analysis: enough for every op, quick
 
 
 class Zoo:
-    """One zoo model's trained Keras model, data, calibration and files (float32 reference and modes)."""
+    """One zoo model's trained Keras model, data, calibration and files (float32 reference and
+    modes)."""
 
     def __init__(self, name: str):
         self.name, self.config = name, TrainConfig(model=name)
@@ -58,7 +59,8 @@ def test_refusals_name_what_is_unsupported(zoo):
 
 
 def test_a_second_conversion_gives_the_same_bytes(zoo):
-    """Even the LSTM's int8 file, where the converter leaves a buffer of stray memory (zeroed by qlab)."""
+    """Even the LSTM's int8 file, where the converter leaves a buffer of stray memory (zeroed by
+    qlab)."""
     for mode in ("full_integer", "integer_only"):
         assert to_tflite.quantize(zoo.model, mode, zoo.calibration) == zoo.files[mode], mode
 
@@ -129,7 +131,8 @@ def test_both_views_give_a_row_for_every_op(zoo):
 def test_local_view_agrees_with_the_debugger(zoo):
     if zoo.name == "lstm_rows":
         pytest.skip(
-            "the QuantizationDebugger's float copy of a stateful LSTM op is not comparable (design notes)"
+            "the QuantizationDebugger's float copy of a stateful LSTM op is not comparable "
+            "(design notes)"
         )
     # the debugger's interpreter runs XNNPACK: the same integer kernels as ours only there
     ours = per_layer.layer_errors(
@@ -230,8 +233,9 @@ def test_qat_or_a_clear_refusal(zoo):
     qat_model = artifacts.trained(config, progress=False)
     tflite = artifacts.quantized(config, "integer_only", progress=False)
     gap = per_layer.qat_vs_deployed(qat_model, tflite, zoo.x)
-    # a behavioural bound, not a rounding one: the QAT model and its file share every grid, but their
-    # differences compound through the layers (and a 3-class softmax on builtin kernels moves a
-    # quarter of its values), so the test asks that most values of every layer land on the same level
+    # a behavioural bound, not a rounding one: the QAT model and its file share every grid, but
+    # their differences compound through the layers (and a 3-class softmax on builtin kernels moves
+    # a quarter of its values), so the test asks that most values of every layer land on the same
+    # level
     assert len(gap) and (gap.lsb_off < 0.5).all(), gap
     assert isinstance(pd.DataFrame(gap), pd.DataFrame)

@@ -14,9 +14,9 @@ from qlab.training import data
 from qlab.training.fit import TrainConfig
 
 CSV = 2 * U64
-"""A float written to CSV by pandas (its shortest round-trip repr) and read back by pandas' C parser,
-whose default converter divides the digits by a power of ten: correctly rounded while the digits fit
-in 53 bits, within one ulp (2u relative) beyond."""
+"""A float written to CSV by pandas (its shortest round-trip repr) and read back by pandas' C
+parser, whose default converter divides the digits by a power of ten: correctly rounded while the
+digits fit in 53 bits, within one ulp (2u relative) beyond."""
 PCT = 100 * gamma(6, U64)
 """A percentage from the hand-made accuracies below (decimals in [0, 1]): at most six float64
 roundings of numbers no larger than 1 on the way (each literal, drop × seed, two differences, the
@@ -41,7 +41,7 @@ def test_the_command_on_two_models(tmp_path, capsys):
         TrainConfig(model="wine_mlp"), "float32", dataset=wine, progress=False
     )
     row = summary[(summary.model == "wine_mlp") & (summary["mode"] == "float32")].iloc[0]
-    # the same count over the same LiteRT run, times 100 (the median of one seed is itself), through a CSV
+    # the same count over the same LiteRT run, times 100 (one seed's median is itself), via a CSV
     assert row.accuracy_pct == pytest.approx(
         100 * measure.accuracy(tflite, wine.x_test, wine.y_test), rel=CSV, abs=0
     )
@@ -149,7 +149,7 @@ def test_per_tensor_effect_is_paired_by_seed_and_the_finding_follows_the_numbers
         [per_seed_rows("mobilenet_mini", 0.01, 80), per_seed_rows("resnet_mini", 0.05, 120)]
     )
     effect = zoo.per_tensor_effect(per_seed).set_index("model")
-    # per seed: mobilenet costs 0, 1, 2 pp; resnet 0, 5, 10 pp; medians of the pairs, not of the accuracies
+    # per seed: mobilenet costs 0, 1, 2 pp; resnet 0, 5, 10 pp; medians of the pairs, not accuracies
     costs = effect.loc["mobilenet_mini", ["cost_pp", "cost_min_pp", "cost_max_pp"]].tolist()
     assert costs == pytest.approx([1, 0, 2], rel=0, abs=PCT)
     assert effect.loc["resnet_mini", "cost_pp"] == pytest.approx(5, rel=0, abs=PCT)

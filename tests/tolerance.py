@@ -64,8 +64,8 @@ the division and the float32 storage on the converter's side, one rounding on ql
 
 TRANSCENDENTAL_ULPS = 16
 """exp, tanh and the logistic function are approximated by each kernel set (XNNPACK's polynomial
-microkernels, Eigen's, the reference kernels' libm), each within a few float32 ulps of the true value
-by its authors' own tests. No kernel set publishes one bound for all of them: 16 ulps is an
+microkernels, Eigen's, the reference kernels' libm), each within a few float32 ulps of the true
+value by its authors' own tests. No kernel set publishes one bound for all of them: 16 ulps is an
 allowance above those few, not a derived figure; two kernel sets are then within 2 x 16 ulps."""
 TRANSCENDENTAL = TRANSCENDENTAL_ULPS * U32
 """`TRANSCENDENTAL_ULPS` as a relative error."""
@@ -461,7 +461,7 @@ def float32_cosine_slack(elements: int) -> float:
     return gamma(elements) + 2 * (gamma(elements) / 2 + U32) + U32
 
 
-# -- two TensorFlow evaluations of a Keras model ----------------------------------------------------
+# -- two TensorFlow evaluations of a Keras model ---------------------------------------------------
 _KERNEL_LAYERS = ("Conv2D", "DepthwiseConv2D", "Dense")
 _MOVE_ONLY = ("InputLayer", "Flatten", "Reshape", "Dropout", "MaxPooling2D")
 """Layers that only move, select or (Dropout, outside training) pass values: they round nothing,
@@ -605,9 +605,10 @@ def keras_bound(model, x, layer: str, preactivation: bool = False) -> np.ndarray
 
 def extreme_bound(values: np.ndarray, bound) -> float:
     """How far max(values) and max(other) may be apart when |other - values| <= bound element by
-    element, knowing `values` only: max(other) is reached at some j with other_j >= values_i - bound_i
-    (i the argmax of values), so values_j + bound_j >= values_i - bound_i; and |max a - max b| is
-    at most the bound at the argmax of a or of b. For the minimum, pass -values."""
+    element, knowing `values` only: max(other) is reached at some j with
+    other_j >= values_i - bound_i (i the argmax of values), so
+    values_j + bound_j >= values_i - bound_i; and |max a - max b| is at most the bound at the argmax
+    of a or of b. For the minimum, pass -values."""
     values = np.asarray(values, np.float64)
     bound = np.broadcast_to(np.asarray(bound, np.float64), values.shape).ravel()
     values = values.ravel()
@@ -627,7 +628,7 @@ def softmax_sum_atol(classes: int, scale: float) -> float:
     return classes * scale + gamma(classes)
 
 
-# -- a float32 .tflite against another float32 evaluation of the whole network ----------------------
+# -- a float32 .tflite against another float32 evaluation of the whole network ---------------------
 _MOVING_OPS = (
     "RESHAPE",
     "SQUEEZE",

@@ -1,0 +1,99 @@
+"""`qlab.__all__` is the front door: a few names for the main job, each documented, loaded on first
+use; README's examples and notebook 08 import only from it."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import qlab
+
+ROOT = Path(__file__).resolve().parents[1]
+# besides the front door, what README's examples and notebook 08 may import: the workshop's checks,
+# the setup's switch for TensorFlow's start-up lines (docs/writing-notebooks.md), third parties
+ALSO = {"qlab_workshop.exercises": None, "qlab.infra": {"quiet"}}
+
+
+def test_the_front_door_is_small_and_every_name_resolves_with_a_docstring():
+    assert 10 <= len(qlab.__all__) <= 15
+    assert len(set(qlab.__all__)) == len(qlab.__all__)
+    for name in qlab.__all__:
+        found = getattr(qlab, name)
+        if not isinstance(found, dict):  # MODES is the table itself
+            assert found.__doc__, name
+        assert f"`{name}`" in qlab.__doc__, f"qlab's docstring does not list {name}"
+
+
+def test_an_unknown_name_is_an_attribute_error_naming_it():
+    with pytest.raises(AttributeError, match="no attribute 'layer_error'"):
+        qlab.layer_error  # noqa: B018
+
+
+def test_no_front_door_name_stutters():
+    for name in qlab.__all__:
+        module, attribute = qlab._FRONT_DOOR[name]
+        if attribute is not None:
+            assert attribute != module.rsplit(".", 1)[-1], f"{module}.{attribute}"
+
+
+def test_importing_qlab_loads_no_tensorflow():
+    probe = "import sys, qlab; print([m for m in ('tensorflow', 'tf_keras') if m in sys.modules])"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def imports_outside_the_front_door(source: str) -> list[str]:
+    """The imports of `source` that reach into qlab past its front door."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.startswith("qlab") and a.name != "qlab"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("qlab"):
+            if node.module == "qlab":
+                found += [f"qlab.{a.name}" for a in node.names if a.name not in qlab.__all__]
+            elif node.module not in ALSO or (
+                ALSO[node.module] and {a.name for a in node.names} - ALSO[node.module]
+            ):
+                found.append(node.module)
+    return found
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+
+
+def test_the_readme_examples_use_only_the_front_door():
+    blocks = python_blocks((ROOT / "README.md").read_text())
+    assert blocks, "README shows no Python"
+    for block in blocks:
+        assert "import qlab" in block or "from qlab import" in block
+        assert not imports_outside_the_front_door(block), block
+
+
+def test_the_first_python_in_the_readme_comes_early():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 150
+    assert lines.index("```python") < 40
+
+
+def test_notebook_08_uses_only_the_front_door():
+    notebook = json.loads((ROOT / "notebooks" / "08_bring_your_own_model.ipynb").read_text())
+    code = "\n".join(
+        "".join(line for line in cell["source"] if not line.lstrip().startswith(("%", "!")))
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+    )
+    assert not imports_outside_the_front_door(code)
+    assert not re.search(r"\bqlab\.(?!(" + "|".join([*qlab.__all__, "infra"]) + r")\b)\w+", code)
+
+
+def test_the_outside_check_catches_a_deep_import():
+    deep = "import qlab\nfrom qlab.analysis import per_layer\nfrom qlab import artifacts\n"
+    assert imports_outside_the_front_door(deep) == ["qlab.analysis", "qlab.artifacts"]
