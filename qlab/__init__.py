@@ -61,16 +61,25 @@ KERAS3_LOADED_MESSAGE = (
 )
 
 
+# the packages by job, for those who go deeper: `qlab.infra.progress` works after `import qlab`
+_PACKAGES = ("infra", "tflite", "training", "conversion", "artifacts", "perf", "studies")
+
+
 def __getattr__(name: str):
+    if name in _PACKAGES:
+        return importlib.import_module(f"qlab.{name}")
     if name not in _FRONT_DOOR:
-        raise AttributeError(f"module 'qlab' has no attribute {name!r}")
+        raise AttributeError(
+            f"module 'qlab' has no attribute {name!r}; the front door: {', '.join(__all__)}; "
+            f"deeper, by job: {', '.join(_PACKAGES)}"
+        )
     module, attribute = _FRONT_DOOR[name]
     found = importlib.import_module(module)
     return found if attribute is None else getattr(found, attribute)
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted([*__all__, *_PACKAGES, "__version__"])
 
 
 def _use_keras2() -> None:

@@ -118,11 +118,21 @@ def trained_model(
     use_cache: bool = True,
     progress: bool = True,
 ):
-    """Trains your own model in place with its own loss, cached under a key of its architecture,
-    initial weights, data and settings; never cached unless `saved_model.fully_described`.
+    """Trains your own tf_keras classifier in place, seeded, with Adam and sparse categorical
+    cross-entropy (on logits unless it ends in softmax), and caches the weights under a key of its
+    architecture, initial weights, data and settings (a model with layers or functions of your
+    own, or a `Lambda`, is trained every time: its config does not say all it computes).
 
-    Returns `model`, trained. Raises TypeError, ValueError as `qlab.training.fit.train_model`.
+    Returns `model`, trained. Raises TypeError for anything but a tf_keras model and a
+    `qlab.dataset`; ValueError for several inputs or outputs, samples that do not fit the input,
+    labels the output cannot take, or settings out of range.
     """
+    fit.check_keras2(model, "qlab.train")
+    if not isinstance(dataset, data.Dataset):
+        raise TypeError(
+            f"qlab.train takes a data set, got {type(dataset).__name__}: "
+            "qlab.load_dataset(name) or qlab.dataset(x_train, y_train, x_test, y_test)"
+        )
     key = {
         "architecture": architecture_key(model),
         "initial": weights_key(model),
@@ -149,11 +159,17 @@ def trained_model(
 def quantized_model(
     model, mode: str, calibration=None, per_channel: bool = True, use_cache: bool = True
 ) -> bytes:
-    """Returns your own trained model's .tflite bytes in `mode`, cached as in `trained_model`.
+    """Returns the .tflite bytes of your tf_keras model converted in `mode` (a name of
+    `qlab.MODES`), cached under a key of its architecture, weights, mode and calibration (a model
+    with layers or functions of your own is converted every time).
 
-    `calibration` takes any form `converter.as_samples` takes. Raises ValueError, ConversionError
-    as `qlab.conversion.to_tflite.quantize`.
+    `calibration`: representative samples, (n,) + the input's sample shape, for the modes that
+    need them (e.g. `qlab.representative_dataset(x_train)`). `per_channel=False`: one weight scale
+    per tensor. Raises TypeError for anything but a tf_keras model; ValueError for an unknown
+    mode or bad calibration; ConversionError (its message names the op, the layer and the fix)
+    when the converter fails or an integer-only file keeps a float op.
     """
+    fit.check_keras2(model, "qlab.quantize")
     mode = modes.get(mode)
     calibration = converter.check_calibration(model, calibration, mode)
 

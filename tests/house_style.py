@@ -132,6 +132,10 @@ def figures(package: Path) -> dict:
 
 
 def main(argv) -> int:
+    for name in argv:
+        if name.startswith("-") or not list((ROOT / name).rglob("*.py")):
+            print(f"error: {name!r} is not a package folder of {ROOT}, e.g. qlab", file=sys.stderr)
+            return 2
     for name in argv or ["qlab"]:
         print(f"{name}/")
         for key, value in figures(ROOT / name).items():

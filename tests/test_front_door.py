@@ -97,3 +97,66 @@ def test_notebook_08_uses_only_the_front_door():
 def test_the_outside_check_catches_a_deep_import():
     deep = "import qlab\nfrom qlab.analysis import per_layer\nfrom qlab import artifacts\n"
     assert imports_outside_the_front_door(deep) == ["qlab.analysis", "qlab.artifacts"]
+
+
+def test_deeper_packages_load_by_name_and_dir_shows_the_front_door():
+    assert qlab.infra.progress.enabled() in (True, False)
+    assert set(qlab.__all__) <= set(dir(qlab)) and "os" not in dir(qlab)
+    assert "per_layer" in dir(qlab.analysis) and "litert" in dir(qlab.intmath)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A two-class model on random data, and its float32 file."""
+    import numpy as np
+    import tf_keras as keras
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 4)).astype("float32"), np.arange(40) % 2
+    dataset = qlab.dataset(x[:30], y[:30], x[30:], y[30:], name="small")
+    with qlab.fresh_names():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    return model, dataset, qlab.quantize(model, "float32", use_cache=False)
+
+
+def test_accuracy_refuses_labels_it_would_misread(small):
+    model, dataset, tflite = small
+    x, y = dataset.x_test, dataset.y_test
+    assert 0 <= qlab.accuracy(tflite, x, y) <= 1
+    for bad in (y.reshape(-1, 1), y[:5], y.astype("float32")):
+        with pytest.raises(ValueError, match="one integer label per sample"):
+            qlab.accuracy(tflite, x, bad)
+    with pytest.raises(TypeError, match="read_bytes"):
+        qlab.accuracy("model.tflite", x, y)
+
+
+def test_accuracy_refuses_a_single_unit_head():
+    import numpy as np
+    import tf_keras as keras
+
+    with qlab.fresh_names():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    tflite = qlab.quantize(model, "float32", use_cache=False)
+    with pytest.raises(ValueError, match="binary or regression head"):
+        qlab.accuracy(tflite, np.zeros((3, 4), "float32"), np.array([0, 1, 0]))
+
+
+def test_train_and_quantize_say_what_they_take(small):
+    import tf_keras as keras
+
+    model, dataset, _ = small
+    with pytest.raises(TypeError, match="load_model"):
+        qlab.train("model.h5", dataset)
+    with pytest.raises(TypeError, match="qlab.dataset"):
+        qlab.train(model, (dataset.x_train, dataset.y_train))
+    for settings in ({"epochs": 0}, {"epochs": 2.5}, {"learning_rate": -1.0}):
+        with pytest.raises(ValueError, match="epochs|learning_rate"):
+            qlab.train(model, dataset, use_cache=False, progress=False, **settings)
+    with qlab.fresh_names():
+        binary = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(ValueError, match="one output unit per class"):
+        qlab.train(binary, dataset, use_cache=False, progress=False)
+    with pytest.raises(ValueError, match="representative_dataset"):
+        qlab.quantize(model, "full_integer", dataset, use_cache=False)
+    with pytest.raises(TypeError, match="dataset.x_train"):
+        qlab.representative_dataset(dataset)

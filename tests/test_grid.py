@@ -1,4 +1,5 @@
-"""qlab.grid: the grids qlab fits are the converter's, tensor for tensor; the round trip behaves."""
+"""qlab.analysis.grid: the grids qlab fits are the converter's, tensor for tensor; the round
+trip behaves."""
 
 import numpy as np
 import pytest

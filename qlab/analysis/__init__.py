@@ -33,3 +33,7 @@ def __getattr__(name: str):
     if name not in SUBMODULES:
         raise AttributeError(f"module 'qlab.analysis' has no attribute {name!r}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def __dir__() -> list[str]:
+    return sorted(SUBMODULES)

@@ -224,7 +224,11 @@ def layer_errors(
 ) -> pd.DataFrame:
     """Both views (or those in `views`) for a deployed model and its float32 reference.
 
-    Returns a DataFrame, `COLUMNS`: the rows of each view in turn.
+    Returns a DataFrame, one row per op and view ("local": each op run in float on the deployed
+    model's own inputs; "accumulated": each output against the float reference's), with columns
+    `COLUMNS`: view, layer, op, tensor, the debugger's metrics (num_elements, stddev,
+    mean_error, max_abs_error, mean_squared_error), scale, zero_point, rmse/scale (the error in
+    output steps, 0.29 for rounding alone) and note (why a row was not computed).
 
     Raises ValueError for an unknown view, a model with nothing quantized, files that do not pair
     (`capture.pair`), or inputs of the wrong shape."""

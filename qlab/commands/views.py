@@ -1,5 +1,5 @@
 """`python -m qlab views`: how long the per-layer views take on each zoo model over its test split
-(the benchmark behind the README's figure)."""
+(the benchmark behind the figure in docs/latency.md)."""
 
 from __future__ import annotations
 

@@ -103,7 +103,12 @@ def check_calibration(model, calibration, mode: modes.Mode) -> np.ndarray | None
     if calibration is None:
         raise ValueError(
             f"mode {mode.name!r} needs calibration data: pass calibration= a float array "
-            f"of representative inputs, e.g. qlab.training.data.calibration() (100 training images)"
+            "of representative inputs, e.g. qlab.representative_dataset(x_train) (100 of them)"
+        )
+    if hasattr(calibration, "x_train"):
+        raise ValueError(
+            "calibration takes representative samples, not a data set: pass e.g. "
+            "qlab.representative_dataset(dataset.x_train)"
         )
     calibration = as_samples(calibration, tuple(model.input_shape[1:]))
     expected = tuple(model.input_shape[1:])

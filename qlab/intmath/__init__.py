@@ -26,3 +26,7 @@ def __getattr__(name: str):
     if name != "litert":
         raise AttributeError(f"module 'qlab.intmath' has no attribute {name!r}")
     return importlib.import_module(f"{__name__}.litert")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "litert"])

@@ -49,7 +49,10 @@ def check_tflite(tflite) -> bytes:
     if isinstance(tflite, (bytearray, memoryview)):
         tflite = bytes(tflite)
     if not isinstance(tflite, bytes):
-        raise TypeError(f"expected the bytes of a .tflite, got {type(tflite).__name__}")
+        raise TypeError(
+            f"expected the bytes of a .tflite, got {type(tflite).__name__}; read a file first: "
+            "pathlib.Path(name).read_bytes()"
+        )
     if len(tflite) < 8 or tflite[4:8] != b"TFL3":
         raise InvalidModelError(
             f"not a .tflite model ({len(tflite)} bytes, no 'TFL3' identifier): "

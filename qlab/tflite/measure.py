@@ -16,11 +16,25 @@ from qlab.tflite.runtime import Runtime
 
 
 def accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray, kernels: str = "xnnpack") -> float:
-    """Returns the fraction of `x` classified as `y`, in [0, 1] (one batched LiteRT invoke).
+    """Returns the fraction of `x` whose highest output is its integer label `y`, in [0, 1] (one
+    batched LiteRT invoke).
 
-    Raises ValueError, InvalidModelError as `Runtime` and its `predict`.
+    Raises ValueError for labels that are not one whole number per sample, for a model with one
+    output unit (a binary or regression head has no argmax) or inputs it does not take;
+    TypeError or InvalidModelError for anything but the bytes of a .tflite.
     """
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"accuracy takes one integer label per sample, shape ({len(x)},); got {y.dtype} "
+            f"labels of shape {y.shape} (one-hot labels: pass labels.argmax(axis=1))"
+        )
     probs = Runtime(tflite, kernels=kernels).predict(x)
+    if probs.ndim != 2 or probs.shape[1] < 2:
+        raise ValueError(
+            f"accuracy scores one output unit per class; this model outputs shape "
+            f"{probs.shape[1:]} per sample (a binary or regression head), which it does not score"
+        )
     return float(np.mean(np.argmax(probs, axis=1) == y))
 
 

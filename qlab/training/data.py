@@ -131,14 +131,18 @@ BUILT_IN = {"digits": _digits, "digits_rows": _digits_rows, "wine": _wine}
 
 @functools.cache
 def load(name: str = "digits") -> Dataset:
-    """Returns a built-in `Dataset` (module docstring); arrays are shared between calls.
+    """Returns a built-in `Dataset`, split 75/25 with the article's seed: "digits" (scikit-learn's
+    8×8 digits, (8, 8, 1) float32 pixels 0..16, 10 classes), "digits_rows" (the same as 8 time
+    steps of 8 features, 0..1, for recurrent models) or "wine" (13 standardized features, 3
+    classes). Nothing downloads; arrays are
+    shared between calls.
 
     Raises ValueError, listing the built-in names, for an unknown one.
     """
     if name not in BUILT_IN:
         raise ValueError(
             f"unknown data set {name!r}; built in: {', '.join(BUILT_IN)}; for your own "
-            "arrays use qlab.training.data.dataset(x_train, y_train, x_test, y_test)"
+            "arrays use qlab.dataset(x_train, y_train, x_test, y_test)"
         )
     return _stored(name)
 
@@ -177,9 +181,11 @@ def _stored(name: str) -> Dataset:
 def calibration(x: np.ndarray | None = None, n: int = 100, seed: int = 0) -> np.ndarray:
     """Returns `n` samples of `x` (default: the digits' training images) drawn with `seed`,
     without replacement, in pool order: a float32 copy. Raises ValueError for n not a whole
-    number from 1 to the pool size."""
+    number from 1 to the pool size; TypeError for a data set instead of its samples."""
     if x is None:
         x = load().x_train
+    if hasattr(x, "x_train"):
+        raise TypeError("draw from an array of samples, not a data set: pass dataset.x_train")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise ValueError(f"calibration size n must be a whole number, got {n!r}")
     if not 1 <= n <= len(x):

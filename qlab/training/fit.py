@@ -214,7 +214,8 @@ def train_model(
     Raises TypeError if not tf_keras; ValueError for several inputs or outputs, or data whose
     samples do not fit the input.
     """
-    check_keras2(model)
+    check_keras2(model, "training")
+    _check_settings(epochs, learning_rate, batch_size)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ValueError(
             f"model {model.name!r} has {len(model.inputs)} input(s) and {len(model.outputs)} "
@@ -225,9 +226,34 @@ def train_model(
             f"model {model.name!r} takes samples of shape {tuple(model.input_shape[1:])}, "
             f"the data set {data.name!r} has {data.sample_shape}"
         )
+    _check_labels(model, data)
     seed_everything(seed)
     compile_model(model, learning_rate, loss_for(model))
     return fit(model, data, epochs, batch_size, model.name, progress)
+
+
+def _check_settings(epochs, learning_rate, batch_size) -> None:
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate)) or (
+        learning_rate <= 0
+    ):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+
+
+def _check_labels(model, data: Dataset) -> None:
+    units = model.output_shape[-1]
+    if units is None or units < 2:
+        raise ValueError(
+            f"model {model.name!r} has {units} output unit(s): qlab trains classifiers with one "
+            "output unit per class (a binary head: Dense(2) with softmax or logits, labels 0/1)"
+        )
+    if data.num_classes > units:
+        raise ValueError(
+            f"the data set {data.name!r} has labels up to {data.num_classes - 1}, and model "
+            f"{model.name!r} has {units} output units, one per class: give it {data.num_classes}"
+        )
 
 
 def train_qat(

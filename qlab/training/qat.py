@@ -4,6 +4,7 @@ whole model, or the named layers), and the float model inside a QAT model. tfmot
 
 from __future__ import annotations
 
+import os
 import re
 
 import tf_keras as keras
@@ -17,14 +18,19 @@ QAT_SELECTED = (
 )
 
 
-def check_keras2(model) -> None:
+def check_keras2(model, what: str = "quantization-aware training") -> None:
     """Raises TypeError, saying how to build one, for anything but a tf_keras (Keras 2) model."""
+    if isinstance(model, (str, os.PathLike)):
+        raise TypeError(
+            f"{what} takes a tf_keras model, got the name {str(model)!r}; load a saved one "
+            "first: tf_keras.models.load_model(path)"
+        )
     if not isinstance(model, keras.Model):
         kind = f"{type(model).__module__}.{type(model).__name__}"
         raise TypeError(
-            f"quantization-aware training needs a tf_keras (Keras 2) model, got {kind}. "
+            f"{what} needs a tf_keras (Keras 2) model, got {kind}. "
             "tensorflow-model-optimization does not support Keras 3. Build the model with "
-            "`import tf_keras as keras` (or qlab.training.models.build()), or import qlab before "
+            "`import tf_keras as keras` (or qlab.build_model()), or import qlab before "
             "TensorFlow so that tf.keras is Keras 2."
         )
 
