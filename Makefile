@@ -106,7 +106,7 @@ test-fast: venv
 # two computations (the converter's calibration and LiteRT, TensorFlow's debugger and qlab, qlab's
 # float ops and LiteRT's kernels, the integer engine and LiteRT), so another numeric path must not
 # break them.
-NUMERIC       := tests/test_grid.py tests/test_layer_errors.py tests/test_zoo.py tests/test_any_model.py \
+NUMERIC       := tests/test_grid.py tests/test_per_layer.py tests/test_zoo.py tests/test_any_model.py \
                  tests/test_intmath.py tests/test_runtime.py tests/test_calibration.py tests/test_buckets.py \
                  tests/test_recurrent.py tests/test_explorer.py tests/test_aeq.py
 NUMERIC_PATHS := QLAB_TEST_KERNELS=builtin QLAB_TEST_KERNELS=reference QLAB_TEST_THREADS=2 \
@@ -125,7 +125,7 @@ test-numeric: venv
 # AVX2-only CPU, the grids of every mode, and the integer engine held bit for bit to LiteRT's kernels
 # (whose vector loops depend on the SIMD width).
 CPU      ?= Haswell-v4
-EMULATED ?= tests/test_grid.py tests/test_layer_errors.py::test_local_view_agrees_with_the_quantization_debugger \
+EMULATED ?= tests/test_grid.py tests/test_per_layer.py::test_local_view_agrees_with_the_quantization_debugger \
             "tests/test_zoo.py::test_every_predicted_grid_equals_the_file[lstm_rows-full_integer]" \
             "tests/test_zoo.py::test_every_predicted_grid_equals_the_file[lstm_rows-integer_only]" \
             tests/test_intmath.py tests/test_intmath_zoo.py

@@ -53,7 +53,7 @@ BY_MODEL = {"test_zoo.py": "zoo", "test_intmath_zoo.py": "name"}
 """Files whose tests are parametrized by zoo model (the parameter's name): grouped by model, so each
 model is trained once, on one worker, and the models spread over the workers."""
 SHARED = {
-    "test_bands.py": "digits-seeds",
+    "test_acceptance.py": "digits-seeds",
     "03_quantization_aware_training.ipynb": "digits-seeds",
     "test_zoo_command.py": "zoo-lstm_rows",
     "test_recurrent.py": "zoo-lstm_rows",
