@@ -27,6 +27,7 @@ resolved ``tf.keras`` to Keras 3, importing qlab fails and says how to fix it.
 """
 
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -80,6 +81,18 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*__all__, *_PACKAGES, "__version__"])
+
+
+def _submodules(package: str):
+    """Returns a module `__getattr__` for `package` that imports its submodules on first use
+    (`qlab.infra.progress` after `import qlab`)."""
+
+    def load(name: str):
+        if importlib.util.find_spec(f"{package}.{name}") is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return importlib.import_module(f"{package}.{name}")
+
+    return load
 
 
 def _use_keras2() -> None:

@@ -118,10 +118,12 @@ def trained_model(
     use_cache: bool = True,
     progress: bool = True,
 ):
-    """Trains your own tf_keras classifier in place, seeded, with Adam and sparse categorical
-    cross-entropy (on logits unless it ends in softmax), and caches the weights under a key of its
-    architecture, initial weights, data and settings (a model with layers or functions of your
-    own, or a `Lambda`, is trained every time: its config does not say all it computes).
+    """Trains your own tf_keras classifier in place with Adam and the loss you compiled it with,
+    else sparse categorical cross-entropy (on logits unless it ends in softmax), and caches the
+    weights under a key of its architecture, starting weights, loss, data and settings (a model
+    with layers or functions of your own, or a `Lambda`, is trained every time). `seed` fixes the
+    batches; the starting weights are the model's own (build it with `qlab.build_model(...,
+    seed=)` or after `keras.utils.set_random_seed`, or every process trains anew).
 
     Returns `model`, trained. Raises TypeError for anything but a tf_keras model and a
     `qlab.dataset`; ValueError for several inputs or outputs, samples that do not fit the input,
@@ -143,6 +145,8 @@ def trained_model(
         "seed": seed,
         **fit.thread_key(),
     }
+    if getattr(model, "loss", None):  # compiled by you: trained with that loss, so keyed by it
+        key["loss"] = fit.loss_key(model.loss)
 
     def build():
         return fit.train_model(model, dataset, epochs, learning_rate, batch_size, seed, progress)

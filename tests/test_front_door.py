@@ -100,7 +100,13 @@ def test_the_outside_check_catches_a_deep_import():
 
 
 def test_deeper_packages_load_by_name_and_dir_shows_the_front_door():
-    assert qlab.infra.progress.enabled() in (True, False)
+    probe = "import qlab; print(qlab.infra.progress.__name__, qlab.training.data.__name__)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["qlab.infra.progress", "qlab.training.data"], done.stderr
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        qlab.infra.nope  # noqa: B018
     assert set(qlab.__all__) <= set(dir(qlab)) and "os" not in dir(qlab)
     assert "per_layer" in dir(qlab.analysis) and "litert" in dir(qlab.intmath)
 
@@ -125,6 +131,9 @@ def test_accuracy_refuses_labels_it_would_misread(small):
     assert 0 <= qlab.accuracy(tflite, x, y) <= 1
     for bad in (y.reshape(-1, 1), y[:5], y.astype("float32")):
         with pytest.raises(ValueError, match="one integer label per sample"):
+            qlab.accuracy(tflite, x, bad)
+    for bad in (y + 1, y - 1):  # 1-based labels, or -1: no output scores them
+        with pytest.raises(ValueError, match="pass labels in that range"):
             qlab.accuracy(tflite, x, bad)
     with pytest.raises(TypeError, match="read_bytes"):
         qlab.accuracy("model.tflite", x, y)
@@ -160,3 +169,32 @@ def test_train_and_quantize_say_what_they_take(small):
         qlab.quantize(model, "full_integer", dataset, use_cache=False)
     with pytest.raises(TypeError, match="dataset.x_train"):
         qlab.representative_dataset(dataset)
+
+
+def test_layer_errors_refuses_the_float_file_of_another_model(small):
+    import tf_keras as keras
+
+    model, dataset, _ = small
+    int8 = qlab.quantize(model, "integer_only", dataset.x_train, use_cache=False)
+    with qlab.fresh_names():
+        other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    other.set_weights([w + 1 for w in model.get_weights()])
+    with pytest.raises(ValueError, match="not the deployed model's"):
+        qlab.layer_errors(int8, qlab.quantize(other, "float32", use_cache=False), dataset.x_test)
+
+
+def test_a_loss_you_compiled_is_part_of_what_train_caches(small, tmp_path):
+    import numpy as np
+
+    from qlab.infra import cache
+
+    model, dataset, _ = small
+    start = model.get_weights()
+    trained = {}
+    with cache.use(tmp_path):
+        for loss in (None, "mse"):
+            model.set_weights(start)
+            model.compile(loss=loss) if loss else setattr(model, "loss", None)
+            trained[loss] = qlab.train(model, dataset, epochs=1, progress=False).get_weights()[0]
+    model.set_weights(start)
+    assert not np.array_equal(trained[None], trained["mse"])

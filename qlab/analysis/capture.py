@@ -16,6 +16,7 @@ import numpy as np
 from qlab.tflite import flatbuffer, naming
 from qlab.tflite.naming import compute_ops
 from qlab.tflite.runtime import Runtime
+from qlab.vocabulary import WEIGHT_INPUTS
 
 
 @dataclass
@@ -65,7 +66,7 @@ def pair(tflite: bytes, float_tflite: bytes, keras_model=None) -> Pair:
     Returns the `Pair`.
 
     Raises:
-        ValueError: a quantized float_tflite, or two files whose compute ops differ.
+        ValueError: a quantized float_tflite, or two files whose compute ops or weights differ.
         qlab.tflite.flatbuffer.InvalidModelError: bytes that are not a .tflite."""
     deployed, reference = flatbuffer.read(tflite), flatbuffer.read(float_tflite)
     if any(t.quantized for t in reference.tensors):
@@ -78,6 +79,7 @@ def pair(tflite: bytes, float_tflite: bytes, keras_model=None) -> Pair:
             "the two models do not have the same ops, so they are not the same Keras model: "
             f"deployed {[op.name for op in ours]}, float {[op.name for op in theirs]}"
         )
+    _check_same_weights(deployed, reference, ours, theirs)
     labels, owners = (
         naming.labels(reference, keras_model),
         naming.layer_names(reference, keras_model),
@@ -86,6 +88,35 @@ def pair(tflite: bytes, float_tflite: bytes, keras_model=None) -> Pair:
         OpPair(labels[t.index], op.name, op, t, owners[t.index]) for op, t in zip(ours, theirs)
     ]
     return Pair(deployed, reference, layers, tflite, float_tflite)
+
+
+def _check_same_weights(deployed, reference, ours, theirs) -> None:
+    """Raises ValueError where a quantized weight tensor sits more than one step from the
+    reference's weights (rounding leaves at most half a step): not the same trained model."""
+    for op, reference_op in zip(ours, theirs):
+        if op.name not in WEIGHT_INPUTS:
+            continue
+        index = WEIGHT_INPUTS[op.name][0]
+        q, real = deployed.tensors[op.inputs[index]], reference.tensors[reference_op.inputs[index]]
+        if (
+            not q.quantized
+            or q.data is None
+            or real.data is None
+            or q.data.shape != real.data.shape
+        ):
+            continue
+        levels = q.data.astype(np.int64)
+        values = q.dequantize(levels, np.float64)
+        step = q.dequantize(levels + 1, np.float64) - values
+        off = np.divide(np.abs(values - real.data), step, out=np.zeros_like(step), where=step > 0)
+        if off.max() > 1:
+            raise ValueError(
+                f"the float reference is not the deployed model's: the weights of "
+                f"{reference.tensors[reference_op.outputs[0]].name!r} sit up to "
+                f"{off.max():.1f} steps from the deployed ones (rounding leaves half a step). "
+                "Pass the float32 file of the same trained model (a QAT model's deployed file: "
+                "qlab.analysis.per_layer.qat_vs_deployed)"
+            )
 
 
 def run(

@@ -50,3 +50,8 @@ def get(name: str):
     if name not in STUDIES:
         raise ValueError(f"unknown study {name!r}; the studies are: {', '.join(STUDIES)}")
     return importlib.import_module(STUDIES[name])
+
+
+from qlab import _submodules  # noqa: E402 (after the contract above)
+
+__getattr__ = _submodules(__name__)

@@ -19,7 +19,8 @@ def accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray, kernels: str = "xnnpac
     """Returns the fraction of `x` whose highest output is its integer label `y`, in [0, 1] (one
     batched LiteRT invoke).
 
-    Raises ValueError for labels that are not one whole number per sample, for a model with one
+    Raises ValueError for labels that are not one whole number per sample within the model's
+    outputs, for a model with one
     output unit (a binary or regression head has no argmax) or inputs it does not take;
     TypeError or InvalidModelError for anything but the bytes of a .tflite.
     """
@@ -34,6 +35,11 @@ def accuracy(tflite: bytes, x: np.ndarray, y: np.ndarray, kernels: str = "xnnpac
         raise ValueError(
             f"accuracy scores one output unit per class; this model outputs shape "
             f"{probs.shape[1:]} per sample (a binary or regression head), which it does not score"
+        )
+    if len(y) and (y.min() < 0 or y.max() >= probs.shape[1]):
+        raise ValueError(
+            f"labels run from {y.min()} to {y.max()}, and the model has {probs.shape[1]} "
+            f"outputs, one per class 0..{probs.shape[1] - 1}: pass labels in that range"
         )
     return float(np.mean(np.argmax(probs, axis=1) == y))
 

@@ -71,8 +71,16 @@ def dataset(x_train, y_train, x_test, y_test, name: str = "custom") -> Dataset:
                 f"the {split} split has {len(x)} samples and {len(y)} labels; pass as many "
                 "labels as samples, at least one"
             )
-        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)):
-            raise ValueError(f"the {split} samples must be finite numbers")
+        if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+            raise ValueError(f"the {split} samples must be real numbers, got {x.dtype}")
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(x.astype(np.float32))):
+                raise ValueError(f"the {split} samples must be finite numbers in float32")
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+            raise ValueError(
+                f"the {split} labels must be whole numbers from 0, got {y.dtype}; for class "
+                "names pass the codes of np.unique(labels, return_inverse=True)[1]"
+            )
         if y.ndim != 1 or not np.all(np.mod(y, 1) == 0) or y.min() < 0:
             raise ValueError(
                 f"the {split} labels must be one whole number per sample, from 0 "

@@ -159,8 +159,16 @@ def loss_for(model):
     activation = getattr(layer, "activation", None)
     activation = getattr(activation, "activation", activation)  # tfmot's QuantizeAwareActivation
     activation = getattr(activation, "__name__", "")
-    probabilities = activation == "softmax" or isinstance(layer, keras.layers.Softmax)
+    probabilities = activation.startswith("softmax") or isinstance(layer, keras.layers.Softmax)
     return keras.losses.SparseCategoricalCrossentropy(from_logits=not probabilities)
+
+
+def loss_key(loss) -> str:
+    """Returns a Keras loss (a name, function or `Loss`) as the text of its config."""
+    loss = keras.losses.get(loss)
+    if not isinstance(loss, keras.losses.Loss):  # a function: its name says what it computes
+        return getattr(loss, "__name__", repr(loss))
+    return repr(keras.losses.serialize(loss))
 
 
 def fit(
