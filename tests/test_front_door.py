@@ -158,8 +158,8 @@ def test_train_and_quantize_say_what_they_take(small):
         qlab.train("model.h5", dataset)
     with pytest.raises(TypeError, match="qlab.dataset"):
         qlab.train(model, (dataset.x_train, dataset.y_train))
-    for settings in ({"epochs": 0}, {"epochs": 2.5}, {"learning_rate": -1.0}):
-        with pytest.raises(ValueError, match="epochs|learning_rate"):
+    for settings in ({"epochs": 0}, {"epochs": 2.5}, {"learning_rate": -1.0}, {"batch_size": 0}):
+        with pytest.raises(ValueError, match="epochs|learning_rate|batch_size"):
             qlab.train(model, dataset, use_cache=False, progress=False, **settings)
     with qlab.fresh_names():
         binary = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
@@ -198,3 +198,15 @@ def test_a_loss_you_compiled_is_part_of_what_train_caches(small, tmp_path):
             trained[loss] = qlab.train(model, dataset, epochs=1, progress=False).get_weights()[0]
     model.set_weights(start)
     assert not np.array_equal(trained[None], trained["mse"])
+
+
+def test_a_numpy_learning_rate_is_a_learning_rate(small, tmp_path):
+    import numpy as np
+
+    from qlab.infra import cache
+
+    model, dataset, _ = small
+    start = model.get_weights()
+    with cache.use(tmp_path):
+        qlab.train(model, dataset, epochs=1, learning_rate=np.float32(0.01), progress=False)
+    model.set_weights(start)

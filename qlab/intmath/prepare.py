@@ -73,7 +73,7 @@ def check_integer_only(model: flatbuffer.ModelFile) -> None:
             "run_integer needs an integer-only model (mode 'integer_only' or "
             f"'integer_only_uint8'); this model has {wrong.type.lower()} "
             f"{_where(model, wrong)} {wrong.name!r}{_kind(model)}. Convert it with "
-            "qlab.conversion.to_tflite.quantize(model, 'integer_only', calibration)."
+            "qlab.quantize(model, 'integer_only', calibration)."
         )
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise IntegerModelError(

@@ -8,6 +8,7 @@ lacks). A zoo model trains from a `TrainConfig`; your own with `train_model`.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -244,9 +245,8 @@ def _check_settings(epochs, learning_rate, batch_size) -> None:
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate)) or (
-        learning_rate <= 0
-    ):
+    real = isinstance(learning_rate, numbers.Real) and not isinstance(learning_rate, bool)
+    if not (real and math.isfinite(learning_rate)) or learning_rate <= 0:
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
 
 

@@ -30,8 +30,9 @@ DIGITS_CNN_PARAMS = 32_810  # what the article's model.summary() prints
 
 @contextlib.contextmanager
 def fresh_names():
-    """Keras' automatic names (process-wide counters, copied into tensor names) start from
-    scratch inside the block; on leaving, the counters and names seen outside are restored.
+    """A context manager (`with qlab.fresh_names(): ...`): Keras' automatic names (process-wide
+    counters, copied into tensor names) start from scratch inside the block, so a model converts
+    to the same bytes whatever was built before; on leaving, the counters are restored.
 
     Source: tf_keras/src/backend.py, `get_uid` and `unique_object_name` read
     PER_GRAPH_OBJECT_NAME_UIDS and OBSERVED_NAMES; `reset_uids` clears both.
