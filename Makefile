@@ -211,8 +211,9 @@ studies: venv
 bench-sweep: venv
 	$(PY) -m qlab sweep-bench calibration-size --out $(OUT) --seeds 0 1 2 3 4 --rounds 2
 
+# as root (containers, many workshop VMs) JupyterLab refuses to start without --allow-root
 lab: venv
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf data/cache $(OUT) .pytest_cache build test-artifacts

@@ -101,3 +101,9 @@ def test_quantized_is_served_from_cache(root, digits, calibration):
     entries = len(list(root.glob("tflite-*.bin")))
     b = artifacts.quantized(config, "integer_only", calibration, digits, progress=False)
     assert a == b and entries == 1 == len(list(root.glob("tflite-*.bin")))
+
+
+@pytest.mark.parametrize("kind", ["../escaped", "a/b", "", "Model", "x y", 3])
+def test_a_kind_that_is_not_a_plain_name_is_refused(kind):
+    with pytest.raises(ValueError, match="lowercase letters, digits and dashes"):
+        cache.key(kind, {})

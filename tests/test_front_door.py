@@ -209,3 +209,16 @@ def test_a_numpy_learning_rate_is_a_learning_rate(small, tmp_path):
     with cache.use(tmp_path):
         qlab.train(model, dataset, epochs=1, learning_rate=np.float32(0.01), progress=False)
     model.set_weights(start)
+
+
+def test_latency_refuses_what_it_cannot_time(small):
+    import numpy as np
+
+    from qlab.tflite import measure
+
+    _, dataset, tflite = small
+    for settings in ({"runs": 2.5}, {"runs": 0}, {"warmup": -1}):
+        with pytest.raises(ValueError, match="whole number"):
+            measure.latency(tflite, dataset.x_test, **settings)
+    with pytest.raises(ValueError, match="at least one sample"):
+        measure.latency(tflite, np.zeros((0, 4), "float32"))

@@ -250,3 +250,8 @@ def test_notebooks_committed_without_outputs():
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and not cell.get("execution_count"), path.name
+
+
+def test_make_lab_starts_as_root_too():
+    recipe = re.search(r"^lab:.*\n\t(.*)", (ROOT / "Makefile").read_text(), flags=re.M).group(1)
+    assert "--allow-root" in recipe and "id -u" in recipe

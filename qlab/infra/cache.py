@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from importlib.metadata import version
@@ -37,7 +38,12 @@ def cache_dir() -> Path:
 
 
 def key(kind: str, config: dict) -> str:
-    """Returns "<kind>-<20 hex digits of the SHA-256 of kind, FORMAT, TF version and config>"."""
+    """Returns "<kind>-<20 hex digits of the SHA-256 of kind, FORMAT, TF version and config>".
+
+    Raises ValueError for a kind that is not lowercase letters, digits and dashes (it names a file
+    in the cache folder)."""
+    if not isinstance(kind, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", kind):
+        raise ValueError(f"a cache kind is lowercase letters, digits and dashes, got {kind!r}")
     record = {"kind": kind, "format": FORMAT, "tensorflow": version("tensorflow"), "config": config}
     text = json.dumps(record, sort_keys=True, default=str)
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"

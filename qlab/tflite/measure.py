@@ -57,8 +57,16 @@ def latency(
     Returns {"latency_us": median, "latency_p10_us", "latency_p90_us" (µs), "latency_runs"}.
     Raises ValueError for runs below 1 or a negative warmup.
     """
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"runs must be >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    whole = all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in (runs, warmup)
+    )
+    if not whole or runs < 1 or warmup < 0:
+        raise ValueError(
+            f"runs must be a whole number >= 1 and warmup one >= 0, got runs={runs!r}, "
+            f"warmup={warmup!r}"
+        )
+    if len(x) == 0:
+        raise ValueError("latency needs at least one sample to time, got an empty array")
     rt = Runtime(tflite, kernels=kernels, num_threads=num_threads)
     samples = rt.quantize_input(np.asarray(x[: max(1, min(len(x), runs))], dtype=np.float32))
     interp, index = rt.interpreter, rt.input["index"]
