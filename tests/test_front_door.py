@@ -222,3 +222,14 @@ def test_latency_refuses_what_it_cannot_time(small):
             measure.latency(tflite, dataset.x_test, **settings)
     with pytest.raises(ValueError, match="at least one sample"):
         measure.latency(tflite, np.zeros((0, 4), "float32"))
+
+
+def test_infinite_inputs_are_refused_like_nan(small):
+    import numpy as np
+
+    _, dataset, tflite = small
+    for bad in (np.nan, np.inf, -np.inf):
+        x = dataset.x_test.copy()
+        x[0, 0] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            qlab.accuracy(tflite, x, dataset.y_test)

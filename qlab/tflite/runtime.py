@@ -132,15 +132,16 @@ class Runtime:
         """Returns float32 outputs, (n,) + output sample shape, for real-valued `x` (a batch or
         one sample), whatever the model's I/O types.
 
-        Raises ValueError for the wrong shape, an empty batch, non-numeric data, NaN, or integer
-        data for a model with integer input (use `invoke_raw`).
+        Raises ValueError for the wrong shape, an empty batch, non-numeric data, NaN or ±inf, or
+        integer data for a model with integer input (use `invoke_raw`).
         """
         x = as_batch(x, self.sample_shape)
         if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
             raise ValueError(f"input must be numeric (float pixels), got dtype {x.dtype}")
-        if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
             raise ValueError(
-                "input contains NaN: a model has no meaningful output for it; clean the data first"
+                "input contains NaN or infinity: a model has no meaningful output for it (an int8 "
+                "file would clip infinity to its range silently); clean the data first"
             )
         if np.issubdtype(x.dtype, np.integer) and self.input_dtype != np.float32:
             raise ValueError(
